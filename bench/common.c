@@ -49,17 +49,18 @@ double bench_wall_now(void)
 
 double bench_spread(const double *v, int n, int digits, char *out, size_t len)
 {
-	double s[64];
-	if (n > 64)
-		n = 64;
 	if (n < 1) {
 		snprintf(out, len, "-");
 		return 0;
 	}
+	double *s = malloc(sizeof(double) * (size_t)n);
+	if (!s)
+		bench_die("bench_spread", "out of memory");
 	memcpy(s, v, sizeof(double) * (size_t)n);
 	qsort(s, (size_t)n, sizeof(double), bench_cmp_double);
 	double med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 	snprintf(out, len, "%.*f (%.*f-%.*f)", digits, med, digits, s[0], digits, s[n - 1]);
+	free(s);
 	return med;
 }
 

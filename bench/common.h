@@ -14,7 +14,8 @@ double bench_now(void); /* monotonic seconds */
 void bench_sleep(double seconds);
 int bench_cmp_double(const void *a, const void *b); /* for qsort of doubles */
 double bench_wall_now(void);                        /* CLOCK_REALTIME seconds */
-/* "median (min-max)" of N (at most 64) values, with DIGITS decimals; returns the median. */
+/* "median (min-max)" of N values, with DIGITS decimals (an even N: the mean of the middle
+ * two); returns the median. */
 double bench_spread(const double *v, int n, int digits, char *out, size_t len);
 /* "load average WHEN: 1 5 15 (uptime's), N CPUs (nproc)", a line on stdout: the benches print
  * it at their start and end, since every figure depends on what else the machine runs. */

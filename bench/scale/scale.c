@@ -2,7 +2,9 @@
  * is due): how long `pgcrond check` and `pgcrond list` take, how long the daemon takes from
  * exec to its "started" line, how long a SIGHUP reload takes (signal to its "configuration
  * reloaded" line), and the daemon's RSS after start and after the reloads. Each figure is the
- * median (min-max) over RUNS runs (the reloads: over every reload of every run).
+ * median (min-max) over RUNS runs, an odd number so that the median is one of them (the
+ * reloads: over every reload of every run, the mean of the middle two when they are even in
+ * number); each line says over how many.
  *
  * Whether a reload delays the fires due meanwhile: TICKS more jobs run every second (an
  * INSERT of statement_timestamp() into bench_scale_tick; lateness is that minus the whole
@@ -23,11 +25,11 @@
  * of the bar "scale" as a ratio to what the same server does for pgbench).
  *
  *   scripts/pg-sandbox run -- build/dev/bench/scale/bench_scale [N ...]   (default 10000 100000)
- *   (SCALE_RUNS=3; SCALE_RELOADS=4: reloads per run; SCALE_TICKS=4 (at most 20,000);
- *   SCALE_LOG_LEVEL=notice: the daemon's log_level, debug for the time a reload holds the loop;
- *   SCALE_FLOORS=bare,raw,hist ("none": none); SCALE_PGBENCH_SECONDS=5 (0: no pgbench);
- *   SCALE_PGBENCH=/usr/lib/postgresql/15/bin/pgbench; BENCH_PGCROND=PATH: that pgcrond binary
- *   instead of this build's) */
+ *   (SCALE_RUNS=3: an even number is made odd, one run more; SCALE_RELOADS=4: reloads per run;
+ * SCALE_TICKS=4 (at most 20,000); SCALE_LOG_LEVEL=notice: the daemon's log_level, debug for the
+ * time a reload holds the loop; SCALE_FLOORS=bare,raw,hist ("none": none); SCALE_PGBENCH_SECONDS=5
+ * (0: no pgbench); SCALE_PGBENCH=/usr/lib/postgresql/15/bin/pgbench; BENCH_PGCROND=PATH: that
+ * pgcrond binary instead of this build's) */
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -43,7 +45,7 @@
 #include "floor.h"
 
 #define DB "bench_scale"
-#define MAX_RUNS 16
+#define MAX_RUNS 15
 #define MAX_RELOADS 16
 #define MAX_FLOORS 3
 #define POOL 8
@@ -220,13 +222,18 @@ static long rss_kb(pid_t pid)
 	return kb;
 }
 
-/* Prints "median (min-max)" of N values; returns the median. */
-static double report(const char *what, double *v, int n, const char *unit, double scale)
+/* Prints "median (min-max)" of N values (times SCALE, in UNIT), over N OF; returns the
+ * median (unscaled). */
+static double report(const char *what, const double *v, int n, const char *of, const char *unit,
+                     double scale)
 {
-	qsort(v, (size_t)n, sizeof(*v), bench_cmp_double);
-	printf("  %-28s %8.2f %s (%.2f-%.2f)\n", what, v[n / 2] * scale, unit, v[0] * scale,
-	       v[n - 1] * scale);
-	return v[n / 2];
+	double s[MAX_RUNS * MAX_RELOADS];
+	char spread[96];
+	for (int i = 0; i < n; i++)
+		s[i] = v[i] * scale;
+	double median = bench_spread(s, n, 2, spread, sizeof(spread));
+	printf("  %-30s %s %s, %d %s\n", what, spread, unit, n, of);
+	return median / scale;
 }
 
 /* The ticks' runs a second that pgcrond's history recorded as succeeded, of the fires
@@ -302,10 +309,12 @@ static double pgbench_tps(const char *dir, int seconds)
 int main(int argc, char **argv)
 {
 	const char *sandbox = getenv("PGCROND_SANDBOX");
-	const char *rv = getenv("SCALE_RUNS");
-	int runs = rv ? atoi(rv) : 3;
-	if (runs < 1 || runs > MAX_RUNS)
-		runs = 3;
+	int runs = env_int("SCALE_RUNS", 3, 1, MAX_RUNS);
+	if (runs % 2 == 0) {
+		fprintf(stderr, "bench_scale: SCALE_RUNS=%d: %d runs, an odd number\n", runs,
+		        runs + 1);
+		runs++;
+	}
 	if (!sandbox) {
 		fprintf(stderr,
 		        "bench_scale: run it in a sandbox: scripts/pg-sandbox run -- %s [N ...]\n",
@@ -407,24 +416,28 @@ int main(int argc, char **argv)
 		}
 		printf("N=%d jobs in %d files, %d runs, median (min-max):\n", n, (n + 999) / 1000,
 		       runs);
-		report("pgcrond check", check, runs, "s", 1);
-		report("pgcrond list", list, runs, "s", 1);
-		report("daemon exec to started", start, runs, "s", 1);
-		report("SIGHUP to reloaded", reload, n_reload, "s", 1);
-		report("RSS after start", rss0, runs, "MB", 1.0 / 1024);
-		report("RSS after the reloads", rss1, runs, "MB", 1.0 / 1024);
+		report("pgcrond check", check, runs, "runs", "s", 1);
+		report("pgcrond list", list, runs, "runs", "s", 1);
+		report("daemon exec to started", start, runs, "runs", "s", 1);
+		report("SIGHUP to reloaded", reload, n_reload, "reloads", "s", 1);
+		report("RSS after start", rss0, runs, "runs", "MB", 1.0 / 1024);
+		report("RSS after the reloads", rss1, runs, "runs", "MB", 1.0 / 1024);
 		if (n_in)
-			report("fires during a reload, late", late_in, n_in, "ms", 1);
-		if (n_out)
-			report("fires in a quiet 3 s, late", late_out, n_out, "ms", 1);
+			report("fires during a reload, late", late_in, n_in, "reloads", "ms", 1);
+		double pg_late = -1; /* the quiet windows' median, if each run had one */
+		if (n_out) {
+			double m =
+			    report("fires in a quiet 3 s, late", late_out, n_out, "runs", "ms", 1);
+			pg_late = n_out == runs ? m : -1;
+		}
 		printf(
 		    "  (the worst of each window's fires; reloads: %ld of %ld fires ran, %d of %d "
 		    "windows had one; quiet: %ld of %ld fires ran)\n",
 		    fires_in, want_in, n_in, n_reload, fires_out, want_out);
 		if (n_hold)
-			report("longest loop hold, reload", hold, n_hold, "ms", 1);
-		double pg_rec = report("ticks' runs/s recorded, quiet", recorded, runs, "/s", 1);
-		double pg_late = n_out == runs ? late_out[n_out / 2] : -1; /* sorted by report() */
+			report("longest loop hold, reload", hold, n_hold, "reloads", "ms", 1);
+		double pg_rec =
+		    report("ticks' runs/s recorded, quiet", recorded, runs, "runs", "/s", 1);
 		if (nfloor)
 			printf(
 			    "  the floor: a minimal libpq client, %d connections, %d INSERTs every "
@@ -433,9 +446,9 @@ int main(int argc, char **argv)
 		for (int i = 0; i < nfloor; i++) {
 			char what[64];
 			snprintf(what, sizeof(what), "floor %s fires late", kinds[i]);
-			double late = report(what, fl_late[i], runs, "ms", 1);
+			double late = report(what, fl_late[i], runs, "runs", "ms", 1);
 			snprintf(what, sizeof(what), "floor %s runs/s", kinds[i]);
-			double rs = report(what, fl_runs[i], runs, "/s", 1);
+			double rs = report(what, fl_runs[i], runs, "runs", "/s", 1);
 			printf(
 			    "  pgcrond / floor %-4s  worst lateness in a quiet 3 s %.2fx  runs/s "
 			    "recorded %.3fx\n",
@@ -443,7 +456,7 @@ int main(int argc, char **argv)
 			    rs > 0 ? pg_rec / rs : 0);
 		}
 		if (tps[0] >= 0) {
-			double t = report("pgbench tps (16 conns)", tps, runs, "/s", 1);
+			double t = report("pgbench tps (16 conns)", tps, runs, "runs", "/s", 1);
 			printf("  pgcrond's ticks' runs/s recorded / pgbench's tps: %.3g (pgbench: "
 			       "the "
 			       "ticks' INSERT, 16 connections, %d s)\n",

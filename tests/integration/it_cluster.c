@@ -5,6 +5,7 @@
  * for PGCROND_SOAK_S seconds (default 180) with PGCROND_SOAK=1. */
 #include <check.h>
 #include <errno.h>
+#include <jansson.h>
 #include <linux/sched.h> /* CLONE_NEWUTS (<sched.h> is core/src/sched/sched.h here) */
 #include <signal.h>
 #include <stdio.h>
@@ -781,13 +782,29 @@ START_TEST(claims_go_between_the_jobs_parts)
 	struct itest_inst a;
 	cluster_db(&e, "cl-turns");
 	claims_alone(&e);
-	char *jobs = parts_jobs(keep_all, ",\n  { name = \"tick\"; command = \"SELECT 1\";"
-	                                  " database = \"app\"; schedule = \"* * * * * *\"; }\n");
+	char *jobs = parts_jobs(keep_all, "");
 	itest_exec(e.db, "BEGIN");
 	itest_exec(e.db, "LOCK TABLE pgcrond.instance_job IN SHARE MODE");
 	itest_inst_init(&a, &e, "turns1", jobs);
 	free(jobs);
 	itest_inst_start(&a);
+	/* the tick comes with a reload once the first part waits for the lock (in the start's
+	 * configuration, its first claim could go before that part) */
+	PGconn *look = itest_connect(e.ci);
+	ck_assert_msg(itest_wait_sql(look,
+	                             "SELECT count(*) > 0 FROM pg_catalog.pg_stat_activity"
+	                             " WHERE wait_event_type = 'Lock'"
+	                             " AND query LIKE '%pgcrond.instance_job%'",
+	                             30),
+	              "the first part does not wait for the lock:\n%s", itest_tail(a.log));
+	PQfinish(look);
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/conf.d/10-jobs.conf", a.dir);
+	jobs = parts_jobs(keep_all, ",\n  { name = \"tick\"; command = \"SELECT 1\";"
+	                            " database = \"app\"; schedule = \"* * * * * *\"; }\n");
+	itest_write_file(path, "%s", jobs);
+	free(jobs);
+	kill(a.pid, SIGHUP);
 	/* the tick's fires wait for their claims, queued behind the part the lock holds up: the
 	 * next fire finds its claim still pending */
 	ck_assert_msg(itest_wait_log(a.log, "tick: skipped: previous fire still being claimed", 15),
@@ -1742,13 +1759,11 @@ static int requests_marked_once(const char *path)
  * its request is found dead: the survivor closes that run failed ("the request may have
  * reached the server") and does not serve its fire again, and the frozen one, resumed,
  * sends nothing twice: each fire's request comes once (no retries). */
-START_TEST(http_request_waits_for_its_mark)
+/* mark_server_py started in E's DIR (E->dir/http): its pid, its port in *PORT */
+static pid_t mark_server_start(const struct itest_env *e, char *dir, size_t dirlen, int *port)
 {
-	struct itest_env e;
-	struct itest_inst a, b;
-	cluster_db(&e, "cl-httpmark");
-	char dir[1024], path[1100], sleep_txt[1100], *ports;
-	snprintf(dir, sizeof(dir), "%s/http", e.dir);
+	char path[1100], *ports;
+	snprintf(dir, dirlen, "%s/http", e->dir);
 	mkdir(dir, 0755);
 	snprintf(path, sizeof(path), "%s/psql.txt", dir);
 	itest_write_file(path, "%s/psql", itest_pgbin());
@@ -1756,10 +1771,22 @@ START_TEST(http_request_waits_for_its_mark)
 	char *ci = itest_conninfo_db(DB);
 	itest_write_file(path, "%s", ci);
 	free(ci);
-	snprintf(sleep_txt, sizeof(sleep_txt), "%s/sleep.txt", dir);
 	pid_t srv = itest_script_start(dir, mark_server_py, &ports);
-	int port = atoi(ports);
-	ck_assert_msg(port > 0, "the HTTP server did not start: %s", ports);
+	*port = atoi(ports);
+	ck_assert_msg(*port > 0, "the HTTP server did not start: %s", ports);
+	free(ports);
+	return srv;
+}
+
+START_TEST(http_request_waits_for_its_mark)
+{
+	struct itest_env e;
+	struct itest_inst a, b;
+	cluster_db(&e, "cl-httpmark");
+	char dir[1024], path[1100], sleep_txt[1100];
+	int port;
+	pid_t srv = mark_server_start(&e, dir, sizeof(dir), &port);
+	snprintf(sleep_txt, sizeof(sleep_txt), "%s/sleep.txt", dir);
 	snprintf(path, sizeof(path), "%s/requests.txt", dir);
 	char jobs[512];
 	snprintf(jobs, sizeof(jobs),
@@ -1800,9 +1827,146 @@ START_TEST(http_request_waits_for_its_mark)
 	                                     " AND status IN ('succeeded', 'failed', 'running')"
 	                                     " GROUP BY 1 HAVING count(*) > 1) t"),
 	                 0);
-	free(ports);
 	itest_inst_stop(alive, SIGTERM);
 	itest_inst_stop(frozen, SIGTERM);
+	itest_relay_stop(srv);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* The instance of L whose `pgcrond status --json` lists a run of job h waiting for its start
+ * mark ("mark"), in L->found. */
+struct mark_look {
+	struct itest_inst *in[2];
+	struct itest_inst *found;
+	char *status; /* that instance's `pgcrond status h` */
+};
+
+static bool h_waits_for_its_mark(void *arg)
+{
+	struct mark_look *l = arg;
+	for (int i = 0; i < 2 && !l->found; i++) {
+		int st;
+		char *out = itest_cli(&st, "status", "-c", l->in[i]->conf, "--json", NULL);
+		json_t *doc = st == 0 ? json_loads(out, 0, NULL) : NULL, *j, *w;
+		size_t x, y;
+		json_array_foreach(json_object_get(doc, "jobs"), x, j)
+		{
+			if (strcmp(json_string_value(json_object_get(j, "name")), "h") != 0)
+				continue;
+			json_array_foreach(json_object_get(j, "waiting"), y, w)
+			{
+				if (strcmp(json_string_value(json_object_get(w, "for")), "mark") ==
+				    0)
+					l->found = l->in[i];
+			}
+		}
+		json_decref(doc);
+		free(out);
+		if (l->found)
+			l->status = itest_cli(&st, "status", "-c", l->found->conf, "h", NULL);
+	}
+	return l->found != NULL;
+}
+
+/* With several instances, an HTTP run waiting for its start mark sent nothing yet: `pgcrond
+ * status` lists it as waiting ("mark"), and `pgcrond drop` withdraws it as it does a SQL run
+ * waiting for its connection (docs/operations.md, the backlog): its request never reaches
+ * the server, its one row is skipped "dropped by ...", and the job's later fires run. The
+ * marks are held by a lock the test takes on pgcrond.run_start, between two fires. */
+START_TEST(http_run_waiting_for_its_mark_dropped)
+{
+	struct itest_env e;
+	struct itest_inst a, b;
+	cluster_db(&e, "cl-httpdrop");
+	char dir[1024], path[1100], jobs[512];
+	int port;
+	pid_t srv = mark_server_start(&e, dir, sizeof(dir), &port);
+	snprintf(path, sizeof(path), "%s/requests.txt", dir);
+	snprintf(jobs, sizeof(jobs),
+	         "job = { name = \"h\"; schedule = \"*/5 * * * * *\";"
+	         " http = { url = \"http://127.0.0.1:%d/h\"; }; };\n",
+	         port);
+	itest_inst_init(&a, &e, "one", jobs);
+	itest_inst_init(&b, &e, "two", jobs);
+	itest_inst_up(&e, &a);
+	itest_inst_up(&e, &b);
+	itest_sleep(3); /* each knows it is not alone: runs are marked from now on */
+	char *up = itest_scalar(e.db, "SELECT clock_timestamp()::text");
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'h' AND status = 'succeeded'"
+	                             " AND start_time > '%s'",
+	                             up),
+	              "no runs:\n%s", itest_tail(a.log));
+
+	/* between two fires (2 s after one, its run over and its mark gone: the statement that
+	 * deletes it would hold up its instance's session, and the claim of the next fire behind
+	 * it), the marks' table locked: the next fire's run waits for its mark on the instance
+	 * that claimed it */
+	char *wait = itest_scalar(e.db, "SELECT (7 - extract(epoch FROM clock_timestamp())"
+	                                " % 5) % 5");
+	itest_sleep(atof(wait));
+	free(wait);
+	ck_assert_msg(itest_env_wait(&e, 2,
+	                             "SELECT NOT EXISTS (SELECT FROM pgcrond.job_run_details"
+	                             "  WHERE job_name = 'h' AND status = 'running')"
+	                             " AND NOT EXISTS (SELECT FROM pgcrond.run_start)"),
+	              "a run of h goes on:\n%s", itest_tail(a.log));
+	PGconn *lock = itest_connect(e.ci);
+	itest_exec(lock, "BEGIN; LOCK TABLE pgcrond.run_start IN SHARE MODE");
+	struct mark_look l = {.in = {&a, &b}};
+	ck_assert_msg(itest_wait_until(h_waits_for_its_mark, &l, 12),
+	              "no run of h waits for its mark:\none:\n%s\ntwo:\n%s", itest_tail(a.log),
+	              itest_tail(b.log));
+	ck_assert_msg(strstr(l.status, "waiting:\n  for its start mark [mark]"), "status h: %s",
+	              l.status);
+	free(l.status);
+	int st;
+	char *out = itest_cli(&st, "drop", "-c", l.found->conf, "h", NULL);
+	static const char dropped[] = "h: 1 waiting run(s) dropped (dropped by ";
+	ck_assert_msg(st == 0 && strncmp(out, dropped, strlen(dropped)) == 0, "drop h: %d %s", st,
+	              out);
+	free(out);
+	itest_sleep(1); /* a request would go once the mark is written: it must not */
+	itest_exec(lock, "COMMIT");
+	PQfinish(lock);
+
+	/* its one row: skipped, dropped, without a SQLSTATE */
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) = 1 AND bool_and(r.status = 'skipped'"
+	                             " AND r.return_message LIKE 'dropped by %%, uid %%'"
+	                             " AND r.sqlstate IS NULL AND r.instance = '%s'"
+	                             " AND (SELECT count(*) FROM pgcrond.job_run_details o"
+	                             "  WHERE o.job_name = 'h'"
+	                             "  AND o.scheduled_time = r.scheduled_time) = 1)"
+	                             " FROM pgcrond.job_run_details r WHERE r.job_name = 'h'"
+	                             " AND r.return_message LIKE 'dropped%%'",
+	                             l.found->name),
+	              "h's dropped row: %s\n%s",
+	              itest_scalar(e.db, "SELECT json_agg(r) FROM pgcrond.job_run_details r"
+	                                 " WHERE job_name = 'h' AND start_time > now() - '20 s'"),
+	              itest_tail(l.found->log));
+	/* the later fires run */
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) >= 2 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'h' AND status = 'succeeded'"
+	                             " AND scheduled_time > (SELECT scheduled_time FROM"
+	                             "  pgcrond.job_run_details WHERE job_name = 'h'"
+	                             "  AND return_message LIKE 'dropped%%')"),
+	              "no later fire of h ran:\n%s", itest_tail(l.found->log));
+	ck_assert_int_eq(itest_inst_stop(&a, SIGTERM), 0);
+	ck_assert_int_eq(itest_inst_stop(&b, SIGTERM), 0);
+	/* each request the server got is a success's: none was the dropped run's */
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                     " WHERE job_name = 'h' AND status = 'succeeded'"),
+	                 itest_count_in_file(path, "\n"));
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                     " WHERE job_name = 'h' AND status = 'failed'"),
+	                 0);
+	free(up);
 	itest_relay_stop(srv);
 	itest_inst_free(&a);
 	itest_inst_free(&b);
@@ -1838,6 +2002,7 @@ int main(void)
 	    {"hello", newcomer_is_seen_at_once},
 	    {"spread", spread_fires_once_over_the_window},
 	    {"httpmark", http_request_waits_for_its_mark},
+	    {"httpdrop", http_run_waiting_for_its_mark_dropped},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "itest.h"
@@ -46,16 +45,6 @@ static void wait_lone_runs(struct itest_env *e, const char *log, const char *job
 	              "%s has not run %d times:\n%s", job, n, itest_tail(log));
 }
 
-static char *server_log(void)
-{
-	const char *dir = getenv("PGCROND_SANDBOX");
-	ck_assert_msg(dir != NULL, "PGCROND_SANDBOX is not set");
-	size_t len = strlen(dir) + 16;
-	char *p = malloc(len);
-	snprintf(p, len, "%s/server.log", dir);
-	return p;
-}
-
 struct count_arg {
 	const char *log, *needle;
 	int n;
@@ -72,12 +61,6 @@ static bool wait_count(const char *log, const char *needle, int n, double timeou
 {
 	struct count_arg a = {log, needle, n};
 	return itest_wait_until(count_reached, &a, timeout_s);
-}
-
-static long file_size(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0 ? (long)st.st_size : 0;
 }
 
 /* The statements the backend PID ran, by the server's log, from byte FROM on: their count,
@@ -129,8 +112,8 @@ static int count_8s(struct itest_env *e, const struct itest_inst *in, char *what
 	snprintf(q, sizeof(q), "SELECT backend_pid FROM pgcrond.instance WHERE name = '%s'",
 	         in->name);
 	int pid = (int)itest_scalar_ll(e->db, q);
-	char *log = server_log();
-	long from = file_size(log);
+	char *log = itest_server_log();
+	long from = itest_file_size(log);
 	itest_sleep(8);
 	/* the same backend all along (a reconnect would hide statements) */
 	ck_assert_msg(itest_scalar_ll(e->db, q) == pid, "the coordination session changed");
@@ -203,6 +186,25 @@ START_TEST(lone_instance_sends_only_its_heartbeat)
 }
 END_TEST
 
+/* Every `skipped` row of JOB (its message "previous run ...") says MESSAGE, an expression of
+ * P, the row of the job's run ahead of the fire (the last before it that was not skipped). */
+static void assert_skips_name(struct itest_env *e, const char *job, const char *message)
+{
+	char q[2048];
+	snprintf(q, sizeof(q),
+	         "SELECT coalesce(string_agg(s.scheduled_time || ': ' || s.return_message, E'\\n'),"
+	         " '') FROM pgcrond.job_run_details s WHERE s.job_name = '%s' AND s.status ="
+	         " 'skipped' AND s.return_message LIKE 'previous run %%' AND s.return_message IS"
+	         " DISTINCT FROM (SELECT %s FROM pgcrond.job_run_details p WHERE p.job_name ="
+	         " s.job_name AND p.status <> 'skipped' AND p.scheduled_time < s.scheduled_time"
+	         " ORDER BY p.scheduled_time DESC LIMIT 1)",
+	         job, message);
+	char *wrong = itest_scalar(e->db, q);
+	ck_assert_msg(wrong && !*wrong, "skipped rows that do not say what the fire met:\n%s",
+	              wrong);
+	free(wrong);
+}
+
 /* A lone instance writes two `skipped` rows a run for the fires skipped behind it (overlap =
  * skip), the first and the last, not one a fire (issue 64: at 15,000 jobs a second those rows
  * were two in three of the history's and held the runs back): a job every second whose runs
@@ -248,6 +250,50 @@ START_TEST(lone_skips_one_row_a_run)
 	                    "0");
 	ck_assert_msg(rowless >= runs, "%d fires skipped without a row for %lld runs", rowless,
 	              runs);
+	/* each row says what its fire met, the last's (written as the run ended) too: the run
+	 * ahead of it, started when that run's row says */
+	assert_skips_name(&e, "slow",
+	                  "'previous run still running (started ' || to_char(p.start_time AT TIME"
+	                  " ZONE 'UTC', 'HH24:MI:SS') || 'Z); overlap = skip'");
+	itest_inst_free(&a);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* The same behind a run that waits for a run slot (max_running = 1, held by a job whose runs
+ * take 3.5 s): its rows, the last's too, say it was waiting, due when it was, as the log said
+ * of each fire, not that it was running (it ran after, before the last row was written). */
+START_TEST(lone_skips_behind_a_queued_run)
+{
+	struct itest_env e;
+	struct itest_inst a;
+	lone_db(&e, "lone-skipsq");
+	itest_inst_init(&a, &e, "solo",
+	                "jobs = ( { name = \"hog\"; command = \"SELECT pg_sleep(3.5)\";"
+	                " database = \"app\"; schedule = \"*/4 * * * * *\"; },\n"
+	                "  { name = \"q\"; command = \"SELECT 1\";"
+	                " database = \"app\"; schedule = \"* * * * * *\"; } );\n");
+	FILE *f = fopen(a.conf, "a");
+	ck_assert(f != NULL);
+	fputs("max_running = 1;\n", f);
+	fclose(f);
+	itest_inst_start(&a);
+	wait_live(&e, &a);
+	wait_lone_runs(&e, a.log, "hog", 3);
+	ck_assert_int_eq(itest_inst_stop(&a, SIGTERM), 0);
+	/* a row written as a run ended, for a fire skipped without one while it waited */
+	ck_assert_msg(itest_env_count(&e,
+	                              "SELECT count(*) FROM pgcrond.job_run_details s"
+	                              " WHERE job_name = 'q' AND status = 'skipped' AND"
+	                              " start_time > (SELECT min(r.start_time) FROM"
+	                              " pgcrond.job_run_details r WHERE r.job_name = 'q'"
+	                              " AND r.status = 'succeeded' AND r.scheduled_time <"
+	                              " s.scheduled_time AND r.start_time > s.scheduled_time)") > 0,
+	              "no row of a fire skipped without one:\n%s", itest_tail(a.log));
+	assert_skips_name(&e, "q",
+	                  "'previous run still waiting for a run slot (due ' ||"
+	                  " to_char(p.scheduled_time AT TIME ZONE 'UTC', 'HH24:MI:SS') ||"
+	                  " 'Z); overlap = skip'");
 	itest_inst_free(&a);
 	itest_env_teardown(&e);
 }
@@ -624,8 +670,11 @@ int main(void)
 		const char *name;
 		const TTest *test;
 	} cases[] = {
-	    {"quiet", lone_instance_sends_only_its_heartbeat}, {"skips", lone_skips_one_row_a_run},
-	    {"switch", lone_and_claiming_switch_both_ways},    {"frozen", frozen_while_alone},
+	    {"quiet", lone_instance_sends_only_its_heartbeat},
+	    {"skips", lone_skips_one_row_a_run},
+	    {"skipsq", lone_skips_behind_a_queued_run},
+	    {"switch", lone_and_claiming_switch_both_ways},
+	    {"frozen", frozen_while_alone},
 	    {"silent", silent_run_connection_is_found},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -12,6 +12,13 @@
 
 #include "itest.h"
 
+/* The own session of a history database whose schema is older, named APP (for
+ * itest_env_wait: '%%'): its last statement read pgcrond's schema, or was its connection
+ * check, where the pool's ran the jobs' commands or their resets. */
+#define HELD_SESSION(app)                                                                          \
+	" FROM pg_stat_activity WHERE datname = current_database() AND application_name = '" app   \
+	"' AND (query = 'SELECT 1' OR query LIKE '%%pgcrond.%%')"
+
 /* Every client session on E's database but the test's own. */
 #define SESSIONS_SQL                                                                               \
 	"FROM pg_stat_activity WHERE datname = current_database()"                                 \
@@ -215,8 +222,17 @@ END_TEST
  * do, writes nothing there (no run record, no claim, no instance row), and its runs go on,
  * their records kept in the spool. After 'pgcrond install', run while runs are in flight,
  * every run that ran is in the history exactly once. */
-/* E's database with pgcrond's schema up to step 22 only, and jobs "tick" (every second) and
- * "slow" (1.5 s, overlap skip) that insert into public.ran. */
+/* Jobs "tick" (every second) and "slow" (1.5 s, overlap skip) that insert into public.ran:
+ * "slow" lasts 1.5 s, so one is in flight whenever the install comes. */
+static const char old_schema_jobs[] =
+    "jobs = (\n"
+    "  { name = \"tick\"; command = \"INSERT INTO public.ran (job) VALUES ('tick')\";"
+    " database = \"app\"; schedule = \"* * * * * *\"; },\n"
+    "  { name = \"slow\"; command = \"SELECT pg_sleep(1.5); INSERT INTO public.ran (job)"
+    " VALUES ('slow')\"; database = \"app\"; schedule = \"* * * * * *\";"
+    " overlap = \"skip\"; } );\n";
+
+/* E's database with pgcrond's schema up to step 22 only, and old_schema_jobs. */
 static void old_schema_setup(struct itest_env *e, const char *name, const char *db)
 {
 	itest_env_init(e, name, db);
@@ -233,14 +249,25 @@ static void old_schema_setup(struct itest_env *e, const char *name, const char *
 	                  "GRANT ALL ON ALL SEQUENCES IN SCHEMA pgcrond TO PUBLIC;"
 	                  "CREATE TABLE public.ran (job text, at timestamptz DEFAULT"
 	                  " clock_timestamp()); GRANT ALL ON public.ran TO PUBLIC");
-	/* "slow" lasts 1.5 s: one is in flight whenever the install comes */
-	itest_env_job(e, "10-jobs.conf",
-	              "jobs = (\n"
-	              "  { name = \"tick\"; command = \"INSERT INTO public.ran (job) VALUES"
-	              " ('tick')\"; database = \"app\"; schedule = \"* * * * * *\"; },\n"
-	              "  { name = \"slow\"; command = \"SELECT pg_sleep(1.5); INSERT INTO"
-	              " public.ran (job) VALUES ('slow')\"; database = \"app\";"
-	              " schedule = \"* * * * * *\"; overlap = \"skip\"; } );\n");
+	itest_env_job(e, "10-jobs.conf", "%s", old_schema_jobs);
+}
+
+/* A run of "slow" (old_schema_jobs) is in flight. */
+static void slow_in_flight(struct itest_env *e)
+{
+	ck_assert_msg(itest_env_wait(e, 10,
+	                             "SELECT count(*) > 0 FROM pg_stat_activity"
+	                             " WHERE query LIKE 'SELECT pg_sleep(1.5)%%'"),
+	              "no run in flight:\n%s", itest_tail(e->log));
+}
+
+/* `pgcrond install` with E's configuration, which must work. */
+static void install(struct itest_env *e)
+{
+	int status;
+	char *out = itest_cli(&status, "install", "-c", e->conf, NULL);
+	ck_assert_msg(status == 0, "install: %d %s", status, out);
+	free(out);
 }
 
 /* No run is in the history twice, and each job's inserts are its succeeded rows. */
@@ -282,15 +309,8 @@ START_TEST(old_schema_keeps_runs_in_the_spool)
 	                    "0");
 	ck_assert_int_eq(itest_count_in_file(e.log, "this pgcrond needs step"), 1);
 
-	/* a run of "slow" in flight */
-	ck_assert_msg(itest_env_wait(&e, 10,
-	                             "SELECT count(*) > 0 FROM pg_stat_activity"
-	                             " WHERE query LIKE 'SELECT pg_sleep(1.5)%%'"),
-	              "no run in flight:\n%s", itest_tail(e.log));
-	int status;
-	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
-	ck_assert_msg(status == 0, "install: %d %s", status, out);
-	free(out);
+	slow_in_flight(&e);
+	install(&e);
 	ck_assert_msg(
 	    itest_wait_log(e.log, "has the pgcrond schema step this pgcrond needs now", 20),
 	    "the spool is not written after the install:\n%s", itest_tail(e.log));
@@ -326,18 +346,12 @@ static void refused_until_install(struct itest_env *e, const char *name, const c
 	itest_assert_scalar(e->db, "SELECT count(*) FROM public.ran", "0");
 	ck_assert_msg(itest_wait_log(e->log, "a fire runs only where it is claimed", 5),
 	              "the fires' refusal is not said:\n%s", itest_tail(e->log));
-	int status;
-	char *out = itest_cli(&status, "install", "-c", e->conf, NULL);
-	ck_assert_msg(status == 0, "install: %d %s", status, out);
-	free(out);
+	install(e);
 	ck_assert_msg(
 	    itest_env_wait(e, 20, "SELECT count(*) >= 3 FROM public.ran WHERE job = 'tick'"),
 	    "no run after the install:\n%s", itest_tail(e->log));
 	/* a run of "slow" in flight at the stop */
-	ck_assert_msg(itest_env_wait(e, 10,
-	                             "SELECT count(*) > 0 FROM pg_stat_activity"
-	                             " WHERE query LIKE 'SELECT pg_sleep(1.5)%%'"),
-	              "no run in flight:\n%s", itest_tail(e->log));
+	slow_in_flight(e);
 	ck_assert_int_eq(itest_env_stop(e, SIGTERM, 15), 0);
 	ran_once_each(e);
 	itest_env_teardown(e);
@@ -366,6 +380,141 @@ START_TEST(old_schema_after_a_kill_waits_for_install)
 	old_schema_setup(&e, "sessions-old3", "it_sessions_old3");
 	refused_until_install(&e, host, "1 hour", false,
 	                      "(its last process did not stop cleanly) used the history database");
+}
+END_TEST
+
+/* A database held by its older schema is waited on, not polled: the daemon keeps one idle
+ * session on it (never a reconnect meanwhile), and `pgcrond install`, run while a run is in
+ * flight, wakes it: the instance running its fires unclaimed takes its name on that same
+ * session within a second or two, so an up-to-date instance started right after the install
+ * finds it there, and no fire runs on both (before, the gated session gave its connection up
+ * and connected again every second or so, and the instance ran unclaimed until it did). */
+START_TEST(old_schema_install_wakes_the_session)
+{
+	struct itest_env e;
+	old_schema_setup(&e, "sessions-old4", "it_sessions_old4");
+	itest_env_main(&e, "http = { listen = \"127.0.0.1:0\"; };\n");
+	itest_env_start(&e);
+	ck_assert_msg(itest_wait_log(e.log, "run 'pgcrond install' (runs are kept", 15),
+	              "the older schema is not said:\n%s", itest_tail(e.log));
+	ck_assert_msg(
+	    itest_env_wait(&e, 20, "SELECT count(*) >= 3 FROM public.ran WHERE job = 'tick'"),
+	    "the runs do not go on unclaimed:\n%s", itest_tail(e.log));
+	/* the own session, held */
+	ck_assert_msg(itest_env_wait(&e, 5, "SELECT count(*) = 1" HELD_SESSION("pgcrond")),
+	              "no own session:\n%s", itest_tail(e.log));
+	const char *own = "SELECT pg_catalog.string_agg(pid::text || ' ' || backend_start::text,"
+	                  " ', ')" HELD_SESSION("pgcrond");
+	char *before = itest_scalar(e.db, own);
+	itest_sleep(4);
+	char *after = itest_scalar(e.db, own);
+	ck_assert_msg(after && strcmp(before, after) == 0,
+	              "the own session did not stay while the schema is older: %s, then %s:\n%s",
+	              before, after ? after : "none", itest_tail(e.log));
+	itest_assert_scalar(e.db,
+	                    "SELECT (SELECT count(*) FROM pgcrond.job_run_details)"
+	                    " + (SELECT count(*) FROM pgcrond.fire_claim)"
+	                    " + (SELECT count(*) FROM pgcrond.instance)",
+	                    "0");
+	/* /health says why (the session held has the answer: no SELECT 1 waits for it) */
+	int code = 0;
+	char *health = itest_env_http(&e, "/health", &code);
+	ck_assert_msg(code == 503 && strstr(health, "this pgcrond needs step"), "%d %s", code,
+	              health);
+	free(health);
+
+	/* a run of "slow" in flight at the install */
+	slow_in_flight(&e);
+	install(&e);
+	struct itest_inst b;
+	itest_inst_init(&b, &e, "upgraded", old_schema_jobs);
+	itest_inst_start(&b);
+	char *since = itest_scalar(e.db, "SELECT now()::text");
+	/* the name taken on the session held (the instance row records its backend) */
+	ck_assert_msg(itest_env_wait(&e, 2,
+	                             "SELECT count(*) = 1 FROM pgcrond.instance i"
+	                             " JOIN pg_stat_activity a ON a.pid = i.backend_pid"
+	                             " WHERE i.name <> 'upgraded' AND pg_catalog.strpos('%s',"
+	                             " a.pid::text || ' ' || a.backend_start::text) > 0",
+	                             before),
+	              "the instance did not take its name on its session within 2 s of the "
+	              "install:\n%s",
+	              itest_tail(e.log));
+	ck_assert_msg(itest_inst_wait_started(&b, 20), "%s", itest_tail(b.log));
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(DISTINCT instance) = 2 FROM"
+	                             " pgcrond.job_run_details WHERE job_name = 'tick'"
+	                             " AND status = 'succeeded' AND start_time > '%s'",
+	                             since),
+	              "both instances do not run tick:\n%s\n%s", itest_tail(e.log),
+	              itest_tail(b.log));
+	itest_sleep(3);
+	ck_assert_int_eq(itest_inst_stop(&b, SIGTERM), 0);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	char *twice = itest_fires_twice(e.db, "tick", NULL);
+	ck_assert_msg(twice == NULL, "fires ran twice: %s\n%s\n%s", twice, itest_tail(e.log),
+	              itest_tail(b.log));
+	ran_once_each(&e);
+	free(before);
+	free(after);
+	free(since);
+	itest_inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* A session held by an older schema is still checked: when its connection goes silent (a NAT
+ * that forgot it) the daemon notices within connection_check, connects again and is held on
+ * the new connection, and `pgcrond install` wakes that one. The history goes through a relay;
+ * the jobs run on the unix socket. */
+START_TEST(old_schema_silent_held_session_is_replaced)
+{
+	struct itest_env e;
+	int port = 0;
+	old_schema_setup(&e, "sessions-old5", "it_sessions_old5");
+	pid_t relay = itest_relay_start(e.ci, &port);
+	itest_write_file(e.conf,
+	                 "timezone = \"UTC\";\n"
+	                 "plugin_dir = \"%s/plugins\";\n"
+	                 "conf_dir = \"conf.d\";\n"
+	                 "state_dir = \"%s/state\";\n"
+	                 "connection_check = \"4s\";\n"
+	                 "databases = {\n"
+	                 "  app = { conninfo = \"%s\"; pool = 2; };\n"
+	                 "  far = { conninfo = \"host=127.0.0.1 port=%d user=postgres "
+	                 "dbname=it_sessions_old5 application_name=held\"; pool = 1; };\n"
+	                 "};\n"
+	                 "history = { database = \"far\"; };\n",
+	                 e.dir, e.dir, e.ci, port);
+	itest_env_start(&e);
+	ck_assert_msg(itest_wait_log(e.log, "run 'pgcrond install' (runs are kept", 15),
+	              "the older schema is not said:\n%s", itest_tail(e.log));
+	/* the history's session, through the relay (as the pool's warm connection of "far", on
+	 * which no job runs) */
+	ck_assert_msg(itest_env_wait(&e, 5, "SELECT count(*) = 1" HELD_SESSION("held")),
+	              "no session held:\n%s", itest_tail(e.log));
+	char *before = itest_scalar(e.db, "SELECT pid::text" HELD_SESSION("held"));
+	slow_in_flight(&e);
+	kill(relay, SIGUSR1); /* the held connection is now silent, a run of "slow" in flight */
+	ck_assert_msg(itest_wait_log(e.log, "connection lost: no answer within", 12),
+	              "the silent held connection was not noticed:\n%s", itest_tail(e.log));
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) = 1" HELD_SESSION("held") " AND pid <> %s",
+	                             before),
+	              "no new session held:\n%s", itest_tail(e.log));
+	install(&e);
+	ck_assert_msg(
+	    itest_wait_log(e.log, "has the pgcrond schema step this pgcrond needs now", 3),
+	    "the install did not wake the new session:\n%s", itest_tail(e.log));
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) >= 3 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'tick'"),
+	              "the spool is not written:\n%s", itest_tail(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	ran_once_each(&e);
+	free(before);
+	itest_relay_stop(relay);
+	itest_env_teardown(&e);
 }
 END_TEST
 
@@ -418,16 +567,24 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("it_sessions");
-	TCase *tc = tcase_create("rest");
+	/* an older schema's cases in cases of their own: CK_RUN_CASE=old_schema, =wake */
+	TCase *tc = tcase_create("rest"), *old = tcase_create("old_schema");
+	TCase *wake = tcase_create("wake");
 	tcase_set_timeout(tc, 180);
+	tcase_set_timeout(old, 180);
+	tcase_set_timeout(wake, 180);
 	tcase_add_test(tc, at_rest_two_sessions);
 	tcase_add_test(tc, few_free_slots_no_run_fails);
 	tcase_add_test(tc, own_session_gets_a_slot_back);
-	tcase_add_test(tc, old_schema_keeps_runs_in_the_spool);
-	tcase_add_test(tc, old_schema_shared_runs_nothing_unclaimed);
-	tcase_add_test(tc, old_schema_after_a_kill_waits_for_install);
+	tcase_add_test(old, old_schema_keeps_runs_in_the_spool);
+	tcase_add_test(old, old_schema_shared_runs_nothing_unclaimed);
+	tcase_add_test(old, old_schema_after_a_kill_waits_for_install);
+	tcase_add_test(wake, old_schema_install_wakes_the_session);
+	tcase_add_test(wake, old_schema_silent_held_session_is_replaced);
 	tcase_add_test(tc, failed_lock_keeps_the_session);
 	suite_add_tcase(s, tc);
+	suite_add_tcase(s, old);
+	suite_add_tcase(s, wake);
 	return s;
 }
 

@@ -17,6 +17,7 @@
 #define DB "it_sqljobs"
 #define APP "it_sqljobs_app"
 #define OTHER "it_sqljobs_other"
+#define BURST_DB "it_sqljobs_burst"
 
 static PGconn *role_conn(const struct itest_env *e, const char *role)
 {
@@ -35,12 +36,18 @@ static char *error_of(PGconn *c, const char *sql)
 	return out;
 }
 
-static void setup_roles(struct itest_env *e)
+/* pgcrond install with E's configuration. */
+static void install(const struct itest_env *e)
 {
 	int status;
 	char *out = itest_cli(&status, "install", "-c", e->conf, NULL);
 	ck_assert_msg(status == 0, "pgcrond install: %d %s", status, out);
 	free(out);
+}
+
+static void setup_roles(struct itest_env *e)
+{
+	install(e);
 	const char *roles[] = {APP, OTHER};
 	for (int i = 0; i < 2; i++) {
 		char sql[512];
@@ -535,10 +542,7 @@ START_TEST(sql_validator_agrees_with_cron_parse)
 	};
 	struct itest_env e;
 	itest_env_init(&e, "sqljobs-corpus", DB);
-	int status;
-	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
-	ck_assert_msg(status == 0, "pgcrond install: %d %s", status, out);
-	free(out);
+	install(&e);
 
 	size_t npool = sizeof(pool) / sizeof(pool[0]),
 	       nspecial = sizeof(special) / sizeof(special[0]);
@@ -1076,6 +1080,40 @@ START_TEST(recurrence_rules_through_sql)
 }
 END_TEST
 
+/* A burst of notifications costs one read of the jobs made in SQL: 50 notifications committed
+ * together (a cron.schedule among them) come to the daemon at once, and the one read they queue,
+ * sent after them, sees what they committed; it read the jobs twice (the read queued counted as
+ * one in flight, which a notification must be followed by: its snapshot may be older). The
+ * reads counted by the server's log. */
+START_TEST(notifications_burst_costs_one_read)
+{
+	struct itest_env e;
+	itest_env_init(&e, "sqljobs-burst", BURST_DB);
+	install(&e);
+	itest_exec(e.db, "ALTER DATABASE " BURST_DB " SET log_statement = 'all'");
+	itest_env_start(&e);
+	ck_assert_msg(itest_wait_log(e.log, "jobs made in SQL changed", 10),
+	              "the daemon did not read the SQL jobs:\n%s", itest_tail(e.log));
+	char *log = itest_server_log();
+	long from = itest_file_size(log);
+	itest_exec(e.db, "BEGIN;"
+	                 " SELECT cron.schedule('burst', '1 seconds', 'SELECT 1');"
+	                 " SELECT pg_catalog.pg_notify('pgcrond_jobs', g::text)"
+	                 "   FROM pg_catalog.generate_series(1, 50) g;"
+	                 " COMMIT");
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) > 0 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'burst'"),
+	              "the job scheduled did not run:\n%s", itest_tail(e.log));
+	itest_sleep(1.5); /* a read after it would have been logged */
+	int reads = itest_server_statements(from, BURST_DB, "FROM pgcrond.job j WHERE source");
+	ck_assert_msg(reads == 1, "a burst of 50 notifications cost %d reads of the jobs", reads);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
+	free(log);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sqljobs");
@@ -1090,6 +1128,10 @@ int main(void)
 	tcase_add_test(tc, history_of_a_sql_job_not_run_yet);
 	tcase_add_test(tc, recurrence_rules_through_sql);
 	suite_add_tcase(s, tc);
+	TCase *burst = tcase_create("burst");
+	tcase_set_timeout(burst, 120);
+	tcase_add_test(burst, notifications_burst_costs_one_read);
+	suite_add_tcase(s, burst);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
 	int failed = srunner_ntests_failed(sr);

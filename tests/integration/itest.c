@@ -462,6 +462,37 @@ char *itest_tail(const char *path)
 	return buf;
 }
 
+char *itest_server_log(void)
+{
+	const char *dir = getenv("PGCROND_SANDBOX");
+	ck_assert_msg(dir != NULL, "PGCROND_SANDBOX is not set");
+	size_t len = strlen(dir) + 16;
+	char *p = malloc(len);
+	ck_assert(p != NULL);
+	snprintf(p, len, "%s/server.log", dir);
+	return p;
+}
+
+long itest_file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? (long)st.st_size : 0;
+}
+
+int itest_server_statements(long from, const char *db, const char *needle)
+{
+	char *log = itest_server_log(), *text = itest_read_file(log), *save = NULL, tag[160];
+	int n = 0;
+	snprintf(tag, sizeof(tag), "@%s ", db);
+	if ((long)strlen(text) >= from)
+		for (char *line = strtok_r(text + from, "\n", &save); line;
+		     line = strtok_r(NULL, "\n", &save))
+			n += strstr(line, tag) && strstr(line, "LOG:  ") && strstr(line, needle);
+	free(text);
+	free(log);
+	return n;
+}
+
 char *itest_fires_twice(PGconn *c, const char *jobs, const char *since)
 {
 	const char *p[] = {jobs, since};
@@ -707,17 +738,25 @@ json_t *itest_env_status(struct itest_env *e, const char *job)
 
 char *itest_env_metrics(struct itest_env *e)
 {
+	return itest_env_http(e, "/metrics", NULL);
+}
+
+char *itest_env_http(struct itest_env *e, const char *path, int *code)
+{
 	static const char needle[] = "http: listening on http://";
 	ck_assert_msg(itest_wait_log(e->log, needle, 10), "no listener:\n%s", itest_tail(e->log));
 	char *text = itest_read_file(e->log);
 	char *p = strstr(text, needle) + sizeof(needle) - 1;
 	int port = atoi(strchr(p, ':') + 1);
 	free(text);
-	char cmd[256];
+	char cmd[512];
 	snprintf(cmd, sizeof(cmd),
-	         "python3 -c 'import urllib.request; print(urllib.request.urlopen("
-	         "\"http://127.0.0.1:%d/metrics\").read().decode())'",
-	         port);
+	         "python3 -c 'import urllib.request, urllib.error\n"
+	         "try: a = urllib.request.urlopen(\"http://127.0.0.1:%d%s\")\n"
+	         "except urllib.error.HTTPError as x: a = x\n"
+	         "print(a.status)\n"
+	         "print(a.read().decode())'",
+	         port, path);
 	FILE *f = popen(cmd, "r");
 	ck_assert_ptr_nonnull(f);
 	size_t cap = 1 << 20, n = 0;
@@ -731,6 +770,11 @@ char *itest_env_metrics(struct itest_env *e)
 	}
 	out[n] = '\0';
 	pclose(f);
+	char *body = strchr(out, '\n');
+	ck_assert_msg(body != NULL, "no answer from %s: %s", path, out);
+	if (code)
+		*code = atoi(out);
+	memmove(out, body + 1, strlen(body + 1) + 1);
 	return out;
 }
 

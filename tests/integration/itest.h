@@ -62,6 +62,13 @@ char *itest_read_file(const char *path); /* malloc'd, "" if missing */
 char *itest_tail(const char *path);
 /* How many times NEEDLE occurs in the file at PATH (0 if it is missing). */
 int itest_count_in_file(const char *path, const char *needle);
+/* The size of the file at PATH in bytes, 0 if it is missing. */
+long itest_file_size(const char *path);
+/* The sandbox server's log ($PGCROND_SANDBOX/server.log), malloc'd. */
+char *itest_server_log(void);
+/* How many statements of database DB whose text has NEEDLE the server logged from byte FROM of
+ * its log on (log_statement = 'all' for DB: ALTER DATABASE ... SET, before the sessions). */
+int itest_server_statements(long from, const char *db, const char *needle);
 /* The fires of the jobs whose names are LIKE JOBS that have more than one row in the history,
  * each with its rows ("job instant: instance status message | ...", "; " between fires),
  * malloc'd; NULL if there is none. Only instants from SINCE on (a timestamptz literal; NULL:
@@ -224,6 +231,9 @@ json_t *itest_env_status(struct itest_env *e, const char *job);
 /* The daemon's /metrics page (its config has an http listener on port 0: the port is read
  * from its log), malloc'd. */
 char *itest_env_metrics(struct itest_env *e);
+/* ... any PATH of it ("/health"), its status code in *CODE (if not NULL): its body (an
+ * error's too). */
+char *itest_env_http(struct itest_env *e, const char *path, int *code);
 bool itest_env_listening(struct itest_env *e, double timeout_s);
 /* Whether LOG has, within TIMEOUT_S, a listener's line saying it listens on CHANNEL. */
 bool itest_log_listening(const char *log, const char *channel, double timeout_s);

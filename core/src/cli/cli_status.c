@@ -388,7 +388,8 @@ static void print_waiting(const json_t *st, const json_t *only)
 	            {"own_run", "the job's run under way"},
 	            {"notifications", "the job's run under way (notified)"},
 	            {"instance", "the job's run on another instance"},
-	            {"claim", "its claim"}};
+	            {"claim", "its claim"},
+	            {"mark", "its start mark"}};
 	const json_t *jobs = only ? NULL : json_object_get(st, "jobs"), *j = only, *w;
 	size_t i = 0, k, shown = 0;
 	do {

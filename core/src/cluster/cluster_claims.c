@@ -209,8 +209,9 @@ static bool is_sent(struct cluster *c, const struct claim *q)
 static bool is_overdue(struct cluster *c, const struct claim *q)
 {
 	/* while connecting, or connected without the name's lock, a claim waits: a connect
-	 * that fails answers it (claims_lost), and without our name nothing may run */
-	return !q->sent && (c->q->drv.state == CONNDRV_DOWN || c->skewed ||
+	 * that fails answers it (claims_lost), and without our name nothing may run; a session
+	 * held by an older schema is a database away (ownsess_need_steps) */
+	return !q->sent && (c->q->drv.state == CONNDRV_DOWN || c->q->gated || c->skewed ||
 	                    (c->state != CS_UNLOCKED && c->state != CS_LOCKED));
 }
 

@@ -20,14 +20,11 @@
 
 struct calreader;
 
-struct cal {                    /* one table calendar */
-	struct ownsess_item it; /* its read, an item of the session's outbox */
+struct cal {                   /* one table calendar */
+	struct notify_read rd; /* its read, on the session (one for many notifications) */
 	struct calreader *r;
 	char *name, *table, *sql, *where; /* WHERE: the calendar's FILE:LINE */
 	const struct cron_dates *dates;   /* the last good ones; NULL: none read yet */
-	/* its read: a notification while one is queued changes nothing (the queued read sees
-	 * the change); while one is in flight, another follows it (its snapshot may be older) */
-	enum { READ_NONE, READ_QUEUED, READ_SENT, READ_SENT_AGAIN } read;
 	struct log_complaint complaint;
 };
 
@@ -101,40 +98,17 @@ static bool parse_dates(const PGresult *res, const struct cron_dates **out, char
 
 /* ---- the daemon's reads ------------------------------------------------------------ */
 
-static void read_cal(struct cal *c)
+static void send_read(struct notify_read *rd)
 {
-	if (c->read == READ_SENT)
-		c->read = READ_SENT_AGAIN;
-	else if (c->read == READ_NONE) /* down: on_listening reads it once the session is back */
-		c->read = notify_queue(c->r->n, &c->it) == 0 ? READ_QUEUED : READ_NONE;
+	(void)ownsess_push(&rd->it, 0, ((struct cal *)rd)->sql, 0, NULL);
 }
 
-static bool send_read(struct ownsess_item *it)
+static void read_done(struct notify_read *rd, const struct stmtq_result *r)
 {
-	struct cal *c = (struct cal *)it;
-	c->read = READ_SENT;
-	(void)ownsess_push(it, 0, c->sql, 0, NULL);
-	return true;
-}
-
-static void read_lost(struct ownsess_item *it, const char *why)
-{
-	(void)why;
-	((struct cal *)it)->read = READ_NONE; /* on_listening reads it again */
-}
-
-static void read_done(struct ownsess_item *it, const struct stmtq_result *r)
-{
-	struct cal *c = (struct cal *)it;
+	struct cal *c = (struct cal *)rd;
 	const struct cron_dates *d = NULL;
 	char why[512];
-	bool again = c->read == READ_SENT_AGAIN;
 
-	/* the next read queued before this one's dates are taken: a stream of notifications
-	 * delays no change */
-	c->read = READ_NONE;
-	if (again)
-		read_cal(c);
 	if (r->failed || !parse_dates(r->res, &d, why, sizeof(why))) {
 		if (r->failed)
 			snprintf(why, sizeof(why), "%s", r->err);
@@ -166,7 +140,7 @@ static void on_notify(void *arg, const char *channel, const char *payload)
 	(void)channel;
 	(void)payload; /* untrusted, and not needed: every calendar of the database is read */
 	for (size_t i = 0; i < r->n_cals; i++)
-		read_cal(&r->cals[i]);
+		notify_read_ask(r->n, &r->cals[i].rd);
 }
 
 static void on_listening(void *arg, bool first)
@@ -209,8 +183,7 @@ static struct calreader *reader_new(struct caltables *ct, const struct pgc_confi
 			continue;
 		struct cal *c = &r->cals[r->n_cals++];
 		c->r = r;
-		c->it =
-		    (struct ownsess_item){.send = send_read, .done = read_done, .lost = read_lost};
+		c->rd = (struct notify_read){.send = send_read, .done = read_done};
 		ok = (c->name = strdup(cc->name)) && (c->table = strdup(cc->table)) &&
 		     (c->sql = read_sql(cc->table)) &&
 		     asprintf(&c->where, "%s:%d", cc->file, cc->line) >= 0;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <stddef.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -39,6 +40,7 @@ struct sql_rows {
 
 struct sqljobs {
 	struct notify *n;
+	struct notify_read rd; /* the read of the rows (one for many notifications) */
 	struct sql_rows *rows; /* NULL before the first read */
 	char *last; /* the rows last read, as one string, to see whether anything changed */
 	/* the file jobs to record in the registry: borrowed (sqljobs_record_files_made), sent in
@@ -49,7 +51,6 @@ struct sqljobs {
 	bool rec_restart;         /* the jobs changed meanwhile: start again from the first */
 	bool rec_current;         /* the registry has FILES' jobs: the last send went through */
 	char *first;              /* the first part, made off the loop (sqljobs_first_part) */
-	bool reading, again;
 	struct log_complaint complaint;
 	void (*changed)(void *arg);
 	void *arg;
@@ -79,7 +80,6 @@ static void rows_release(struct sql_rows **rp)
 	free(rows);
 }
 
-static void read_jobs(struct sqljobs *sj);
 static long long max_command(const struct sqljobs *sj);
 static void send_files(struct sqljobs *sj);
 
@@ -135,17 +135,19 @@ static int parse_rows(const PGresult *res, struct sql_rows **rows_out, char **al
 	return 0;
 }
 
-static void on_rows(void *arg, const PGresult *res)
-{
-	struct sqljobs *sj = arg;
-	struct sql_rows *rows;
-	char why[512], *all;
+#define SQLJOBS_OF(r) ((struct sqljobs *)((char *)(r)-offsetof(struct sqljobs, rd)))
 
-	sj->reading = false;
-	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+static void on_rows(struct notify_read *rd, const struct stmtq_result *r)
+{
+	struct sqljobs *sj = SQLJOBS_OF(rd);
+	const PGresult *res = r->res;
+	struct sql_rows *rows;
+	char *all;
+
+	if (r->failed || !res) {
 		if (log_complain(&sj->complaint))
 			log_error("cannot read the jobs made in SQL from pgcrond.job: %s",
-			          res ? pgconn_result_error(res, why, sizeof(why)) : "no result");
+			          r->failed ? r->err : "no result");
 		return;
 	}
 	if (parse_rows(res, &rows, &all) < 0) {
@@ -176,10 +178,6 @@ static void on_rows(void *arg, const PGresult *res)
 	free(sj->last);
 	sj->rows = rows;
 	sj->last = all;
-	if (sj->again) {
-		sj->again = false;
-		read_jobs(sj);
-	}
 	if (!same) {
 		log_info("jobs made in SQL changed; applying them");
 		sj->changed(sj->arg);
@@ -205,18 +203,12 @@ static long long max_command(const struct sqljobs *sj)
 	                                                    : CONFIG_MAX_COMMAND_SIZE;
 }
 
-static void read_jobs(struct sqljobs *sj)
+static void send_read(struct notify_read *rd)
 {
-	if (sj->reading) {
-		sj->again = true; /* a change committed while the last read was under way */
-		return;
-	}
 	char limit[24];
-	snprintf(limit, sizeof(limit), "%lld", max_command(sj));
+	snprintf(limit, sizeof(limit), "%lld", max_command(SQLJOBS_OF(rd)));
 	const char *p[] = {limit};
-	if (notify_query(sj->n, rows_sql, p, 1, on_rows, sj) == 0)
-		sj->reading = true;
-	/* otherwise the connection is down: on_listening reads again once it is back */
+	(void)ownsess_push(&rd->it, 0, rows_sql, 1, p);
 }
 
 void sqljobs_refresh(struct sqljobs *sj)
@@ -224,7 +216,7 @@ void sqljobs_refresh(struct sqljobs *sj)
 	/* the reload that calls this has just merged the rows as they stand: only rows that
 	 * differ call for another merge (it cost a whole second build on every SIGHUP) */
 	if (sj)
-		read_jobs(sj);
+		notify_read_ask(sj->n, &sj->rd);
 }
 
 /* Jobs per part: about 220 bytes of JSON each, so a part is about 450 kB; libpq keeps a
@@ -366,18 +358,18 @@ void sqljobs_record_files_made(struct sqljobs *sj, const struct pgc_config *file
 
 static void on_notify(void *arg, const char *channel, const char *payload)
 {
+	struct sqljobs *sj = arg;
 	(void)channel;
 	(void)payload; /* untrusted, and not needed: the whole set is read again */
-	read_jobs(arg);
+	notify_read_ask(sj->n, &sj->rd);
 }
 
 static void on_listening(void *arg, bool first)
 {
 	struct sqljobs *sj = arg;
 	(void)first;
-	sj->reading = false; /* a query queued on a lost connection was dropped */
 	sj->rec_busy = false;
-	read_jobs(sj);
+	notify_read_ask(sj->n, &sj->rd);
 	send_files(sj);
 }
 
@@ -392,6 +384,7 @@ int sqljobs_new(struct event_base *base, const char *history_name, const char *c
 		return -ENOMEM;
 	sj->changed = changed;
 	sj->arg = arg;
+	sj->rd = (struct notify_read){.send = send_read, .done = on_rows};
 	struct notify_callbacks cb = {
 	    .on_notify = on_notify, .on_listening = on_listening, .arg = sj};
 	/* on the history database's own session (notify.h) */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "ownsess.h"
 #include "pgconn.h"
 
 /* The path of the install's transaction (SET LOCAL): as the connection's startup option,
@@ -218,6 +219,13 @@ int hist_install_begin(struct pg_conn *c, const char *sql_dir, int *from, int *t
 	 * freshness (docs/freshness.md) */
 	rc = hist_apply_file(c, sql_dir, "freshness.sql", true, NULL, err, errlen);
 	if (rc < 0 && rc != -ENOENT)
+		goto fail;
+	/* sent as the install commits: the daemons whose session an older schema holds read the
+	 * steps again (ownsess_need_steps) */
+	const char *channel[] = {OWNSESS_INSTALL_CHANNEL};
+	rc = pgconn_exec(c, "SELECT pg_catalog.pg_notify($1, '')", 1, channel, NULL,
+	                 "notifying the daemons", err, errlen);
+	if (rc < 0)
 		goto fail;
 	*from = current;
 	*to = version;

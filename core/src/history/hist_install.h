@@ -16,7 +16,7 @@
  * 42501), -ENOTCONN when the connection was lost, -ENOENT without schema files, -EIO for
  * any other refusal. Every statement runs with search_path pinned to pg_catalog, pg_temp. On
  * success the transaction is still open: the caller adds its own statements (the job registry) and
- * COMMITs, or ROLLBACKs on error. */
+ * COMMITs, or ROLLBACKs on error; its COMMIT notifies OWNSESS_INSTALL_CHANNEL (ownsess.h). */
 struct pg_conn; /* libpq's PGconn */
 int hist_install_begin(struct pg_conn *conn, const char *sql_dir, int *from, int *to, char *err,
                        size_t errlen) __attribute__((warn_unused_result));

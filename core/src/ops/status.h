@@ -41,10 +41,11 @@
  *        "last_success", "max_staleness_s", "age_s" (since the last success), "stale",
  *        "consecutive_failures",
  *        "waiting": [ { "for" ("slot" | "connection" | "upstream" | "retry" | "own_run"
- *                       | "notifications" | "instance" | "claim"), "trigger", "attempt",
- *                       "scheduled_for" (a scheduled fire's instant), "since" } ]
+ *                       | "notifications" | "instance" | "claim" | "mark"), "trigger",
+ *                       "attempt", "scheduled_for" (a scheduled fire's instant), "since" } ]
  *                     -- its runs that wait, and for what (sched.h: pgcrond drop drops them,
- *                        one waiting for its connection while nothing of it was sent) } ],
+ *                        one waiting for its connection or its start mark while nothing of
+ *                        it was sent) } ],
  *     "recent_failures": [ { "job", "ended_at", "message", "sqlstate", "runid" } ] }
  *                     -- the last 20 failed runs (of JOB_OR_NULL only, when given),
  *                        newest first; those from before the start read back from the

@@ -80,7 +80,12 @@ static void ask(struct health *h)
 {
 	struct stmtq *q = ownsess_q(&h->sess);
 
-	/* a session in its backoff connects now: the check asks about the server as it is */
+	/* a session held by an older schema has its answer; one in its backoff connects now:
+	 * the check asks about the server as it is */
+	if (q->gated) {
+		lost(&h->check, q->gated);
+		return;
+	}
 	if (q->drv.state == CONNDRV_DOWN)
 		conndrv_retry(&q->drv, 0);
 	if (!h->queued) /* else the SELECT 1 under way answers this check too */

@@ -293,6 +293,45 @@ int notify_queue(struct notify *n, struct ownsess_item *it)
 	return 0;
 }
 
+#define READ_OF(it) ((struct notify_read *)((char *)(it)-offsetof(struct notify_read, it)))
+
+static bool read_send(struct ownsess_item *it)
+{
+	struct notify_read *r = READ_OF(it);
+	r->state = NOTIFY_READ_SENT;
+	r->send(r);
+	return true;
+}
+
+static void read_lost(struct ownsess_item *it, const char *why)
+{
+	(void)why;
+	READ_OF(it)->state = NOTIFY_READ_NONE; /* on_listening asks again */
+}
+
+static void read_done(struct ownsess_item *it, const struct stmtq_result *res)
+{
+	struct notify_read *r = READ_OF(it);
+	bool again = r->state == NOTIFY_READ_AGAIN;
+	r->state = NOTIFY_READ_NONE;
+	if (again)
+		notify_read_ask(r->n, r);
+	r->done(r, res);
+}
+
+void notify_read_ask(struct notify *n, struct notify_read *r)
+{
+	if (r->state == NOTIFY_READ_SENT) {
+		r->state = NOTIFY_READ_AGAIN;
+	} else if (r->state == NOTIFY_READ_NONE) { /* down: on_listening asks again */
+		r->n = n;
+		r->it.send = read_send;
+		r->it.done = read_done;
+		r->it.lost = read_lost;
+		r->state = notify_queue(n, &r->it) == 0 ? NOTIFY_READ_QUEUED : NOTIFY_READ_NONE;
+	}
+}
+
 bool notify_is_listening(const struct notify *n)
 {
 	return n->state == NL_LISTENING;

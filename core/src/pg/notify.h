@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ownsess.h"
+
 struct event_base;
 struct notify;
 
@@ -52,8 +54,26 @@ int notify_query(struct notify *n, const char *sql, const char *const *params, i
                  notify_result_fn cb, void *arg) __attribute__((warn_unused_result));
 /* IT, an item of the owner's (ownsess.h), queued on the session's outbox as the listener's:
  * -ENOTCONN as notify_query's. */
-struct ownsess_item;
 int notify_queue(struct notify *n, struct ownsess_item *it);
+
+/* A read of what the notifications of a channel say changed (the jobs made in SQL, a table
+ * calendar's dates), an item of the listener's session: notify_read_ask() after each
+ * notification, from on_listening and at a reload. A read queued absorbs every notification
+ * until it is sent (its snapshot is taken after their commits); one that comes while a read
+ * is in flight adds one read after it (that read's snapshot may be older than its commit).
+ * SEND puts the statement in flight (ownsess_push(&r->it, ...)); DONE has its answer, the
+ * read after it (if one is due) queued already, so that a stream of notifications delays no
+ * change. A read lost with the connection is asked again from on_listening. Zeroed but for
+ * SEND and DONE before its first ask. */
+struct notify_read {
+	void (*send)(struct notify_read *r);
+	void (*done)(struct notify_read *r, const struct stmtq_result *res);
+	struct ownsess_item it;
+	/* private */
+	struct notify *n;
+	enum { NOTIFY_READ_NONE, NOTIFY_READ_QUEUED, NOTIFY_READ_SENT, NOTIFY_READ_AGAIN } state;
+};
+void notify_read_ask(struct notify *n, struct notify_read *r);
 
 bool notify_is_listening(const struct notify *n);
 /* How many times the connection was (re)established; for tests and status. */

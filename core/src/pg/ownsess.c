@@ -34,6 +34,10 @@ struct ownsess {
 	int newest;         /* ... and the newest of them */
 	bool gating;        /* connected, the schema's steps being read: no client knows yet */
 	char gate_why[720]; /* a schema found older: what failed() says, once the names are read */
+	/* this connection's LISTEN on OWNSESS_INSTALL_CHANNEL (asked once a schema is found
+	 * older): a session held by an older schema waits for it (q.gated) */
+	enum { LISTEN_NONE, LISTEN_ON, LISTEN_REFUSED } listen;
+	bool woken; /* a notification on it since the steps were last read */
 };
 
 static struct ownsess *sessions;
@@ -52,6 +56,13 @@ static struct ownsess *of_q(struct stmtq *q)
 }
 
 static void on_idle(struct ownsess *s);
+
+/* Connected and nothing in flight (held by an older schema too: the session's own
+ * statements go on it). */
+static bool idle(const struct stmtq *q)
+{
+	return q->drv.state == CONNDRV_READY && !q->sent;
+}
 
 static void check_done(void *arg, const struct stmtq_result *r)
 {
@@ -100,7 +111,7 @@ void stmtq_end(struct stmtq *q)
 	q->cur.done(q->cur.arg, &r); /* may send the one that follows it */
 	q->completing = NULL;
 	result_reset(&r);
-	if (stmtq_ready(q) && !q->sent)
+	if (idle(q))
 		on_idle(of_q(q));
 }
 
@@ -188,15 +199,24 @@ PGconn *stmtq_conn(const struct stmtq *q)
 
 bool stmtq_ready(const struct stmtq *q)
 {
-	return q->drv.state == CONNDRV_READY;
+	return q->drv.state == CONNDRV_READY && !q->gated;
 }
 
 /* ---- the session's callbacks: decided once, or handed to each client ------------------ */
+
+/* No longer held by an older schema (or never was): what it told the clients is over. */
+static void unhold(struct ownsess *s)
+{
+	s->q.gated = NULL;
+	s->q.schema_step = -1;
+	s->q.schema_names[0] = '\0';
+}
 
 /* The connect is complete (and the schema has the steps needed): every client hears it. */
 static void tell_connected(struct ownsess *s)
 {
 	s->gating = false;
+	unhold(s);
 	for (struct ownsess_client *cl = s->clients, *next; cl && stmtq_ready(&s->q); cl = next) {
 		next = cl->next;
 		if (cl->ops->connected)
@@ -221,6 +241,35 @@ static const char sql_names[] =
     " WHERE last_seen OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-)"
     " '7 days'::pg_catalog.interval)";
 
+static bool tell_failed(struct ownsess *s, const char *why, bool was_ready);
+static void steps_done(void *arg, const struct stmtq_result *r);
+
+static void read_steps(struct ownsess *s)
+{
+	const char *p[] = {s->steps};
+	s->woken = false;
+	(void)send_stmt(&s->q, sql_steps, 1, p, s->q.drv.check_ms / 2, NULL, steps_done, s);
+}
+
+/* The schema is older (gate_why says so) and the instances that used it are read: every
+ * client hears failed(), as if the database could not be reached. The connection stays, idle
+ * (the connection check still asks it), held until a notification on OWNSESS_INSTALL_CHANNEL
+ * has the steps read again (on_idle): no reconnect meanwhile. Without the LISTEN (a standby
+ * refuses it) it is given up, and the backoff's reconnect looks again. */
+static void hold(struct ownsess *s)
+{
+	if (s->listen != LISTEN_ON) {
+		stmtq_fail(&s->q, s->gate_why, 0);
+		return;
+	}
+	s->gating = false;
+	s->q.gated = s->gate_why;
+	if (!tell_failed(s, s->gate_why, true)) { /* nobody wants the database any more */
+		conndrv_close(&s->q.drv);
+		unhold(s);
+	}
+}
+
 static void names_done(void *arg, const struct stmtq_result *r)
 {
 	struct ownsess *s = arg;
@@ -232,12 +281,25 @@ static void names_done(void *arg, const struct stmtq_result *r)
 	if (r->res && PQntuples(r->res) == 1)
 		snprintf(s->q.schema_names, sizeof(s->q.schema_names), "%s",
 		         PQgetvalue(r->res, 0, 0));
-	stmtq_fail(&s->q, s->gate_why, 0);
+	hold(s);
+}
+
+/* The LISTEN is answered: the steps are read again, the read that counts (an install that
+ * committed before the LISTEN sent its notification to nobody). */
+static void listen_done(void *arg, const struct stmtq_result *r)
+{
+	struct ownsess *s = arg;
+	if (r->lost)
+		return;
+	s->listen = r->failed ? LISTEN_REFUSED : LISTEN_ON;
+	read_steps(s);
 }
 
 /* The schema's steps read (ownsess_need_steps): the clients hear of the connect, or of a
  * failure as if the database could not be reached (no schema at all: step 0); with an older
- * schema, once the instances that used it are read (sql_names; from step 4 on). */
+ * schema, once the session LISTENs for the install and the instances that used it are read
+ * (sql_names; from step 4 on), then held (hold). Held already, a read that finds the schema
+ * still older changes nothing. */
 static void steps_done(void *arg, const struct stmtq_result *r)
 {
 	struct ownsess *s = arg;
@@ -253,17 +315,24 @@ static void steps_done(void *arg, const struct stmtq_result *r)
 	if (step < 0) {
 		snprintf(why, sizeof(s->gate_why), "cannot read its pgcrond schema's step: %s",
 		         r->err);
+	} else if (have < want && s->q.gated) {
+		return; /* still older: held on (on_idle) */
 	} else if (have < want) {
 		s->q.schema_step = step;
 		snprintf(why, sizeof(s->gate_why),
 		         "has pgcrond schema step %d, this pgcrond needs step %d: run 'pgcrond "
 		         "install'",
 		         step, s->newest);
-		if (step >= 4) { /* (a send that fails fails the connection: names_done hears it) */
+		/* (a send that fails fails the connection: its done() hears it) */
+		if (s->listen == LISTEN_NONE)
+			(void)send_stmt(&s->q, "LISTEN " OWNSESS_INSTALL_CHANNEL, 0, NULL,
+			                s->q.drv.check_ms / 2, NULL, listen_done, s);
+		else if (step >= 4)
 			(void)send_stmt(&s->q, sql_names, 0, NULL, s->q.drv.check_ms / 2, NULL,
 			                names_done, s);
-			return;
-		}
+		else
+			hold(s);
+		return;
 	} else {
 		tell_connected(s);
 		return;
@@ -274,15 +343,15 @@ static void steps_done(void *arg, const struct stmtq_result *r)
 static void on_connected(void *arg)
 {
 	struct ownsess *s = arg;
-	const char *p[] = {s->steps};
 	conndrv_succeeded(&s->q.drv);
 	set_full(s, false);
 	s->q.last_arg = NULL; /* the turns start with the first client to join */
+	s->listen = LISTEN_NONE;
 	s->gating = s->steps != NULL;
 	if (!s->gating)
 		tell_connected(s);
 	else
-		(void)send_stmt(&s->q, sql_steps, 1, p, s->q.drv.check_ms / 2, NULL, steps_done, s);
+		read_steps(s);
 }
 
 /* An item for one answer (ownsess_ask): its statement, with its parameters copied. */
@@ -343,17 +412,11 @@ static void lose_items(struct ownsess_client *cl, const char *tell)
 	}
 }
 
-static void on_failed(void *arg, const char *why, bool was_ready)
+/* Every client hears failed(WHY, WAS_READY), its items lost first. True if one of them wants
+ * the connection again. */
+static bool tell_failed(struct ownsess *s, const char *why, bool was_ready)
 {
-	struct ownsess *s = arg;
-	int64_t retry_ms = s->q.next_retry_ms;
 	bool again = false;
-
-	s->q.next_retry_ms = 0;
-	conndrv_close(&s->q.drv);
-	lose_flight(&s->q, why);
-	s->gating = false;
-	set_full(s, !was_ready && conndrv_server_full(why));
 	for (struct ownsess_client *cl = s->clients; cl; cl = cl->next)
 		lose_items(cl, why ? why : "the connection was lost");
 	for (struct ownsess_client *cl = s->clients, *next; cl; cl = next) {
@@ -361,8 +424,24 @@ static void on_failed(void *arg, const char *why, bool was_ready)
 		if (cl->ops->failed)
 			again |= cl->ops->failed(cl->arg, why, was_ready);
 	}
-	s->q.schema_step = -1;
-	s->q.schema_names[0] = '\0';
+	return again;
+}
+
+static void on_failed(void *arg, const char *why, bool was_ready)
+{
+	struct ownsess *s = arg;
+	int64_t retry_ms = s->q.next_retry_ms;
+
+	s->q.next_retry_ms = 0;
+	conndrv_close(&s->q.drv);
+	lose_flight(&s->q, why);
+	s->gating = false;
+	s->woken = false;
+	if (s->q.gated) /* the clients heard of the schema already: this is a connection lost */
+		unhold(s);
+	set_full(s, !was_ready && conndrv_server_full(why));
+	bool again = tell_failed(s, why, was_ready);
+	unhold(s); /* (schema_step is for failed() only) */
 	if (again)
 		conndrv_retry(&s->q.drv, retry_ms > 0 ? retry_ms : CONNDRV_BACKOFF);
 }
@@ -403,6 +482,12 @@ static void on_idle(struct ownsess *s)
 {
 	struct ownsess_client *cl = s->clients;
 
+	if (s->q.gated) { /* held by an older schema: no turns, the steps read if woken */
+		if (s->woken)
+			read_steps(s);
+		return;
+	}
+
 	for (struct ownsess_client *o = s->clients; o; o = o->next)
 		if (o->arg == s->q.last_arg) {
 			cl = o->next ? o->next : s->clients;
@@ -435,7 +520,7 @@ static void on_check(void *arg)
 {
 	struct ownsess *s = arg;
 
-	if (stmtq_ready(&s->q) && !stmtq_busy(&s->q))
+	if (idle(&s->q)) /* (held by an older schema too) */
 		(void)send_stmt(&s->q, "SELECT 1", 0, NULL, s->q.drv.check_ms / 2, NULL, check_done,
 		                &s->q);
 }
@@ -454,6 +539,14 @@ static bool claims(const struct ownsess_client *cl, const char *channel, size_t 
 /* A notification: to the clients that claimed its channel. */
 static void on_notify(struct ownsess *s, const char *channel, const char *extra)
 {
+	/* one on OWNSESS_INSTALL_CHANNEL wakes a session held by an older schema: its steps are
+	 * read again (now, or after the check in flight: on_idle), and only what they say
+	 * decides. Any role may send one: all it can do is have them read again. */
+	if (s->listen == LISTEN_ON && strcmp(channel, OWNSESS_INSTALL_CHANNEL) == 0) {
+		s->woken = true;
+		if (s->q.gated && idle(&s->q))
+			on_idle(s);
+	}
 	for (struct ownsess_client *cl = s->clients, *next; cl; cl = next) {
 		next = cl->next;
 		if (cl->ops->notify && claims(cl, channel, NULL))
@@ -502,7 +595,11 @@ static void on_join_connected(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 
-	if (cl->s && stmtq_ready(&cl->s->q) && !cl->s->gating) {
+	if (cl->s && cl->s->q.gated) {
+		/* held by an older schema: as the other clients heard at the hold */
+		if (cl->ops->failed)
+			(void)cl->ops->failed(cl->arg, cl->s->q.gated, true);
+	} else if (cl->s && stmtq_ready(&cl->s->q) && !cl->s->gating) {
 		if (cl->ops->connected)
 			cl->ops->connected(cl->arg);
 		if (stmtq_ready(&cl->s->q) && !stmtq_busy(&cl->s->q))
@@ -572,7 +669,7 @@ int ownsess_join(struct ownsess_client *cl, struct event_base *base, const char 
 	cl->s = s;
 	if (fresh)
 		event_active(&s->start_ev, EV_TIMEOUT, 0);
-	else if (stmtq_ready(&s->q))
+	else if (stmtq_ready(&s->q) || s->q.gated)
 		event_active(&cl->join_ev, EV_TIMEOUT, 0);
 	return 0;
 }

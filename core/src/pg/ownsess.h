@@ -76,8 +76,11 @@ struct stmtq {
 	} cur;                                 /* the statement in flight */
 	const struct stmtq_result *completing; /* the answer whose callback runs */
 	const void *last_arg; /* the client of the statement completed last (the turns) */
-	/* In failed(): the step of the schema found older than ownsess_need_steps' (0: no
-	 * schema); -1 otherwise. */
+	/* Held by an older schema (ownsess_need_steps): what failed() said, the clients' database
+	 * being away while the session waits, connected, for the install; NULL otherwise. */
+	const char *gated;
+	/* In failed() (and while gated): the step of the schema found older than
+	 * ownsess_need_steps' (0: no schema); -1 otherwise. */
 	int schema_step;
 	/* With it: the names of the instances pgcrond.instance saw in the last 7 days, comma
 	 * separated, each followed by '*' if its last process did not stop cleanly ("" if none
@@ -99,11 +102,14 @@ bool stmtq_busy(const struct stmtq *q);
 bool stmtq_failed(const struct stmtq *q);
 /* The connection (NULL if none), for ownsess_begin's writing. */
 PGconn *stmtq_conn(const struct stmtq *q);
-/* Connected (the driver's READY). */
+/* Connected (the driver's READY), and not held by an older schema (gated). */
 bool stmtq_ready(const struct stmtq *q);
 
 /* The application_name of pgcrond's own sessions. */
 #define OWNSESS_APP_NAME "pgcrond"
+/* The channel `pgcrond install` notifies as it commits (hist_install.h): a session held by an
+ * older schema LISTENs on it (ownsess_need_steps). */
+#define OWNSESS_INSTALL_CHANNEL "pgcrond_install"
 /* The session's one retry policy: its reconnects and its items sent again (the history is
  * back within 5 s of its database; one attempt every few seconds costs a down server nothing). */
 #define OWNSESS_RETRY_MIN_MS 1000
@@ -239,8 +245,14 @@ void ownsess_set_check(int64_t ms);
 /* The session's database must have pgcrond's schema steps STEPS (a text form of an int4[],
  * "{1,2,...}", borrowed: a constant), the newest NEWEST: at each connect the session reads
  * them once, before any client hears connected(); a database without every one of them is
- * given up as one not reached (every client hears failed(), WHY saying what to do, and
- * schema_step is set), and the reconnect's backoff looks again. From the next connect. */
+ * to the clients one not reached (every client hears failed(), WHY saying what to do, and
+ * schema_step is set; a client joining meanwhile hears the same), but the session keeps the
+ * connection, idle and checked as any (q.gated; stmtq_ready() is false), LISTENing on
+ * OWNSESS_INSTALL_CHANNEL: each notification there has the steps read again, and once they
+ * are all there the clients hear connected(). No reconnect, no polling meanwhile; a
+ * connection lost reconnects as usual, and on a server that refuses the LISTEN (a standby)
+ * the connection is given up and the backoff's reconnect looks again. From the next
+ * connect. */
 void ownsess_need_steps(struct ownsess_client *cl, const char *steps, int newest);
 /* The session's reconnect backoff, decided for all its clients: the last call wins. */
 void ownsess_set_backoff(struct ownsess_client *cl, int64_t min_ms, int64_t max_ms);

@@ -479,6 +479,8 @@ static void http_marked_cb(evutil_socket_t fd, short what, void *arg)
 		end_later(r, r->mark_why);
 	else if (sched_http_submit(r, on_http_done, err, sizeof(err)) < 0)
 		end_later(r, err);
+	else
+		sched_backlog_changed(r->job->s, r); /* no longer waiting for its mark */
 }
 
 void sched_ended_cb(evutil_socket_t fd, short what, void *arg)
@@ -602,6 +604,7 @@ static void run_begin(struct run *r)
 		if (mark == 1) {
 			event_assign(&r->mark_ev, s->base, -1, 0, http_marked_cb, r);
 			r->mark_ev_set = true;
+			sched_backlog_changed(s, r); /* it waits: pgcrond drop withdraws it */
 			goto out;
 		}
 		if (sched_http_submit(r, on_http_done, err, sizeof(err)) == 0)
@@ -706,7 +709,7 @@ void sched_fire_run(struct run *r)
 		return;
 	}
 	char msg[256], what[128];
-	sched_run_describe(j->active, what, sizeof(what));
+	sched_run_describe(j->active, j->active->state, what, sizeof(what));
 	switch (j->overlap) {
 	case OVERLAP_SKIP:
 		if (j->active->state == RUN_CLAIMING && !j->pending) {
@@ -725,18 +728,19 @@ void sched_fire_run(struct run *r)
 			sched_run_free(&r);
 			return;
 		}
-		snprintf(msg, sizeof(msg), "%s; overlap = skip", what);
+		snprintf(msg, sizeof(msg), SCHED_SKIP_FMT, what);
 		/* ... and of the fires skipped behind one run, only the first has a row (the
 		 * others are logged and counted) when they need no claim: alone, or not knowing
 		 * yet (a start: one left unclaimed is a live instance's to serve, if any). One
 		 * row a run, not one a fire, which at 15,000 jobs a second was two rows in three
 		 * and held the runs back */
-		if (j->active->skip_row &&
+		if (j->active->skipped != SKIPPED_NONE &&
 		    (!admit_ahead(s->admit) || cluster_lone_undecided(s->cluster)))
 			sched_skip_rowless(r, j->active, msg);
 		else
 			sched_skip_claimed(r, msg, false);
-		j->active->skip_row = true;
+		if (j->active->skipped == SKIPPED_NONE)
+			j->active->skipped = SKIPPED_ROW;
 		sched_run_free(&r);
 		return;
 	case OVERLAP_QUEUE:

@@ -304,7 +304,7 @@ extern const char *const sched_recent_statuses[];
 
 /* What a run waits for (pgcrond status, pgcrond drop, pgcrond.view_backlog), and its word
  * there, by index: "slot", "connection", "upstream", "retry", "own_run", "notifications",
- * "instance", "claim". */
+ * "instance", "claim", "mark". */
 enum sched_wait_for {
 	SCHED_WAIT_SLOT,       /* a max_running slot */
 	SCHED_WAIT_CONNECTION, /* started: a connection of its database */
@@ -314,6 +314,7 @@ enum sched_wait_for {
 	SCHED_WAIT_NOTIFY,     /* notifications gathered while the job runs: its run to end */
 	SCHED_WAIT_INSTANCE,   /* the job's run on another instance to end */
 	SCHED_WAIT_CLAIM,      /* its claim's answer (several instances) */
+	SCHED_WAIT_MARK,       /* started: an HTTP run's start mark (several instances) */
 };
 extern const char *const sched_wait_names[];
 /* A job has at most four runs waiting: its active one, pending, parked and notified. */

@@ -21,8 +21,10 @@ static void on_marked(void *arg, bool ok, const char *why)
 	struct run *r = arg;
 	struct sched *s = r->job->s;
 	r->mark_wait = false;
-	r->unmarked = !ok; /* its end logs and records WHY as a skip (sched.c: run_end) */
-	if (r->er)         /* else it ended already, or it is an HTTP run's request */
+	if (!ok) /* its end logs and records WHY as a skip (sched.c: run_end); a run dropped
+	          * before the answer keeps its skip */
+		r->unmarked = true;
+	if (r->er) /* else it ended already, or it is an HTTP run's request */
 		s->ex.release(r->er, ok, why);
 	else if (r->mark_ev_set && r->state == RUN_RUNNING && !r->hc) {
 		if (!ok && !r->mark_why)

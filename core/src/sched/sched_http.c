@@ -144,10 +144,14 @@ void sched_set_http(struct sched *s, struct httpc *c)
 	s->http = c;
 }
 
+bool sched_http_unsent(const struct run *r)
+{
+	return r->state == RUN_RUNNING && !r->hc && r->mark_ev_set && r->mark_wait && !r->cancelled;
+}
+
 bool sched_http_cancel(struct run *r, const char *why)
 {
-	if (!r->hc && r->mark_ev_set && r->mark_wait &&
-	    r->state == RUN_RUNNING) { /* nothing sent yet */
+	if (sched_http_unsent(r)) {
 		r->cancelled = true;
 		if (!r->mark_why)
 			r->mark_why = strdup(why ? why : "cancelled");

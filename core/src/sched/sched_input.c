@@ -220,6 +220,7 @@ static void ended(struct job *j)
 		return;
 	sched_run_to(r, RUN_DUE);
 	log_job(LOG_LVL_DEBUG, j->name, "the run on another instance ended; claiming again");
+	sched_rowless_row(r); /* its message may say the due time that changes here */
 	r->queue_at_us = sched_now_us(j->s);
 	sched_run_admit(r);
 }

@@ -191,6 +191,8 @@ enum run_state {
 	RUN_ENDED,        /* over: recorded (or dropped), about to be freed */
 };
 #define RUN_STATES (RUN_ENDED + 1)
+/* run.skipped */
+enum { SKIPPED_NONE, SKIPPED_ROW, SKIPPED_ROWLESS };
 
 struct run {
 	struct job *job;
@@ -207,7 +209,8 @@ struct run {
 	bool marked;    /* its start is marked (several instances): the cluster may hold a
 	                 * wait of its (cluster_mark_forget) */
 	bool unmarked;  /* its start mark was refused, or it was dropped waiting for its
-	                 * connection (sched_drop): it ends skipped, having sent nothing */
+	                 * connection or its start mark (sched_drop): it ends skipped, having
+	                 * sent nothing */
 	bool cancelled; /* an HTTP run cancelled while it waited for its start mark */
 	/* an HTTP run's wait for its start mark: woken by the mark's answer (sched_cluster.c)
 	 * or a cancel (sched_http.c), it sends the request or ends the run from the loop
@@ -215,13 +218,15 @@ struct run {
 	bool mark_ev_set;
 	struct event mark_ev;
 	char *mark_why;
-	bool waited;   /* already waited for its upstreams */
-	bool skip_row; /* a fire skipped behind it (overlap = skip) has its row */
-	/* the last fire skipped behind it after that one, without a row (sched_skip_rowless):
-	 * its instant, trigger and message (NULL: none), its row written as this run ends */
+	bool waited; /* already waited for its upstreams */
+	/* the fires skipped behind it (overlap = skip): the first has its row; of those after it
+	 * (sched_skip_rowless), the last has one written as this run ends, from its instant and
+	 * trigger and the state this run was in then, whose message it says again
+	 * (sched_run_describe): SKIPPED_NONE, SKIPPED_ROW (none after the first yet), or
+	 * SKIPPED_ROWLESS + that state */
+	uint8_t skipped;
 	int64_t rowless_us;
 	const char *rowless_trigger;
-	char *rowless_msg;
 	char noted[10]; /* its kind in pending_work (coord.h), "" if not written there */
 	uint64_t hist_key;
 	int64_t start_us;
@@ -347,6 +352,9 @@ void sched_record_skipped(struct run *r, const char *message);
  * skipped behind run BEHIND, whose first skipped fire has it (sched_fire_run); the last such
  * fire gets its row as BEHIND ends */
 void sched_skip_rowless(struct run *r, struct run *behind, const char *message);
+/* The row of the last fire skipped behind R without one (sched_skip_rowless), if any: written
+ * as R ends, or before what its message says of R changes */
+void sched_rowless_row(struct run *r);
 /* R, a fire this instance skips without a claim (WHY: its own run still under way, a missed
  * fire), is logged at once (unless LOGGED: the caller did) and recorded `skipped` only if
  * this instance gets the fire's claim (admit_skip): with several instances another one may
@@ -391,9 +399,11 @@ void sched_check_drained(struct sched *s);
 /* Whether the table allows FROM -> TO; the state's name for log lines. */
 bool sched_run_may(enum run_state from, enum run_state to);
 const char *sched_run_state_name(enum run_state st);
-/* What the job's active run A is doing, for a fire that meets it ("previous run still running
- * (started 10:00:01Z)"). */
-void sched_run_describe(const struct run *a, char *out, size_t outlen);
+/* What the job's active run A is doing in state ST, for a fire that meets it ("previous run
+ * still running (started 10:00:01Z)"). */
+void sched_run_describe(const struct run *a, enum run_state st, char *out, size_t outlen);
+/* The message of a fire skipped behind a run doing WHAT (sched_run_describe), overlap = skip */
+#define SCHED_SKIP_FMT "%s; overlap = skip"
 /* US (Unix microseconds) as "10:00:01Z". */
 void sched_fmt_hms(int64_t us, char *out, size_t outlen);
 /* Start R or queue it for a max_running slot; R becomes the job's active run. */
@@ -465,14 +475,16 @@ void sched_apply_clear(struct sched *s);
 /* sched_http.c: an HTTP job's run (its history text is job_kind_http_shown's). Sending R's
  * request, whose response goes to ON_DONE
  * (0, or -1 with ERR: R must end with it); how R ended, read from its response RESP (its
- * message into MSG); stopping R's request if one is in flight (true), ending it cancelled
- * with WHY. */
+ * message into MSG); whether R started and waits for its start mark, nothing sent
+ * (run.mark_ev); stopping R (true), its request in flight or its wait for the mark, ending it
+ * cancelled with WHY. */
 struct httpc_response;
 struct flow_outcome;
 int sched_http_submit(struct run *r, void (*on_done)(void *arg, const struct httpc_response *resp),
                       char *err, size_t errlen);
 void sched_http_outcome(const struct run *r, const struct httpc_response *resp,
                         struct flow_outcome *out, char *msg, size_t msglen);
+bool sched_http_unsent(const struct run *r);
 bool sched_http_cancel(struct run *r, const char *why);
 /* sched.c: R's start mark is written (OK: its request goes now), or refused (WHY: it ends
  * skipped, nothing sent) */

@@ -209,10 +209,10 @@ void sched_fmt_hms(int64_t us, char *out, size_t outlen)
 		out[0] = '\0';
 }
 
-void sched_run_describe(const struct run *a, char *out, size_t outlen)
+void sched_run_describe(const struct run *a, enum run_state st, char *out, size_t outlen)
 {
 	char when[16];
-	switch (a->state) {
+	switch (st) {
 	case RUN_CLAIMING:
 		snprintf(out, outlen, "previous fire still being claimed");
 		break;
@@ -258,8 +258,6 @@ struct run *sched_run_new(struct job *j, int64_t scheduled_us, const char *trigg
 	return r;
 }
 
-static void rowless_last_row(struct run *r);
-
 void sched_run_free(struct run **rp)
 {
 	struct run *r = *rp;
@@ -267,7 +265,7 @@ void sched_run_free(struct run **rp)
 		return;
 	if (r->state != RUN_ENDED)
 		sched_run_to(r, RUN_ENDED);
-	rowless_last_row(r);
+	sched_rowless_row(r);
 	if (r->mark_ev_set)
 		event_del(&r->mark_ev);
 	free(r->mark_why);
@@ -380,28 +378,27 @@ void sched_skip_rowless(struct run *r, struct run *behind, const char *message)
 {
 	log_job(LOG_LVL_INFO, r->job->name, "skipped: %s (no history row)", message);
 	record(r, SCHED_SKIPPED, message, true);
-	char *msg = strdup(message);
-	if (!msg)
-		return; /* (out of memory: that fire keeps no row) */
-	free(behind->rowless_msg);
-	behind->rowless_msg = msg;
+	behind->skipped = (uint8_t)(SKIPPED_ROWLESS + behind->state);
 	behind->rowless_us = r->scheduled_us;
 	behind->rowless_trigger = r->trigger;
 }
 
 /* R ends (or is dropped): the last fire skipped behind it without a row gets one, so that the
- * history says which fire was the job's last (the catch-up at the next start reads it). */
-static void rowless_last_row(struct run *r)
+ * history says which fire was the job's last (the catch-up at the next start reads it); its
+ * message made again from R as it was then (what it says of R does not change after) */
+void sched_rowless_row(struct run *r)
 {
-	if (!r->rowless_msg)
+	char what[128], msg[256];
+	if (r->skipped < SKIPPED_ROWLESS)
 		return;
+	sched_run_describe(r, (enum run_state)(r->skipped - SKIPPED_ROWLESS), what, sizeof(what));
+	snprintf(msg, sizeof(msg), SCHED_SKIP_FMT, what);
 	struct run last = {.job = r->job,
 	                   .trigger = r->rowless_trigger,
 	                   .scheduled_us = r->rowless_us,
 	                   .attempt = 1};
-	(void)sched_hist_put(&last, sched_now_us(r->job->s), NULL, "skipped", r->rowless_msg);
-	free(r->rowless_msg);
-	r->rowless_msg = NULL;
+	(void)sched_hist_put(&last, sched_now_us(r->job->s), NULL, "skipped", msg);
+	r->skipped = SKIPPED_ROW;
 }
 
 void sched_skip_claimed(struct run *r, const char *why, bool logged)
@@ -470,8 +467,9 @@ const char *sched_work_keep(struct run *r, const char *why)
 
 /* ---- what waits (the backlog: status, pgcrond drop, pgcrond.view_backlog) ------------- */
 
-const char *const sched_wait_names[] = {"slot",    "connection",    "upstream", "retry",
-                                        "own_run", "notifications", "instance", "claim"};
+const char *const sched_wait_names[] = {"slot",     "connection", "upstream",
+                                        "retry",    "own_run",    "notifications",
+                                        "instance", "claim",      "mark"};
 
 /* What R waits for, or -1: nothing (being decided, handed to the loop, on its connection). */
 static int waits_for(const struct run *r)
@@ -491,8 +489,10 @@ static int waits_for(const struct run *r)
 		return SCHED_WAIT_INSTANCE;
 	case RUN_CLAIMING:
 		return SCHED_WAIT_CLAIM;
-	case RUN_RUNNING: /* a SQL run without its backend yet */
-		return r->er && !r->backend_pid ? SCHED_WAIT_CONNECTION : -1;
+	case RUN_RUNNING: /* a SQL run without its backend yet, an HTTP run without its mark */
+		if (r->er)
+			return r->backend_pid ? -1 : SCHED_WAIT_CONNECTION;
+		return sched_http_unsent(r) ? SCHED_WAIT_MARK : -1;
 	case RUN_DUE:
 	case RUN_DEFERRED:
 	case RUN_ENDING:
@@ -564,10 +564,11 @@ void sched_backlog_cb(void *arg)
 		size_t n = sched_waiting_of(j, w);
 		for (size_t i = 0; i < n; i++) {
 			char key[160];
-			/* a run on its way (its connection coming, its claim answered) for less
-			 * than the publishing delay is not a backlog: published once it lasts, so
-			 * a busy instance sends nothing while nothing piles up */
-			if ((w[i].why == SCHED_WAIT_CONNECTION || w[i].why == SCHED_WAIT_CLAIM) &&
+			/* a run on its way (its connection coming, its claim or mark answered)
+			 * for less than the publishing delay is not a backlog: published once it
+			 * lasts, so a busy instance sends nothing while nothing piles up */
+			if ((w[i].why == SCHED_WAIT_CONNECTION || w[i].why == SCHED_WAIT_CLAIM ||
+			     w[i].why == SCHED_WAIT_MARK) &&
 			    now - w[i].since_us < BACKLOG_PUBLISH_US) {
 				young = true;
 				continue;
