@@ -205,10 +205,10 @@ static void retry(struct run *r, const struct flow_outcome *o)
 	int64_t delay =
 	    retry_delay_ms(c, r->attempt, s->random ? s->random(s->random_arg) : arc4random());
 	struct run *nr = NULL;
-	if (!j->retry_ev && (j->retry_ev = malloc(sizeof(*j->retry_ev))) != NULL)
-		clock_timer_init(j->retry_ev, retry_cb, j);
+	if (!j->retry && (j->retry = malloc(sizeof(*j->retry))) != NULL)
+		clock_timer_init(&j->retry->ev, retry_cb, j);
 	/* a retry waits for its timer alone: without one the failure is final */
-	if (!j->retry_ev || clock_arm(s->clock, j->retry_ev, delay * 1000) < 0)
+	if (!j->retry || clock_arm(s->clock, &j->retry->ev, delay * 1000) < 0)
 		log_job(LOG_LVL_ERROR, j->name, "out of memory arming the retry: no retry");
 	else if (!(nr = sched_run_new(j, r->scheduled_us, "retry")))
 		flow_retry_disarm(j);
@@ -229,8 +229,8 @@ static void retry(struct run *r, const struct flow_outcome *o)
 	duration_format(delay, d, sizeof(d));
 	log_job(LOG_LVL_NOTICE, j->name, "retrying in %s (attempt %d of %d)", d, nr->attempt,
 	        c->retries + 1);
-	j->retry_at_us = sched_now_us(s) + delay * 1000;
-	sched_work_note(nr, "retry", j->retry_at_us); /* a survivor's if we die */
+	j->retry->at_us = sched_now_us(s) + delay * 1000;
+	sched_work_note(nr, "retry", j->retry->at_us); /* a survivor's if we die */
 }
 
 /* R is over as O: its history, retries, alerts; what waited for it goes next. */

@@ -155,26 +155,19 @@ static char *dup_or_null(const char *s)
 static void stale_cb(void *arg);
 static void drop_deferred(struct job *j, const char *why);
 
-/* A job's retry and staleness timers are made when first needed: most jobs never retry and
- * set no max_staleness, and two events embedded in every job were 25 MB at 100,000 jobs.
- * NULL if out of memory (the caller then does without the timer). */
-static struct clock_timer *job_timer(struct job *j, struct clock_timer **ev, void (*cb)(void *))
-{
-	if (!*ev && (*ev = malloc(sizeof(**ev))) != NULL)
-		clock_timer_init(*ev, cb, j);
-	return *ev;
-}
-
+/* A job's retry and staleness timers are made when first needed (sched.c retry, stale_arm):
+ * most jobs never retry and set no max_staleness, and two events embedded in every job were
+ * 25 MB at 100,000 jobs. */
 void flow_retry_disarm(struct job *j)
 {
-	if (j->retry_ev)
-		clock_disarm(j->s->clock, j->retry_ev);
+	if (j->retry)
+		clock_disarm(j->s->clock, &j->retry->ev);
 }
 
 static void stale_disarm(struct job *j)
 {
-	if (j->stale_ev)
-		clock_disarm(j->s->clock, j->stale_ev);
+	if (j->stale)
+		clock_disarm(j->s->clock, &j->stale->ev);
 }
 
 void flow_job_drain(struct job *j)
@@ -186,9 +179,10 @@ void flow_job_free(struct job *j)
 {
 	flow_retry_disarm(j);
 	stale_disarm(j);
-	free(j->retry_ev);
-	free(j->stale_ev);
-	j->retry_ev = j->stale_ev = NULL;
+	free(j->retry);
+	free(j->stale);
+	j->retry = NULL;
+	j->stale = NULL;
 	flow_job_unlink(j);
 	sched_run_free(&j->parked);
 	sched_run_free(&j->notify_wait);
@@ -259,11 +253,12 @@ static void stale_arm(struct job *j)
 	int64_t now = sched_now_us(j->s);
 	/* no success known (here or in the history): counted from when pgcrond started */
 	int64_t base = j->last_success_us ? j->last_success_us : now;
-	struct clock_timer *ev = job_timer(j, &j->stale_ev, stale_cb);
-	if (!ev)
-		return;
-	arm_ms(j->s, ev, (base - now) / 1000 + max_ms);
-	j->stale_ms = max_ms;
+	if (!j->stale && (j->stale = malloc(sizeof(*j->stale))) != NULL)
+		clock_timer_init(&j->stale->ev, stale_cb, j);
+	if (!j->stale)
+		return; /* out of memory: no staleness alert */
+	arm_ms(j->s, &j->stale->ev, (base - now) / 1000 + max_ms);
+	j->stale->ms = max_ms;
 }
 
 void flow_job_unlink(struct job *j)
@@ -286,7 +281,7 @@ void flow_job_applied(struct job *j)
 	    j->conf && !j->removed && j->enabled ? j->conf->more->alerts.max_staleness_ms : 0;
 	if (want <= 0)
 		stale_disarm(j);
-	else if (!j->stale_ev || !clock_armed(j->stale_ev) || j->stale_ms != want)
+	else if (!j->stale || !clock_armed(&j->stale->ev) || j->stale->ms != want)
 		stale_arm(j);
 }
 
@@ -575,7 +570,7 @@ static void stale_cb(void *arg)
 	int64_t now = sched_now_us(s);
 	fresh_view(j, now, &fv);
 	if (fv.fresh_as_of_us > j->last_success_us && now - fv.fresh_as_of_us < max_ms * 1000) {
-		arm_ms(s, j->stale_ev, (fv.fresh_as_of_us - now) / 1000 + max_ms);
+		arm_ms(s, &j->stale->ev, (fv.fresh_as_of_us - now) / 1000 + max_ms);
 		return;
 	}
 	duration_format(max_ms, d, sizeof(d));
@@ -594,8 +589,8 @@ static void stale_cb(void *arg)
 	condition(j, ALERT_STALE, true, msg);
 	/* repeats come from alert_condition at alert_repeat; a success re-arms from scratch */
 	int64_t repeat = s->cfg ? s->cfg->alert_repeat_ms : 0;
-	if (repeat > 0 && j->stale_ev)
-		arm_ms(s, j->stale_ev, repeat);
+	if (repeat > 0)
+		arm_ms(s, &j->stale->ev, repeat);
 }
 
 /* ---- catch-up ------------------------------------------------------------------------- */
