@@ -107,7 +107,8 @@ static void load_plugins(const struct plugin **out)
 /* The guard for each CONCURRENT relation of P (as the core runs it before every run). */
 static void run_guards(PGconn *c, const struct plugin *p)
 {
-	struct conf_job job = {.name = "bench", .plugin = p->name, .line = 1};
+	struct conf_job job = {
+	    .name = "bench", .more = &config_job_more_defaults, .plugin = p->name, .line = 1};
 	struct pgc_relation_decl *rels;
 	size_t n;
 	char err[1024], quoted[600];
@@ -149,7 +150,8 @@ static double exec_stmt(PGconn *c, const char *sql, char **params, int n_params)
 static double run_plugin(PGconn *c, const struct plugin *p, char **payloads, size_t n_payloads,
                          bool *partial)
 {
-	struct conf_job job = {.name = "bench", .plugin = p->name, .line = 1};
+	struct conf_job job = {
+	    .name = "bench", .more = &config_job_more_defaults, .plugin = p->name, .line = 1};
 	struct pgc_run *run;
 	char err[1024];
 

@@ -123,7 +123,10 @@ static char *untouched_digest(PGconn *c, const struct table *t, const char *keys
 static char *run_with(PGconn *c, const struct plugin *p, char **payloads, size_t n_payloads,
                       bool *partial)
 {
-	struct conf_job job = {.name = "it-incremental", .plugin = p->name, .line = 1};
+	struct conf_job job = {.name = "it-incremental",
+	                       .more = &config_job_more_defaults,
+	                       .plugin = p->name,
+	                       .line = 1};
 	struct pgc_run *run;
 	char err[1024];
 

@@ -81,6 +81,7 @@ static void teardown(void)
 
 struct job_def {
 	struct conf_setting settings[4];
+	struct conf_job_more more;
 	struct conf_job job;
 };
 
@@ -91,11 +92,13 @@ static void job_init(struct job_def *d, const char *view, const char *query, con
 	d->settings[1] = (struct conf_setting){.key = "query", .value = (char *)query, .line = 4};
 	d->settings[2] =
 	    (struct conf_setting){.key = "unique_key", .value = (char *)key, .line = 5};
+	d->more = config_job_more_defaults;
+	d->more.settings = d->settings;
+	d->more.n_settings = 3;
 	d->job = (struct conf_job){.name = "refresh-agent-load",
 	                           .plugin = "sql_view",
 	                           .database = "analytics",
-	                           .settings = d->settings,
-	                           .n_settings = 3,
+	                           .more = &d->more,
 	                           .file = "conf.d/examples/x.conf",
 	                           .line = 1};
 	struct diag_list dl = {0};
@@ -355,9 +358,9 @@ START_TEST(test_shipped_examples)
 		/* seed 003: WARNING past 5 minutes, STALE past 10, so view_status.staleness is
 		 * never NULL for these jobs */
 		if (strstr(d.job.file, "30-action-analytics.conf"))
-			ck_assert_msg(d.job.max_staleness_ms == 600000,
+			ck_assert_msg(d.job.more->alerts.max_staleness_ms == 600000,
 			              "%s: max_staleness is %lld ms, seed 003 says 10m", d.job.name,
-			              (long long)d.job.max_staleness_ms);
+			              (long long)d.job.more->alerts.max_staleness_ms);
 		ck_assert_int_eq(plugin_check_job(sql_view, &d.job, &dl), 0);
 		expect_ok(install(&d));
 		expect_said(guard(&d), "populated");
@@ -365,9 +368,9 @@ START_TEST(test_shipped_examples)
 		expect_said(guard(&d), "ready");
 		expect_ok(run_once(&d));
 		const char *view = NULL;
-		for (size_t k = 0; k < d.job.n_settings; k++)
-			if (strcmp(d.job.settings[k].key, "view") == 0)
-				view = d.job.settings[k].value;
+		for (size_t k = 0; k < d.job.more->n_settings; k++)
+			if (strcmp(d.job.more->settings[k].key, "view") == 0)
+				view = d.job.more->settings[k].value;
 		ck_assert_ptr_nonnull(view);
 		snprintf(q, sizeof(q), "SELECT count(*) FROM %s", view);
 		ck_assert_msg(itest_scalar_ll(conn, q) > 0, "%s (job %s) is empty", view,

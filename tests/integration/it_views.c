@@ -192,7 +192,8 @@ static char *run_plugin(PGconn *c, const struct plugin *p)
 static char *run_plugin_with(PGconn *c, const struct plugin *p, const char *const *payloads,
                              size_t n_payloads)
 {
-	struct conf_job job = {.name = "it-views", .plugin = p->name, .line = 1};
+	struct conf_job job = {
+	    .name = "it-views", .more = &config_job_more_defaults, .plugin = p->name, .line = 1};
 	struct pgc_relation_decl *rels;
 	struct pgc_run *run;
 	size_t n_rels;

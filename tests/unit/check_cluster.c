@@ -120,14 +120,19 @@ END_TEST
 
 START_TEST(definition_hash_tells_definitions_apart)
 {
-	struct conf_job a = {
-	    .name = "j", .command = "SELECT 1", .database = "app", .schedule = "* * * * *"};
+	struct conf_job a = {.name = "j",
+	                     .command = "SELECT 1",
+	                     .database = "app",
+	                     .schedule = "* * * * *",
+	                     .more = &config_job_more_defaults};
 	struct conf_job b = a;
 	char ha[24], hb[24];
 	cluster_job_hash(&a, ha, sizeof(ha));
 	cluster_job_hash(&b, hb, sizeof(hb));
 	ck_assert_str_eq(ha, hb);
-	ck_assert_int_eq(strlen(ha), 16);
+	/* what instances of earlier versions publish for the same job (a rolling upgrade must not
+	 * see every job's definition differ) */
+	ck_assert_str_eq(ha, "d8785219167fe10a");
 	b.command = "SELECT 2";
 	cluster_job_hash(&b, hb, sizeof(hb));
 	ck_assert_str_ne(ha, hb);

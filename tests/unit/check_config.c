@@ -175,9 +175,9 @@ END_TEST
 
 static const char *setting(const struct conf_job *j, const char *key)
 {
-	for (size_t i = 0; i < j->n_settings; i++)
-		if (strcmp(j->settings[i].key, key) == 0)
-			return j->settings[i].value;
+	for (size_t i = 0; i < j->more->n_settings; i++)
+		if (strcmp(j->more->settings[i].key, key) == 0)
+			return j->more->settings[i].value;
 	return NULL;
 }
 
@@ -376,23 +376,23 @@ START_TEST(test_good_full)
 	ck_assert_int_eq(j->timeout_ms, 600000);
 	ck_assert_int_eq(j->overlap, OVERLAP_QUEUE);
 	ck_assert_int_eq(j->retries, 3);
-	ck_assert_int_eq(j->retry_delay_ms, 30000);
-	ck_assert_double_eq(j->retry_backoff, 1.5);
-	ck_assert_int_eq(j->retry_max_delay_ms, 300000);
-	ck_assert(j->retry_on_timeout);
-	ck_assert_int_eq(j->retry_on, RETRY_ON_ANY);
+	ck_assert_int_eq(j->more->retry.delay_ms, 30000);
+	ck_assert_double_eq(j->more->retry.backoff, 1.5);
+	ck_assert_int_eq(j->more->retry.max_delay_ms, 300000);
+	ck_assert(j->more->retry.on_timeout);
+	ck_assert_int_eq(j->more->retry.on, RETRY_ON_ANY);
 	ck_assert_int_eq(j->catchup, CATCHUP_SKIP);
 	ck_assert_int_eq(j->history, HISTORY_FAILURES);
-	ck_assert_str_eq(j->listen, "submission_scored");
-	ck_assert_int_eq(j->debounce_ms, 10000);
-	ck_assert_int_eq(j->max_delay_ms, 120000);
-	ck_assert_int_eq(j->alert_after, 3);
-	ck_assert_int_eq(j->max_staleness_ms, 3600000);
-	ck_assert_int_eq(j->warn_duration_ms, 2000);
+	ck_assert_str_eq(j->more->notify.listen, "submission_scored");
+	ck_assert_int_eq(j->more->notify.debounce_ms, 10000);
+	ck_assert_int_eq(j->more->notify.max_delay_ms, 120000);
+	ck_assert_int_eq(j->more->alerts.after, 3);
+	ck_assert_int_eq(j->more->alerts.max_staleness_ms, 3600000);
+	ck_assert_int_eq(j->more->alerts.warn_duration_ms, 2000);
 	/* the plugin's own settings, as text, in file order, with their lines */
-	ck_assert_uint_eq(j->n_settings, 5);
-	ck_assert_str_eq(j->settings[0].key, "window_days");
-	ck_assert_int_eq(j->settings[0].line, 23);
+	ck_assert_uint_eq(j->more->n_settings, 5);
+	ck_assert_str_eq(j->more->settings[0].key, "window_days");
+	ck_assert_int_eq(j->more->settings[0].line, 23);
 	ck_assert_str_eq(setting(j, "window_days"), "28");
 	ck_assert_str_eq(setting(j, "min_samples"), "5");
 	ck_assert_str_eq(setting(j, "smoothing"), "0.25");
@@ -408,7 +408,7 @@ START_TEST(test_good_full)
 	ck_assert_str_eq(j->after[0], "refresh-lane-distributions");
 	ck_assert_int_eq(j->after_line, 6);
 	ck_assert_str_eq(j->database, "analytics"); /* defaults to the history database */
-	ck_assert_uint_eq(j->n_settings, 0);
+	ck_assert_uint_eq(j->more->n_settings, 0);
 
 	j = config_job(cfg, "purge.old_rows");
 	ck_assert_str_eq(j->command,
@@ -452,19 +452,19 @@ START_TEST(test_good_minimal_defaults)
 	ck_assert_int_eq(j->timeout_ms, 0);
 	ck_assert_int_eq(j->overlap, OVERLAP_SKIP);
 	ck_assert_int_eq(j->retries, 0);
-	ck_assert_int_eq(j->retry_delay_ms, 30000);
-	ck_assert_double_eq(j->retry_backoff, 2.0);
-	ck_assert_int_eq(j->retry_max_delay_ms, 600000);
-	ck_assert(!j->retry_on_timeout);
-	ck_assert_int_eq(j->retry_on, RETRY_ON_TRANSIENT);
+	ck_assert_int_eq(j->more->retry.delay_ms, 30000);
+	ck_assert_double_eq(j->more->retry.backoff, 2.0);
+	ck_assert_int_eq(j->more->retry.max_delay_ms, 600000);
+	ck_assert(!j->more->retry.on_timeout);
+	ck_assert_int_eq(j->more->retry.on, RETRY_ON_TRANSIENT);
 	ck_assert_int_eq(j->history, HISTORY_ALL);
 	ck_assert_int_eq(j->catchup, CATCHUP_ONCE);
-	ck_assert_ptr_null(j->listen);
-	ck_assert_int_eq(j->debounce_ms, 5000);
-	ck_assert_int_eq(j->max_delay_ms, 60000);
-	ck_assert_int_eq(j->alert_after, 1);
-	ck_assert_int_eq(j->max_staleness_ms, 0);
-	ck_assert_int_eq(j->warn_duration_ms, 0);
+	ck_assert_ptr_null(j->more->notify.listen);
+	ck_assert_int_eq(j->more->notify.debounce_ms, 5000);
+	ck_assert_int_eq(j->more->notify.max_delay_ms, 60000);
+	ck_assert_int_eq(j->more->alerts.after, 1);
+	ck_assert_int_eq(j->more->alerts.max_staleness_ms, 0);
+	ck_assert_int_eq(j->more->alerts.warn_duration_ms, 0);
 	ck_assert_uint_eq(j->n_after, 0);
 	ck_assert_int_eq(j->after_line, 0);
 	ck_assert_int_eq(j->plugin_line, 0);
@@ -1483,6 +1483,59 @@ START_TEST(test_load_again_takes_unchanged_files)
 }
 END_TEST
 
+/* The keys most jobs leave alone are in one conf_job_more: a job that sets none of them points
+ * at the shared defaults (100,000 such jobs hold one), a job that sets one has its own, the
+ * other keys at their defaults; a reload's copy of an unchanged file keeps both so, its own
+ * ones copies (the configuration before goes first). */
+START_TEST(test_rare_keys_apart)
+{
+	const char *problem;
+	make_tree();
+	write_text(at("/conf.d/20-b.conf"),
+	           "jobs = ( { name = \"plain\"; command = \"SELECT 2\"; schedule = \"@daily\";"
+	           " after = [ \"a\" ]; timeout = \"1m\"; retries = 2; },\n"
+	           " { name = \"rare\"; command = \"SELECT 3\"; schedule = \"0 9 * * *\";"
+	           " retry_delay = \"5s\"; listen = \"ch\"; timezone = \"Europe/Berlin\";"
+	           " freshness = \"15m\"; sources = [ \"public.t\" ]; } );\n",
+	           0644);
+	struct pgc_config *c1 = load_again(NULL, &problem);
+	ck_assert_str_eq(problem, "");
+	const struct conf_job *plain = config_job(c1, "plain"), *rare = config_job(c1, "rare");
+	ck_assert_ptr_eq(config_job(c1, "a")->more, &config_job_more_defaults);
+	ck_assert_ptr_eq(plain->more, &config_job_more_defaults);
+	ck_assert_int_eq(plain->retries, 2);
+	ck_assert_ptr_ne(rare->more, &config_job_more_defaults);
+	ck_assert_int_eq(rare->more->retry.delay_ms, 5000);
+	ck_assert_int_eq(rare->more->retry.max_delay_ms, 600000);
+	ck_assert_double_eq(rare->more->retry.backoff, 2.0);
+	ck_assert_str_eq(rare->more->notify.listen, "ch");
+	ck_assert_int_eq(rare->more->notify.debounce_ms, 5000);
+	ck_assert_int_eq(rare->more->alerts.after, 1);
+	ck_assert_ptr_nonnull(rare->more->cal.tz);
+
+	struct pgc_config *c2 = load_again(c1, &problem);
+	ck_assert_str_eq(problem, "");
+	ck_assert_str_eq(taken(c2), "tt");
+	const struct conf_job *rare1 = rare;
+	plain = config_job(c2, "plain");
+	rare = config_job(c2, "rare");
+	ck_assert_ptr_eq(plain->more, &config_job_more_defaults);
+	ck_assert_ptr_ne(rare->more, &config_job_more_defaults);
+	ck_assert_ptr_ne(rare->more, rare1->more);
+	ck_assert_ptr_ne(rare->more->notify.listen, rare1->more->notify.listen);
+	config_free(&c1);
+	ck_assert_int_eq(rare->more->retry.delay_ms, 5000);
+	ck_assert_str_eq(rare->more->notify.listen, "ch");
+	ck_assert_str_eq(rare->more->cal.timezone, "Europe/Berlin");
+	ck_assert_ptr_nonnull(rare->more->cal.tz);
+	ck_assert_int_eq(rare->more->fresh.sla_ms, 15 * 60000);
+	ck_assert_uint_eq(rare->more->fresh.n_sources, 1);
+	ck_assert_str_eq(rare->more->fresh.sources[0], "public.t");
+	config_free(&c2);
+	remove_tree();
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -1531,6 +1584,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_include_untrusted);
 	tcase_add_test(tc, test_size_cap);
 	tcase_add_test(tc, test_load_again_takes_unchanged_files);
+	tcase_add_test(tc, test_rare_keys_apart);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -5,13 +5,26 @@
 
 #include "config_diff.h"
 
+/* Each job made here has a conf_job_more of its own (a test's jobs are fewer than these). */
+static struct conf_job_more mores[16];
+static size_t n_mores;
+
 static struct conf_job job(const char *name, const char *schedule)
 {
+	struct conf_job_more *m = &mores[n_mores++ % 16];
+
+	*m = config_job_more_defaults;
 	return (struct conf_job){.name = (char *)name,
 	                         .command = "SELECT 1",
 	                         .schedule = (char *)schedule,
 	                         .enabled = true,
-	                         .retry_backoff = 2.0};
+	                         .more = m};
+}
+
+/* J's own conf_job_more (job()'s), to set. */
+static struct conf_job_more *more(struct conf_job *j)
+{
+	return (struct conf_job_more *)j->more;
 }
 
 START_TEST(test_added_changed_removed)
@@ -30,15 +43,15 @@ START_TEST(test_added_changed_removed)
 	new_jobs[2].command = "SELECT 2";
 	new_jobs[2].timeout_ms = 0;
 	new_jobs[2].enabled = false;
-	new_jobs[2].max_staleness_ms = 600000;
+	more(&new_jobs[2])->alerts.max_staleness_ms = 600000;
 	old_jobs[4].command = NULL;
 	old_jobs[4].plugin = "sql_view";
-	old_jobs[4].settings = s_old;
-	old_jobs[4].n_settings = 2;
+	more(&old_jobs[4])->settings = s_old;
+	more(&old_jobs[4])->n_settings = 2;
 	new_jobs[1].command = NULL;
 	new_jobs[1].plugin = "sql_view";
-	new_jobs[1].settings = s_new;
-	new_jobs[1].n_settings = 2;
+	more(&new_jobs[1])->settings = s_new;
+	more(&new_jobs[1])->n_settings = 2;
 	struct pgc_config old = {.jobs = old_jobs, .n_jobs = 5};
 	struct pgc_config new_cfg = {.jobs = new_jobs, .n_jobs = 5};
 	struct config_diff d = {0};
@@ -92,9 +105,9 @@ END_TEST
 START_TEST(test_timezone_and_username)
 {
 	struct conf_job o = job("j", "0 3 * * *"), n = job("j", "0 3 * * *");
-	n.timezone = "Europe/Berlin";
-	o.username = "alice";
-	n.username = "bob";
+	more(&n)->cal.timezone = "Europe/Berlin";
+	more(&o)->sql.username = "alice";
+	more(&n)->sql.username = "bob";
 	struct pgc_config old = {.jobs = &o, .n_jobs = 1};
 	struct pgc_config new_cfg = {.jobs = &n, .n_jobs = 1};
 	struct config_diff d = {0};

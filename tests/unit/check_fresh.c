@@ -41,6 +41,7 @@ struct sim {
 	struct sched *s;
 	struct pgc_config cfg;
 	struct conf_job job;
+	struct conf_job_more more;
 	char *sources[1];
 	int64_t counter; /* statements that wrote the source, committed */
 	bool unreadable; /* the check reports a problem for the source */
@@ -94,19 +95,17 @@ static void sim_init(struct sim *m, int64_t sla_ms, int64_t run_ms)
 	ck_assert_int_eq(clock_new_sim(T0 * 1000000, &m->clock), 0);
 	m->run_us = run_ms * 1000;
 	m->sources[0] = "public.src";
+	m->more = config_job_more_defaults;
+	m->more.retry.delay_ms = 10000;
+	m->more.fresh =
+	    (struct conf_job_fresh){.sla_ms = sla_ms, .sources = m->sources, .n_sources = 1};
 	m->job = (struct conf_job){.name = "view",
 	                           .command = "REFRESH MATERIALIZED VIEW public.v",
 	                           .database = "db",
 	                           .enabled = true,
 	                           .overlap = OVERLAP_SKIP,
 	                           .catchup = CATCHUP_ONCE,
-	                           .retry_delay_ms = 10000,
-	                           .retry_backoff = 2.0,
-	                           .retry_max_delay_ms = 600000,
-	                           .alert_after = 1,
-	                           .freshness_ms = sla_ms,
-	                           .sources = m->sources,
-	                           .n_sources = 1};
+	                           .more = &m->more};
 	m->cfg = (struct pgc_config){.max_running = 8, .jobs = &m->job, .n_jobs = 1};
 	const struct sched_executor fx = {.submit = fake_submit,
 	                                  .cancel = fake_cancel,

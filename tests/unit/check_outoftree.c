@@ -147,6 +147,7 @@ START_TEST(test_build_and_load)
 
 	struct conf_setting settings[] = {{.key = "notify_channel", .value = "", .line = 7}};
 	struct conf_job job = {.name = "refresh-top-agents",
+	                       .more = &config_job_more_defaults,
 	                       .plugin = "top_agents",
 	                       .file = "conf.d/50-top-agents.conf",
 	                       .line = 2};
@@ -182,8 +183,7 @@ START_TEST(test_build_and_load)
 
 	/* its check_settings() speaks through `pgcrond check` with FILE:LINE */
 	struct diag_list dl = {0};
-	job.settings = settings;
-	job.n_settings = 1;
+	job.more = &(struct conf_job_more){.settings = settings, .n_settings = 1};
 	ck_assert_int_eq(plugin_check_job(p, &job, &dl), -EINVAL);
 	ck_assert_uint_eq(dl.n, 1);
 	ck_assert_str_eq(dl.items[0].file, "conf.d/50-top-agents.conf");

@@ -229,6 +229,7 @@ START_TEST(test_example_build_run)
 	struct pgc_run *run;
 	char err[1024];
 	struct conf_job job = {.name = "refresh-example",
+	                       .more = &config_job_more_defaults,
 	                       .plugin = "example",
 	                       .file = "conf.d/10-example.conf",
 	                       .line = 1};
@@ -249,8 +250,7 @@ START_TEST(test_example_build_run)
 	    {.key = "analyze", .value = "true", .line = 5},
 	    {.key = "notify_channel", .value = "views_changed", .line = 6},
 	};
-	job.settings = settings;
-	job.n_settings = 2;
+	job.more = &(struct conf_job_more){.settings = settings, .n_settings = 2};
 	const char *payloads[] = {"42", "43"};
 	ck_assert_int_eq(plugin_build_run(p, &job, payloads, 2, &run, err, sizeof(err)), 0);
 	ck_assert_uint_eq(run->n_stmts, 3);
@@ -275,8 +275,8 @@ static int refresher_run(const struct plugin *p, const char *mode, struct pgc_ru
 	                       .plugin = "refresher",
 	                       .file = "conf.d/10-r.conf",
 	                       .line = 2,
-	                       .settings = settings,
-	                       .n_settings = 1};
+	                       .more =
+	                           &(struct conf_job_more){.settings = settings, .n_settings = 1}};
 
 	return plugin_build_run(p, &job, NULL, 0, run, err, errlen);
 }
@@ -374,7 +374,10 @@ START_TEST(test_seed_plugin_run)
 	const struct plugin *p;
 	struct pgc_run *run;
 	char err[1024];
-	struct conf_job job = {.name = "refresh-chat", .plugin = "chat_telemetry", .line = 1};
+	struct conf_job job = {.name = "refresh-chat",
+	                       .more = &config_job_more_defaults,
+	                       .plugin = "chat_telemetry",
+	                       .line = 1};
 
 	install_as(PLUGIN_BUILD_DIR "/chat_telemetry.so", "chat_telemetry", 0755);
 	ck_assert_msg(plugin_load(dir, "chat_telemetry", &p, err, sizeof(err)) == 0, "%s", err);
@@ -396,12 +399,12 @@ static struct pgc_run *lane_run(const struct plugin *p, const char *const *paylo
 {
 	struct conf_setting settings[] = {
 	    {.key = "max_partitions", .value = (char *)max, .line = 3}};
-	struct conf_job job = {.name = "lanes",
-	                       .plugin = "lane_distribution",
-	                       .file = "conf.d/10-l.conf",
-	                       .line = 1,
-	                       .settings = settings,
-	                       .n_settings = *max ? 1 : 0};
+	struct conf_job job = {
+	    .name = "lanes",
+	    .plugin = "lane_distribution",
+	    .file = "conf.d/10-l.conf",
+	    .line = 1,
+	    .more = &(struct conf_job_more){.settings = settings, .n_settings = *max ? 1 : 0}};
 	struct pgc_run *run;
 	char err[1024];
 
@@ -903,7 +906,11 @@ START_TEST(test_probe_runs)
 	const struct plugin *p;
 	struct pgc_run *run;
 	char err[1024];
-	struct conf_job job = {.name = "j", .plugin = "probe", .file = "f.conf", .line = 3};
+	struct conf_job job = {.name = "j",
+	                       .more = &config_job_more_defaults,
+	                       .plugin = "probe",
+	                       .file = "f.conf",
+	                       .line = 3};
 
 	install_test_plugin("probe");
 	ck_assert_msg(plugin_load(dir, "probe", &p, err, sizeof(err)) == 0, "%s", err);
@@ -925,8 +932,7 @@ START_TEST(test_probe_runs)
 	    {.key = "lock_timeout", .value = "2m", .line = 6},
 	    {.key = "fail", .value = "OFF", .line = 7},
 	};
-	job.settings = settings;
-	job.n_settings = 4;
+	job.more = &(struct conf_job_more){.settings = settings, .n_settings = 4};
 	const char *payloads[] = {"a", "'; DROP TABLE x; --"};
 	ck_assert_int_eq(plugin_build_run(p, &job, payloads, 2, &run, err, sizeof(err)), 0);
 	ck_assert_uint_eq(run->n_stmts, 3);
@@ -977,71 +983,74 @@ START_TEST(test_check_config)
 	struct conf_job jobs[] = {
 	    {.name = "j1",
 	     .plugin = "example",
-	     .settings = s_unknown,
-	     .n_settings = 1,
+	     .more = &(struct conf_job_more){.settings = s_unknown, .n_settings = 1},
 	     .file = "conf.d/10.conf",
 	     .line = 1},
 	    {.name = "j2",
 	     .plugin = "example",
-	     .settings = s_bool,
-	     .n_settings = 1,
+	     .more = &(struct conf_job_more){.settings = s_bool, .n_settings = 1},
 	     .file = "conf.d/10.conf",
 	     .line = 10},
 	    {.name = "j3",
 	     .plugin = "probe",
-	     .settings = s_int,
-	     .n_settings = 1,
+	     .more = &(struct conf_job_more){.settings = s_int, .n_settings = 1},
 	     .file = "conf.d/20.conf",
 	     .line = 20},
 	    {.name = "j3b",
 	     .plugin = "probe",
-	     .settings = s_range,
-	     .n_settings = 1,
+	     .more = &(struct conf_job_more){.settings = s_range, .n_settings = 1},
 	     .file = "conf.d/20.conf",
 	     .line = 21},
 	    {.name = "j4",
 	     .plugin = "probe",
-	     .settings = s_dur,
-	     .n_settings = 1,
+	     .more = &(struct conf_job_more){.settings = s_dur, .n_settings = 1},
 	     .file = "conf.d/20.conf",
 	     .line = 30},
 	    {.name = "j5",
 	     .plugin = "probe",
-	     .settings = s_check,
-	     .n_settings = 1,
+	     .more = &(struct conf_job_more){.settings = s_check, .n_settings = 1},
 	     .file = "conf.d/20.conf",
 	     .line = 40},
 	    {.name = "j6",
 	     .plugin = "probe",
-	     .settings = s_ok,
-	     .n_settings = 2,
+	     .more = &(struct conf_job_more){.settings = s_ok, .n_settings = 2},
 	     .file = "conf.d/20.conf",
 	     .line = 50},
 	    {.name = "j7",
 	     .plugin = "example",
-	     .settings = s_chan,
-	     .n_settings = 1,
+	     .more = &(struct conf_job_more){.settings = s_chan, .n_settings = 1},
 	     .file = "conf.d/10.conf",
 	     .line = 60},
 	    /* reported at its plugin = line */
 	    {.name = "j8",
+	     .more = &config_job_more_defaults,
 	     .plugin = "nothere",
 	     .file = "conf.d/30.conf",
 	     .line = 80,
 	     .plugin_line = 82},
-	    {.name = "j9", .plugin = "nothere", .file = "conf.d/30.conf", .line = 90},
-	    {.name = "j10", .command = "SELECT 1", .file = "conf.d/40.conf", .line = 100},
-	    {.name = "j11", .plugin = "name_mismatch", .file = "conf.d/40.conf", .line = 110},
+	    {.name = "j9",
+	     .more = &config_job_more_defaults,
+	     .plugin = "nothere",
+	     .file = "conf.d/30.conf",
+	     .line = 90},
+	    {.name = "j10",
+	     .more = &config_job_more_defaults,
+	     .command = "SELECT 1",
+	     .file = "conf.d/40.conf",
+	     .line = 100},
+	    {.name = "j11",
+	     .more = &config_job_more_defaults,
+	     .plugin = "name_mismatch",
+	     .file = "conf.d/40.conf",
+	     .line = 110},
 	    {.name = "j12",
 	     .plugin = "no_settings",
-	     .settings = s_other,
-	     .n_settings = 1,
+	     .more = &(struct conf_job_more){.settings = s_other, .n_settings = 1},
 	     .file = "conf.d/40.conf",
 	     .line = 70},
 	    {.name = "j13",
 	     .plugin = "no_settings",
-	     .settings = s_core_typo,
-	     .n_settings = 1,
+	     .more = &(struct conf_job_more){.settings = s_core_typo, .n_settings = 1},
 	     .file = "conf.d/40.conf",
 	     .line = 120},
 	};
@@ -1129,11 +1138,14 @@ START_TEST(test_check_config_clean)
 	struct conf_job jobs[] = {
 	    {.name = "a",
 	     .plugin = "example",
-	     .settings = s,
-	     .n_settings = 1,
+	     .more = &(struct conf_job_more){.settings = s, .n_settings = 1},
 	     .file = "x.conf",
 	     .line = 1},
-	    {.name = "b", .plugin = "example", .file = "x.conf", .line = 9},
+	    {.name = "b",
+	     .more = &config_job_more_defaults,
+	     .plugin = "example",
+	     .file = "x.conf",
+	     .line = 9},
 	};
 	struct pgc_config cfg = {.plugin_dir = dir, .jobs = jobs, .n_jobs = 2};
 	struct diag_list dl = {0};
@@ -1157,7 +1169,11 @@ START_TEST(test_abi_1_0_plugin)
 	struct pgc_run *run;
 	size_t n;
 	char err[1024];
-	struct conf_job job = {.name = "j", .plugin = "abi_1_0", .file = "f.conf", .line = 1};
+	struct conf_job job = {.name = "j",
+	                       .more = &config_job_more_defaults,
+	                       .plugin = "abi_1_0",
+	                       .file = "f.conf",
+	                       .line = 1};
 
 	install_test_plugin("abi_1_0");
 	ck_assert_msg(plugin_load(dir, "abi_1_0", &p, err, sizeof(err)) == 0, "%s", err);

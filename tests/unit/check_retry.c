@@ -24,35 +24,38 @@ START_TEST(transient_states)
 }
 END_TEST
 
-static struct conf_job job(int retries, int64_t delay, double backoff, int64_t max)
+/* A job with RETRIES, the rest of its retry keys in M. */
+static struct conf_job job(struct conf_job_more *m, int retries, int64_t delay, double backoff,
+                           int64_t max)
 {
-	struct conf_job j = {0};
-	j.retries = retries;
-	j.retry_delay_ms = delay;
-	j.retry_backoff = backoff;
-	j.retry_max_delay_ms = max;
-	return j;
+	*m = config_job_more_defaults;
+	m->retry.delay_ms = delay;
+	m->retry.backoff = backoff;
+	m->retry.max_delay_ms = max;
+	return (struct conf_job){.retries = retries, .more = m};
 }
 
 START_TEST(timeouts_only_when_asked)
 {
 	ck_assert(!retry_is_transient("57014", true, false));
 	ck_assert(retry_is_transient("57014", true, true));
-	struct conf_job j = job(3, 1000, 2, 60000);
+	struct conf_job_more m;
+	struct conf_job j = job(&m, 3, 1000, 2, 60000);
 	ck_assert(!retry_should(&j, 1, "57014", true));
-	j.retry_on_timeout = true;
+	m.retry.on_timeout = true;
 	ck_assert(retry_should(&j, 1, "57014", true));
 }
 END_TEST
 
 START_TEST(attempts_are_bounded)
 {
-	struct conf_job j = job(2, 1000, 2, 60000);
+	struct conf_job_more m;
+	struct conf_job j = job(&m, 2, 1000, 2, 60000);
 	ck_assert(retry_should(&j, 1, "40P01", false));
 	ck_assert(retry_should(&j, 2, "40P01", false));
 	ck_assert(!retry_should(&j, 3, "40P01", false)); /* 1 try + 2 retries */
 	ck_assert(!retry_should(&j, 1, "42P01", false)); /* undefined_table fails at once */
-	j.retry_on = RETRY_ON_ANY;
+	m.retry.on = RETRY_ON_ANY;
 	ck_assert(retry_should(&j, 1, "42P01", false));
 	j.retries = 0;
 	ck_assert(!retry_should(&j, 1, "40P01", false));
@@ -61,7 +64,8 @@ END_TEST
 
 START_TEST(delays_grow_and_cap)
 {
-	struct conf_job j = job(10, 1000, 2, 10000);
+	struct conf_job_more m, n;
+	struct conf_job j = job(&m, 10, 1000, 2, 10000);
 	/* without jitter's extremes: mid-point random gives exactly the nominal delay */
 	ck_assert_int_eq(retry_delay_ms(&j, 1, UINT32_MAX / 2), 999);
 	ck_assert_int_eq(retry_delay_ms(&j, 2, UINT32_MAX / 2), 1999);
@@ -75,7 +79,7 @@ START_TEST(delays_grow_and_cap)
 	for (int a = 1; a < 3; a++)
 		ck_assert_int_gt(retry_delay_ms(&j, a + 1, 0), retry_delay_ms(&j, a, UINT32_MAX));
 	/* a backoff below 1 is treated as 1: constant delays */
-	struct conf_job k = job(3, 500, 0.5, 0);
+	struct conf_job k = job(&n, 3, 500, 0.5, 0);
 	ck_assert_int_eq(retry_delay_ms(&k, 3, 0), 450);
 }
 END_TEST

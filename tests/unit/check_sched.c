@@ -330,7 +330,7 @@ static void h_start(struct harness *h, const char *schedule, enum catchup_policy
 	                           .schedule = (char *)schedule,
 	                           .enabled = true,
 	                           .catchup = catchup,
-	                           .alert_after = 1};
+	                           .more = &config_job_more_defaults};
 	ck_assert_int_eq(cron_parse(schedule, &h->job.cron, NULL, 0), 0);
 	h->cfg = (struct pgc_config){.max_running = 4, .jobs = &h->job, .n_jobs = 1};
 	ck_assert_int_eq(sched_apply(h->s, &h->cfg, utc(), NULL, true), 0);
@@ -380,8 +380,10 @@ START_TEST(job_timezone_is_its_own)
 	h_start(&h, "0 9 * * *", CATCHUP_ONCE, at("2026-07-01T00:00:00Z") * 1000000);
 	ck_assert_int_eq(h_next(&h), at("2026-07-01T09:00:00Z"));
 	struct conf_job j2 = h.job;
-	j2.timezone = "Europe/Berlin";
-	ck_assert_int_eq(cron_tz_open(j2.timezone, &j2.tz, NULL, 0), 0);
+	struct conf_job_more m2 = *h.job.more;
+	m2.cal.timezone = "Europe/Berlin";
+	ck_assert_int_eq(cron_tz_open(m2.cal.timezone, &m2.cal.tz, NULL, 0), 0);
+	j2.more = &m2;
 	struct pgc_config c2 = h.cfg;
 	c2.jobs = &j2;
 	ck_assert_int_eq(sched_apply(h.s, &c2, utc(), NULL, false), 0);
@@ -390,7 +392,7 @@ START_TEST(job_timezone_is_its_own)
 	/* and back to the daemon's zone */
 	ck_assert_int_eq(sched_apply(h.s, &h.cfg, utc(), NULL, false), 0);
 	ck_assert_int_eq(h_next(&h), at("2026-07-01T09:00:00Z"));
-	cron_tz_free(&j2.tz);
+	cron_tz_free(&m2.cal.tz);
 	h_stop(&h);
 }
 END_TEST

@@ -39,6 +39,7 @@ struct harness {
 	struct metrics *m;
 	struct pgc_config cfg;
 	struct conf_job jobs[8];
+	struct conf_job_more mores[8]; /* jobs[i]'s */
 	char *after[8][4];
 	int64_t t0_us;
 	struct fake_run runs[64];
@@ -116,7 +117,10 @@ static void h_init(struct harness *h)
  * its policies before h_start(). */
 static struct conf_job *h_job(struct harness *h, const char *name, const char *schedule)
 {
+	struct conf_job_more *m = &h->mores[h->cfg.n_jobs];
 	struct conf_job *j = &h->jobs[h->cfg.n_jobs++];
+	*m = config_job_more_defaults;
+	m->retry.delay_ms = 10000;
 	*j = (struct conf_job){.name = (char *)name,
 	                       .command = "SELECT 1",
 	                       .database = "db",
@@ -124,10 +128,7 @@ static struct conf_job *h_job(struct harness *h, const char *name, const char *s
 	                       .enabled = true,
 	                       .overlap = OVERLAP_SKIP,
 	                       .catchup = CATCHUP_ONCE,
-	                       .retry_delay_ms = 10000,
-	                       .retry_backoff = 2.0,
-	                       .retry_max_delay_ms = 600000,
-	                       .alert_after = 1};
+	                       .more = m};
 	if (schedule)
 		ck_assert_int_eq(cron_parse(schedule, &j->cron, NULL, 0), 0);
 	return j;
@@ -222,6 +223,12 @@ static void h_stop(struct harness *h)
 	unlink(h->log);
 }
 
+/* J's conf_job_more, for the test to set (h_job gave it one of its own). */
+static struct conf_job_more *h_more(struct harness *h, const struct conf_job *j)
+{
+	return &h->mores[j - h->jobs];
+}
+
 /* ---- reloads ------------------------------------------------------------------------------ */
 
 /* A configuration of one job whose strings are its own (freed by cfg_free, as config_free
@@ -235,7 +242,7 @@ static void cfg_one(struct pgc_config *c, struct conf_job *j, const char *name)
 	                       .enabled = true,
 	                       .overlap = OVERLAP_SKIP,
 	                       .catchup = CATCHUP_ONCE,
-	                       .alert_after = 1};
+	                       .more = &config_job_more_defaults};
 	ck_assert_int_eq(cron_parse(j->schedule, &j->cron, NULL, 0), 0);
 	*c = (struct pgc_config){
 	    .max_running = 8, .jobs = j, .n_jobs = 1, .alert_repeat_ms = 3600000};
@@ -320,7 +327,7 @@ static void cfg_make(struct pgc_config *c, const char *const *jobs, size_t n)
 		                         .enabled = true,
 		                         .overlap = OVERLAP_QUEUE,
 		                         .catchup = CATCHUP_ONCE,
-		                         .alert_after = 1};
+		                         .more = &config_job_more_defaults};
 		if (v[i].schedule)
 			ck_assert_int_eq(cron_parse(v[i].schedule, &v[i].cron, NULL, 0), 0);
 		if (k == 3) {
@@ -846,8 +853,8 @@ START_TEST(retry_wait_counts_as_busy)
 	h_init(&h);
 	struct conf_job *a = h_job(&h, "a", "* * * * *");
 	a->retries = 1;
-	a->retry_delay_ms = 50000;
-	a->retry_max_delay_ms = 50000;
+	h_more(&h, a)->retry.delay_ms = 50000;
+	h_more(&h, a)->retry.max_delay_ms = 50000;
 	h_start(&h);
 	h_advance(&h, 30);
 	h_end(&h, 0, false, "08006"); /* retry in 45..50 s: after the next fire at 90 */
@@ -893,8 +900,8 @@ START_TEST(resume_catches_up_in_the_jobs_timezone)
 	cron_tz *tokyo;
 	ck_assert_int_eq(cron_tz_open("Asia/Tokyo", &tokyo, NULL, 0), 0);
 	struct conf_job *j = h_job(&h, "a", "0 9 * * *");
-	j->timezone = "Asia/Tokyo";
-	j->tz = tokyo;
+	h_more(&h, j)->cal.timezone = "Asia/Tokyo";
+	h_more(&h, j)->cal.tz = tokyo;
 	h_start(&h);
 	ck_assert_int_eq(sched_pause(h.s, "a"), 0);
 	clock_sim_step(h.clock, (T0 + 86400 + 36000) * 1000000); /* the next day, 10:00:30Z */

@@ -53,6 +53,7 @@ static void teardown(void)
 /* A job of sql_view in conf.d/30-x.conf at line 10, settings on the lines after it. */
 struct job_def {
 	struct conf_setting settings[8];
+	struct conf_job_more more;
 	struct conf_job job;
 };
 
@@ -70,18 +71,20 @@ static void job_init(struct job_def *d, const char *view, const char *query, con
 	if (key)
 		d->settings[n++] =
 		    (struct conf_setting){.key = "unique_key", .value = (char *)key, .line = 16};
+	d->more = config_job_more_defaults;
+	d->more.settings = d->settings;
+	d->more.n_settings = n;
 	d->job = (struct conf_job){.name = "refresh-x",
 	                           .plugin = "sql_view",
 	                           .database = "analytics",
-	                           .settings = d->settings,
-	                           .n_settings = n,
+	                           .more = &d->more,
 	                           .file = "conf.d/30-x.conf",
 	                           .line = 10};
 }
 
 static void job_set(struct job_def *d, const char *key, const char *value, int line)
 {
-	d->settings[d->job.n_settings++] =
+	d->settings[d->more.n_settings++] =
 	    (struct conf_setting){.key = (char *)key, .value = (char *)value, .line = line};
 }
 

@@ -40,6 +40,7 @@ static struct conf_job file_job(const char *name)
 	                         .database = "app",
 	                         .schedule = "@daily",
 	                         .enabled = true,
+	                         .more = &config_job_more_defaults,
 	                         .file = "conf.d/10.conf",
 	                         .line = 1};
 }
@@ -191,10 +192,10 @@ START_TEST(merge_leaves_out_only_the_bad_jobs)
 	ck_assert_uint_eq(cfg->n_jobs, 3);
 	ck_assert_str_eq(cfg->jobs[0].name, "nightly");
 	ck_assert_str_eq(cfg->jobs[1].name, "ok");
-	ck_assert_str_eq(cfg->jobs[1].username, "alice");
-	ck_assert_str_eq(cfg->jobs[1].sql_database, "app");
+	ck_assert_str_eq(cfg->jobs[1].more->sql.username, "alice");
+	ck_assert_str_eq(cfg->jobs[1].more->sql.database, "app");
 	ck_assert_int_eq(cfg->jobs[1].retries, 2);
-	ck_assert_ptr_nonnull(cfg->jobs[1].tz);
+	ck_assert_ptr_nonnull(cfg->jobs[1].more->cal.tz);
 	ck_assert_str_eq(cfg->jobs[2].name, "after-file");
 	ck_assert_ptr_nonnull(config_database(cfg, "app/alice"));
 	/* the file config is untouched */
@@ -266,22 +267,22 @@ START_TEST(resolve_a_job_as_the_user_writes_it)
 
 	ck_assert_int_eq(config_resolve_job(cfg, "Job Run Details Maintenance", &j, c, 4, &n), 0);
 	ck_assert_str_eq(j->name, "cron-job-13");
-	ck_assert_str_eq(j->cron_name, "Job Run Details Maintenance");
-	ck_assert_int_eq(j->jobid, 13);
+	ck_assert_str_eq(j->more->sql.cron_name, "Job Run Details Maintenance");
+	ck_assert_int_eq(j->more->sql.jobid, 13);
 	ck_assert_int_eq(config_resolve_job(cfg, "cron-job-13", &j, c, 4, &n), 0);
-	ck_assert_int_eq(j->jobid, 13);
+	ck_assert_int_eq(j->more->sql.jobid, 13);
 	ck_assert_int_eq(config_resolve_job(cfg, "13", &j, c, 4, &n), 0);
 	ck_assert_str_eq(j->name, "cron-job-13");
 	/* a jobid before a name of digits; a file job before a SQL job's pg_cron name */
 	ck_assert_int_eq(config_resolve_job(cfg, "11", &j, c, 4, &n), 0);
 	ck_assert_str_eq(j->name, "cleanup");
 	ck_assert_int_eq(config_resolve_job(cfg, "nightly", &j, c, 4, &n), 0);
-	ck_assert_ptr_null(j->username);
+	ck_assert_ptr_null(j->more->sql.username);
 	/* two roles' "cleanup": both listed */
 	ck_assert_int_eq(config_resolve_job(cfg, "cleanup", &j, c, 4, &n), -ENOTUNIQ);
 	ck_assert_ptr_null(j);
 	ck_assert_uint_eq(n, 2);
-	ck_assert_int_eq(c[0]->jobid + c[1]->jobid, 23);
+	ck_assert_int_eq(c[0]->more->sql.jobid + c[1]->more->sql.jobid, 23);
 	ck_assert_int_eq(config_resolve_job(cfg, "cleanup", &j, NULL, 0, &n), -ENOTUNIQ);
 	ck_assert_uint_eq(n, 2);
 	ck_assert_int_eq(config_resolve_job(cfg, "job run details maintenance", &j, c, 4, &n),

@@ -26,7 +26,8 @@ void cli_next_fire(const struct pgc_config *cfg, const struct conf_job *j, int64
 		snprintf(out, outlen, "disabled");
 		return;
 	}
-	const cron_tz *tz = j->tz ? j->tz : cfg->tz; /* the job's own zone, if it has one */
+	/* the job's own zone, if it has one */
+	const cron_tz *tz = j->more->cal.tz ? j->more->cal.tz : cfg->tz;
 	if (!j->schedule || !tz)
 		return;
 	if (j->cron.kind == CRON_REBOOT) {

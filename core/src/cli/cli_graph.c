@@ -89,12 +89,12 @@ int cli_graph(int argc, char **argv)
 	}
 	for (size_t i = 0; i < cfg->n_jobs; i++) {
 		const struct conf_job *j = &cfg->jobs[i];
-		const char *what = j->schedule ? j->schedule
-		                   : j->listen ? "on notify"
-		                               : "after upstreams";
+		const char *what = j->schedule              ? j->schedule
+		                   : j->more->notify.listen ? "on notify"
+		                                            : "after upstreams";
 		if (asprintf(&labels[i], "%s%s%s%s", what,
-		             j->listen && j->schedule ? " / notify " : "",
-		             j->listen && j->schedule ? j->listen : "",
+		             j->more->notify.listen && j->schedule ? " / notify " : "",
+		             j->more->notify.listen && j->schedule ? j->more->notify.listen : "",
 		             j->enabled ? "" : " (disabled)") < 0)
 			labels[i] = NULL;
 	}

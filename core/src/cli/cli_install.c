@@ -230,8 +230,8 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 			                : NULL;
 
 			snprintf(staleness, sizeof(staleness), "%lld",
-			         (long long)job->max_staleness_ms);
-			snprintf(fresh, sizeof(fresh), "%lld", (long long)job->freshness_ms);
+			         (long long)job->more->alerts.max_staleness_ms);
+			snprintf(fresh, sizeof(fresh), "%lld", (long long)job->more->fresh.sla_ms);
 			snprintf(at, sizeof(at), "%s:%d", job->file, job->line);
 			const char *p[] = {job->name,
 			                   job_kind_name(job->kind),
@@ -240,12 +240,13 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 			                   job->schedule,
 			                   job->database,
 			                   after ? after : "{}",
-			                   job->listen,
+			                   job->more->notify.listen,
 			                   job->enabled ? "true" : "false",
-			                   job->max_staleness_ms > 0 ? staleness : NULL,
+			                   job->more->alerts.max_staleness_ms > 0 ? staleness
+			                                                          : NULL,
 			                   rel,
 			                   at,
-			                   job->freshness_ms > 0 ? fresh : NULL};
+			                   job->more->fresh.sla_ms > 0 ? fresh : NULL};
 			if (!PQsendQueryParams(conn, upsert, 13, NULL, p, NULL, NULL, 0))
 				rc = -EIO;
 			free(after);
@@ -611,8 +612,8 @@ static size_t freshness_sources(const struct plugin_registry *reg, const struct 
 	const struct plugin *p = job->plugin ? plugin_registry_find(reg, job->plugin) : NULL;
 	for (size_t i = 0; p && p->decl.sources && p->decl.sources[i] && n < max; i++)
 		out[n++] = p->decl.sources[i];
-	for (size_t i = 0; i < job->n_sources && n < max; i++)
-		out[n++] = job->sources[i];
+	for (size_t i = 0; i < job->more->fresh.n_sources && n < max; i++)
+		out[n++] = job->more->fresh.sources[i];
 	return n;
 }
 
@@ -633,7 +634,7 @@ static int install_freshness(const struct pgc_config *cfg, const struct plugin_r
 		for (size_t j = 0; j < cfg->n_jobs; j++) {
 			const struct conf_job *job = &cfg->jobs[j];
 			const char *srcs[64];
-			if (job->freshness_ms <= 0 || !job->database ||
+			if (job->more->fresh.sla_ms <= 0 || !job->database ||
 			    strcmp(job->database, db->name) != 0)
 				continue;
 			size_t n = freshness_sources(reg, job, srcs, 64);

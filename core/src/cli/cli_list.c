@@ -147,9 +147,10 @@ int cli_list(int argc, char **argv)
 		text_format(cells[i][COL_KIND], 256, "sql, role %s, jobid %s%s%s", role,
 		            PQgetvalue(sql, k, 6), named[0] ? ", named " : "", named);
 		char spread[160] = "";
-		if (j)
-			cli_schedule_tail(j->spread_ms, j->cron.offset, j->skip_dates,
-			                  j->only_dates, spread, sizeof(spread));
+		const struct conf_job_cal *cal = j ? &j->more->cal : NULL;
+		if (cal)
+			cli_schedule_tail(cal->spread_ms, j->cron.offset, cal->skip_dates,
+			                  cal->only_dates, spread, sizeof(spread));
 		snprintf(cells[i][COL_SCHEDULE], 256, "%s%s", PQgetvalue(sql, k, 2), spread);
 		snprintf(cells[i][COL_AFTER], 256, "%s",
 		         PQgetvalue(sql, k, 3)[0] ? PQgetvalue(sql, k, 3) : "-");
@@ -165,13 +166,14 @@ int cli_list(int argc, char **argv)
 		const struct conf_job *j = &cfg->jobs[i];
 		snprintf(cells[i][COL_NAME], 256, "%s", j->name);
 		kind_cell(j, reg, cells[i][COL_KIND], 256);
+		const struct conf_job_cal *cal = &j->more->cal;
 		char spread[160];
-		cli_schedule_tail(j->spread_ms, j->cron.offset, j->skip_dates, j->only_dates,
+		cli_schedule_tail(cal->spread_ms, j->cron.offset, cal->skip_dates, cal->only_dates,
 		                  spread, sizeof(spread));
-		if (j->freshness_ms > 0) {
+		if (j->more->fresh.sla_ms > 0) {
 			/* freshness: the SLA, beside the schedule if it has one */
 			char d[32];
-			duration_format(j->freshness_ms, d, sizeof(d));
+			duration_format(j->more->fresh.sla_ms, d, sizeof(d));
 			snprintf(cells[i][COL_SCHEDULE], 256, "%s%s%sfreshness %s",
 			         j->schedule ? j->schedule : "", spread, j->schedule ? ", " : "",
 			         d);
@@ -180,7 +182,8 @@ int cli_list(int argc, char **argv)
 			         j->schedule ? j->schedule : "-", spread);
 		}
 		join_after(j, cells[i][COL_AFTER], 256);
-		snprintf(cells[i][COL_LISTEN], 256, "%s", j->listen ? j->listen : "-");
+		const char *listen = j->more->notify.listen;
+		snprintf(cells[i][COL_LISTEN], 256, "%s", listen ? listen : "-");
 		job_kind_once(j->kind, j->command, cells[i][COL_ONCE], 256);
 		cli_next_fire(cfg, j, now, cells[i][COL_NEXT], 256);
 	}

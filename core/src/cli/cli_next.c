@@ -190,11 +190,12 @@ int cli_next(int argc, char **argv)
 		if ((rc = find_job(conf ? conf : PGCROND_DEFAULT_CONF, job, &cfg, &loaded, &cj)) !=
 		    0)
 			goto out;
+		const struct conf_job_cal *jc = &cj->more->cal;
 		char spread[160], cal[40] = "";
-		cli_schedule_tail(cj->spread_ms, cj->cron.offset, cj->skip_dates, cj->only_dates,
+		cli_schedule_tail(jc->spread_ms, cj->cron.offset, jc->skip_dates, jc->only_dates,
 		                  spread, sizeof(spread));
 		const struct conf_calendar *c =
-		    config_calendar(cfg, cj->skip_dates ? cj->skip_dates : cj->only_dates);
+		    config_calendar(cfg, jc->skip_dates ? jc->skip_dates : jc->only_dates);
 		if (c && c->table && !c->dates)
 			snprintf(cal, sizeof(cal), " (not read: no fire)");
 		else if (c)
@@ -202,7 +203,7 @@ int cli_next(int argc, char **argv)
 			         cron_dates_count(c->dates) == 1 ? "" : "s");
 		printf("job %s: schedule %s%s%s, time zone %s%s\n", cj->name,
 		       cj->schedule ? cj->schedule : "none", spread, cal,
-		       cj->timezone ? cj->timezone : cfg->timezone,
+		       jc->timezone ? jc->timezone : cfg->timezone,
 		       cj->enabled ? "" : " (disabled: it does not fire)");
 		e = cj->cron;
 		if (!cj->schedule)
@@ -220,7 +221,7 @@ int cli_next(int argc, char **argv)
 		goto out;
 	}
 	for (long i = 0; i < count; i++) {
-		t = cron_next(&e, cj ? (cj->tz ? cj->tz : cfg->tz) : tz, t);
+		t = cron_next(&e, cj ? (cj->more->cal.tz ? cj->more->cal.tz : cfg->tz) : tz, t);
 		if (t == CRON_NEVER) {
 			if (i == 0)
 				printf("never\n");

@@ -306,17 +306,18 @@ void cluster_job_hash(const struct conf_job *j, char *out, size_t len)
 {
 	char num[96];
 	uint64_t h = 14695981039346656037ULL;
-	const char *text[] = {j->name, j->plugin, j->command, j->database, j->schedule, j->listen};
+	const char *text[] = {j->name,     j->plugin,   j->command,
+	                      j->database, j->schedule, j->more->notify.listen};
 	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
 		h = def_fnv(h, text[i]);
 	for (size_t i = 0; i < j->n_after; i++)
 		h = def_fnv(h, j->after[i]);
-	for (size_t i = 0; i < j->n_settings; i++) {
-		h = def_fnv(h, j->settings[i].key);
-		h = def_fnv(h, j->settings[i].value);
+	for (size_t i = 0; i < j->more->n_settings; i++) {
+		h = def_fnv(h, j->more->settings[i].key);
+		h = def_fnv(h, j->more->settings[i].value);
 	}
 	snprintf(num, sizeof(num), "%d/%" PRId64 "/%d/%d/%d/%" PRId64, j->enabled, j->timeout_ms,
-	         (int)j->overlap, j->retries, (int)j->catchup, j->debounce_ms);
+	         (int)j->overlap, j->retries, (int)j->catchup, j->more->notify.debounce_ms);
 	h = def_fnv(h, num);
 	snprintf(out, len, "%016" PRIx64, h);
 }
@@ -363,7 +364,7 @@ int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg,
 	set_dead_after(c, cfg->cluster_dead_after_ms);
 	size_t n = cfg->n_jobs, m = 0;
 	for (size_t i = 0; i < n; i++)
-		m += cfg->jobs[i].overlap != OVERLAP_SKIP || cfg->jobs[i].listen;
+		m += cfg->jobs[i].overlap != OVERLAP_SKIP || cfg->jobs[i].more->notify.listen;
 	/* (as many as announced: 100,000 zeroed items were a 5 MB calloc on the loop) */
 	const char **items = calloc(m ? m : 1, sizeof(*items));
 	int rc = -ENOMEM;
@@ -372,7 +373,7 @@ int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg,
 	/* the jobs whose runs another instance may wait for (sql_unlock, coord.c) */
 	size_t k = 0;
 	for (size_t i = 0; i < n && k < m; i++)
-		if (cfg->jobs[i].overlap != OVERLAP_SKIP || cfg->jobs[i].listen)
+		if (cfg->jobs[i].overlap != OVERLAP_SKIP || cfg->jobs[i].more->notify.listen)
 			items[k++] = cfg->jobs[i].name;
 	char *ann = text_pg_array(items, k);
 	if (!ann)

@@ -590,9 +590,11 @@ const struct conf_job *config_job(const struct pgc_config *cfg, const char *name
 
 const struct conf_setting *config_job_setting(const struct conf_job *job, const char *key)
 {
-	for (size_t i = 0; job && key && i < job->n_settings; i++)
-		if (job->settings[i].key && strcmp(job->settings[i].key, key) == 0)
-			return &job->settings[i];
+	for (size_t i = 0; job && key && i < job->more->n_settings; i++) {
+		const struct conf_setting *s = &job->more->settings[i];
+		if (s->key && strcmp(s->key, key) == 0)
+			return s;
+	}
 	return NULL;
 }
 
@@ -605,23 +607,27 @@ int config_resolve_job(const struct pgc_config *cfg, const char *arg, const stru
 	*out = NULL;
 	if (n_cands)
 		*n_cands = 0;
-	if (j && !j->username) { /* a file job: its name is the operator's */
+	if (j && !j->more->sql.username) { /* a file job: its name is the operator's */
 		*out = j;
 		return 0;
 	}
 	size_t len = strlen(arg);
 	if (len > 0 && len < 19 && strspn(arg, "0123456789") == len) {
 		long long id = strtoll(arg, NULL, 10);
-		for (size_t i = 0; i < cfg->n_jobs; i++)
-			if (cfg->jobs[i].username && cfg->jobs[i].jobid == id) {
+		for (size_t i = 0; i < cfg->n_jobs; i++) {
+			const struct conf_job_sql *sql = &cfg->jobs[i].more->sql;
+			if (sql->username && sql->jobid == id) {
 				*out = &cfg->jobs[i];
 				return 0;
 			}
+		}
 	}
 	/* the SQL jobs that answer to ARG, by pgcrond's name or pg_cron's, each once */
 	for (size_t i = 0; i < cfg->n_jobs; i++) {
 		const struct conf_job *k = &cfg->jobs[i];
-		if (!k->username || (k != j && !(k->cron_name && strcmp(k->cron_name, arg) == 0)))
+		const struct conf_job_sql *sql = &k->more->sql;
+		if (!sql->username ||
+		    (k != j && !(sql->cron_name && strcmp(sql->cron_name, arg) == 0)))
 			continue;
 		if (cands && n < max)
 			cands[n] = k;

@@ -74,6 +74,83 @@ struct conf_http_call {
 	int line; /* of http = { } */
 };
 
+/* ---- a job's keys that most jobs leave at their defaults (struct conf_job_more) ---- */
+
+/* A failed run's retries (conf_job.retries: how many). */
+struct conf_job_retry {
+	int64_t delay_ms;     /* retry_delay, default 30s */
+	int64_t max_delay_ms; /* retry_max_delay, default 10m */
+	double backoff;       /* retry_backoff: the factor, default 2.0 */
+	enum retry_on on;     /* retry_on, default transient */
+	bool on_timeout;      /* retry_on_timeout, default false */
+};
+
+/* LISTEN/NOTIFY triggers. */
+struct conf_job_notify {
+	char *listen;         /* the channel, or NULL */
+	int64_t debounce_ms;  /* debounce, default 5s */
+	int64_t max_delay_ms; /* max_delay, default 60s */
+};
+
+/* Alerts beside a failure's. */
+struct conf_job_alerts {
+	int64_t max_staleness_ms; /* 0 = no staleness alert */
+	int64_t warn_duration_ms; /* 0 = none */
+	int after;                /* alert_after: consecutive failures, default 1 */
+};
+
+/* Freshness (docs/freshness.md). */
+struct conf_job_fresh {
+	/* freshness: the promise that the job's relation reflects every change to its sources
+	 * older than this; 0 = none */
+	int64_t sla_ms;
+	/* the tables it reads, schema-qualified ("public.submissions"), beside a plugin's own
+	 * (struct pgc_plugin.sources); freshness watches them */
+	char **sources;
+	size_t n_sources;
+};
+
+/* The zone and the calendar the schedule is read in (docs/calendars.md). */
+struct conf_job_cal {
+	char *timezone; /* the job's own zone for its schedule; NULL: the daemon's */
+	cron_tz *tz;    /* TIMEZONE opened; NULL: the daemon's */
+	/* a calendar's name: the schedule's fires on its dates do not exist (skip_dates), or only
+	 * those do (only_dates); conf_job.cron.dates is its dates (config_calendar.c) */
+	char *skip_dates, *only_dates;
+	int64_t spread_ms; /* fires moved within this window (conf_job.cron.offset); 0 = none */
+};
+
+/* A job made in SQL (config_sql.h); all NULL and 0 for file jobs. */
+struct conf_job_sql {
+	char *username; /* the owner, whom the run logs in as */
+	char *database; /* the database's real name (conf_job.database is the pool's key) */
+	/* conf_job.name is pgcrond's name for a SQL job (docs/sql-api.md, "Job names"); CRON_NAME
+	 * is the one given to cron.schedule, as written: any text of up to 63 bytes, unique per
+	 * owner only (NULL: unnamed); print it escaped */
+	char *cron_name;
+	int64_t jobid; /* cron.job's jobid */
+};
+
+/* Off struct conf_job, which 100,000 jobs hold 100,000 of, by concern: a job's `more` points
+ * at config_job_more_defaults, shared by every job that sets none of these keys, and at a
+ * copy of its own once it sets one (config_job_more_own), freed and copied with the job. */
+struct conf_job_more {
+	struct conf_job_retry retry;
+	struct conf_job_notify notify;
+	struct conf_job_alerts alerts;
+	struct conf_job_fresh fresh;
+	struct conf_job_cal cal;
+	struct conf_job_sql sql;
+	/* the plugin's own settings: every key not listed in config_job_keys, in file order */
+	struct conf_setting *settings;
+	size_t n_settings;
+};
+
+/* The defaults pgcrond.conf(5) lists, which a job without a conf_job_more of its own points
+ * at. */
+extern const struct conf_job_more config_job_more_defaults;
+
+/* (Fields grouped by size so that the struct has no holes: 100,000 jobs.) */
 struct conf_job {
 	char *name;
 	char *plugin;                /* exactly one of plugin and command is set */
@@ -85,62 +162,25 @@ struct conf_job {
 	cron_expr cron; /* compiled schedule, valid when schedule != NULL */
 	char **after;   /* upstream job names */
 	size_t n_after;
-	/* (fields of 4 bytes and less side by side, where they leave no hole: 100,000 jobs) */
-	int64_t timeout_ms;          /* 0 = none */
-	int64_t spread_ms;           /* fires moved within this window (cron.offset); 0 = none */
+	int64_t timeout_ms; /* 0 = none */
+	/* the rest of its keys: config_job_more_defaults, or its own (never NULL) */
+	const struct conf_job_more *more;
+	char *file; /* where the job = { } group starts */
+	int line;
+	/* where these keys are, for messages (on every job that has them, not in more: most
+	 * jobs have a schedule); 0 if not there */
+	int plugin_line;             /* plugin = "...", for the plugin validator's */
+	int after_line;              /* after = [ ... ], for the DAG's */
+	int schedule_line;           /* schedule = "...", for pgcrond check's warnings */
 	enum overlap_policy overlap; /* default skip */
 	enum job_kind kind;          /* which of plugin, command and http is set */
-	/* retries (issue: jobs that behave) */
-	int retries;                /* default 0 */
-	int64_t retry_delay_ms;     /* default 30s */
-	double retry_backoff;       /* factor, default 2.0 */
-	int64_t retry_max_delay_ms; /* default 10m */
-	bool retry_on_timeout;      /* default false */
-	bool enabled;               /* default true */
+	int retries;                 /* default 0 (the rest of retrying: more->retry) */
+	enum catchup_policy catchup; /* default once */
+	enum history_policy history; /* default all */
+	bool enabled;                /* default true */
 	/* name, plugin, command and schedule are in the config's string blocks
 	 * (config_pack_strs), not each its own */
 	bool packed;
-	enum retry_on retry_on;      /* default transient */
-	enum catchup_policy catchup; /* default once */
-	enum history_policy history; /* default all */
-	int alert_after;             /* alerts: consecutive failures, default 1 */
-	/* LISTEN/NOTIFY triggers */
-	char *listen;         /* channel or NULL */
-	int64_t debounce_ms;  /* default 5s */
-	int64_t max_delay_ms; /* default 60s */
-	/* alerts (and alert_after above) */
-	int64_t max_staleness_ms; /* 0 = no staleness alert */
-	int64_t warn_duration_ms; /* 0 = none */
-	/* freshness (docs/freshness.md): the promise that the job's relation reflects every change
-	 * to its sources older than this; 0 = none */
-	int64_t freshness_ms;
-	/* the tables it reads, schema-qualified ("public.submissions"), beside a plugin's own
-	 * (struct pgc_plugin.sources); freshness watches them */
-	char **sources;
-	size_t n_sources;
-	/* the plugin's own settings: every key not listed above, in file order */
-	struct conf_setting *settings;
-	size_t n_settings;
-	char *file; /* where the job = { } group starts */
-	int line;
-	int plugin_line; /* line of plugin = "...", for the plugin validator's messages; 0 if none
-	                  */
-	int after_line;  /* line of after = [ ... ], for the DAG's messages; 0 if none */
-	/* line of schedule = "...", for pgcrond check's warnings; 0 if none */
-	int schedule_line;
-	/* a calendar's name: the schedule's fires on its dates do not exist (skip_dates), or only
-	 * those do (only_dates); cron.dates is its dates (config_calendar.c) */
-	char *skip_dates, *only_dates;
-	char *timezone; /* the job's own zone for its schedule; NULL: the daemon's */
-	cron_tz *tz;    /* TIMEZONE opened, owned by the job; NULL: the daemon's */
-	/* jobs made in SQL (config_sql.h); NULL for file jobs */
-	char *username;     /* the owner, whom the run logs in as */
-	char *sql_database; /* the database's real name (database is the pool's key) */
-	/* NAME is pgcrond's name for a SQL job (docs/sql-api.md, "Job names"); CRON_NAME is
-	 * the one given to cron.schedule, as written: any text of up to 63 bytes, unique per
-	 * owner only (NULL: unnamed); print it escaped */
-	char *cron_name;
-	int64_t jobid; /* cron.job's jobid; 0 for file jobs */
 };
 
 struct conf_alert_sink {

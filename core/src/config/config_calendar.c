@@ -194,7 +194,9 @@ const struct conf_calendar *config_calendar(const struct pgc_config *cfg, const 
  * FILE:LINE. */
 static void check_fires(struct loader *L, const struct conf_job *j, const char *file, int line)
 {
-	int64_t now = (int64_t)time(NULL), t = cron_next(&j->cron, j->tz ? j->tz : L->cfg->tz, now);
+	const struct conf_job_cal *cal = &j->more->cal;
+	int64_t now = (int64_t)time(NULL),
+	        t = cron_next(&j->cron, cal->tz ? cal->tz : L->cfg->tz, now);
 	const char *key = j->cron.flags & CRON_ONLY_DATES ? "only_dates" : "skip_dates";
 
 	if (t == CRON_NEVER || t - now > INT64_C(3653) * 86400)
@@ -202,7 +204,7 @@ static void check_fires(struct loader *L, const struct conf_job *j, const char *
 		              "job \"%s\": schedule \"%s\" with %s = \"%s\" has no fire in the "
 		              "next ten years; %s",
 		              j->name, j->schedule, key,
-		              j->skip_dates ? j->skip_dates : j->only_dates,
+		              cal->skip_dates ? cal->skip_dates : cal->only_dates,
 		              j->cron.flags & CRON_ONLY_DATES
 		                  ? "add the dates to come to the calendar, or check that the "
 		                    "schedule fires on them"
@@ -212,13 +214,14 @@ static void check_fires(struct loader *L, const struct conf_job *j, const char *
 void config_job_dates(struct loader *L, const config_setting_t *s, const char *file,
                       struct conf_job *j)
 {
-	const char *name = j->skip_dates ? j->skip_dates : j->only_dates;
+	const struct conf_job_cal *cal = &j->more->cal;
+	const char *name = cal->skip_dates ? cal->skip_dates : cal->only_dates;
 	const config_setting_t *at =
-	    config_setting_get_member(s, j->skip_dates ? "skip_dates" : "only_dates");
+	    config_setting_get_member(s, cal->skip_dates ? "skip_dates" : "only_dates");
 
 	if (!name)
 		return;
-	if (j->skip_dates && j->only_dates) {
+	if (cal->skip_dates && cal->only_dates) {
 		config_report_at(L, config_setting_get_member(s, "only_dates"), file,
 		                 "job \"%s\" has both skip_dates and only_dates; a job takes one "
 		                 "calendar: keep the dates to skip out of the only_dates calendar",
@@ -229,7 +232,7 @@ void config_job_dates(struct loader *L, const config_setting_t *s, const char *f
 		config_report_at(
 		    L, at, file,
 		    "%s leaves out the fires of a calendar schedule on some dates; %s; remove it",
-		    j->skip_dates ? "skip_dates" : "only_dates",
+		    cal->skip_dates ? "skip_dates" : "only_dates",
 		    !j->schedule                  ? "the job has no schedule"
 		    : j->cron.kind == CRON_REBOOT ? "@reboot has no dates"
 		                                  : "\"N seconds\" has no dates");
@@ -261,7 +264,7 @@ void config_job_dates(struct loader *L, const config_setting_t *s, const char *f
 bool config_point_dates(struct conf_job *j, const struct conf_calendar *c)
 {
 	const struct cron_dates *d = c->dates;
-	bool only = j->only_dates != NULL;
+	bool only = j->more->cal.only_dates != NULL;
 
 	if (c->table && !d) {
 		/* no date kept: no fire until the table is read */
@@ -277,8 +280,9 @@ bool config_point_dates(struct conf_job *j, const struct conf_calendar *c)
 
 void config_check_job_dates(struct loader *L, struct conf_job *j)
 {
+	const struct conf_job_cal *cal = &j->more->cal;
 	const struct conf_calendar *c =
-	    config_calendar(L->cfg, j->skip_dates ? j->skip_dates : j->only_dates);
+	    config_calendar(L->cfg, cal->skip_dates ? cal->skip_dates : cal->only_dates);
 	/* a job taken again from the configuration before keeps its calendar's old dates (a
 	 * table's are set after the load: config_set_table_dates) */
 	if (c && (c->table || (c->dates && j->cron.dates != c->dates))) {

@@ -67,12 +67,13 @@ static void key_ms(struct line *l, bool *first, const char *name, int64_t a, int
 /* The keys that differ between A and B, as ": k1, k2 ..." appended to L; false if none. */
 static bool describe_change(const struct conf_job *a, const struct conf_job *b, struct line *l)
 {
+	const struct conf_job_more *am = a->more, *bm = b->more;
 	bool first = true;
 
 	if (!config_str_eq(a->plugin, b->plugin))
 		key_str(l, &first, "plugin", a->plugin, b->plugin);
-	if (!config_str_eq(a->cron_name, b->cron_name))
-		key_str(l, &first, "cron.job name", a->cron_name, b->cron_name);
+	if (!config_str_eq(am->sql.cron_name, bm->sql.cron_name))
+		key_str(l, &first, "cron.job name", am->sql.cron_name, bm->sql.cron_name);
 	/* SQL can be long and is not for the log: say only that it changed */
 	if (!config_str_eq(a->command, b->command))
 		key(l, &first, "command");
@@ -82,17 +83,17 @@ static bool describe_change(const struct conf_job *a, const struct conf_job *b, 
 		key_str(l, &first, "database", a->database, b->database);
 	if (!config_str_eq(a->schedule, b->schedule))
 		key_str(l, &first, "schedule", a->schedule, b->schedule);
-	if (!config_str_eq(a->timezone, b->timezone))
-		key_str(l, &first, "timezone", a->timezone, b->timezone);
-	if (!config_str_eq(a->skip_dates, b->skip_dates))
-		key_str(l, &first, "skip_dates", a->skip_dates, b->skip_dates);
-	if (!config_str_eq(a->only_dates, b->only_dates))
-		key_str(l, &first, "only_dates", a->only_dates, b->only_dates);
-	if (config_str_eq(a->skip_dates, b->skip_dates) &&
-	    config_str_eq(a->only_dates, b->only_dates) && a->cron.dates != b->cron.dates)
+	if (!config_str_eq(am->cal.timezone, bm->cal.timezone))
+		key_str(l, &first, "timezone", am->cal.timezone, bm->cal.timezone);
+	if (!config_str_eq(am->cal.skip_dates, bm->cal.skip_dates))
+		key_str(l, &first, "skip_dates", am->cal.skip_dates, bm->cal.skip_dates);
+	if (!config_str_eq(am->cal.only_dates, bm->cal.only_dates))
+		key_str(l, &first, "only_dates", am->cal.only_dates, bm->cal.only_dates);
+	if (config_str_eq(am->cal.skip_dates, bm->cal.skip_dates) &&
+	    config_str_eq(am->cal.only_dates, bm->cal.only_dates) && a->cron.dates != b->cron.dates)
 		key(l, &first, "the dates of its calendar");
-	if (!config_str_eq(a->username, b->username))
-		key_str(l, &first, "username", a->username, b->username);
+	if (!config_str_eq(am->sql.username, bm->sql.username))
+		key_str(l, &first, "username", am->sql.username, bm->sql.username);
 	if (!config_names_eq(a->after, a->n_after, b->after, b->n_after))
 		key(l, &first, "after");
 	if (a->enabled != b->enabled)
@@ -100,54 +101,57 @@ static bool describe_change(const struct conf_job *a, const struct conf_job *b, 
 		        b->enabled ? "true" : "false");
 	if (a->timeout_ms != b->timeout_ms)
 		key_ms(l, &first, "timeout", a->timeout_ms, b->timeout_ms);
-	if (a->spread_ms != b->spread_ms)
-		key_ms(l, &first, "spread", a->spread_ms, b->spread_ms);
+	if (am->cal.spread_ms != bm->cal.spread_ms)
+		key_ms(l, &first, "spread", am->cal.spread_ms, bm->cal.spread_ms);
 	if (a->overlap != b->overlap)
 		key(l, &first, "overlap");
 	if (a->retries != b->retries)
 		key(l, &first, "retries");
-	if (a->retry_delay_ms != b->retry_delay_ms)
+	if (am->retry.delay_ms != bm->retry.delay_ms)
 		key(l, &first, "retry_delay");
-	if (a->retry_backoff != b->retry_backoff)
+	if (am->retry.backoff != bm->retry.backoff)
 		key(l, &first, "retry_backoff");
-	if (a->retry_max_delay_ms != b->retry_max_delay_ms)
+	if (am->retry.max_delay_ms != bm->retry.max_delay_ms)
 		key(l, &first, "retry_max_delay");
-	if (a->retry_on_timeout != b->retry_on_timeout)
+	if (am->retry.on_timeout != bm->retry.on_timeout)
 		key(l, &first, "retry_on_timeout");
-	if (a->retry_on != b->retry_on)
+	if (am->retry.on != bm->retry.on)
 		key(l, &first, "retry_on");
 	if (a->catchup != b->catchup)
 		key(l, &first, "catchup");
 	if (a->history != b->history)
 		key(l, &first, "history");
-	if (!config_str_eq(a->listen, b->listen))
-		key_str(l, &first, "listen", a->listen, b->listen);
-	if (a->debounce_ms != b->debounce_ms)
+	if (!config_str_eq(am->notify.listen, bm->notify.listen))
+		key_str(l, &first, "listen", am->notify.listen, bm->notify.listen);
+	if (am->notify.debounce_ms != bm->notify.debounce_ms)
 		key(l, &first, "debounce");
-	if (a->max_delay_ms != b->max_delay_ms)
+	if (am->notify.max_delay_ms != bm->notify.max_delay_ms)
 		key(l, &first, "max_delay");
-	if (a->alert_after != b->alert_after)
+	if (am->alerts.after != bm->alerts.after)
 		key(l, &first, "alert_after");
-	if (a->max_staleness_ms != b->max_staleness_ms)
-		key_ms(l, &first, "max_staleness", a->max_staleness_ms, b->max_staleness_ms);
-	if (a->warn_duration_ms != b->warn_duration_ms)
-		key_ms(l, &first, "warn_duration", a->warn_duration_ms, b->warn_duration_ms);
-	if (a->freshness_ms != b->freshness_ms)
-		key_ms(l, &first, "freshness", a->freshness_ms, b->freshness_ms);
-	if (!config_names_eq(a->sources, a->n_sources, b->sources, b->n_sources))
+	if (am->alerts.max_staleness_ms != bm->alerts.max_staleness_ms)
+		key_ms(l, &first, "max_staleness", am->alerts.max_staleness_ms,
+		       bm->alerts.max_staleness_ms);
+	if (am->alerts.warn_duration_ms != bm->alerts.warn_duration_ms)
+		key_ms(l, &first, "warn_duration", am->alerts.warn_duration_ms,
+		       bm->alerts.warn_duration_ms);
+	if (am->fresh.sla_ms != bm->fresh.sla_ms)
+		key_ms(l, &first, "freshness", am->fresh.sla_ms, bm->fresh.sla_ms);
+	if (!config_names_eq(am->fresh.sources, am->fresh.n_sources, bm->fresh.sources,
+	                     bm->fresh.n_sources))
 		key(l, &first, "sources");
 	/* a plugin's settings by name only: a query or a value may be long */
-	for (size_t i = 0; i < b->n_settings; i++) {
-		const struct conf_setting *o = config_job_setting(a, b->settings[i].key);
-		if (!o || !config_str_eq(o->value, b->settings[i].value)) {
+	for (size_t i = 0; i < bm->n_settings; i++) {
+		const struct conf_setting *o = config_job_setting(a, bm->settings[i].key);
+		if (!o || !config_str_eq(o->value, bm->settings[i].value)) {
 			key(l, &first, "setting ");
-			put(l, "\"%s\"", b->settings[i].key);
+			put(l, "\"%s\"", bm->settings[i].key);
 		}
 	}
-	for (size_t i = 0; i < a->n_settings; i++) {
-		if (!config_job_setting(b, a->settings[i].key)) {
+	for (size_t i = 0; i < am->n_settings; i++) {
+		if (!config_job_setting(b, am->settings[i].key)) {
 			key(l, &first, "setting ");
-			put(l, "\"%s\"", a->settings[i].key);
+			put(l, "\"%s\"", am->settings[i].key);
 		}
 	}
 	return !first;
@@ -226,12 +230,13 @@ int config_diff_jobs(const struct pgc_config *old, const struct pgc_config *new_
 		struct line l = {.len = 0}, keys = {.len = 0};
 		if (!a) {
 			put(&l, "added job \"%s\"", b->name);
-			if (b->username) { /* a SQL job: whose, and the name its owner gave it */
+			const struct conf_job_sql *sql = &b->more->sql;
+			if (sql->username) { /* a SQL job: whose, and the name its owner gave it */
 				char q[2 * 64 * 4 + 3];
 				put(&l, " (cron.job jobid %lld of role \"%s\"%s%s)",
-				    (long long)b->jobid, b->username,
-				    b->cron_name ? ", named " : "",
-				    b->cron_name ? text_quote(b->cron_name, q, sizeof(q)) : "");
+				    (long long)sql->jobid, sql->username,
+				    sql->cron_name ? ", named " : "",
+				    sql->cron_name ? text_quote(sql->cron_name, q, sizeof(q)) : "");
 			}
 			out->added++;
 		} else {

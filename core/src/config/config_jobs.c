@@ -22,6 +22,29 @@
 
 /* ---- job files --------------------------------------------------------------------- */
 
+/* The strings and arrays of M, a job's own. */
+static void more_free(struct conf_job_more *m)
+{
+	for (size_t i = 0; i < m->fresh.n_sources; i++)
+		free(m->fresh.sources[i]);
+	free(m->fresh.sources);
+	free(m->notify.listen);
+	for (size_t i = 0; i < m->n_settings; i++) {
+		free(m->settings[i].key);
+		free(m->settings[i].value);
+	}
+	free(m->settings);
+	free(m->sql.username);
+	free(m->sql.database);
+	free(m->sql.cron_name);
+	free(m->cal.timezone);
+	free(m->cal.skip_dates);
+	free(m->cal.only_dates);
+	if (m->cal.tz)
+		cron_tz_free(&m->cal.tz);
+	free(m);
+}
+
 void config_job_fields_free(struct conf_job *j)
 {
 	if (!j->packed) { /* else they are the config's (config_pack_strs) */
@@ -34,24 +57,47 @@ void config_job_fields_free(struct conf_job *j)
 	for (size_t i = 0; i < j->n_after; i++)
 		free(j->after[i]);
 	free(j->after);
-	for (size_t i = 0; i < j->n_sources; i++)
-		free(j->sources[i]);
-	free(j->sources);
-	free(j->listen);
-	for (size_t i = 0; i < j->n_settings; i++) {
-		free(j->settings[i].key);
-		free(j->settings[i].value);
-	}
-	free(j->settings);
 	/* j->file and j->database belong to the config (config_own_str) */
-	free(j->username);
-	free(j->sql_database);
-	free(j->cron_name);
-	free(j->timezone);
-	free(j->skip_dates);
-	free(j->only_dates);
-	if (j->tz)
-		cron_tz_free(&j->tz);
+	if (j->more && j->more != &config_job_more_defaults)
+		more_free((struct conf_job_more *)j->more);
+	j->more = &config_job_more_defaults;
+}
+
+/* A deep copy of SRC, a job's own; NULL when out of memory. */
+static struct conf_job_more *more_copy(const struct conf_job_more *src)
+{
+	struct conf_job_more *m = malloc(sizeof(*m));
+	bool oom = !m;
+
+	if (oom)
+		return NULL;
+	*m = *src;
+	m->notify.listen = config_dup_or(src->notify.listen, &oom);
+	m->sql.username = config_dup_or(src->sql.username, &oom);
+	m->sql.database = config_dup_or(src->sql.database, &oom);
+	m->sql.cron_name = config_dup_or(src->sql.cron_name, &oom);
+	m->cal.timezone = config_dup_or(src->cal.timezone, &oom);
+	m->cal.skip_dates = config_dup_or(src->cal.skip_dates, &oom);
+	m->cal.only_dates = config_dup_or(src->cal.only_dates, &oom);
+	m->cal.tz = NULL;
+	if (m->cal.timezone && cron_tz_open(m->cal.timezone, &m->cal.tz, NULL, 0) < 0)
+		oom = true; /* it opened when the files were read */
+	m->fresh.sources = config_dup_strs(src->fresh.sources, &m->fresh.n_sources, &oom);
+	m->settings = src->n_settings ? calloc(src->n_settings, sizeof(*m->settings)) : NULL;
+	if (src->n_settings && !m->settings) {
+		oom = true;
+		m->n_settings = 0;
+	}
+	for (size_t i = 0; i < m->n_settings; i++) {
+		m->settings[i] = src->settings[i];
+		m->settings[i].key = config_dup_or(src->settings[i].key, &oom);
+		m->settings[i].value = config_dup_or(src->settings[i].value, &oom);
+	}
+	if (oom) {
+		more_free(m);
+		return NULL;
+	}
+	return m;
 }
 
 void config_job_copy(struct pgc_config *c, const struct conf_job *src, struct conf_job *dst,
@@ -67,30 +113,13 @@ void config_job_copy(struct pgc_config *c, const struct conf_job *src, struct co
 	dst->database = src->database ? config_own_database(c, src->database) : NULL;
 	if (src->database && !dst->database)
 		*oom = true;
-	dst->listen = config_dup_or(src->listen, oom);
 	dst->file = src->file ? config_own_str(c, src->file) : NULL;
 	if (src->file && !dst->file)
 		*oom = true;
-	dst->username = config_dup_or(src->username, oom);
-	dst->timezone = config_dup_or(src->timezone, oom);
-	dst->skip_dates = config_dup_or(src->skip_dates, oom);
-	dst->only_dates = config_dup_or(src->only_dates, oom);
-	dst->tz = NULL;
-	if (dst->timezone && cron_tz_open(dst->timezone, &dst->tz, NULL, 0) < 0)
-		*oom = true; /* it opened when the files were read */
-	dst->sql_database = config_dup_or(src->sql_database, oom);
-	dst->cron_name = config_dup_or(src->cron_name, oom);
 	dst->after = config_dup_strs(src->after, &dst->n_after, oom);
-	dst->sources = config_dup_strs(src->sources, &dst->n_sources, oom);
-	dst->settings = src->n_settings ? calloc(src->n_settings, sizeof(*dst->settings)) : NULL;
-	if (src->n_settings && !dst->settings) {
+	if (src->more != &config_job_more_defaults && !(dst->more = more_copy(src->more))) {
+		dst->more = &config_job_more_defaults;
 		*oom = true;
-		dst->n_settings = 0;
-	}
-	for (size_t i = 0; i < dst->n_settings; i++) {
-		dst->settings[i] = src->settings[i];
-		dst->settings[i].key = config_dup_or(src->settings[i].key, oom);
-		dst->settings[i].value = config_dup_or(src->settings[i].value, oom);
 	}
 }
 
@@ -163,11 +192,15 @@ static void add_setting(struct loader *L, struct conf_job *j, const config_setti
 			                 config_setting_name(m));
 		return;
 	}
-	if (!config_grow(L, (void **)&j->settings, j->n_settings, cap, sizeof(*j->settings))) {
+	struct conf_job_more *more = config_job_more_own(j);
+	if (!more)
+		L->oom = true;
+	if (!more || !config_grow(L, (void **)&more->settings, more->n_settings, cap,
+	                          sizeof(*more->settings))) {
 		free(v);
 		return;
 	}
-	struct conf_setting *st = &j->settings[j->n_settings++];
+	struct conf_setting *st = &more->settings[more->n_settings++];
 	st->key = config_dup_str(L, config_setting_name(m));
 	st->value = v;
 	st->line = setting_line(m);
@@ -222,7 +255,7 @@ static void check_freshness(struct loader *L, const config_setting_t *s, const c
 	const config_setting_t *fresh = config_setting_get_member(s, "freshness");
 	const config_setting_t *srcs = config_setting_get_member(s, "sources");
 
-	if (fresh && j->freshness_ms < 1000)
+	if (fresh && j->more->fresh.sla_ms < 1000)
 		config_report_at(L, fresh, file,
 		                 "freshness must be at least \"1s\"; the daemon cannot promise a "
 		                 "relation fresher than that");
@@ -248,7 +281,7 @@ static void check_freshness(struct loader *L, const config_setting_t *s, const c
 		    L, srcs, file,
 		    "sources are read only for freshness; add freshness = \"15m\" "
 		    "(the longest the relation may lag its sources) or remove sources");
-	if (fresh && j->command && j->n_sources == 0 && j->n_after == 0 && !srcs)
+	if (fresh && j->command && j->more->fresh.n_sources == 0 && j->n_after == 0 && !srcs)
 		config_report_at(L, fresh, file,
 		                 "%s has freshness but does not say what it reads; add sources = "
 		                 "[ \"schema.table\", ... ] (the tables its command reads) or "
@@ -292,7 +325,7 @@ static void read_keys(struct loader *L, const config_setting_t *s, const char *f
 		if (k && strcmp(key, "http") == 0) {
 			config_parse_http_call(L, m, file, j);
 		} else if (k) {
-			bool ok = config_apply_key(L, m, k, j, file);
+			bool ok = config_apply_job_key(L, m, k, j, file);
 			if (ok && strcmp(key, "name") == 0 && !config_valid_job_name(j->name)) {
 				char shown[81];
 				text_escape_ctl(j->name, shown, sizeof(shown));
@@ -366,9 +399,9 @@ static void check_kind(struct loader *L, const config_setting_t *s, const char *
 static void check_spread(struct loader *L, const config_setting_t *at, const char *file,
                          struct conf_job *j)
 {
-	int64_t w = j->spread_ms / 1000;
+	int64_t w = j->more->cal.spread_ms / 1000;
 
-	if (j->spread_ms % 1000) {
+	if (j->more->cal.spread_ms % 1000) {
 		config_report_at(L, at, file, "spread is counted in whole seconds; write \"%llds\"",
 		                 (long long)w + 1);
 	} else if (!j->schedule || !cron_can_fire(&j->cron) || j->cron.kind == CRON_REBOOT ||
@@ -381,7 +414,7 @@ static void check_spread(struct loader *L, const config_setting_t *at, const cha
 		                     ? "\"N seconds\" counts from the last start already"
 		                     : "its schedule never fires");
 	} else {
-		int64_t gap = cron_shortest_gap(&j->cron, j->tz);
+		int64_t gap = cron_shortest_gap(&j->cron, j->more->cal.tz);
 		if (w > gap)
 			config_report_at(
 			    L, at, file,
@@ -418,19 +451,20 @@ static void check_schedule(struct loader *L, const config_setting_t *s, const ch
 			    j->schedule);
 		}
 	}
-	if (j->timezone) {
-		int rc = cron_tz_open(j->timezone, &j->tz, err, sizeof(err));
+	if (j->more->cal.timezone) {
+		struct conf_job_cal *cal = &config_job_more_own(j)->cal; /* (its own already) */
+		int rc = cron_tz_open(cal->timezone, &cal->tz, err, sizeof(err));
 		if (rc < 0) {
-			j->tz = NULL;
+			cal->tz = NULL;
 			config_report_at(L, config_setting_get_member(s, "timezone"), file,
 			                 rc == -ENOENT
 			                     ? "unknown timezone \"%s\"; use a name from the tz "
 			                       "database like \"UTC\" or \"Europe/Berlin\""
 			                     : "timezone \"%s\": cannot be used",
-			                 j->timezone);
+			                 cal->timezone);
 		}
 	}
-	if (j->spread_ms)
+	if (j->more->cal.spread_ms)
 		check_spread(L, config_setting_get_member(s, "spread"), file, j);
 	config_job_dates(L, s, file, j);
 }
@@ -443,8 +477,10 @@ static void check_delays(struct loader *L, const config_setting_t *s, const char
 {
 	const config_setting_t *listen = config_setting_get_member(s, "listen");
 	const config_setting_t *max_delay = config_setting_get_member(s, "max_delay");
+	const struct conf_job_notify *n = &j->more->notify;
+	const struct conf_job_retry *r = &j->more->retry;
 
-	if (j->listen && strlen(j->listen) > CHANNEL_MAX)
+	if (n->listen && strlen(n->listen) > CHANNEL_MAX)
 		config_report_at(
 		    L, listen, file,
 		    "listen channel is longer than %d bytes; PostgreSQL would truncate it, use a "
@@ -461,22 +497,23 @@ static void check_delays(struct loader *L, const config_setting_t *s, const char
 				    "remove %s",
 				    keys[i], keys[i]);
 		}
-	} else if (max_delay && j->max_delay_ms < j->debounce_ms) {
+	} else if (max_delay && n->max_delay_ms < n->debounce_ms) {
 		config_report_at(L, max_delay, file,
 		                 "max_delay must not be shorter than debounce; raise max_delay or "
 		                 "lower debounce");
-	} else if (j->max_delay_ms < j->debounce_ms) {
-		j->max_delay_ms = j->debounce_ms; /* only debounce was raised: the cap follows it */
+	} else if (n->max_delay_ms < n->debounce_ms) {
+		/* only debounce was raised (so J has its own more): the cap follows it */
+		config_job_more_own(j)->notify.max_delay_ms = n->debounce_ms;
 	}
-	if (j->retry_max_delay_ms < j->retry_delay_ms) {
+	if (r->max_delay_ms < r->delay_ms) {
 		const config_setting_t *m = config_setting_get_member(s, "retry_max_delay");
 		if (m)
 			config_report_at(
 			    L, m, file,
 			    "retry_max_delay must not be shorter than retry_delay; raise "
 			    "retry_max_delay or lower retry_delay");
-		else
-			j->retry_max_delay_ms = j->retry_delay_ms;
+		else /* (as above) */
+			config_job_more_own(j)->retry.max_delay_ms = r->delay_ms;
 	}
 }
 
@@ -533,14 +570,8 @@ void config_job_parse(struct loader *L, const config_setting_t *s, const char *p
 	/* the defaults pgcrond.conf(5) lists */
 	struct conf_job j = {.enabled = true,
 	                     .overlap = OVERLAP_SKIP,
-	                     .retry_delay_ms = 30000,
-	                     .retry_backoff = 2.0,
-	                     .retry_max_delay_ms = 600000,
-	                     .retry_on = RETRY_ON_TRANSIENT,
 	                     .catchup = CATCHUP_ONCE,
-	                     .debounce_ms = 5000,
-	                     .max_delay_ms = 60000,
-	                     .alert_after = 1,
+	                     .more = &config_job_more_defaults,
 	                     .file = file ? config_own_str(cfg, file) : NULL,
 	                     .line = line};
 
@@ -557,8 +588,9 @@ void config_job_parse(struct loader *L, const config_setting_t *s, const char *p
 	 * this job already had errors, a misspelt or mistyped schedule/after is the likely
 	 * cause, so do not pile a second message on top. */
 	if (j.enabled && !config_setting_get_member(s, "schedule") &&
-	    !config_setting_get_member(s, "listen") && j.n_after == 0 && j.freshness_ms == 0 &&
-	    L->n_errors == errors_before && !report_trigger_typo(L, s, file, where))
+	    !config_setting_get_member(s, "listen") && j.n_after == 0 &&
+	    j.more->fresh.sla_ms == 0 && L->n_errors == errors_before &&
+	    !report_trigger_typo(L, s, file, where))
 		config_report(
 		    L, file, line,
 		    "%s would never run; add schedule, after, listen or freshness, or set "

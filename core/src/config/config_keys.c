@@ -223,7 +223,33 @@ _Static_assert(CATCHUP_ONCE == 0 && CATCHUP_SKIP == 1, "catchup order");
 _Static_assert(RETRY_ON_TRANSIENT == 0 && RETRY_ON_ANY == 1, "retry_on order");
 _Static_assert(HISTORY_ALL == 0 && HISTORY_FAILURES == 1, "history order");
 
+/* (config.h) */
+const struct conf_job_more config_job_more_defaults = {
+    .retry = {.delay_ms = 30000,
+              .max_delay_ms = 600000,
+              .backoff = 2.0,
+              .on = RETRY_ON_TRANSIENT,
+              .on_timeout = false},
+    .notify = {.debounce_ms = 5000, .max_delay_ms = 60000},
+    .alerts = {.after = 1},
+};
+
+struct conf_job_more *config_job_more_own(struct conf_job *j)
+{
+	if (j->more == &config_job_more_defaults) {
+		struct conf_job_more *m = malloc(sizeof(*m));
+		if (!m)
+			return NULL;
+		*m = config_job_more_defaults;
+		j->more = m;
+	}
+	return (struct conf_job_more *)j->more; /* its own: no other job's */
+}
+
 #define JOB(field) offsetof(struct conf_job, field)
+/* a key most jobs leave at its default: an offset past struct conf_job is one into the job's
+ * own conf_job_more (config_apply_job_key) */
+#define MORE(field) (sizeof(struct conf_job) + offsetof(struct conf_job_more, field))
 const struct key_spec config_job_keys[] = {
     {"name", K_STRING, JOB(name), "\"refresh-lane-distributions\"", NULL, 0, false, NULL},
     {"plugin", K_STRING, JOB(plugin), "\"weakness_patterns\"", NULL, 0, false, NULL},
@@ -236,27 +262,27 @@ const struct key_spec config_job_keys[] = {
     {"after", K_NAMES, JOB(after), "[ \"refresh-lane-distributions\" ]", NULL, 0, false, NULL},
     {"enabled", K_BOOL, JOB(enabled), "true", NULL, 0, false, NULL},
     {"timeout", K_DURATION, JOB(timeout_ms), "\"10m\"", NULL, 0, false, NULL},
-    {"spread", K_DURATION, JOB(spread_ms), "\"30s\"", NULL, 0, false, NULL},
+    {"spread", K_DURATION, MORE(cal.spread_ms), "\"30s\"", NULL, 0, false, NULL},
     {"overlap", K_ENUM, JOB(overlap), "\"skip\"", overlap_values, 0, false, NULL},
     {"retries", K_INT, JOB(retries), "3", NULL, 0, false, NULL},
-    {"retry_delay", K_DURATION, JOB(retry_delay_ms), "\"30s\"", NULL, 0, false, NULL},
-    {"retry_backoff", K_FLOAT, JOB(retry_backoff), "2.0", NULL, 1, false, NULL},
-    {"retry_max_delay", K_DURATION, JOB(retry_max_delay_ms), "\"10m\"", NULL, 0, false, NULL},
-    {"retry_on_timeout", K_BOOL, JOB(retry_on_timeout), "true", NULL, 0, false, NULL},
-    {"retry_on", K_ENUM, JOB(retry_on), "\"transient\"", retry_on_values, 0, false, NULL},
+    {"retry_delay", K_DURATION, MORE(retry.delay_ms), "\"30s\"", NULL, 0, false, NULL},
+    {"retry_backoff", K_FLOAT, MORE(retry.backoff), "2.0", NULL, 1, false, NULL},
+    {"retry_max_delay", K_DURATION, MORE(retry.max_delay_ms), "\"10m\"", NULL, 0, false, NULL},
+    {"retry_on_timeout", K_BOOL, MORE(retry.on_timeout), "true", NULL, 0, false, NULL},
+    {"retry_on", K_ENUM, MORE(retry.on), "\"transient\"", retry_on_values, 0, false, NULL},
     {"catchup", K_ENUM, JOB(catchup), "\"once\"", catchup_values, 0, false, NULL},
     {"history", K_ENUM, JOB(history), "\"failures\"", history_values, 0, false, NULL},
-    {"listen", K_STRING, JOB(listen), "\"submission_scored\"", NULL, 0, false, NULL},
-    {"debounce", K_DURATION, JOB(debounce_ms), "\"5s\"", NULL, 0, false, NULL},
-    {"max_delay", K_DURATION, JOB(max_delay_ms), "\"60s\"", NULL, 0, false, NULL},
-    {"alert_after", K_INT, JOB(alert_after), "3", NULL, 1, false, NULL},
-    {"max_staleness", K_DURATION, JOB(max_staleness_ms), "\"1h\"", NULL, 0, false, NULL},
-    {"freshness", K_DURATION, JOB(freshness_ms), "\"15m\"", NULL, 0, false, NULL},
-    {"sources", K_NAMES, JOB(sources), "[ \"public.submissions\" ]", NULL, 0, false, NULL},
-    {"warn_duration", K_DURATION, JOB(warn_duration_ms), "\"2s\"", NULL, 0, false, NULL},
-    {"timezone", K_STRING, JOB(timezone), "\"Europe/Berlin\"", NULL, 0, false, NULL},
-    {"skip_dates", K_STRING, JOB(skip_dates), "\"holidays\"", NULL, 0, false, NULL},
-    {"only_dates", K_STRING, JOB(only_dates), "\"closing-days\"", NULL, 0, false, NULL},
+    {"listen", K_STRING, MORE(notify.listen), "\"submission_scored\"", NULL, 0, false, NULL},
+    {"debounce", K_DURATION, MORE(notify.debounce_ms), "\"5s\"", NULL, 0, false, NULL},
+    {"max_delay", K_DURATION, MORE(notify.max_delay_ms), "\"60s\"", NULL, 0, false, NULL},
+    {"alert_after", K_INT, MORE(alerts.after), "3", NULL, 1, false, NULL},
+    {"max_staleness", K_DURATION, MORE(alerts.max_staleness_ms), "\"1h\"", NULL, 0, false, NULL},
+    {"freshness", K_DURATION, MORE(fresh.sla_ms), "\"15m\"", NULL, 0, false, NULL},
+    {"sources", K_NAMES, MORE(fresh.sources), "[ \"public.submissions\" ]", NULL, 0, false, NULL},
+    {"warn_duration", K_DURATION, MORE(alerts.warn_duration_ms), "\"2s\"", NULL, 0, false, NULL},
+    {"timezone", K_STRING, MORE(cal.timezone), "\"Europe/Berlin\"", NULL, 0, false, NULL},
+    {"skip_dates", K_STRING, MORE(cal.skip_dates), "\"holidays\"", NULL, 0, false, NULL},
+    {"only_dates", K_STRING, MORE(cal.only_dates), "\"closing-days\"", NULL, 0, false, NULL},
     {NULL, 0, 0, NULL, NULL, 0, false, NULL},
 };
 
@@ -466,8 +492,8 @@ bool config_apply_key(struct loader *L, const config_setting_t *s, const struct 
 		_Static_assert(offsetof(struct conf_job, n_after) ==
 		                   offsetof(struct conf_job, after) + sizeof(char **),
 		               "n_after follows after");
-		_Static_assert(offsetof(struct conf_job, n_sources) ==
-		                   offsetof(struct conf_job, sources) + sizeof(char **),
+		_Static_assert(offsetof(struct conf_job_more, fresh.n_sources) ==
+		                   offsetof(struct conf_job_more, fresh.sources) + sizeof(char **),
 		               "n_sources follows sources");
 		const char *what = strcmp(k->name, "sources") == 0 ? "table names" : "job names";
 		if ((type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST) ||
@@ -514,6 +540,23 @@ bool config_apply_key(struct loader *L, const config_setting_t *s, const struct 
 		return true;
 	}
 	return false;
+}
+
+bool config_apply_job_key(struct loader *L, const config_setting_t *s, const struct key_spec *k,
+                          struct conf_job *j, const char *file)
+{
+	if (k->off < sizeof(*j))
+		return config_apply_key(L, s, k, j, file);
+
+	struct conf_job_more *more = config_job_more_own(j);
+	struct key_spec in_more = *k;
+
+	if (!more) {
+		L->oom = true;
+		return false;
+	}
+	in_more.off -= sizeof(*j);
+	return config_apply_key(L, s, &in_more, more, file);
 }
 
 /* Report a key not in KEYS, suggesting the closest one. WHERE is "" or " in job \"x\"". */

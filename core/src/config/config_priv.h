@@ -173,7 +173,7 @@ extern const struct key_spec config_history_keys[];     /* history = { ... } */
 extern const struct key_spec config_sink_keys[];        /* alerts = ( { ... } ) */
 extern const struct key_spec config_http_keys[];        /* http = { ... }: the listener */
 extern const struct key_spec config_http_client_keys[]; /* http_client = { ... } */
-extern const struct key_spec config_job_keys[];         /* into struct conf_job */
+extern const struct key_spec config_job_keys[];         /* into struct conf_job (and more) */
 extern const struct key_spec config_http_call_keys[];   /* a job's http = { ... } */
 extern const struct key_spec config_calendar_keys[];    /* calendars = { NAME = { ... } } */
 
@@ -185,6 +185,13 @@ const char *config_closest_key(const struct key_spec *keys, const char *word);
  * (after reporting) when the value is unusable. */
 bool config_apply_key(struct loader *L, const config_setting_t *s, const struct key_spec *k,
                       void *base, const char *file);
+/* The same for K, a key of config_job_keys, into job J: into its own conf_job_more when K is
+ * one of those (made at the first). */
+bool config_apply_job_key(struct loader *L, const config_setting_t *s, const struct key_spec *k,
+                          struct conf_job *j, const char *file);
+/* J's conf_job_more to write into: its own, made a copy of the defaults at the first call;
+ * NULL on ENOMEM (J is as it was). */
+struct conf_job_more *config_job_more_own(struct conf_job *j);
 /* Report a key not in KEYS, suggesting the closest one. WHERE is "" or " in job \"x\"". */
 void config_report_unknown(struct loader *L, const config_setting_t *s, const char *file,
                            const struct key_spec *keys, const char *where, const char *hint);

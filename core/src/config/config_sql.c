@@ -209,12 +209,15 @@ int config_with_sql_jobs(const struct pgc_config *files, const struct config_sql
 			config_job_fields_free(&cfg->jobs[--cfg->n_jobs]);
 			config_index_jobs(cfg); /* it was indexed when appended */
 		} else if (cfg->n_jobs > before) {
-			struct conf_job *j = &cfg->jobs[cfg->n_jobs - 1];
-			j->username = config_dup_str(&L, jobs[i].username);
-			j->sql_database = config_dup_str(&L, jobs[i].sql_database);
-			if (jobs[i].cron_name)
-				j->cron_name = config_dup_str(&L, jobs[i].cron_name);
-			j->jobid = jobs[i].jobid;
+			struct conf_job_more *m = config_job_more_own(&cfg->jobs[cfg->n_jobs - 1]);
+			if (!m) {
+				L.oom = true;
+			} else {
+				m->sql.username = config_dup_str(&L, jobs[i].username);
+				m->sql.database = config_dup_str(&L, jobs[i].sql_database);
+				m->sql.cron_name = config_dup_str(&L, jobs[i].cron_name);
+				m->sql.jobid = jobs[i].jobid;
+			}
 		}
 		config_destroy(&cf);
 	}
@@ -260,7 +263,8 @@ int config_set_table_dates(struct pgc_config **cfgp, const struct config_table_d
 	for (size_t i = 0; i < cfg->n_jobs; i++) {
 		struct conf_job *j = &cfg->jobs[i];
 		const struct conf_calendar *c =
-		    config_calendar(cfg, j->skip_dates ? j->skip_dates : j->only_dates);
+		    config_calendar(cfg, j->more->cal.skip_dates ? j->more->cal.skip_dates
+		                                                 : j->more->cal.only_dates);
 		if (c && c->table && !config_point_dates(j, c))
 			return -ENOMEM;
 	}

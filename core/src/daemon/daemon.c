@@ -301,7 +301,7 @@ static void after_install(struct daemon *d, double plugins_ms, const struct sche
 		 * pg_cron runs them when it starts (file jobs' ran when the files were applied). */
 		for (size_t i = 0; !d->db.sql_started && i < d->cfg->n_jobs; i++) {
 			const struct conf_job *j = &d->cfg->jobs[i];
-			if (j->username && j->enabled && j->schedule &&
+			if (j->more->sql.username && j->enabled && j->schedule &&
 			    j->cron.kind == CRON_REBOOT &&
 			    sched_trigger(d->sched, j->name, "reboot", false) < 0)
 				log_warning("job \"%s\" (@reboot) could not be started", j->name);

@@ -243,13 +243,13 @@ static char *files_json(const struct pgc_config *files, size_t from, size_t to)
 		for (size_t a = 0; after && a < j->n_after; a++)
 			ok &= json_array_append_new(after, json_string(j->after[a])) == 0;
 		char shown[1000];
-		json_t *o =
-		    json_pack("{s:s, s:s, s:s?, s:s, s:s?, s:s, s:s?, s:o, s:b, s:I, s:s}", "name",
-		              j->name, "kind", job_kind_name(j->kind), "plugin", j->plugin,
-		              "command", job_kind_command(j, shown, sizeof(shown)), "schedule",
-		              j->schedule, "database", db ? db : "", "listen", j->listen, "after",
-		              after, "enabled", j->enabled, "max_staleness_ms",
-		              (json_int_t)j->max_staleness_ms, "defined_at", fixed ? fixed : at);
+		json_t *o = json_pack(
+		    "{s:s, s:s, s:s?, s:s, s:s?, s:s, s:s?, s:o, s:b, s:I, s:s}", "name", j->name,
+		    "kind", job_kind_name(j->kind), "plugin", j->plugin, "command",
+		    job_kind_command(j, shown, sizeof(shown)), "schedule", j->schedule, "database",
+		    db ? db : "", "listen", j->more->notify.listen, "after", after, "enabled",
+		    j->enabled, "max_staleness_ms", (json_int_t)j->more->alerts.max_staleness_ms,
+		    "defined_at", fixed ? fixed : at);
 		free(fixed);
 		ok &= json_array_append_new(arr, o) == 0;
 	}

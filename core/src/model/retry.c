@@ -22,20 +22,23 @@ bool retry_is_transient(const char *sqlstate, bool timed_out, bool retry_on_time
 
 bool retry_should(const struct conf_job *job, int attempt, const char *sqlstate, bool timed_out)
 {
+	const struct conf_job_retry *r = &job->more->retry;
+
 	if (attempt > job->retries)
 		return false;
-	if (timed_out && !job->retry_on_timeout)
+	if (timed_out && !r->on_timeout)
 		return false;
-	if (job->retry_on == RETRY_ON_ANY)
+	if (r->on == RETRY_ON_ANY)
 		return true;
-	return retry_is_transient(sqlstate, timed_out, job->retry_on_timeout);
+	return retry_is_transient(sqlstate, timed_out, r->on_timeout);
 }
 
 int64_t retry_delay_ms(const struct conf_job *job, int attempt, uint32_t random)
 {
-	double base = (double)job->retry_delay_ms;
-	double factor = job->retry_backoff >= 1.0 ? job->retry_backoff : 1.0;
-	double cap = job->retry_max_delay_ms > 0 ? (double)job->retry_max_delay_ms : INFINITY;
+	const struct conf_job_retry *r = &job->more->retry;
+	double base = (double)r->delay_ms;
+	double factor = r->backoff >= 1.0 ? r->backoff : 1.0;
+	double cap = r->max_delay_ms > 0 ? (double)r->max_delay_ms : INFINITY;
 	double d = base * pow(factor, attempt > 1 ? attempt - 1 : 0);
 	if (d > cap)
 		d = cap;

@@ -404,17 +404,18 @@ static bool resolve(struct client *cl, struct ctl_request *rq)
 	json_t *c = json_array();
 	for (size_t i = 0; i < n && i < 8; i++) {
 		const struct conf_job *k = cands[i];
-		text_format(list + o, sizeof(list) - o,
-		            "%sjobid %lld (role \"%s\", %s%s, pgcrond name %s)", i ? "; " : "",
-		            (long long)k->jobid, k->username ? k->username : "?",
-		            k->cron_name ? "named " : "unnamed",
-		            k->cron_name ? text_quote(k->cron_name, q, sizeof(q)) : "", k->name);
+		const struct conf_job_sql *sql = &k->more->sql;
+		text_format(
+		    list + o, sizeof(list) - o, "%sjobid %lld (role \"%s\", %s%s, pgcrond name %s)",
+		    i ? "; " : "", (long long)sql->jobid, sql->username ? sql->username : "?",
+		    sql->cron_name ? "named " : "unnamed",
+		    sql->cron_name ? text_quote(sql->cron_name, q, sizeof(q)) : "", k->name);
 		o = strlen(list);
 		if (c)
 			json_array_append_new(c, json_pack("{s:I, s:s?, s:s?, s:s}", "jobid",
-			                                   (json_int_t)k->jobid, "owner",
-			                                   k->username, "cron_name", k->cron_name,
-			                                   "name", k->name));
+			                                   (json_int_t)sql->jobid, "owner",
+			                                   sql->username, "cron_name",
+			                                   sql->cron_name, "name", k->name));
 	}
 	text_format(msg, sizeof(msg),
 	            "job name %s is ambiguous, jobs of several roles answer to it: %s%s; give "

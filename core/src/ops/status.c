@@ -162,33 +162,35 @@ static json_t *job_json(const struct status_src *src, const struct sched_job_vie
 	for (size_t i = 0; after && c && i < c->n_after; i++)
 		rc |= json_array_append_new(after, json_string(c->after[i]));
 	/* a job made in SQL names the database its owner gave (the server's text) */
-	json_t *o =
-	    json_pack("{s:s, s:s, s:s*, s:o*, s:s*, s:s*, s:o, s:s*, s:b, s:b, s:s}", "name",
-	              j->name, "kind", job_kind_name(j->kind), "plugin", j->plugin, "database",
-	              text_json(j->database), "schedule", j->schedule, "once_under_faults",
-	              c ? once : NULL, "after", after, "listen", c ? c->listen : NULL, "enabled",
-	              j->enabled, "paused", j->paused, "state", job_state(j, debouncing));
+	json_t *o = json_pack("{s:s, s:s, s:s*, s:o*, s:s*, s:s*, s:o, s:s*, s:b, s:b, s:s}",
+	                      "name", j->name, "kind", job_kind_name(j->kind), "plugin", j->plugin,
+	                      "database", text_json(j->database), "schedule", j->schedule,
+	                      "once_under_faults", c ? once : NULL, "after", after, "listen",
+	                      c ? c->more->notify.listen : NULL, "enabled", j->enabled, "paused",
+	                      j->paused, "state", job_state(j, debouncing));
 	if (!o)
 		return NULL;
 	/* who runs it and how: a SQL job's owner (file jobs run as the daemon's role), and the
 	 * settings an operator asks about first */
 	if (c) {
 		static const char *const overlaps[] = {"skip", "queue", "replace"};
-		rc |= put_str(o, "owner", c->username);
+		const struct conf_job_sql *sql = &c->more->sql;
+		const struct conf_job_cal *cal = &c->more->cal;
+		rc |= put_str(o, "owner", sql->username);
 		/* a SQL job: its jobid, and the name its owner gave it (any text; NULL: none) */
-		if (c->username) {
-			rc |= put_int(o, "jobid", c->jobid);
-			rc |= put_str(o, "cron_name", c->cron_name);
+		if (sql->username) {
+			rc |= put_int(o, "jobid", sql->jobid);
+			rc |= put_str(o, "cron_name", sql->cron_name);
 		}
 		rc |= put_int(o, "retries", c->retries);
 		if (c->timeout_ms > 0)
 			rc |= put_int(o, "timeout_ms", c->timeout_ms);
-		if (c->spread_ms > 0) { /* the window, and this job's move within it */
-			rc |= put_int(o, "spread_ms", c->spread_ms);
+		if (cal->spread_ms > 0) { /* the window, and this job's move within it */
+			rc |= put_int(o, "spread_ms", cal->spread_ms);
 			rc |= put_int(o, "spread_offset_s", c->cron.offset);
 		}
-		rc |= put_str(o, "skip_dates", c->skip_dates); /* its calendar's name */
-		rc |= put_str(o, "only_dates", c->only_dates);
+		rc |= put_str(o, "skip_dates", cal->skip_dates); /* its calendar's name */
+		rc |= put_str(o, "only_dates", cal->only_dates);
 		rc |=
 		    put_str(o, "overlap", (unsigned)c->overlap < 3 ? overlaps[c->overlap] : "skip");
 	}
@@ -258,7 +260,7 @@ static json_t *job_json(const struct status_src *src, const struct sched_job_vie
 		rc |= json_object_set_new(o, "age_s",
 		                          json_real((double)(now - j->last_success_us) / 1e6));
 	}
-	int64_t max_stale = c ? c->max_staleness_ms : 0;
+	int64_t max_stale = c ? c->more->alerts.max_staleness_ms : 0;
 	if (max_stale > 0) {
 		rc |= put_int(o, "max_staleness_s", max_stale / 1000);
 		/* never succeeded counts as stale only once the daemon has run that long */

@@ -450,8 +450,8 @@ int plugin_check_job(const struct plugin *p, const struct conf_job *job, struct 
 	int n_errors = 0;
 	char why[256];
 
-	for (size_t i = 0; i < job->n_settings; i++) {
-		const struct conf_setting *js = &job->settings[i];
+	for (size_t i = 0; i < job->more->n_settings; i++) {
+		const struct conf_setting *js = &job->more->settings[i];
 		int line = js->line > 0 ? js->line : job->line;
 		const struct pgc_setting_decl *d = find_decl(p, js->key);
 		if (!d) {

@@ -205,10 +205,10 @@ static void retry(struct run *r, const struct flow_outcome *o)
 	int64_t delay =
 	    retry_delay_ms(c, r->attempt, s->random ? s->random(s->random_arg) : arc4random());
 	struct run *nr = NULL;
-	if (!j->retry_ev && (j->retry_ev = malloc(sizeof(*j->retry_ev))) != NULL)
-		clock_timer_init(j->retry_ev, retry_cb, j);
+	if (!j->retry && (j->retry = malloc(sizeof(*j->retry))) != NULL)
+		clock_timer_init(&j->retry->ev, retry_cb, j);
 	/* a retry waits for its timer alone: without one the failure is final */
-	if (!j->retry_ev || clock_arm(s->clock, j->retry_ev, delay * 1000) < 0)
+	if (!j->retry || clock_arm(s->clock, &j->retry->ev, delay * 1000) < 0)
 		log_job(LOG_LVL_ERROR, j->name, "out of memory arming the retry: no retry");
 	else if (!(nr = sched_run_new(j, r->scheduled_us, "retry")))
 		flow_retry_disarm(j);
@@ -229,8 +229,8 @@ static void retry(struct run *r, const struct flow_outcome *o)
 	duration_format(delay, d, sizeof(d));
 	log_job(LOG_LVL_NOTICE, j->name, "retrying in %s (attempt %d of %d)", d, nr->attempt,
 	        c->retries + 1);
-	j->retry_at_us = sched_now_us(s) + delay * 1000;
-	sched_work_note(nr, "retry", j->retry_at_us); /* a survivor's if we die */
+	j->retry->at_us = sched_now_us(s) + delay * 1000;
+	sched_work_note(nr, "retry", j->retry->at_us); /* a survivor's if we die */
 }
 
 /* R is over as O: its history, retries, alerts; what waited for it goes next. */
@@ -293,7 +293,7 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	 * a job with none of them, no alert raised since its last success and no warn_duration
 	 * alert of its own, has nothing there. */
 	if (!ok || j->n_downs || j->fresh || r->slow_alerted || !j->alerts_clear ||
-	    (j->conf && j->conf->max_staleness_ms > 0))
+	    (j->conf && j->conf->more->alerts.max_staleness_ms > 0))
 		flow_run_end(r, o, end);
 	if (r->waiter) /* a trigger --wait */
 		sched_run_answer(r, status, message, sqlstate);
@@ -332,7 +332,7 @@ static const char *with_install_hint(const struct run *r, const struct exec_outc
                                      size_t len)
 {
 	/* a job made in SQL logs in as its owner: say what lets it (sqljobs.h) */
-	const char *owner = r->job->conf ? r->job->conf->username : NULL;
+	const char *owner = r->job->conf ? r->job->conf->more->sql.username : NULL;
 	if (owner && o->sqlstate && strcmp(o->sqlstate, "08001") == 0 && o->message) {
 		int n =
 		    snprintf(buf, len,
@@ -523,7 +523,8 @@ static void run_begin(struct run *r)
 		r->start_us = ran_end_us;
 	r->start_mono_us = clock_mono_now_us(s->clock);
 	j->start_seq = ++s->flow_seq; /* its upstreams' successes count from here (fan-in) */
-	if (j->n_ups || j->n_downs || j->fresh || (j->conf && j->conf->warn_duration_ms > 0))
+	if (j->n_ups || j->n_downs || j->fresh ||
+	    (j->conf && j->conf->more->alerts.warn_duration_ms > 0))
 		flow_run_begin(r); /* nothing there for a job without them */
 
 	/* A command job runs its SQL as given, like pg_cron: operator-written config text that

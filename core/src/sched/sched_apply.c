@@ -121,13 +121,13 @@ static void job_retire(struct job *j)
 static bool job_update(struct job *j, const struct conf_job *cj, const struct pgc_config *cfg)
 {
 	const char *db = cj->database ? cj->database : cfg->history_database;
-	const char *old_tz = j->conf ? j->conf->timezone : NULL;
+	const char *old_tz = j->conf ? j->conf->more->cal.timezone : NULL;
 	bool sched_changed = (j->schedule == NULL) != (cj->schedule == NULL) ||
 	                     (j->schedule && strcmp(j->schedule, cj->schedule) != 0) ||
 	                     j->enabled != cj->enabled ||
-	                     (old_tz == NULL) != (cj->timezone == NULL) ||
-	                     (old_tz && strcmp(old_tz, cj->timezone) != 0) ||
-	                     (j->conf && (j->conf->spread_ms != cj->spread_ms ||
+	                     (old_tz == NULL) != (cj->more->cal.timezone == NULL) ||
+	                     (old_tz && strcmp(old_tz, cj->more->cal.timezone) != 0) ||
+	                     (j->conf && (j->conf->more->cal.spread_ms != cj->more->cal.spread_ms ||
 	                                  j->conf->cron.dates != cj->cron.dates ||
 	                                  j->conf->cron.flags != cj->cron.flags));
 	/* CFG's strings, kept for as long as CFG is in force (sched_apply) */
@@ -141,7 +141,7 @@ static bool job_update(struct job *j, const struct conf_job *cj, const struct pg
 	j->schedule = cj->schedule;
 	j->cron = &cj->cron; /* valid when cj->schedule is set */
 	/* read at each fire: the zone of this apply's (s->tz, in force until the next one) */
-	j->tz = cj->tz ? cj->tz : j->s->tz;
+	j->tz = cj->more->cal.tz ? cj->more->cal.tz : j->s->tz;
 	j->timeout_ms = cj->timeout_ms;
 	j->overlap = cj->overlap;
 	j->kind = cj->kind;

@@ -155,26 +155,19 @@ static char *dup_or_null(const char *s)
 static void stale_cb(void *arg);
 static void drop_deferred(struct job *j, const char *why);
 
-/* A job's retry and staleness timers are made when first needed: most jobs never retry and
- * set no max_staleness, and two events embedded in every job were 25 MB at 100,000 jobs.
- * NULL if out of memory (the caller then does without the timer). */
-static struct clock_timer *job_timer(struct job *j, struct clock_timer **ev, void (*cb)(void *))
-{
-	if (!*ev && (*ev = malloc(sizeof(**ev))) != NULL)
-		clock_timer_init(*ev, cb, j);
-	return *ev;
-}
-
+/* A job's retry and staleness timers are made when first needed (sched.c retry, stale_arm):
+ * most jobs never retry and set no max_staleness, and two events embedded in every job were
+ * 25 MB at 100,000 jobs. */
 void flow_retry_disarm(struct job *j)
 {
-	if (j->retry_ev)
-		clock_disarm(j->s->clock, j->retry_ev);
+	if (j->retry)
+		clock_disarm(j->s->clock, &j->retry->ev);
 }
 
 static void stale_disarm(struct job *j)
 {
-	if (j->stale_ev)
-		clock_disarm(j->s->clock, j->stale_ev);
+	if (j->stale)
+		clock_disarm(j->s->clock, &j->stale->ev);
 }
 
 void flow_job_drain(struct job *j)
@@ -186,9 +179,10 @@ void flow_job_free(struct job *j)
 {
 	flow_retry_disarm(j);
 	stale_disarm(j);
-	free(j->retry_ev);
-	free(j->stale_ev);
-	j->retry_ev = j->stale_ev = NULL;
+	free(j->retry);
+	free(j->stale);
+	j->retry = NULL;
+	j->stale = NULL;
 	flow_job_unlink(j);
 	sched_run_free(&j->parked);
 	sched_run_free(&j->notify_wait);
@@ -250,19 +244,21 @@ static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s,
 
 static void stale_arm(struct job *j)
 {
+	int64_t max_ms = j->conf ? j->conf->more->alerts.max_staleness_ms : 0;
+
 	stale_disarm(j);
 	/* a disabled job is not expected to run, so it cannot be stale */
-	if (!j->conf || j->conf->max_staleness_ms <= 0 || j->removed || !j->enabled ||
-	    j->s->draining)
+	if (max_ms <= 0 || j->removed || !j->enabled || j->s->draining)
 		return;
 	int64_t now = sched_now_us(j->s);
 	/* no success known (here or in the history): counted from when pgcrond started */
 	int64_t base = j->last_success_us ? j->last_success_us : now;
-	struct clock_timer *ev = job_timer(j, &j->stale_ev, stale_cb);
-	if (!ev)
-		return;
-	arm_ms(j->s, ev, (base - now) / 1000 + j->conf->max_staleness_ms);
-	j->stale_ms = j->conf->max_staleness_ms;
+	if (!j->stale && (j->stale = malloc(sizeof(*j->stale))) != NULL)
+		clock_timer_init(&j->stale->ev, stale_cb, j);
+	if (!j->stale)
+		return; /* out of memory: no staleness alert */
+	arm_ms(j->s, &j->stale->ev, (base - now) / 1000 + max_ms);
+	j->stale->ms = max_ms;
 }
 
 void flow_job_unlink(struct job *j)
@@ -281,10 +277,11 @@ int flow_job_edges(struct job *j, const struct dag *g, size_t i)
 
 void flow_job_applied(struct job *j)
 {
-	int64_t want = j->conf && !j->removed && j->enabled ? j->conf->max_staleness_ms : 0;
+	int64_t want =
+	    j->conf && !j->removed && j->enabled ? j->conf->more->alerts.max_staleness_ms : 0;
 	if (want <= 0)
 		stale_disarm(j);
-	else if (!j->stale_ev || !clock_armed(j->stale_ev) || j->stale_ms != want)
+	else if (!j->stale || !clock_armed(&j->stale->ev) || j->stale->ms != want)
 		stale_arm(j);
 }
 
@@ -444,7 +441,7 @@ static void on_success(struct run *r)
 		condition(j, ALERT_STALE, false, "refreshed again");
 		j->alerts_clear = true;
 	}
-	if (j->conf && j->conf->max_staleness_ms > 0)
+	if (j->conf && j->conf->more->alerts.max_staleness_ms > 0)
 		stale_arm(j);
 	/* fan-out: every ready downstream starts now, within max_running */
 	for (size_t i = 0; i < j->n_downs; i++) {
@@ -475,7 +472,7 @@ static void on_final_failure(struct run *r, const struct flow_outcome *o)
 		if (s->ex.probe(s->ex.ctx, j->database) < 0)
 			j->owed_catchup = false;
 	}
-	int after = c && c->alert_after > 1 ? c->alert_after : 1;
+	int after = c && c->more->alerts.after > 1 ? c->more->alerts.after : 1;
 	if (after <= 1) {
 		/* the kind already says "failed": the message says why, once; cut on a character
 		 * (a notify sink's NOTIFY refuses a broken one) */
@@ -510,9 +507,9 @@ void flow_run_begin(struct run *r)
 		if (flow_graph_run_id(id, sizeof(id), s->instance, r->start_us, j->name) == 0)
 			r->graph_run = strdup(id);
 	}
-	if (j->conf && j->conf->warn_duration_ms > 0) {
+	if (j->conf && j->conf->more->alerts.warn_duration_ms > 0) {
 		clock_timer_init(&r->slow_ev, flow_slow_cb, r);
-		arm_ms(s, &r->slow_ev, j->conf->warn_duration_ms);
+		arm_ms(s, &r->slow_ev, j->conf->more->alerts.warn_duration_ms);
 		r->slow_armed = true;
 	}
 }
@@ -526,7 +523,8 @@ void flow_slow_cb(void *arg)
 	if (!r->job->conf || r->job->removed)
 		return;
 	r->slow_alerted = true;
-	duration_format(r->job->conf ? r->job->conf->warn_duration_ms : 0, d, sizeof(d));
+	duration_format(r->job->conf ? r->job->conf->more->alerts.warn_duration_ms : 0, d,
+	                sizeof(d));
 	snprintf(msg, sizeof(msg), "running for more than %s (warn_duration); still running", d);
 	condition(r->job, ALERT_SLOW, true, msg);
 }
@@ -564,19 +562,18 @@ static void stale_cb(void *arg)
 	struct job *j = arg;
 	struct sched *s = j->s;
 	char d[32], age[32], msg[256];
-	if (!j->conf || j->conf->max_staleness_ms <= 0 || !j->enabled || j->removed || s->draining)
+	int64_t max_ms = j->conf ? j->conf->more->alerts.max_staleness_ms : 0;
+	if (max_ms <= 0 || !j->enabled || j->removed || s->draining)
 		return;
 	/* freshness: sources seen unchanged since the last success count as one */
 	struct fresh_view fv;
 	int64_t now = sched_now_us(s);
 	fresh_view(j, now, &fv);
-	if (fv.fresh_as_of_us > j->last_success_us &&
-	    now - fv.fresh_as_of_us < j->conf->max_staleness_ms * 1000) {
-		arm_ms(s, j->stale_ev,
-		       (fv.fresh_as_of_us - now) / 1000 + j->conf->max_staleness_ms);
+	if (fv.fresh_as_of_us > j->last_success_us && now - fv.fresh_as_of_us < max_ms * 1000) {
+		arm_ms(s, &j->stale->ev, (fv.fresh_as_of_us - now) / 1000 + max_ms);
 		return;
 	}
-	duration_format(j->conf->max_staleness_ms, d, sizeof(d));
+	duration_format(max_ms, d, sizeof(d));
 	if (j->last_success_us) {
 		/* whole seconds: "1h2s", not "1h2s13ms" */
 		duration_format((sched_now_us(s) - j->last_success_us) / 1000000 * 1000, age,
@@ -592,8 +589,8 @@ static void stale_cb(void *arg)
 	condition(j, ALERT_STALE, true, msg);
 	/* repeats come from alert_condition at alert_repeat; a success re-arms from scratch */
 	int64_t repeat = s->cfg ? s->cfg->alert_repeat_ms : 0;
-	if (repeat > 0 && j->stale_ev)
-		arm_ms(s, j->stale_ev, repeat);
+	if (repeat > 0)
+		arm_ms(s, &j->stale->ev, repeat);
 }
 
 /* ---- catch-up ------------------------------------------------------------------------- */
@@ -629,7 +626,7 @@ static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s,
 	/* staleness counts from the last success any earlier process saw, not from our start */
 	if (last_success_us > j->last_success_us) {
 		j->last_success_us = last_success_us;
-		if (j->conf && j->conf->max_staleness_ms > 0)
+		if (j->conf && j->conf->more->alerts.max_staleness_ms > 0)
 			stale_arm(j);
 	}
 	if (!catchup_wanted(j) || last_fire_s <= 0)

@@ -591,7 +591,7 @@ static void check_cb(void *arg)
 static void job_state(struct job *j, int64_t now)
 {
 	const struct conf_job *c = j->conf;
-	if (!c || c->freshness_ms <= 0) {
+	if (!c || c->more->fresh.sla_ms <= 0) {
 		fresh_job_free(j);
 		return;
 	}
@@ -604,7 +604,7 @@ static void job_state(struct job *j, int64_t now)
 		clock_timer_init(&f->ev, plan_cb, f);
 		j->fresh = f;
 	}
-	j->fresh->sla_us = c->freshness_ms * 1000;
+	j->fresh->sla_us = c->more->fresh.sla_ms * 1000;
 }
 
 /* J's sources: its plugin's (ABI 1.3) then its file's, each once; returns how many. */
@@ -616,12 +616,12 @@ static size_t job_sources(const struct job *j, const char **out)
 	const char *const *ps = p ? p->decl.sources : NULL;
 	for (size_t i = 0; ps && ps[i] && n < MAX_SOURCES; i++)
 		out[n++] = ps[i];
-	for (size_t i = 0; i < j->conf->n_sources && n < MAX_SOURCES; i++) {
+	for (size_t i = 0; i < j->conf->more->fresh.n_sources && n < MAX_SOURCES; i++) {
 		bool dup = false;
 		for (size_t k = 0; k < n; k++)
-			dup |= strcmp(out[k], j->conf->sources[i]) == 0;
+			dup |= strcmp(out[k], j->conf->more->fresh.sources[i]) == 0;
 		if (!dup)
-			out[n++] = j->conf->sources[i];
+			out[n++] = j->conf->more->fresh.sources[i];
 	}
 	return n;
 }
@@ -635,9 +635,9 @@ static uint64_t def_hash(const struct job *j, const char *const *srcs, size_t n)
 	uint64_t h = 1;
 	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
 		h = (h ^ strmap_hash(text[i] ? text[i] : "")) * 1099511628211ULL;
-	for (size_t i = 0; i < c->n_settings; i++)
-		h = (h ^ strmap_hash(c->settings[i].key) ^
-		     (strmap_hash(c->settings[i].value) << 1)) *
+	for (size_t i = 0; i < c->more->n_settings; i++)
+		h = (h ^ strmap_hash(c->more->settings[i].key) ^
+		     (strmap_hash(c->more->settings[i].value) << 1)) *
 		    1099511628211ULL;
 	for (size_t i = 0; i < n; i++)
 		h = (h ^ strmap_hash(srcs[i])) * 1099511628211ULL;

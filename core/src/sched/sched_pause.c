@@ -110,7 +110,7 @@ int sched_resume(struct sched *s, const char *name)
 	int64_t now = sched_now_us(s);
 	bool served = false;
 	struct run *a = j->active;
-	if (a && a->state == RUN_RETRY_WAIT && !clock_armed(j->retry_ev)) {
+	if (a && a->state == RUN_RETRY_WAIT && !clock_armed(&j->retry->ev)) {
 		/* its retry came due while paused */
 		sched_run_to(a, RUN_DUE);
 		a->queue_at_us = now;

@@ -89,9 +89,12 @@ struct job {
 	enum overlap_policy overlap;
 	enum job_kind kind; /* conf's (kept once removed) */
 	bool enabled;
-	bool removed;                /* gone from the config; freed when its run ends */
-	bool seen;                   /* == s->ap.parity: the apply under way has visited it */
-	bool own_strs;               /* name ... schedule are the job's own (removed) */
+	bool removed;  /* gone from the config; freed when its run ends */
+	bool seen;     /* == s->ap.parity: the apply under way has visited it */
+	bool own_strs; /* name ... schedule are the job's own (removed) */
+	/* pause (sched_pause) */
+	bool paused;
+	bool paused_owed;            /* a notification or upstream fire came while paused */
 	const struct conf_job *conf; /* NULL once removed */
 	struct clock_timer
 	    timer;           /* armed and disarmed only by sched_job_arm / sched_timer_disarm */
@@ -113,20 +116,17 @@ struct job {
 	/* (fields grouped by size so that the struct has no holes: 100,000 jobs) */
 	struct job **ups, **downs; /* the job graph (upstreams / downstreams) */
 	size_t n_ups, n_downs;
-	uint64_t success_seq;         /* flow sequence number of the last success */
-	uint64_t start_seq;           /* ... of the last start */
-	uint64_t mark;                /* upstream_failed propagation visit mark */
-	struct run *parked;           /* a fire waiting for a running upstream */
-	char *graph_again_id;         /* the graph-run id for that run */
-	struct clock_timer *retry_ev; /* armed for the next attempt (RUN_RETRY_WAIT, which
-	                               * needs it); made at first use (sched_flow.c job_timer) */
-	struct clock_timer *stale_ev; /* armed at last success + max_staleness; made at first
-	                               * use */
+	uint64_t success_seq; /* flow sequence number of the last success */
+	uint64_t start_seq;   /* ... of the last start */
+	uint64_t mark;        /* upstream_failed propagation visit mark */
+	struct run *parked;   /* a fire waiting for a running upstream */
+	char *graph_again_id; /* the graph-run id for that run */
+	/* made at first use: most jobs never retry and set no max_staleness */
+	struct job_retry *retry; /* for RUN_RETRY_WAIT, which needs it (sched.c retry) */
+	struct job_stale *stale; /* sched_flow.c stale_arm */
 	int64_t last_success_us;
-	int64_t stale_ms;        /* max_staleness the timer was armed with */
 	struct run *notify_wait; /* a notification run waiting for the active run to end */
 	struct fresh_job *fresh; /* sched_fresh.c: NULL for a job without freshness */
-	int64_t retry_at_us;     /* when the armed retry_ev fires (wall clock, for status) */
 	int consecutive;         /* final failures since the last success */
 	bool busy_final;         /* last run ended in a final failure */
 	bool alerts_clear;       /* none of the alerts a success ends is raised (on_success
@@ -140,12 +140,22 @@ struct job {
 	                          * upstreams' catch-up runs, in their graph run */
 	bool up_noted;           /* an upstream-caused run it owes is in pending_work (coord.h) */
 
-	/* ---- pause (sched_pause) and the last result (status.c) ---- */
+	/* ---- the last result (status.c) ---- */
 	struct job_last *last; /* NULL before its first result (job_last) */
 	struct sched_recent
 	    *recent; /* its last runs (sched_recent_priv.h); NULL before the first */
-	bool paused;
-	bool paused_owed; /* a notification or upstream fire came while paused */
+};
+
+/* A job's retry timer and when it fires. */
+struct job_retry {
+	struct clock_timer ev; /* armed for the next attempt */
+	int64_t at_us;         /* when it fires (wall clock, for status) */
+};
+
+/* A job's staleness timer and the max_staleness it was armed with. */
+struct job_stale {
+	struct clock_timer ev; /* armed at last success + max_staleness */
+	int64_t ms;
 };
 
 /* A job's last result, for the status: made at its first (a run of it ends, or the history
@@ -183,7 +193,7 @@ enum run_state {
 	RUN_CLUSTER_WAIT, /* the job's active run, claimed; the job's run on another instance
 	                   * must end first */
 	RUN_QUEUED,       /* the job's active run, waiting for a max_running slot (sched.queue) */
-	RUN_RETRY_WAIT,   /* the job's active run, waiting for its retry delay (job.retry_ev) */
+	RUN_RETRY_WAIT,   /* the job's active run, waiting for its retry delay (job.retry) */
 	RUN_RUNNING,      /* the job's active run, started: its statements or request are under
 	                   * way */
 	RUN_ENDING,       /* the job's active run, started but not handed to the executor: it

@@ -307,14 +307,16 @@ uint64_t sched_hist_put(const struct run *r, int64_t start_us, const char *shown
                         const char *status, const char *message)
 {
 	const struct job *j = r->job;
+	/* what a SQL job is in cron.job (a removed job: nothing) */
+	const struct conf_job_sql *sql = j->conf ? &j->conf->more->sql : NULL;
 	char command[COMMAND_KEEP];
 	if (!j->s->hist)
 		return 0;
 	struct hist_run hr = {
 	    .job_name = j->name,
 	    /* a SQL job's rows name its real database and its owner, as pg_cron's do */
-	    .database = j->conf && j->conf->sql_database ? j->conf->sql_database : j->database,
-	    .username = j->conf ? j->conf->username : NULL,
+	    .database = sql && sql->database ? sql->database : j->database,
+	    .username = sql ? sql->username : NULL,
 	    .command =
 	        shown ? shown : sched_command_kept(j->command ? j->command : j->plugin, command),
 	    .trigger = r->trigger,
@@ -322,7 +324,7 @@ uint64_t sched_hist_put(const struct run *r, int64_t start_us, const char *shown
 	    .scheduled_us = r->scheduled_us,
 	    .start_us = start_us,
 	    .attempt = r->attempt,
-	    .jobid = j->conf ? j->conf->jobid : 0,
+	    .jobid = sql ? sql->jobid : 0,
 	    .pid = r->backend_pid,
 	};
 	return status ? hist_record(j->s->hist, &hr, status, message) : hist_start(j->s->hist, &hr);
@@ -429,7 +431,7 @@ struct admit_fire sched_admit_fire(const struct run *r)
 	    .trigger = r->trigger,
 	    .graph_run = r->graph_run,
 	    .scheduled_us = r->scheduled_us,
-	    .debounce_ms = j->conf ? j->conf->debounce_ms : 0,
+	    .debounce_ms = j->conf ? j->conf->more->notify.debounce_ms : 0,
 	    .attempt = r->attempt,
 	    /* not answered in the call while draining, nor with a fire held for R's answer
 	     * (OVERLAP_SKIP): sched.c decides those on the answer */

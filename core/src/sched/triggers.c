@@ -637,10 +637,11 @@ bool triggers_job_pending(const struct triggers *t, const char *name, size_t *n_
 static int apply_job(struct triggers *t, const struct pgc_config *cfg, const struct conf_job *cj)
 {
 	const char *dbname = cj->database ? cj->database : cfg->history_database;
+	const struct conf_job_notify *n = &cj->more->notify;
 	if (!config_database(cfg, dbname))
 		return 0; /* the config check reports it */
 	struct tjob *tj = tjob_find(t, cj->name);
-	if (tj && (strcmp(tj->database, dbname) != 0 || strcmp(tj->channel, cj->listen) != 0)) {
+	if (tj && (strcmp(tj->database, dbname) != 0 || strcmp(tj->channel, n->listen) != 0)) {
 		/* moved elsewhere: what was gathered belongs to the old channel */
 		tj->seen = false;
 		tj = NULL;
@@ -652,8 +653,8 @@ static int apply_job(struct triggers *t, const struct pgc_config *cfg, const str
 		tj->t = t;
 		tj->name = strdup(cj->name);
 		tj->database = strdup(dbname);
-		tj->channel = strdup(cj->listen);
-		debounce_init(&tj->deb, cj->debounce_ms, cj->max_delay_ms);
+		tj->channel = strdup(n->listen);
+		debounce_init(&tj->deb, n->debounce_ms, n->max_delay_ms);
 		evtimer_assign(&tj->timer, t->base, tjob_timer_cb, tj);
 		if (!tj->name || !tj->database || !tj->channel) {
 			tjob_free(&tj);
@@ -664,8 +665,8 @@ static int apply_job(struct triggers *t, const struct pgc_config *cfg, const str
 		t->jobs = tj;
 	}
 	tj->seen = true;
-	tj->deb.debounce_ms = cj->debounce_ms;
-	tj->deb.max_delay_ms = cj->max_delay_ms;
+	tj->deb.debounce_ms = n->debounce_ms;
+	tj->deb.max_delay_ms = n->max_delay_ms;
 	if (evtimer_pending(&tj->timer, NULL))
 		tjob_arm(tj);
 	return 0;
@@ -679,7 +680,7 @@ int triggers_apply(struct triggers *t, const struct pgc_config *cfg)
 		db->seen = false;
 	for (size_t i = 0; i < cfg->n_jobs; i++) {
 		const struct conf_job *cj = &cfg->jobs[i];
-		if (!cj->listen || !cj->enabled)
+		if (!cj->more->notify.listen || !cj->enabled)
 			continue;
 		int rc = apply_job(t, cfg, cj);
 		if (rc < 0)
