@@ -605,6 +605,9 @@ static const struct {
     {"bad/http-client-size/pgcrond.conf",
      "bad/http-client-size/pgcrond.conf:4: max_response \"lots\" is not a size; write a nu"
      "mber of bytes with kB, MB or GB, like \"1MB\""},
+    {"bad/history-unknown/pgcrond.conf",
+     "bad/history-unknown/pgcrond.conf:4: unknown key \"zzzzzz\" in history; history takes "
+     "database, retain and backlog"},
     {"bad/http-client-unknown/pgcrond.conf",
      "bad/http-client-unknown/pgcrond.conf:4: unknown key \"max_concurent\" in http_client"
      "; did you mean \"max_concurrent\"?"},

@@ -223,7 +223,7 @@ void config_parse_history(struct loader *L, const config_setting_t *s, const cha
 	if (db)
 		L->history_db_line = setting_line(db);
 	config_parse_group(L, s, file, config_history_keys, L->cfg, " in history",
-	                   "history takes database and retain");
+	                   "history takes database, retain and backlog");
 }
 
 void config_parse_alerts(struct loader *L, const config_setting_t *s, const char *file)
