@@ -144,11 +144,6 @@ void sched_set_http(struct sched *s, struct httpc *c)
 	s->http = c;
 }
 
-bool sched_http_unsent(const struct run *r)
-{
-	return r->state == RUN_RUNNING && !r->hc && r->mark_ev_set && r->mark_wait && !r->cancelled;
-}
-
 bool sched_http_cancel(struct run *r, const char *why)
 {
 	if (sched_http_unsent(r)) {

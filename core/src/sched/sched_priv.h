@@ -486,8 +486,8 @@ void sched_apply_clear(struct sched *s);
  * request, whose response goes to ON_DONE
  * (0, or -1 with ERR: R must end with it); how R ended, read from its response RESP (its
  * message into MSG); whether R started and waits for its start mark, nothing sent
- * (run.mark_ev); stopping R (true), its request in flight or its wait for the mark, ending it
- * cancelled with WHY. */
+ * (run.mark_ev; defined in sched_state.c, beside the run's states); stopping R (true), its request
+ * in flight or its wait for the mark, ending it cancelled with WHY. */
 struct httpc_response;
 struct flow_outcome;
 int sched_http_submit(struct run *r, void (*on_done)(void *arg, const struct httpc_response *resp),

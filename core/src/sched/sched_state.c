@@ -465,6 +465,13 @@ const char *sched_work_keep(struct run *r, const char *why)
 	       "start) in pgcrond.pending_work";
 }
 
+/* (a predicate on the run's own fields, here with its states: every SQL run's backlog check
+ * asks it, and sched_http.c stays off a SQL run's way) */
+bool sched_http_unsent(const struct run *r)
+{
+	return r->state == RUN_RUNNING && !r->hc && r->mark_ev_set && r->mark_wait && !r->cancelled;
+}
+
 /* ---- what waits (the backlog: status, pgcrond drop, pgcrond.view_backlog) ------------- */
 
 const char *const sched_wait_names[] = {"slot",     "connection", "upstream",
