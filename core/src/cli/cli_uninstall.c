@@ -428,12 +428,15 @@ int cli_uninstall(int argc, char **argv)
 		goto out;
 	}
 	/* another host's daemon (or one with another state_dir): its coordination session,
-	 * recorded in its instance row, is alive (sql/pgcrond--11.sql) */
+	 * recorded in its instance row, is alive (sql/pgcrond--11.sql), unless its row says its
+	 * process stopped cleanly: that is its last statement, and its backend may still be
+	 * listed for a moment after the process is gone (a loaded server) */
 	rc = q(hist,
 	       "SELECT pg_catalog.string_agg(i.name, ', ' ORDER BY i.name)"
 	       "  FROM pgcrond.instance i JOIN pg_catalog.pg_stat_activity a"
 	       "    ON a.pid OPERATOR(pg_catalog.=) i.backend_pid"
-	       "   AND a.backend_start OPERATOR(pg_catalog.=) i.backend_start",
+	       "   AND a.backend_start OPERATOR(pg_catalog.=) i.backend_start"
+	       " WHERE i.stopped_at IS NULL OR i.stop_note IS DISTINCT FROM 'stopped'",
 	       0, NULL, "looking for live instances", &r);
 	if (rc)
 		goto out;
