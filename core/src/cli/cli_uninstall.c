@@ -436,7 +436,8 @@ int cli_uninstall(int argc, char **argv)
 	       "  FROM pgcrond.instance i JOIN pg_catalog.pg_stat_activity a"
 	       "    ON a.pid OPERATOR(pg_catalog.=) i.backend_pid"
 	       "   AND a.backend_start OPERATOR(pg_catalog.=) i.backend_start"
-	       " WHERE i.stopped_at IS NULL OR i.stop_note IS DISTINCT FROM 'stopped'",
+	       " WHERE i.stopped_at IS NULL OR i.stop_note IS NULL"
+	       "  OR i.stop_note OPERATOR(pg_catalog.<>) 'stopped'",
 	       0, NULL, "looking for live instances", &r);
 	if (rc)
 		goto out;
