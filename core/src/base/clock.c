@@ -31,6 +31,10 @@ int64_t clock_mono_ms(void)
 	return clock_mono_us() / 1000;
 }
 
+/* Timers fired in one callback of the loop (run_due) before it reads its sockets again:
+ * as many as libevent's own callbacks between two reads (daemon.c, DISPATCH_MAX). */
+#define CLOCK_PASS 16
+
 struct clock {
 	bool sim;
 	/* real */
@@ -171,13 +175,18 @@ bool clock_armed(const struct clock_timer *t)
 	return t->slot != 0;
 }
 
-/* Fire the timers due at NOW, earliest first. One armed meanwhile waits for the next pass
- * (even if due at once), so a timer that re-arms itself cannot hold the loop. */
+/* Fire the timers due at NOW, earliest first, at most CLOCK_PASS of them: then the loop
+ * reads its sockets before the next pass (the libevent timer is due at once), so the
+ * answers to a burst's first statements are read, and their connections serve the next
+ * runs, while the same instant's later fires still wait. One armed meanwhile waits for
+ * the next pass (even if due at once), so a timer that re-arms itself cannot hold the
+ * loop. */
 static void run_due(struct clock *c, int64_t now)
 {
 	uint64_t limit = c->seq;
 	c->running = true;
-	while (c->n && c->heap[0]->due_us <= now && c->heap[0]->seq <= limit) {
+	for (int left = CLOCK_PASS;
+	     left > 0 && c->n && c->heap[0]->due_us <= now && c->heap[0]->seq <= limit; left--) {
 		struct clock_timer *t = c->heap[0];
 		h_remove(c, t);
 		t->fn(t->arg);
