@@ -36,7 +36,7 @@ int64_t clock_mono_ms(void)
  * goes in one pass, so every run is queued before the first answers come back and each
  * connection's reset carries the next run's statement; the 15,000 fires of a busy second
  * take a few hundred: the answers are read between passes. */
-#define CLOCK_PASS_US 2000
+#define CLOCK_PASS_US 500
 
 struct clock {
 	bool sim;
