@@ -77,6 +77,9 @@ START_TEST(import_moves_a_pg_cron_installation)
 	               "', '" B "', false)");
 	/* every 30 minutes in pg_cron, which ignores a sixth field */
 	itest_exec(a, "SELECT cron.schedule('half', '*/30 * * * * *', 'SELECT 5')");
+	/* a name pgcrond cannot carry, longer than the 39 bytes its rewrite keeps */
+	itest_exec(a, "SELECT cron.schedule('n\xc3\xa4"
+	              "chtliche Aggregation der Verkaufszahlen', '0 5 * * *', 'SELECT 6')");
 
 	/* --dry-run: what would happen, nothing changed; an owner who cannot log in to
 	 * pgcrond's server is named (tried for real, as the job's runs will connect) */
@@ -129,7 +132,8 @@ START_TEST(import_moves_a_pg_cron_installation)
 	    "my-job-3|0 0 1 * *|" A "|" DB "|t\n"
 	    "yearly-b|@yearly|" B "|" DB "|t\n"
 	    "off|0 4 * * *|" B "|" DB "|f\n"
-	    "half|*/30 * * * *|" A "|" DB "|t");
+	    "half|*/30 * * * *|" A "|" DB "|t\n"
+	    "n--chtliche-Aggregation-der-Verkaufszah-7|0 5 * * *|" A "|" DB "|t");
 	/* ... and pg_cron's are off */
 	itest_assert_scalar(su, "SELECT bool_or(active) FROM cron.job", "f");
 
@@ -141,7 +145,7 @@ START_TEST(import_moves_a_pg_cron_installation)
 	                  strstr(out, "nothing imported"),
 	              "%d %s", status, out);
 	free(out);
-	itest_assert_scalar(e.db, "SELECT count(*) FROM cron.job", "6");
+	itest_assert_scalar(e.db, "SELECT count(*) FROM cron.job", "7");
 
 	/* the imported jobs run in pgcrond, as their owners */
 	itest_env_start(&e);
@@ -161,7 +165,7 @@ START_TEST(import_moves_a_pg_cron_installation)
 	snprintf(cmd, sizeof(cmd), "mkdir -p %s && chmod 777 %s", dir, dir);
 	ck_assert_int_eq(system(cmd), 0);
 	out = itest_cli(&status, "import", "-c", e.conf, "--from", ci, "--to-files", dir, NULL);
-	ck_assert_msg(status == 0 && strstr(out, "wrote 6 job(s)"), "%d %s", status, out);
+	ck_assert_msg(status == 0 && strstr(out, "wrote 7 job(s)"), "%d %s", status, out);
 	free(out);
 	snprintf(cmd, sizeof(cmd), "%s/pg_cron-import.conf", dir);
 	char *file = itest_read_file(cmd);

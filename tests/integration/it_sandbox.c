@@ -43,6 +43,26 @@ START_TEST(binary_runs_as_sandbox_user)
 }
 END_TEST
 
+/* pgcrond --help names the options it takes, its own among them (it listed -V alone), and
+ * -h and help print the same. */
+START_TEST(help_names_its_own_options)
+{
+	int status;
+	char *out = itest_cli(&status, "--help", NULL);
+	ck_assert_msg(status == 0 &&
+	                  strstr(out, "\n  -h        print this help (also --help, help)\n") &&
+	                  strstr(out, "\n  -V        print the version (also --version)\n"),
+	              "%d %s", status, out);
+	const char *same[] = {"-h", "help"};
+	for (size_t i = 0; i < 2; i++) {
+		char *o = itest_cli(&status, same[i], NULL);
+		ck_assert_msg(status == 0 && strcmp(o, out) == 0, "%s: %d %s", same[i], status, o);
+		free(o);
+	}
+	free(out);
+}
+END_TEST
+
 /* A failure whose message is longer than Check takes (a daemon's whole log, say) still says
  * why: the message keeps its start and its end and names the file holding it whole (CI once
  * printed only "check_pack.c:372: Message string too long"). */
@@ -95,6 +115,7 @@ int main(void)
 	tcase_add_test(tc, sandbox_is_the_server_asked_for);
 	tcase_add_test(tc, fresh_database_is_empty);
 	tcase_add_test(tc, binary_runs_as_sandbox_user);
+	tcase_add_test(tc, help_names_its_own_options);
 	tcase_add_test(tc, long_failure_names_its_file);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

@@ -933,6 +933,34 @@ START_TEST(catchup_skip_after_a_suspend)
 }
 END_TEST
 
+/* A job a reload disables across its fires and a later reload enables again does not catch
+ * up (pgcrond.conf(5), catchup): its next run is its schedule's next fire after the reload. */
+START_TEST(reenabled_by_a_reload_no_catchup)
+{
+	struct harness h;
+	h_init(&h);
+	h_job(&h, "a", "* * * * *");
+	h_start(&h);
+	h_advance(&h, 30);
+	ck_assert_str_eq(h_starts(&h), "a@30");
+	h_end(&h, 0, true, NULL);
+	struct conf_job off_job = h.jobs[0];
+	off_job.enabled = false;
+	struct pgc_config off = h.cfg;
+	off.jobs = &off_job;
+	ck_assert_int_eq(sched_apply(h.s, &off, utc(), NULL, false), 0);
+	h_advance(&h, 170); /* 00:03:50: the fires of 00:02 and 00:03 passed */
+	ck_assert_int_eq(sched_apply(h.s, &h.cfg, utc(), NULL, false), 0);
+	h_advance(&h, 5);
+	ck_assert_str_eq(h_starts(&h), "a@30");
+	h_advance(&h, 10); /* 00:04:00 */
+	ck_assert_str_eq(h_starts(&h), "a@30 a@210");
+	ck_assert_int_eq(test_log_count(h.log, "catchup"), 0);
+	ck_assert_int_eq(test_log_count(h.log, "missed"), 0);
+	h_stop(&h);
+}
+END_TEST
+
 /* Its database refused a connection: once it answers again, one catch-up run. */
 START_TEST(catchup_when_the_database_is_back)
 {
@@ -1223,6 +1251,7 @@ int main(void)
 	tcase_add_test(tc, resume_catches_up_in_the_jobs_timezone);
 	tcase_add_test(tc, catchup_skip_after_a_suspend);
 	tcase_add_test(tc, catchup_when_the_database_is_back);
+	tcase_add_test(tc, reenabled_by_a_reload_no_catchup);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("graph");
 	tcase_add_test(tc, graph_in_order_from_the_loop);

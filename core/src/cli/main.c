@@ -33,6 +33,7 @@ static void usage(FILE *out)
 	        PGCROND_VERSION);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "  %-9s %s\n", "-h", "print this help (also --help, help)");
 	fprintf(out, "  %-9s %s\n", "-V", "print the version (also --version)");
 	fprintf(out, "\nRun 'pgcrond COMMAND --help' for a command's options. "
 	             "See pgcrond(8) and pgcrond.conf(5).\n");
