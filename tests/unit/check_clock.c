@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "clock.h"
 
@@ -158,6 +159,70 @@ START_TEST(real_clock_on_the_loop)
 }
 END_TEST
 
+/* A burst: 40 timers due at the same instant, each 200 us of work (8 ms in all). The first
+ * makes a socket readable; the loop reads it before the burst's later timers (as a run's
+ * answer is read while the same second's other fires wait), not after all 40 (clock.c,
+ * CLOCK_PASS_US: 2 ms a pass). */
+struct burst {
+	struct real rl;
+	evutil_socket_t sv[2];
+	int fired;
+};
+
+static void burst_fire(void *arg)
+{
+	struct tmr *x = arg;
+	struct burst *b = (struct burst *)x->rec;
+	fire(arg);
+	for (int64_t until = clock_mono_us() + 200; clock_mono_us() < until;)
+		;
+	if (b->fired++ == 0)
+		ck_assert_int_eq(send(b->sv[1], "x", 1, 0), 1);
+	if (b->fired == 40)
+		event_base_loopbreak(b->rl.base);
+}
+
+static void burst_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct burst *b = arg;
+	char ch;
+	(void)what;
+	ck_assert_int_eq(recv(fd, &ch, 1, 0), 1);
+	b->rl.rec.order[b->rl.rec.len++] = '!';
+	b->rl.rec.order[b->rl.rec.len] = '\0';
+}
+
+START_TEST(real_clock_reads_sockets_in_a_burst)
+{
+	struct burst b = {0};
+	b.rl.base = event_base_new();
+	ck_assert_ptr_nonnull(b.rl.base);
+	ck_assert_int_eq(event_base_priority_init(b.rl.base, 2), 0);
+	ck_assert_int_eq(evutil_socketpair(AF_UNIX, SOCK_STREAM, 0, b.sv), 0);
+	struct event *ev = event_new(b.rl.base, b.sv[0], EV_READ | EV_PERSIST, burst_read, &b);
+	ck_assert_int_eq(event_priority_set(ev, 0), 0);
+	ck_assert_int_eq(event_add(ev, NULL), 0);
+	ck_assert_int_eq(clock_new(b.rl.base, &b.rl.rec.c), 0);
+	struct tmr t[40];
+	for (int i = 0; i < 40; i++) {
+		tmr_init(&t[i], &b.rl.rec, (char)('A' + i % 26));
+		clock_timer_init(&t[i].t, burst_fire, &t[i]);
+		ck_assert_int_eq(clock_arm(b.rl.rec.c, &t[i].t, 5000), 0);
+	}
+	event_base_dispatch(b.rl.base);
+	ck_assert_int_eq(b.fired, 40);
+	const char *bang = strchr(b.rl.rec.order, '!');
+	ck_assert_msg(bang, "the socket was not read during the burst: %s", b.rl.rec.order);
+	ck_assert_msg(bang - b.rl.rec.order <= 20, "the socket was read after %d of 40 timers: %s",
+	              (int)(bang - b.rl.rec.order), b.rl.rec.order);
+	event_free(ev);
+	evutil_closesocket(b.sv[0]);
+	evutil_closesocket(b.sv[1]);
+	clock_free(&b.rl.rec.c);
+	event_base_free(b.rl.base);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("clock");
@@ -165,6 +230,7 @@ int main(void)
 	tcase_add_test(tc, sim_order_move_disarm);
 	tcase_add_test(tc, sim_step_and_rearm);
 	tcase_add_test(tc, real_clock_on_the_loop);
+	tcase_add_test(tc, real_clock_reads_sockets_in_a_burst);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -695,9 +695,11 @@ static int open_http(struct daemon *d)
 }
 
 /* Two priorities: the executor's connections (EXEC_IO_PRIORITY) before everything else,
- * and the loop goes back to the sockets after every DISPATCH_MAX other callbacks. Without
- * this, a thousand job timers due in the same second all ran before the results of the
- * first statements were read, and the pooled connections stood idle meanwhile. Timers are
+ * and the loop goes back to the sockets after every DISPATCH_MAX other callbacks (the
+ * clock's timers, all behind one libevent timer, after 2 ms of them: clock.c's
+ * CLOCK_PASS_US).
+ * Without this, a thousand job timers due in the same second all ran before the results of
+ * the first statements were read, and the pooled connections stood idle meanwhile. Timers are
  * precise (a timerfd): epoll's timeout in whole milliseconds, rounded up, and the kernel's
  * slack on a long wait (a thousandth of it: 1 ms on the way to the next second) made the
  * fires of a second wake 1 to 4 ms late (bench_fire, README "Benchmarks"). */

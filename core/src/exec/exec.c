@@ -62,6 +62,7 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 		return -ENOMEM;
 	r->ex = ex;
 	event_assign(&r->done_ev, ex->base, -1, 0, done_cb, r); /* (exec_run_free deletes both) */
+	event_priority_set(&r->done_ev, EXEC_IO_PRIORITY);
 	evtimer_assign(&r->stop.timer_ev, ex->base, timer_cb, r);
 	r->stmts = spec->n_stmts <= 1 ? &r->one : calloc(spec->n_stmts, sizeof(*r->stmts));
 	if (!r->stmts)

@@ -594,9 +594,7 @@ static void conn_reset_read(struct conn *c)
 static void exec_on_conn_readable(void *arg)
 {
 	struct conn *c = arg;
-	struct exec *ex = c->pool->ex; /* C may be closed below */
 
-	ex->reading = true;
 	switch (c->state) {
 	case CONN_CONNECTING:
 		break;
@@ -620,14 +618,6 @@ static void exec_on_conn_readable(void *arg)
 		else if (!exec_run_read(c->run))
 			exec_run_conn_lost(c->run, NULL);
 		break;
-	}
-	ex->reading = false;
-	/* the runs that ended meanwhile, told now that the reading is over: their owners may
-	 * submit runs, cancel others, and close or take connections, this one too */
-	while (ex->ended) {
-		struct exec_run *r = ex->ended;
-		ex->ended = r->link.ended_next;
-		exec_run_report(r);
 	}
 }
 

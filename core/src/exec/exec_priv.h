@@ -175,7 +175,8 @@ struct exec_run {
 		void (*on_done)(void *, const struct exec_outcome *);
 		void *arg;
 	} cb;
-	struct event done_ev; /* completion is reported from the loop, never re-entrantly */
+	struct event done_ev; /* completion is reported from the loop, never re-entrantly (at
+	                       * EXEC_IO_PRIORITY: exec_run_complete) */
 	struct {              /* the timeout, then the cancel escalation */
 		struct event timer_ev;
 		int escalation;         /* 0 none, 1 cancel sent, 2 cancel sent again */
@@ -191,7 +192,7 @@ struct exec_run {
 	struct {    /* where it is linked */
 		struct exec_run *wprev, *wnext; /* its pool's wait queue */
 		struct conn *reserved;          /* out of it: the resetting connection it gets */
-		struct exec_run *aprev, *anext, *ended_next; /* exec's lists: all, ended */
+		struct exec_run *aprev, *anext; /* exec's list of all runs */
 	} link;
 };
 
@@ -210,10 +211,6 @@ struct exec {
 	void *drained_arg;
 	struct event drained_ev;
 	bool halted; /* exec_halt(): no run starts any more */
-	/* inside a connection's readable(): the runs that end meanwhile wait here, and are
-	 * reported as it returns, once libpq's reading is over, instead of a loop turn later */
-	bool reading;
-	struct exec_run *ended, *ended_tail;
 };
 
 /* the steps of exec_reset.c's reset_sql, the last of which sets the next run's settings */

@@ -314,8 +314,11 @@ void exec_run_fail(struct exec_run *r, const char *message, const char *sqlstate
 	exec_run_complete(r);
 }
 
-/* The run has ended (its connection already released): report it from the loop, as the
- * connection's readable() under way returns, or else at the loop's next turn (done_ev). */
+/* The run has ended (its connection already released): report it from the loop (done_ev, at
+ * the connections' priority: in the same pass of the loop, after the callbacks of the
+ * other connections whose answers were read with it, so their next statements go out
+ * before the runs' owners are told; the owners may then submit runs, cancel others, and
+ * close or take connections). */
 void exec_run_complete(struct exec_run *r)
 {
 	if (r->phase == EXEC_DONE)
@@ -340,14 +343,7 @@ void exec_run_complete(struct exec_run *r)
 	} else if (!r->out.failed && !r->out.message) {
 		r->out.message = strdup("");
 	}
-	struct exec *ex = r->ex;
-	if (ex->reading) {
-		r->link.ended_next = NULL;
-		*(ex->ended ? &ex->ended_tail->link.ended_next : &ex->ended) = r;
-		ex->ended_tail = r;
-	} else {
-		event_active(&r->done_ev, 0, 0);
-	}
+	event_active(&r->done_ev, 0, 0);
 }
 
 void exec_run_report(struct exec_run *r)
