@@ -220,8 +220,9 @@ END_TEST
 /* A history database whose pgcrond schema is older than this pgcrond (steps 1 to 22 applied
  * by hand) is a database away: the daemon says once what it has, what it needs and what to
  * do, writes nothing there (no run record, no claim, no instance row), and its runs go on,
- * their records kept in the spool. After 'pgcrond install', run while runs are in flight,
- * every run that ran is in the history exactly once. */
+ * their records kept in the spool. After 'pgcrond install', run while runs are in flight
+ * (one statement, several, a procedure, a DO block, a VACUUM), every run that ran is in the
+ * history exactly once, and so is its effect. */
 /* Jobs "tick" (every second) and "slow" (1.5 s, overlap skip) that insert into public.ran:
  * "slow" lasts 1.5 s, so one is in flight whenever the install comes. */
 static const char old_schema_jobs[] =
@@ -261,6 +262,84 @@ static void slow_in_flight(struct itest_env *e)
 	              "no run in flight:\n%s", itest_tail(e->log));
 }
 
+/* Runs of the kinds the executor sends on their own, as written (sqlscan.h): a procedure
+ * that commits inside, a DO block, a VACUUM and several statements, every second on "kinds"
+ * (E's database under a second name, with a pool of its own). Each first waits for a lock on
+ * public.gate, which the test holds through an install; its effect is a row of public.ran
+ * (the VACUUM's: a vacuum of public.gate, ran_once_each). */
+#define N_KINDS 4
+static const struct {
+	const char *job, *command;
+} kinds[N_KINDS] = {
+    {"k_call", "CALL public.k_call()"},
+    {"k_do", "DO $$ BEGIN PERFORM count(*) FROM public.gate;"
+             " INSERT INTO public.ran (job) VALUES ('k_do'); END $$"},
+    {"k_vacuum", "VACUUM public.gate"},
+    {"k_multi", "SELECT count(*) FROM public.gate; INSERT INTO public.ran (job) VALUES"
+                " ('k_multi')"},
+};
+
+/* E (old_schema_setup) with the kinds' jobs too; public.ran records each insert's backend. */
+static void kinds_setup(struct itest_env *e)
+{
+	char jobs[2048];
+	size_t n = 0;
+	itest_env_main_with_db(e, "kinds", e->ci);
+	itest_exec(e->db, "CREATE TABLE public.gate (x int); GRANT ALL ON public.gate TO PUBLIC;"
+	                  "ALTER TABLE public.ran ADD COLUMN pid int DEFAULT pg_backend_pid();"
+	                  "CREATE PROCEDURE public.k_call() LANGUAGE plpgsql AS $p$ BEGIN"
+	                  " PERFORM count(*) FROM public.gate;"
+	                  " INSERT INTO public.ran (job) VALUES ('k_call'); COMMIT; END $p$");
+	n += snprintf(jobs + n, sizeof(jobs) - n, "jobs = (\n");
+	for (int i = 0; i < N_KINDS; i++)
+		n += snprintf(jobs + n, sizeof(jobs) - n,
+		              "  { name = \"%s\"; command = \"%s\"; database = \"kinds\";"
+		              " schedule = \"* * * * * *\"; overlap = \"skip\"; }%s\n",
+		              kinds[i].job, kinds[i].command, i + 1 < N_KINDS ? "," : ");");
+	ck_assert(n < sizeof(jobs));
+	itest_env_job(e, "20-kinds.conf", "%s", jobs);
+}
+
+/* Each kind's run waits for the lock on public.gate (held by the test); PIDS gets their
+ * backends (malloc'd). */
+static void kinds_in_flight(struct itest_env *e, char *pids[N_KINDS])
+{
+	for (int i = 0; i < N_KINDS; i++) {
+		char sql[512];
+		snprintf(sql, sizeof(sql),
+		         "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+		         " AND state = 'active' AND wait_event_type = 'Lock'"
+		         " AND query = $k$%s$k$",
+		         kinds[i].command);
+		ck_assert_msg(itest_env_wait(e, 10, "SELECT EXISTS (%s)", sql),
+		              "no run of %s in flight:\n%s", kinds[i].job, itest_tail(e->log));
+		pids[i] = itest_scalar(e->db, sql);
+	}
+}
+
+/* The run of each kind in flight at AT (its backend in PIDS) has one history row, which
+ * says it succeeded, and its insert (which the lock held until after AT) happened once. */
+static void kinds_ran_once(struct itest_env *e, char *const pids[N_KINDS], const char *at)
+{
+	for (int i = 0; i < N_KINDS; i++) {
+		char run[512], sql[1024];
+		snprintf(run, sizeof(run),
+		         "FROM pgcrond.job_run_details WHERE job_name = '%s' AND job_pid = %s"
+		         " AND start_time < '%s' AND end_time > '%s'",
+		         kinds[i].job, pids[i], at, at);
+		snprintf(sql, sizeof(sql), "SELECT count(*) || ' ' || string_agg(status, ' ') %s",
+		         run);
+		itest_assert_scalar(e->db, sql, "1 succeeded");
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) FROM public.ran WHERE job = '%s' AND pid = %s"
+		         " AND at > '%s' AND at < (SELECT end_time %s)",
+		         kinds[i].job, pids[i], at, run);
+		if (strcmp(kinds[i].job, "k_vacuum") != 0)
+			itest_assert_scalar(e->db, sql, "1");
+		free(pids[i]);
+	}
+}
+
 /* `pgcrond install` with E's configuration, which must work. */
 static void install(struct itest_env *e)
 {
@@ -270,7 +349,8 @@ static void install(struct itest_env *e)
 	free(out);
 }
 
-/* No run is in the history twice, and each job's inserts are its succeeded rows. */
+/* No run is in the history twice, and each job's inserts (k_vacuum's vacuums) are its
+ * succeeded rows. */
 static void ran_once_each(struct itest_env *e)
 {
 	itest_assert_scalar(e->db,
@@ -283,7 +363,9 @@ static void ran_once_each(struct itest_env *e)
 	                                     " WHERE status = 'succeeded' GROUP BY job_name) d");
 	itest_assert_scalar(e->db,
 	                    "SELECT string_agg(job || ' ' || n, ', ' ORDER BY job) FROM"
-	                    " (SELECT job, count(*) n FROM public.ran GROUP BY job) r",
+	                    " (SELECT job, count(*) n FROM public.ran GROUP BY job"
+	                    "  UNION ALL SELECT 'k_vacuum', vacuum_count FROM pg_stat_user_tables"
+	                    "  WHERE relid = to_regclass('public.gate') AND vacuum_count > 0) r",
 	                    recorded);
 	free(recorded);
 }
@@ -291,7 +373,9 @@ static void ran_once_each(struct itest_env *e)
 START_TEST(old_schema_keeps_runs_in_the_spool)
 {
 	struct itest_env e;
+	char *pids[N_KINDS];
 	old_schema_setup(&e, "sessions-old", "it_sessions_old");
+	kinds_setup(&e);
 	itest_env_start(&e);
 	char line[256];
 	snprintf(line, sizeof(line),
@@ -309,8 +393,15 @@ START_TEST(old_schema_keeps_runs_in_the_spool)
 	                    "0");
 	ck_assert_int_eq(itest_count_in_file(e.log, "this pgcrond needs step"), 1);
 
+	/* a run of each kind in flight through the install, and one of "slow" at its start */
+	PGconn *gate = itest_connect(e.ci);
+	itest_exec(gate, "BEGIN; LOCK TABLE public.gate IN ACCESS EXCLUSIVE MODE");
+	kinds_in_flight(&e, pids);
 	slow_in_flight(&e);
+	char *at = itest_scalar(e.db, "SELECT now()::text");
 	install(&e);
+	itest_exec(gate, "COMMIT");
+	PQfinish(gate);
 	ck_assert_msg(
 	    itest_wait_log(e.log, "has the pgcrond schema step this pgcrond needs now", 20),
 	    "the spool is not written after the install:\n%s", itest_tail(e.log));
@@ -321,7 +412,16 @@ START_TEST(old_schema_keeps_runs_in_the_spool)
 	                    "SELECT count(*) FROM pgcrond.job_run_details"
 	                    " WHERE status NOT IN ('succeeded', 'skipped')",
 	                    "0");
+	kinds_ran_once(&e, pids, at);
+	/* the vacuums counted (a server before 15 tells them a moment later) */
+	ck_assert_msg(itest_env_wait(&e, 5,
+	                             "SELECT vacuum_count = (SELECT count(*) FROM"
+	                             " pgcrond.job_run_details WHERE job_name = 'k_vacuum'"
+	                             " AND status = 'succeeded') FROM pg_stat_user_tables"
+	                             " WHERE relid = 'public.gate'::regclass"),
+	              "the vacuums are not the succeeded runs of k_vacuum");
 	ran_once_each(&e);
+	free(at);
 	itest_env_teardown(&e);
 }
 END_TEST

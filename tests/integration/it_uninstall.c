@@ -1,4 +1,5 @@
-/* pgcrond uninstall (issue 26, item 5): refused while the daemon runs; afterwards it removes
+/* pgcrond uninstall (issue 26, item 5): refused while the daemon runs, or another daemon of
+ * the history database (another configuration) does; afterwards it removes
  * the pgcrond and cron schemas and a second install works; --keep-history keeps the runs;
  * DROP SCHEMA cron CASCADE stops the jobs made in SQL; --restore-pg-cron hands the jobs made
  * in SQL back to a real pg_cron (Debian's, on a second server), active again. */
@@ -167,6 +168,72 @@ START_TEST(uninstall_refuses_then_removes)
 }
 END_TEST
 
+#define O_DB "it_uninstall_o"
+
+/* A daemon of another configuration on the same history database (another host, or another
+ * state_dir: its control socket is not this configuration's) is told by its instance row and
+ * its session: uninstall with this configuration, whose daemon never ran, is refused, names
+ * that instance and drops nothing while a run of it is in flight; once that daemon stopped
+ * cleanly, uninstall goes on. */
+START_TEST(uninstall_refuses_while_another_instance_runs)
+{
+	struct itest_env e;
+	struct itest_inst b;
+	itest_env_init(&e, "uninstall-other", O_DB);
+	int status;
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "install: %d %s", status, out);
+	free(out);
+	itest_inst_init(&b, &e, "elsewhere",
+	                "job = { name = \"slow\"; command = \"SELECT pg_sleep(3)\";"
+	                " database = \"app\"; schedule = \"* * * * * *\"; };\n");
+	itest_inst_up(&e, &b);
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = 1 FROM pg_stat_activity WHERE state ="
+	                             " 'active' AND query LIKE 'SELECT pg_sleep(3)%%'"
+	                             " AND datname = '" O_DB "'"),
+	              "no run in flight:\n%s", itest_read_file(b.log));
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'slow' AND status = 'running'"),
+	              "no row of the run in flight:\n%s", itest_read_file(b.log));
+	char *run = itest_scalar(e.db, "SELECT runid FROM pgcrond.job_run_details"
+	                               " WHERE job_name = 'slow' AND status = 'running'");
+	ck_assert_ptr_nonnull(run);
+
+	out = itest_cli(&status, "uninstall", "-c", e.conf, NULL);
+	ck_assert_msg(status == 75, "uninstall while another instance runs: %d %s", status, out);
+	ck_assert_msg(strstr(out, "(live instance: elsewhere); stop every daemon first"), "%s",
+	              out);
+	free(out);
+	itest_assert_scalar(e.db,
+	                    "SELECT to_regnamespace('pgcrond') IS NOT NULL"
+	                    " AND to_regnamespace('cron') IS NOT NULL",
+	                    "t");
+	char q[256];
+	snprintf(q, sizeof(q), "SELECT count(*) FROM pgcrond.job_run_details WHERE runid = %s",
+	         run);
+	itest_assert_scalar(e.db, q, "1");
+
+	/* stopped cleanly: the run ends within the grace, and its row says so */
+	ck_assert_int_eq(itest_inst_stop(&b, SIGTERM), 0);
+	snprintf(q, sizeof(q), "SELECT status FROM pgcrond.job_run_details WHERE runid = %s", run);
+	itest_assert_scalar(e.db, q, "succeeded");
+	out = itest_cli(&status, "uninstall", "-c", e.conf, "--dry-run", NULL);
+	ck_assert_msg(status == 0 && strstr(out, "would drop schema pgcrond"), "dry run: %d %s",
+	              status, out);
+	free(out);
+	out = itest_cli(&status, "uninstall", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0 && strstr(out, "dropped schema pgcrond"), "uninstall: %d %s",
+	              status, out);
+	free(out);
+	itest_assert_scalar(e.db, "SELECT to_regnamespace('pgcrond') IS NULL", "t");
+	free(run);
+	itest_inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 #define R_DB "it_uninstall_r"
 #define R_ROLE "it_uninstall_a"
 
@@ -252,6 +319,7 @@ int main(void)
 	TCase *tc = tcase_create("uninstall");
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, uninstall_refuses_then_removes);
+	tcase_add_test(tc, uninstall_refuses_while_another_instance_runs);
 	tcase_add_test(tc, restore_pg_cron_hands_the_jobs_back);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
