@@ -14,7 +14,8 @@
  *   PGSANDBOX_CONF='max_connections = 500' scripts/pg-sandbox run --
  * build/bench/manydb/bench_manydb (MANYDB_DBS=200; MANYDB_RUNS=3; MANYDB_POOL=4: each database's
  * pool; MANYDB_PHASES= yearly,hourly,many,one; MANYDB_LOG_LEVEL: the daemon's log_level, its
- * default if unset; BENCH_PGCROND=PATH: that pgcrond binary instead of this build's, two builds
+ * default if unset; MANYDB_MAX_RUNNING: its max_running, its default 32 if unset;
+ * BENCH_PGCROND=PATH: that pgcrond binary instead of this build's, two builds
  * side by side) */
 #include <errno.h>
 #include <stdbool.h>
@@ -110,7 +111,9 @@ static void write_config(const char *dir, const char *who, const char *idle, cha
 	FILE *f = fopen(conf, "w");
 	if (!f)
 		bench_die("write", conf);
-	const char *level = getenv("MANYDB_LOG_LEVEL");
+	const char *level = getenv("MANYDB_LOG_LEVEL"), *max = getenv("MANYDB_MAX_RUNNING");
+	if (max && *max)
+		fprintf(f, "max_running = %d;\n", atoi(max));
 	fprintf(f,
 	        "timezone = \"UTC\";\nplugin_dir = \"%s\";\nconf_dir = \"conf.d\";\n"
 	        "state_dir = \"%s/%s/state\";\nshutdown_grace = \"5s\";\n%s%s%s"

@@ -121,6 +121,43 @@ START_TEST(leaks_are_reset)
 }
 END_TEST
 
+/* A connection given back with no run waiting is reset soon all the same (it keeps its run's
+ * session for a moment, for the next run to carry its statement in the reset): a session
+ * advisory lock the run left is free within a second of its end, on the same backend, still
+ * open. */
+START_TEST(a_session_nobody_waits_for_is_reset_soon)
+{
+	struct itest_env e;
+	char when[32];
+
+	itest_env_setup(&e, "session-later", "it_session_later");
+	main_conf_pool1(&e);
+	itest_env_start(&e);
+	itest_schedule_soon(when, sizeof(when), 2);
+	itest_env_job(&e, "10-jobs.conf",
+	              "jobs = ( { name = \"locker\"; database = \"app\"; schedule = \"%s\";"
+	              "  command = \"SELECT pg_advisory_lock(4343)\"; } );\n",
+	              when);
+	itest_env_reload(&e);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'locker' AND status = 'succeeded'"),
+	              "locker did not run:\n%s", itest_read_file(e.log));
+	ck_assert_msg(itest_env_wait(&e, 1,
+	                             "SELECT NOT EXISTS (SELECT FROM pg_locks"
+	                             " WHERE locktype = 'advisory' AND objid = 4343)"),
+	              "the run's lock outlived it by a second:\n%s", itest_read_file(e.log));
+	/* reset, not closed: its backend is there, and the lock is anyone's */
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FROM pg_stat_activity a JOIN pgcrond.job_run_details"
+	                    " d ON d.job_pid = a.pid WHERE d.job_name = 'locker'",
+	                    "1");
+	itest_assert_scalar(e.db, "SELECT pg_try_advisory_lock(4343)", "t");
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* A run that leaves its transaction open (or aborted) failed: its work is rolled back, and
  * the connection serves the next run. */
 START_TEST(open_transaction_fails)
@@ -385,6 +422,7 @@ int main(void)
 	TCase *tc = tcase_create("session");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, leaks_are_reset);
+	tcase_add_test(tc, a_session_nobody_waits_for_is_reset_soon);
 	tcase_add_test(tc, open_transaction_fails);
 	tcase_add_test(tc, statements_with_the_reset);
 	tcase_add_test(tc, settings_only_when_needed);

@@ -598,7 +598,8 @@ static void exec_on_conn_readable(void *arg)
 	switch (c->state) {
 	case CONN_CONNECTING:
 		break;
-	case CONN_IDLE: {
+	case CONN_IDLE:
+	case CONN_USED: {
 		/* Idle: the server closed it, or sent a notice/notification; drop the former. */
 		if (PQstatus(c->drv.conn) != CONNECTION_OK) {
 			exec_conn_close(&c);
@@ -633,6 +634,7 @@ static void exec_on_conn_failed(void *arg, const char *why, bool was_ready)
 		exec_conn_connect_failed(c, why);
 		return;
 	case CONN_IDLE:
+	case CONN_USED:
 		exec_conn_close(&c);
 		return;
 	case CONN_RESETTING:
@@ -650,6 +652,7 @@ static void exec_on_conn_failed(void *arg, const char *why, bool was_ready)
 }
 
 static void on_conn_check(void *arg);
+static void conn_reuse(struct conn *c);
 
 /* The driver's silent(): nothing came for half the connection check while the run waits: the
  * pool's watch looks at its backend (exec_watch.c), at the loop's next turn. */
@@ -702,10 +705,14 @@ int exec_conn_open(struct exec_pool *p)
 
 /* The driver's check(): an idle connection no run has used for the pool's idle_timeout is
  * closed (the warm-up opens one again ahead of the next fire); the others are checked with a
- * reset, a round trip with a deadline, and harmless. */
+ * reset, a round trip with a deadline, and harmless. A used one's check is its reset. */
 static void on_conn_check(void *arg)
 {
 	struct conn *c = arg;
+	if (c->state == CONN_USED) {
+		conn_reuse(c);
+		return;
+	}
 	if (c->state != CONN_IDLE)
 		return;
 	if (exec_conn_idle_expired(c)) {
@@ -715,10 +722,44 @@ static void on_conn_check(void *arg)
 	exec_conn_reset(c);
 }
 
+/* Reset C, which a run gave back, with the pool's first waiting run carried in the reset's round
+ * trip if it may be (exec_reset.c). If that cannot be sent, C is closed (the run it reserved
+ * waits again) or, when a run's statement went with it, that run's connection is lost (the
+ * server may have it). */
+static void conn_reuse(struct conn *c)
+{
+	struct exec_pool *p = c->pool;
+	if (exec_conn_reset_send(c, true)) {
+		/* the reset took the run first in the queue, if any: the others still wait */
+		if (p->wait_head || p->probing)
+			exec_pool_dispatch(p);
+		return;
+	}
+	if (c->run) {
+		exec_run_conn_lost(c->run, NULL);
+		return;
+	}
+	exec_conn_close(&c);
+	ownsess_take_slot(p->ex->base, p->conninfo);
+	exec_pool_dispatch(p);
+}
+
+/* Another connection of P than C serves a run or is being reset: P's runs flow, and the one
+ * that comes next is reported as this one's end is (exec_run_complete), so C's reset goes now,
+ * while the loop does that. */
+static bool others_at_work(const struct exec_pool *p, const struct conn *c)
+{
+	for (const struct conn *o = p->conns; o; o = o->next)
+		if (o != c && (o->state == CONN_BUSY || o->state == CONN_RESETTING))
+			return true;
+	return false;
+}
+
 /* A run is done with C: reset and back to the pool if it can be reused (exec_reset.c; the next
  * run's statement may go with the reset, so that run does not wait for it), closed otherwise.
  * The connection is idle again only if every step of the reset succeeded; otherwise it is
- * closed then. */
+ * closed then. With no run waiting and the pool's other connections idle, the reset waits
+ * (CONN_USED, RESET_LATER_MS). */
 void exec_conn_release(struct conn *c, bool broken)
 {
 	struct exec_pool *p = c->pool;
@@ -738,18 +779,17 @@ void exec_conn_release(struct conn *c, bool broken)
 	                PQstatus(c->drv.conn) == CONNECTION_OK &&
 	                p->n_conns - p->n_connecting <= (size_t)p->size &&
 	                !(*p->ex->own_starving && ownsess_starved(p->ex->base, p->conninfo));
-	if (reusable && exec_conn_reset_send(c, true)) {
-		/* the reset took the run first in the queue, if any: the others still wait */
-		if (p->wait_head || p->probing)
-			exec_pool_dispatch(p);
+	if (reusable && !p->wait_head && !p->ex->halted && !others_at_work(p, c) &&
+	    PQtransactionStatus(c->drv.conn) == PQTRANS_IDLE) {
+		c->state = CONN_USED; /* its check resets it (on_conn_check) */
+		conndrv_idle_within(&c->drv, RESET_LATER_MS);
 		return;
 	}
-	if (c->run) {
-		/* the reset that could not be sent carried its statement: the server may have it */
-		exec_run_conn_lost(c->run, NULL);
+	if (reusable) {
+		conn_reuse(c);
 		return;
 	}
-	exec_conn_close(&c); /* the run a reset reserved waits again */
+	exec_conn_close(&c);
 	ownsess_take_slot(p->ex->base, p->conninfo);
 	exec_pool_dispatch(p);
 }
@@ -777,6 +817,13 @@ void exec_pool_dispatch(struct exec_pool *p)
 		}
 		if (p->backing_off || p->removed)
 			return;
+		/* one a run gave back: its reset carries this run (and goes on with the queue) */
+		for (struct conn *c = p->conns; c; c = c->next)
+			if (c->state == CONN_USED && c->generation == p->generation &&
+			    !c->tainted) {
+				conn_reuse(c);
+				return;
+			}
 		/* Open a connection per waiting run, up to the pool's size; while pgcrond's own
 		 * session of the database waits for a slot of a full server, the runs share the
 		 * connections the pool has (the history and the claims need that session) */

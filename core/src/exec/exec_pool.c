@@ -191,8 +191,11 @@ void exec_set_connection_check(struct exec *ex, int64_t ms)
 {
 	ex->check_ms = ms > 0 ? ms : CONNECTION_CHECK_DEFAULT_MS;
 	for (struct exec_pool *p = ex->pools; p; p = p->next)
-		for (struct conn *c = p->conns; c; c = c->next)
+		for (struct conn *c = p->conns; c; c = c->next) {
 			conndrv_set_check(&c->drv, ex->check_ms);
+			if (c->state == CONN_USED) /* its check is its reset: soon still */
+				conndrv_idle_within(&c->drv, RESET_LATER_MS);
+		}
 }
 
 size_t exec_database_stats(const struct exec *ex, struct exec_db_stats *out, size_t max)
@@ -213,7 +216,7 @@ size_t exec_database_stats(const struct exec *ex, struct exec_db_stats *out, siz
 				if (c->state == CONN_CONNECTING)
 					continue;
 				st->open++;
-				st->idle += c->state == CONN_IDLE;
+				st->idle += c->state == CONN_IDLE || c->state == CONN_USED;
 				st->busy += c->state == CONN_BUSY;
 			}
 			/* Not this pool's own word alone: another role's pool, or the history

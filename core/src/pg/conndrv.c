@@ -635,8 +635,8 @@ void conndrv_set_priority(struct conndrv *d, int priority)
 
 void conndrv_set_check(struct conndrv *d, int64_t ms)
 {
-	if (ms <= 0)
-		return;
+	if (ms <= 0 || ms == d->check_ms)
+		return; /* the next check stays where it is */
 	d->check_ms = ms;
 	if (d->state == CONNDRV_READY && !d->busy)
 		conndrv_idle(d);
@@ -731,11 +731,16 @@ void conndrv_busy(struct conndrv *d, int64_t deadline_ms)
  * other half) within one connection check. */
 void conndrv_idle(struct conndrv *d)
 {
+	conndrv_idle_within(d, d->check_ms / 2);
+}
+
+void conndrv_idle_within(struct conndrv *d, int64_t ms)
+{
 	d->busy = false;
 	d->watching = false;
 	evtimer_del(&d->timer_ev);
 	if (d->state == CONNDRV_READY && d->ops->check)
-		arm(d, &d->timer_ev, d->check_ms / 2);
+		arm(d, &d->timer_ev, ms < d->check_ms / 2 ? ms : d->check_ms / 2);
 }
 
 bool conndrv_flush(struct conndrv *d)

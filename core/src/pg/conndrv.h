@@ -167,7 +167,8 @@ void conndrv_init(struct conndrv *d, struct event_base *base, const struct connd
 void conndrv_set_job_session(struct conndrv *d);
 /* Socket events at PRIORITY (event_priority_set) instead of the base's default. */
 void conndrv_set_priority(struct conndrv *d, int priority);
-/* The connection check (MS > 0); an idle connection's next check follows it at once. */
+/* The connection check (MS > 0); when it changes, an idle connection's next check follows it
+ * at once. */
 void conndrv_set_check(struct conndrv *d, int64_t ms);
 void conndrv_set_backoff(struct conndrv *d, int64_t min_ms, int64_t max_ms);
 
@@ -202,6 +203,8 @@ void conndrv_succeeded(struct conndrv *d);
 void conndrv_busy(struct conndrv *d, int64_t deadline_ms);
 /* The statement in flight completed: the idle check's timer runs again. */
 void conndrv_idle(struct conndrv *d);
+/* The same, the first check within MS (at most connection check / 2, as always after). */
+void conndrv_idle_within(struct conndrv *d, int64_t ms);
 
 /* Write out what libpq holds, and watch for the answer (and for a writable socket while
  * some is left). False if the connection broke: nothing is called, the owner decides
