@@ -357,6 +357,32 @@ START_TEST(runs_wait_for_a_slot_when_the_server_takes_none)
 }
 END_TEST
 
+/* A pool refused for one reason, then for another: the new reason is logged when it comes,
+ * not once the repeats' minute is over (the server that restarted and came back full). */
+START_TEST(a_new_reason_to_refuse_is_logged_at_once)
+{
+	struct itest_env e;
+
+	itest_env_setup(&e, "conn_reason", "it_conn_reason");
+	limited_role_conf(&e, "reason", "it_conn_reason_role", 4, 2, "");
+	itest_exec(e.db, "ALTER ROLE it_conn_reason_role NOLOGIN");
+	itest_env_start(&e);
+	itest_env_job(&e, "10-tick.conf",
+	              "job = { name = \"tick\"; database = \"reason\"; "
+	              "schedule = \"* * * * * *\"; retries = 0; command = \"SELECT 1\"; };\n");
+	itest_env_reload(&e);
+	ck_assert_msg(itest_wait_log(e.log, "is not permitted to log in", 20),
+	              "the first refusal was not logged:\n%s", itest_read_file(e.log));
+	itest_exec(e.db, "ALTER ROLE it_conn_reason_role LOGIN CONNECTION LIMIT 0");
+	ck_assert_msg(itest_wait_log(e.log, "too many connections for role", 20),
+	              "the new reason was not logged:\n%s", itest_read_file(e.log));
+	/* the run that waits for a slot gets one, and the stop does not wait for it */
+	itest_exec(e.db, "ALTER ROLE it_conn_reason_role CONNECTION LIMIT 4");
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* idle_timeout: the connections a burst opened close once no run used them for that long,
  * all but the one the every-second job keeps using (a pool whose fires are further apart than
  * idle_timeout keeps none: it_warm). */
@@ -673,6 +699,7 @@ int main(void)
 	tcase_add_test(tc, connect_that_never_answers_fails_within_the_check);
 	tcase_add_test(tc, runs_wait_for_a_connection_when_the_server_refuses_more);
 	tcase_add_test(tc, runs_wait_for_a_slot_when_the_server_takes_none);
+	tcase_add_test(tc, a_new_reason_to_refuse_is_logged_at_once);
 	tcase_add_test(tc, idle_connections_close_but_one);
 	tcase_add_test(tc, idle_connection_killed_by_the_server_fails_no_run);
 	tcase_add_test(tc, silent_listener_is_replaced);

@@ -243,6 +243,31 @@ START_TEST(test_pinned_options)
 }
 END_TEST
 
+/* A repeating failure is said once, then held back for the interval; a new reason is said at
+ * once (a server that refused connections and comes back full), one that differs only in
+ * its digits is not new; a reset says the next one again. */
+START_TEST(test_complaint_new_reason)
+{
+	struct log_complaint c = {0};
+	const char *refused = "connection to server at \"127.0.0.1\", port 5432 failed: "
+	                      "Connection refused";
+	ck_assert(log_complain(&c, refused));
+	ck_assert(!log_complain(&c, refused));
+	ck_assert(!log_complain(&c, "connection to server at \"127.0.0.1\", port 5433 failed: "
+	                            "Connection refused"));
+	ck_assert(!log_complain(&c, NULL)); /* no reason given: a repeat */
+	ck_assert(log_complain(&c, "connection to server at \"127.0.0.1\", port 5432 failed: "
+	                           "FATAL:  sorry, too many clients already"));
+	ck_assert(!log_complain(&c, "connection to server at \"127.0.0.1\", port 5432 failed: "
+	                            "FATAL:  sorry, too many clients already"));
+	ck_assert(log_complain(&c, refused)); /* back to the first: new against the last */
+	ck_assert(log_complaint_reset(&c));
+	ck_assert(!log_complaint_reset(&c));
+	ck_assert(log_complain(&c, NULL));
+	ck_assert(!log_complain(&c, NULL));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("log");
@@ -260,6 +285,9 @@ int main(void)
 	tc = tcase_create("escape");
 	tcase_add_loop_test(tc, test_escape, 0, (int)(sizeof(escape) / sizeof(escape[0])));
 	tcase_add_test(tc, test_escape_truncated);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("complaint");
+	tcase_add_test(tc, test_complaint_new_reason);
 	suite_add_tcase(s, tc);
 
 	SRunner *sr = srunner_create(s);

@@ -137,12 +137,26 @@ static double monotonic_now(void)
 	return (double)clock_mono_us() / 1e6;
 }
 
-bool log_complain(struct log_complaint *c)
+/* WHY without its digits, hashed (FNV-1a); never 0 */
+static uint32_t why_hash(const char *why)
+{
+	uint32_t h = 2166136261u;
+	for (const unsigned char *p = (const unsigned char *)why; *p; p++)
+		if (*p < '0' || *p > '9')
+			h = (h ^ *p) * 16777619u;
+	return h ? h : 1;
+}
+
+bool log_complain(struct log_complaint *c, const char *why)
 {
 	double now = monotonic_now();
+	uint32_t w = why ? why_hash(why) : 0;
 
+	if (w && w != c->why)
+		c->last = 0; /* a new reason: said now, the interval from the start */
 	if (c->last != 0 && now - c->last < c->interval)
 		return false;
+	c->why = w;
 	c->interval = c->last == 0 ? 60 : c->interval * 2;
 	if (c->interval > 86400)
 		c->interval = 86400;
@@ -155,5 +169,6 @@ bool log_complaint_reset(struct log_complaint *c)
 	bool was = c->last != 0;
 	c->last = 0;
 	c->interval = 0;
+	c->why = 0;
 	return was;
 }

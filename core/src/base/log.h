@@ -2,6 +2,7 @@
 #define PGCROND_LOG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* One logging function for the whole daemon. Lines go to stderr, one per event, with a
  * level prefix journald understands ("<3>" ...) when stderr is the journal, and a
@@ -50,13 +51,18 @@ int log_escape(const char *in, char *out, unsigned long outlen);
 
 /* Rate limiting for repeating errors (a lost connection): returns true when the caller
  * should log now. The first occurrence logs; later ones at most once per interval, which
- * doubles up to a day (collectd's c_complain). log_complaint_reset() when the condition
- * clears, returning true if a complaint had been made (so "recovered" is logged once). */
+ * doubles up to a day (collectd's c_complain). WHY, the reason the line gives (NULL: none),
+ * lets a new reason through at once, with the interval started again: a server refusing
+ * connections that comes back full says "too many clients" when it happens, not a minute
+ * later. Reasons that differ only in their digits (a port, a count, a pid) are the same.
+ * log_complaint_reset() when the condition clears, returning true if a complaint had been
+ * made (so "recovered" is logged once). */
 struct log_complaint {
 	double last;     /* monotonic seconds of the last log line, 0 = never */
 	double interval; /* seconds until the next one may be logged */
+	uint32_t why;    /* the last line's reason, hashed (0: none given) */
 };
-bool log_complain(struct log_complaint *c);
+bool log_complain(struct log_complaint *c, const char *why);
 bool log_complaint_reset(struct log_complaint *c);
 
 #endif

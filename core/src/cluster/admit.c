@@ -415,7 +415,7 @@ static void asked(void *arg, const PGresult *res, const char *err, const char *s
 	(void)sqlstate;
 	a->uncl_asking = false;
 	if (!res || (err && *err)) {
-		if (log_complain(&a->uncl_complaint))
+		if (log_complain(&a->uncl_complaint, err))
 			log_warning(
 			    "cluster: cannot check whether other instances ran the fires not "
 			    "claimed here: %s",

@@ -191,7 +191,7 @@ static void answer(struct cluster *c, bool (*which)(struct cluster *, const stru
 		/* a standby was reported when it was found (lock_done), a lone instance's refusal
 		 * as it came (cluster_lone_refused) */
 		if ((v == CLUSTER_UNCLAIMED || v == CLUSTER_REFUSED) && c->state != CS_RECOVERY &&
-		    !cluster_lone_refusal(c, NULL, 0) && log_complain(&c->offline_complaint))
+		    !cluster_lone_refusal(c, NULL, 0) && log_complain(&c->offline_complaint, why))
 			log_warning("cluster: %s", why);
 		if (q->fn)
 			q->fn(q->arg, v, why);

@@ -263,7 +263,7 @@ static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 		old_schema_peers(c);
 	/* (an older schema: the history says it, ownsess_need_steps) */
 	if (c->state != CS_RECOVERY && !too_old && c->q->schema_step < 0 &&
-	    log_complain(&c->down_complaint))
+	    log_complain(&c->down_complaint, why))
 		log_warning("cluster: history database %s %s: %s", c->safe_conninfo,
 		            was_ready ? "connection lost" : "unreachable", why);
 	if (too_old && c->state != CS_REFUSED) {

@@ -176,7 +176,7 @@ static void lock_done(struct cluster *c, const struct stmtq_result *sr)
 		/* the session stays (it is the history's and the listeners' too): the claims are
 		 * answered as while the database cannot be reached, and the name is asked for
 		 * again on the cluster's own timer */
-		if (log_complain(&c->down_complaint))
+		if (log_complain(&c->down_complaint, sr->failed ? sr->err : NULL))
 			log_warning("cluster: cannot take instance name \"%s\" on history database "
 			            "%s: %s; trying again every %d s",
 			            c->instance, c->safe_conninfo,
@@ -189,7 +189,7 @@ static void lock_done(struct cluster *c, const struct stmtq_result *sr)
 		return;
 	}
 	if (sr->failed) { /* read-only: a standby */
-		if (log_complain(&c->recovery_complaint))
+		if (log_complain(&c->recovery_complaint, NULL))
 			log_warning(
 			    "cluster: history database %s is in recovery (a hot standby): no "
 			    "run starts and no history is written until it is promoted or the "
@@ -276,7 +276,7 @@ static void holder_done(struct cluster *c, const struct stmtq_result *sr)
 			c->hooks.refused(c->hooks.arg, msg);
 		return;
 	}
-	if (log_complain(&c->lock_complaint))
+	if (log_complain(&c->lock_complaint, NULL))
 		log_warning("cluster: instance name \"%s\" is still held by a session but its "
 		            "heartbeat stopped at %s: a dead process whose session the server has "
 		            "not dropped yet; waiting for it",

@@ -302,7 +302,7 @@ void cluster_lone_refused(struct cluster *c, const char *err)
 		return;
 	snprintf(l->refused, sizeof(l->refused), "%s", err);
 	/* its own complaint: not the one a lost database's refusals are logged under */
-	if (log_complain(&l->refused_complaint))
+	if (log_complain(&l->refused_complaint, NULL))
 		log_info("cluster: claims refused: %s (it answers at its heartbeat, which this "
 		         "instance's hello asked for)",
 		         err);

@@ -163,7 +163,7 @@ static void serve(struct cluster *c, enum serve_kind k, const PGresult *r, const
 	    "a stopped instance claimed and never ran",
 	    "a silent instance claimed and did not start"};
 	if (err && *err) {
-		if (k != SERVE_SILENT || log_complain(&c->lease_complaint))
+		if (k != SERVE_SILENT || log_complain(&c->lease_complaint, err))
 			log_warning("cluster: cannot look for fires %s: %s", what[k], err);
 		return;
 	}

@@ -181,7 +181,7 @@ static bool failed(struct coord *co, const char *what, const char *err, const ch
 {
 	if (!err || !*err)
 		return false;
-	if (strcmp(sqlstate, "08006") != 0 && log_complain(&co->complaint)) {
+	if (strcmp(sqlstate, "08006") != 0 && log_complain(&co->complaint, err)) {
 		log_warning("cluster: %s: %s", what, err);
 	}
 	return true;

@@ -112,7 +112,7 @@ static void read_done(struct notify_read *rd, const struct stmtq_result *r)
 	if (r->failed || !parse_dates(r->res, &d, why, sizeof(why))) {
 		if (r->failed)
 			snprintf(why, sizeof(why), "%s", r->err);
-		if (log_complain(&c->complaint))
+		if (log_complain(&c->complaint, NULL))
 			log_error(
 			    "calendar \"%s\": cannot read its dates from table %s of database "
 			    "\"%s\": %s; %s (%zu date(s)); give the table a column \"date\" "

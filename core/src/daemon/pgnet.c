@@ -280,7 +280,7 @@ static void on_claimed(void *arg, const PGresult *res)
 
 	pn->claiming = false;
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		if (log_complain(&pn->complaint))
+		if (log_complain(&pn->complaint, NULL))
 			log_error("cannot read pg_net's queue (pgcrond.net_claim): %s; run pgcrond "
 			          "install to bring the schema to version 22",
 			          res ? pgconn_result_error(res, why, sizeof(why)) : "no result");
@@ -328,7 +328,7 @@ static void on_written(void *arg, const PGresult *res, bool ok, bool kept, size_
 	} else if (!ok) {
 		/* refused (a role holding net._http_response's lock past lock_timeout): kept, and
 		 * written after a delay, or at the next connect */
-		if (log_complain(&pn->complaint))
+		if (log_complain(&pn->complaint, NULL))
 			log_error(
 			    "pg_net: %zu response%s could not be written to net._http_response "
 			    "(%s); trying again",

@@ -145,7 +145,7 @@ static void on_rows(struct notify_read *rd, const struct stmtq_result *r)
 	char *all;
 
 	if (r->failed || !res) {
-		if (log_complain(&sj->complaint))
+		if (log_complain(&sj->complaint, r->failed ? r->err : NULL))
 			log_error("cannot read the jobs made in SQL from pgcrond.job: %s",
 			          r->failed ? r->err : "no result");
 		return;
@@ -318,7 +318,7 @@ static void on_recorded(void *arg, const PGresult *res)
 		return;
 	}
 	if (!ok) {
-		if (log_complain(&sj->complaint))
+		if (log_complain(&sj->complaint, NULL))
 			log_error("cannot record the file jobs in pgcrond.job: %s; pgcrond install "
 			          "does it too",
 			          res ? pgconn_result_error(res, why, sizeof(why)) : "no result");

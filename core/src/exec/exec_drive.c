@@ -415,7 +415,7 @@ static void pool_log_failure(struct exec_pool *p, const char *err)
 {
 	char redacted[1024];
 	pgconn_redact_conninfo(p->conninfo, redacted, sizeof(redacted));
-	if (log_complain(&p->complaint))
+	if (log_complain(&p->complaint, err))
 		log_warning("database %s (%s): cannot connect: %s; retrying with backoff", p->name,
 		            redacted, err);
 }
@@ -430,7 +430,7 @@ static char *pool_too_old(struct exec_pool *p, const struct conn *c, const char 
 	if (asprintf(&line, "database \"%s\": %s", p->name, why) < 0)
 		return NULL;
 	if (conndrv_tell_too_old(&c->drv)) {
-		(void)log_complain(&p->complaint); /* "reconnected" when it is replaced */
+		(void)log_complain(&p->complaint, line); /* "reconnected" when it is replaced */
 		log_error("%s", line);
 	}
 	return line;

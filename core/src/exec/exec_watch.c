@@ -199,7 +199,7 @@ static void looked(struct ownsess_item *it, const struct stmtq_result *r)
 	bool complained = false;
 	if (r->failed || !r->res) {
 		complained = true;
-		if (log_complain(&w->complaint))
+		if (log_complain(&w->complaint, NULL))
 			log_warning(
 			    "database %s: cannot look at the backends of runs whose connection "
 			    "went silent: %s",
@@ -209,7 +209,7 @@ static void looked(struct ownsess_item *it, const struct stmtq_result *r)
 		int pid = atoi(PQgetvalue(r->res, i, 0));
 		if (atoi(PQgetvalue(r->res, i, 7)) != PQbackendPID(own)) {
 			complained = true;
-			if (log_complain(&w->complaint))
+			if (log_complain(&w->complaint, NULL))
 				log_warning(
 				    "database %s: cannot look at the backends of runs whose "
 				    "connection went silent: pgcrond's own session is not given "
@@ -229,7 +229,7 @@ static void looked(struct ownsess_item *it, const struct stmtq_result *r)
 		     ended = *PQgetvalue(r->res, i, 6) == 't';
 		if (!gone && stuck && !ended) {
 			complained = true;
-			if (log_complain(&w->complaint))
+			if (log_complain(&w->complaint, NULL))
 				log_warning(
 				    "database %s: backend %d of a run of %s sits %s while its "
 				    "connection is silent, and pgcrond could not end it (it may "
@@ -334,7 +334,7 @@ static void look(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (!w->joined) {
 		if (ownsess_join(&w->sess, p->ex->base, p->conninfo, &watch_ops, p) < 0) {
-			if (log_complain(&w->complaint))
+			if (log_complain(&w->complaint, NULL))
 				log_warning(
 				    "database %s: cannot look at runs whose connection went "
 				    "silent: out of memory",

@@ -297,7 +297,7 @@ static void step_failed(struct hist_part *p, enum part_step step, const struct s
 {
 	if (strcmp(r->sqlstate, "55P03") == 0) {
 		/* a lock another session holds, past HIST_PART_LOCK_TIMEOUT_MS */
-		if (log_complain(&p->wait_complaint)) {
+		if (log_complain(&p->wait_complaint, NULL)) {
 			if (step == STEP_DETACH || step == STEP_DROP)
 				log_notice(
 				    "history retention: partition %s.%s is in use (another "

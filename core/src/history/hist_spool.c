@@ -168,7 +168,7 @@ static void sync_done(struct bgwork_job *job, bool ran)
 {
 	struct hist_spool *s = OWNER(job, sync_job);
 	s->sync_busy = false;
-	if (ran && s->sync_errno && log_complain(&s->complaint))
+	if (ran && s->sync_errno && log_complain(&s->complaint, NULL))
 		log_error("history: fdatasync %s: %s", s->path, strerror(s->sync_errno));
 	/* appended while it ran: another round */
 	if (s->dirty && !s->stopping && !evtimer_pending(&s->fsync_ev, NULL))
@@ -294,7 +294,7 @@ static void op_done(struct bgwork_job *job, bool ran)
 	}
 	if (s->op_reset) {
 		if (s->op_reset_rc < 0) {
-			if (ran && log_complain(&s->complaint))
+			if (ran && log_complain(&s->complaint, NULL))
 				log_error("history: truncate %s: %s", s->path,
 				          strerror(-s->op_reset_rc));
 			/* the file still holds what it held, all of it acknowledged */
@@ -312,7 +312,7 @@ static void op_done(struct bgwork_job *job, bool ran)
 			s->punched_off = s->op_punch;
 		else if (s->op_punch_rc == -EOPNOTSUPP || s->op_punch_rc == -ENOSYS)
 			s->punch_unsupported = true;
-		else if (log_complain(&s->complaint))
+		else if (log_complain(&s->complaint, NULL))
 			log_error("history: cannot free the written records' space in %s: %s",
 			          s->path, strerror(-s->op_punch_rc));
 	}
@@ -320,7 +320,8 @@ static void op_done(struct bgwork_job *job, bool ran)
 	if (s->op_len > 0 && !failed) {
 		op_written(s);
 	} else if (s->op_len > 0) {
-		if (s->op_write_rc != -ECANCELED && log_complain(&s->complaint))
+		if (s->op_write_rc != -ECANCELED &&
+		    log_complain(&s->complaint, strerror(-s->op_write_rc)))
 			log_error(
 			    "history: cannot append to %s: %s; run records wait in memory only "
 			    "until the history database is back, and are lost if pgcrond stops "
@@ -340,7 +341,7 @@ static void op_done(struct bgwork_job *job, bool ran)
 
 static void complain_full(struct hist_spool *s, off_t unacked)
 {
-	if (log_complain(&s->complaint))
+	if (log_complain(&s->complaint, NULL))
 		log_error("history: spill file %s holds %lld bytes of unwritten run records, "
 		          "its cap: run records wait in memory only until the history "
 		          "database is back, and are lost if pgcrond stops first",
@@ -624,7 +625,7 @@ void hist_spool_put(struct hist_spool *s, const char *kind, const char *const *f
 	} else {
 		free(l);
 		lose(s, 1);
-		if (log_complain(&s->complaint))
+		if (log_complain(&s->complaint, NULL))
 			log_error(
 			    "history: %zu run records wait in memory and none can be spilled: "
 			    "run records are being lost",

@@ -122,10 +122,10 @@ static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 	/* a server too old: not a database away that comes back, and the cluster, on this
 	 * session too, stops the daemon with the one line that says so (cluster_conn.c) */
 	h->schema_old = h->q->schema_step >= 0;
-	if (h->schema_old && log_complain(&h->down_complaint))
+	if (h->schema_old && log_complain(&h->down_complaint, why))
 		log_warning("the history database %s %s (runs are kept in the spool until then)",
 		            h->safe_conninfo, why);
-	else if (!h->q->drv.too_old && log_complain(&h->down_complaint))
+	else if (!h->q->drv.too_old && log_complain(&h->down_complaint, why))
 		log_warning("history database %s %s: %s; %" PRIu64
 		            " run records wait in %s and are "
 		            "written when it is back",
@@ -375,7 +375,7 @@ static bool write_outcome(struct hist *h, const struct stmtq_result *r)
 	}
 	if (pgconn_data_error(r->sqlstate))
 		return true;
-	if (log_complain(&h->write_complaint))
+	if (log_complain(&h->write_complaint, r->err))
 		log_warning("history: cannot write run records: %s (SQLSTATE %s); %" PRIu64
 		            " wait in %s, retrying",
 		            r->err, r->sqlstate, hist_pending(h), hist_spool_where(h->spool));
@@ -508,7 +508,7 @@ static void partition_answered(struct hist *h, const struct stmtq_result *r)
 	if (strcmp(r->sqlstate, "55P03") != 0)
 		return;
 	h->head_part_tried = false;
-	if (log_complain(&h->write_complaint))
+	if (log_complain(&h->write_complaint, NULL))
 		log_warning("history: a new partition waits for a lock another transaction holds "
 		            "on the history; %" PRIu64 " run records wait in %s, trying again "
 		            "every %d s",

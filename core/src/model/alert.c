@@ -258,7 +258,7 @@ void alert_close(struct alerter **ap)
 
 static void sink_failed(struct sink *s, const char *what)
 {
-	if (log_complain(&s->complaint))
+	if (log_complain(&s->complaint, NULL))
 		log_warning("alert sink %s failed: %s (alerts keep going to the other sinks)",
 		            s->type == SINK_WEBHOOK ? s->shown
 		            : s->command            ? s->command

@@ -320,7 +320,7 @@ static void registry_done(void *arg, const struct exec_outcome *o)
 		return;
 	bool schema =
 	    o->sqlstate && (strcmp(o->sqlstate, "42P01") == 0 || strcmp(o->sqlstate, "3F000") == 0);
-	if (!o->ok && log_complain(&c->registry_complaint))
+	if (!o->ok && log_complain(&c->registry_complaint, NULL))
 		log_warning("cannot record the paused jobs in pgcrond.job: %s%s", o->message,
 		            schema ? " (pgcrond install brings the history database's schema up "
 		                     "to date)"

@@ -145,7 +145,7 @@ static void refuse(struct http *h, struct evhttp_request *req, bool control)
 	struct evhttp_connection *c = evhttp_request_get_connection(req);
 	if (c)
 		evhttp_connection_get_peer(c, &peer, &port);
-	if (log_complain(&h->auth_complaint))
+	if (log_complain(&h->auth_complaint, NULL))
 		log_warning("http: refused a request from %s without a valid bearer token",
 		            peer ? peer : "?");
 	if (control && !h->token) {
@@ -559,7 +559,7 @@ static void listener_update(struct http *h)
 	bool full = h->conns.n >= h->conns.max;
 	/* (this round's count: the next accept starts a round that may close them) */
 	bool cap = full && !oldest_silent(h, true);
-	if (full && !h->conns.at_cap && log_complain(&h->conns.cap_complaint))
+	if (full && !h->conns.at_cap && log_complain(&h->conns.cap_complaint, NULL))
 		log_warning(
 		    "http: %d connections open, the most http.max_connections allows; "
 		    "the oldest that asked nothing yet are closed to make room, and new ones "
@@ -651,7 +651,7 @@ static void accept_error(struct evconnlistener *lev, void *arg)
 	struct http *h = arg;
 	int err = EVUTIL_SOCKET_ERROR();
 	(void)lev;
-	if (log_complain(&h->conns.accept_complaint))
+	if (log_complain(&h->conns.accept_complaint, NULL))
 		log_error("http: cannot accept a connection: %s (%d HTTP connections open); the "
 		          "listener pauses %d ms after each failure (this is logged at most once a "
 		          "minute, less often while it lasts)",

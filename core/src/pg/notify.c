@@ -68,7 +68,7 @@ static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 		 * tries again, for a server replaced */
 		if (conndrv_tell_too_old(&n->q->drv))
 			log_error("database \"%s\": %s", n->name, why);
-	} else if (n->q->schema_step < 0 && log_complain(&n->complaint)) {
+	} else if (n->q->schema_step < 0 && log_complain(&n->complaint, why)) {
 		/* (an older schema: the history says it, ownsess_need_steps) */
 		log_warning("listener on database %s lost: %s; reconnecting", n->name, why);
 	}

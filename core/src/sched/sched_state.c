@@ -553,7 +553,7 @@ static void backlog_sent(void *arg, const struct pg_result *res, const char *err
 	(void)arg;
 	(void)res;
 	(void)sqlstate;
-	if (err && *err && log_complain(&complaint))
+	if (err && *err && log_complain(&complaint, NULL))
 		log_warning("cannot show the waiting runs in pgcrond.view_backlog: %s", err);
 	else if (!(err && *err) && log_complaint_reset(&complaint))
 		log_notice("the waiting runs are shown in pgcrond.view_backlog again");

@@ -171,7 +171,7 @@ static void tjob_note(struct tjob *tj, const char *payload)
 	case DEBOUNCE_NOTED:
 		break;
 	case DEBOUNCE_OVERSIZED:
-		if (log_complain(&tj->complaint))
+		if (log_complain(&tj->complaint, NULL))
 			log_job(
 			    LOG_LVL_WARNING, tj->name,
 			    "notification on %s: payload of %zu bytes is longer than %d; dropped "
@@ -179,7 +179,7 @@ static void tjob_note(struct tjob *tj, const char *payload)
 			    tj->channel, strlen(payload), DEBOUNCE_MAX_PAYLOAD);
 		break;
 	case DEBOUNCE_MALFORMED:
-		if (log_complain(&tj->complaint))
+		if (log_complain(&tj->complaint, NULL))
 			log_job(
 			    LOG_LVL_WARNING, tj->name,
 			    "notification on %s: payload is not UTF-8 text; dropped (the run still "
@@ -254,7 +254,7 @@ static void outcomes_written(void *arg, const PGresult *res, bool ok, bool kept,
 	if (!ok && !kept) /* one outcome the database refuses (its encoding, say) */
 		log_warning("manual trigger: an outcome cannot be recorded, dropped: %s",
 		            pgconn_result_error(res, err, sizeof(err)));
-	else if (!ok && log_complain(&db->t->claim_complaint))
+	else if (!ok && log_complain(&db->t->claim_complaint, NULL))
 		log_warning("manual trigger: cannot record the requests' outcomes: %s; %zu kept, "
 		            "tried again",
 		            res ? pgconn_result_error(res, err, sizeof(err)) : "no answer", n);
@@ -406,7 +406,7 @@ static void claimed(struct tdb *db, const PGresult *res, bool by_id)
 		return;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		/* most likely pgcrond install has not created schema version 2 yet */
-		if (log_complain(&db->t->claim_complaint))
+		if (log_complain(&db->t->claim_complaint, NULL))
 			log_warning("manual triggers on database %s: cannot claim requests: %s "
 			            "(pgcrond install creates pgcrond.trigger_request)",
 			            db->name, pgconn_result_error(res, err, sizeof(err)));
