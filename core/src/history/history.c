@@ -763,9 +763,7 @@ void hist_get_stats(const struct hist *h, struct hist_stats *out)
 	hist_part_get_stats(h->part, &ps);
 	*out = h->st;
 	out->purged = ps.dropped_rows;
-	out->purge_batches = ps.runs;
 	out->purge_waits = ps.waits;
-	out->partitions_created = ps.created;
 	out->partitions_dropped = ps.dropped;
 	out->connected = stmtq_ready(h->q);
 	out->pending = hist_pending(h);
