@@ -241,16 +241,14 @@ static void send_orphans(struct hist *h)
 	free(notes);
 }
 
-/* The freshness state waiting (hist_publish_freshness), sent now: the session is idle. Returns
- * false if the connection failed. */
-static bool send_fresh(struct hist *h)
+/* The freshness state waiting (hist_publish_freshness), sent now: the session is idle. */
+static void send_fresh(struct hist *h)
 {
 	char *json = h->fresh_json;
 	h->fresh_json = NULL;
 	const char *p[] = {h->instance, json};
-	bool ok = send_stmt(h, OP_FRESH, sql_fresh, 2, p);
+	send_stmt(h, OP_FRESH, sql_fresh, 2, p);
 	free(json);
-	return ok;
 }
 
 /* Something to send: the history's item, sent at its turn (not while it waits after a
