@@ -497,7 +497,7 @@ static void on_idle(struct ownsess *s)
 	evtimer_del(&s->later_ev);
 	for (struct ownsess_client *first = cl; cl;) {
 		struct ownsess_client *next = cl->next ? cl->next : s->clients;
-		if (client_turn(s, cl))
+		if (cl->head && client_turn(s, cl)) /* (an empty outbox has no turn to take) */
 			return;
 		cl = next == first ? NULL : next;
 	}
