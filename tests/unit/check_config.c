@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "config_priv.h"
 #include "duration.h"
 #include "httpc.h"
 
@@ -514,11 +515,12 @@ END_TEST
 
 START_TEST(test_helpers)
 {
-	ck_assert_str_eq(config_closest_job_key("schedul"), "schedule");
-	ck_assert_str_eq(config_closest_job_key("shcedule"), "schedule");
-	ck_assert_str_eq(config_closest_job_key("retrys"), "retries");
-	ck_assert_ptr_null(config_closest_job_key("window_days"));
-	ck_assert_ptr_null(config_closest_job_key("schedule")); /* exact: nothing to suggest */
+	ck_assert_str_eq(config_closest_key(config_job_keys, "schedul"), "schedule");
+	ck_assert_str_eq(config_closest_key(config_job_keys, "shcedule"), "schedule");
+	ck_assert_str_eq(config_closest_key(config_job_keys, "retrys"), "retries");
+	ck_assert_ptr_null(config_closest_key(config_job_keys, "window_days"));
+	ck_assert_ptr_null(
+	    config_closest_key(config_job_keys, "schedule")); /* exact: nothing to suggest */
 	ck_assert(config_valid_job_name("refresh-lane_distributions.v2"));
 	ck_assert(!config_valid_job_name(""));
 	ck_assert(!config_valid_job_name("a b"));

@@ -34,30 +34,31 @@ static int sd_watchdog_enabled(int unset_environment, uint64_t *usec)
 /* unset_environment is 0 everywhere: $NOTIFY_SOCKET must survive for later messages, and
  * the daemon starts no children that could misuse it (NotifyAccess=main in the unit). */
 
-int sdnotify_ready(void)
+void sdnotify_ready(void)
 {
-	return sd_notify(0, "READY=1");
+	sd_notify(0, "READY=1");
 }
 
-int sdnotify_reloading(void)
+void sdnotify_reloading(void)
 {
 	struct timespec ts;
 
 	/* systemd 253+ (Type=notify-reload) matches the reload by this timestamp; older
 	 * versions ignore the field. */
 	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-		return sd_notify(0, "RELOADING=1");
-	return sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
-	                  (unsigned long long)ts.tv_sec * 1000000ULL +
-	                      (unsigned long long)ts.tv_nsec / 1000ULL);
+		sd_notify(0, "RELOADING=1");
+	else
+		sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		           (unsigned long long)ts.tv_sec * 1000000ULL +
+		               (unsigned long long)ts.tv_nsec / 1000ULL);
 }
 
-int sdnotify_stopping(void)
+void sdnotify_stopping(void)
 {
-	return sd_notify(0, "STOPPING=1");
+	sd_notify(0, "STOPPING=1");
 }
 
-int sdnotify_status(const char *fmt, ...)
+void sdnotify_status(const char *fmt, ...)
 {
 	char text[256];
 	va_list ap;
@@ -66,10 +67,9 @@ int sdnotify_status(const char *fmt, ...)
 	va_start(ap, fmt);
 	n = vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return n;
 	/* A status longer than a line of `systemctl status` is cut, not dropped. */
-	return sd_notifyf(0, "STATUS=%s", text);
+	if (n >= 0)
+		sd_notifyf(0, "STATUS=%s", text);
 }
 
 uint64_t sdnotify_watchdog_usec(void)
@@ -81,7 +81,7 @@ uint64_t sdnotify_watchdog_usec(void)
 	return usec;
 }
 
-int sdnotify_watchdog(void)
+void sdnotify_watchdog(void)
 {
-	return sd_notify(0, "WATCHDOG=1");
+	sd_notify(0, "WATCHDOG=1");
 }

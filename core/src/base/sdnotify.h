@@ -8,25 +8,24 @@
  * systemd ($NOTIFY_SOCKET unset) they are no-ops too, so callers never need to ask whether
  * they run under systemd.
  *
- * Return values follow sd_notify: > 0 the message was sent, 0 there is no one to tell,
- * < 0 a negative errno. Callers may ignore them: a lost notification is not a reason to
- * stop scheduling, and systemd reports a missed READY or watchdog itself. */
+ * They return nothing: a lost notification is not a reason to stop scheduling, and systemd
+ * reports a missed READY or watchdog itself. */
 
 #include <stdint.h>
 
 /* Startup done: the configuration is loaded and every job is scheduled. Also sent after a
  * reload, successful or not, to end the RELOADING state. */
-int sdnotify_ready(void);
+void sdnotify_ready(void);
 
 /* A SIGHUP reload starts (RELOADING=1 with the monotonic time systemd expects). Follow it
  * with sdnotify_ready() once the new configuration is in force or has been refused. */
-int sdnotify_reloading(void);
+void sdnotify_reloading(void);
 
 /* Shutdown begins: no new runs start; running ones get the grace period. */
-int sdnotify_stopping(void);
+void sdnotify_stopping(void);
 
 /* The one-line status shown by `systemctl status`, e.g. "12 jobs, 2 running". */
-int sdnotify_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sdnotify_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* The watchdog interval systemd expects pings within (WatchdogSec=), in microseconds, or 0
  * when the watchdog is off for this process. Ping every half of it: arm a timer on the
@@ -35,6 +34,6 @@ int sdnotify_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint64_t sdnotify_watchdog_usec(void);
 
 /* One watchdog ping (WATCHDOG=1). */
-int sdnotify_watchdog(void);
+void sdnotify_watchdog(void);
 
 #endif

@@ -379,8 +379,6 @@ void config_suggest(struct suggester *sg, const char *cand);
  * and the plugin's own settings alike, since a plugin job's typo may be of either. */
 void config_suggest_job_keys(struct suggester *sg);
 
-/* The standard job key closest to KEY (at most 2 edits away), or NULL. */
-const char *config_closest_job_key(const char *key);
 /* A source of freshness: "schema.table", each part a lower-case identifier or a quoted one. */
 bool config_valid_source(const char *name);
 /* A job name is 1-63 of [A-Za-z0-9_.-]. */

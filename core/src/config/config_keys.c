@@ -309,11 +309,6 @@ void config_suggest_job_keys(struct suggester *sg)
 		config_suggest(sg, k->name);
 }
 
-const char *config_closest_job_key(const char *key)
-{
-	return config_closest_key(config_job_keys, key);
-}
-
 bool config_valid_job_name(const char *name)
 {
 	size_t n = 0;

@@ -78,7 +78,7 @@ void job_kind_once(enum job_kind k, const char *command, char *out, size_t outle
 	snprintf(out, outlen, "-");
 }
 
-const char *job_kind_lost_note(enum job_kind k)
+static const char *job_kind_lost_note(enum job_kind k)
 {
 	switch (k) {
 	case JOB_KIND_SQL:

@@ -37,12 +37,11 @@ const char *job_kind_command(const struct conf_job *j, char *buf, size_t buflen)
  * about; after a takeover nobody knows whether the server got it). */
 void job_kind_once(enum job_kind k, const char *command, char *out, size_t outlen);
 
-/* What the history adds to the message of a run of kind K that was closed without its end
+/* What the history adds to the message of a run of each kind that was closed without its end
  * (its process ended, or its instance died, with the run in flight): "" where the closing
- * message says it all, or a sentence starting with "; ". */
-const char *job_kind_lost_note(enum job_kind k);
-/* Every kind's note as a JSON object, {"sql": "", "http": "; ..."}, for a statement that
- * closes runs by their job's kind (pgcrond.job.kind); malloc'd, NULL on ENOMEM. */
+ * message says it all, or a sentence starting with "; ", as a JSON object, {"sql": "",
+ * "http": "; ..."}, for a statement that closes runs by their job's kind (pgcrond.job.kind);
+ * malloc'd, NULL on ENOMEM. */
 char *job_kind_lost_notes_json(void);
 
 #endif

@@ -89,14 +89,14 @@ struct ics {
 	int *line;
 };
 
-/* The 1-based line of TEXT where the K-th (0-based) line starting with PREFIX (any case) is,
- * searching from line FROM; 0 if none. */
-static int line_of(const char *text, const char *prefix, int k, int from)
+/* The 1-based line of TEXT where the K-th (0-based) line starting with PREFIX (any case) is;
+ * 0 if none. */
+static int line_of(const char *text, const char *prefix, int k)
 {
 	int line = 1;
 	size_t len = strlen(prefix);
 	for (const char *p = text; p && *p; line++) {
-		if (line >= from && strncasecmp(p, prefix, len) == 0 && k-- == 0)
+		if (strncasecmp(p, prefix, len) == 0 && k-- == 0)
 			return line;
 		p = strchr(p, '\n');
 		p = p ? p + 1 : NULL;
@@ -274,7 +274,7 @@ int cron_ics_dates(const char *text, int64_t **days, size_t *n, size_t *cap, int
 		         icalcomponent_get_first_component(cal, ICAL_VEVENT_COMPONENT);
 		     ev && rc == 0;
 		     ev = icalcomponent_get_next_component(cal, ICAL_VEVENT_COMPONENT))
-			rc = event_dates(&x, ev, line_of(text, "BEGIN:VEVENT", k++, 1));
+			rc = event_dates(&x, ev, line_of(text, "BEGIN:VEVENT", k++));
 	}
 	icalcomponent_free(root);
 	if (rc == -ENOMEM)

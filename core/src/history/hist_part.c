@@ -346,7 +346,6 @@ static void step_answered(struct hist_part *p, enum part_step step, const struct
 	case STEP_ENSURE: {
 		long long made =
 		    r->res && PQntuples(r->res) == 1 ? atoll(PQgetvalue(r->res, 0, 0)) : 0;
-		p->st.created += made > 0 ? (uint64_t)made : 0;
 		if (made > 0)
 			log_debug("history: created %lld partitions", made);
 		if (p->retain_ms <= 0)

@@ -29,7 +29,6 @@ struct hist_part;
 
 struct hist_part_stats {
 	uint64_t runs;         /* maintenance passes completed */
-	uint64_t created;      /* partitions created */
 	uint64_t dropped;      /* partitions dropped by the retention */
 	uint64_t dropped_rows; /* their rows, as estimated by the planner's statistics */
 	uint64_t failures;     /* passes that failed (connection lost, old schema, an error) */

@@ -241,16 +241,14 @@ static void send_orphans(struct hist *h)
 	free(notes);
 }
 
-/* The freshness state waiting (hist_publish_freshness), sent now: the session is idle. Returns
- * false if the connection failed. */
-static bool send_fresh(struct hist *h)
+/* The freshness state waiting (hist_publish_freshness), sent now: the session is idle. */
+static void send_fresh(struct hist *h)
 {
 	char *json = h->fresh_json;
 	h->fresh_json = NULL;
 	const char *p[] = {h->instance, json};
-	bool ok = send_stmt(h, OP_FRESH, sql_fresh, 2, p);
+	send_stmt(h, OP_FRESH, sql_fresh, 2, p);
 	free(json);
-	return ok;
 }
 
 /* Something to send: the history's item, sent at its turn (not while it waits after a
@@ -763,9 +761,7 @@ void hist_get_stats(const struct hist *h, struct hist_stats *out)
 	hist_part_get_stats(h->part, &ps);
 	*out = h->st;
 	out->purged = ps.dropped_rows;
-	out->purge_batches = ps.runs;
 	out->purge_waits = ps.waits;
-	out->partitions_created = ps.created;
 	out->partitions_dropped = ps.dropped;
 	out->connected = stmtq_ready(h->q);
 	out->pending = hist_pending(h);

@@ -158,11 +158,9 @@ struct hist_stats {
 	uint64_t dropped;        /* records given up (spill file full, unwritable data) */
 	uint64_t orphans_closed; /* rows of a dead previous process closed as failed */
 	uint64_t purged;         /* rows dropped by the retention (estimated: whole partitions) */
-	uint64_t purge_batches;  /* partition maintenance passes completed */
-	uint64_t purge_waits;    /* ... and passes that gave way to a lock another session held */
+	uint64_t purge_waits;    /* partition passes that gave way to another session's lock */
 	uint64_t connects;       /* successful (re)connects */
-	uint64_t partitions_created; /* history partitions created ahead (schema 6) */
-	uint64_t partitions_dropped; /* ... and dropped by the retention */
+	uint64_t partitions_dropped; /* history partitions dropped by the retention */
 	bool backlogged;             /* hist_backlogged() */
 	uint64_t holds;              /* times it held new runs back */
 };

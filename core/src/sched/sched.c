@@ -282,7 +282,6 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	sched_recent_ended(r, st, message, sqlstate, end);
 	if (ok) { /* what a success resets, for every job (flow_run_end: a failure counts) */
 		j->success_seq = ++s->flow_seq;
-		j->busy_final = false;
 		j->owed_catchup = false;
 		j->consecutive = 0;
 		j->last_success_us = end;

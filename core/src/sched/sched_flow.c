@@ -463,7 +463,6 @@ static void on_final_failure(struct run *r, const struct flow_outcome *o)
 	const struct conf_job *c = j->conf;
 	char msg[768];
 
-	j->busy_final = true;
 	j->consecutive++;
 	if (o->sqlstate && strncmp(o->sqlstate, "08", 2) == 0 && c && c->catchup == CATCHUP_ONCE &&
 	    j->schedule && !s->draining) {

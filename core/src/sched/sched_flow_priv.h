@@ -23,8 +23,6 @@
 struct job;
 struct run;
 struct sched;
-struct pgc_config;
-struct plugin_registry;
 
 /* How a run ended. */
 struct flow_outcome {

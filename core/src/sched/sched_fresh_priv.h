@@ -46,9 +46,6 @@ int64_t fresh_sla_for_downstream(int64_t down_sla_us, int64_t down_run_us);
 
 /* ---- the scheduler's side (sched.c's executor; nothing here blocks) ------------------ */
 
-/* The freshness state of one job (struct job.fresh), NULL for a job without freshness. */
-struct fresh_job;
-
 /* After an apply: jobs with freshness get their state, those without lose it; each
  * database's check is (re)built from its jobs' sources. */
 void fresh_applied(struct sched *s);

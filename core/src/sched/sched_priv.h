@@ -128,7 +128,6 @@ struct job {
 	struct run *notify_wait; /* a notification run waiting for the active run to end */
 	struct fresh_job *fresh; /* sched_fresh.c: NULL for a job without freshness */
 	int consecutive;         /* final failures since the last success */
-	bool busy_final;         /* last run ended in a final failure */
 	bool alerts_clear;       /* none of the alerts a success ends is raised (on_success
 	                          * ended them, condition() raised none since): a success
 	                          * asks the alerter nothing */

@@ -120,22 +120,19 @@ static void tjob_arm(struct tjob *tj)
 	event_add(&tj->timer, &tv);
 }
 
-/* Hand the job to the scheduler with what was gathered. FULL: without payloads, so the
- * plugin refreshes everything (some notifications are known to be lost). */
-static void tjob_run(struct tjob *tj, bool full)
+/* Hand the job to the scheduler with what was gathered; without payloads when more came
+ * than could be kept, so the plugin refreshes everything (some notifications are lost). */
+static void tjob_run(struct tjob *tj)
 {
 	size_t n = 0;
 	bool overflowed = false;
 	char **p = debounce_take(&tj->deb, &n, &overflowed);
 	event_del(&tj->timer);
-	if (overflowed && !full) {
+	if (overflowed) {
 		log_job(LOG_LVL_WARNING, tj->name,
 		        "more notifications than can be kept for one run (%d payloads, %u bytes); "
 		        "running without payloads, as a full refresh",
 		        DEBOUNCE_MAX_PAYLOADS, DEBOUNCE_MAX_BYTES);
-		full = true;
-	}
-	if (full) {
 		text_free_list(p, n);
 		p = NULL;
 		n = 0;
@@ -157,7 +154,7 @@ static void tjob_timer_cb(evutil_socket_t fd, short what, void *arg)
 		tjob_arm(tj); /* woken early */
 		return;
 	}
-	tjob_run(tj, false);
+	tjob_run(tj);
 }
 
 static void tjob_note(struct tjob *tj, const char *payload)
