@@ -91,7 +91,7 @@ char **config_dup_strs(char *const *src, size_t *n, bool *oom);
 bool config_str_eq(const char *a, const char *b);
 bool config_names_eq(char *const *a, size_t na, char *const *b, size_t nb);
 
-/* The main file's groups that are more than a table of keys (config.c). */
+/* The main file's groups that are more than a table of keys (config_main.c). */
 void config_parse_databases(struct loader *L, const config_setting_t *s, const char *file);
 void config_parse_history(struct loader *L, const config_setting_t *s, const char *file);
 void config_parse_alerts(struct loader *L, const config_setting_t *s, const char *file);
