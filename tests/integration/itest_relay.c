@@ -88,6 +88,10 @@ static void relay_main(int listener, const char *path)
 	size_t n = 0;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* a write to a side the server (a restart) or the daemon just closed fails with EPIPE:
+	 * that pair closes (pass), and the relay goes on serving the reconnects; the default
+	 * SIGPIPE would end the relay, and every reconnect after it would be refused */
+	signal(SIGPIPE, SIG_IGN);
 	for (;;) {
 		if (freeze_held) {
 			for (size_t i = 0; i < n; i++)
