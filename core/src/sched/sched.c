@@ -29,7 +29,6 @@
 #include "job_kind.h"
 #include "log.h"
 #include "metrics.h"
-#include "plugin.h"
 #include "retry.h"
 #include "sched_priv.h"
 #include "sched_recent_priv.h"
@@ -495,21 +494,12 @@ void sched_ended_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static void run_begin(struct run *r)
+/* R starts now: it is running, its claim is its own, its start instant is taken, and its graph
+ * and alerts hear of it. */
+static void run_started(struct run *r)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
-	char when[16] = "", err[512] = "", command[COMMAND_KEEP];
-	struct pgc_run *pr = NULL;
-	struct exec_stmt one = {.sql = j->command, .simple = true};
-	char guard_names[SCHED_MAX_GUARDS][512];
-	const char *guard_params[SCHED_MAX_GUARDS];
-	struct exec_stmt *stmts = &one;
-	size_t n_stmts = 1;
-	bool build_failed = false;
-
-	if (r->adm == ADMIT_NONE && ask_admission(r))
-		return;
 	sched_run_to(r, RUN_RUNNING);
 	struct admit_fire f = sched_admit_fire(r);
 	admit_ran(s->admit, &f); /* its claim is this run's */
@@ -525,7 +515,76 @@ static void run_begin(struct run *r)
 	if (j->n_ups || j->n_downs || j->fresh ||
 	    (j->conf && j->conf->more->alerts.warn_duration_ms > 0))
 		flow_run_begin(r); /* nothing there for a job without them */
+	if (strcmp(r->trigger, "catchup") == 0 && r->scheduled_us / 1000000 > j->catchup_s)
+		j->catchup_s = r->scheduled_us / 1000000;
+}
 
+static void log_started(const struct run *r)
+{
+	const char *job = r->job->name;
+	char when[16] = "";
+	if (r->scheduled_us) {
+		if (log_min_level >= LOG_LVL_INFO) /* a thousand runs due at once: not per run */
+			sched_fmt_hms(r->scheduled_us, when, sizeof(when));
+		log_job(LOG_LVL_INFO, job, "started (%s, scheduled %s, attempt %d)", r->trigger,
+		        when, r->attempt);
+	} else if (r->n_payloads) {
+		log_job(LOG_LVL_INFO, job, "started (%s, %zu payload(s), attempt %d)", r->trigger,
+		        r->n_payloads, r->attempt);
+	} else {
+		log_job(LOG_LVL_INFO, job, "started (%s, attempt %d)", r->trigger, r->attempt);
+	}
+}
+
+/* R's statements to the executor (MARKED: its start mark is noted; sched_on_pid, sched_on_xid
+ * and on_done hear of them): 0, or -errno with ERR set. */
+static int submit_sql(struct run *r, const struct run_stmts *b, bool marked, char *err,
+                      size_t errlen)
+{
+	struct job *j = r->job;
+	struct sched *s = j->s;
+	struct exec_run_spec spec = {
+	    .database = j->database,
+	    .pool = &j->pool,
+	    .name = j->name,
+	    .stmts = b->v,
+	    .n_stmts = b->n,
+	    .timeout_ms = j->timeout_ms,
+	    .name_backend =
+	        marked || !j->last || !j->last->end_us || j->last->backend_ms >= NAMED_RUN_MS,
+	    /* a job not run since the start, whose runs may be short: not in a burst (the first
+	     * minute after a start would pay a statement per run that no later minute pays) */
+	    .name_unless_burst = !marked && !j->last,
+	    .on_pid = sched_on_pid,
+	    .on_xid = marked ? sched_on_xid : NULL,
+	    /* several statements in one transaction: pgcrond opens it, to know its id */
+	    .own_xact =
+	        marked && j->command && sqlscan_classify(j->command) == SQLSCAN_ONE_TRANSACTION,
+	    .hold = r->mark_wait,
+	    .on_done = on_done,
+	    .arg = r,
+	};
+	int rc = s->ex.submit(s->ex.ctx, &spec, &r->er); /* copies the statements */
+	if (rc == -ENOENT)
+		snprintf(err, errlen, "database \"%s\" is not configured", j->database);
+	else if (rc < 0)
+		snprintf(err, errlen, "cannot start the run: %s", strerror(-rc));
+	return rc;
+}
+
+/* R starts, once admitted: its statements or request go out, its start is recorded. */
+static void run_begin(struct run *r)
+{
+	struct job *j = r->job;
+	struct sched *s = j->s;
+	char err[512] = "", command[COMMAND_KEEP];
+	struct exec_stmt one = {.sql = j->command, .simple = true};
+	struct run_stmts b = {.v = &one, .n = 1};
+	bool build_failed = false;
+
+	if (r->adm == ADMIT_NONE && ask_admission(r))
+		return;
+	run_started(r);
 	/* A command job runs its SQL as given, like pg_cron: operator-written config text that
 	 * may hold several statements, hence the simple protocol. */
 	const char *shown = command; /* what its history row says it runs */
@@ -537,32 +596,9 @@ static void run_begin(struct run *r)
 		shown = sched_command_kept(j->command, command);
 		break;
 	case JOB_KIND_PLUGIN:
-		if (sched_plugin_run(r, &pr, err, sizeof(err)) < 0) {
-			build_failed = true;
-		} else if (!(stmts = calloc(pr->n_stmts + SCHED_MAX_GUARDS + 1, sizeof(*stmts)))) {
-			snprintf(err, sizeof(err), "out of memory building the run");
-			build_failed = true;
-		} else {
-			/* nothing to do is a success without statements, guards included */
-			long gl = pr->n_stmts ? sched_concurrent_guards(j, guard_names, stmts, err,
-			                                                sizeof(err))
-			                      : 0;
-			size_t g = gl > 0 ? (size_t)gl : 0;
-			if (gl < 0)
-				build_failed = true;
-			for (size_t i = 0; i < g; i++) {
-				guard_params[i] = guard_names[i];
-				stmts[i].params = &guard_params[i];
-			}
-			n_stmts = g + pr->n_stmts;
-			for (size_t i = 0; i < pr->n_stmts; i++) {
-				stmts[g + i].sql = pr->stmts[i].sql;
-				stmts[g + i].params = (const char *const *)pr->stmts[i].params;
-				stmts[g + i].n_params = pr->stmts[i].n_params;
-			}
-		}
-		snprintf(command, sizeof(command), "plugin %s: %s", j->plugin,
-		         pr && pr->n_stmts ? pr->stmts[0].sql : "");
+		b.v = NULL;
+		build_failed =
+		    sched_plugin_stmts(r, &b, command, sizeof(command), err, sizeof(err)) < 0;
 		break;
 	}
 	if (shown == command)
@@ -576,19 +612,7 @@ static void run_begin(struct run *r)
 	bool start_with_pid = j->kind != JOB_KIND_HTTP && !build_failed && !marked;
 	if (!start_with_pid)
 		r->hist_key = sched_hist_put(r, r->start_us, shown, NULL, NULL);
-	if (strcmp(r->trigger, "catchup") == 0 && r->scheduled_us / 1000000 > j->catchup_s)
-		j->catchup_s = r->scheduled_us / 1000000;
-	if (r->scheduled_us) {
-		if (log_min_level >= LOG_LVL_INFO) /* a thousand runs due at once: not per run */
-			sched_fmt_hms(r->scheduled_us, when, sizeof(when));
-		log_job(LOG_LVL_INFO, j->name, "started (%s, scheduled %s, attempt %d)", r->trigger,
-		        when, r->attempt);
-	} else if (r->n_payloads) {
-		log_job(LOG_LVL_INFO, j->name, "started (%s, %zu payload(s), attempt %d)",
-		        r->trigger, r->n_payloads, r->attempt);
-	} else {
-		log_job(LOG_LVL_INFO, j->name, "started (%s, attempt %d)", r->trigger, r->attempt);
-	}
+	log_started(r);
 	if (build_failed)
 		goto fail;
 	int mark = marked ? sched_mark_start(r) : 0; /* sched_cluster.c */
@@ -610,45 +634,18 @@ static void run_begin(struct run *r)
 			goto out;
 		goto fail;
 	}
-	struct exec_run_spec spec = {
-	    .database = j->database,
-	    .pool = &j->pool,
-	    .name = j->name,
-	    .stmts = stmts,
-	    .n_stmts = n_stmts,
-	    .timeout_ms = j->timeout_ms,
-	    .name_backend =
-	        marked || !j->last || !j->last->end_us || j->last->backend_ms >= NAMED_RUN_MS,
-	    /* a job not run since the start, whose runs may be short: not in a burst (the first
-	     * minute after a start would pay a statement per run that no later minute pays) */
-	    .name_unless_burst = !marked && !j->last,
-	    .on_pid = sched_on_pid,
-	    .on_xid = marked ? sched_on_xid : NULL,
-	    /* several statements in one transaction: pgcrond opens it, to know its id */
-	    .own_xact =
-	        marked && j->command && sqlscan_classify(j->command) == SQLSCAN_ONE_TRANSACTION,
-	    .hold = r->mark_wait,
-	    .on_done = on_done,
-	    .arg = r,
-	};
-	int rc = s->ex.submit(s->ex.ctx, &spec, &r->er); /* copies the statements */
+	int rc = submit_sql(r, &b, marked, err, sizeof(err));
 	if (start_with_pid)
 		r->hist_key = sched_hist_put(r, r->start_us, shown, NULL, NULL);
 	if (rc == 0 && !r->backend_pid) /* it waits for a connection */
 		sched_backlog_changed(s, r);
-	if (rc == -ENOENT)
-		snprintf(err, sizeof(err), "database \"%s\" is not configured", j->database);
-	else if (rc < 0)
-		snprintf(err, sizeof(err), "cannot start the run: %s", strerror(-rc));
 	if (rc == 0)
 		goto out;
 fail:
 	end_later(r, err);
 out:
-	if (stmts != &one)
-		free(stmts);
-	if (pr) /* a plugin job's */
-		plugin_run_free(&pr);
+	if (j->kind == JOB_KIND_PLUGIN)
+		sched_plugin_stmts_free(&b);
 }
 
 void sched_admit_queued(struct sched *s)

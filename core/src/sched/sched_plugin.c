@@ -1,6 +1,7 @@
 /* A plugin job's statements: what its plugin builds and the guards of the views it refreshes
  * CONCURRENTLY (sched_priv.h; run_begin in sched.c sends them). */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "exec.h"
 #include "plugin.h"
@@ -9,7 +10,7 @@
 
 /* A plugin job's statements, built by its plugin (values as parameters). Returns 0 with
  * *PR set, or -1 with the reason in ERR. */
-int sched_plugin_run(struct run *r, struct pgc_run **pr, char *err, size_t errlen)
+static int plugin_run(struct run *r, struct pgc_run **pr, char *err, size_t errlen)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
@@ -29,8 +30,8 @@ int sched_plugin_run(struct run *r, struct pgc_run **pr, char *err, size_t errle
  * refresh first. pgcrond.prepare_concurrent_refresh() (sql/refresh.sql, put into each job
  * database by `pgcrond install`) does both; it runs ahead of the plugin's statements, on the
  * same connection, with the view's name as a parameter. Returns the number of guards. */
-long sched_concurrent_guards(const struct job *j, char names[][512], struct exec_stmt *out,
-                             char *err, size_t errlen)
+static long concurrent_guards(const struct job *j, char names[][512], struct exec_stmt *out,
+                              char *err, size_t errlen)
 {
 	static const char guard_sql[] =
 	    "SELECT pgcrond.prepare_concurrent_refresh($1::pg_catalog.regclass)";
@@ -65,4 +66,43 @@ long sched_concurrent_guards(const struct job *j, char names[][512], struct exec
 	}
 	plugin_relations_free(&rels);
 	return n;
+}
+
+int sched_plugin_stmts(struct run *r, struct run_stmts *b, char *command, size_t cmdlen, char *err,
+                       size_t errlen)
+{
+	struct job *j = r->job;
+	int rc = -1;
+	if (plugin_run(r, &b->pr, err, errlen) < 0)
+		;
+	else if (!(b->v = calloc(b->pr->n_stmts + SCHED_MAX_GUARDS, sizeof(*b->v))))
+		snprintf(err, errlen, "out of memory building the run");
+	else {
+		/* nothing to do is a success without statements, guards included */
+		long g =
+		    b->pr->n_stmts ? concurrent_guards(j, b->guard_names, b->v, err, errlen) : 0;
+		for (long i = 0; i < g; i++) {
+			b->guard_params[i] = b->guard_names[i];
+			b->v[i].params = &b->guard_params[i];
+		}
+		size_t first = g > 0 ? (size_t)g : 0;
+		for (size_t i = 0; i < b->pr->n_stmts; i++)
+			b->v[first + i] = (struct exec_stmt){
+			    .sql = b->pr->stmts[i].sql,
+			    .params = (const char *const *)b->pr->stmts[i].params,
+			    .n_params = b->pr->stmts[i].n_params};
+		b->n = first + b->pr->n_stmts;
+		rc = g < 0 ? -1 : 0;
+	}
+	snprintf(command, cmdlen, "plugin %s: %s", j->plugin,
+	         b->pr && b->pr->n_stmts ? b->pr->stmts[0].sql : "");
+	return rc;
+}
+
+void sched_plugin_stmts_free(struct run_stmts *b)
+{
+	free(b->v);
+	b->v = NULL;
+	if (b->pr)
+		plugin_run_free(&b->pr);
 }

@@ -463,16 +463,23 @@ void sched_timer_disarm(struct job *j);
 void sched_job_free(struct job **jp);
 void sched_job_timer_cb(void *arg);
 void sched_job_unlink_free(struct job *j);
-/* sched_plugin.c: a plugin job's statements, built by its plugin (values as parameters):
- * 0 with *PR set, or -1 with the reason in ERR; and the guards ahead of them, one per view it
- * refreshes CONCURRENTLY (at most SCHED_MAX_GUARDS, their quoted names in NAMES): how many,
- * or -1 with the reason in ERR. */
+/* sched_plugin.c: a plugin job's statements for the executor, built by its plugin (values as
+ * parameters) behind the guards of the views it refreshes CONCURRENTLY (at most
+ * SCHED_MAX_GUARDS), into B, whose fields they point into; COMMAND: what its history row says
+ * it runs. 0, or -1 with the reason in ERR; B is freed by sched_plugin_stmts_free either way. */
 #define SCHED_MAX_GUARDS 8
 struct pgc_run;
 struct exec_stmt;
-int sched_plugin_run(struct run *r, struct pgc_run **pr, char *err, size_t errlen);
-long sched_concurrent_guards(const struct job *j, char names[][512], struct exec_stmt *out,
-                             char *err, size_t errlen);
+struct run_stmts {
+	struct exec_stmt *v;
+	size_t n;
+	struct pgc_run *pr;
+	char guard_names[SCHED_MAX_GUARDS][512];
+	const char *guard_params[SCHED_MAX_GUARDS];
+};
+int sched_plugin_stmts(struct run *r, struct run_stmts *b, char *command, size_t cmdlen, char *err,
+                       size_t errlen);
+void sched_plugin_stmts_free(struct run_stmts *b);
 void sched_clock_cb(void *arg);
 void sched_ended_cb(evutil_socket_t fd, short what, void *arg);
 void sched_deferred_cb(evutil_socket_t fd, short what, void *arg);
