@@ -496,6 +496,124 @@ START_TEST(idle_connection_killed_by_the_server_fails_no_run)
 }
 END_TEST
 
+/* A connection a run gives back, with no run waiting and the pool's others idle, waits
+ * RESET_LATER_MS (CONN_USED) before its reset, and a run that comes meanwhile is carried in
+ * that reset's round trip, as the downstream of a run, submitted as that run ends, is. Here the
+ * server ends the backend right after the upstream's statement (pg_terminate_backend, as a
+ * server shutdown or idle_session_timeout would) while the daemon is stopped: the upstream's
+ * answer and the server's FATAL wait in the daemon's socket together, and the connection's end
+ * comes only later (the backend's exit waits for a lock the test holds on its temp table, as a
+ * busy server's exit takes its time). The downstream must not go out on that connection (before
+ * the fix it did, and failed "server closed the connection unexpectedly" once the backend was
+ * gone: a run whose statement never reached a live backend) but run once, on another, and fail
+ * not; the upstream's run, over before the fault, succeeds. */
+START_TEST(used_connection_killed_by_the_server_fails_no_run)
+{
+	struct itest_env e;
+
+	itest_env_setup(&e, "conn_used", "it_conn_used");
+	itest_exec(e.db, "CREATE TABLE execs (job text, pid int, at timestamptz DEFAULT "
+	                 "clock_timestamp())");
+	itest_env_main(&e, NULL);
+	/* each run counts itself in its own transaction; the upstream leaves a temp table in its
+	 * session (which the reset after it drops) */
+	itest_env_job(&e, "10-pair.conf",
+	              "jobs = (\n"
+	              "{ name = \"up\"; schedule = \"*/3 * * * * *\"; command = \"CREATE TEMP "
+	              "TABLE up_tmp (a int); INSERT INTO execs (job, pid) SELECT 'up', "
+	              "pg_backend_pid() FROM pg_sleep(1)\"; },\n"
+	              "{ name = \"down\"; after = [\"up\"]; command = \"INSERT INTO execs (job, "
+	              "pid) VALUES ('down', pg_backend_pid())\"; }\n);\n");
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 20, "SELECT count(*) >= 1 FROM execs WHERE job = 'down'"),
+	              "the pair did not run:\n%s", itest_read_file(e.log));
+	PGconn *lock = itest_connect(e.ci);
+	const char *up = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+	                 "AND pid <> pg_backend_pid() AND state = 'active' "
+	                 "AND query LIKE '%execs (job, pid) SELECT ''up''%'";
+	for (int i = 0; i < 3; i++) {
+		long long had = itest_env_count(
+		    &e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = 'down'");
+		/* the upstream's statement at work (it sleeps 1 s) */
+		ck_assert_msg(itest_env_wait(&e, 10, "SELECT EXISTS (%s)", up),
+		              "up did not run:\n%s", itest_read_file(e.log));
+		long long pid = itest_env_count(&e, "%s", up);
+		ck_assert_int_eq(kill(e.pid, SIGSTOP), 0);
+		/* over and answered, into the stopped daemon's socket */
+		bool idle = itest_env_wait(&e, 10,
+		                           "SELECT state = 'idle' FROM pg_stat_activity "
+		                           "WHERE pid = %lld",
+		                           pid);
+		/* its temp table locked: the backend's exit, which drops it, waits for the lock */
+		itest_exec(lock,
+		           "BEGIN; DO $$DECLARE t regclass; BEGIN FOR t IN SELECT oid FROM "
+		           "pg_class WHERE relname = 'up_tmp' AND relpersistence = 't' LOOP "
+		           "EXECUTE format('LOCK TABLE %s IN ACCESS SHARE MODE', t); END LOOP; "
+		           "END$$");
+		/* ended: its FATAL went out before its exit began */
+		bool ending =
+		    idle &&
+		    itest_env_count(&e, "SELECT pg_terminate_backend(%lld)::int", pid) == 1 &&
+		    itest_env_wait(&e, 10,
+		                   "SELECT wait_event_type = 'Lock' FROM pg_stat_activity "
+		                   "WHERE pid = %lld",
+		                   pid);
+		ck_assert_int_eq(kill(e.pid, SIGCONT), 0);
+		/* the daemon reads the answer and takes the downstream (the connection still
+		 * open), then the backend goes */
+		bool taken = ending && itest_env_wait(&e, 10,
+		                                      "SELECT count(*) > %lld FROM "
+		                                      "pgcrond.job_run_details WHERE job_name = "
+		                                      "'down'",
+		                                      had);
+		itest_exec(lock, "COMMIT");
+		ck_assert_msg(ending, "up's backend %lld did not end (idle %d)", pid, idle);
+		ck_assert_msg(taken, "down did not start after the fault:\n%s",
+		              itest_read_file(e.log));
+		ck_assert_msg(itest_env_wait(&e, 10,
+		                             "SELECT count(*) > %lld FROM pgcrond.job_run_details "
+		                             "WHERE job_name = 'down' AND status <> 'running'",
+		                             had),
+		              "down did not end after the fault:\n%s", itest_read_file(e.log));
+	}
+	PQfinish(lock);
+	/* the daemon goes on: two more pairs */
+	long long downs = itest_env_count(&e, "SELECT count(*) FROM execs WHERE job = 'down'");
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) >= %lld + 2 FROM execs "
+	                             "WHERE job = 'down'",
+	                             downs),
+	              "the pair stopped running:\n%s", itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	char *failed = itest_scalar(
+	    e.db, "SELECT left(string_agg(job_name || ' ' || status || ': ' || return_message, "
+	          "E'\\n'), 3000) FROM pgcrond.job_run_details "
+	          "WHERE status NOT IN ('succeeded', 'skipped')");
+	ck_assert_msg(!failed || !*failed,
+	              "a run failed for a connection whose backend ended before its "
+	              "statement:\n%s\n%s",
+	              failed, itest_tail(e.log));
+	free(failed);
+	/* every fire one row, every run that succeeded executed once, every up's down once */
+	char *twice = itest_fires_twice(e.db, "%", NULL);
+	ck_assert_msg(!twice, "fires with two rows: %s", twice);
+	char *rows = itest_scalar(e.db, "SELECT count(*) FILTER (WHERE job_name = 'up') || ' ' || "
+	                                "count(*) FILTER (WHERE job_name = 'down') "
+	                                "FROM pgcrond.job_run_details WHERE status = 'succeeded'");
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FILTER (WHERE job = 'up') || ' ' || "
+	                    "count(*) FILTER (WHERE job = 'down') FROM execs",
+	                    rows);
+	free(rows);
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FROM (SELECT graph_run FROM pgcrond.job_run_details "
+	                    "GROUP BY graph_run HAVING count(*) FILTER (WHERE job_name = 'down') "
+	                    "> 1) d",
+	                    "0");
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* The history writer's connection goes silent while runs keep ending (issue 10, §3): its
  * batch gets no answer within connection_check, it reconnects, and the records of the runs
  * meanwhile are written, once each. The jobs run on the unix socket; only the history goes
@@ -715,6 +833,10 @@ int main(void)
 	tcase_set_timeout(th, 120);
 	tcase_add_test(th, silent_history_connection_is_replaced);
 	suite_add_tcase(s, th);
+	TCase *tu = tcase_create("used");
+	tcase_set_timeout(tu, 120);
+	tcase_add_test(tu, used_connection_killed_by_the_server_fails_no_run);
+	suite_add_tcase(s, tu);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
 	failed = srunner_ntests_failed(sr);

@@ -237,7 +237,7 @@ int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_r
 	ex->n_runs++;
 	*out = r;
 	/* an idle connection, and no run waits before R: R is its run at once, never queued */
-	struct conn *idle = ex->halted || p->wait_head ? NULL : exec_pool_idle(p);
+	struct conn *idle = ex->halted || p->wait_head ? NULL : exec_pool_idle(p, CONN_IDLE);
 	if (idle) {
 		exec_run_start(r, idle);
 		return 0;

@@ -809,7 +809,7 @@ void exec_pool_dispatch(struct exec_pool *p)
 	}
 	while (p->wait_head) {
 		struct exec_run *r = p->wait_head;
-		struct conn *idle = exec_pool_idle(p);
+		struct conn *idle = exec_pool_idle(p, CONN_IDLE);
 		if (idle) {
 			exec_wait_remove(r);
 			exec_run_start(r, idle);
@@ -818,12 +818,11 @@ void exec_pool_dispatch(struct exec_pool *p)
 		if (p->backing_off || p->removed)
 			return;
 		/* one a run gave back: its reset carries this run (and goes on with the queue) */
-		for (struct conn *c = p->conns; c; c = c->next)
-			if (c->state == CONN_USED && c->generation == p->generation &&
-			    !c->tainted) {
-				conn_reuse(c);
-				return;
-			}
+		struct conn *used = exec_pool_idle(p, CONN_USED);
+		if (used) {
+			conn_reuse(used);
+			return;
+		}
 		/* Open a connection per waiting run, up to the pool's size; while pgcrond's own
 		 * session of the database waits for a slot of a full server, the runs share the
 		 * connections the pool has (the history and the claims need that session) */

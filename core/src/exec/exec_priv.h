@@ -298,10 +298,11 @@ void exec_conn_unreserve(struct conn *c);
 bool exec_conn_idle_expired(const struct conn *c);
 void exec_wait_remove(struct exec_run *r);
 void exec_wait_push_front(struct exec_pool *p, struct exec_run *r);
-/* The first idle connection of P that may serve a run (of its current conninfo, never aimed at
- * by a cancel), or NULL. One that died while idle, whose event is still on its way, is closed
- * on the way, before it serves a run: no run fails for what happened before it began. */
-struct conn *exec_pool_idle(struct exec_pool *p);
+/* The first connection of P in STATE (CONN_IDLE, or CONN_USED: its reset is to carry the run)
+ * that may serve a run (of its current conninfo, never aimed at by a cancel), or NULL. One
+ * that died while idle, whose event is still on its way, is closed on the way, before it
+ * serves a run: no run fails for what happened before it began. */
+struct conn *exec_pool_idle(struct exec_pool *p, enum conn_state state);
 struct exec_pool *exec_pool_find(struct exec *ex, const char *name);
 
 #endif

@@ -487,16 +487,18 @@ void exec_wait_push_front(struct exec_pool *p, struct exec_run *r)
 	p->n_waiting++;
 }
 
-struct conn *exec_pool_idle(struct exec_pool *p)
+struct conn *exec_pool_idle(struct exec_pool *p, enum conn_state state)
 {
 	for (struct conn *c = p->conns, *next; c; c = next) {
 		next = c->next;
-		if (c->state != CONN_IDLE || c->generation != p->generation || c->tainted)
+		if (c->state != state || c->generation != p->generation || c->tainted)
 			continue;
-		/* whatever the server sent it (a FATAL before it closed, EOF) is read now, without
-		 * blocking */
-		if (PQconsumeInput(c->drv.conn) && PQstatus(c->drv.conn) == CONNECTION_OK &&
-		    PQtransactionStatus(c->drv.conn) == PQTRANS_IDLE)
+		/* whatever the server sent it is read now, without blocking, and parsed: EOF, or
+		 * the FATAL it sends before it closes (pgconn_notices.fatal), which may have come
+		 * with the last run's answer, the close still on its way */
+		PGconn *pg = c->drv.conn;
+		if (PQconsumeInput(pg) && !PQisBusy(pg) && !c->drv.notices.fatal &&
+		    PQstatus(pg) == CONNECTION_OK && PQtransactionStatus(pg) == PQTRANS_IDLE)
 			return c;
 		exec_conn_close(&c);
 	}

@@ -441,7 +441,12 @@ static enum log_level notice_level(const char *severity)
 static void notice_receiver(void *arg, const PGresult *res)
 {
 	struct pgconn_notices *n = arg;
+	/* the severity not localized (so the level does not depend on lc_messages), as the
+	 * server or libpq itself ("NOTICE") sent it */
+	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
 
+	if (sev && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0))
+		n->fatal = true; /* suppressed or not */
 	if (n->window_ms > 0 && clock_mono_ms() - n->window_start_ms >= n->window_ms)
 		pgconn_notices_flush(n);
 	if (n->logged >= n->limit) {
@@ -452,9 +457,6 @@ static void notice_receiver(void *arg, const PGresult *res)
 	}
 	n->logged++;
 
-	/* the severity not localized (so the level does not depend on lc_messages), as the
-	 * server or libpq itself ("NOTICE") sent it */
-	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
 	const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 	const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
 	const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
@@ -475,6 +477,7 @@ static void notice_receiver(void *arg, const PGresult *res)
 
 void pgconn_log_notices(PGconn *conn, struct pgconn_notices *n)
 {
+	n->fatal = false; /* a new connection */
 	if (conn)
 		PQsetNoticeReceiver(conn, notice_receiver, n);
 }

@@ -172,12 +172,16 @@ struct pgconn_notices {
 	unsigned logged;   /* in the current window */
 	unsigned long suppressed;
 	int64_t window_start_ms; /* monotonic */
+	/* the server said it ends the session: a FATAL or PANIC that came outside a statement,
+	 * as a notice (pg_terminate_backend, a shutdown, idle_session_timeout), before it closes
+	 * the connection */
+	bool fatal;
 };
 #define PGCONN_NOTICES_PER_RUN 20 /* a run's notices logged before suppression */
 #define PGCONN_NOTICES_PER_MIN 20 /* a connection's outside runs, per minute */
 void pgconn_notices_init(struct pgconn_notices *n, const char *label, unsigned limit,
                          int64_t window_ms);
-/* Install N as CONN's notice receiver (PQsetNoticeReceiver). */
+/* Install N as CONN's notice receiver (PQsetNoticeReceiver); N's fatal is cleared. */
 void pgconn_log_notices(PGconn *conn, struct pgconn_notices *n);
 /* End the window: log how many notices were suppressed, if any, and start a new one. */
 void pgconn_notices_flush(struct pgconn_notices *n);
