@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "itest.h"
 
@@ -298,6 +299,47 @@ START_TEST(connection_wait_dropped_and_stop)
 }
 END_TEST
 
+/* A burst of more fires than max_running (three jobs a second, max_running = 1, a run of
+ * 0.1 s): every second two runs wait for the slot a fraction of a second. That is no
+ * backlog: pgcrond.view_backlog stays empty (a run is shown once it has waited a second), and
+ * every run is recorded. */
+START_TEST(a_burst_publishes_nothing)
+{
+	struct itest_env e;
+	int status;
+	itest_env_init(&e, "backlog-burst", DB "_burst");
+	itest_env_main(&e, "max_running = 1;\n");
+	itest_env_job(&e, "10-burst.conf",
+	              "jobs = ( { name = \"b1\"; database = \"app\"; schedule = \"* * * * * *\";\n"
+	              "           command = \"SELECT pg_sleep(0.1)\"; },\n"
+	              "  { name = \"b2\"; database = \"app\"; schedule = \"* * * * * *\";\n"
+	              "    command = \"SELECT pg_sleep(0.1)\"; },\n"
+	              "  { name = \"b3\"; database = \"app\"; schedule = \"* * * * * *\";\n"
+	              "    command = \"SELECT pg_sleep(0.1)\"; } );\n");
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "pgcrond install: %d %s", status, out);
+	free(out);
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) >= 9 FROM pgcrond.job_run_details"
+	                             " WHERE status = 'succeeded'"),
+	              "the bursts did not run:\n%s", itest_tail(e.log));
+	/* 6 s, each a burst: the view looked at every 50 ms */
+	int shown = 0;
+	for (int i = 0; i < 120; i++) {
+		shown += itest_scalar_ll(e.db, "SELECT count(*) FROM pgcrond.view_backlog") > 0;
+		usleep(50 * 1000);
+	}
+	ck_assert_msg(shown == 0, "view_backlog showed the burst's short waits %d time(s) of 120",
+	              shown);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 20), 0);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                     " WHERE status IS DISTINCT FROM 'succeeded'"),
+	                 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("backlog");
@@ -305,6 +347,7 @@ int main(void)
 	tcase_set_timeout(tc, 180);
 	tcase_add_test(tc, backlog_listed_and_dropped);
 	tcase_add_test(tc, connection_wait_dropped_and_stop);
+	tcase_add_test(tc, a_burst_publishes_nothing);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

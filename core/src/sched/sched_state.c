@@ -571,11 +571,12 @@ void sched_backlog_cb(void *arg)
 		size_t n = sched_waiting_of(j, w);
 		for (size_t i = 0; i < n; i++) {
 			char key[160];
-			/* a run on its way (its connection coming, its claim or mark answered)
-			 * for less than the publishing delay is not a backlog: published once it
-			 * lasts, so a busy instance sends nothing while nothing piles up */
-			if ((w[i].why == SCHED_WAIT_CONNECTION || w[i].why == SCHED_WAIT_CLAIM ||
-			     w[i].why == SCHED_WAIT_MARK) &&
+			/* a run on its way (its slot or connection coming, its claim or mark
+			 * answered) for less than the publishing delay is not a backlog: published
+			 * once it lasts, so a busy instance sends nothing while nothing piles up
+			 * (a burst of more fires than max_running queues most of them briefly) */
+			if ((w[i].why == SCHED_WAIT_SLOT || w[i].why == SCHED_WAIT_CONNECTION ||
+			     w[i].why == SCHED_WAIT_CLAIM || w[i].why == SCHED_WAIT_MARK) &&
 			    now - w[i].since_us < BACKLOG_PUBLISH_US) {
 				young = true;
 				continue;
