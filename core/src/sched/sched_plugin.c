@@ -72,12 +72,12 @@ int sched_plugin_stmts(struct run *r, struct run_stmts *b, char *command, size_t
                        size_t errlen)
 {
 	struct job *j = r->job;
-	int rc = -1;
-	if (plugin_run(r, &b->pr, err, errlen) < 0)
-		;
-	else if (!(b->v = calloc(b->pr->n_stmts + SCHED_MAX_GUARDS, sizeof(*b->v))))
+	int rc = plugin_run(r, &b->pr, err, errlen);
+	if (rc == 0 && !(b->v = calloc(b->pr->n_stmts + SCHED_MAX_GUARDS, sizeof(*b->v)))) {
 		snprintf(err, errlen, "out of memory building the run");
-	else {
+		rc = -1;
+	}
+	if (rc == 0) {
 		/* nothing to do is a success without statements, guards included */
 		long g =
 		    b->pr->n_stmts ? concurrent_guards(j, b->guard_names, b->v, err, errlen) : 0;

@@ -471,11 +471,11 @@ void sched_job_unlink_free(struct job *j);
 struct pgc_run;
 struct exec_stmt;
 struct run_stmts {
-	struct exec_stmt *v;
+	struct exec_stmt *v; /* N statements, the guards first; allocated */
 	size_t n;
-	struct pgc_run *pr;
-	char guard_names[SCHED_MAX_GUARDS][512];
-	const char *guard_params[SCHED_MAX_GUARDS];
+	struct pgc_run *pr;                         /* what the plugin built, which V points into */
+	char guard_names[SCHED_MAX_GUARDS][512];    /* the guards' parameters: quoted view names */
+	const char *guard_params[SCHED_MAX_GUARDS]; /* ... as the statements' parameter arrays */
 };
 int sched_plugin_stmts(struct run *r, struct run_stmts *b, char *command, size_t cmdlen, char *err,
                        size_t errlen);
