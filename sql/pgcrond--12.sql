@@ -1,4 +1,4 @@
--- pgcrond schema, step 12: bounded inputs (issue 23, item 5).
+-- pgcrond schema, step 12: bounded inputs.
 --
 -- A role could schedule a command of any size (256 MB stalled the daemon's loop for 9.8 s
 -- and took it to 1.7 GB) and any number of jobs. A job made in SQL (cron.schedule,
