@@ -1,6 +1,6 @@
-/* Catch-up after the job's database was unreachable across its fires (issue: "when the
- * daemon or the database was down across one or more scheduled fires, the job runs once as
- * soon as it can, recorded with trigger catchup"). The job's database is a second sandbox
+/* Catch-up after the job's database was unreachable across its fires: when the daemon or
+ * the database was down across one or more scheduled fires, the job runs once as soon as it
+ * can, recorded with trigger catchup. The job's database is a second sandbox
  * server that this test stops across two fires and starts again; the history stays up. */
 #include <check.h>
 #include <signal.h>

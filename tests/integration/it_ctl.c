@@ -1,4 +1,4 @@
-/* Talking to the running daemon (issue 13, section 1) against a real PostgreSQL: `pgcrond
+/* Talking to the running daemon against a real PostgreSQL: `pgcrond
  * status` shows a run under way with its backend pid (the one pg_stat_activity lists as
  * application_name 'pgcrond: JOB'), `trigger --wait` exits with the run's outcome, `pause`
  * stops a job's runs at once and across a restart, `resume` serves what came due by the

@@ -430,7 +430,7 @@ START_TEST(test_missing_unique_index)
 }
 END_TEST
 
-/* ---- planted objects (issue 23, finding 1) ------------------------------------------- */
+/* ---- planted objects ----------------------------------------------------------------- */
 
 /* The row functions of the plugins that keep tables (public.mv_*_rows) have no SET
  * search_path, so that the planner inlines them (a partial run reads one challenge through
