@@ -953,7 +953,7 @@ START_TEST(stop_gives_back_early_claims)
 	wait_live(&e, &a);
 	wait_live(&e, &b);
 	/* both claim fires ahead of their instants, as instances that see each other (which one
-	 * wins is a race: a loaded machine once had gb1 win every claim for 15 s) */
+	 * wins is a race: on a loaded machine gb1 can win every claim for 15 s) */
 	ck_assert_msg(itest_wait_log(a.log, "other live instances", 15) &&
 	                  itest_wait_log(b.log, "other live instances", 15) &&
 	                  itest_env_wait(&e, 15,
@@ -1005,8 +1005,8 @@ START_TEST(stop_gives_back_early_claims)
 	         instant);
 	/* the instant's eight fires served (run, or skipped by b's overlap policy on a loaded
 	 * machine: its claim taken, its row written), within 5 s of a's exit (the fires a kept
-	 * are served once its row says stopped). Not busy's: a loaded machine once had gb1 take
-	 * the SIGTERM 18 ms after the instant, its busy fire of it already skipped by its own
+	 * are served once its row says stopped). Not busy's: on a loaded machine gb1 can take
+	 * the SIGTERM just after the instant, its busy fire of it already skipped by its own
 	 * overlap policy, a row of that instant that is not one of the eight */
 	itest_inst_stop(&a, 0); /* its exit, by the SIGTERM above, after the run in flight */
 	itest_env_wait(&e, 5, "SELECT (%s) = 8", sql);
@@ -1017,8 +1017,8 @@ START_TEST(stop_gives_back_early_claims)
 	         " AND status = 'succeeded' AND start_time < '%s' AND end_time > '%s'",
 	         stop_at, stop_at);
 	/* (_i 1 and 2: its claims are slow, so its next run may be waiting for its claim at the
-	 * stop, not running: CI's loaded machine met it with _i 1, the stop 115 ms after a run's
-	 * end) */
+	 * stop, not running, as on a loaded machine with _i 1 when the stop comes 115 ms after a
+	 * run's end) */
 	ck_assert_msg(_i > 0 || itest_scalar_ll(e.db, sql) == 1,
 	              "no run of busy was in flight at the stop");
 	free(stop_at);
@@ -1033,7 +1033,7 @@ START_TEST(stop_gives_back_early_claims)
 	/* a fire of the pair's with two rows. Not before the pair: an instance records a skip
 	 * by its overlap policy without a claim, so the first second's fire, skipped by gb2
 	 * (its run of the second before, late at its start, still running) and run by gb1,
-	 * once had two rows (a known limit: docs/several-instances.md) */
+	 * can have two rows (a known limit: docs/several-instances.md) */
 	char *twice = itest_fires_twice(e.db, "g_", paired);
 	ck_assert_msg(!twice, "fires with two rows: %.1500s", twice);
 	free(paired);
@@ -1251,10 +1251,10 @@ END_TEST
 
 /* A claim slower than a second is not a run: the next fire waits for its answer instead of
  * being skipped as "previous fire still being claimed" (with several instances that skip
- * took the fire's claim from the instance that would have run it: it_cluster "kills" in
- * CI). Here the next fire is decided once the slow claim is answered: the run it granted is
- * under way then, so the fire is skipped for that run, or it runs. Each run lasts 0.3 s, so
- * the claim is slow while the previous fire's run is in flight. */
+ * would take the fire's claim from the instance that would have run it, as it_cluster
+ * "kills" can). Here the next fire is decided once the slow claim is answered: the run it granted
+ * is under way then, so the fire is skipped for that run, or it runs. Each run lasts 0.3 s, so the
+ * claim is slow while the previous fire's run is in flight. */
 START_TEST(slow_claim_holds_the_next_fire)
 {
 	struct itest_env e;

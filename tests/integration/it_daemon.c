@@ -78,7 +78,7 @@ START_TEST(every_second_runs_and_is_recorded)
 	    0);
 	/* each fire once, each on time, and each really ran: on time is judged from the second
 	 * fire on, the first may come while the daemon is still starting (its connections, the
-	 * history's read-back; CI's loaded machine once started it more than 900 ms late) */
+	 * history's read-back; a loaded machine can start it more than 900 ms late) */
 	ck_assert_int_eq(itest_env_count(&e,
 	                                 "SELECT count(*) - count(DISTINCT scheduled_time) FROM "
 	                                 "pgcrond.job_run_details WHERE job_name = 'tick'"),

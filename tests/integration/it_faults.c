@@ -882,8 +882,8 @@ static void two_marking(struct itest_env *e, struct itest_inst *a, struct itest_
 	ck_assert(itest_wait_log(b->log, "other live instances", 15));
 	/* a fire claimed before its instance saw the other is not marked and its run does not
 	 * wait for a mark (docs/faults.md); the claims made just before that (100 ms ahead of
-	 * an instant) run in the next second unwaited: CI's loaded machine saw the other 1 ms
-	 * before an instant and the trigger below refused those runs' marks after they ran */
+	 * an instant) run in the next second unwaited: a loaded machine may see the other just
+	 * before an instant, and the trigger below would refuse those runs' marks after they ran */
 	itest_sleep(2);
 }
 

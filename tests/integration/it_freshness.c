@@ -264,8 +264,8 @@ static bool enough_checks_logged(void *arg)
 /* The check reads the catalogs in a statement the planner prices in the millions (it
  * guesses thousands of relations for each source's walks), over the threshold at which a
  * server with JIT on, PostgreSQL's default, compiles it: half a second of the server's
- * CPU at every check (every SLA / 4) for a statement that runs in milliseconds. On a busy
- * CI machine the checks fell seconds behind and a 2 s SLA was missed. The server logs the
+ * CPU at every check (every SLA / 4) for a statement that runs in milliseconds: on a busy
+ * machine the checks would fall seconds behind and miss a 2 s SLA. The server logs the
  * daemon's plans here (auto_explain, loaded by the database's settings): none of its
  * checks is compiled, while a statement of this test's own, made to be, is. */
 START_TEST(checks_are_not_compiled_by_jit)

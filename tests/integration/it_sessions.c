@@ -169,8 +169,8 @@ END_TEST
  * (its backend ended, the slot taken at once): when a slot frees, the own session gets it, not
  * the pool, whose runs wait for it (a run's connection given back is closed for it while it
  * waits): the history and the claims need it. (Which connect reaches a freed slot first is a
- * race; a CI run under AddressSanitizer saw the pool win every slot at a start, and the
- * history never came back: few_free_slots_no_run_fails.) */
+ * race; under AddressSanitizer the pool can win every slot at a start, and the history would
+ * never come back: few_free_slots_no_run_fails.) */
 START_TEST(own_session_gets_a_slot_back)
 {
 	struct itest_env e;
