@@ -1,5 +1,5 @@
-/* Several instances on one history database (cluster.h, README "Running several
- * instances"): every fire runs once in the whole cluster, across SIGKILLs; a second live
+/* Several instances on one history database (cluster.h, docs/several-instances.md):
+ * every fire runs once in the whole cluster, across SIGKILLs; a second live
  * instance of the same name refuses to start; a dead instance's runs are closed by a
  * survivor; a notification burst is one run. The SIGKILL rotation runs ~30 s by default and
  * for PGCROND_SOAK_S seconds (default 180) with PGCROND_SOAK=1. */

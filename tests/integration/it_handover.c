@@ -1,5 +1,5 @@
 /* What instances hand each other beyond the claims (coord.h, sql/pgcrond--7.sql,
- * README "Running several instances"): overlap = queue and replace across instances, the
+ * docs/several-instances.md): overlap = queue and replace across instances, the
  * retry a dead instance had scheduled, a downstream run it owed, and the paused set shared
  * by every instance. Two instances with their own names and state_dirs on one database. */
 #include <check.h>

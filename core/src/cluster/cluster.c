@@ -1,4 +1,4 @@
-/* Several instances on one history database (cluster.h, README "Running several instances").
+/* Several instances on one history database (cluster.h, docs/several-instances.md).
  *
  * The statements go on the history database's own session (cluster_conn.c), one of the
  * cluster's in flight at a time, chosen from the table below. Claims wait in a FIFO; whatever

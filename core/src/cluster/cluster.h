@@ -2,7 +2,7 @@
 #define PGCROND_CLUSTER_H
 
 /* Several pgcrond instances on one history database (DESIGN.md "Scaling past one machine";
- * README "Running several instances"). Coordination is PostgreSQL's own, on pgcrond's own
+ * docs/several-instances.md). Coordination is PostgreSQL's own, on pgcrond's own
  * session of the history database (ownsess.h, shared with the history):
  *
  * - identity: its row in pgcrond.instance records the session that holds its name (backend

@@ -40,7 +40,7 @@
  * that a fire already served is not served again. */
 #define CLOCK_BACK_RECOMPUTE_S (3 * 3600)
 /* A fire served within this long after its instant is on time; later, it was missed and the
- * job's catch-up policy decides (README "Jobs that behave": missed fires). */
+ * job's catch-up policy decides (docs/jobs.md, "Jobs that behave": missed fires). */
 #define MISSED_TOLERANCE_US 1000000
 /* A job whose last run held its connection this long (or that has not run since the start,
  * unless its run comes in a burst: exec.h, name_unless_burst) has its runs named in
