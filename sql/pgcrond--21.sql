@@ -1,4 +1,4 @@
--- pgcrond schema, step 21: what a run's command is, for a takeover's record (issue 48, item 2).
+-- pgcrond schema, step 21: what a run's command is, for a takeover's record.
 --
 -- A run whose transaction a takeover cannot ask about (its command is a procedure or a DO
 -- block, a statement that cannot run in a transaction block, transaction control, or a

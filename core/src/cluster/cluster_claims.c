@@ -298,9 +298,9 @@ void cluster_claim_forget(struct cluster *c, void *arg)
 
 /* The rows of a claim statement (R) granted these claims: matched through a map of the
  * claims sent, by job (the key is an instant many jobs share), not each row against the whole
- * queue (that was quadratic in the fires of an instant: a tenth of the daemon's CPU at 15,000
+ * queue (that is quadratic in the fires of an instant: a tenth of the daemon's CPU at 15,000
  * jobs a second). A fire asked for twice in one statement is granted once (the statement's
- * DISTINCT), to the first asked, as before. */
+ * DISTINCT), to the first asked. */
 static void claim_match(struct cluster *c, const PGresult *r)
 {
 	struct strmap sent = {0};

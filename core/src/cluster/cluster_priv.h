@@ -24,17 +24,17 @@
 #define JOBS_PART 500 /* jobs per statement publishing them (sql_jobs) */
 /* The first claim statement of a burst carries at most this many fires, each next one four
  * times as many (up to CLAIM_BATCH_MAX): the first runs start after a short statement, and
- * the rest are claimed while they run. One statement for 1,000 fires took 10 to 15 ms on a
- * busy 2-core machine, and every run of the second waited for it (bench_fire). */
+ * the rest are claimed while they run. One statement for 1,000 fires takes milliseconds on a
+ * busy machine, and every run of the second would wait for it. */
 #define CLAIM_FIRST 16
 /* The locks of runs that ended go back in one statement every UNLOCK_GATHER_MS (or once
- * UNLOCK_GATHER_MAX are due): sent as each run ended, a burst's 1,000 runs made about a
+ * UNLOCK_GATHER_MAX are due): sent as each run ends, a burst's 1,000 runs would make about a
  * hundred statements that competed with the runs still to start. A job's lock is held that
  * much longer than its run, a wait another instance sees like a round trip's. */
 #define UNLOCK_GATHER_MS 20
 #define UNLOCK_GATHER_MAX 256
 /* While runs wait for connections (the busy hook: a burst), the locks wait up to
- * UNLOCK_HOLD_MS (or until CLAIM_BATCH_MAX are due): the unlock statements took the CPU of
+ * UNLOCK_HOLD_MS (or until CLAIM_BATCH_MAX are due): the unlock statements take the CPU of
  * the server the runs still to start needed. Short, since another instance's claim of the
  * job's next fire finds the job busy until its lock is back. */
 #define UNLOCK_HOLD_MS 60
