@@ -2,7 +2,7 @@
 --
 -- A run whose transaction a takeover cannot ask about (its command is a procedure or a DO
 -- block, a statement that cannot run in a transaction block, transaction control, or a
--- plugin's statements: docs/faults.md, "Command classes") is fenced: the instance that
+-- plugin's statements: docs/faults.md, "Once under faults, or fenced") is fenced: the instance that
 -- closes it after its own instance died ends its backend before it retries it, but cannot
 -- tell whether its work committed. pgcrond.run_start.fenced names that class, written with
 -- the run's start mark, so that the history row of such a run says "may have committed:

@@ -3,7 +3,7 @@
  * unprivileged roles, go to pg_cron there and to pgcrond's API here, and must give the same
  * results, the same errors (message and SQLSTATE) and the same cron.job rows, as each role
  * sees them and as a superuser does (nodeport aside: the two servers listen on different
- * ports). The deliberate differences (README, "pg_cron's API") are asserted apart. */
+ * ports). The deliberate differences (docs/sql-api.md) are asserted apart. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -42,7 +42,7 @@
 #define CLUSTER_STR(x) CLUSTER_STR_(x)
 /* SQL: the heartbeat period (cluster_dead_after) of the instance whose pgcrond.instance
  * row is A, and a claim's lease past the fire's instant: that period plus half of it, at least
- * 1 s (docs/faults.md "A claim has a lease"), in ms. LEAST, GREATEST and COALESCE are
+ * 1 s (docs/several-instances.md), in ms. LEAST, GREATEST and COALESCE are
  * syntax, not functions. */
 #define SQL_BEAT_MS(a)                                                                             \
 	"LEAST(" CLUSTER_STR(CLUSTER_HEARTBEAT_MS) ", COALESCE(" a ".dead_after_ms, " CLUSTER_STR( \

@@ -572,7 +572,7 @@ static bool cluster_busy(void *arg)
 	return true;
 }
 
-/* The history database's clock is the one fires go by (docs/faults.md, "Clocks"). */
+/* The history database's clock is the one fires go by (docs/several-instances.md). */
 static void hook_clock_offset(void *arg, int64_t offset_us)
 {
 	sched_set_db_offset(((struct daemon *)arg)->sched, offset_us);
