@@ -87,8 +87,8 @@
 #define SQL_JOB_LOCK_SAME                                                                          \
 	"l.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                                      \
 	" AND l.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id"
-#define SQL_JOB_LOCK_INTO(cols)                                                                    \
-	"INSERT INTO pgcrond.job_lock AS l (job_name, instance, boot_id, holds" cols ")"
+#define SQL_JOB_LOCK_M                                                                             \
+	"INSERT INTO pgcrond.job_lock AS l (job_name, instance, boot_id, holds, marked)"
 /* (ADD: a further condition for adding the holds of the same process rather than setting
  * them: the lone switch's, sent again after its answer was lost, sets them) */
 #define SQL_JOB_LOCK_ADD_ON(add, set, takeover)                                                    \
@@ -100,18 +100,6 @@
 	"   WHERE i.name OPERATOR(pg_catalog.=) l.instance"                                        \
 	"    AND i.boot_id OPERATOR(pg_catalog.=) l.boot_id AND i.stopped_at IS NULL)" takeover    \
 	" RETURNING l.job_name"
-#define SQL_JOB_LOCK_ON(set, takeover) SQL_JOB_LOCK_ADD_ON("", set, takeover)
-#define SQL_JOB_LOCK_M SQL_JOB_LOCK_INTO(", marked")
-#define SQL_JOB_LOCK_CONFLICT_MARKED(unknown, ended)                                               \
-	SQL_JOB_LOCK_ON(" marked = CASE WHEN " SQL_JOB_LOCK_SAME                                   \
-	                "  THEN l.marked AND EXCLUDED.marked ELSE EXCLUDED.marked END,",           \
-	                "  OR (l.marked AND (l.locked_at OPERATOR(pg_catalog.<) (pg_catalog.now()" \
-	                "   OPERATOR(pg_catalog.-) interval '" LOCK_LEASE "')" ended ")"           \
-	                "   AND NOT EXISTS (SELECT FROM pgcrond.run_start r"                       \
-	                "    WHERE r.instance OPERATOR(pg_catalog.=) l.instance"                   \
-	                "     AND r.job_name OPERATOR(pg_catalog.=) l.job_name"                    \
-	                "     AND ((" unknown ") OR (r.xid OPERATOR(pg_catalog.>) 0"               \
-	                "      AND pgcrond.xact_committed(r.xid, r.server) IS NULL))))")
 #define SQL_XID_UNKNOWN "r.xid IS NULL OR r.xid OPERATOR(pg_catalog.<=) 0"
 /* A lock need not wait for LOCK_LEASE once nothing of its holder's may
  * still run: each of its holder's marks of the job has a transaction id (the clause above
@@ -145,13 +133,22 @@
  * until that instance is found dead (a run not begun that the frozen instance sends once it
  * resumes may then overlap another instance's run of a later fire). */
 #define SQL_JOB_LOCK_CONFLICT_F                                                                    \
-	SQL_JOB_LOCK_CONFLICT_MARKED(                                                              \
-	    "(" SQL_XID_UNKNOWN ") AND (r.fenced IS NOT NULL"                                      \
+	SQL_JOB_LOCK_ADD_ON(                                                                       \
+	    "",                                                                                    \
+	    " marked = CASE WHEN " SQL_JOB_LOCK_SAME                                               \
+	    "  THEN l.marked AND EXCLUDED.marked ELSE EXCLUDED.marked END,",                       \
+	    "  OR (l.marked AND (l.locked_at OPERATOR(pg_catalog.<) (pg_catalog.now()"             \
+	    "   OPERATOR(pg_catalog.-) interval '" LOCK_LEASE "')" SQL_JOB_LOCK_ENDED ")"          \
+	    "   AND NOT EXISTS (SELECT FROM pgcrond.run_start r"                                   \
+	    "    WHERE r.instance OPERATOR(pg_catalog.=) l.instance"                               \
+	    "     AND r.job_name OPERATOR(pg_catalog.=) l.job_name"                                \
+	    "     AND (((" SQL_XID_UNKNOWN ") AND (r.fenced IS NOT NULL"                           \
 	    "  OR EXISTS (SELECT FROM pg_catalog.pg_stat_activity a"                               \
 	    "   WHERE a.application_name OPERATOR(pg_catalog.=) "                                  \
 	    "pg_catalog.left('" PGCONN_JOB_APP_PREFIX "' OPERATOR(pg_catalog.||) r.job_name, 63)"  \
-	    "    AND (a.state OPERATOR(pg_catalog.=) 'idle') IS NOT TRUE))",                       \
-	    SQL_JOB_LOCK_ENDED)
+	    "    AND (a.state OPERATOR(pg_catalog.=) 'idle') IS NOT TRUE)))"                       \
+	    " OR (r.xid OPERATOR(pg_catalog.>) 0"                                                  \
+	    "      AND pgcrond.xact_committed(r.xid, r.server) IS NULL))))")
 
 struct claim {
 	struct claim *next;
