@@ -52,10 +52,9 @@ START_TEST(test_right_aligned)
 {
 	static const char *const head[2] = {"RUNS", "JOB"};
 	static const char cells[][2][32] = {{"\xc3\xa9\xc3\xa9", "a"}, {"1234", "b"}};
-	ck_assert_str_eq(table(head, cells, 2, 1u),
-	                 "RUNS  JOB\n"
-	                 "  \xc3\xa9\xc3\xa9  a\n"
-	                 "1234  b\n");
+	ck_assert_str_eq(table(head, cells, 2, 1u), "RUNS  JOB\n"
+	                                            "  \xc3\xa9\xc3\xa9  a\n"
+	                                            "1234  b\n");
 }
 END_TEST
 

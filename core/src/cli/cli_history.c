@@ -143,21 +143,21 @@ static int print_table(PGresult *r, const char *tz)
 
 /* What "no runs" means for JOB (pgcrond's name; NULL: all jobs), FAILED and FILTERED (by
  * --since) as asked: a job of the files, one made in SQL (cron.schedule, pgcrond.schedule:
- * in pgcrond.job in the history database on CONN, not in the files), or none of that name. */
-static void say_no_runs(PGconn *conn, const struct pgc_config *cfg, const char *job, bool failed,
-                        bool filtered)
+ * in pgcrond.job in the history database on CONN, not in the files), or none of that name:
+ * EX_USAGE after saying so on stderr (0 otherwise; with JSON, nothing else is said). */
+static int say_no_runs(PGconn *conn, const struct pgc_config *cfg, const char *job, bool failed,
+                       bool filtered, bool json)
 {
 	char q[260];
 	const char *some = failed ? "failed " : "";
 
-	if (!job) {
-		printf("no %sruns recorded\n", some);
-		return;
-	}
-	text_quote(job, q, sizeof(q));
-	if (config_job(cfg, job)) {
-		printf("no %sruns of %s recorded\n", some, q);
-		return;
+	if (job)
+		text_quote(job, q, sizeof(q));
+	if (!job || config_job(cfg, job)) {
+		if (!json)
+			printf(job ? "no %sruns of %s recorded\n" : "no %sruns recorded\n", some,
+			       q);
+		return 0;
 	}
 	const char *p[] = {job};
 	PGresult *r =
@@ -166,13 +166,17 @@ static void say_no_runs(PGconn *conn, const struct pgc_config *cfg, const char *
 	                 "  FROM pgcrond.job WHERE jobname OPERATOR(pg_catalog.=) $1"
 	                 "   AND source OPERATOR(pg_catalog.=) 'sql' AND removed_at IS NULL",
 	                 1, NULL, p, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-		/* (a schema without SQL jobs: none of them) */
-		printf("no runs of %s recorded, and no job has that name (in the job files or made "
-		       "in SQL)\n",
-		       q);
+	/* (a schema without SQL jobs: none of them) */
+	bool none = PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1;
+	if (none || json) {
+		if (none)
+			fprintf(
+			    stderr,
+			    "pgcrond history: no job %s is configured (in the job files or made in "
+			    "SQL) and no run of it is recorded; 'pgcrond list' lists the jobs\n",
+			    q);
 		PQclear(r);
-		return;
+		return none ? EX_USAGE : 0;
 	}
 	char role[200], sched[300], next[64] = "-";
 	text_escape_ctl(PQgetvalue(r, 0, 0), role, sizeof(role));
@@ -202,6 +206,7 @@ static void say_no_runs(PGconn *conn, const struct pgc_config *cfg, const char *
 		                                     : "");
 	}
 	PQclear(r);
+	return 0;
 }
 
 int cli_history(int argc, char **argv)
@@ -325,11 +330,12 @@ int cli_history(int argc, char **argv)
 			fprintf(stderr, "pgcrond history: %s\n", why);
 		if (rc != EX_USAGE)
 			rc = EX_UNAVAILABLE;
+	} else if (PQntuples(r) == 0 &&
+	           (rc = say_no_runs(conn, cfg, job, failed, since != NULL, json)) != 0) {
+		/* no such job: said */
 	} else if (json) {
 		rc = cli_history_print_json(r);
-	} else if (PQntuples(r) == 0) {
-		say_no_runs(conn, cfg, job, failed, since != NULL);
-	} else if (print_table(r, tz) != 0) {
+	} else if (PQntuples(r) > 0 && print_table(r, tz) != 0) {
 		fprintf(stderr, "pgcrond history: out of memory\n");
 		rc = EX_SOFTWARE;
 	}
