@@ -170,7 +170,8 @@ START_TEST(every_code_of_the_docs)
 			int got;
 			if (setting[0] && strcmp(setting, "as root") == 0) {
 				if (getuid() != 0) {
-					fprintf(stderr, "it_exit_codes: `%s` (as root) skipped: not root\n",
+					fprintf(stderr,
+					        "it_exit_codes: `%s` (as root) skipped: not root\n",
 					        cmd);
 					in_row++;
 					continue;
@@ -178,24 +179,26 @@ START_TEST(every_code_of_the_docs)
 				got = run_as_root(conf);
 				out = strdup("");
 			} else {
-				out = itest_cli(&got, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7],
-				                a[8], a[9], a[10], a[11], a[12], a[13], a[14], NULL);
+				out =
+				    itest_cli(&got, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7],
+				              a[8], a[9], a[10], a[11], a[12], a[13], a[14], NULL);
 			}
 			cases++;
 			in_row++;
 			if (got != code)
-				o += (size_t)snprintf(bad + o, sizeof(bad) - o,
-				                      "`%s`%s%s%s: exit %d, the docs say %d: %.300s\n", cmd,
-				                      setting[0] ? " (" : "", setting,
-				                      setting[0] ? ")" : "", got, code, out);
+				o += (size_t)snprintf(
+				    bad + o, sizeof(bad) - o,
+				    "`%s`%s%s%s: exit %d, the docs say %d: %.300s\n", cmd,
+				    setting[0] ? " (" : "", setting, setting[0] ? ")" : "", got,
+				    code, out);
 			free(out);
 			if (o >= sizeof(bad))
 				o = sizeof(bad) - 1;
 		}
 		ck_assert_msg(in_row > 0, "exit %d has no case in the table: %s", code, line);
 	}
-	ck_assert_msg(rows >= 9 && cases >= 20, "the table has %d rows, %d cases: %s", rows,
-	              cases, DOC);
+	ck_assert_msg(rows >= 9 && cases >= 20, "the table has %d rows, %d cases: %s", rows, cases,
+	              DOC);
 	ck_assert_msg(o == 0, "the CLI and docs/operations.md disagree:\n%s", bad);
 
 	free(doc);
