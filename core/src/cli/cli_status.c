@@ -301,10 +301,20 @@ static void quote_cron_names(json_t *st)
 	}
 }
 
+/* Job J's schedule, its spread and calendar after it (docs/calendars.md), or "-". */
+static void schedule_cell(const json_t *j, char *out, size_t outlen)
+{
+	char tail[160];
+	cli_schedule_tail(jint(j, "spread_ms"), (int)jint(j, "spread_offset_s"),
+	                  jstr(j, "skip_dates"), jstr(j, "only_dates"), tail, sizeof(tail));
+	snprintf(out, outlen, "%s%s", *jstr(j, "schedule") ? jstr(j, "schedule") : "-", tail);
+}
+
 static void print_jobs_table(const json_t *st)
 {
-	static const char *const head[] = {"JOB", "STATE", "NEXT FIRE (UTC)", "LAST", "AGE"};
-	enum { NC = 5 };
+	static const char *const head[] = {"JOB",  "SCHEDULE", "STATE", "NEXT FIRE (UTC)",
+	                                   "LAST", "AGE"};
+	enum { NC = 6 };
 	const json_t *jobs = json_object_get(st, "jobs");
 	size_t n = json_array_size(jobs), i;
 	char(*cells)[NC][256] = calloc(n ? n : 1, sizeof(*cells));
@@ -322,33 +332,20 @@ static void print_jobs_table(const json_t *st)
 			text_format(cells[i][0], 256, "%s %s", jstr(j, "name"), cn);
 		else
 			snprintf(cells[i][0], 256, "%s", jstr(j, "name"));
-		describe_state(j, cells[i][1], 256);
-		snprintf(cells[i][2], 256, "%s",
+		schedule_cell(j, cells[i][1], 256);
+		describe_state(j, cells[i][2], 256);
+		snprintf(cells[i][3], 256, "%s",
 		         *jstr(j, "next_fire") ? jstr(j, "next_fire") : "-");
-		const json_t *last = json_object_get(j, "last_result");
-		long long id = jint(last, "runid");
-		if (last && id > 0)
-			snprintf(cells[i][3], 256, "%s %s (run %lld)", jstr(last, "status"),
-			         jstr(last, "ended_at"), id);
-		else if (last)
-			snprintf(cells[i][3], 256, "%s %s", jstr(last, "status"),
-			         jstr(last, "ended_at"));
-		else
-			snprintf(cells[i][3], 256, "-");
-		if (json_object_get(j, "age_s"))
-			cli_format_span(json_number_value(json_object_get(j, "age_s")), cells[i][4],
-			                256);
-		else
-			snprintf(cells[i][4], 256, "-");
-		if (jtrue(j, "stale")) {
-			size_t l = strlen(cells[i][4]);
-			snprintf(cells[i][4] + l, 256 - l, " STALE");
-		}
-		const json_t *fr = json_object_get(j, "freshness");
-		if (jtrue(fr, "over_sla")) {
-			size_t l = strlen(cells[i][4]);
-			snprintf(cells[i][4] + l, 256 - l, " LAG>SLA");
-		}
+		const json_t *last = json_object_get(j, "last_result"), *age;
+		char run[32] = "", span[32] = "-";
+		if (jint(last, "runid") > 0)
+			snprintf(run, sizeof(run), " (run %lld)", jint(last, "runid"));
+		snprintf(cells[i][4], 256, "%s%s%s%s", last ? jstr(last, "status") : "-",
+		         last ? " " : "", jstr(last, "ended_at"), run);
+		if ((age = json_object_get(j, "age_s")))
+			cli_format_span(json_number_value(age), span, sizeof(span));
+		snprintf(cells[i][5], 256, "%s%s%s", span, jtrue(j, "stale") ? " STALE" : "",
+		         jtrue(json_object_get(j, "freshness"), "over_sla") ? " LAG>SLA" : "");
 	}
 	printf("\n");
 	cli_print_table(head, cells[0][0], n, NC, sizeof(cells[0][0]), 0);
@@ -401,12 +398,22 @@ static void print_waiting(const json_t *st, const json_t *only)
 			for (size_t x = 0; x < sizeof(fors) / sizeof(fors[0]); x++)
 				if (strcmp(fors[x].key, f) == 0)
 					text = fors[x].text;
+			/* the upstream jobs by name: those of its "after" (a plugin's reads are not
+			 * named there) */
+			char ups[300] = "";
+			const json_t *u;
+			for (size_t x = 0, o = 0;
+			     strcmp(f, "upstream") == 0 && o < sizeof(ups) - 1 &&
+			     (u = json_array_get(json_object_get(j, "after"), x));
+			     x++)
+				o += (size_t)snprintf(ups + o, sizeof(ups) - o, "%s%s",
+				                      x ? ", " : " ", json_string_value(u));
 			if (!shown++)
 				printf(only ? "waiting:\n"
 				            : "\nwaiting runs ('pgcrond drop JOB' drops "
 				              "a job's):\n");
-			printf("  %s%sfor %s [%s] (%s%s%s, attempt %lld, since %s)\n",
-			       only ? "" : jstr(j, "name"), only ? "" : ": ", text, f,
+			printf("  %s%sfor %s%s [%s] (%s%s%s, attempt %lld, since %s)\n",
+			       only ? "" : jstr(j, "name"), only ? "" : ": ", text, ups, f,
 			       jstr(w, "trigger"), *jstr(w, "scheduled_for") ? " " : "",
 			       jstr(w, "scheduled_for"), jint(w, "attempt"), jstr(w, "since"));
 		}
@@ -466,11 +473,11 @@ static void print_job(const json_t *j)
 	print_kind(j);
 	if (*jstr(j, "cron_name")) /* quoted by quote_cron_names */
 		printf("named:        %s (in cron.job)\n", jstr(j, "cron_name"));
-	printf("database:     %s\n", jstr(j, "database"));
-	char spread[160];
-	cli_schedule_tail(jint(j, "spread_ms"), (int)jint(j, "spread_offset_s"),
-	                  jstr(j, "skip_dates"), jstr(j, "only_dates"), spread, sizeof(spread));
-	printf("schedule:     %s%s\n", *jstr(j, "schedule") ? jstr(j, "schedule") : "-", spread);
+	if (*jstr(j, "database")) /* (an HTTP job has none) */
+		printf("database:     %s\n", jstr(j, "database"));
+	char sched[300];
+	schedule_cell(j, sched, sizeof(sched));
+	printf("schedule:     %s\n", sched);
 	if (*jstr(j, "listen"))
 		printf("listen:       %s\n", jstr(j, "listen"));
 	if (*jstr(j, "once_under_faults")) /* docs/faults.md */
@@ -478,11 +485,14 @@ static void print_job(const json_t *j)
 	printf("state:        %s%s\n", state,
 	       json_is_false(json_object_get(j, "enabled")) ? " (disabled)" : "");
 	printf("paused:       %s\n", jtrue(j, "paused") ? "yes" : "no");
-	if ((o = json_object_get(j, "running")))
-		printf(
-		    "running:      since %s on database %s, backend pid %lld, %s, attempt %lld\n",
-		    jstr(o, "since"), jstr(o, "database"), jint(o, "backend_pid"),
-		    jstr(o, "trigger"), jint(o, "attempt"));
+	if ((o = json_object_get(j, "running"))) {
+		char on[160] = ""; /* (an HTTP run has no database) */
+		if (*jstr(o, "database"))
+			snprintf(on, sizeof(on), " on database %s, backend pid %lld",
+			         jstr(o, "database"), jint(o, "backend_pid"));
+		printf("running:      since %s%s, %s, attempt %lld\n", jstr(o, "since"), on,
+		       jstr(o, "trigger"), jint(o, "attempt"));
+	}
 	if ((o = json_object_get(j, "retry")))
 		printf("retry:        attempt %lld at %s\n", jint(o, "attempt"),
 		       *jstr(o, "next_try") ? jstr(o, "next_try") : "when resumed");
@@ -722,8 +732,11 @@ int cli_drop(int argc, char **argv)
 	if (rc)
 		return rc;
 	const char *job = json_string_value(json_object_get(a, "job"));
-	printf("%s: %lld waiting run(s) dropped (%s)\n", job ? job : rq.job, jint(a, "dropped"),
-	       jstr(a, "by"));
+	if (jint(a, "dropped") > 0)
+		printf("%s: %lld waiting run(s) dropped (%s)\n", job ? job : rq.job,
+		       jint(a, "dropped"), jstr(a, "by"));
+	else
+		printf("%s: no run was waiting; nothing dropped\n", job ? job : rq.job);
 	json_decref(a);
 	return EX_OK;
 }
