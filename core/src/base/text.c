@@ -61,22 +61,19 @@ size_t text_utf8_invalid_at(const char *s, size_t len)
 size_t text_width(const char *s)
 {
 	static locale_t utf8;
-	if (!utf8) /* (none made: the C locale's, a column a byte) */
+	if (!utf8)
 		utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
-	locale_t was = utf8 ? uselocale(utf8) : (locale_t)0;
+	locale_t was = uselocale(utf8); /* (none made: 0 keeps the C locale, a column a byte) */
 	mbstate_t st = {0};
 	size_t w = 0, len = strlen(s);
 	for (size_t n; len; s += n, len -= n) {
 		wchar_t c;
 		int cw = (n = mbrtowc(&c, s, len, &st)) <= len ? wcwidth(c) : 1;
-		if (n > len) { /* not UTF-8: one byte, one column */
-			n = 1;
-			memset(&st, 0, sizeof(st));
-		}
+		if (n > len) /* not UTF-8: one byte, one column */
+			n = 1, st = (mbstate_t){0};
 		w += cw > 0 ? (size_t)cw : 0;
 	}
-	if (was)
-		uselocale(was);
+	uselocale(was);
 	return w;
 }
 

@@ -1,7 +1,6 @@
 /* pgcrond history: recent runs from pgcrond.job_run_details, as a table for people. Also
  * hist_cli_open(), which the install and trigger commands share. */
 #include <errno.h>
-#include <limits.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,7 +223,7 @@ int cli_history(int argc, char **argv)
 	int rc, first;
 	char *end;
 
-	rc = cli_parse_args(argc, argv, usage, &conf, more, 0, INT_MAX, &first);
+	rc = cli_parse_args(argc, argv, usage, &conf, more, 0, 1, &first);
 	if (rc)
 		return rc == CLI_HELP ? EX_OK : rc;
 	if (run_id &&
@@ -244,12 +243,7 @@ int cli_history(int argc, char **argv)
 		}
 	}
 	if (first < argc)
-		job = argv[first++];
-	if (first < argc) {
-		fprintf(stderr, "pgcrond history: one job name at most (got \"%s\" too)\n",
-		        argv[first]);
-		return EX_USAGE;
-	}
+		job = argv[first];
 
 	char since_ms[24] = "", err[256];
 	int64_t ms;

@@ -2,7 +2,6 @@
  * its control socket (ctl.h), and the client side of that socket for `trigger` (cli_ctl_call). */
 #include <errno.h>
 #include <jansson.h>
-#include <limits.h>
 #include <poll.h>
 #include <pwd.h>
 #include <stdbool.h>
@@ -19,7 +18,6 @@
 #include "clock.h"
 #include "config.h"
 #include "ctl.h"
-#include "job_kind.h"
 #include "text.h"
 
 /* How long status, pause and resume wait for the answer. */
@@ -170,30 +168,18 @@ int cli_ctl_error(const char *cmd, const json_t *answer)
 /* Every string of the document as it will be printed: a failure's text, a database's last
  * error are text a job or a server chose, and their control characters must not reach the
  * terminal (text.h). The JSON form needs nothing: JSON escapes them. */
-static void escape_strings(json_t *v);
-
-static void escape_value(json_t *x)
-{
-	if (!json_is_string(x)) {
-		escape_strings(x);
-		return;
-	}
-	char *e = text_escape_dup(json_string_value(x), TEXT_FOLD_NEWLINES);
-	if (e)
-		json_string_set(x, e);
-	free(e);
-}
-
 static void escape_strings(json_t *v)
 {
 	size_t i;
 	const char *k;
 	json_t *x;
-	if (json_is_object(v)) {
-		json_object_foreach(v, k, x) escape_value(x);
-	} else if (json_is_array(v)) {
-		json_array_foreach(v, i, x) escape_value(x);
-	}
+	char *e =
+	    json_is_string(v) ? text_escape_dup(json_string_value(v), TEXT_FOLD_NEWLINES) : NULL;
+	if (e)
+		json_string_set(v, e);
+	free(e);
+	json_object_foreach(v, k, x) escape_strings(x);
+	json_array_foreach(v, i, x) escape_strings(x);
 }
 
 static const char *jstr(const json_t *o, const char *key)
@@ -328,10 +314,9 @@ static void print_jobs_table(const json_t *st)
 		const char *cn = jstr(j, "cron_name");
 		char qn[260];
 		snprintf(qn, sizeof(qn), "\"%s\"", jstr(j, "name"));
-		if (*cn && strcmp(cn, qn) != 0)
-			text_format(cells[i][0], 256, "%s %s", jstr(j, "name"), cn);
-		else
-			snprintf(cells[i][0], 256, "%s", jstr(j, "name"));
+		bool named = *cn && strcmp(cn, qn) != 0;
+		text_format(cells[i][0], 256, "%s%s%s", jstr(j, "name"), named ? " " : "",
+		            named ? cn : "");
 		schedule_cell(j, cells[i][1], 256);
 		describe_state(j, cells[i][2], 256);
 		snprintf(cells[i][3], 256, "%s",
@@ -439,28 +424,15 @@ static void print_failures(const json_t *st)
 	}
 }
 
-/* Job J's kind, with a plugin job's plugin and a SQL-made job's owner and jobid. */
+/* Job J's kind, with a plugin job's plugin and a SQL-made job's owner and jobid (the document
+ * has each where it applies). */
 static void print_kind(const json_t *j)
 {
-	enum job_kind k;
-
-	if (job_kind_parse(jstr(j, "kind"), &k) < 0) { /* a daemon of another version */
-		printf("kind:         %s\n", jstr(j, "kind"));
-		return;
-	}
-	switch (k) {
-	case JOB_KIND_PLUGIN:
-		printf("kind:         plugin %s\n", jstr(j, "plugin"));
-		return;
-	case JOB_KIND_SQL:
-	case JOB_KIND_HTTP:
-		if (*jstr(j, "owner"))
-			printf("kind:         %s, role %s, jobid %lld\n", job_kind_name(k),
-			       jstr(j, "owner"), jint(j, "jobid"));
-		else
-			printf("kind:         %s\n", job_kind_name(k));
-		return;
-	}
+	printf("kind:         %s%s%s", jstr(j, "kind"), *jstr(j, "plugin") ? " " : "",
+	       jstr(j, "plugin"));
+	if (*jstr(j, "owner"))
+		printf(", role %s, jobid %lld", jstr(j, "owner"), jint(j, "jobid"));
+	printf("\n");
 }
 
 static void print_job(const json_t *j)
@@ -509,8 +481,7 @@ static void print_job(const json_t *j)
 		       jstr(o, "ended_at"), jstr(o, "trigger"), jint(o, "attempt"), took);
 		if (jint(o, "runid") > 0)
 			printf(", run %lld", jint(o, "runid"));
-		printf("\n");
-		printf("message:      %s\n", jstr(o, "message"));
+		printf("\nmessage:      %s\n", jstr(o, "message"));
 		if (*jstr(o, "sqlstate"))
 			printf("sqlstate:     %s\n", jstr(o, "sqlstate"));
 	} else {
@@ -597,14 +568,9 @@ int cli_status(int argc, char **argv)
 	struct ctl_request rq = {.cmd = CTL_STATUS};
 	int first;
 
-	int rc = cli_parse_args(argc, argv, status_usage, &conf, more, 0, INT_MAX, &first);
+	int rc = cli_parse_args(argc, argv, status_usage, &conf, more, 0, 1, &first);
 	if (rc)
 		return rc == CLI_HELP ? EX_OK : rc;
-	if (argc - first > 1) {
-		fprintf(stderr,
-		        "pgcrond status: give at most one job; see pgcrond status --help\n");
-		return EX_USAGE;
-	}
 	json_t *a;
 	rc = ask("status", conf, &rq, argc - first == 1 ? argv[first] : NULL, &a);
 	if (rc)
