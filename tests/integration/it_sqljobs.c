@@ -758,9 +758,9 @@ START_TEST(history_of_a_sql_job_not_run_yet)
 	free(out);
 	out = itest_cli(&status, "history", "-c", e.conf, "nosuch", NULL);
 	ck_assert_msg(status == 64 &&
-	                  strcmp(out, "pgcrond history: no job \"nosuch\" is configured (in the "
-	                              "job files or made in SQL) and no run of it is recorded; "
-	                              "'pgcrond list' lists the jobs\n") == 0,
+	                  strcmp(out,
+	                         "pgcrond history: no job \"nosuch\" is configured and none "
+	                         "of its runs is recorded; 'pgcrond list' lists the jobs\n") == 0,
 	              "%d %s", status, out);
 	free(out);
 	/* once unscheduled, the name is no job's */

@@ -43,8 +43,7 @@ static void usage(FILE *out)
 }
 
 /* What pgcrond runs as written but may not be what was meant: a recurrence rule whose UNTIL
- * is past (it fires no more). On stderr; the number. (A six-field schedule is no warning
- * here: pg_cron never reads a job file; cron.schedule and import say how it reads one.) */
+ * is past. On stderr; the number. (No six-field warning: pg_cron never reads a job file.) */
 static size_t print_warnings(const struct pgc_config *cfg)
 {
 	size_t n = 0;

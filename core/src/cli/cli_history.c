@@ -167,13 +167,12 @@ static int say_no_runs(PGconn *conn, const struct pgc_config *cfg, const char *j
 	                 1, NULL, p, NULL, NULL, 0);
 	/* (a schema without SQL jobs: none of them) */
 	bool none = PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1;
+	if (none)
+		fprintf(stderr,
+		        "pgcrond history: no job %s is configured and none of its runs is "
+		        "recorded; 'pgcrond list' lists the jobs\n",
+		        q);
 	if (none || json) {
-		if (none)
-			fprintf(
-			    stderr,
-			    "pgcrond history: no job %s is configured (in the job files or made in "
-			    "SQL) and no run of it is recorded; 'pgcrond list' lists the jobs\n",
-			    q);
 		PQclear(r);
 		return none ? EX_USAGE : 0;
 	}

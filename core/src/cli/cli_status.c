@@ -372,35 +372,29 @@ static void print_waiting(const json_t *st, const json_t *only)
 	            {"instance", "the job's run on another instance"},
 	            {"claim", "its claim"},
 	            {"mark", "its start mark"}};
-	const json_t *jobs = only ? NULL : json_object_get(st, "jobs"), *j = only, *w;
-	size_t i = 0, k, shown = 0;
+	const json_t *jobs = only ? NULL : json_object_get(st, "jobs"), *j = only, *w, *u;
+	size_t i = 0, k, x, shown = 0;
 	do {
 		if (jobs)
 			j = json_array_get(jobs, i);
 		json_array_foreach(json_object_get(j, "waiting"), k, w)
 		{
 			const char *f = jstr(w, "for"), *text = f;
-			for (size_t x = 0; x < sizeof(fors) / sizeof(fors[0]); x++)
+			for (x = 0; x < sizeof(fors) / sizeof(fors[0]); x++)
 				if (strcmp(fors[x].key, f) == 0)
 					text = fors[x].text;
-			/* the upstream jobs by name: those of its "after" (a plugin's reads are not
-			 * named there) */
-			char ups[300] = "";
-			const json_t *u;
-			for (size_t x = 0, o = 0;
-			     strcmp(f, "upstream") == 0 && o < sizeof(ups) - 1 &&
-			     (u = json_array_get(json_object_get(j, "after"), x));
-			     x++)
-				o += (size_t)snprintf(ups + o, sizeof(ups) - o, "%s%s",
-				                      x ? ", " : " ", json_string_value(u));
 			if (!shown++)
 				printf(only ? "waiting:\n"
 				            : "\nwaiting runs ('pgcrond drop JOB' drops "
 				              "a job's):\n");
-			printf("  %s%sfor %s%s [%s] (%s%s%s, attempt %lld, since %s)\n",
-			       only ? "" : jstr(j, "name"), only ? "" : ": ", text, ups, f,
-			       jstr(w, "trigger"), *jstr(w, "scheduled_for") ? " " : "",
-			       jstr(w, "scheduled_for"), jint(w, "attempt"), jstr(w, "since"));
+			printf("  %s%sfor %s", only ? "" : jstr(j, "name"), only ? "" : ": ", text);
+			/* its upstream jobs by name: those of its "after" */
+			json_array_foreach(
+			    strcmp(f, "upstream") ? NULL : json_object_get(j, "after"), x, u)
+			    printf("%s%s", x ? ", " : " ", json_string_value(u));
+			printf(" [%s] (%s%s%s, attempt %lld, since %s)\n", f, jstr(w, "trigger"),
+			       *jstr(w, "scheduled_for") ? " " : "", jstr(w, "scheduled_for"),
+			       jint(w, "attempt"), jstr(w, "since"));
 		}
 	} while (jobs && ++i < json_array_size(jobs));
 }
@@ -437,7 +431,7 @@ static void print_kind(const json_t *j)
 
 static void print_job(const json_t *j)
 {
-	char state[300], span[32];
+	char state[300], span[32], sched[300];
 	const json_t *o;
 
 	describe_state(j, state, sizeof(state));
@@ -447,7 +441,6 @@ static void print_job(const json_t *j)
 		printf("named:        %s (in cron.job)\n", jstr(j, "cron_name"));
 	if (*jstr(j, "database")) /* (an HTTP job has none) */
 		printf("database:     %s\n", jstr(j, "database"));
-	char sched[300];
 	schedule_cell(j, sched, sizeof(sched));
 	printf("schedule:     %s\n", sched);
 	if (*jstr(j, "listen"))

@@ -161,8 +161,7 @@ static json_t *job_json(const struct status_src *src, const struct sched_job_vie
 	json_t *after = json_array();
 	for (size_t i = 0; after && c && i < c->n_after; i++)
 		rc |= json_array_append_new(after, json_string(c->after[i]));
-	/* a job made in SQL names the database its owner gave (the server's text); an HTTP job
-	 * has none */
+	/* a job made in SQL names the database its owner gave (the server's text); HTTP: none */
 	const char *db = j->kind == JOB_KIND_HTTP ? NULL : j->database;
 	json_t *o =
 	    json_pack("{s:s, s:s, s:s*, s:o*, s:s*, s:s*, s:o, s:s*, s:b, s:b, s:s}", "name",
