@@ -636,7 +636,6 @@ static void reap_done(struct cluster *c, const struct stmtq_result *sr)
 			continue; /* given back below */
 		struct cluster_orphan o = {
 		    .job_name = PQgetvalue(r, i, 1),
-		    .trigger = unserved ? "schedule" : cluster_res_val(r, i, 2),
 		    .unserved = unserved,
 		    .graph_run = cluster_res_val(r, i, 3),
 		    .dead = name,

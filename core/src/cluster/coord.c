@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "cluster.h"
+#include "job_kind.h"
 #include "log.h"
 #include "text.h"
 
@@ -274,7 +275,7 @@ static void note(struct coord *co, const struct coord_work *w, const char *insta
 	const char *p[] = {instance ? instance : cluster_instance(co->c),
 	                   cluster_boot_id(co->c),
 	                   w->job,
-	                   w->kind,
+	                   run_trigger_names[w->kind],
 	                   w->graph_run,
 	                   sched,
 	                   attempt,
@@ -301,11 +302,11 @@ void coord_hand_over(struct coord *co, const char *dead, const struct coord_work
 		note(co, w, dead, true);
 }
 
-void coord_done(struct coord *co, const char *job, const char *kind)
+void coord_done(struct coord *co, const char *job, enum run_trigger kind)
 {
 	if (!co)
 		return;
-	const char *p[] = {cluster_instance(co->c), job, kind};
+	const char *p[] = {cluster_instance(co->c), job, run_trigger_names[kind]};
 	submit(co, "cannot record pending work", sql_done, 3, p, note_done);
 }
 
@@ -317,7 +318,6 @@ static void take_done(void *arg, const PGresult *r, const char *err, const char 
 	for (int i = 0; i < PQntuples(r); i++) {
 		struct coord_work w = {
 		    .job = PQgetvalue(r, i, 0),
-		    .kind = PQgetvalue(r, i, 1),
 		    .graph_run = PQgetisnull(r, i, 2) ? NULL : PQgetvalue(r, i, 2),
 		    .scheduled_us = PQgetisnull(r, i, 3) ? 0 : atoll(PQgetvalue(r, i, 3)),
 		    .attempt = atoi(PQgetvalue(r, i, 4)),
@@ -325,6 +325,8 @@ static void take_done(void *arg, const PGresult *r, const char *err, const char 
 		};
 		char **payloads = NULL;
 		size_t n = 0;
+		if (run_trigger_parse(PQgetvalue(r, i, 1), &w.kind) < 0)
+			continue; /* (no other kind is written) */
 		json_t *a = PQgetisnull(r, i, 6) ? NULL : json_loads(PQgetvalue(r, i, 6), 0, NULL);
 		if (json_is_array(a) && json_array_size(a) > 0 &&
 		    (payloads = calloc(json_array_size(a), sizeof(*payloads)))) {
@@ -347,7 +349,7 @@ static void take_done(void *arg, const PGresult *r, const char *err, const char 
 			log_info(
 			    "cluster: pending %s work of job %s taken from instance \"%s\" goes "
 			    "back to it: this instance is stopping (the others take it)",
-			    w.kind, w.job, from);
+			    run_trigger_names[w.kind], w.job, from);
 			coord_hand_over(co, from, &w);
 		}
 		for (size_t k = 0; k < n; k++)

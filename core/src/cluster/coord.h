@@ -24,20 +24,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster_types.h"
+
 struct cluster;
 struct coord;
-
-/* One piece of pending work. Strings are borrowed for the call. */
-struct coord_work {
-	const char *job;
-	const char *kind;      /* "retry" | "upstream" | "notify" */
-	const char *graph_run; /* NULL if none */
-	int64_t scheduled_us;  /* 0 if none */
-	int attempt;
-	int64_t due_us; /* wall clock; 0: now */
-	char *const *payloads;
-	size_t n_payloads;
-};
 
 /* What coord asks of the scheduler above it, and tells the daemon; wired in daemon.c (coord
  * knows no scheduler: it sits below sched/). Each is called from the loop with ARG. */
@@ -77,7 +67,7 @@ void coord_notified(struct coord *co, const char *payload);
 /* Pending work W is due on this instance / was started or dropped (JOB, KIND). Best effort:
  * without a connection nothing is written (a survivor could not take it over anyway). */
 void coord_note(struct coord *co, const struct coord_work *w);
-void coord_done(struct coord *co, const char *job, const char *kind);
+void coord_done(struct coord *co, const char *job, enum run_trigger kind);
 /* Pending work W that instance DEAD owed (its run closed by this instance's look for dead
  * ones, which answered once this instance began to stop) goes back to DEAD's account: written
  * as coord_note does but never over work of DEAD's own, also once the stop has begun (before

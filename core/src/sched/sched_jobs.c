@@ -11,8 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "admit.h"
 #include "alert.h"
-#include "cluster.h"
 #include "duration.h"
 #include "exec.h"
 #include "history.h"
@@ -137,7 +137,7 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 				 * theirs to claim, run and record (a row here stood beside theirs)
 				 */
 				struct admit_fire f = sched_admit_fire(r);
-				if (!r->noted[0] && admit_left_to_others(s->admit, &f, r->adm))
+				if (!r->noted && admit_left_to_others(s->admit, &f, r->adm))
 					log_job(LOG_LVL_INFO, j->name,
 					        "not recorded here: a fire this instance did not "
 					        "claim, "
