@@ -412,15 +412,15 @@ static void on_admit(void *arg, enum cluster_verdict v, const char *why)
 	if (s->draining && v == CLUSTER_GRANTED && admit_leave(s->admit, &f))
 		;
 	else if (s->draining && v != CLUSTER_TAKEN) /* taken: the other's fire, and row */
-		sched_record_skipped(r, "pgcrond was shutting down");
+		sched_record_skipped(&r, "pgcrond was shutting down");
 	else if (v == CLUSTER_REFUSED) {
 		/* parked: checked later (admit_park); the cluster logs why, rate-limited */
 		if (!admit_park(s->admit, &f, why))
-			sched_record(r, SCHED_SKIPPED, why);
+			sched_record(&r, SCHED_SKIPPED, why);
 	} else if (v == CLUSTER_BUSY) {
 		admit_ran(s->admit, &f); /* the claim is ours: this row is the fire's */
 		snprintf(msg, sizeof(msg), "%s; overlap = %s", why, overlap_name(j->overlap));
-		sched_record_skipped(r, msg);
+		sched_record_skipped(&r, msg);
 	} else
 		log_job(LOG_LVL_DEBUG, j->name, "%s fire served by another instance",
 		        run_trigger_names[r->trigger]);
@@ -731,19 +731,17 @@ void sched_fire_run(struct run *r)
 		 * row a run, not one a fire, which at 15,000 jobs a second was two rows in three
 		 * and held the runs back */
 		if (j->active->skipped != SKIPPED_NONE && admit_unclaimed(s->admit))
-			sched_skip_rowless(r, j->active, msg);
+			sched_skip_rowless(&r, j->active, msg);
 		else
-			sched_skip_claimed(r, msg, false);
+			sched_skip_claimed(&r, msg, false);
 		if (j->active->skipped == SKIPPED_NONE)
 			j->active->skipped = SKIPPED_ROW;
-		sched_run_free(&r);
 		return;
 	case OVERLAP_QUEUE:
 		if (j->pending) {
 			snprintf(msg, sizeof(msg),
 			         "%s and another run is already queued; overlap = queue", what);
-			sched_skip_claimed(r, msg, false);
-			sched_run_free(&r);
+			sched_skip_claimed(&r, msg, false);
 			return;
 		}
 		sched_run_to(r, RUN_PENDING);
@@ -751,18 +749,16 @@ void sched_fire_run(struct run *r)
 		return;
 	case OVERLAP_REPLACE:
 		if (j->pending) {
-			sched_skip_claimed(j->pending,
+			sched_skip_claimed(&j->pending,
 			                   "superseded by a newer fire; overlap = replace", false);
-			sched_run_free(&j->pending);
 		}
 		if (j->active->state != RUN_RUNNING && j->active->state != RUN_ENDING &&
 		    j->active->state != RUN_CLAIMING) {
 			/* Not started yet: the newer fire takes its place in the queue. */
 			flow_retry_disarm(j);
-			sched_record_skipped(j->active,
+			sched_record_skipped(&j->active,
 			                     "superseded by a newer fire before it started; "
 			                     "overlap = replace");
-			sched_run_free(&j->active);
 			sched_run_admit(r);
 			return;
 		}
@@ -852,10 +848,8 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 	snprintf(msg, sizeof(msg), "%s; catchup = skip", why);
 	log_job(LOG_LVL_NOTICE, j->name, "%s", msg);
 	struct run *r = sched_run_new(j, last_missed * 1000000, TRIGGER_SCHEDULE);
-	if (r) {
-		sched_skip_claimed(r, msg, true);
-		sched_run_free(&r);
-	}
+	if (r)
+		sched_skip_claimed(&r, msg, true);
 	if (latest_on_time)
 		sched_job_fire(j, latest * 1000000, TRIGGER_SCHEDULE);
 }

@@ -30,10 +30,8 @@ bool sched_admit_record(void *arg, const char *job, enum run_trigger trigger, in
 	if (!j)
 		return false;
 	struct run *r = sched_run_new(j, scheduled_us, trigger);
-	if (r) {
-		sched_record(r, SCHED_SKIPPED, message);
-		sched_run_free(&r);
-	}
+	if (r)
+		sched_record(&r, SCHED_SKIPPED, message);
 	return true;
 }
 

@@ -303,11 +303,9 @@ bool flow_park(struct run *r)
 	if (!u)
 		return false;
 	r->waited = true;
-	if (j->parked) {
-		sched_record(j->parked, SCHED_SKIPPED,
+	if (j->parked)
+		sched_record(&j->parked, SCHED_SKIPPED,
 		             "superseded by a newer fire while waiting for an upstream job");
-		sched_run_free(&j->parked);
-	}
 	sched_run_to(r, RUN_PARKED);
 	log_job(LOG_LVL_INFO, j->name, "waiting for upstream job %s to finish", u->name);
 	return true;
@@ -350,7 +348,7 @@ static void drop_deferred(struct job *j, const char *why)
 			continue;
 		if (why) {
 			log_job(LOG_LVL_INFO, j->name, "skipped: %s", why);
-			sched_record(r, SCHED_SKIPPED, why);
+			sched_record(&r, SCHED_SKIPPED, why);
 		}
 		sched_run_free(&r);
 	}
@@ -414,8 +412,7 @@ static void fail_downstream(struct job *d, const struct job *u, const struct job
 	if (r) {
 		if (!r->graph_run)
 			r->graph_run = dup_or_null(graph_run);
-		sched_record(r, SCHED_UPSTREAM_FAILED, msg);
-		sched_run_free(&r);
+		sched_record(&r, SCHED_UPSTREAM_FAILED, msg);
 	}
 	log_job(LOG_LVL_WARNING, d->name, "%s", msg);
 	condition(d, ALERT_UPSTREAM_FAILED, true, msg);

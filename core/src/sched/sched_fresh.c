@@ -274,8 +274,7 @@ static void quiet_row(struct fresh_job *f, int64_t now)
 	char t[40], msg[96];
 	fmt_time(f->last_ok_start_us ? f->last_ok_start_us : f->created_us, t, sizeof(t));
 	snprintf(msg, sizeof(msg), "sources unchanged since %s", t);
-	sched_record(r, SCHED_SKIPPED, msg);
-	sched_run_free(&r);
+	sched_record(&r, SCHED_SKIPPED, msg);
 	f->last_row_us = now;
 }
 

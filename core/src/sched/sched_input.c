@@ -81,10 +81,8 @@ static void serve_unserved(struct job *j, const struct cluster_orphan *o)
 	snprintf(msg, sizeof(msg), "%s; catchup = skip", why);
 	log_job(LOG_LVL_NOTICE, j->name, "%s", msg);
 	struct run *r = sched_run_new(j, o->scheduled_us, TRIGGER_SCHEDULE);
-	if (r) {
-		sched_skip_claimed(r, msg, true);
-		sched_run_free(&r);
-	}
+	if (r)
+		sched_skip_claimed(&r, msg, true);
 }
 
 /* A dead instance's run closed by a reap that answered once this instance began to stop: its

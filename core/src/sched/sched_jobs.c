@@ -137,27 +137,26 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 				 * theirs to claim, run and record (a row here stood beside theirs)
 				 */
 				struct admit_fire f = sched_admit_fire(r);
-				if (!r->noted && admit_left_to_others(s->admit, &f, r->adm))
+				if (!r->noted && admit_left_to_others(s->admit, &f, r->adm)) {
 					log_job(LOG_LVL_INFO, j->name,
 					        "not recorded here: a fire this instance did not "
 					        "claim, "
 					        "left to the other instances as it stops");
-				else
-					sched_record_skipped(r, sched_work_keep(r, why));
-				sched_run_free(waiting[w]);
+					sched_run_free(waiting[w]);
+				} else {
+					sched_record_skipped(waiting[w], sched_work_keep(r, why));
+				}
 			}
 			if (j->active && (j->active->state == RUN_RETRY_WAIT ||
 			                  j->active->state == RUN_CLUSTER_WAIT)) {
 				flow_retry_disarm(j);
-				sched_record_skipped(j->active, sched_work_keep(j->active, why));
-				sched_run_free(&j->active);
+				sched_record_skipped(&j->active, sched_work_keep(j->active, why));
 			}
 		}
 		admit_give_back(s->admit); /* the fires claimed before their instant, no run's */
 		while (s->queue.n) {
 			struct run *r = s->queue.items[0].data;
-			sched_record_skipped(r, sched_work_keep(r, why));
-			sched_run_free(&r);
+			sched_record_skipped(&r, sched_work_keep(r, why));
 		}
 		if (s->n_running > 0) {
 			log_notice("waiting up to %lld ms for %zu running run(s) to finish",

@@ -149,12 +149,10 @@ int sched_resume(struct sched *s, const char *name)
 			log_job(LOG_LVL_NOTICE, j->name,
 			        "fires came due while paused; none runs (catchup = skip)");
 			struct run *r = sched_run_new(j, latest * 1000000, TRIGGER_CATCHUP);
-			if (r) {
-				sched_record(r, SCHED_SKIPPED,
-				             "fires came due while the job was paused; "
-				             "catchup = skip");
-				sched_run_free(&r);
-			}
+			if (r)
+				sched_record(
+				    &r, SCHED_SKIPPED,
+				    "fires came due while the job was paused; catchup = skip");
 		}
 	}
 	sched_admit_queued(s);
@@ -212,8 +210,7 @@ int sched_job_drop_waiting(struct job *j, const char *why)
 			continue;
 		if (r == j->active)
 			flow_retry_disarm(j);
-		sched_record_skipped(r, why);
-		sched_run_free(waiting[w]);
+		sched_record_skipped(waiting[w], why);
 		n++;
 	}
 	return n;

@@ -352,22 +352,22 @@ void sched_run_answer(struct run *r, const char *status, const char *message, co
  * complete row (hist_record). Returns its history key, 0 without a history. */
 uint64_t sched_hist_put(const struct run *r, int64_t start_us, const char *shown,
                         const char *status, const char *message);
-/* A fire that will not run: one complete history row (ST: skipped, upstream_failed); ...
- * skipped, with a log line. */
-void sched_record(struct run *r, enum sched_status st, const char *message);
-void sched_record_skipped(struct run *r, const char *message);
+/* A fire that will not run (*RP, freed and set to NULL): one complete history row (ST:
+ * skipped, upstream_failed); ... skipped, with a log line. */
+void sched_record(struct run **rp, enum sched_status st, const char *message);
+void sched_record_skipped(struct run **rp, const char *message);
 /* ... answered, logged and counted (pgcrond_job_runs_total) as one, without the row: a fire
  * skipped behind run BEHIND, whose first skipped fire has it (sched_fire_run); the last such
  * fire gets its row as BEHIND ends */
-void sched_skip_rowless(struct run *r, struct run *behind, const char *message);
+void sched_skip_rowless(struct run **rp, struct run *behind, const char *message);
 /* The row of the last fire skipped behind R without one (sched_skip_rowless), if any: written
  * as R ends, or before what its message says of R changes */
 void sched_rowless_row(struct run *r);
-/* R, a fire this instance skips without a claim (WHY: its own run still under way, a missed
+/* *RP, a fire this instance skips without a claim (WHY: its own run still under way, a missed
  * fire), is logged at once (unless LOGGED: the caller did) and recorded `skipped` only if
  * this instance gets the fire's claim (admit_skip): with several instances another one may
- * have run or skipped it. R stays the caller's. */
-void sched_skip_claimed(struct run *r, const char *why, bool logged);
+ * have run or skipped it. Freed either way. */
+void sched_skip_claimed(struct run **rp, const char *why, bool logged);
 /* R's fire, as admission sees it (admit.h). */
 struct admit_fire sched_admit_fire(const struct run *r);
 /* The bytes of a command a history row keeps (cut back to a whole character), a run's or a

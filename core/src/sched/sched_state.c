@@ -353,9 +353,10 @@ const char *sched_command_kept(const char *command, char *buf)
 }
 
 /* A fire that will not run: one complete history row (STATUS: skipped, upstream_failed);
- * with ROWLESS, answered and counted as one, with no row (sched_fire_run). */
-static void record(struct run *r, enum sched_status st, const char *message, bool rowless)
+ * with ROWLESS, answered and counted as one, with no row (sched_fire_run); then freed. */
+static void record(struct run **rp, enum sched_status st, const char *message, bool rowless)
 {
+	struct run *r = *rp;
 	struct sched *s = r->job->s;
 	const char *status = sched_recent_statuses[st];
 	int64_t now = sched_now_us(s);
@@ -371,27 +372,28 @@ static void record(struct run *r, enum sched_status st, const char *message, boo
 	metrics_run_end(s->metrics, &mr);
 	if (!rowless)
 		sched_recent_note(r->job, st, now, now, r->attempt, key, 0);
+	sched_run_free(rp);
 }
 
-void sched_record(struct run *r, enum sched_status st, const char *message)
+void sched_record(struct run **rp, enum sched_status st, const char *message)
 {
-	record(r, st, message, false);
+	record(rp, st, message, false);
 }
 
 /* ... and a log line. */
-void sched_record_skipped(struct run *r, const char *message)
+void sched_record_skipped(struct run **rp, const char *message)
 {
-	log_job(LOG_LVL_INFO, r->job->name, "skipped: %s", message);
-	record(r, SCHED_SKIPPED, message, false);
+	log_job(LOG_LVL_INFO, (*rp)->job->name, "skipped: %s", message);
+	record(rp, SCHED_SKIPPED, message, false);
 }
 
-void sched_skip_rowless(struct run *r, struct run *behind, const char *message)
+void sched_skip_rowless(struct run **rp, struct run *behind, const char *message)
 {
-	log_job(LOG_LVL_INFO, r->job->name, "skipped: %s (no history row)", message);
-	record(r, SCHED_SKIPPED, message, true);
+	log_job(LOG_LVL_INFO, behind->job->name, "skipped: %s (no history row)", message);
 	behind->skipped = (uint8_t)(SKIPPED_ROWLESS + behind->state);
-	behind->rowless_us = r->scheduled_us;
-	behind->rowless_trigger = r->trigger;
+	behind->rowless_us = (*rp)->scheduled_us;
+	behind->rowless_trigger = (*rp)->trigger;
+	record(rp, SCHED_SKIPPED, message, true);
 }
 
 /* R ends (or is dropped): the last fire skipped behind it without a row gets one, so that the
@@ -412,13 +414,16 @@ void sched_rowless_row(struct run *r)
 	r->skipped = SKIPPED_ROW;
 }
 
-void sched_skip_claimed(struct run *r, const char *why, bool logged)
+void sched_skip_claimed(struct run **rp, const char *why, bool logged)
 {
+	struct run *r = *rp;
 	if (!logged) /* at once: this instance skips it, whoever records it */
 		log_job(LOG_LVL_INFO, r->job->name, "skipped: %s", why);
 	struct admit_fire f = sched_admit_fire(r);
-	if (!admit_skip(r->job->s->admit, &f, why))
-		sched_record(r, SCHED_SKIPPED, why);
+	if (admit_skip(r->job->s->admit, &f, why))
+		sched_run_free(rp);
+	else
+		sched_record(rp, SCHED_SKIPPED, why);
 }
 
 /* exec_run_spec.on_pid: R has its backend */
