@@ -615,7 +615,7 @@ static void run_begin(struct run *r)
 	log_started(r);
 	if (build_failed)
 		goto fail;
-	int mark = marked ? sched_mark_start(r) : 0; /* sched_cluster.c */
+	int mark = marked ? sched_mark_start(r) : 0; /* sched_state.c */
 	if (mark < 0) {
 		snprintf(err, sizeof(err),
 		         "not started: its start mark could not be noted (out of "
