@@ -1,4 +1,4 @@
-/* The backlog (issue 65, item 5) against a real PostgreSQL: with max_running = 2 held by two
+/* The backlog against a real PostgreSQL: with max_running = 2 held by two
  * long runs, runs pile up: a job's fire waits for a slot, the long job's next fire for its
  * own run (overlap queue), a downstream for its upstream, a failed run for its retry.
  * `pgcrond status` (text and JSON) and pgcrond.view_backlog list each with its reason;

@@ -1,4 +1,4 @@
-/* Talking to the running daemon (issue 13, section 1) against a real PostgreSQL: `pgcrond
+/* Talking to the running daemon against a real PostgreSQL: `pgcrond
  * status` shows a run under way with its backend pid (the one pg_stat_activity lists as
  * application_name 'pgcrond: JOB'), `trigger --wait` exits with the run's outcome, `pause`
  * stops a job's runs at once and across a restart, `resume` serves what came due by the
@@ -160,7 +160,7 @@ START_TEST(status_trigger_wait_and_no_daemon)
 	free(out);
 
 	/* --wait while it runs: overlap = skip, so this fire is skipped, and says so (8 s: a
-	 * loaded machine once took the 3 s it had to get here) */
+	 * loaded machine can take over 3 s to get here) */
 	out = itest_cli(&status, "trigger", "-c", e.conf, "--wait", "slow", NULL);
 	ck_assert_msg(status == 1 && strstr(out, "skipped") && strstr(out, "overlap = skip"),
 	              "trigger --wait on a busy job: %d %s", status, out);

@@ -1,4 +1,4 @@
-/* Bounded inputs (issue 23, item 5): a command longer than max_command_size is refused by
+/* Bounded inputs: a command longer than max_command_size is refused by
  * cron.schedule and by `pgcrond check` for a file job, with a message saying what to do; a
  * role past max_jobs_per_role cannot schedule another; pgcrond install writes both from
  * pgcrond.conf; a row over the limit that already exists is not loaded by the daemon, which

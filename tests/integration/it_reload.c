@@ -125,10 +125,10 @@ START_TEST(instance_changed_by_a_reload_is_logged)
 END_TEST
 
 /* The build runs off the loop; at log_level debug a reload says how long the loop was held
- * by its two steps there (the plugins' checks, the swap), the figure README "Benchmarks"
- * compares. The swap of 20,000 jobs goes in slices of a loop turn each, 8,192 jobs at most,
- * so that the fires due meanwhile are not held up (before, it was one turn of every job:
- * about 100 ms at 100,000 jobs). */
+ * by its two steps there (the plugins' checks, the swap), the figure bench_scale reads. The
+ * swap of 20,000 jobs goes in slices of a loop turn each, 8,192 jobs at most, so that the
+ * fires due meanwhile are not held up (one turn of every job would hold them about 100 ms at
+ * 100,000 jobs). */
 START_TEST(a_reload_says_how_long_it_held_the_loop)
 {
 	struct itest_env e;

@@ -1,4 +1,4 @@
-/* Jobs made in SQL (issue 11) against a real PostgreSQL: pgcrond install provides pg_cron's
+/* Jobs made in SQL against a real PostgreSQL: pgcrond install provides pg_cron's
  * API (cron.schedule, cron.unschedule, cron.job, cron.job_run_details) where the database
  * has no cron schema; an application role with only USAGE ON SCHEMA cron schedules a job
  * that the running daemon picks up at commit, without a reload, and runs logged in as that
@@ -635,7 +635,7 @@ static char *notices_of(PGconn *c, const char *sql)
 	return strdup(n.text);
 }
 
-/* A six-field schedule given to pg_cron's API (issue 62): pgcrond keeps its reading (seconds
+/* A six-field schedule given to pg_cron's API: pgcrond keeps its reading (seconds
  * first) and says, in a NOTICE, how pg_cron would read it and what to write so that both read
  * it alike: cron.schedule (both forms), cron.schedule_in_database, cron.alter_job; five
  * fields and "N seconds" pass without a word. */
@@ -696,7 +696,7 @@ START_TEST(six_fields_said_at_the_call)
 }
 END_TEST
 
-/* `pgcrond history JOB` of a job made in SQL that has not run yet (issue 62, item 4): it
+/* `pgcrond history JOB` of a job made in SQL that has not run yet: it
  * knows the job from pgcrond.job (not from the files), by pgcrond's name, by the jobid and
  * by the name given to cron.schedule, and says it has no runs yet, whose it is and when it
  * fires next; an inactive one says so; --failed; a name no job has. No daemon runs. */
@@ -773,7 +773,7 @@ START_TEST(history_of_a_sql_job_not_run_yet)
 }
 END_TEST
 
-/* Job names as pg_cron users have them (issue 47): spaces, "&", non-ASCII, 63 bytes, a
+/* Job names as pg_cron users have them: spaces, "&", non-ASCII, 63 bytes, a
  * longer one (cut to 63 bytes, as pg_cron's name column cuts it), and "cleanup" for two
  * roles: each is scheduled, listed (cron.job, pgcrond list, pgcrond status), run (a row in
  * cron.job_run_details), triggered by the name as written and unscheduled by name. pgcrond's

@@ -85,7 +85,7 @@ START_TEST(clock_offset_from_the_database)
 	/* sent at 1,000 s, answered after 20 ms, the database read 1,000.010 s: in step */
 	ck_assert(!cluster_clock_offset(1000000000LL, 20000, 1000010000LL, &off));
 	ck_assert_int_eq(off, 0);
-	/* this host 3 s ahead (issue 24: it ran every job 3 s early) */
+	/* this host 3 s ahead (uncorrected, it would run every job 3 s early) */
 	ck_assert(cluster_clock_offset(1003000000LL, 20000, 1000010000LL, &off));
 	ck_assert_int_eq(off, -3000000);
 	/* 1.5 s behind, but a round trip of 2 s could explain all but 0.5 s of it: not judged */

@@ -266,7 +266,7 @@ static const struct {
     {"https://user:p%40ss@example.com/x", NULL},
     {"https://ex%41mple.com/a%2Fb?q=%zz", NULL}, /* %-escapes are the server's business */
     /* an '@' in the user info: libcurl ends it at the first '@' (browsers at the last), which
-     * leaves no host or no port, so it is refused with where the '@' is (issue 62) */
+     * leaves no host or no port, so it is refused with where the '@' is */
     {"https://user:p@ss@example.com/x", AT_PASSWORD},
     {"http://us@er:pw@example.com/", AT_USER}, /* libcurl: port "pw@example.com" */
     {"http://us@er@example.com/", AT_USER},
@@ -1316,9 +1316,9 @@ START_TEST(test_link_into_writable_dir)
 }
 END_TEST
 
-/* Every link of a chain is as safe as the directory it sits in (issue 23, item 8): a link in
- * conf.d to a link in a directory anybody can write, pointing at a trusted file, is refused
- * (the check looked at the first link's directory and the last target's only). */
+/* Every link of a chain is as safe as the directory it sits in: a link in conf.d to a link
+ * in a directory anybody can write, pointing at a trusted file, is refused (checking the
+ * first link's directory and the last target's only would let it through). */
 START_TEST(test_link_chain_through_writable_dir)
 {
 	make_tree();
@@ -1340,7 +1340,7 @@ START_TEST(test_link_chain_through_writable_dir)
 }
 END_TEST
 
-/* An @include'd file passes the same check as the file including it (issue 23, item 8). */
+/* An @include'd file passes the same check as the file including it. */
 START_TEST(test_include_untrusted)
 {
 	make_tree();

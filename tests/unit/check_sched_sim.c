@@ -496,8 +496,8 @@ static void fake_warm(struct exec *ctx, const char *database, size_t n)
 	warm_most = n > warm_most ? n : warm_most;
 }
 
-/* A database per tenant (issue 64, item 3): every database with a job at the instant is
- * warmed, once, for as many runs as it has jobs then; 64 databases were once the most. */
+/* A database per tenant: every database with a job at the instant is warmed, once, for as
+ * many runs as it has jobs then, with no bound on the databases (a hundred here). */
 START_TEST(every_database_of_an_instant_is_warmed)
 {
 	struct harness h;
@@ -587,10 +587,10 @@ START_TEST(duration_ignores_a_wall_clock_step)
 }
 END_TEST
 
-/* The database is the clock (issue 24): with the history database's clock 0.8 s behind this
- * host's (the cluster's heartbeat measured it), a minute job fires at the minute by the
- * database's clock, 0.8 s after the minute by the host's; before, it fired by the host's,
- * 0.8 s early by the database's, and an instance whose clock ran ahead won every claim. A
+/* The database is the clock: with the history database's clock 0.8 s behind this host's
+ * (the cluster's heartbeat measured it), a minute job fires at the minute by the database's
+ * clock, 0.8 s after the minute by the host's; by the host's it would fire 0.8 s early by the
+ * database's, and an instance whose clock ran ahead would win every claim. A
  * change within the measurement's noise re-arms nothing; one back to 0 fires by the host's
  * again. */
 START_TEST(fires_by_the_database_clock)

@@ -5,8 +5,8 @@
  * Fires kept unrecorded. Refused fires: fires this instance could not claim for a cause of its own
  * (cluster_served_elsewhere): the history database unreachable from here, this host's clock
  * off. The other instances live at the last contact fire and claim them too, so a `skipped`
- * row here would be a second row for a fire one of them ran (issue 24: 390 such rows in one
- * run). Nor may the fire go without a row when the others could not claim it either (the
+ * row here would be a second row for a fire one of them ran (every fire of the outage
+ * twice). Nor may the fire go without a row when the others could not claim it either (the
  * history database was down for all). So the fire waits here, and once this instance can
  * claim again and the fire's instant is UNCLAIMED_SETTLE_US old, its claim is asked for
  * again, without the job's lock: a fire another instance claimed is theirs to record; a fire
@@ -16,7 +16,7 @@
  * Local skips: a fire this instance would skip without claiming it (its own run of the job
  * still under way, overlap = skip; a missed fire under catchup = skip). Another instance may
  * claim and run that fire, or skip it for the same run (its claim finds the job's lock
- * held), and record it: two rows for one second (issue 24, at the edge of a cut: `ra skipped
+ * held), and record it: two rows for one second (at the edge of a cut: `ra skipped
  * previous run still running` beside `rb succeeded`). So the skip's claim is asked for at
  * once, the same way, and the row written only if the claim is this instance's (the skip
  * itself is logged at once: this instance did skip it).
@@ -281,7 +281,7 @@ void admit_early_drop(struct admit *a, const char *job, int64_t scheduled_us, co
 #define UNCLAIMED_SETTLE_US 10000000
 /* While this instance cannot claim, look again this often. */
 #define UNCLAIMED_RETRY_US ((int64_t)CLUSTER_HEARTBEAT_MS * 1000)
-/* Fires kept at most (past it, a fire is recorded at once, as before) and asked per
+/* Fires kept at most (past it, a fire is recorded `skipped` at once) and asked per
  * statement. */
 #define UNCLAIMED_MAX 10000
 #define UNCLAIMED_BATCH 1000
@@ -653,7 +653,7 @@ void admit_give_back(struct admit *a)
 	 * index. A claim within ADMIT_GIVE_BACK_MARGIN of its instant, judged as each row is read,
 	 * stays: the others may have asked for it at its instant already and lost, so it is
 	 * theirs to serve once this instance's row says stopped (cluster_serve_stopped); given
-	 * back then, the fire was lost (it_cluster "giveback", AddressSanitizer build). */
+	 * back then, nobody would serve the fire (it_cluster "giveback" checks it). */
 	const char *params[] = {cluster_instance(c), cluster_boot_id(c)};
 	if (cluster_submit(c, ADMIT_SQL_GIVE_BACK, 2, params, cluster_warn_failed,
 	                   (void *)"could not give back a fire claimed before its instant") < 0)

@@ -2,7 +2,7 @@
 #define PGCROND_CLUSTER_H
 
 /* Several pgcrond instances on one history database (DESIGN.md "Scaling past one machine";
- * README "Running several instances"). Coordination is PostgreSQL's own, on pgcrond's own
+ * docs/several-instances.md). Coordination is PostgreSQL's own, on pgcrond's own
  * session of the history database (ownsess.h, shared with the history):
  *
  * - identity: its row in pgcrond.instance records the session that holds its name (backend
@@ -134,8 +134,7 @@ int cluster_note_start(struct cluster *c, const char *run_key, const char *job, 
 /* The run ARG no longer waits for its mark (it ended): its FN is not called. */
 void cluster_mark_forget(struct cluster *c, void *arg);
 /* Whether runs are marked now: another instance was live at a heartbeat of this process, from then
- * on (a lone instance is taken over by no one: its runs cost nothing extra; measured in
- * docs/benchmarks.md, "Several instances"). */
+ * on (a lone instance is taken over by no one: its runs cost nothing extra). */
 bool cluster_marks_runs(const struct cluster *c);
 /* Marked run RUN_KEY runs in transaction XID of the server that started at SERVER
  * (exec_run_spec.on_xid): so that an instance that closes the run after this one died asks

@@ -2,7 +2,7 @@
 #define PGCROND_COORD_H
 
 /* What instances sharing a history database hand each other beyond the claims of cluster.h
- * (README "Running several instances"; sql/pgcrond--7.sql), on cluster.h's connection:
+ * (docs/several-instances.md; sql/pgcrond--7.sql), on cluster.h's connection:
  *
  * - pending work: a retry waiting for its delay, a downstream run due on this instance,
  *   notifications gathered while the job ran are written to pgcrond.pending_work while they

@@ -18,7 +18,7 @@
 
 #define JOB_NAME_MAX 63
 /* The largest configuration file read: libconfig's parser is quadratic in places (a 4 MB job
- * file held the loop for 6 s on reload), and no real job file comes near this. */
+ * file holds the loop for seconds on reload), and no real job file comes near this. */
 #define CONFIG_FILE_MAX (1024 * 1024)
 /* The largest whole-number setting (max_running, pool, retries, alert_after). */
 #define CONFIG_INT_MAX 1000000000

@@ -34,9 +34,9 @@ void job_kind_http_shown(const struct conf_http_call *h, char *out, size_t outle
 const char *job_kind_command(const struct conf_job *j, char *buf, size_t buflen);
 
 /* Whether a run of a job of kind K whose recorded command is COMMAND happens once when the
- * instance running it is lost with the run in flight (docs/faults.md, "Exactly once"), as
- * list and status show it: "yes" (a SQL command in one transaction: a survivor asks the
- * server whether it committed), "fenced: CLASS" (any other SQL: its backend is ended before a
+ * instance running it is lost with the run in flight (docs/faults.md, "Once under faults, or
+ * fenced"), as list and status show it: "yes" (a SQL command in one transaction: a survivor asks
+ * the server whether it committed), "fenced: CLASS" (any other SQL: its backend is ended before a
  * retry; it may have committed), "fenced: plugin" (a plugin's statements, each its own
  * transaction), "at most once per attempt" (an HTTP request: it has no transaction to ask
  * about; after a takeover nobody knows whether the server got it). */

@@ -572,7 +572,7 @@ static bool cluster_busy(void *arg)
 	return true;
 }
 
-/* The history database's clock is the one fires go by (docs/faults.md, "Clocks"). */
+/* The history database's clock is the one fires go by (docs/several-instances.md). */
 static void hook_clock_offset(void *arg, int64_t offset_us)
 {
 	sched_set_db_offset(((struct daemon *)arg)->sched, offset_us);
@@ -698,11 +698,11 @@ static int open_http(struct daemon *d)
  * and the loop goes back to the sockets after every DISPATCH_MAX other callbacks (the
  * clock's timers, all behind one libevent timer, after 2 ms of them: clock.c's
  * CLOCK_PASS_US).
- * Without this, a thousand job timers due in the same second all ran before the results of
- * the first statements were read, and the pooled connections stood idle meanwhile. Timers are
- * precise (a timerfd): epoll's timeout in whole milliseconds, rounded up, and the kernel's
- * slack on a long wait (a thousandth of it: 1 ms on the way to the next second) made the
- * fires of a second wake 1 to 4 ms late (bench_fire, README "Benchmarks"). */
+ * Without this, a thousand job timers due in the same second would all run before the results
+ * of the first statements are read, and the pooled connections stand idle meanwhile. Timers
+ * are precise (a timerfd): epoll's timeout in whole milliseconds, rounded up, and the kernel's
+ * slack on a long wait (a thousandth of it: 1 ms on the way to the next second) would wake
+ * the fires of a second 1 to 4 ms late. */
 #define DISPATCH_MAX 16
 
 static struct event_base *new_base(void)
@@ -736,8 +736,8 @@ static int set_up(struct daemon *d)
 	log_init(LOG_LVL_INFO);
 	/* One malloc arena for the loop and the background jobs: a reload's configuration is
 	 * built on the background thread and freed there later, and with an arena per thread
-	 * each reload left both arenas holding a configuration's worth of pages (100,000 jobs:
-	 * 96 MB after the start, 114 MB after four reloads; 94 MB with one arena, bench_scale).
+	 * each reload leaves both arenas holding a configuration's worth of pages, so the
+	 * daemon grows with every reload (a fifth more at 100,000 jobs after four).
 	 * Allocations are short, so the threads hardly wait for each other. */
 	(void)mallopt(M_ARENA_MAX, 1);
 	/* room for the jobs' connections, whatever HTTP clients do (http.h) */

@@ -185,7 +185,7 @@ static void on_rows(struct notify_read *rd, const struct stmtq_result *r)
 }
 
 /* A command longer than max_command_size is not even fetched (a row written before the
- * limit, or past it by the table's owner): 256 MB held the loop 9.8 s. */
+ * limit, or past it by the table's owner): 256 MB would hold the loop for seconds. */
 static const char rows_sql[] =
     "SELECT jobid, jobname, schedule,"
     "       CASE WHEN pg_catalog.octet_length(command) OPERATOR(pg_catalog.>) $1::bigint"

@@ -318,17 +318,12 @@ static void registry_done(void *arg, const struct exec_outcome *o)
 	 * old; nothing an install mends */
 	if (!o->ok && o->sqlstate && strcmp(o->sqlstate, "08001") == 0)
 		return;
-	bool schema =
-	    o->sqlstate && (strcmp(o->sqlstate, "42P01") == 0 || strcmp(o->sqlstate, "3F000") == 0);
 	if (!o->ok && log_complain(&c->registry_complaint, NULL))
-		log_warning("cannot record the paused jobs in pgcrond.job: %s%s", o->message,
-		            schema ? " (pgcrond install brings the history database's schema up "
-		                     "to date)"
-		                   : "");
+		log_warning("cannot record the paused jobs in pgcrond.job: %s", o->message);
 }
 
 /* pgcrond.job.paused := whether each job is paused, in the history database (a job not in
- * the registry, or a registry without the column, is left alone). */
+ * the registry is left alone). */
 void ctl_sync_registry(struct ctl *c)
 {
 	const struct pgc_config *cfg = c ? sched_config(c->src->sched) : NULL;

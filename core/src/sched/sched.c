@@ -39,7 +39,7 @@
  * that a fire already served is not served again. */
 #define CLOCK_BACK_RECOMPUTE_S (3 * 3600)
 /* A fire served within this long after its instant is on time; later, it was missed and the
- * job's catch-up policy decides (README "Jobs that behave": missed fires). */
+ * job's catch-up policy decides (docs/jobs.md, "Jobs that behave": missed fires). */
 #define MISSED_TOLERANCE_US 1000000
 /* A job whose last run held its connection this long (or that has not run since the start,
  * unless its run comes in a burst: exec.h, name_unless_burst) has its runs named in
@@ -714,8 +714,8 @@ void sched_fire_run(struct run *r)
 			return;
 		}
 		/* its run is held back for a history that cannot keep up (hist_backlogged): a
-		 * skip row of each fire behind it is what the history could not take (at 15,000
-		 * jobs a second they kept it behind, and every run held, for good); counted, and
+		 * skip row of each fire behind it is what the history cannot take (at 15,000
+		 * jobs a second they keep it behind, and every run held, for good); counted, and
 		 * logged as the runs start again. An instance alone's (claiming nothing ahead): a
 		 * claimed fire needs its row, which tells the others it was served */
 		if (j->active->state == RUN_QUEUED && !admit_ahead(s->admit) &&
@@ -728,8 +728,8 @@ void sched_fire_run(struct run *r)
 		/* ... and of the fires skipped behind one run, only the first has a row (the
 		 * others are logged and counted) when they need no claim: alone, or not knowing
 		 * yet (a start: one left unclaimed is a live instance's to serve, if any). One
-		 * row a run, not one a fire, which at 15,000 jobs a second was two rows in three
-		 * and held the runs back */
+		 * row a run, not one a fire, which at 15,000 jobs a second is two rows in three
+		 * and holds the runs back */
 		if (j->active->skipped != SKIPPED_NONE && admit_unclaimed(s->admit))
 			sched_skip_rowless(&r, j->active, msg);
 		else

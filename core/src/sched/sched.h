@@ -109,7 +109,7 @@ int sched_apply_start(struct sched *s, const struct sched_apply_in *in,
     __attribute__((warn_unused_result));
 /* An apply started by sched_apply_start() has not called DONE yet. */
 bool sched_applying(const struct sched *s);
-/* How the last apply held the loop (README "Benchmarks"). */
+/* How the last apply held the loop (logged after each reload, daemon.c). */
 struct sched_apply_stats {
 	unsigned turns;     /* loop turns it took */
 	size_t most_jobs;   /* the most jobs (or edges) one turn went through */

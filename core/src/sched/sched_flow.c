@@ -156,8 +156,8 @@ static void stale_cb(void *arg);
 static void drop_deferred(struct job *j, const char *why);
 
 /* A job's retry and staleness timers are made when first needed (sched.c retry, stale_arm):
- * most jobs never retry and set no max_staleness, and two events embedded in every job were
- * 25 MB at 100,000 jobs. */
+ * most jobs never retry and set no max_staleness, and two events embedded in every job would
+ * be 25 MB at 100,000 jobs. */
 void flow_retry_disarm(struct job *j)
 {
 	if (j->retry)
@@ -195,7 +195,7 @@ void flow_job_free(struct job *j)
 
 /* The jobs at dag indexes IDX (N of them) as a malloc'd array; *OUT_N may be less than N
  * if a job is not scheduled (it failed to load). NULL when N is 0 (most jobs have no edge:
- * an empty array each was a 32-byte chunk, 6 MB at 100,000 jobs), or out of memory. */
+ * an empty array each would be a 32-byte chunk, 6 MB at 100,000 jobs), or out of memory. */
 static struct job **jobs_of(struct sched *s, const struct dag *g, const size_t *idx, size_t n,
                             size_t *out_n)
 {

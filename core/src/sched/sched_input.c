@@ -21,9 +21,9 @@
 /* Whether a run of J's instant US (its claim may still be asked for), or a catch-up run of
  * J at or after US, is under way or was started here: one outage is one catch-up run
  * (catchup = once), whether the start's catch-up or the unserved fire comes first (they are
- * asked on two sessions; until 2026-11-25 a fire claimed by a killed process was served
- * only if a later fire had a row, and the catch-up only after the latest row: judged at two
- * moments, another instance's row written between them, the fire fell between the two). */
+ * asked on two sessions: judged by the history's rows alone, at two moments with another
+ * instance's row written between them, a fire claimed by a killed process could be served
+ * by neither). */
 static bool served_here(const struct job *j, int64_t us)
 {
 	const struct run *mine[] = {j->active, j->pending, j->parked};

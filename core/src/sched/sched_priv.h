@@ -74,7 +74,7 @@ struct sched_apply_state {
 struct job {
 	struct sched *s;
 	/* The configuration's strings (conf's, or the config's history database), not copies:
-	 * 100,000 jobs kept 400,000 of them twice. A removed job, whose configuration goes,
+	 * 100,000 jobs would keep 400,000 of them twice. A removed job, whose configuration goes,
 	 * gets copies of its own (own_strs). */
 	const char *name;
 	const char *command;
@@ -280,7 +280,7 @@ struct sched {
 	const struct plugin_registry *plugins;
 	struct job *jobs;
 	/* Every job of the list, by name: sched_job_find runs for each job of a config load
-	 * and each catch-up answer, and walking the list there made starting or reloading
+	 * and each catch-up answer: a walk of the list there would make starting or reloading
 	 * 10,000 jobs cost seconds of CPU. A removed job still running stays in it beside its
 	 * successor of the same name. */
 	struct strmap index;
