@@ -283,16 +283,18 @@ bool cluster_lone_hold(struct cluster *c, const char *job)
 	return true;
 }
 
-bool cluster_lone_release(struct cluster *c, const char *job)
+void cluster_release(struct cluster *c, const char *job)
 {
-	struct cluster_lone *l = &c->lone;
-	struct lone_job *j = job_get(l, job, false);
-	if (!j || j->held <= 0)
-		return false;
-	j->held--;
-	if (l->state == LONE_SWITCHING)
+	struct lone_job *j = c ? job_get(&c->lone, job, false) : NULL;
+	if (!c)
+		return;
+	if (!j || j->held <= 0) { /* the lock row a claim statement took */
+		cluster_unlock(c, job);
+		return;
+	}
+	j->held--; /* a run granted lone holds no lock row: only its count goes */
+	if (c->lone.state == LONE_SWITCHING)
 		j->ended++; /* locked by the switch on its way: unlocked once it is answered */
-	return true;
 }
 
 void cluster_lone_refused(struct cluster *c, const char *err)
