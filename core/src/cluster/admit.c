@@ -533,10 +533,7 @@ bool admit_unclaimed(const struct admit *a)
 
 void admit_work_note(struct admit *a, const struct coord_work *w, const char *dead)
 {
-	if (dead)
-		coord_hand_over(a->co, dead, w);
-	else
-		coord_note(a->co, w);
+	coord_note(a->co, w, dead);
 }
 
 void admit_work_done(struct admit *a, const char *job, enum run_trigger kind)

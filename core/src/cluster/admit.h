@@ -128,7 +128,7 @@ void admit_ran(struct admit *a, const struct admit_fire *f);
 bool admit_unclaimed(const struct admit *a);
 
 /* Several instances' other business, as coord.h and cluster.h say (no-ops alone). Pending
- * work W is written (DEAD: handed back to that dead instance, coord_hand_over) / JOB's of KIND
+ * work W is written (DEAD: handed back to that dead instance) / JOB's of KIND
  * is started or dropped. A run of JOB started or succeeded here (coord_graph); JOB's run on
  * another instance is asked to cancel (coord_cancel_other). */
 void admit_work_note(struct admit *a, const struct coord_work *w, const char *dead);

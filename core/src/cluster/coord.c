@@ -40,7 +40,7 @@ static const char sql_note[] =
                  "  graph_run = EXCLUDED.graph_run, scheduled_time = EXCLUDED.scheduled_time,"
                  "  attempt = EXCLUDED.attempt, due_at = EXCLUDED.due_at,"
                  "  payloads = EXCLUDED.payloads, noted_at = pg_catalog.now()";
-/* Work a dead instance owed, handed back to it by a stopping instance (coord_hand_over):
+/* Work a dead instance owed, handed back to it by a stopping instance (coord_note):
  * work of its own already there for the job is kept, never overwritten. */
 static const char sql_hand_over[] = SQL_NOTE_ROW " ON CONFLICT DO NOTHING RETURNING 1";
 static const char sql_done[] =
@@ -262,17 +262,17 @@ static void hand_over_done(void *arg, const PGresult *res, const char *err, cons
 		            "instances was already pending for it (one run of it is left)");
 }
 
-/* W owed by INSTANCE (NULL: this one), written by this process: recorded, or (HAND_OVER)
- * handed back to a dead instance by this stopping one, also once its stop has begun. */
-static void note(struct coord *co, const struct coord_work *w, const char *instance, bool hand_over)
+void coord_note(struct coord *co, const struct coord_work *w, const char *dead)
 {
 	char sched[24], attempt[16], due[24];
+	if (!co)
+		return;
 	snprintf(sched, sizeof(sched), "%" PRId64, w->scheduled_us);
 	snprintf(attempt, sizeof(attempt), "%d", w->attempt > 0 ? w->attempt : 1);
 	snprintf(due, sizeof(due), "%" PRId64, w->due_us);
 	char *payloads =
 	    w->n_payloads ? text_pg_array((const char *const *)w->payloads, w->n_payloads) : NULL;
-	const char *p[] = {instance ? instance : cluster_instance(co->c),
+	const char *p[] = {dead ? dead : cluster_instance(co->c),
 	                   cluster_boot_id(co->c),
 	                   w->job,
 	                   run_trigger_names[w->kind],
@@ -281,25 +281,13 @@ static void note(struct coord *co, const struct coord_work *w, const char *insta
 	                   attempt,
 	                   due,
 	                   payloads};
-	if (!hand_over)
+	if (!dead)
 		submit(co, "cannot record pending work", sql_note, 9, p, note_done);
 	else if (cluster_submit_closing(co->c, sql_hand_over, 9, p, hand_over_done, co) < 0)
 		log_warning("cluster: cannot hand the pending work of job %s over to the other "
 		            "instances: not connected",
 		            w->job);
 	free(payloads);
-}
-
-void coord_note(struct coord *co, const struct coord_work *w)
-{
-	if (co)
-		note(co, w, NULL, false);
-}
-
-void coord_hand_over(struct coord *co, const char *dead, const struct coord_work *w)
-{
-	if (co)
-		note(co, w, dead, true);
 }
 
 void coord_done(struct coord *co, const char *job, enum run_trigger kind)
@@ -350,7 +338,7 @@ static void take_done(void *arg, const PGresult *r, const char *err, const char 
 			    "cluster: pending %s work of job %s taken from instance \"%s\" goes "
 			    "back to it: this instance is stopping (the others take it)",
 			    run_trigger_names[w.kind], w.job, from);
-			coord_hand_over(co, from, &w);
+			coord_note(co, &w, from);
 		}
 		for (size_t k = 0; k < n; k++)
 			free(payloads[k]);

@@ -134,7 +134,7 @@ void sched_set_cluster(struct sched *s, struct cluster *c);
  * allows (the retry is claimed like any fire, so one survivor runs it). */
 void sched_takeover(struct sched *s, const struct cluster_orphan *o);
 
-/* Several instances, beyond the claims (admit.h; sched_cluster.c). CO is borrowed until
+/* Several instances, beyond the claims (coord.h, through admit.h). CO is borrowed until
  * sched_free (NULL: none). */
 struct coord;
 struct coord_work;

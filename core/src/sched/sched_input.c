@@ -1,8 +1,8 @@
 /* What makes a job fire besides its timer, or stops its run: notifications (triggers.c), a
  * listener's catch-up after a reconnect, manual triggers (ctl.c), a dead instance's runs and
- * pending work taken over, and another instance's run of the job that ended or replaces this
- * one's (cluster.c, coord.h). Split from sched.c; it goes through the scheduler's inside
- * (sched_priv.h). */
+ * pending work taken over, and another instance's run of the job: one a run here waits for,
+ * that ended or replaces this one's, a graph run's start or success (cluster.c, coord.h).
+ * Split from sched.c; it goes through the scheduler's inside (sched_priv.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,7 +86,7 @@ static void serve_unserved(struct job *j, const struct cluster_orphan *o)
 }
 
 /* A dead instance's run closed by a reap that answered once this instance began to stop: its
- * retry goes back to the dead instance's pending work (cluster_reap_done, coord_hand_over),
+ * retry goes back to the dead instance's pending work (cluster_reap_done, coord_note),
  * which the others take when this instance's stop wakes them. */
 static void hand_over_retry(struct job *j, const struct cluster_orphan *o)
 {
@@ -256,6 +256,34 @@ void sched_cluster_cancel(struct sched *s, const char *job, const char *by)
 	log_job(LOG_LVL_NOTICE, j->name,
 	        "instance \"%s\" replaces this run; cancelling it (overlap = replace)", by);
 	exec_cancel(r->er, msg);
+}
+
+void sched_cluster_graph(struct sched *s, const char *job, bool started)
+{
+	struct job *j = sched_job_find(s, job);
+	if (!j || j->removed)
+		return;
+	if (started)
+		j->start_seq = ++s->flow_seq;
+	else
+		j->success_seq = ++s->flow_seq;
+}
+
+bool sched_cluster_busy(struct run *r, const char *why)
+{
+	struct job *j = r->job;
+	bool notify = r->trigger == TRIGGER_NOTIFY;
+	if (j->overlap == OVERLAP_SKIP && !notify)
+		return false;
+	/* its instance announces the end (cluster.c's unlock), or dies (coord_reaped) */
+	sched_run_to(r, RUN_CLUSTER_WAIT);
+	log_job(LOG_LVL_INFO, j->name, "%s; waiting for it to end (%s)", why,
+	        j->overlap == OVERLAP_QUEUE     ? "overlap = queue"
+	        : j->overlap == OVERLAP_REPLACE ? "overlap = replace"
+	                                        : "notifications are never skipped");
+	if (j->overlap == OVERLAP_REPLACE)
+		admit_cancel_other(j->s->admit, j->name);
+	return true;
 }
 
 void sched_notify_pending(struct sched *s, const char *name, bool pending)

@@ -426,14 +426,9 @@ void sched_job_owes(struct job *j, const char *graph_run);
 void sched_job_owes_not(struct job *j);
 void sched_on_pid(void *arg, int pid);
 void sched_on_xid(void *arg, const char *xid, const char *server, bool commit_waits);
-/* R's claim found its job running on another instance (WHY): true if R waits for that
- * run's end (overlap queue or replace, or notifications, which are never skipped). */
+/* sched_input.c: R's claim found its job running on another instance (WHY): true if R waits
+ * for that run's end (overlap queue or replace, or notifications, which are never skipped). */
 bool sched_cluster_busy(struct run *r, const char *why);
-/* admit_hooks' claiming_again, now_us and record (ARG: the scheduler) */
-void sched_claiming_again(void *arg);
-int64_t sched_admit_now_us(void *arg);
-bool sched_admit_record(void *arg, const char *job, enum run_trigger trigger, int64_t scheduled_us,
-                        const char *message);
 /* sched_state.c: mark R's start before it is handed to the executor (r->mark_wait: its
  * statement waits for the mark); 1, 0, or -1 if R must not run. */
 int sched_mark_start(struct run *r);
