@@ -31,7 +31,6 @@
 #include "retry.h"
 #include "sched_priv.h"
 #include "sched_recent_priv.h"
-#include "sqlscan.h"
 #include "text.h"
 
 /* A step back by more than this recomputes every job's next instant from the new time, as
@@ -558,8 +557,7 @@ static int submit_sql(struct run *r, const struct run_stmts *b, bool marked, cha
 	    .on_pid = sched_on_pid,
 	    .on_xid = marked ? sched_on_xid : NULL,
 	    /* several statements in one transaction: pgcrond opens it, to know its id */
-	    .own_xact =
-	        marked && j->command && sqlscan_classify(j->command) == SQLSCAN_ONE_TRANSACTION,
+	    .own_xact = marked && j->kind == JOB_KIND_SQL && !j->fenced,
 	    .hold = r->mark_wait,
 	    .on_done = on_done,
 	    .arg = r,
@@ -590,7 +588,7 @@ static void run_begin(struct run *r)
 	const char *shown = command; /* what its history row says it runs */
 	switch (j->kind) {
 	case JOB_KIND_HTTP:
-		job_kind_http_shown(j->http, command, sizeof(command));
+		shown = j->http->shown;
 		break;
 	case JOB_KIND_SQL:
 		shown = sched_command_kept(j->command, command);

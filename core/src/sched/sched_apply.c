@@ -145,6 +145,7 @@ static bool job_update(struct job *j, const struct conf_job *cj, const struct pg
 	j->timeout_ms = cj->timeout_ms;
 	j->overlap = cj->overlap;
 	j->kind = cj->kind;
+	j->fenced = cj->fenced;
 	j->enabled = cj->enabled;
 	j->conf = cj;
 	return sched_changed;

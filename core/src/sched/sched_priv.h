@@ -86,7 +86,8 @@ struct job {
 	const cron_tz *tz;     /* its zone: its own, else the daemon's (job_update) */
 	int64_t timeout_ms;
 	enum overlap_policy overlap;
-	enum job_kind kind; /* conf's (kept once removed) */
+	enum job_kind kind; /* conf's (kept once removed), */
+	const char *fenced; /* and its class if fenced (config_fenced) */
 	bool enabled;
 	bool removed;  /* gone from the config; freed when its run ends */
 	bool seen;     /* == s->ap.parity: the apply under way has visited it */
