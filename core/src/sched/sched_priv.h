@@ -32,6 +32,7 @@
 struct alerter;
 struct exec_pool;
 struct metrics_job;
+struct plugin;
 struct run;
 
 /* Runs in arrival order, linked through their defer_prev and defer_next (sched_run_to). */
@@ -80,6 +81,7 @@ struct job {
 	const char *command;
 	const struct conf_http_call *http; /* an HTTP job's request (conf's; NULL once removed) */
 	const char *plugin;
+	const struct plugin *plug; /* found once in the registry in force (NULL: not loaded) */
 	const char *database;
 	const char *schedule;
 	const cron_expr *cron; /* conf's compiled schedule (valid when schedule is set) */
