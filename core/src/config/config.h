@@ -16,6 +16,8 @@
 /* ---- the config ------------------------------------------------------------------- */
 
 enum overlap_policy { OVERLAP_SKIP, OVERLAP_QUEUE, OVERLAP_REPLACE };
+/* Each policy's name as the overlap key takes it ("skip", "queue", "replace"; NULL after). */
+extern const char *const config_overlap_names[];
 enum catchup_policy { CATCHUP_ONCE, CATCHUP_SKIP };
 /* which runs get a history row: all, or failures only (successes are counted) */
 enum history_policy { HISTORY_ALL, HISTORY_FAILURES };

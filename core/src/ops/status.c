@@ -174,7 +174,6 @@ static json_t *job_json(const struct status_src *src, const struct sched_job_vie
 	/* who runs it and how: a SQL job's owner (file jobs run as the daemon's role), and the
 	 * settings an operator asks about first */
 	if (c) {
-		static const char *const overlaps[] = {"skip", "queue", "replace"};
 		const struct conf_job_sql *sql = &c->more->sql;
 		const struct conf_job_cal *cal = &c->more->cal;
 		rc |= put_str(o, "owner", sql->username);
@@ -192,8 +191,7 @@ static json_t *job_json(const struct status_src *src, const struct sched_job_vie
 		}
 		rc |= put_str(o, "skip_dates", cal->skip_dates); /* its calendar's name */
 		rc |= put_str(o, "only_dates", cal->only_dates);
-		rc |=
-		    put_str(o, "overlap", (unsigned)c->overlap < 3 ? overlaps[c->overlap] : "skip");
+		rc |= put_str(o, "overlap", config_overlap_names[c->overlap]);
 	}
 
 	int64_t next = INT64_MAX;

@@ -379,11 +379,6 @@ static void on_http_done(void *arg, const struct httpc_response *resp)
 	run_end(r, &fo);
 }
 
-static const char *overlap_name(enum overlap_policy o)
-{
-	return o == OVERLAP_QUEUE ? "queue" : o == OVERLAP_REPLACE ? "replace" : "skip";
-}
-
 /* The answer to run R's admission (admit.h), which R waits for (RUN_CLAIMING): run it, or
  * leave it to the instance that claimed it. */
 static void on_admit(void *arg, enum cluster_verdict v, const char *why)
@@ -418,7 +413,8 @@ static void on_admit(void *arg, enum cluster_verdict v, const char *why)
 			sched_record(&r, SCHED_SKIPPED, why);
 	} else if (v == CLUSTER_BUSY) {
 		admit_ran(s->admit, &f); /* the claim is ours: this row is the fire's */
-		snprintf(msg, sizeof(msg), "%s; overlap = %s", why, overlap_name(j->overlap));
+		snprintf(msg, sizeof(msg), "%s; overlap = %s", why,
+		         config_overlap_names[j->overlap]);
 		sched_record_skipped(&r, msg);
 	} else
 		log_job(LOG_LVL_DEBUG, j->name, "%s fire served by another instance",
@@ -773,12 +769,6 @@ void sched_fire_run(struct run *r)
 	}
 }
 
-static void fmt_iso(int64_t t, char *out, size_t outlen) /* "2026-11-22T10:00:01Z" */
-{
-	if (cron_time_format(t, out, outlen) < 0 && outlen)
-		out[0] = '\0';
-}
-
 /* J's armed instant, j->next_fire, is due at NOW_US, and with it maybe later fires of its
  * schedule. Those not served on time (MISSED_TOLERANCE_US) are missed: CAUSE says why (NULL:
  * the timer woke late). With catchup = once one run, trigger catchup, serves the latest due
@@ -820,8 +810,8 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 			last_missed = first;
 	}
 	char from[CRON_TIME_BUFSZ], to[CRON_TIME_BUFSZ], late[160], why[400], msg[480];
-	fmt_iso(first, from, sizeof(from));
-	fmt_iso(last_missed, to, sizeof(to));
+	cron_time_format(first, from, sizeof(from));
+	cron_time_format(last_missed, to, sizeof(to));
 	if (!cause) {
 		snprintf(late, sizeof(late), "the timer woke %.1f s late: %s",
 		         (double)(now_us - first * 1000000) / 1e6,
@@ -837,7 +827,7 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 	if (first != (j->conf && j->conf->catchup == CATCHUP_ONCE ? latest : last_missed))
 		admit_early_drop(j->s->admit, j->name, first * 1000000, why);
 	if (j->conf && j->conf->catchup == CATCHUP_ONCE) {
-		fmt_iso(latest, to, sizeof(to));
+		cron_time_format(latest, to, sizeof(to));
 		log_job(LOG_LVL_NOTICE, j->name, "%s; running once for %s (catchup = once)", why,
 		        to);
 		sched_job_fire(j, latest * 1000000, TRIGGER_CATCHUP);
