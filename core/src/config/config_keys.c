@@ -355,8 +355,6 @@ static bool is_blank(const char *s)
 	return true;
 }
 
-/* Check and store one setting S described by K into the struct at BASE. Returns false
- * (after reporting) when the value is unusable. */
 bool config_apply_key(struct loader *L, const config_setting_t *s, const struct key_spec *k,
                       void *base, const char *file)
 {
@@ -554,7 +552,6 @@ bool config_apply_job_key(struct loader *L, const config_setting_t *s, const str
 	return config_apply_key(L, s, &in_more, more, file);
 }
 
-/* Report a key not in KEYS, suggesting the closest one. WHERE is "" or " in job \"x\"". */
 void config_report_unknown(struct loader *L, const config_setting_t *s, const char *file,
                            const struct key_spec *keys, const char *where, const char *hint)
 {
@@ -568,7 +565,6 @@ void config_report_unknown(struct loader *L, const config_setting_t *s, const ch
 		config_report_at(L, s, file, "unknown key \"%s\"%s; %s", name, where, hint);
 }
 
-/* Walk group S: known keys into BASE, others reported. */
 void config_parse_group(struct loader *L, const config_setting_t *s, const char *file,
                         const struct key_spec *keys, void *base, const char *where,
                         const char *hint)

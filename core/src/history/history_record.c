@@ -337,7 +337,6 @@ void hist_written_done(struct hist *h, bool committed)
 	h->n_written = 0;
 }
 
-/* One answer of a record statement (HIST_WRITTEN_CLOSE): the rows of this process's runs. */
 void hist_written_rows(struct hist *h, const PGresult *r)
 {
 	size_t boot = strlen(h->boot_id);
@@ -369,7 +368,6 @@ static const char *opt_value(PGresult *r, int i, int col)
 	return PQgetisnull(r, i, col) ? NULL : PQgetvalue(r, i, col);
 }
 
-/* One row of hist_sql_last_results to the caller. */
 void hist_past_row(struct hist *h, PGresult *r, int i)
 {
 	const char *sqlstate = opt_value(r, i, 4);

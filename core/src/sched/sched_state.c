@@ -730,7 +730,6 @@ const char *const sched_recent_statuses[] = {[SCHED_SUCCEEDED] = HIST_SUCCEEDED,
                                              [SCHED_UPSTREAM_FAILED] = HIST_UPSTREAM_FAILED,
                                              NULL};
 
-/* J's last result, made if it has none yet (NULL: out of memory, the status shows none). */
 struct job_last *sched_job_last(struct job *j)
 {
 	if (!j->last)
