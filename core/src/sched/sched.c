@@ -97,17 +97,13 @@ static void early_stale(struct job *j)
 		admit_early_drop(j->s->admit, j->name, j->early_us, NULL);
 }
 
-/* Compute the next instant from now (after PREV) and arm it. */
+/* Compute the next instant from now (after PREV) and arm it (none: disarmed). */
 void sched_job_schedule(struct job *j, int64_t prev)
 {
-	if (!sched_job_schedulable(j)) {
-		j->next_fire = CRON_NEVER;
-		sched_timer_disarm(j);
-		early_stale(j);
-		return;
-	}
 	int64_t now = sched_now_us(j->s);
-	j->next_fire = sched_next_fire(j->cron, j->tz, prev, now / 1000000);
+	j->next_fire = sched_job_schedulable(j)
+	                   ? sched_next_fire(j->cron, j->tz, prev, now / 1000000)
+	                   : CRON_NEVER;
 	early_stale(j);
 	sched_job_arm(j, now);
 }
@@ -379,6 +375,23 @@ static void on_http_done(void *arg, const struct httpc_response *resp)
 	run_end(r, &fo);
 }
 
+/* R's claim found its job running on another instance (WHY): true if R waits for that run's
+ * end (overlap queue or replace, or notifications, which are never skipped). */
+static bool cluster_busy(struct run *r, const char *why)
+{
+	struct job *j = r->job;
+	if (j->overlap == OVERLAP_SKIP && r->trigger != TRIGGER_NOTIFY)
+		return false;
+	/* its instance announces the end (cluster.c's unlock), or dies (coord_reaped) */
+	sched_run_to(r, RUN_CLUSTER_WAIT);
+	log_job(LOG_LVL_INFO, j->name, "%s; waiting for it to end (%s%s)", why,
+	        j->overlap == OVERLAP_SKIP ? "notifications are never skipped" : "overlap = ",
+	        j->overlap == OVERLAP_SKIP ? "" : config_overlap_names[j->overlap]);
+	if (j->overlap == OVERLAP_REPLACE)
+		admit_cancel_other(j->s->admit, j->name);
+	return true;
+}
+
 /* The answer to run R's admission (admit.h), which R waits for (RUN_CLAIMING): run it, or
  * leave it to the instance that claimed it. */
 static void on_admit(void *arg, enum cluster_verdict v, const char *why)
@@ -397,7 +410,7 @@ static void on_admit(void *arg, enum cluster_verdict v, const char *why)
 		}
 		return;
 	}
-	if (v == CLUSTER_BUSY && !s->draining && sched_cluster_busy(r, why))
+	if (v == CLUSTER_BUSY && !s->draining && cluster_busy(r, why))
 		return; /* it runs once that run ends (overlap queue or replace) */
 	char msg[300];
 	struct admit_fire f = sched_admit_fire(r);
