@@ -134,17 +134,26 @@ static bool read_ics(struct loader *L, const struct conf_calendar *c, const char
 	return rc == 0;
 }
 
+/* How config_load_partial names calendar C, left out with the job files that use it. */
+static const char *label(const struct conf_calendar *c, char *out, size_t len)
+{
+	snprintf(out, len, "calendar \"%s\"", c->name);
+	return out;
+}
+
 /* Each calendar's dates, once L->self is known (the files are trusted like the job files). */
 void config_calendars_finish(struct loader *L)
 {
 	for (size_t i = 0; i < L->cfg->n_calendars; i++) {
 		struct conf_calendar *c = &L->cfg->calendars[i];
 		int64_t *days = NULL;
-		size_t n = 0, cap = 0;
+		size_t n = 0, cap = 0, errors = L->n_errors;
 		bool ok = true;
 		struct stat st;
-		char *path = c->ics ? config_join_path(L, L->main_dir, c->ics) : NULL;
-
+		char what[96];
+		if (!c->ics || config_skipped(L, label(c, what, sizeof(what))))
+			continue;
+		char *path = config_join_path(L, L->main_dir, c->ics);
 		if (!path)
 			continue;
 		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -177,6 +186,8 @@ void config_calendars_finish(struct loader *L)
 		}
 		if (ok && !(c->dates = cron_dates_make(days, n)))
 			L->oom = true;
+		if (L->n_errors > errors)
+			config_blame(L, what);
 		free(days);
 		free(path);
 	}
@@ -255,7 +266,10 @@ void config_job_dates(struct loader *L, const config_setting_t *s, const char *f
 			    name, L->cfg->file, name, name);
 		return;
 	}
-	if (!config_point_dates(j, c))
+	char what[96];
+	if (config_skipped(L, label(c, what, sizeof(what))))
+		config_report_at(L, at, file, "%s cannot be read (pgcrond check says why)", what);
+	else if (!config_point_dates(j, c))
 		L->oom = true;
 	else if (c->ics && c->dates && cron_can_fire(&j->cron))
 		check_fires(L, j, file, setting_line(at));
@@ -266,8 +280,8 @@ bool config_point_dates(struct conf_job *j, const struct conf_calendar *c)
 	const struct cron_dates *d = c->dates;
 	bool only = j->more->cal.only_dates != NULL;
 
-	if (c->table && !d) {
-		/* no date kept: no fire until the table is read */
+	if (!d) {
+		/* no date kept: no fire until the table is read (a file's: left out) */
 		if (!(d = cron_dates_make(NULL, 0)))
 			return false;
 		only = true;

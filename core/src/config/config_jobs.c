@@ -736,7 +736,7 @@ static bool has_conf_suffix(const char *name)
 	return n > 5 && strcmp(name + n - 5, ".conf") == 0;
 }
 
-static bool is_skipped(const struct loader *L, const char *path)
+bool config_skipped(const struct loader *L, const char *path)
 {
 	for (size_t i = 0; i < L->n_skip; i++)
 		if (strcmp(L->skip[i], path) == 0)
@@ -744,7 +744,6 @@ static bool is_skipped(const struct loader *L, const char *path)
 	return false;
 }
 
-/* Remember that job file PATH has errors (config_load_partial leaves it out next time). */
 void config_blame(struct loader *L, const char *path)
 {
 	for (size_t i = 0; i < L->n_blamed; i++)
@@ -806,7 +805,7 @@ void config_load_conf_dir(struct loader *L)
 
 		if (!path)
 			break;
-		if (is_skipped(L, path)) {
+		if (config_skipped(L, path)) {
 			free(path);
 			continue;
 		}

@@ -124,15 +124,16 @@ static int load(const char *path, const struct pgc_config *prev, char *const *sk
 			L.self = st.st_uid;
 		config_check_dirs(&L);
 		config_http_finish(&L);
-		config_calendars_finish(&L);
+		size_t errors_before = L.n_errors;
+		config_calendars_finish(&L); /* a calendar's errors are blamed on it */
 		/* with a broken or untrusted main file there is no conf_dir and no databases to
 		 * check jobs against, so job files are read only when the main file was usable */
 		if (config_check_trusted(&L, path, false, "this file", path, 0) == 0) {
-			L.main_bad = L.n_errors > 0;
-			size_t errors_before = L.n_errors, blamed_before;
+			L.main_bad = errors_before > 0;
+			size_t blamed_before = L.n_blamed;
+			errors_before = L.n_errors;
 			config_load_conf_dir(&L);
-			blamed_before = L.n_blamed;
-			if (L.n_errors > errors_before && blamed_before == 0)
+			if (L.n_errors > errors_before && L.n_blamed == blamed_before)
 				L.main_bad = true; /* conf_dir itself: unreadable, untrusted */
 			size_t d0 = dl->n;
 			config_check_jobs(&L);
