@@ -21,21 +21,18 @@
 void cli_next_fire(const struct pgc_config *cfg, const struct conf_job *j, int64_t now, char *out,
                    size_t outlen)
 {
-	snprintf(out, outlen, "-");
-	if (!j->enabled) {
-		snprintf(out, outlen, "disabled");
-		return;
-	}
-	/* the job's own zone, if it has one */
-	const cron_tz *tz = j->more->cal.tz ? j->more->cal.tz : cfg->tz;
-	if (!j->schedule || !tz)
-		return;
-	if (j->cron.kind == CRON_REBOOT) {
-		snprintf(out, outlen, "at startup");
-		return;
-	}
-	int64_t t = cron_next(&j->cron, tz, now);
-	if (t != CRON_NEVER && cron_time_format(t, out, outlen) < 0)
+	const struct conf_job_cal *cal = &j->more->cal;
+	const cron_tz *tz = cal->tz ? cal->tz : cfg->tz; /* the job's own zone, if it has one */
+	const struct conf_calendar *c =
+	    config_calendar(cfg, cal->skip_dates ? cal->skip_dates : cal->only_dates);
+	int64_t t = j->schedule && tz && j->enabled ? cron_next(&j->cron, tz, now) : CRON_NEVER;
+	/* a table calendar not read here: the daemon fires on the dates it last read */
+	snprintf(out, outlen, "%s",
+	         !j->enabled                                  ? "disabled"
+	         : c && c->table && !c->dates                 ? "unknown (calendar not read)"
+	         : j->schedule && j->cron.kind == CRON_REBOOT ? "at startup"
+	                                                      : "-");
+	if (out[0] == '-' && t != CRON_NEVER && cron_time_format(t, out, outlen) < 0)
 		snprintf(out, outlen, "-");
 }
 

@@ -196,8 +196,9 @@ int cli_next(int argc, char **argv)
 		                  spread, sizeof(spread));
 		const struct conf_calendar *c =
 		    config_calendar(cfg, jc->skip_dates ? jc->skip_dates : jc->only_dates);
-		if (c && c->table && !c->dates)
-			snprintf(cal, sizeof(cal), " (not read: no fire)");
+		bool unread = c && c->table && !c->dates; /* only the daemon knows its dates */
+		if (unread)
+			snprintf(cal, sizeof(cal), " (not read here)");
 		else if (c)
 			snprintf(cal, sizeof(cal), " (%zu date%s)", cron_dates_count(c->dates),
 			         cron_dates_count(c->dates) == 1 ? "" : "s");
@@ -206,7 +207,9 @@ int cli_next(int argc, char **argv)
 		       jc->timezone ? jc->timezone : cfg->timezone,
 		       cj->enabled ? "" : " (disabled: it does not fire)");
 		e = cj->cron;
-		if (!cj->schedule)
+		if (unread && cj->schedule)
+			printf("unknown\n");
+		if (!cj->schedule || unread)
 			goto out;
 	} else if (cron_parse(expr, &e, err, sizeof(err)) < 0) {
 		fprintf(stderr, "pgcrond next: %s\n", err);
