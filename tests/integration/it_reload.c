@@ -498,10 +498,10 @@ START_TEST(a_table_calendar_is_read_when_it_changes)
 	                   "not exist; the running daemon fires its jobs on the dates it last "
 	                   "read ('pgcrond status JOB' shows when)\n";
 	out = itest_cli(&st, "next", "--job", "closed-today", "-c", e.conf, NULL);
-	ck_assert_msg(st == 0 && strstr(out, kept) &&
-	                  strstr(out, "skip_dates closed (not read here), time zone " CAL_ZONE
-	                              "\nunknown\n"),
-	              "next --job with the table dropped:\n%s", out);
+	ck_assert_msg(
+	    st == 0 && strstr(out, kept) &&
+	        strstr(out, "skip_dates closed (not read here), time zone " CAL_ZONE "\nunknown\n"),
+	    "next --job with the table dropped:\n%s", out);
 	free(out);
 	out = itest_cli(&st, "list", "-c", e.conf, NULL);
 	ck_assert_msg(st == 0 && strstr(out, kept) &&

@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "config.h"
 #include "cron.h"
+#include "text.h"
 
 #define NEXT_MAX_COUNT 100000
 
@@ -68,14 +69,33 @@ static int find_job(const char *conf, const char *name, struct pgc_config **cfg,
 		return 0;
 	PGconn *c = cli_history_connect("next", *cfg, "jobs made in SQL not looked at");
 	*loaded = cli_with_sql_jobs(c, *cfg);
+	/* a job made in SQL that the daemon leaves out: why, as the daemon last said */
+	const char *p[] = {name};
+	PGresult *r = PQexecParams(c,
+	                           "SELECT jobid, username, refused FROM pgcrond.job WHERE jobname"
+	                           " OPERATOR(pg_catalog.=) $1 AND removed_at IS NULL",
+	                           1, NULL, p, NULL, NULL, 0);
+	char role[200], *why = PQntuples(r) == 1 && !PQgetisnull(r, 0, 2)
+	                           ? text_escape_dup(PQgetvalue(r, 0, 2), TEXT_FOLD_NEWLINES)
+	                           : NULL;
+	if (*loaded && (*job = config_job(*loaded, name))) {
+		rc = 0;
+	} else if (why) {
+		fprintf(stderr, "pgcrond next: job \"%s\" (jobid %s, role \"%s\") is not run: %s\n",
+		        name, PQgetvalue(r, 0, 0),
+		        text_escape_ctl(PQgetvalue(r, 0, 1), role, sizeof(role)), why);
+		rc = EX_DATAERR;
+	} else {
+		fprintf(stderr,
+		        "pgcrond next: no job \"%s\" in %s's job files or among the jobs made in "
+		        "SQL (pgcrond list names them)\n",
+		        name, conf);
+		rc = EX_USAGE;
+	}
+	free(why);
+	PQclear(r);
 	PQfinish(c);
-	if (*loaded && (*job = config_job(*loaded, name)))
-		return 0;
-	fprintf(stderr,
-	        "pgcrond next: no job \"%s\" in %s's job files or among the jobs made in SQL "
-	        "(pgcrond list names them)\n",
-	        name, conf);
-	return EX_USAGE;
+	return rc;
 }
 
 /* Expression words are joined with single blanks: 0 3 '*' '*' '*' works. */

@@ -162,6 +162,8 @@ int cli_ctl_error(const char *cmd, const json_t *answer)
 		return EX_USAGE;
 	if (code && (strcmp(code, "disabled") == 0 || strcmp(code, "bad_request") == 0))
 		return EX_USAGE;
+	if (code && strcmp(code, "refused") == 0)
+		return EX_DATAERR; /* a job made in SQL the daemon cannot run: its settings */
 	return EX_UNAVAILABLE;
 }
 

@@ -51,6 +51,7 @@ struct daemon {
 		struct sqljobs *sql;   /* the SQL jobs; NULL without a history database */
 		struct caltables *cal; /* the table calendars' reads (caltables.h) */
 		bool sql_started;      /* the SQL jobs' @reboot runs were started */
+		json_t *refused;       /* the SQL jobs left out, and why (sqljobs_refused) */
 	} db;                          /* what the databases merge onto the files */
 	cron_tz *tz;
 	struct plugin_registry *plugins;
@@ -363,6 +364,24 @@ static void installed(void *arg, int rc)
 	after_install(d, plugins_ms, &st, d->reload.swap_begin_us, last_us);
 }
 
+/* The jobs made in SQL that a build leaves out (DL): each said in the log once until why
+ * changes, said by the control socket to a command that names it (ctl.c), and recorded in
+ * pgcrond.job.refused for the commands that read the history database. */
+static void note_refused(struct daemon *d, const struct diag_list *dl)
+{
+	json_t *now = sqljobs_refused(d->db.sql, dl), *e;
+	const char *id;
+	if (!now || json_equal(now, d->db.refused)) {
+		json_decref(now);
+		return;
+	}
+	json_object_foreach(now, id, e) if (!json_equal(e, json_object_get(d->db.refused, id)))
+	    log_error("%s", json_string_value(json_object_get(e, "said")));
+	json_decref(d->db.refused);
+	d->db.refused = now;
+	sqljobs_record_refused(d->db.sql, now);
+}
+
 /* A build is done (reload.h): put it in force, then start the build asked for meanwhile. */
 static void built(void *arg, struct reload_result *r)
 {
@@ -371,10 +390,8 @@ static void built(void *arg, struct reload_result *r)
 
 	if (d->stopping)
 		return;
-	if (r->sql_dl.n) {
-		log_error("%zu job(s) made in SQL are not run:", r->sql_dl.n);
-		log_diags(&r->sql_dl);
-	}
+	if (r->rc == 0)
+		note_refused(d, &r->sql_dl);
 	if (r->rc < 0) {
 		if (d->reload.merging)
 			log_error("%s: cannot be applied; keeping what was in force",
@@ -830,6 +847,7 @@ static int open_parts(struct daemon *d)
 	                                    .ex = d->ex,
 	                                    .hist = d->hist,
 	                                    .triggers = &d->triggers,
+	                                    .refused = &d->db.refused,
 	                                    .instance = d->instance,
 	                                    .cluster = d->cluster,
 	                                    .started_us = clock_wall_us(),
@@ -938,6 +956,7 @@ static void close_parts(struct daemon *d)
 	sched_free(&d->sched); /* answers the runs waited for on the control socket */
 	reload_result_clear(&d->reload.swap); /* the stop cut it short: nothing points into it */
 	ctl_free(&d->ops.ctl);
+	json_decref(d->db.refused);
 	sqljobs_free(&d->db.sql);
 	caltables_free(&d->db.cal);
 	pgnet_free(&d->pgnet); /* before the client its requests are in */

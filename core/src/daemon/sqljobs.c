@@ -51,6 +51,7 @@ struct sqljobs {
 	bool rec_restart;         /* the jobs changed meanwhile: start again from the first */
 	bool rec_current;         /* the registry has FILES' jobs: the last send went through */
 	char *first;              /* the first part, made off the loop (sqljobs_first_part) */
+	char *refused;            /* what pgcrond.job.refused is to say (sqljobs_record_refused) */
 	struct log_complaint complaint;
 	void (*changed)(void *arg);
 	void *arg;
@@ -82,6 +83,7 @@ static void rows_release(struct sql_rows **rp)
 
 static long long max_command(const struct sqljobs *sj);
 static void send_files(struct sqljobs *sj);
+static void send_refused(struct sqljobs *sj);
 
 /* The columns of rows_sql. */
 #define N_COLUMNS 11
@@ -356,6 +358,61 @@ void sqljobs_record_files_made(struct sqljobs *sj, const struct pgc_config *file
 	send_files(sj);
 }
 
+json_t *sqljobs_refused(const struct sqljobs *sj, const struct diag_list *dl)
+{
+	json_t *all = json_object();
+	for (size_t i = 0; all && i < dl->n; i++) {
+		const struct diag *g = &dl->items[i];
+		const struct sql_row *r = NULL;
+		char id[24] = "", said[2048], *why = NULL;
+		/* its row, by the jobid of its origin (sqljobs_merge's) */
+		if (g->file && sscanf(g->file, "cron.job jobid %23[0-9]", id) == 1)
+			for (size_t k = 0; sj && sj->rows && !r && k < sj->rows->n; k++)
+				if (sj->rows->row[k].jobid && !strcmp(sj->rows->row[k].jobid, id))
+					r = &sj->rows->row[k];
+		if (!r || !r->name)
+			continue;
+		json_t *e = json_object_get(all, id);
+		const char *was = e ? json_string_value(json_object_get(e, "why")) : NULL;
+		if (asprintf(&why, "%s%s%s", was ? was : "", was ? "; " : "", g->message) < 0)
+			break;
+		text_format(said, sizeof(said), "job \"%s\" (jobid %s, role \"%s\") is not run: %s",
+		            r->name, id, r->username ? r->username : "?", why);
+		json_object_set_new(all, id,
+		                    json_pack("{s:s, s:s?, s:s, s:s}", "name", r->name, "cron_name",
+		                              r->cron_name, "why", why, "said", said));
+		free(why);
+	}
+	return all;
+}
+
+static void on_refused(void *arg, const PGresult *res)
+{
+	struct sqljobs *sj = arg;
+	char why[512];
+	if ((!res || PQresultStatus(res) != PGRES_TUPLES_OK) && log_complain(&sj->complaint, NULL))
+		log_error("cannot record why jobs made in SQL are not run in pgcrond.job: %s",
+		          res ? pgconn_result_error(res, why, sizeof(why)) : "no result");
+}
+
+static void send_refused(struct sqljobs *sj)
+{
+	const char *p[] = {sj->refused};
+	if (sj->refused &&
+	    notify_query(sj->n, "SELECT pgcrond.record_refused($1::pg_catalog.jsonb)", p, 1,
+	                 on_refused, sj) == -ENOMEM)
+		log_error("cannot record why jobs made in SQL are not run: out of memory");
+}
+
+void sqljobs_record_refused(struct sqljobs *sj, const json_t *refused)
+{
+	if (!sj)
+		return;
+	free(sj->refused);
+	sj->refused = json_dumps(refused, JSON_COMPACT);
+	send_refused(sj); /* and again after every reconnect (on_listening) */
+}
+
 static void on_notify(void *arg, const char *channel, const char *payload)
 {
 	struct sqljobs *sj = arg;
@@ -371,6 +428,7 @@ static void on_listening(void *arg, bool first)
 	sj->rec_busy = false;
 	notify_read_ask(sj->n, &sj->rd);
 	send_files(sj);
+	send_refused(sj);
 }
 
 int sqljobs_new(struct event_base *base, const char *history_name, const char *conninfo,
@@ -423,6 +481,7 @@ void sqljobs_free(struct sqljobs **psj)
 	rows_release(&sj->rows);
 	free(sj->last);
 	free(sj->first);
+	free(sj->refused);
 	free(sj);
 	*psj = NULL;
 }
@@ -617,10 +676,10 @@ int sqljobs_merge(const struct sqljobs *sj, const struct pgc_config *files, stru
 			/* pg_cron's rule: a job runs logged in as its owner */
 			diag_add(
 			    dl, origin, 0,
-			    "job \"%s\" is not run: its owner, role \"%s\", cannot log in; "
-			    "ALTER ROLE ... LOGIN, and let this host authenticate it (pg_hba.conf, "
-			    ".pgpass or a client certificate), or unschedule the job",
-			    r->name ? r->name : "?", r->username);
+			    "its owner, role \"%s\", cannot log in; ALTER ROLE ... LOGIN, and let "
+			    "this host authenticate it (pg_hba.conf, .pgpass or a client "
+			    "certificate), or unschedule the job",
+			    r->username);
 			continue;
 		}
 		/* a configured entry of that name, else the history database's server */

@@ -303,7 +303,7 @@ static void reply_error(struct client *cl, const char *code, const char *fmt, ..
     __attribute__((format(printf, 3, 4)));
 static void reply_error(struct client *cl, const char *code, const char *fmt, ...)
 {
-	char msg[512];
+	char msg[2048];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -421,9 +421,22 @@ static bool resolve(struct client *cl, struct ctl_request *rq)
 	return false;
 }
 
+/* A job the daemon leaves out (a job made in SQL it cannot run) says why; none is unknown. */
 static void no_such_job(struct client *cl, const struct ctl_request *rq)
 {
 	char q[260];
+	const char *id;
+	json_t *e, *refused = cl->c->src->refused ? *cl->c->src->refused : NULL;
+	json_object_foreach(refused, id, e)
+	{
+		const char *cron = json_string_value(json_object_get(e, "cron_name"));
+		if (!strcmp(id, rq->job) || (cron && !strcmp(cron, rq->job)) ||
+		    !strcmp(json_string_value(json_object_get(e, "name")), rq->job)) {
+			reply_error(cl, "refused", "%s",
+			            json_string_value(json_object_get(e, "said")));
+			return;
+		}
+	}
 	reply_error(cl, "no_such_job", "no job %s is configured; 'pgcrond status' lists the jobs",
 	            text_quote(rq->job, q, sizeof(q)));
 }
