@@ -55,7 +55,7 @@ struct pgc_config *cli_with_sql_jobs(PGconn *conn, const struct pgc_config *cfg)
 {
 	struct diag_list dl = {0};
 	struct pgc_config *merged = NULL;
-	/* (a SQL job the daemon leaves out is left out here too; the daemon's log says why) */
+	/* (a SQL job the daemon leaves out is left out here too; pgcrond.job.refused says why) */
 	if (!conn || sqljobs_merge_from(conn, cfg, &merged, &dl) != 0)
 		merged = NULL;
 	diag_clear(&dl);
@@ -75,7 +75,7 @@ int cli_load_config(const char *cmd, const char *conf, struct pgc_config **cfg, 
 {
 	struct diag_list dl = {0};
 	char **files = NULL;
-	size_t n = 0, len = 1;
+	size_t n = 0, len;
 	int rc;
 
 	if (skipped)
@@ -90,14 +90,11 @@ int cli_load_config(const char *cmd, const char *conf, struct pgc_config **cfg, 
 		return rc == -ENOMEM ? EX_OSERR : EX_CONFIG;
 	}
 	diag_clear(&dl);
-	for (size_t i = 0; i < n; i++)
-		len += strlen(files[i]) + 2;
-	if (n && (*skipped = malloc(len))) {
-		size_t o = 0;
-		for (size_t i = 0; i < n; i++)
-			o += (size_t)snprintf(*skipped + o, len - o, "%s%s", i ? ", " : "",
-			                      files[i]);
-	}
+	FILE *f = n ? open_memstream(skipped, &len) : NULL;
+	for (size_t i = 0; f && i < n; i++)
+		fprintf(f, "%s%s", i ? ", " : "", files[i]);
+	if (f)
+		fclose(f);
 	text_free_list(files, n);
 	return 0;
 }

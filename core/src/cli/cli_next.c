@@ -72,26 +72,20 @@ static int find_job(const char *conf, const char *name, struct pgc_config **cfg,
 	/* a job made in SQL that the daemon leaves out: why, as the daemon last said */
 	const char *p[] = {name};
 	PGresult *r = PQexecParams(c,
-	                           "SELECT jobid, username, refused FROM pgcrond.job WHERE jobname"
-	                           " OPERATOR(pg_catalog.=) $1 AND removed_at IS NULL",
+	                           "SELECT pg_catalog.format('job \"%s\" (jobid %s, role \"%s\") is"
+	                           " not run: %s', jobname, jobid, username, refused) FROM"
+	                           " pgcrond.job WHERE jobname OPERATOR(pg_catalog.=) $1 AND"
+	                           " refused IS NOT NULL AND removed_at IS NULL",
 	                           1, NULL, p, NULL, NULL, 0);
-	char role[200], *why = PQntuples(r) == 1 && !PQgetisnull(r, 0, 2)
-	                           ? text_escape_dup(PQgetvalue(r, 0, 2), TEXT_FOLD_NEWLINES)
-	                           : NULL;
-	if (*loaded && (*job = config_job(*loaded, name))) {
-		rc = 0;
-	} else if (why) {
-		fprintf(stderr, "pgcrond next: job \"%s\" (jobid %s, role \"%s\") is not run: %s\n",
-		        name, PQgetvalue(r, 0, 0),
-		        text_escape_ctl(PQgetvalue(r, 0, 1), role, sizeof(role)), why);
-		rc = EX_DATAERR;
-	} else {
+	char *why = PQntuples(r) ? text_escape_dup(PQgetvalue(r, 0, 0), TEXT_FOLD_NEWLINES) : NULL;
+	rc = *loaded && (*job = config_job(*loaded, name)) ? 0 : why ? EX_DATAERR : EX_USAGE;
+	if (rc == EX_DATAERR)
+		fprintf(stderr, "pgcrond next: %s\n", why);
+	else if (rc)
 		fprintf(stderr,
 		        "pgcrond next: no job \"%s\" in %s's job files or among the jobs made in "
 		        "SQL (pgcrond list names them)\n",
 		        name, conf);
-		rc = EX_USAGE;
-	}
 	free(why);
 	PQclear(r);
 	PQfinish(c);

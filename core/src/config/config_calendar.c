@@ -90,9 +90,10 @@ void config_parse_calendars(struct loader *L, const config_setting_t *s, const c
 	}
 }
 
-static int by_name(const void *a, const void *b)
+static int is_ics(const struct dirent *de)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	size_t nl = strlen(de->d_name);
+	return nl > 4 && strcmp(de->d_name + nl - 4, ".ics") == 0;
 }
 
 /* The dates of the .ics file PATH into DAYS; false after reporting. */
@@ -157,30 +158,20 @@ void config_calendars_finish(struct loader *L)
 		if (!path)
 			continue;
 		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-			DIR *d = NULL;
-			if (config_check_trusted(L, path, true, "this calendar's directory",
-			                         c->file, c->line) < 0 ||
-			    !(d = opendir(path))) {
-				ok = false;
-			} else {
-				char **names = NULL;
-				size_t k = 0, kcap = 0;
-				for (struct dirent *de; (de = readdir(d));) {
-					size_t nl = strlen(de->d_name);
-					if (nl > 4 && strcmp(de->d_name + nl - 4, ".ics") == 0 &&
-					    config_grow(L, (void **)&names, k, &kcap,
-					                sizeof(*names)) &&
-					    (names[k] = config_join_path(L, path, de->d_name)))
-						k++;
-				}
-				closedir(d);
-				qsort(names, k, sizeof(*names), by_name);
-				for (size_t f = 0; f < k; f++) {
-					ok = read_ics(L, c, names[f], &days, &n, &cap) && ok;
-					free(names[f]);
-				}
-				free(names);
+			/* every .ics file of the directory, in the order of their names */
+			struct dirent **de = NULL;
+			int k = config_check_trusted(L, path, true, "this calendar's directory",
+			                             c->file, c->line) < 0
+			            ? -1
+			            : scandir(path, &de, is_ics, alphasort);
+			ok = k >= 0;
+			for (int f = 0; f < k; f++) {
+				char *name = config_join_path(L, path, de[f]->d_name);
+				ok = name && read_ics(L, c, name, &days, &n, &cap) && ok;
+				free(name);
+				free(de[f]);
 			}
+			free(de);
 		} else {
 			ok = read_ics(L, c, path, &days, &n, &cap);
 		}

@@ -26,6 +26,7 @@
 struct sql_row {
 	char *jobid, *name, *schedule, *command, *database, *username, *options;
 	char *cron_name; /* cron.job's jobname, as written (NULL: unnamed) */
+	long long bytes; /* the command's, which is not fetched (NULL) past max_command_size */
 	bool enabled;
 	bool can_login; /* the owner has LOGIN */
 };
@@ -81,7 +82,6 @@ static void rows_release(struct sql_rows **rp)
 	free(rows);
 }
 
-static long long max_command(const struct sqljobs *sj);
 static void send_files(struct sqljobs *sj);
 static void send_refused(struct sqljobs *sj);
 
@@ -123,6 +123,7 @@ static int parse_rows(const PGresult *res, struct sql_rows **rows_out, char **al
 				oom = true;
 		r->enabled = PQgetvalue(res, i, 7)[0] == 't';
 		r->can_login = PQgetvalue(res, i, 8)[0] == 't';
+		r->bytes = strtoll(PQgetvalue(res, i, 9), NULL, 10);
 		if (!PQgetisnull(res, i, 10) && !(r->cron_name = strdup(PQgetvalue(res, i, 10))))
 			oom = true;
 	}
@@ -157,25 +158,6 @@ static void on_rows(struct notify_read *rd, const struct stmtq_result *r)
 		return;
 	}
 	bool same = sj->last && strcmp(sj->last, all) == 0;
-	/* rows whose command was too long to fetch: left out, said once per change */
-	size_t kept = 0;
-	for (size_t i = 0; i < rows->n; i++) {
-		struct sql_row *r = &rows->row[i];
-		const char *len = PQgetvalue(res, (int)i, 9);
-		if (!r->command && !PQgetisnull(res, (int)i, 9)) {
-			if (!same)
-				log_error(
-				    "job \"%s\" of role \"%s\" is not loaded: its command is %s "
-				    "bytes, more than max_command_size (%lld bytes); its owner "
-				    "should schedule a call of a function instead",
-				    r->name ? r->name : "?", r->username ? r->username : "?", len,
-				    max_command(sj));
-			row_clear(r);
-			continue;
-		}
-		rows->row[kept++] = *r;
-	}
-	rows->n = kept;
 	rows_release(&sj->rows);
 	free(sj->last);
 	sj->rows = rows;
@@ -199,16 +181,16 @@ static const char rows_sql[] =
     "  FROM pgcrond.job j WHERE source OPERATOR(pg_catalog.=) 'sql' AND removed_at IS NULL"
     " ORDER BY jobid";
 
-static long long max_command(const struct sqljobs *sj)
+static long long max_command(const struct pgc_config *files)
 {
-	return sj->files && sj->files->max_command_size > 0 ? sj->files->max_command_size
-	                                                    : CONFIG_MAX_COMMAND_SIZE;
+	return files && files->max_command_size > 0 ? files->max_command_size
+	                                            : CONFIG_MAX_COMMAND_SIZE;
 }
 
 static void send_read(struct notify_read *rd)
 {
 	char limit[24];
-	snprintf(limit, sizeof(limit), "%lld", max_command(SQLJOBS_OF(rd)));
+	snprintf(limit, sizeof(limit), "%lld", max_command(SQLJOBS_OF(rd)->files));
 	const char *p[] = {limit};
 	(void)ownsess_push(&rd->it, 0, rows_sql, 1, p);
 }
@@ -563,53 +545,19 @@ static char *pool_key(const char *database, const char *user)
 	return buf;
 }
 
-/* Append "key = VALUE;" for a JSON-free option text: the options column holds a JSON object
- * whose members are already in libconfig's syntax for numbers, booleans and strings (JSON
- * strings are libconfig strings, JSON arrays of strings are libconfig arrays). */
+/* Append "key = VALUE;" for each option: pgcrond.schedule() stores validated keys only, and
+ * JSON's numbers, booleans, strings and arrays of strings are libconfig's too. */
 static void put_options(FILE *f, const char *json)
 {
-	/* pgcrond.schedule() stores validated keys only; the text between the braces, with ':'
-	 * written as '=' and ',' as ';' outside strings, is the same settings in libconfig */
-	const char *p = json ? strchr(json, '{') : NULL;
-	bool in_str = false, key = true;
-	int depth = 0;
-	if (!p)
-		return;
-	for (p++; *p; p++) {
-		char c = *p;
-		if (in_str) {
-			if (!(key && c == '"'))
-				fputc(c, f);
-			if (c == '\\' && p[1]) {
-				fputc(*++p, f);
-			} else if (c == '"') {
-				in_str = false;
-			}
-			continue;
-		}
-		if (c == '"') {
-			in_str = true;
-			if (!key)
-				fputc(c, f);
-		} else if (c == '[') {
-			depth++;
-			fputc(c, f);
-		} else if (c == ']') {
-			depth--;
-			fputc(c, f);
-		} else if (c == ':' && depth == 0) {
-			fputs(" =", f);
-			key = false;
-		} else if (c == ',' && depth == 0) {
-			fputs(";\n", f);
-			key = true;
-		} else if (c == '}' && depth == 0) {
-			fputs(";\n", f);
-			break;
-		} else {
-			fputc(c, f);
-		}
+	json_t *o = json_loads(json, 0, NULL), *v;
+	const char *k;
+	json_object_foreach(o, k, v)
+	{
+		char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+		fprintf(f, "%s = %s;\n", k, text ? text : "?"); /* (no memory: refused) */
+		free(text);
 	}
+	json_decref(o);
 }
 
 static char *job_text(const struct sql_row *r, const char *pool)
@@ -670,6 +618,14 @@ int sqljobs_merge(const struct sqljobs *sj, const struct pgc_config *files, stru
 			goto out;
 		if (!r->database || !r->username) {
 			diag_add(dl, origin, 0, "no database or owner; the job is not run");
+			continue;
+		}
+		if (!r->command) { /* not even fetched: 256 MB would hold the loop for seconds */
+			diag_add(
+			    dl, origin, 0,
+			    "its command is %lld bytes, more than max_command_size (%lld bytes); "
+			    "its owner should schedule a call of a function instead",
+			    r->bytes, max_command(files));
 			continue;
 		}
 		if (r->enabled && !r->can_login) {
@@ -739,9 +695,9 @@ out:
 int sqljobs_merge_from(PGconn *conn, const struct pgc_config *files, struct pgc_config **out,
                        struct diag_list *dl)
 {
-	struct sqljobs tmp = {.files = files};
+	struct sqljobs tmp = {0};
 	char *all = NULL, limit[24];
-	snprintf(limit, sizeof(limit), "%lld", max_command(&tmp));
+	snprintf(limit, sizeof(limit), "%lld", max_command(files));
 	const char *p[] = {limit};
 	PGresult *r = PQexecParams(conn, rows_sql, 1, NULL, p, NULL, NULL, 0);
 	int rc = 0;
