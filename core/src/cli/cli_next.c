@@ -123,6 +123,7 @@ int cli_next(int argc, char **argv)
 	char expr[1024], err[512], when[CRON_TIME_BUFSZ];
 	size_t elen = 0;
 	int nwords = 0, rc = EX_OK, opt;
+	bool unread = false;
 	cron_tz *tz = NULL;
 	cron_expr e;
 	int64_t t;
@@ -210,7 +211,7 @@ int cli_next(int argc, char **argv)
 		                  spread, sizeof(spread));
 		const struct conf_calendar *c =
 		    config_calendar(cfg, jc->skip_dates ? jc->skip_dates : jc->only_dates);
-		bool unread = c && c->table && !c->dates; /* only the daemon knows its dates */
+		unread = c && c->table && !c->dates; /* only the daemon knows its dates */
 		if (unread)
 			snprintf(cal, sizeof(cal), " (not read here)");
 		else if (c)
@@ -221,9 +222,7 @@ int cli_next(int argc, char **argv)
 		       jc->timezone ? jc->timezone : cfg->timezone,
 		       cj->enabled ? "" : " (disabled: it does not fire)");
 		e = cj->cron;
-		if (unread && cj->schedule)
-			printf("unknown\n");
-		if (!cj->schedule || unread)
+		if (!cj->schedule)
 			goto out;
 	} else if (cron_parse(expr, &e, err, sizeof(err)) < 0) {
 		fprintf(stderr, "pgcrond next: %s\n", err);
@@ -239,9 +238,9 @@ int cli_next(int argc, char **argv)
 	}
 	for (long i = 0; i < count; i++) {
 		t = cron_next(&e, cj ? (cj->more->cal.tz ? cj->more->cal.tz : cfg->tz) : tz, t);
-		if (t == CRON_NEVER) {
+		if (t == CRON_NEVER) { /* (a calendar not read here: its jobs fire on no date) */
 			if (i == 0)
-				printf("never\n");
+				printf("%s\n", cj && unread ? "unknown" : "never");
 			break;
 		}
 		if (cron_time_format(t, when, sizeof(when)) < 0)

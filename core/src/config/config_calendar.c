@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "config.h"
 #include "config_priv.h"
@@ -135,13 +134,6 @@ static bool read_ics(struct loader *L, const struct conf_calendar *c, const char
 	return rc == 0;
 }
 
-/* How config_load_partial names calendar C, left out with the job files that use it. */
-static const char *label(const struct conf_calendar *c, char *out, size_t len)
-{
-	snprintf(out, len, "calendar \"%s\"", c->name);
-	return out;
-}
-
 /* Each calendar's dates, once L->self is known (the files are trusted like the job files). */
 void config_calendars_finish(struct loader *L)
 {
@@ -151,8 +143,9 @@ void config_calendars_finish(struct loader *L)
 		size_t n = 0, cap = 0, errors = L->n_errors;
 		bool ok = true;
 		struct stat st;
-		char what[96];
-		if (!c->ics || config_skipped(L, label(c, what, sizeof(what))))
+		char what[96]; /* what config_load_partial leaves out, with the files using it */
+		snprintf(what, sizeof(what), "calendar \"%s\"", c->name);
+		if (!c->ics || config_skipped(L, what))
 			continue;
 		char *path = config_join_path(L, L->main_dir, c->ics);
 		if (!path)
@@ -258,7 +251,8 @@ void config_job_dates(struct loader *L, const config_setting_t *s, const char *f
 		return;
 	}
 	char what[96];
-	if (config_skipped(L, label(c, what, sizeof(what))))
+	snprintf(what, sizeof(what), "calendar \"%s\"", name);
+	if (config_skipped(L, what))
 		config_report_at(L, at, file, "%s cannot be read (pgcrond check says why)", what);
 	else if (!config_point_dates(j, c))
 		L->oom = true;

@@ -750,12 +750,9 @@ void config_blame(struct loader *L, const char *path)
 		if (strcmp(L->blamed[i], path) == 0)
 			return;
 	char **b = realloc(L->blamed, (L->n_blamed + 1) * sizeof(*b));
-	if (!b) {
-		L->oom = true;
-		return;
-	}
-	L->blamed = b;
-	if (!(b[L->n_blamed] = strdup(path)))
+	if (b)
+		L->blamed = b;
+	if (!b || !(b[L->n_blamed] = strdup(path)))
 		L->oom = true;
 	else
 		L->n_blamed++;

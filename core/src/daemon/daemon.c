@@ -51,7 +51,7 @@ struct daemon {
 		struct sqljobs *sql;   /* the SQL jobs; NULL without a history database */
 		struct caltables *cal; /* the table calendars' reads (caltables.h) */
 		bool sql_started;      /* the SQL jobs' @reboot runs were started */
-		json_t *refused;       /* the SQL jobs left out, and why (sqljobs_refused) */
+		json_t *refused;       /* the SQL jobs left out, and why (sqljobs_note_refused) */
 	} db;                          /* what the databases merge onto the files */
 	cron_tz *tz;
 	struct plugin_registry *plugins;
@@ -163,19 +163,6 @@ static void apply_log_level(const struct pgc_config *cfg)
 	enum log_level lvl;
 	if (cfg->log_level && log_level_parse(cfg->log_level, &lvl))
 		log_set_level(lvl);
-}
-
-static void log_diags(const struct diag_list *dl)
-{
-	for (size_t i = 0; i < dl->n; i++) {
-		const struct diag *d = &dl->items[i];
-		if (d->file && d->line > 0)
-			log_error("%s:%d: %s", d->file, d->line, d->message);
-		else if (d->file)
-			log_error("%s: %s", d->file, d->message);
-		else
-			log_error("%s", d->message);
-	}
 }
 
 /* How many of FILES' job files a reload parsed: the others' text had not changed, and their
@@ -364,24 +351,6 @@ static void installed(void *arg, int rc)
 	after_install(d, plugins_ms, &st, d->reload.swap_begin_us, last_us);
 }
 
-/* The jobs made in SQL that a build leaves out (DL): each said in the log once until why
- * changes, said by the control socket to a command that names it (ctl.c), and recorded in
- * pgcrond.job.refused for the commands that read the history database. */
-static void note_refused(struct daemon *d, const struct diag_list *dl)
-{
-	json_t *now = sqljobs_refused(d->db.sql, dl), *e;
-	const char *id;
-	if (!now || json_equal(now, d->db.refused)) {
-		json_decref(now);
-		return;
-	}
-	json_object_foreach(now, id, e) if (!json_equal(e, json_object_get(d->db.refused, id)))
-	    log_error("%s", json_string_value(json_object_get(e, "said")));
-	json_decref(d->db.refused);
-	d->db.refused = now;
-	sqljobs_record_refused(d->db.sql, now);
-}
-
 /* A build is done (reload.h): put it in force, then start the build asked for meanwhile. */
 static void built(void *arg, struct reload_result *r)
 {
@@ -390,15 +359,17 @@ static void built(void *arg, struct reload_result *r)
 
 	if (d->stopping)
 		return;
-	if (r->rc == 0)
-		note_refused(d, &r->sql_dl);
+	if (r->rc == 0) /* the jobs made in SQL it leaves out, and why */
+		sqljobs_note_refused(d->db.sql, &r->sql_dl, &d->db.refused);
 	if (r->rc < 0) {
 		if (d->reload.merging)
 			log_error("%s: cannot be applied; keeping what was in force",
 			          reload_label(d->reload.merging));
 		else
 			log_error("reload failed; keeping the previous configuration");
-		log_diags(&r->dl);
+		char line[8192];
+		for (size_t i = 0; i < r->dl.n; i++) /* as pgcrond check says them */
+			log_error("%s", diag_format(&r->dl.items[i], line, sizeof(line)));
 	} else {
 		double plugins_ms = r->loop_ms;
 		if (install_begin(d, r)) {

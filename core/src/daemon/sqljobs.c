@@ -83,7 +83,6 @@ static void rows_release(struct sql_rows **rp)
 }
 
 static void send_files(struct sqljobs *sj);
-static void send_refused(struct sqljobs *sj);
 
 /* The columns of rows_sql. */
 #define N_COLUMNS 11
@@ -340,39 +339,11 @@ void sqljobs_record_files_made(struct sqljobs *sj, const struct pgc_config *file
 	send_files(sj);
 }
 
-json_t *sqljobs_refused(const struct sqljobs *sj, const struct diag_list *dl)
-{
-	json_t *all = json_object();
-	for (size_t i = 0; all && i < dl->n; i++) {
-		const struct diag *g = &dl->items[i];
-		const struct sql_row *r = NULL;
-		char id[24] = "", said[2048], *why = NULL;
-		/* its row, by the jobid of its origin (sqljobs_merge's) */
-		if (g->file && sscanf(g->file, "cron.job jobid %23[0-9]", id) == 1)
-			for (size_t k = 0; sj && sj->rows && !r && k < sj->rows->n; k++)
-				if (sj->rows->row[k].jobid && !strcmp(sj->rows->row[k].jobid, id))
-					r = &sj->rows->row[k];
-		if (!r || !r->name)
-			continue;
-		json_t *e = json_object_get(all, id);
-		const char *was = e ? json_string_value(json_object_get(e, "why")) : NULL;
-		if (asprintf(&why, "%s%s%s", was ? was : "", was ? "; " : "", g->message) < 0)
-			break;
-		text_format(said, sizeof(said), "job \"%s\" (jobid %s, role \"%s\") is not run: %s",
-		            r->name, id, r->username ? r->username : "?", why);
-		json_object_set_new(all, id,
-		                    json_pack("{s:s, s:s?, s:s, s:s}", "name", r->name, "cron_name",
-		                              r->cron_name, "why", why, "said", said));
-		free(why);
-	}
-	return all;
-}
-
 static void on_refused(void *arg, const PGresult *res)
 {
-	struct sqljobs *sj = arg;
 	char why[512];
-	if ((!res || PQresultStatus(res) != PGRES_TUPLES_OK) && log_complain(&sj->complaint, NULL))
+	if ((!res || PQresultStatus(res) != PGRES_TUPLES_OK) &&
+	    log_complain(&((struct sqljobs *)arg)->complaint, NULL))
 		log_error("cannot record why jobs made in SQL are not run in pgcrond.job: %s",
 		          res ? pgconn_result_error(res, why, sizeof(why)) : "no result");
 }
@@ -386,12 +357,42 @@ static void send_refused(struct sqljobs *sj)
 		log_error("cannot record why jobs made in SQL are not run: out of memory");
 }
 
-void sqljobs_record_refused(struct sqljobs *sj, const json_t *refused)
+void sqljobs_note_refused(struct sqljobs *sj, const struct diag_list *dl, json_t **refused)
 {
-	if (!sj)
+	json_t *all = json_object(), *e;
+	const char *id;
+	for (size_t i = 0; sj && all && i < dl->n; i++) {
+		const struct diag *g = &dl->items[i];
+		const struct sql_row *r = NULL;
+		char key[24] = "", said[2048], *why = NULL;
+		/* its row, by the jobid of its origin (sqljobs_merge's) */
+		if (g->file && sscanf(g->file, "cron.job jobid %23[0-9]", key) == 1)
+			for (size_t k = 0; sj->rows && !r && k < sj->rows->n; k++)
+				if (sj->rows->row[k].jobid && !strcmp(sj->rows->row[k].jobid, key))
+					r = &sj->rows->row[k];
+		if (!r || !r->name)
+			continue;
+		const char *was =
+		    json_string_value(json_object_get(json_object_get(all, key), "why"));
+		if (asprintf(&why, "%s%s%s", was ? was : "", was ? "; " : "", g->message) < 0)
+			break;
+		text_format(said, sizeof(said), "job \"%s\" (jobid %s, role \"%s\") is not run: %s",
+		            r->name, key, r->username ? r->username : "?", why);
+		json_object_set_new(all, key,
+		                    json_pack("{s:s, s:s?, s:s, s:s}", "name", r->name, "cron_name",
+		                              r->cron_name, "why", why, "said", said));
+		free(why);
+	}
+	if (!sj || !all || json_equal(all, *refused)) {
+		json_decref(all);
 		return;
+	}
+	json_object_foreach(all, id, e) if (!json_equal(e, json_object_get(*refused, id)))
+	    log_error("%s", json_string_value(json_object_get(e, "said")));
+	json_decref(*refused);
+	*refused = all;
 	free(sj->refused);
-	sj->refused = json_dumps(refused, JSON_COMPACT);
+	sj->refused = json_dumps(all, JSON_COMPACT);
 	send_refused(sj); /* and again after every reconnect (on_listening) */
 }
 
@@ -521,28 +522,17 @@ char *sqljobs_conninfo_as(const char *conninfo, const char *dbname, const char *
  * %2F and %25, so two different pairs never share a key (and so a connection). */
 static char *pool_key(const char *database, const char *user)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	if (!f)
-		return NULL;
-	for (int part = 0; part < 2; part++) {
-		for (const char *p = part ? user : database; *p; p++) {
-			if (*p == '/')
-				fputs("%2F", f);
-			else if (*p == '%')
-				fputs("%25", f);
+	char *key = malloc(3 * (strlen(database) + strlen(user)) + 2), *o = key;
+	const char *part[] = {database, user};
+	for (int k = 0; key && k < 2; k++) {
+		for (const char *p = part[k]; *p; p++)
+			if (*p == '/' || *p == '%')
+				o += snprintf(o, 4, "%%%s", *p == '/' ? "2F" : "25");
 			else
-				fputc(*p, f);
-		}
-		if (!part)
-			fputc('/', f);
+				*o++ = *p;
+		*o++ = k ? '\0' : '/';
 	}
-	if (fclose(f) != 0) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
+	return key;
 }
 
 /* Append "key = VALUE;" for each option: pgcrond.schedule() stores validated keys only, and

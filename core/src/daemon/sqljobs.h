@@ -50,13 +50,12 @@ void sqljobs_record_files_made(struct sqljobs *sj, const struct pgc_config *file
 int sqljobs_merge(const struct sqljobs *sj, const struct pgc_config *files, struct pgc_config **out,
                   struct diag_list *dl) __attribute__((warn_unused_result));
 
-/* The jobs of SJ's rows that DL (sqljobs_merge's) leaves out, by jobid: {"42": {"name",
- * "cron_name" (or null), "why": the problems, "said": "job \"x\" (jobid 42, role \"app\") is
- * not run: WHY"}}; a new reference (NULL on ENOMEM). SJ may be NULL (none). */
-json_t *sqljobs_refused(const struct sqljobs *sj, const struct diag_list *dl);
-/* Record REFUSED (sqljobs_refused's) in pgcrond.job.refused, now and after every reconnect,
- * where list, next --job and history read it. */
-void sqljobs_record_refused(struct sqljobs *sj, const json_t *refused);
+/* The jobs made in SQL that DL (a build's, from sqljobs_merge) leaves out: each said in the log
+ * once until why changes, recorded in pgcrond.job.refused (now and after every reconnect) for
+ * list, next --job and history, and kept in *REFUSED (for the control socket) by jobid: {"42":
+ * {"name", "cron_name" (or null), "why", "said": "job \"x\" (jobid 42, role \"app\") is not
+ * run: WHY"}}. Nothing when SJ is NULL. */
+void sqljobs_note_refused(struct sqljobs *sj, const struct diag_list *dl, json_t **refused);
 
 /* A copy of the SQL jobs last read, to merge on another thread (reload.h) while the loop
  * reads them again (it shares their rows, which a read replaces and never changes): *OUT

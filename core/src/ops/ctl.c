@@ -393,31 +393,22 @@ static bool resolve(struct client *cl, struct ctl_request *rq)
 	}
 	if (rc != -ENOTUNIQ)
 		return true;
-	char list[1400], q[260], msg[1800];
+	char list[1400], q[260];
 	size_t o = 0;
 	list[0] = '\0';
-	json_t *c = json_array();
 	for (size_t i = 0; i < n && i < 8; i++) {
-		const struct conf_job *k = cands[i];
-		const struct conf_job_sql *sql = &k->more->sql;
+		const struct conf_job_sql *sql = &cands[i]->more->sql;
 		text_format(
 		    list + o, sizeof(list) - o, "%sjobid %lld (role \"%s\", %s%s, pgcrond name %s)",
 		    i ? "; " : "", (long long)sql->jobid, sql->username ? sql->username : "?",
 		    sql->cron_name ? "named " : "unnamed",
-		    sql->cron_name ? text_quote(sql->cron_name, q, sizeof(q)) : "", k->name);
+		    sql->cron_name ? text_quote(sql->cron_name, q, sizeof(q)) : "", cands[i]->name);
 		o = strlen(list);
-		if (c)
-			json_array_append_new(c, json_pack("{s:I, s:s?, s:s?, s:s}", "jobid",
-			                                   (json_int_t)sql->jobid, "owner",
-			                                   sql->username, "cron_name",
-			                                   sql->cron_name, "name", k->name));
 	}
-	text_format(msg, sizeof(msg),
-	            "job name %s is ambiguous, jobs of several roles answer to it: %s%s; give "
-	            "the jobid instead",
+	reply_error(cl, "ambiguous",
+	            "job name %s is ambiguous, jobs of several roles answer to it: %s%s; give the "
+	            "jobid instead",
 	            text_quote(rq->job, q, sizeof(q)), list, n > 8 ? "; ..." : "");
-	reply(cl, json_pack("{s:b, s:s, s:s, s:o}", "ok", 0, "code", "ambiguous", "error", msg,
-	                    "candidates", c ? c : json_array()));
 	return false;
 }
 
