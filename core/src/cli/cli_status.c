@@ -548,7 +548,7 @@ static void status_usage(FILE *out)
 	        "debouncing, retrying, paused, disabled, idle), its next fire as the daemon holds\n"
 	        "it, its last result and staleness. With JOB, that job in full (the last message\n"
 	        "whole). Works while the databases are down. Exits 69 if no daemon answers, 64\n"
-	        "for an unknown job.\n\n"
+	        "for an unknown job, 65 for a job it refuses (it says why).\n\n"
 	        "Options:\n"
 	        "  -c, --config FILE  the main configuration file (default %s)\n"
 	        "  -j, --json         print the state as JSON (docs/operations.md, \"The status\n"
