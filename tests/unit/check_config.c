@@ -1168,9 +1168,11 @@ static int tree_check(char *out, size_t outlen, char *err, size_t errlen)
 	return tree_cli(cli_check, "check", "--offline", out, outlen, err, errlen);
 }
 
-/* A six-field schedule in a job file: pgcrond runs it with seconds first, as written, and
- * check says so (and how pg_cron would read it), at the schedule's line, without failing. */
-START_TEST(test_check_warns_of_six_fields)
+/* A warning is for what the reader can act on. A six-field schedule in a job file is none:
+ * pg_cron never reads the file, and pgcrond runs it with seconds first as written. A
+ * recurrence rule whose UNTIL is past is one: the job never runs again; check says so at
+ * the schedule's line, without failing. */
+START_TEST(test_check_warns_of_what_the_reader_can_act_on)
 {
 	char out[4096], err[8192];
 
@@ -1183,17 +1185,45 @@ START_TEST(test_check_warns_of_six_fields)
 	write_text(at("/conf.d/10-a.conf"),
 	           "jobs = ( { name = \"a\"; command = \"SELECT 1\";\n"
 	           "  schedule = \"*/30 * * * * *\"; },\n"
-	           "  { name = \"b\"; command = \"SELECT 1\"; schedule = \"30 seconds\"; } );\n",
+	           "  { name = \"b\"; command = \"SELECT 1\"; schedule = \"30 seconds\"; },\n"
+	           "  { name = \"c\"; command = \"SELECT 1\";\n"
+	           "    schedule = \"RRULE:FREQ=DAILY;BYHOUR=3;UNTIL=20200101T000000\"; },\n"
+	           "  { name = \"d\"; command = \"SELECT 1\";\n"
+	           "    schedule = \"RRULE:FREQ=DAILY;BYHOUR=3;UNTIL=25001231T000000\"; } );\n",
 	           0644);
 	rc = tree_check(out, sizeof(out), err, sizeof(err));
 	ck_assert_msg(rc == 0, "check: %d %s", rc, err);
-	ck_assert_str_eq(out, "@/pgcrond.conf: 2 jobs, 1 database: OK, 1 warning\n");
-	ck_assert_str_eq(err,
-	                 "@/conf.d/10-a.conf:2: warning: job \"a\": schedule \"*/30 * * * * *\" "
-	                 "has six fields: pgcrond reads the first as seconds (every 30 "
-	                 "seconds); pg_cron ignores a sixth field (every 30 minutes). So that "
-	                 "both read it alike, write \"*/30 * * * *\" for pg_cron's reading or "
-	                 "\"30 seconds\" for pgcrond's.\n");
+	ck_assert_str_eq(out, "@/pgcrond.conf: 4 jobs, 1 database: OK, 1 warning\n");
+	ck_assert_str_eq(err, "@/conf.d/10-a.conf:5: warning: job \"c\": schedule "
+	                      "\"RRULE:FREQ=DAILY;BYHOUR=3;UNTIL=20200101T000000\" has no fire to "
+	                      "come: its UNTIL is past; move UNTIL, or remove the job\n");
+	remove_tree();
+}
+END_TEST
+
+/* A calendar on @reboot is refused for what it is (@reboot has no dates), not as a job
+ * without a fire in ten years. */
+START_TEST(test_check_reboot_with_a_calendar)
+{
+	char out[4096], err[8192];
+
+	make_tree();
+	write_text(at("/hol.ics"),
+	           "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//t//t//EN\nBEGIN:VEVENT\n"
+	           "UID:1\nDTSTART;VALUE=DATE:20300101\nEND:VEVENT\nEND:VCALENDAR\n",
+	           0644);
+	write_text(at("/pgcrond.conf"),
+	           "databases = { analytics = { conninfo = \"dbname=analytics\"; }; };\n"
+	           "state_dir = \"state\";\nconf_dir = \"conf.d\";\n"
+	           "calendars = { hol = { ics = \"hol.ics\"; }; };\n",
+	           0644);
+	write_text(at("/conf.d/10-a.conf"),
+	           "job = { name = \"boot\"; command = \"SELECT 1\"; schedule = \"@reboot\";\n"
+	           "  skip_dates = \"hol\"; };\n",
+	           0644);
+	int rc = tree_check(out, sizeof(out), err, sizeof(err));
+	ck_assert_int_eq(rc, 78);
+	ck_assert_msg(strstr(err, "@reboot has no dates") && !strstr(err, "ten years"), "%s", err);
 	remove_tree();
 }
 END_TEST
@@ -1628,7 +1658,8 @@ static Suite *config_suite(void)
 
 	tc = tcase_create("trust");
 	tcase_add_test(tc, test_trusted_tree_loads);
-	tcase_add_test(tc, test_check_warns_of_six_fields);
+	tcase_add_test(tc, test_check_warns_of_what_the_reader_can_act_on);
+	tcase_add_test(tc, test_check_reboot_with_a_calendar);
 	tcase_add_test(tc, test_main_file_writable_by_others);
 	tcase_add_test(tc, test_calendar_writable_by_others);
 	tcase_add_test(tc, test_broken_calendar_is_left_out);

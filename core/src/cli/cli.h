@@ -75,8 +75,9 @@ void cli_warn_skipped(const char *cmd, const char *conf, const char *skipped,
 
 /* A table on stdout: the heading HEAD[0..COLS), then ROWS rows of COLS cells, CELL_SIZE bytes
  * each, at CELLS (a char [ROWS][COLS][CELL_SIZE] array). Each column is as wide as its widest
- * text, right-aligned where RIGHT has its bit (1u << column), left-aligned otherwise; the
- * last column is not padded (no trailing blanks). COLS is at most 32. */
+ * text in display columns (text_width), right-aligned where RIGHT has its bit (1u << column),
+ * left-aligned otherwise; the last column is not padded (no trailing blanks). COLS is at most 32.
+ */
 void cli_print_table(const char *const *head, const char *cells, size_t rows, int cols,
                      size_t cell_size, unsigned right);
 

@@ -131,23 +131,21 @@ int cli_bad_option(const char *cmd, int opt, char **argv)
 void cli_print_table(const char *const *head, const char *cells, size_t rows, int cols,
                      size_t cell_size, unsigned right)
 {
-	int width[32];
+	/* widths in columns on a terminal, not bytes (text_width): "étape" takes 5 */
+	size_t width[32] = {0}, n = (rows + 1) * (size_t)cols;
 
-	for (int c = 0; c < cols; c++)
-		width[c] = (int)strlen(head[c]);
-	for (size_t i = 0; i < rows * (size_t)cols; i++) {
-		int w = (int)strlen(cells + i * cell_size);
-		if (w > width[i % (size_t)cols])
-			width[i % (size_t)cols] = w;
-	}
-	for (size_t i = 0; i <= rows; i++) {
-		for (int c = 0; c < cols; c++) {
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < n; i++) {
+			size_t c = i % (size_t)cols, w;
 			const char *s =
-			    i ? cells + ((i - 1) * (size_t)cols + (size_t)c) * cell_size : head[c];
-			if (c == cols - 1)
+			    i < (size_t)cols ? head[c] : cells + (i - (size_t)cols) * cell_size;
+			int pad = (int)(width[c] - (w = text_width(s))), r = right >> c & 1;
+			if (pass == 0)
+				width[c] = w > width[c] ? w : width[c];
+			else if (c == (size_t)cols - 1)
 				printf("%s\n", s);
-			else /* a negative width pads on the right */
-				printf("%*s  ", right >> c & 1 ? width[c] : -width[c], s);
+			else /* a right-aligned column is padded on its left */
+				printf("%*s%s%*s  ", r ? pad : 0, "", s, r ? 0 : pad, "");
 		}
 	}
 }

@@ -438,9 +438,3 @@ int cluster_settle_refused(struct cluster *c, size_t n, const char *const *jobs,
 	free(k);
 	return rc;
 }
-
-void cluster_release(struct cluster *c, const char *job)
-{
-	if (c && !cluster_lone_release(c, job))
-		cluster_unlock(c, job); /* the lock a claim statement took */
-}

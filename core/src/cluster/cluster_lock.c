@@ -543,7 +543,7 @@ static const char reaped_wake_failed[] =
  * up to 3 s for a dead instance's backends to go; cluster_close sets `stopping` too) hands
  * what it took over to the others: the claims of fires never run go back to the dead
  * instance as they were, and the retries of the runs it closed go to the dead instance's
- * pending work (sched_takeover, coord_hand_over); the others take both, as a stopped
+ * pending work (sched_takeover, coord_note); the others take both, as a stopped
  * instance's, when this stop's NOTIFY wakes them. */
 static void reap_done(struct cluster *c, const struct stmtq_result *sr)
 {
@@ -613,7 +613,6 @@ static void reap_done(struct cluster *c, const struct stmtq_result *sr)
 			continue; /* given back below */
 		struct cluster_orphan o = {
 		    .job_name = PQgetvalue(r, i, 1),
-		    .trigger = unserved ? "schedule" : cluster_res_val(r, i, 2),
 		    .unserved = unserved,
 		    .graph_run = cluster_res_val(r, i, 3),
 		    .dead = name,

@@ -387,12 +387,10 @@ void cluster_lone_locked(struct cluster *c);
  * UNSTOPPED: another instance's row is not stopped (live, or dead and not yet found so). */
 void cluster_lone_beat(struct cluster *c, bool told_dead, bool unstopped);
 /* For cluster_on_flush: the claims answered lone, and their verdict (GRANTED: the run
- * releases "its lock" at its end, which cluster_lone_release takes). */
+ * releases "its lock" at its end, which cluster_release counts). */
 bool cluster_lone_which(struct cluster *c, const struct claim *q);
 enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, char *why,
                                           size_t len);
-/* A run ended (cluster_release): true if it was granted lone and holds no lock row. */
-bool cluster_lone_release(struct cluster *c, const char *job);
 /* The claim statement being answered was refused by the gate (ERR, the server's message), or
  * (NULL) its answer is over. */
 void cluster_lone_refused(struct cluster *c, const char *err);

@@ -32,6 +32,20 @@ enum job_kind {
 };
 #define JOB_KIND_COUNT 3
 
+/* What made a run: its name (run_trigger_names, job_kind.h) is the text the history's trigger
+ * column, the log, the status and pgcrond.pending_work.kind hold. */
+enum run_trigger {
+	TRIGGER_SCHEDULE,  /* an instant of its schedule */
+	TRIGGER_CATCHUP,   /* the latest of the fires it missed (catchup = once) */
+	TRIGGER_MANUAL,    /* an operator's (pgcrond trigger, the status page) */
+	TRIGGER_UPSTREAM,  /* its upstream jobs' runs */
+	TRIGGER_RETRY,     /* a failed run's next attempt */
+	TRIGGER_NOTIFY,    /* notifications on its channel */
+	TRIGGER_REBOOT,    /* @reboot: the daemon's start */
+	TRIGGER_FRESHNESS, /* its sources changed */
+};
+#define TRIGGER_COUNT 8
+
 struct conf_database {
 	char *name;              /* key under databases = { ... } */
 	char *conninfo;          /* libpq conninfo; never logged without pgconn_redact_conninfo() */

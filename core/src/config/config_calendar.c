@@ -194,7 +194,9 @@ static void check_fires(struct loader *L, const struct conf_job *j, const char *
 	        t = cron_next(&j->cron, cal->tz ? cal->tz : L->cfg->tz, now);
 	const char *key = j->cron.flags & CRON_ONLY_DATES ? "only_dates" : "skip_dates";
 
-	if (t == CRON_NEVER || t - now > INT64_C(3653) * 86400)
+	/* (@reboot, "N seconds" and no schedule have no dates: config_job_dates says so) */
+	if (j->schedule && (j->cron.kind == CRON_CALENDAR || j->cron.kind == CRON_RRULE) &&
+	    (t == CRON_NEVER || t - now > INT64_C(3653) * 86400))
 		config_report(L, file, line,
 		              "job \"%s\": schedule \"%s\" with %s = \"%s\" has no fire in the "
 		              "next ten years; %s",

@@ -5,8 +5,8 @@
  * explain it: its name, the command `install` and every reload record for it in pgcrond.job
  * and cron.job, and what a fault with one of its runs in flight means (docs/faults.md). One
  * table; the functions below are its only readers, and each switch over kinds has no default,
- * so a new kind fails the build (-Wswitch-enum) until every entry says what it is. Pure logic:
- * no libpq, no libevent. */
+ * so a new kind fails the build (-Wswitch-enum) until every entry says what it is; and the
+ * names of what makes a run (enum run_trigger). Pure logic: no libpq, no libevent. */
 
 #include <stddef.h>
 
@@ -18,6 +18,11 @@ const char *job_kind_name(enum job_kind k);
 
 /* The kind named NAME (as job_kind_name spells it) into *OUT: 0, or -EINVAL. */
 int job_kind_parse(const char *name, enum job_kind *out);
+
+/* Each trigger's name (enum run_trigger), and the trigger named NAME into *OUT: 0, or -EINVAL
+ * (text read back from the database). */
+extern const char *const run_trigger_names[TRIGGER_COUNT];
+int run_trigger_parse(const char *name, enum run_trigger *out);
 
 /* An HTTP call as it may be shown and recorded: "METHOD scheme://host[:port]/..." (no user
  * info, path or query: httpc_url_shown). OUT always NUL-terminated. */

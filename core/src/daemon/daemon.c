@@ -291,7 +291,7 @@ static void after_install(struct daemon *d, double plugins_ms, const struct sche
 			const struct conf_job *j = &d->cfg->jobs[i];
 			if (j->more->sql.username && j->enabled && j->schedule &&
 			    j->cron.kind == CRON_REBOOT &&
-			    sched_trigger(d->sched, j->name, "reboot", false) < 0)
+			    sched_trigger(d->sched, j->name, TRIGGER_REBOOT, false) < 0)
 				log_warning("job \"%s\" (@reboot) could not be started", j->name);
 		}
 		d->db.sql_started = true;

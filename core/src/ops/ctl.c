@@ -561,7 +561,7 @@ static void do_trigger(struct client *cl, struct ctl_request *rq)
 		if (rc < 0)
 			cl->waiting = false;
 	} else {
-		rc = sched_trigger(s, rq->job, "manual", rq->force);
+		rc = sched_trigger(s, rq->job, TRIGGER_MANUAL, rq->force);
 	}
 	if (rc == 0) {
 		if (!rq->wait)

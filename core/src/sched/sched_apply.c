@@ -278,7 +278,8 @@ static void finish(struct sched *s)
 	if (ap->first) {
 		for (struct job *j = s->jobs; j; j = j->next)
 			if (j->enabled && j->schedule && j->cron->kind == CRON_REBOOT)
-				sched_job_fire(j, sched_now_us(s) / 1000000 * 1000000, "reboot");
+				sched_job_fire(j, sched_now_us(s) / 1000000 * 1000000,
+				               TRIGGER_REBOOT);
 	}
 	sched_admit_queued(s); /* max_running may have grown */
 	free_work(ap);

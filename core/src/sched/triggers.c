@@ -363,7 +363,7 @@ static void serve_request(struct tdb *db, const char *id, const char *job, bool 
 				free(wr);
 			}
 		} else {
-			rc = sched_trigger(t->s, job, "manual", force);
+			rc = sched_trigger(t->s, job, TRIGGER_MANUAL, force);
 		}
 	}
 	switch (rc) {
