@@ -104,8 +104,8 @@ void config_calendars_finish(struct loader *L);
 void config_job_dates(struct loader *L, const config_setting_t *s, const char *file,
                       struct conf_job *j);
 void config_check_job_dates(struct loader *L, struct conf_job *j);
-/* J's dates from its calendar C; a table calendar not read yet keeps J from firing (an empty
- * only_dates). False on ENOMEM. */
+/* J's dates from its calendar C; a calendar without dates (a table not read yet) keeps J from
+ * firing (an empty only_dates). False on ENOMEM. */
 bool config_point_dates(struct conf_job *j, const struct conf_calendar *c);
 /* config_http.c: the http group; then, once L->self is known, its token file. */
 void config_parse_http(struct loader *L, const config_setting_t *s, const char *file);
