@@ -83,7 +83,7 @@ void cli_print_table(const char *const *head, const char *cells, size_t rows, in
 
 /* The next fire of job J after NOW (Unix seconds) as `pgcrond list` and `pgcrond history`
  * show it: UTC ISO 8601 ("2026-11-24T10:05:00Z"), "disabled", "at startup" (@reboot),
- * "unknown (calendar not read)" (its table calendar, which only the daemon's last read knows),
+ * "unknown (calendar not read)" (its calendar, which only the daemon's last read knows),
  * or "-" (no schedule, or one that never fires). J's schedule in its own zone, else CFG's. */
 struct conf_job;
 void cli_next_fire(const struct pgc_config *cfg, const struct conf_job *j, int64_t now, char *out,

@@ -26,10 +26,10 @@ void cli_next_fire(const struct pgc_config *cfg, const struct conf_job *j, int64
 	const struct conf_calendar *c =
 	    config_calendar(cfg, cal->skip_dates ? cal->skip_dates : cal->only_dates);
 	int64_t t = j->schedule && tz && j->enabled ? cron_next(&j->cron, tz, now) : CRON_NEVER;
-	/* a table calendar not read here: the daemon fires on the dates it last read */
+	/* a calendar not read here (a table's): the daemon fires on the dates it last read */
 	snprintf(out, outlen, "%s",
 	         !j->enabled                                  ? "disabled"
-	         : c && c->table && !c->dates                 ? "unknown (calendar not read)"
+	         : c && !c->dates                             ? "unknown (calendar not read)"
 	         : j->schedule && j->cron.kind == CRON_REBOOT ? "at startup"
 	                                                      : "-");
 	if (out[0] == '-' && t != CRON_NEVER && cron_time_format(t, out, outlen) < 0)

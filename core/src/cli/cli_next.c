@@ -211,7 +211,7 @@ int cli_next(int argc, char **argv)
 		                  spread, sizeof(spread));
 		const struct conf_calendar *c =
 		    config_calendar(cfg, jc->skip_dates ? jc->skip_dates : jc->only_dates);
-		unread = c && c->table && !c->dates; /* only the daemon knows its dates */
+		unread = c && !c->dates; /* only the daemon knows its dates */
 		if (unread)
 			snprintf(cal, sizeof(cal), " (not read here)");
 		else if (c)
