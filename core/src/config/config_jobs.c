@@ -736,28 +736,6 @@ static bool has_conf_suffix(const char *name)
 	return n > 5 && strcmp(name + n - 5, ".conf") == 0;
 }
 
-bool config_skipped(const struct loader *L, const char *path)
-{
-	for (size_t i = 0; i < L->n_skip; i++)
-		if (strcmp(L->skip[i], path) == 0)
-			return true;
-	return false;
-}
-
-void config_blame(struct loader *L, const char *path)
-{
-	for (size_t i = 0; i < L->n_blamed; i++)
-		if (strcmp(L->blamed[i], path) == 0)
-			return;
-	char **b = realloc(L->blamed, (L->n_blamed + 1) * sizeof(*b));
-	if (b)
-		L->blamed = b;
-	if (!b || !(b[L->n_blamed] = strdup(path)))
-		L->oom = true;
-	else
-		L->n_blamed++;
-}
-
 /* Every *.conf in conf_dir, in strcmp order; not subdirectories (conf.d/examples/), not
  * dotfiles, and not the main file itself when conf_dir is its directory. */
 void config_load_conf_dir(struct loader *L)

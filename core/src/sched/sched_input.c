@@ -269,23 +269,6 @@ void sched_cluster_graph(struct sched *s, const char *job, bool started)
 		j->success_seq = ++s->flow_seq;
 }
 
-bool sched_cluster_busy(struct run *r, const char *why)
-{
-	struct job *j = r->job;
-	bool notify = r->trigger == TRIGGER_NOTIFY;
-	if (j->overlap == OVERLAP_SKIP && !notify)
-		return false;
-	/* its instance announces the end (cluster.c's unlock), or dies (coord_reaped) */
-	sched_run_to(r, RUN_CLUSTER_WAIT);
-	log_job(LOG_LVL_INFO, j->name, "%s; waiting for it to end (%s)", why,
-	        j->overlap == OVERLAP_QUEUE     ? "overlap = queue"
-	        : j->overlap == OVERLAP_REPLACE ? "overlap = replace"
-	                                        : "notifications are never skipped");
-	if (j->overlap == OVERLAP_REPLACE)
-		admit_cancel_other(j->s->admit, j->name);
-	return true;
-}
-
 void sched_notify_pending(struct sched *s, const char *name, bool pending)
 {
 	struct job *j = sched_job_find(s, name);

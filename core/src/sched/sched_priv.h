@@ -426,9 +426,6 @@ void sched_job_owes(struct job *j, const char *graph_run);
 void sched_job_owes_not(struct job *j);
 void sched_on_pid(void *arg, int pid);
 void sched_on_xid(void *arg, const char *xid, const char *server, bool commit_waits);
-/* sched_input.c: R's claim found its job running on another instance (WHY): true if R waits
- * for that run's end (overlap queue or replace, or notifications, which are never skipped). */
-bool sched_cluster_busy(struct run *r, const char *why);
 /* sched_state.c: mark R's start before it is handed to the executor (r->mark_wait: its
  * statement waits for the mark); 1, 0, or -1 if R must not run. */
 int sched_mark_start(struct run *r);
