@@ -110,10 +110,19 @@ START_TEST(every_code_of_the_docs)
 	/* (a database of its own: no seed tables, and the running daemon's registry untouched) */
 	char *refused_ci = itest_fresh_db(DB "_refused");
 	char *refused = main_file(&e, "refused.conf", "refused.d", refused_ci);
-	static const char *const settings[] = {"no daemon", "the database down",
+	/* a job made in SQL whose day no month has: the running daemon leaves it out */
+	itest_exec(e.db, "SELECT cron.schedule('never', '0 0 30 2 *', 'SELECT 1')");
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT refused IS NOT NULL FROM pgcrond.job"
+	                             " WHERE jobname = 'never'"),
+	              "the daemon did not refuse never:\n%s", itest_tail(e.log));
+	static const char *const settings[] = {"no daemon",
+	                                       "the database down",
 	                                       "a job file with an error",
-	                                       "a view the server refuses", "as root"};
-	const char *confs[] = {no_daemon, down, broken, refused, e.conf};
+	                                       "a view the server refuses",
+	                                       "as root",
+	                                       "a job the daemon refuses"};
+	const char *confs[] = {no_daemon, down, broken, refused, e.conf, e.conf};
 
 	char *doc = itest_read_file(DOC), *sect = strstr(doc, "\n## Exit codes");
 	ck_assert_msg(sect != NULL, "no \"## Exit codes\" section in %s", DOC);

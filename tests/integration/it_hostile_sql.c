@@ -502,7 +502,7 @@ START_TEST(names_cannot_be_squatted)
 	 * line naming its owner */
 	itest_env_start(&e);
 	ck_assert_msg(itest_wait_log(e.log,
-	                             "(role \"" MALLORY "\"):1: job \"nightly-report\" is "
+	                             "role \"" MALLORY "\") is not run: job \"nightly-report\" is "
 	                             "already defined at ",
 	                             15),
 	              "%s", itest_read_file(e.log));

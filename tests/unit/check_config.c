@@ -1119,12 +1119,13 @@ START_TEST(test_trusted_tree_loads)
 }
 END_TEST
 
-/* `pgcrond check` on the tree (cli_check), its stdout and stderr, "@" standing for the
- * tree; returns its exit code. */
-static int tree_check(char *out, size_t outlen, char *err, size_t errlen)
+/* Command CMD of the CLI (cli_check, cli_status...) on the tree, "pgcrond NAME -c
+ * @/pgcrond.conf [ARG]": its stdout and stderr, "@" standing for the tree; returns its exit
+ * code. */
+static int tree_cli(int (*cmd)(int, char **), const char *name, const char *arg, char *out,
+                    size_t outlen, char *err, size_t errlen)
 {
-	/* (--offline: a unit test reaches no server) */
-	char *argv[] = {"check", "-c", (char *)at("/pgcrond.conf"), "--offline", NULL};
+	char *argv[] = {(char *)name, "-c", (char *)at("/pgcrond.conf"), (char *)arg, NULL};
 	FILE *fo = tmpfile(), *fe = tmpfile();
 	ck_assert(fo && fe);
 	fflush(stdout);
@@ -1132,7 +1133,7 @@ static int tree_check(char *out, size_t outlen, char *err, size_t errlen)
 	int so = dup(1), se = dup(2);
 	dup2(fileno(fo), 1);
 	dup2(fileno(fe), 2);
-	int rc = cli_check(4, argv);
+	int rc = cmd(arg ? 4 : 3, argv);
 	fflush(stdout);
 	fflush(stderr);
 	dup2(so, 1);
@@ -1159,6 +1160,12 @@ static int tree_check(char *out, size_t outlen, char *err, size_t errlen)
 		bufs[k][o] = '\0';
 	}
 	return rc;
+}
+
+/* `pgcrond check` on the tree (--offline: a unit test reaches no server). */
+static int tree_check(char *out, size_t outlen, char *err, size_t errlen)
+{
+	return tree_cli(cli_check, "check", "--offline", out, outlen, err, errlen);
 }
 
 /* A warning is for what the reader can act on. A six-field schedule in a job file is none:
@@ -1271,6 +1278,51 @@ START_TEST(test_calendar_writable_by_others)
 	    "that only root or pgcrond's user can change\n");
 	ck_assert_int_eq(chmod(at("/holidays.ics"), 0644), 0);
 	ck_assert_str_eq(tree_problems(), "");
+	remove_tree();
+}
+END_TEST
+
+/* A calendar that cannot be read (removed, unparsable, writable by others) fails `pgcrond
+ * check`, and no command that reaches the running daemon: it and the job files that use it
+ * are left out, with a warning, as a job file with errors is. */
+START_TEST(test_broken_calendar_is_left_out)
+{
+	char out[4096], err[8192];
+	make_tree();
+	FILE *f = fopen(at("/pgcrond.conf"), "a");
+	ck_assert_ptr_nonnull(f);
+	fputs("calendars = { holidays = { ics = \"holidays.ics\"; }; };\n", f);
+	ck_assert_int_eq(fclose(f), 0);
+	write_text(at("/conf.d/20-b.conf"),
+	           "job = { name = \"b\"; command = \"SELECT 1\"; schedule = \"@daily\";\n"
+	           "  skip_dates = \"holidays\"; };\n",
+	           0644);
+	write_text(at("/holidays.ics"), "BEGIN:VCALENDAR\nEND:VCALENDAR\n", 0666);
+	ck_assert_int_eq(tree_check(out, sizeof(out), err, sizeof(err)), 78);
+	ck_assert_msg(strstr(err, "@/pgcrond.conf:4: calendar \"holidays\": refusing "), "%s", err);
+
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+	char **skipped = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(config_load_partial(at("/pgcrond.conf"), &cfg, &dl, &skipped, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(skipped[0], "calendar \"holidays\"");
+	ck_assert_str_eq(skipped[1], at("/conf.d/20-b.conf"));
+	ck_assert_ptr_nonnull(config_job(cfg, "a"));
+	ck_assert_ptr_null(config_job(cfg, "b"));
+	for (size_t i = 0; i < n; i++)
+		free(skipped[i]);
+	free(skipped);
+	config_free(&cfg);
+	diag_clear(&dl);
+
+	/* status reaches for the daemon's socket: none here (not the calendar's 78) */
+	ck_assert_int_eq(tree_cli(cli_status, "status", NULL, out, sizeof(out), err, sizeof(err)),
+	                 69);
+	ck_assert_str_eq(err, "pgcrond status: no pgcrond answers on @/state/pgcrond.sock (No "
+	                      "such file or directory); is the daemon running with this "
+	                      "configuration (state_dir = \"@/state\")?\n");
 	remove_tree();
 }
 END_TEST
@@ -1610,6 +1662,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_check_reboot_with_a_calendar);
 	tcase_add_test(tc, test_main_file_writable_by_others);
 	tcase_add_test(tc, test_calendar_writable_by_others);
+	tcase_add_test(tc, test_broken_calendar_is_left_out);
 	tcase_add_test(tc, test_job_file_writable_by_group);
 	tcase_add_test(tc, test_conf_dir_writable_by_group);
 	tcase_add_test(tc, test_parent_dir_writable);

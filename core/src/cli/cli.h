@@ -82,8 +82,9 @@ void cli_print_table(const char *const *head, const char *cells, size_t rows, in
                      size_t cell_size, unsigned right);
 
 /* The next fire of job J after NOW (Unix seconds) as `pgcrond list` and `pgcrond history`
- * show it: UTC ISO 8601 ("2026-11-24T10:05:00Z"), "disabled", "at startup" (@reboot), or "-"
- * (no schedule, or one that never fires). J's schedule in its own zone (J->tz), else CFG's. */
+ * show it: UTC ISO 8601 ("2026-11-24T10:05:00Z"), "disabled", "at startup" (@reboot),
+ * "unknown (calendar not read)" (its calendar, which only the daemon's last read knows),
+ * or "-" (no schedule, or one that never fires). J's schedule in its own zone, else CFG's. */
 struct conf_job;
 void cli_next_fire(const struct pgc_config *cfg, const struct conf_job *j, int64_t now, char *out,
                    size_t outlen);
@@ -99,7 +100,7 @@ void cli_schedule_tail(int64_t spread_ms, int offset_s, const char *skip, const 
  * cli_next_fire CFG. */
 struct pgc_config *cli_with_sql_jobs(struct pg_conn *conn, const struct pgc_config *cfg);
 /* *CFG with the dates of its table calendars, read now from their tables (config_set_table_dates);
- * one that cannot be read is said on stderr, and its jobs do not fire, as in the daemon. */
+ * one that cannot be read is said on stderr, and its jobs' fires are unknown (cli_next_fire). */
 void cli_table_dates(const char *cmd, struct pgc_config **cfg);
 
 /* S seconds for a person, as `pgcrond status` and `pgcrond history` show a time span:

@@ -161,7 +161,7 @@ static int say_no_runs(PGconn *conn, const struct pgc_config *cfg, const char *j
 	const char *p[] = {job};
 	PGresult *r =
 	    PQexecParams(conn,
-	                 "SELECT username, jobid, schedule, enabled, paused"
+	                 "SELECT username, jobid, schedule, enabled, paused, refused"
 	                 "  FROM pgcrond.job WHERE jobname OPERATOR(pg_catalog.=) $1"
 	                 "   AND source OPERATOR(pg_catalog.=) 'sql' AND removed_at IS NULL",
 	                 1, NULL, p, NULL, NULL, 0);
@@ -190,9 +190,12 @@ static int say_no_runs(PGconn *conn, const struct pgc_config *cfg, const char *j
 		printf("no %sruns of %s recorded (a job made in SQL by role \"%s\", jobid %s)\n",
 		       some, q, role, PQgetvalue(r, 0, 1));
 	} else {
-		char when[128];
+		char when[1200], why[1024];
 		if (!enabled)
 			snprintf(when, sizeof(when), "inactive (its active is false in cron.job)");
+		else if (!PQgetisnull(r, 0, 5)) /* why the daemon leaves it out, as it last said */
+			snprintf(when, sizeof(when), "not run: %s",
+			         text_escape_ctl(PQgetvalue(r, 0, 5), why, sizeof(why)));
 		else if (strcmp(next, "-") == 0)
 			snprintf(when, sizeof(when), "never fires");
 		else

@@ -2,20 +2,18 @@
  * its control socket (ctl.h), and the client side of that socket for `trigger` (cli_ctl_call). */
 #include <errno.h>
 #include <jansson.h>
-#include <poll.h>
 #include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "cluster.h"
-#include "clock.h"
 #include "config.h"
 #include "ctl.h"
 #include "text.h"
@@ -23,50 +21,28 @@
 /* How long status, pause and resume wait for the answer. */
 #define ANSWER_TIMEOUT_MS 10000
 
-/* Read one line from FD within TIMEOUT_MS (< 0: no limit) into a malloc'd string. */
+/* Read one line from FD into a malloc'd string, each read within TIMEOUT_MS (< 0: no limit;
+ * the daemon sends an answer whole); -ETIMEDOUT when one is not. */
 static int read_line(int fd, int timeout_ms, char **out)
 {
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	int64_t deadline = timeout_ms >= 0 ? clock_mono_ms() + timeout_ms : -1;
-
-	for (;;) {
-		int wait = -1;
-		if (deadline >= 0) {
-			int64_t left = deadline - clock_mono_ms();
-			wait = left > 0 ? (int)left : 0;
-		}
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		int n = poll(&p, 1, wait);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n == 0) {
-			free(buf);
-			return -ETIMEDOUT;
-		}
-		if (len + 4096 + 1 > cap) {
-			char *nb = realloc(buf, cap = cap ? cap * 2 : 8192);
-			if (!nb) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = nb;
-		}
-		ssize_t r = n < 0 ? -1 : read(fd, buf + len, cap - len - 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			free(buf);
-			return r == 0 ? -ECONNRESET : -errno;
-		}
-		len += (size_t)r;
-		char *nl = memchr(buf, '\n', len);
-		if (nl) {
-			*nl = '\0';
-			*out = buf;
-			return 0;
-		}
+	struct timeval tv = {timeout_ms / 1000, timeout_ms % 1000 * 1000 + (timeout_ms == 0)};
+	FILE *f = NULL;
+	size_t cap = 0;
+	*out = NULL;
+	if ((timeout_ms >= 0 && setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) ||
+	    !(f = fdopen(dup(fd), "r")))
+		return -errno;
+	errno = 0;
+	ssize_t n = getline(out, &cap, f);
+	int e = errno == EAGAIN ? ETIMEDOUT : errno ? errno : ECONNRESET;
+	fclose(f);
+	if (n > 0 && (*out)[n - 1] == '\n') {
+		(*out)[n - 1] = '\0';
+		return 0;
 	}
+	free(*out);
+	*out = NULL;
+	return -e;
 }
 
 int cli_ctl_call(const char *cmd, const char *conf, const struct ctl_request *rq, int timeout_ms,
@@ -160,6 +136,8 @@ int cli_ctl_error(const char *cmd, const json_t *answer)
 		return EX_USAGE;
 	if (code && (strcmp(code, "disabled") == 0 || strcmp(code, "bad_request") == 0))
 		return EX_USAGE;
+	if (code && strcmp(code, "refused") == 0)
+		return EX_DATAERR; /* a job made in SQL the daemon cannot run: its settings */
 	return EX_UNAVAILABLE;
 }
 
@@ -544,7 +522,7 @@ static void status_usage(FILE *out)
 	        "instance's run or an upstream, debouncing, retrying, paused, disabled, idle),\n"
 	        "its next fire as the daemon holds it, its last result and staleness. With JOB,\n"
 	        "that job in full (the last message whole). Works while the databases are down.\n"
-	        "Exits 69 if no daemon answers, 64 for an unknown job.\n\n"
+	        "Exits 69 if no daemon answers, 64 for an unknown job, 65 for a refused one.\n\n"
 	        "Options:\n"
 	        "  -c, --config FILE  the main configuration file (default %s)\n"
 	        "  -j, --json         print the state as JSON (docs/operations.md, \"The status\n"

@@ -672,3 +672,25 @@ bool config_valid_source(const char *name)
 	size_t b = ident_len(name + a + 1);
 	return b > 0 && name[a + 1 + b] == '\0' && a + 1 + b <= 2 * 64 + 5;
 }
+
+bool config_skipped(const struct loader *L, const char *path)
+{
+	for (size_t i = 0; i < L->n_skip; i++)
+		if (strcmp(L->skip[i], path) == 0)
+			return true;
+	return false;
+}
+
+void config_blame(struct loader *L, const char *path)
+{
+	for (size_t i = 0; i < L->n_blamed; i++)
+		if (strcmp(L->blamed[i], path) == 0)
+			return;
+	char **b = realloc(L->blamed, (L->n_blamed + 1) * sizeof(*b));
+	if (b)
+		L->blamed = b;
+	if (!b || !(b[L->n_blamed] = strdup(path)))
+		L->oom = true;
+	else
+		L->n_blamed++;
+}

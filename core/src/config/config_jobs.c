@@ -747,32 +747,6 @@ static bool has_conf_suffix(const char *name)
 	return n > 5 && strcmp(name + n - 5, ".conf") == 0;
 }
 
-static bool is_skipped(const struct loader *L, const char *path)
-{
-	for (size_t i = 0; i < L->n_skip; i++)
-		if (strcmp(L->skip[i], path) == 0)
-			return true;
-	return false;
-}
-
-/* Remember that job file PATH has errors (config_load_partial leaves it out next time). */
-void config_blame(struct loader *L, const char *path)
-{
-	for (size_t i = 0; i < L->n_blamed; i++)
-		if (strcmp(L->blamed[i], path) == 0)
-			return;
-	char **b = realloc(L->blamed, (L->n_blamed + 1) * sizeof(*b));
-	if (!b) {
-		L->oom = true;
-		return;
-	}
-	L->blamed = b;
-	if (!(b[L->n_blamed] = strdup(path)))
-		L->oom = true;
-	else
-		L->n_blamed++;
-}
-
 /* Every *.conf in conf_dir, in strcmp order; not subdirectories (conf.d/examples/), not
  * dotfiles, and not the main file itself when conf_dir is its directory. */
 void config_load_conf_dir(struct loader *L)
@@ -817,7 +791,7 @@ void config_load_conf_dir(struct loader *L)
 
 		if (!path)
 			break;
-		if (is_skipped(L, path)) {
+		if (config_skipped(L, path)) {
 			free(path);
 			continue;
 		}

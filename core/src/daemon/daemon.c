@@ -51,6 +51,7 @@ struct daemon {
 		struct sqljobs *sql;   /* the SQL jobs; NULL without a history database */
 		struct caltables *cal; /* the table calendars' reads (caltables.h) */
 		bool sql_started;      /* the SQL jobs' @reboot runs were started */
+		json_t *refused;       /* the SQL jobs left out, and why (sqljobs_note_refused) */
 	} db;                          /* what the databases merge onto the files */
 	cron_tz *tz;
 	struct plugin_registry *plugins;
@@ -162,19 +163,6 @@ static void apply_log_level(const struct pgc_config *cfg)
 	enum log_level lvl;
 	if (cfg->log_level && log_level_parse(cfg->log_level, &lvl))
 		log_set_level(lvl);
-}
-
-static void log_diags(const struct diag_list *dl)
-{
-	for (size_t i = 0; i < dl->n; i++) {
-		const struct diag *d = &dl->items[i];
-		if (d->file && d->line > 0)
-			log_error("%s:%d: %s", d->file, d->line, d->message);
-		else if (d->file)
-			log_error("%s: %s", d->file, d->message);
-		else
-			log_error("%s", d->message);
-	}
 }
 
 /* How many of FILES' job files a reload parsed: the others' text had not changed, and their
@@ -371,17 +359,17 @@ static void built(void *arg, struct reload_result *r)
 
 	if (d->stopping)
 		return;
-	if (r->sql_dl.n) {
-		log_error("%zu job(s) made in SQL are not run:", r->sql_dl.n);
-		log_diags(&r->sql_dl);
-	}
+	if (r->rc == 0) /* the jobs made in SQL it leaves out, and why */
+		sqljobs_note_refused(d->db.sql, &r->sql_dl, &d->db.refused);
 	if (r->rc < 0) {
 		if (d->reload.merging)
 			log_error("%s: cannot be applied; keeping what was in force",
 			          reload_label(d->reload.merging));
 		else
 			log_error("reload failed; keeping the previous configuration");
-		log_diags(&r->dl);
+		char line[8192];
+		for (size_t i = 0; i < r->dl.n; i++) /* as pgcrond check says them */
+			log_error("%s", diag_format(&r->dl.items[i], line, sizeof(line)));
 	} else {
 		double plugins_ms = r->loop_ms;
 		if (install_begin(d, r)) {
@@ -830,6 +818,7 @@ static int open_parts(struct daemon *d)
 	                                    .ex = d->ex,
 	                                    .hist = d->hist,
 	                                    .triggers = &d->triggers,
+	                                    .refused = &d->db.refused,
 	                                    .instance = d->instance,
 	                                    .cluster = d->cluster,
 	                                    .started_us = clock_wall_us(),
@@ -938,6 +927,7 @@ static void close_parts(struct daemon *d)
 	sched_free(&d->sched); /* answers the runs waited for on the control socket */
 	reload_result_clear(&d->reload.swap); /* the stop cut it short: nothing points into it */
 	ctl_free(&d->ops.ctl);
+	json_decref(d->db.refused);
 	sqljobs_free(&d->db.sql);
 	caltables_free(&d->db.cal);
 	pgnet_free(&d->pgnet); /* before the client its requests are in */

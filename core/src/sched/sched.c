@@ -392,6 +392,25 @@ static bool cluster_busy(struct run *r, const char *why)
 	return true;
 }
 
+/* R's claim found its job running on another instance (WHY): true if R waits for that run's
+ * end (overlap queue or replace, or notifications, which are never skipped). */
+static bool sched_cluster_busy(struct run *r, const char *why)
+{
+	struct job *j = r->job;
+	bool notify = r->trigger == TRIGGER_NOTIFY;
+	if (j->overlap == OVERLAP_SKIP && !notify)
+		return false;
+	/* its instance announces the end (cluster.c's unlock), or dies (coord_reaped) */
+	sched_run_to(r, RUN_CLUSTER_WAIT);
+	log_job(LOG_LVL_INFO, j->name, "%s; waiting for it to end (%s)", why,
+	        j->overlap == OVERLAP_QUEUE     ? "overlap = queue"
+	        : j->overlap == OVERLAP_REPLACE ? "overlap = replace"
+	                                        : "notifications are never skipped");
+	if (j->overlap == OVERLAP_REPLACE)
+		admit_cancel_other(j->s->admit, j->name);
+	return true;
+}
+
 /* The answer to run R's admission (admit.h), which R waits for (RUN_CLAIMING): run it, or
  * leave it to the instance that claimed it. */
 static void on_admit(void *arg, enum cluster_verdict v, const char *why)
