@@ -380,23 +380,6 @@ static void on_http_done(void *arg, const struct httpc_response *resp)
 static bool cluster_busy(struct run *r, const char *why)
 {
 	struct job *j = r->job;
-	if (j->overlap == OVERLAP_SKIP && r->trigger != TRIGGER_NOTIFY)
-		return false;
-	/* its instance announces the end (cluster.c's unlock), or dies (coord_reaped) */
-	sched_run_to(r, RUN_CLUSTER_WAIT);
-	log_job(LOG_LVL_INFO, j->name, "%s; waiting for it to end (%s%s)", why,
-	        j->overlap == OVERLAP_SKIP ? "notifications are never skipped" : "overlap = ",
-	        j->overlap == OVERLAP_SKIP ? "" : config_overlap_names[j->overlap]);
-	if (j->overlap == OVERLAP_REPLACE)
-		admit_cancel_other(j->s->admit, j->name);
-	return true;
-}
-
-/* R's claim found its job running on another instance (WHY): true if R waits for that run's
- * end (overlap queue or replace, or notifications, which are never skipped). */
-static bool sched_cluster_busy(struct run *r, const char *why)
-{
-	struct job *j = r->job;
 	bool notify = r->trigger == TRIGGER_NOTIFY;
 	if (j->overlap == OVERLAP_SKIP && !notify)
 		return false;
