@@ -312,6 +312,31 @@ static void entry_free(struct unclaimed *u)
 	free(u);
 }
 
+/* The list walked once. With RAN, that fire's entries go, but one in the statement under way
+ * stays, marked ran (its answer is on its way). Else the statement's answer came (DROP: the
+ * entries it asked go) or it failed, and no entry is in a statement any more. */
+static void sweep(struct admit *a, const struct admit_fire *ran, bool drop)
+{
+	struct unclaimed **pp = &a->uncl_head;
+	a->uncl_tail = NULL;
+	while (*pp) {
+		struct unclaimed *u = *pp;
+		bool of_ran = ran && u->scheduled_us / 1000000 == ran->scheduled_us / 1000000 &&
+		              strcmp(u->job, ran->job) == 0;
+		u->ran = u->ran || (of_ran && u->sent);
+		if (ran ? of_ran && !u->sent : u->sent && drop) {
+			*pp = u->next;
+			entry_free(u);
+			a->n_uncl--;
+			continue;
+		}
+		if (!ran)
+			u->sent = u->unseen = false;
+		a->uncl_tail = u;
+		pp = &u->next;
+	}
+}
+
 static void arm(struct admit *a, int64_t delay_us)
 {
 	if (clock_arm(a->clock, &a->uncl_ev, delay_us) < 0) /* negative: now */
@@ -376,45 +401,8 @@ void admit_ran(struct admit *a, const struct admit_fire *f)
 {
 	if (f->noted && a)
 		coord_done(a->co, f->job, f->trigger);
-	if (!a || !a->n_uncl || !f->scheduled_us || f->attempt > 1)
-		return;
-	struct unclaimed **pp = &a->uncl_head;
-	a->uncl_tail = NULL;
-	while (*pp) {
-		struct unclaimed *u = *pp;
-		if (u->scheduled_us / 1000000 == f->scheduled_us / 1000000 &&
-		    strcmp(u->job, f->job) == 0) {
-			if (u->sent) {
-				u->ran = true; /* its answer is on its way */
-			} else {
-				*pp = u->next;
-				entry_free(u);
-				a->n_uncl--;
-				continue;
-			}
-		}
-		a->uncl_tail = u;
-		pp = &u->next;
-	}
-}
-
-static void unlink_sent(struct admit *a, bool drop)
-{
-	struct unclaimed **pp = &a->uncl_head;
-	a->uncl_tail = NULL;
-	while (*pp) {
-		struct unclaimed *u = *pp;
-		if (u->sent && drop) {
-			*pp = u->next;
-			entry_free(u);
-			a->n_uncl--;
-			continue;
-		}
-		u->sent = false;
-		u->unseen = false;
-		a->uncl_tail = u;
-		pp = &u->next;
-	}
+	if (a && a->n_uncl && f->scheduled_us && f->attempt == 1)
+		sweep(a, f, false);
 }
 
 static void asked(void *arg, const PGresult *res, const char *err, const char *sqlstate)
@@ -428,7 +416,7 @@ static void asked(void *arg, const PGresult *res, const char *err, const char *s
 			    "cluster: cannot check whether other instances ran the fires not "
 			    "claimed here: %s",
 			    err && *err ? err : "no answer");
-		unlink_sent(a, false);
+		sweep(a, NULL, false);
 		arm(a, UNCLAIMED_RETRY_US);
 		return;
 	}
@@ -474,7 +462,7 @@ static void asked(void *arg, const PGresult *res, const char *err, const char *s
 		log_info("cluster: %zu fire(s) not claimed here were checked: %zu run by another "
 		         "instance, %zu by none (recorded as skipped)",
 		         served + none, served, none);
-	unlink_sent(a, true);
+	sweep(a, NULL, true);
 	/* a local skip is asked at once; the rest together, not one statement (and line) per
 	 * second */
 	if (soon)
@@ -620,9 +608,8 @@ bool admit_leave(struct admit *a, const struct admit_fire *f)
 {
 	if (!a || !a->c || !f->scheduled_us || f->attempt > 1 || !cluster_served_elsewhere(a->c))
 		return false;
-	char at[32];
-	if (cron_time_format(f->scheduled_us / 1000000, at, sizeof(at)) < 0)
-		at[0] = '\0';
+	char at[CRON_TIME_BUFSZ];
+	cron_time_format(f->scheduled_us / 1000000, at, sizeof(at)); /* always fits */
 	log_job(LOG_LVL_NOTICE, f->job,
 	        "this instance is stopping: the fire at %s it just claimed is left to the other "
 	        "instances (%s)",

@@ -44,8 +44,6 @@ static const char give_back_failed[] =
     "could not give claims taken over back while stopping (those fires are served when their "
     "holder is found dead, or not at all)";
 
-/* R's rows that carry a claim (a key), with the job, key, holder and boot id in columns
- * COLS. */
 void cluster_give_back(struct cluster *c, const PGresult *r, const int cols[4])
 {
 	size_t rows = (size_t)PQntuples(r), n = 0;

@@ -16,6 +16,8 @@
 /* ---- the config ------------------------------------------------------------------- */
 
 enum overlap_policy { OVERLAP_SKIP, OVERLAP_QUEUE, OVERLAP_REPLACE };
+/* Each policy's name as the overlap key takes it ("skip", "queue", "replace"; NULL after). */
+extern const char *const config_overlap_names[];
 enum catchup_policy { CATCHUP_ONCE, CATCHUP_SKIP };
 /* which runs get a history row: all, or failures only (successes are counted) */
 enum history_policy { HISTORY_ALL, HISTORY_FAILURES };
@@ -86,6 +88,9 @@ struct conf_http_call {
 	int *expect; /* the status codes that are a success; none: any 2xx */
 	size_t n_expect;
 	int line; /* of http = { } */
+	/* "METHOD scheme://host[:port]" (no user info, path or query: httpc_url_shown), what
+	 * lists and its runs' history rows show of it */
+	char *shown;
 };
 
 /* ---- a job's keys that most jobs leave at their defaults (struct conf_job_more) ---- */
@@ -179,7 +184,8 @@ struct conf_job {
 	int64_t timeout_ms; /* 0 = none */
 	/* the rest of its keys: config_job_more_defaults, or its own (never NULL) */
 	const struct conf_job_more *more;
-	char *file; /* where the job = { } group starts */
+	const char *fenced; /* its runs' class if fenced (config_fenced), a static string */
+	char *file;         /* where the job = { } group starts */
 	int line;
 	/* where these keys are, for messages (on every job that has them, not in more: most
 	 * jobs have a schedule); 0 if not there */
@@ -409,6 +415,9 @@ int config_resolve_job(const struct pgc_config *cfg, const char *arg, const stru
     __attribute__((warn_unused_result));
 
 /* A copy of H (NULL: NULL), setting *OOM when out of memory; and its release. */
+/* The class after "fenced: " of a run of a job of kind K running COMMAND (job_kind_once), a
+ * static string; NULL where a run is not fenced. */
+const char *config_fenced(enum job_kind k, const char *command);
 struct conf_http_call *config_http_call_dup(const struct conf_http_call *h, bool *oom);
 void config_http_call_free(struct conf_http_call **h);
 bool config_http_call_eq(const struct conf_http_call *a, const struct conf_http_call *b);

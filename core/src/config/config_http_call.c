@@ -357,6 +357,10 @@ void config_parse_http_call(struct loader *L, const config_setting_t *s, const c
 		              "http has a body but method %s sends none; use method = \"POST\" (or "
 		              "PUT, PATCH), or remove the body",
 		              h->method);
+	char url[900], shown[1000];
+	httpc_url_shown(h->url ? h->url : "", url, sizeof(url));
+	snprintf(shown, sizeof(shown), "%s %s", h->method ? h->method : "GET", url);
+	h->shown = config_dup_str(L, shown);
 }
 
 /* ---- copies ------------------------------------------------------------------------ */
@@ -373,6 +377,7 @@ void config_http_call_free(struct conf_http_call **hp)
 	free(h->headers);
 	free(h->body);
 	free(h->expect);
+	free(h->shown);
 	free(h);
 	*hp = NULL;
 }
@@ -390,6 +395,7 @@ struct conf_http_call *config_http_call_dup(const struct conf_http_call *src, bo
 	h->url = config_dup_or(src->url, oom);
 	h->method = config_dup_or(src->method, oom);
 	h->body = config_dup_or(src->body, oom);
+	h->shown = config_dup_or(src->shown, oom);
 	h->n_headers = src->n_headers;
 	h->headers = config_dup_strs(src->headers, &h->n_headers, oom);
 	if (src->n_expect) {

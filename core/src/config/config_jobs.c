@@ -17,6 +17,7 @@
 #include "config.h"
 #include "config_priv.h"
 #include "cron.h"
+#include "sqlscan.h"
 #include "text.h"
 #include "trust.h"
 
@@ -358,6 +359,15 @@ static void read_keys(struct loader *L, const config_setting_t *s, const char *f
 		    "and \"-\"");
 }
 
+const char *config_fenced(enum job_kind k, const char *command)
+{
+	if (k == JOB_KIND_PLUGIN)
+		return "plugin";
+	enum sqlscan_class c =
+	    k == JOB_KIND_SQL ? sqlscan_classify(command ? command : "") : SQLSCAN_ONE_TRANSACTION;
+	return c == SQLSCAN_ONE_TRANSACTION ? NULL : sqlscan_class_name(c);
+}
+
 /* What the job runs: exactly one of plugin, command and http, which is its kind. */
 static void check_kind(struct loader *L, const config_setting_t *s, const char *file,
                        const char *who, struct conf_job *j)
@@ -386,6 +396,7 @@ static void check_kind(struct loader *L, const config_setting_t *s, const char *
 		    who);
 	/* the one place a kind is read off the keys: from here on it is the job's kind */
 	j->kind = http ? JOB_KIND_HTTP : plugin ? JOB_KIND_PLUGIN : JOB_KIND_SQL;
+	j->fenced = config_fenced(j->kind, j->command); /* read by each of its runs */
 	if (j->plugin && !valid_plugin_name(j->plugin))
 		config_report_at(
 		    L, plugin, file,

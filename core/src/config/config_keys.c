@@ -208,7 +208,7 @@ static bool int_value(struct loader *L, const config_setting_t *s, const char *f
 
 /* ---- key tables -------------------------------------------------------------------- */
 
-static const char *const overlap_values[] = {"skip", "queue", "replace", NULL};
+const char *const config_overlap_names[] = {"skip", "queue", "replace", NULL};
 static const char *const catchup_values[] = {"once", "skip", NULL};
 static const char *const retry_on_values[] = {"transient", "any", NULL};
 static const char *const history_values[] = {"all", "failures", NULL};
@@ -263,7 +263,7 @@ const struct key_spec config_job_keys[] = {
     {"enabled", K_BOOL, JOB(enabled), "true", NULL, 0, false, NULL},
     {"timeout", K_DURATION, JOB(timeout_ms), "\"10m\"", NULL, 0, false, NULL},
     {"spread", K_DURATION, MORE(cal.spread_ms), "\"30s\"", NULL, 0, false, NULL},
-    {"overlap", K_ENUM, JOB(overlap), "\"skip\"", overlap_values, 0, false, NULL},
+    {"overlap", K_ENUM, JOB(overlap), "\"skip\"", config_overlap_names, 0, false, NULL},
     {"retries", K_INT, JOB(retries), "3", NULL, 0, false, NULL},
     {"retry_delay", K_DURATION, MORE(retry.delay_ms), "\"30s\"", NULL, 0, false, NULL},
     {"retry_backoff", K_FLOAT, MORE(retry.backoff), "2.0", NULL, 1, false, NULL},
@@ -355,8 +355,6 @@ static bool is_blank(const char *s)
 	return true;
 }
 
-/* Check and store one setting S described by K into the struct at BASE. Returns false
- * (after reporting) when the value is unusable. */
 bool config_apply_key(struct loader *L, const config_setting_t *s, const struct key_spec *k,
                       void *base, const char *file)
 {
@@ -554,7 +552,6 @@ bool config_apply_job_key(struct loader *L, const config_setting_t *s, const str
 	return config_apply_key(L, s, &in_more, more, file);
 }
 
-/* Report a key not in KEYS, suggesting the closest one. WHERE is "" or " in job \"x\"". */
 void config_report_unknown(struct loader *L, const config_setting_t *s, const char *file,
                            const struct key_spec *keys, const char *where, const char *hint)
 {
@@ -568,7 +565,6 @@ void config_report_unknown(struct loader *L, const config_setting_t *s, const ch
 		config_report_at(L, s, file, "unknown key \"%s\"%s; %s", name, where, hint);
 }
 
-/* Walk group S: known keys into BASE, others reported. */
 void config_parse_group(struct loader *L, const config_setting_t *s, const char *file,
                         const struct key_spec *keys, void *base, const char *where,
                         const char *hint)

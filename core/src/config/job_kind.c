@@ -6,9 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "httpc.h"
-#include "sqlscan.h"
-
 const char *job_kind_name(enum job_kind k)
 {
 	switch (k) {
@@ -20,17 +17,6 @@ const char *job_kind_name(enum job_kind k)
 		return "http";
 	}
 	return "sql"; /* (not a kind: memory gone wrong) */
-}
-
-int job_kind_parse(const char *name, enum job_kind *out)
-{
-	for (int k = 0; k < JOB_KIND_COUNT; k++) {
-		if (strcmp(name, job_kind_name((enum job_kind)k)) == 0) {
-			*out = (enum job_kind)k;
-			return 0;
-		}
-	}
-	return -EINVAL;
 }
 
 const char *const run_trigger_names[TRIGGER_COUNT] = {
@@ -48,13 +34,6 @@ int run_trigger_parse(const char *name, enum run_trigger *out)
 	return -EINVAL;
 }
 
-void job_kind_http_shown(const struct conf_http_call *h, char *out, size_t outlen)
-{
-	char shown[900];
-	httpc_url_shown(h->url, shown, sizeof(shown));
-	snprintf(out, outlen, "%s %s", h->method ? h->method : "GET", shown);
-}
-
 const char *job_kind_command(const struct conf_job *j, char *buf, size_t buflen)
 {
 	switch (j->kind) {
@@ -64,33 +43,18 @@ const char *job_kind_command(const struct conf_job *j, char *buf, size_t buflen)
 		snprintf(buf, buflen, "plugin %s", j->plugin ? j->plugin : "");
 		return buf;
 	case JOB_KIND_HTTP:
-		if (j->http)
-			job_kind_http_shown(j->http, buf, buflen);
-		else
-			snprintf(buf, buflen, "http");
-		return buf;
+		return j->http && j->http->shown ? j->http->shown : "http";
 	}
 	return "";
 }
 
 void job_kind_once(enum job_kind k, const char *command, char *out, size_t outlen)
 {
-	switch (k) {
-	case JOB_KIND_SQL:
-		if (command && sqlscan_classify(command) == SQLSCAN_ONE_TRANSACTION)
-			snprintf(out, outlen, "yes");
-		else
-			snprintf(out, outlen, "fenced: %s",
-			         sqlscan_class_name(sqlscan_classify(command ? command : "")));
-		return;
-	case JOB_KIND_PLUGIN:
-		snprintf(out, outlen, "fenced: plugin");
-		return;
-	case JOB_KIND_HTTP:
-		snprintf(out, outlen, "at most once per attempt");
-		return;
-	}
-	snprintf(out, outlen, "-");
+	const char *fenced = config_fenced(k, command);
+	if (fenced)
+		snprintf(out, outlen, "fenced: %s", fenced);
+	else
+		snprintf(out, outlen, k == JOB_KIND_HTTP ? "at most once per attempt" : "yes");
 }
 
 static const char *job_kind_lost_note(enum job_kind k)

@@ -16,21 +16,14 @@
  * the status page, /metrics' kind label, pgcrond.job.kind). */
 const char *job_kind_name(enum job_kind k);
 
-/* The kind named NAME (as job_kind_name spells it) into *OUT: 0, or -EINVAL. */
-int job_kind_parse(const char *name, enum job_kind *out);
-
 /* Each trigger's name (enum run_trigger), and the trigger named NAME into *OUT: 0, or -EINVAL
  * (text read back from the database). */
 extern const char *const run_trigger_names[TRIGGER_COUNT];
 int run_trigger_parse(const char *name, enum run_trigger *out);
 
-/* An HTTP call as it may be shown and recorded: "METHOD scheme://host[:port]/..." (no user
- * info, path or query: httpc_url_shown). OUT always NUL-terminated. */
-void job_kind_http_shown(const struct conf_http_call *h, char *out, size_t outlen);
-
 /* What pgcrond.job.command and cron.job.command hold for J: a SQL job's command as written
- * (returned as is, not copied), a plugin job's "plugin NAME", an HTTP job's call as
- * job_kind_http_shown prints it (into BUF, which is returned). Never NULL. */
+ * (returned as is, not copied), a plugin job's "plugin NAME" (into BUF, which is
+ * returned), an HTTP job's conf_http_call.shown. Never NULL. */
 const char *job_kind_command(const struct conf_job *j, char *buf, size_t buflen);
 
 /* Whether a run of a job of kind K whose recorded command is COMMAND happens once when the

@@ -29,8 +29,6 @@ static void run_next_step(struct exec_run *r);
 
 /* ---- running statements --------------------------------------------------------------- */
 
-/* The run's connection broke: discard it and fail the run with WHY (libpq's reason if
- * NULL). */
 void exec_run_conn_lost(struct exec_run *r, const char *why)
 {
 	struct conn *c = r->conn;

@@ -177,23 +177,21 @@ void hist_set_lone(struct hist *h, int64_t since_us, int64_t until_us)
 	h->lone_until = until_us;
 }
 
-/* Run K's record is made: whether this instance runs alone since before it (hist_batch_ctx):
- * a new period of running alone begins with K. */
-static void note_lone(struct hist *h, uint64_t k)
+/* ---- the records ---------------------------------------------------------------------- */
+
+/* A new run's key K (returned; its text into KEY) and the fields a start and a complete row
+ * share (N_START of them). Whether this instance runs alone since before K (hist_batch_ctx): a
+ * new period of running alone begins with K. */
+static uint64_t run_fields(struct hist *h, const struct hist_run *run, char *key, char *sched,
+                           char *start, char *attempt, const char **f)
 {
+	uint64_t k = ++h->next_key;
+	hist_run_key(h, k, key, 96);
 	int64_t since = h->lone_told && clock_mono_us() < h->lone_until ? h->lone_told : 0;
 	if (since != h->lone_since) {
 		h->lone_since = since;
 		h->lone_first = since ? k : 0;
 	}
-}
-
-/* ---- the records ---------------------------------------------------------------------- */
-
-/* The fields a start and a complete row share (N_START of them). */
-static void run_fields(struct hist *h, const struct hist_run *run, const char *key, char *sched,
-                       char *start, char *attempt, const char **f)
-{
 	f[0] = h->instance;
 	f[1] = key;
 	f[2] = h->boot_id;
@@ -210,6 +208,7 @@ static void run_fields(struct hist *h, const struct hist_run *run, const char *k
 		char id[24];
 		jobid_set(h, run->job_name, text_i64(id, sizeof(id), run->jobid));
 	}
+	return k;
 }
 
 uint64_t hist_start(struct hist *h, const struct hist_run *run)
@@ -219,10 +218,7 @@ uint64_t hist_start(struct hist *h, const struct hist_run *run)
 
 	if (!h || !run)
 		return 0;
-	uint64_t k = ++h->next_key;
-	hist_run_key(h, k, key, sizeof(key));
-	run_fields(h, run, key, sched, start, attempt, f);
-	note_lone(h, k);
+	uint64_t k = run_fields(h, run, key, sched, start, attempt, f);
 	/* a run that found a connection free has its pid already: one record, not two */
 	f[N_START] = run->pid > 0 ? text_i64(pid, sizeof(pid), run->pid) : NULL;
 	if (f[N_START])
@@ -289,10 +285,7 @@ uint64_t hist_record(struct hist *h, const struct hist_run *run, const char *sta
 
 	if (!h || !run)
 		return 0;
-	uint64_t k = ++h->next_key;
-	hist_run_key(h, k, key, sizeof(key));
-	run_fields(h, run, key, sched, start, attempt, f);
-	note_lone(h, k);
+	uint64_t k = run_fields(h, run, key, sched, start, attempt, f);
 	f[12] = status ? status : HIST_FAILED;
 	f[13] = message;
 	f[14] = NULL;
@@ -344,7 +337,6 @@ void hist_written_done(struct hist *h, bool committed)
 	h->n_written = 0;
 }
 
-/* One answer of a record statement (HIST_WRITTEN_CLOSE): the rows of this process's runs. */
 void hist_written_rows(struct hist *h, const PGresult *r)
 {
 	size_t boot = strlen(h->boot_id);
@@ -376,7 +368,6 @@ static const char *opt_value(PGresult *r, int i, int col)
 	return PQgetisnull(r, i, col) ? NULL : PQgetvalue(r, i, col);
 }
 
-/* One row of hist_sql_last_results to the caller. */
 void hist_past_row(struct hist *h, PGresult *r, int i)
 {
 	const char *sqlstate = opt_value(r, i, 4);

@@ -174,7 +174,6 @@ static json_t *job_json(const struct status_src *src, const struct sched_job_vie
 	/* who runs it and how: a SQL job's owner (file jobs run as the daemon's role), and the
 	 * settings an operator asks about first */
 	if (c) {
-		static const char *const overlaps[] = {"skip", "queue", "replace"};
 		const struct conf_job_sql *sql = &c->more->sql;
 		const struct conf_job_cal *cal = &c->more->cal;
 		rc |= put_str(o, "owner", sql->username);
@@ -192,8 +191,7 @@ static json_t *job_json(const struct status_src *src, const struct sched_job_vie
 		}
 		rc |= put_str(o, "skip_dates", cal->skip_dates); /* its calendar's name */
 		rc |= put_str(o, "only_dates", cal->only_dates);
-		rc |=
-		    put_str(o, "overlap", (unsigned)c->overlap < 3 ? overlaps[c->overlap] : "skip");
+		rc |= put_str(o, "overlap", config_overlap_names[c->overlap]);
 	}
 
 	int64_t next = INT64_MAX;
@@ -484,10 +482,31 @@ fail:
 
 /* ---- the metrics drawn from the status document ---------------------------------------- */
 
+/* OBJ's KEY, a number, or a boolean as 1 or 0 */
 static double num(const json_t *o, const char *key)
 {
-	return json_number_value(json_object_get(o, key));
+	const json_t *v = json_object_get(o, key);
+	return json_is_boolean(v) ? json_is_true(v) : json_number_value(v);
 }
+
+/* The history's samples: NAME (TYPE, with HELP) is its object's FIELD. */
+static const struct {
+	const char *name, *type, *help, *field;
+} hist_gauges[] = {
+    {"pgcrond_history_connected", "gauge", "1 while the history database's connection is up.",
+     "connected"},
+    {"pgcrond_history_spool_records", "gauge",
+     "History records waiting to be written (in memory and in the spill file).", "pending"},
+    {"pgcrond_history_records_written_total", "counter",
+     "History records the database acknowledged.", "written"},
+    {"pgcrond_history_records_dropped_total", "counter",
+     "History records given up (spill file full, data the database refused).", "dropped"},
+    {"pgcrond_history_backlogged", "gauge",
+     "1 while new runs are held back: more history records wait than the database takes.",
+     "backlogged"},
+    {"pgcrond_history_backlog_holds_total", "counter",
+     "Times new runs were held back for the history to catch up.", "holds"},
+};
 
 /* The gauges of each job, in the order served: NAME with HELP is the job's FIELD (of its
  * object OBJ when not NULL; a boolean is 1 or 0; with STATE, 1 while FIELD is STATE), or with
@@ -529,13 +548,11 @@ static void job_gauge(FILE *f, const struct metrics *m, const struct job_gauge *
                       const char *name)
 {
 	const json_t *o = g->obj ? json_object_get(j, g->obj) : j;
-	const json_t *v = g->field ? json_object_get(o, g->field) : NULL;
-	double x = json_is_boolean(v) ? json_is_true(v) : json_number_value(v);
+	double x = g->field ? num(o, g->field) : (double)metrics_last_failure_us(m, name) / 1e6;
+	const char *state = g->state ? json_string_value(json_object_get(o, g->field)) : NULL;
 
-	if (!g->field)
-		x = (double)metrics_last_failure_us(m, name) / 1e6;
-	else if (g->state)
-		x = json_is_string(v) && strcmp(json_string_value(v), g->state) == 0;
+	if (g->state)
+		x = state && strcmp(state, g->state) == 0;
 	if ((g->positive && x <= 0) || (g->when && num(o, g->when) <= 0))
 		return;
 	metrics_sample(f, g->name, "job", name, x);
@@ -623,34 +640,10 @@ int status_metrics(const struct metrics *m, const json_t *st, FILE *f)
 	    metrics_sample(f, "pgcrond_database_waiting_runs", "database",
 	                   json_string_value(json_object_get(d, "name")), num(d, "waiting"));
 
-	if (json_string_value(json_object_get(hist, "database"))) {
-		metrics_head(f, "pgcrond_history_connected", "gauge",
-		             "1 while the history database's connection is up.");
-		metrics_sample(f, "pgcrond_history_connected", NULL, NULL,
-		               json_is_true(json_object_get(hist, "connected")));
-		metrics_head(
-		    f, "pgcrond_history_spool_records", "gauge",
-		    "History records waiting to be written (in memory and in the spill file).");
-		metrics_sample(f, "pgcrond_history_spool_records", NULL, NULL,
-		               num(hist, "pending"));
-		metrics_head(f, "pgcrond_history_records_written_total", "counter",
-		             "History records the database acknowledged.");
-		metrics_sample(f, "pgcrond_history_records_written_total", NULL, NULL,
-		               num(hist, "written"));
-		metrics_head(
-		    f, "pgcrond_history_records_dropped_total", "counter",
-		    "History records given up (spill file full, data the database refused).");
-		metrics_sample(f, "pgcrond_history_records_dropped_total", NULL, NULL,
-		               num(hist, "dropped"));
-		metrics_head(f, "pgcrond_history_backlogged", "gauge",
-		             "1 while new runs are held back: more history records wait than the "
-		             "database takes.");
-		metrics_sample(f, "pgcrond_history_backlogged", NULL, NULL,
-		               json_is_true(json_object_get(hist, "backlogged")));
-		metrics_head(f, "pgcrond_history_backlog_holds_total", "counter",
-		             "Times new runs were held back for the history to catch up.");
-		metrics_sample(f, "pgcrond_history_backlog_holds_total", NULL, NULL,
-		               num(hist, "holds"));
+	bool with_hist = json_string_value(json_object_get(hist, "database")) != NULL;
+	for (size_t g = 0; with_hist && g < sizeof(hist_gauges) / sizeof(hist_gauges[0]); g++) {
+		metrics_head(f, hist_gauges[g].name, hist_gauges[g].type, hist_gauges[g].help);
+		metrics_sample(f, hist_gauges[g].name, NULL, NULL, num(hist, hist_gauges[g].field));
 	}
 	free(names);
 	return ferror(f) ? -EIO : 0;

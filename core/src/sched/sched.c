@@ -31,7 +31,6 @@
 #include "retry.h"
 #include "sched_priv.h"
 #include "sched_recent_priv.h"
-#include "sqlscan.h"
 #include "text.h"
 
 /* A step back by more than this recomputes every job's next instant from the new time, as
@@ -98,17 +97,13 @@ static void early_stale(struct job *j)
 		admit_early_drop(j->s->admit, j->name, j->early_us, NULL);
 }
 
-/* Compute the next instant from now (after PREV) and arm it. */
+/* Compute the next instant from now (after PREV) and arm it (none: disarmed). */
 void sched_job_schedule(struct job *j, int64_t prev)
 {
-	if (!sched_job_schedulable(j)) {
-		j->next_fire = CRON_NEVER;
-		sched_timer_disarm(j);
-		early_stale(j);
-		return;
-	}
 	int64_t now = sched_now_us(j->s);
-	j->next_fire = sched_next_fire(j->cron, j->tz, prev, now / 1000000);
+	j->next_fire = sched_job_schedulable(j)
+	                   ? sched_next_fire(j->cron, j->tz, prev, now / 1000000)
+	                   : CRON_NEVER;
 	early_stale(j);
 	sched_job_arm(j, now);
 }
@@ -380,14 +375,9 @@ static void on_http_done(void *arg, const struct httpc_response *resp)
 	run_end(r, &fo);
 }
 
-static const char *overlap_name(enum overlap_policy o)
-{
-	return o == OVERLAP_QUEUE ? "queue" : o == OVERLAP_REPLACE ? "replace" : "skip";
-}
-
 /* R's claim found its job running on another instance (WHY): true if R waits for that run's
  * end (overlap queue or replace, or notifications, which are never skipped). */
-static bool sched_cluster_busy(struct run *r, const char *why)
+static bool cluster_busy(struct run *r, const char *why)
 {
 	struct job *j = r->job;
 	bool notify = r->trigger == TRIGGER_NOTIFY;
@@ -422,7 +412,7 @@ static void on_admit(void *arg, enum cluster_verdict v, const char *why)
 		}
 		return;
 	}
-	if (v == CLUSTER_BUSY && !s->draining && sched_cluster_busy(r, why))
+	if (v == CLUSTER_BUSY && !s->draining && cluster_busy(r, why))
 		return; /* it runs once that run ends (overlap queue or replace) */
 	char msg[300];
 	struct admit_fire f = sched_admit_fire(r);
@@ -438,7 +428,8 @@ static void on_admit(void *arg, enum cluster_verdict v, const char *why)
 			sched_record(&r, SCHED_SKIPPED, why);
 	} else if (v == CLUSTER_BUSY) {
 		admit_ran(s->admit, &f); /* the claim is ours: this row is the fire's */
-		snprintf(msg, sizeof(msg), "%s; overlap = %s", why, overlap_name(j->overlap));
+		snprintf(msg, sizeof(msg), "%s; overlap = %s", why,
+		         config_overlap_names[j->overlap]);
 		sched_record_skipped(&r, msg);
 	} else
 		log_job(LOG_LVL_DEBUG, j->name, "%s fire served by another instance",
@@ -577,8 +568,7 @@ static int submit_sql(struct run *r, const struct run_stmts *b, bool marked, cha
 	    .on_pid = sched_on_pid,
 	    .on_xid = marked ? sched_on_xid : NULL,
 	    /* several statements in one transaction: pgcrond opens it, to know its id */
-	    .own_xact =
-	        marked && j->command && sqlscan_classify(j->command) == SQLSCAN_ONE_TRANSACTION,
+	    .own_xact = marked && j->kind == JOB_KIND_SQL && !j->fenced,
 	    .hold = r->mark_wait,
 	    .on_done = on_done,
 	    .arg = r,
@@ -609,7 +599,7 @@ static void run_begin(struct run *r)
 	const char *shown = command; /* what its history row says it runs */
 	switch (j->kind) {
 	case JOB_KIND_HTTP:
-		job_kind_http_shown(j->http, command, sizeof(command));
+		shown = j->http->shown;
 		break;
 	case JOB_KIND_SQL:
 		shown = sched_command_kept(j->command, command);
@@ -794,12 +784,6 @@ void sched_fire_run(struct run *r)
 	}
 }
 
-static void fmt_iso(int64_t t, char *out, size_t outlen) /* "2026-11-22T10:00:01Z" */
-{
-	if (cron_time_format(t, out, outlen) < 0 && outlen)
-		out[0] = '\0';
-}
-
 /* J's armed instant, j->next_fire, is due at NOW_US, and with it maybe later fires of its
  * schedule. Those not served on time (MISSED_TOLERANCE_US) are missed: CAUSE says why (NULL:
  * the timer woke late). With catchup = once one run, trigger catchup, serves the latest due
@@ -841,8 +825,8 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 			last_missed = first;
 	}
 	char from[CRON_TIME_BUFSZ], to[CRON_TIME_BUFSZ], late[160], why[400], msg[480];
-	fmt_iso(first, from, sizeof(from));
-	fmt_iso(last_missed, to, sizeof(to));
+	cron_time_format(first, from, sizeof(from));
+	cron_time_format(last_missed, to, sizeof(to));
 	if (!cause) {
 		snprintf(late, sizeof(late), "the timer woke %.1f s late: %s",
 		         (double)(now_us - first * 1000000) / 1e6,
@@ -858,7 +842,7 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 	if (first != (j->conf && j->conf->catchup == CATCHUP_ONCE ? latest : last_missed))
 		admit_early_drop(j->s->admit, j->name, first * 1000000, why);
 	if (j->conf && j->conf->catchup == CATCHUP_ONCE) {
-		fmt_iso(latest, to, sizeof(to));
+		cron_time_format(latest, to, sizeof(to));
 		log_job(LOG_LVL_NOTICE, j->name, "%s; running once for %s (catchup = once)", why,
 		        to);
 		sched_job_fire(j, latest * 1000000, TRIGGER_CATCHUP);

@@ -106,6 +106,7 @@ static void job_retire(struct job *j)
 	log_job(LOG_LVL_INFO, j->name, "removed from the configuration");
 	j->removed = true;
 	j->conf = NULL;
+	j->plug = NULL; /* (the registry goes with the configuration) */
 	own_strs(j);
 	j->cron = &no_cron; /* never read: a removed job is not scheduled */
 	j->tz = NULL;       /* nor its zone (the apply's goes with the next one) */
@@ -136,6 +137,8 @@ static bool job_update(struct job *j, const struct conf_job *cj, const struct pg
 	j->command = cj->command;
 	j->http = cj->http;
 	j->plugin = cj->plugin;
+	j->plug =
+	    cj->plugin && j->s->plugins ? plugin_registry_find(j->s->plugins, cj->plugin) : NULL;
 	j->pool = NULL; /* the database's pool, found again at its next run (exec.h) */
 	j->database = db ? db : "";
 	j->schedule = cj->schedule;
@@ -145,6 +148,7 @@ static bool job_update(struct job *j, const struct conf_job *cj, const struct pg
 	j->timeout_ms = cj->timeout_ms;
 	j->overlap = cj->overlap;
 	j->kind = cj->kind;
+	j->fenced = cj->fenced;
 	j->enabled = cj->enabled;
 	j->conf = cj;
 	return sched_changed;

@@ -42,9 +42,8 @@ static bool served_here(const struct job *j, int64_t us)
  * while the daemon was down. */
 static void serve_unserved(struct job *j, const struct cluster_orphan *o)
 {
-	char at[32], why[240];
-	if (cron_time_format(o->scheduled_us / 1000000, at, sizeof(at)) < 0)
-		at[0] = '\0';
+	char at[CRON_TIME_BUFSZ], why[240];
+	cron_time_format(o->scheduled_us / 1000000, at, sizeof(at)); /* always fits */
 	if (o->silent)
 		snprintf(why, sizeof(why),
 		         "the fire at %s was claimed by instance %s, which has neither started it "

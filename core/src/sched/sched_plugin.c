@@ -53,9 +53,8 @@ int sched_plugin_stmts(struct run *r, struct run_stmts *b, char *command, size_t
                        size_t errlen)
 {
 	struct job *j = r->job;
-	/* built by its plugin (values as parameters), found once for the build and its guards */
-	const struct plugin *p =
-	    j->s->plugins ? plugin_registry_find(j->s->plugins, j->plugin) : NULL;
+	/* built by its plugin (values as parameters) */
+	const struct plugin *p = j->plug;
 	int rc = -1;
 	if (!p || !j->conf)
 		snprintf(err, errlen, "plugin \"%s\" is not loaded", j->plugin);

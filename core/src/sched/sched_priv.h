@@ -32,6 +32,7 @@
 struct alerter;
 struct exec_pool;
 struct metrics_job;
+struct plugin;
 struct run;
 
 /* Runs in arrival order, linked through their defer_prev and defer_next (sched_run_to). */
@@ -80,13 +81,15 @@ struct job {
 	const char *command;
 	const struct conf_http_call *http; /* an HTTP job's request (conf's; NULL once removed) */
 	const char *plugin;
+	const struct plugin *plug; /* found once in the registry in force (NULL: not loaded) */
 	const char *database;
 	const char *schedule;
 	const cron_expr *cron; /* conf's compiled schedule (valid when schedule is set) */
 	const cron_tz *tz;     /* its zone: its own, else the daemon's (job_update) */
 	int64_t timeout_ms;
 	enum overlap_policy overlap;
-	enum job_kind kind; /* conf's (kept once removed) */
+	enum job_kind kind; /* conf's (kept once removed), */
+	const char *fenced; /* and its class if fenced (config_fenced) */
 	bool enabled;
 	bool removed;  /* gone from the config; freed when its run ends */
 	bool seen;     /* == s->ap.parity: the apply under way has visited it */

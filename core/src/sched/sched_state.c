@@ -471,12 +471,10 @@ int sched_mark_start(struct run *r)
 	if (!s->hist || !r->hist_key || !s->ex.release)
 		return 0;
 	struct admit_fire f = sched_admit_fire(r);
-	char key[96], once[64];
+	char key[96];
 	hist_run_key(s->hist, r->hist_key, key, sizeof(key));
-	/* a command whose commit a takeover cannot ask about: its class, for the history */
-	job_kind_once(r->job->kind, r->job->command, once, sizeof(once));
-	const char *fenced = strncmp(once, "fenced: ", 8) == 0 ? once + 8 : NULL;
-	int w = admit_mark_start(s->admit, &f, r->adm, key, fenced, on_marked, r);
+	/* (a command whose commit a takeover cannot ask about: its class, for the history) */
+	int w = admit_mark_start(s->admit, &f, r->adm, key, r->job->fenced, on_marked, r);
 	/* (with its FN, a mark noted is always waited for) */
 	r->mark_wait = r->marked = w == 1;
 	s->n_marked += r->marked;
@@ -732,7 +730,6 @@ const char *const sched_recent_statuses[] = {[SCHED_SUCCEEDED] = HIST_SUCCEEDED,
                                              [SCHED_UPSTREAM_FAILED] = HIST_UPSTREAM_FAILED,
                                              NULL};
 
-/* J's last result, made if it has none yet (NULL: out of memory, the status shows none). */
 struct job_last *sched_job_last(struct job *j)
 {
 	if (!j->last)
