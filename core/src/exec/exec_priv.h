@@ -16,11 +16,10 @@
 #include "ownsess.h"
 #include "pgconn.h"
 
-/* A connection given back with no run waiting for it, none of its pool's others at work, keeps
- * its run's session this long, unless a run takes it first: a burst of runs over many
- * databases (a pool each) then has no reset between its runs, each a round trip of another
- * backend, and the run that takes it next carries its statement in the reset's round trip.
- * Its run left no transaction open. */
+/* A connection given back with no run waiting for it keeps its run's session this long, unless
+ * a run takes it first: the run that takes it carries its statement in the reset, one send and
+ * one round trip, and a burst of runs over many databases (a pool each) has no reset between
+ * its runs, each a round trip of another backend. Its run left no transaction open. */
 #define RESET_LATER_MS 100
 
 /* USED: a run gave it back and none waited; its session is that run's until the reset, which
