@@ -1,5 +1,5 @@
 #!/bin/bash
-# This tree's Release build beside another build, on the figures issue 46 names: bench_fire at
+# This tree's Release build beside another build, on the figures that compare them: bench_fire at
 # 100 and 1,000 jobs and with three instances (abab.sh), bench_fire at 15,000 jobs,
 # bench_scale at 100,000 jobs (start, reload, RSS) and 100 per-minute jobs over TCP
 # (bench_side). Each figure is printed by its bench; this script only runs them in turn, A

@@ -111,8 +111,8 @@ BEGIN
 -- ignores a sixth field and reads the first five as minute to day-of-week ("*/30 * * * * *":
 -- every 30 seconds here, every 30 minutes there). For a schedule pgcrond reads with six fields:
 -- the message naming both readings and a hint saying what to write so that both read it
--- alike; NULL for any other schedule. Worded as pgcrond import and pgcrond check word it
--- (cron_six_fields, core/src/cron/cron_six.c).
+-- alike; NULL for any other schedule. Worded as pgcrond import words it (cron_six_fields,
+-- core/src/cron/cron_six.c).
 CREATE OR REPLACE FUNCTION pgcrond.six_fields_note(schedule text)
 RETURNS text[]
 LANGUAGE plpgsql

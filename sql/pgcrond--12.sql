@@ -1,7 +1,7 @@
--- pgcrond schema, step 12: bounded inputs (issue 23, item 5).
+-- pgcrond schema, step 12: bounded inputs.
 --
--- A role could schedule a command of any size (256 MB stalled the daemon's loop for 9.8 s
--- and took it to 1.7 GB) and any number of jobs. A job made in SQL (cron.schedule,
+-- A role could schedule a command of any size (one of 256 MB would hold the daemon's loop
+-- for seconds and take gigabytes) and any number of jobs. A job made in SQL (cron.schedule,
 -- pgcrond.schedule, cron.alter_job, or a row written into cron.job: each is mirrored into
 -- pgcrond.job by cron_job_sync) is now refused when its command is longer than
 -- max_command_size bytes, or when its role already has max_jobs_per_role jobs. The values

@@ -1,4 +1,4 @@
--- pgcrond schema, step 15: freshness for jobs made in SQL (docs/freshness.md, issue 27).
+-- pgcrond schema, step 15: freshness for jobs made in SQL (docs/freshness.md).
 --
 -- pgcrond.schedule() takes the job file's freshness keys as options:
 --   SELECT pgcrond.schedule('rollup', '0 0 1 1 *', 'CALL rollup()',

@@ -1,4 +1,4 @@
--- pgcrond schema, step 16: cluster_dead_after (issue 24).
+-- pgcrond schema, step 16: cluster_dead_after.
 --
 -- An instance was found dead when its heartbeat was 20 s old, a fixed time. pgcrond.conf's
 -- cluster_dead_after now sets it (at least 5 s; the instance beats every quarter of it, at

@@ -1,5 +1,5 @@
 -- pgcrond schema, step 17: runs' starts and transaction ids, so a takeover never retries a
--- run that committed nor loses a fire claimed and never run (issue 24).
+-- run that committed nor loses a fire claimed and never run.
 --
 -- With several instances, a run whose instance is found dead (or whose process was killed
 -- and restarted) was closed as failed and retried, although its transaction may have

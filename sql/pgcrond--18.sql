@@ -1,6 +1,6 @@
 -- pgcrond schema, step 18: a claimed fire's run sends its statement only once its start is
 -- written, and only while its instance still holds the fire's claim and its job's lock; a job
--- lock whose holder's runs ended can be taken over (issue 24).
+-- lock whose holder's runs ended can be taken over.
 --
 -- Step 17 wrote a run's start mark (pgcrond.run_start) as the run got its backend, beside
 -- the statement: an instance stopped in the milliseconds after it sent its statements and

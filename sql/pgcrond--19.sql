@@ -1,5 +1,5 @@
--- pgcrond schema, step 19: the freshness lag in pgcrond.view_status (issue 27;
--- docs/freshness.md). The lag (the age of the oldest change to a job's sources that its
+-- pgcrond schema, step 19: the freshness lag in pgcrond.view_status
+-- (docs/freshness.md). The lag (the age of the oldest change to a job's sources that its
 -- relation does not reflect yet) is known to the daemon, which reads the sources' change
 -- counters in each job's database; it publishes it here: a row per job with freshness and
 -- instance (every instance checks), rewritten when the oldest change not reflected, the SLA

@@ -1,4 +1,4 @@
--- pgcrond schema, step 20: job names as pg_cron takes them (issue 47, item 1).
+-- pgcrond schema, step 20: job names as pg_cron takes them .
 --
 -- cron.job's jobname is pg_cron's: any text a `name` holds (63 bytes: spaces, "&", quotes,
 -- non-ASCII; a longer one is cut to 63 bytes by the cast to name, as under pg_cron), unique

@@ -1,8 +1,8 @@
--- pgcrond schema, step 21: what a run's command is, for a takeover's record (issue 48, item 2).
+-- pgcrond schema, step 21: what a run's command is, for a takeover's record.
 --
 -- A run whose transaction a takeover cannot ask about (its command is a procedure or a DO
 -- block, a statement that cannot run in a transaction block, transaction control, or a
--- plugin's statements: docs/faults.md, "Command classes") is fenced: the instance that
+-- plugin's statements: docs/faults.md, "Once under faults, or fenced") is fenced: the instance that
 -- closes it after its own instance died ends its backend before it retries it, but cannot
 -- tell whether its work committed. pgcrond.run_start.fenced names that class, written with
 -- the run's start mark, so that the history row of such a run says "may have committed:

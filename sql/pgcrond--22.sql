@@ -1,4 +1,4 @@
--- pgcrond schema, step 22: what the daemon calls to serve pg_net's queue (issue 47, item 3).
+-- pgcrond schema, step 22: what the daemon calls to serve pg_net's queue.
 --
 -- pg_net_compat.sql creates pg_net's API (schema "net": net.http_get, net.http_post,
 -- net.http_delete, net.http_request_queue, net._http_response) where the history database

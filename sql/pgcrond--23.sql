@@ -1,4 +1,4 @@
--- pgcrond schema, step 23: an instance alone claims nothing (issue 46, item 3).
+-- pgcrond schema, step 23: an instance alone claims nothing.
 --
 -- An instance that finds no other instance that is not stopped runs its fires without a claim
 -- each ("lone"): no statement per fire, only its heartbeat. Its row says so (lone_boot is its

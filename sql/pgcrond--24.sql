@@ -1,4 +1,4 @@
--- pgcrond schema, step 24: a job's kind is recorded as the daemon knows it (issue 62).
+-- pgcrond schema, step 24: a job's kind is recorded as the daemon knows it.
 --
 -- A job is of one kind: sql, plugin or http (docs/jobs.md, "Kinds of job"). pgcrond.job.kind
 -- allowed sql and plugin only, and the file jobs' rows guessed the kind from which fields

@@ -1,4 +1,4 @@
--- pgcrond schema, step 25: a history row pays for the indexes a query uses, no more (issue 64).
+-- pgcrond schema, step 25: a history row pays for the indexes a query uses, no more.
 --
 -- Every run and every skip is a row of pgcrond.job_run_details, and at 15,000 runs a second
 -- the B-tree insertions were a third of the history backend's time. A row went into six

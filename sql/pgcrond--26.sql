@@ -1,4 +1,4 @@
--- pgcrond schema, step 26: recurrence rules through pg_cron's API (issue 65).
+-- pgcrond schema, step 26: recurrence rules through pg_cron's API.
 --
 -- A job file's schedule may be an RFC 5545 recurrence rule, "RRULE:FREQ=...;..."
 -- (docs/calendars.md); cron.schedule, cron.schedule_in_database, cron.alter_job and

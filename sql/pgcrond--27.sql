@@ -1,4 +1,4 @@
--- pgcrond schema, step 27: history by outcome (issue 65).
+-- pgcrond schema, step 27: history by outcome.
 --
 -- A job with history = "failures" writes a row for every run that does not succeed, as
 -- every job does, and counts its successes instead of writing them one by one: per job and

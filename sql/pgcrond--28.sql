@@ -1,4 +1,4 @@
--- pgcrond schema, step 28: the backlog (issue 65): the runs that wait, and for what, shown in
+-- pgcrond schema, step 28: the backlog: the runs that wait, and for what, shown in
 -- pgcrond.view_backlog; a job's waiting runs dropped with pgcrond.drop_waiting(job).
 --
 -- Each instance publishes its waiting runs (pgcrond.run_waiting): a run waits for a

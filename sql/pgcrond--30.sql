@@ -1,4 +1,4 @@
--- pgcrond schema, step 30: a spread and a calendar for jobs made in SQL (issue 65).
+-- pgcrond schema, step 30: a spread and a calendar for jobs made in SQL.
 --
 -- pgcrond.schedule() takes the job file's spread key as an option:
 --   SELECT pgcrond.schedule('tenant-42', '0 * * * *', 'CALL tenant_rollup(42)',

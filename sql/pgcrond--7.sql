@@ -3,7 +3,7 @@
 -- Step 4 made every fire run once across instances. This step adds what an instance owes
 -- beyond its running rows, so that a survivor takes it over when the instance dies; the
 -- cancel requests of overlap = replace across instances; and the pause set shared by every
--- instance (README "Running several instances"). Applied by `pgcrond install` after
+-- instance (docs/several-instances.md). Applied by `pgcrond install` after
 -- pgcrond--6.sql (see pgcrond--1.sql).
 
 -- Work an instance owes and has not started: a retry waiting for its delay, a downstream run

@@ -1,5 +1,5 @@
-/* bench_common_path: what a lone pgcrond costs the server at rest and on a full server (issue
- * 46's bar "common-path"). Three parts, one fresh daemon each, on the sandbox's server:
+/* bench_common_path: what a lone pgcrond costs the server at rest and on a full server.
+ * Three parts, one fresh daemon each, on the sandbox's server:
  *
  *   rest        one database, 3 jobs (every 10 s, every 5 minutes, one that listens): the
  *               daemon's sessions on the server after it settled (pg_stat_activity), by

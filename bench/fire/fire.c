@@ -341,7 +341,7 @@ static struct figures busy(PGconn *c, const char *dir, int n, double seconds, in
 	for (int i = 0; i < windows; i++) {
 		/* the bench's own queries (counts over the growing history) go half-way between two
 		 * whole seconds, away from the fires they measure: a count that fell on a second's
-		 * burst of 1,000 runs took the server's CPU from them */
+		 * burst of 1,000 runs would take the server's CPU from them */
 		sleep_to_phase(500);
 		server_now(c, w[i].t0, sizeof(w[i].t0));
 		long long cpu0 = 0, cpu1 = 0;

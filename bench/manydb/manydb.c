@@ -1,4 +1,4 @@
-/* bench_manydb: a database per tenant (issue 64, item 3). DBS job databases, one job each, an
+/* bench_manydb: a database per tenant. DBS job databases, one job each, an
  * INSERT of clock_timestamp() into the database's own table; the history in a database of its
  * own. Prints:
  *  - the sessions pgcrond holds (pg_stat_activity rows whose application_name starts with

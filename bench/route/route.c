@@ -1,6 +1,6 @@
-/* bench_route: one run's route, from its timer to its history row (issue 46: "140 functions in
- * 30 files over 7 layers, about 10 event-loop hops"), counted so that it can be measured before
- * and after a change.
+/* bench_route: one run's route, from its timer to its history row (the functions, files and
+ * layers it enters, its event-loop hops), counted so that it can be measured before and after
+ * a change.
  *
  * The daemon is pgcrond_route: the same sources built with GCC's -finstrument-functions and a
  * tracer (route_trace.c) that records, in the loop's thread, every entry into and exit from a
@@ -326,7 +326,7 @@ static void route(const char *title, int jobs, int fire)
 	              mark = sym_addr("job_due", "sched/sched.c"),
 	              way = sym_addr("sched_fire_run", "sched/sched.c"),
 	              end = sym_addr("sched_recent_written", "sched/sched_state.c");
-	if (!end) /* before 2026-11-28 */
+	if (!end) /* an older build, measured beside this one */
 		end = sym_addr("sched_recent_written", "sched/sched_recent.c");
 	if (!start || !mark || !end) {
 		printf("%s: not measured: %s lacks sched_job_timer_cb, job_due or "

@@ -22,7 +22,7 @@
  * SCALE_PGBENCH_SECONDS. Printed beside pgcrond's quiet window: the worst lateness and the runs
  * a second, pgcrond's recorded in its history, and the ratios pgcrond / floor and pgcrond's
  * runs/s recorded / pgbench's tps (SCALE_TICKS=15000: 15,000 jobs every second, the runs/s
- * of the bar "scale" as a ratio to what the same server does for pgbench).
+ * as a ratio to what the same server does for pgbench).
  *
  *   scripts/pg-sandbox run -- build/dev/bench/scale/bench_scale [N ...]   (default 10000 100000)
  *   (SCALE_RUNS=3: an even number is made odd, one run more; SCALE_RELOADS=4: reloads per run;

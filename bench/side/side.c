@@ -1,4 +1,4 @@
-/* bench_side: pg_cron and pgcrond side by side on one server (issue 28, item 2). N jobs on
+/* bench_side: pg_cron and pgcrond side by side on one server. N jobs on
  * "* * * * *", each an INSERT of clock_timestamp(); lateness is that time minus the whole
  * minute. Three phases on one throwaway server that preloads pg_cron (Debian's
  * postgresql-15-cron, installed with apt-get when missing and run as root): pg_cron (its
@@ -6,7 +6,7 @@
  * the unix socket, each a fresh start measured for its first minute and SIDE_MINUTES
  * minutes after it. Prints per phase the first minute's p50/p99 apart and the median of the
  * steady minutes' p50/p99, the ratios pg_cron / pgcrond, and for pgcrond where the time went
- * (the per-run stages its debug log gives: docs/benchmarks.md, "Per-minute bursts"). Prints; never
+ * (the per-run stages its debug log gives, sched_warm.c). Prints; never
  * fails on time.
  *
  *   build/test/bench/side/bench_side            (starts and stops its own sandbox)

@@ -1,4 +1,4 @@
-/* agent_progress: keeps public.mv_agent_progress (seed 002), each agent's composite score
+/* agent_progress: keeps public.mv_agent_progress, each agent's composite score
  * per challenge and UTC week. An agent's rows depend on its own submissions only, so the agent
  * is the partition.
  *
@@ -16,7 +16,7 @@
 PGCROND_PLUGIN_MAGIC("agent_progress", "1.1.0");
 
 const struct table_plugin table_plugin = {
-    .description = "agents' composite scores week by week, UTC weeks (seed 002)",
+    .description = "agents' composite scores week by week, UTC weeks",
     .install_sql = agent_progress_sql,
     .table = "public.mv_agent_progress",
     .key = "agent_id",

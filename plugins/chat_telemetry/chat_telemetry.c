@@ -1,5 +1,5 @@
 /* chat_telemetry: keeps public.chat_telemetry_domain_summary and
- * public.chat_telemetry_model_summary (seed 004), the chat dashboard's per-domain and
+ * public.chat_telemetry_model_summary, the chat dashboard's per-domain and
  * per-model statistics, fresh with REFRESH MATERIALIZED VIEW CONCURRENTLY, both in one run,
  * in the order declared. The views are in chat_telemetry.sql, compiled in as the install
  * DDL. */
@@ -24,7 +24,7 @@ static const char *const sources[] = {"public.chat_telemetry", NULL};
 
 static const struct pgc_plugin plugin = {
     .size = sizeof(struct pgc_plugin),
-    .description = "chat telemetry summaries per domain and per model (seed 004)",
+    .description = "chat telemetry summaries per domain and per model",
     .relations = relations,
     .install_sql = chat_telemetry_sql,
     .sources = sources,

@@ -1,5 +1,5 @@
 -- chat_telemetry: public.chat_telemetry_domain_summary and public.chat_telemetry_model_summary,
--- the chat dashboard's per-domain and per-model statistics (seed 004) over public.chat_telemetry.
+-- the chat dashboard's per-domain and per-model statistics over public.chat_telemetry.
 --
 -- Conventions of both views:
 --   * a request is a chat_telemetry row; successful means success = true;

@@ -1,4 +1,4 @@
-/* lane_distribution: keeps public.mv_lane_score_distribution (seed 002), the lane score percentiles
+/* lane_distribution: keeps public.mv_lane_score_distribution, the lane score percentiles
  * of each challenge. Read by weakness_patterns.
  *
  * The relation is a table the plugin fills (lane_distribution.sql, compiled in as the install DDL,
@@ -15,7 +15,7 @@
 PGCROND_PLUGIN_MAGIC("lane_distribution", "1.1.0");
 
 const struct table_plugin table_plugin = {
-    .description = "lane score percentiles per challenge (seed 002)",
+    .description = "lane score percentiles per challenge",
     .install_sql = lane_distribution_sql,
     .table = "public.mv_lane_score_distribution",
     .key = "challenge_id",

@@ -1,4 +1,4 @@
-/* time_to_first_win: keeps public.mv_time_to_first_win (seed 002), the mean days from an agent's
+/* time_to_first_win: keeps public.mv_time_to_first_win, the mean days from an agent's
  * first submission to its first bout win per challenge. A bout result decided without an
  * announced submission reaches the table on the next scheduled (full) run.
  *
@@ -16,7 +16,7 @@
 PGCROND_PLUGIN_MAGIC("time_to_first_win", "1.1.0");
 
 const struct table_plugin table_plugin = {
-    .description = "mean days to an agent's first bout win, per challenge (seed 002)",
+    .description = "mean days to an agent's first bout win, per challenge",
     .install_sql = time_to_first_win_sql,
     .table = "public.mv_time_to_first_win",
     .key = "challenge_id",

@@ -1,4 +1,4 @@
-/* weakness_patterns: keeps public.mv_weakness_patterns (seed 002), each agent's lanes against its
+/* weakness_patterns: keeps public.mv_weakness_patterns, each agent's lanes against its
  * challenge's distribution. It reads public.mv_lane_score_distribution, so it declares plugin
  * lane_distribution in `reads`: its jobs and install DDL come after that plugin's.
  *
@@ -16,7 +16,7 @@
 PGCROND_PLUGIN_MAGIC("weakness_patterns", "1.1.0");
 
 const struct table_plugin table_plugin = {
-    .description = "agents' persistent lane weaknesses and strengths per challenge (seed 002)",
+    .description = "agents' persistent lane weaknesses and strengths per challenge",
     .install_sql = weakness_patterns_sql,
     .table = "public.mv_weakness_patterns",
     .key = "challenge_id",

@@ -1,4 +1,4 @@
-/* The backlog (issue 65, item 5) against a real PostgreSQL: with max_running = 2 held by two
+/* The backlog against a real PostgreSQL: with max_running = 2 held by two
  * long runs, runs pile up: a job's fire waits for a slot, the long job's next fire for its
  * own run (overlap queue), a downstream for its upstream, a failed run for its retry.
  * `pgcrond status` (text and JSON) and pgcrond.view_backlog list each with its reason;
@@ -125,7 +125,8 @@ START_TEST(backlog_listed_and_dropped)
 	out = itest_cli(&status, "status", "-c", e.conf, NULL);
 	ck_assert_msg(status == 0 && strstr(out, "waiting runs") &&
 	                  strstr(out, "queued: for a max_running slot [slot]") &&
-	                  strstr(out, "[own_run]") && strstr(out, "down: for its upstream jobs") &&
+	                  strstr(out, "[own_run]") &&
+	                  strstr(out, "down: for its upstream jobs long [upstream]") &&
 	                  strstr(out, "flaky: for its retry delay [retry]"),
 	              "status: %d %s", status, out);
 	free(out);
@@ -152,6 +153,12 @@ START_TEST(backlog_listed_and_dropped)
 	ck_assert(waits(st, "queued", "slot") && waits(st, "down", "upstream") &&
 	          waits(st, "flaky", "retry"));
 	json_decref(st);
+
+	/* a job with nothing waiting (hog runs, overlap skip): drop says so */
+	out = itest_cli(&status, "drop", "-c", e.conf, "hog", NULL);
+	ck_assert_msg(status == 0 && strcmp(out, "hog: no run was waiting; nothing dropped\n") == 0,
+	              "drop hog: %d %s", status, out);
+	free(out);
 
 	/* pgcrond.drop_waiting: the retry of flaky; its later fires run (and fail again) */
 	long long failed = itest_scalar_ll(e.db, "SELECT count(*) FROM pgcrond.job_run_details "
@@ -340,6 +347,75 @@ START_TEST(a_burst_publishes_nothing)
 }
 END_TEST
 
+/* The owner of a job made in SQL may drop its waiting runs (pgcrond.drop_waiting, the rights
+ * of cron.unschedule) and read the outcome of her request (pgcrond.trigger_outcome); another
+ * role reads nothing of it. Two login roles, as they would connect. */
+START_TEST(owner_reads_the_outcome_of_her_drop)
+{
+	struct itest_env e;
+	int status;
+	char *out, ci[1024];
+
+	itest_env_init(&e, "backlog-owner", DB);
+	out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "pgcrond install: %d %s", status, out);
+	free(out);
+	PGconn *c[2];
+	const char *roles[] = {"backlog_alice", "backlog_bob"};
+	for (int i = 0; i < 2; i++) {
+		char sql[256];
+		snprintf(sql, sizeof(sql), "DROP OWNED BY %s; DROP ROLE %s", roles[i], roles[i]);
+		PQclear(PQexec(e.db, sql));
+		snprintf(sql, sizeof(sql), "CREATE ROLE %s LOGIN; GRANT USAGE ON SCHEMA cron TO %s",
+		         roles[i], roles[i]);
+		itest_exec(e.db, sql);
+		snprintf(ci, sizeof(ci), "%s user=%s", e.ci, roles[i]);
+		c[i] = itest_connect(ci);
+	}
+	itest_exec(c[0], "SELECT cron.schedule('nightly', '0 3 * * *', 'SELECT 1')");
+	itest_exec(c[1], "SELECT cron.schedule('nightly', '0 4 * * *', 'SELECT 1')");
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = 2 FROM pgcrond.job WHERE source = 'sql'"
+	                             " AND removed_at IS NULL"),
+	              "the SQL jobs are not registered:\n%s", itest_tail(e.log));
+	ck_assert_msg(itest_wait_log(e.log, "jobs made in SQL applied", 15), "%s",
+	              itest_tail(e.log));
+
+	long long id = itest_scalar_ll(c[0], "SELECT pgcrond.drop_waiting('nightly')");
+	char sql[256];
+	snprintf(sql, sizeof(sql), "SELECT pgcrond.trigger_outcome(%lld)", id);
+	/* alice: her answer, once the daemon gave it (NULL until then) */
+	bool answered = false;
+	for (int i = 0; i < 200 && !answered; i++) {
+		PGresult *r = PQexec(c[0], sql);
+		ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "alice: %s: %s", sql,
+		              PQresultErrorMessage(r));
+		answered = !PQgetisnull(r, 0, 0);
+		if (answered)
+			ck_assert_str_eq(PQgetvalue(r, 0, 0), "dropped 0 waiting run(s)");
+		PQclear(r);
+		if (!answered)
+			itest_sleep(0.05);
+	}
+	ck_assert_msg(answered, "alice's drop was not answered:\n%s", itest_tail(e.log));
+	/* bob: nothing of alice's request, and no right to drop her job's runs */
+	itest_assert_scalar(c[1], sql, "NULL");
+	long long alices =
+	    itest_scalar_ll(e.db, "SELECT jobid FROM pgcrond.job WHERE username = 'backlog_alice'");
+	snprintf(sql, sizeof(sql), "SELECT pgcrond.drop_waiting(%lld::bigint)", alices);
+	PGresult *r = PQexec(c[1], sql);
+	ck_assert_msg(PQresultStatus(r) == PGRES_FATAL_ERROR &&
+	                  strcmp(PQresultErrorField(r, PG_DIAG_SQLSTATE), "42501") == 0,
+	              "bob drops alice's job: %s", PQresultErrorMessage(r));
+	PQclear(r);
+	for (int i = 0; i < 2; i++)
+		PQfinish(c[i]);
+	itest_env_stop(&e, SIGTERM, 20);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("backlog");
@@ -348,6 +424,7 @@ int main(void)
 	tcase_add_test(tc, backlog_listed_and_dropped);
 	tcase_add_test(tc, connection_wait_dropped_and_stop);
 	tcase_add_test(tc, a_burst_publishes_nothing);
+	tcase_add_test(tc, owner_reads_the_outcome_of_her_drop);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

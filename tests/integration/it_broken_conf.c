@@ -1,4 +1,4 @@
-/* A broken job file on disk does not lock the operator out (issue 26, item 1): with the
+/* A broken job file on disk does not lock the operator out: with the
  * daemon running and a typo written into one job file, status, pause, resume, trigger,
  * history, list and graph still work (exit 0) and say on one line that the file has errors;
  * list and graph show the jobs that load and leave the broken file's out. */

@@ -1,5 +1,5 @@
-/* A statement over its timeout is cancelled through its own connection's cancel key
- * (issue 10, §1), never by pid from another connection: behind a pooler or after a failover
+/* A statement over its timeout is cancelled through its own connection's cancel key,
+ * never by pid from another connection: behind a pooler or after a failover
  * that pid may be another session, and at a connection limit no other connection can be had
  * at all. The job's role here has CONNECTION LIMIT 1, so the only way to stop its statement
  * is the cancel key: a cancel request is not a connection the limit counts. */

@@ -1,6 +1,6 @@
-/* Catch-up after the job's database was unreachable across its fires (issue: "when the
- * daemon or the database was down across one or more scheduled fires, the job runs once as
- * soon as it can, recorded with trigger catchup"). The job's database is a second sandbox
+/* Catch-up after the job's database was unreachable across its fires: when the daemon or
+ * the database was down across one or more scheduled fires, the job runs once as soon as it
+ * can, recorded with trigger catchup. The job's database is a second sandbox
  * server that this test stops across two fires and starts again; the history stays up. */
 #include <check.h>
 #include <signal.h>
@@ -23,8 +23,8 @@ START_TEST(unreachable_database_catches_up_once)
 
 	PQfinish(remote);
 	/* the job's database goes away before both fires and comes back after them: away before
-	 * the daemon starts (a loaded machine once took over 4 s from here to the daemon's
-	 * start, and the first fire ran before the database went) */
+	 * the daemon starts (a loaded machine can take over 4 s from here to the daemon's
+	 * start, and the first fire would run before the database went) */
 	itest_sandbox2("pause");
 	itest_write_file(e.conf,
 	                 "plugin_dir = \"%s/plugins\";\n"
@@ -64,8 +64,8 @@ START_TEST(unreachable_database_catches_up_once)
 	itest_sandbox2("resume");
 	/* One run once the database is back: the catch-up (trigger catchup), or a fire's run
 	 * that was still waiting for a connection when it came back, which stands for it
-	 * ("the run in progress stands for the catch-up": CI's ASan build, the second fire
-	 * waited out the outage in the pool's backoff) */
+	 * ("the run in progress stands for the catch-up": on a slow build the second fire can
+	 * wait out the outage in the pool's backoff) */
 	ck_assert_msg(itest_env_wait(&e, 45,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details "
 	                             "WHERE job_name = 'tick' AND status = 'succeeded'"),

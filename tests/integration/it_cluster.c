@@ -1,5 +1,5 @@
-/* Several instances on one history database (issue 12; cluster.h, README "Running several
- * instances"): every fire runs once in the whole cluster, across SIGKILLs; a second live
+/* Several instances on one history database (cluster.h, docs/several-instances.md):
+ * every fire runs once in the whole cluster, across SIGKILLs; a second live
  * instance of the same name refuses to start; a dead instance's runs are closed by a
  * survivor; a notification burst is one run. The SIGKILL rotation runs ~30 s by default and
  * for PGCROND_SOAK_S seconds (default 180) with PGCROND_SOAK=1. */
@@ -283,7 +283,7 @@ START_TEST(survivor_closes_dead_runs_and_retries)
 }
 END_TEST
 
-/* Claims of scheduled fires that never became a run are served once (issue 24): one an
+/* Claims of scheduled fires that never became a run are served once: one an
  * earlier process of this instance made and was killed before running (a later fire of the
  * job ran since, so the start's catch-up does not cover it), and those of an instance found
  * dead: a passed fire runs here as a catch-up (catchup = once) or gets one skipped row
@@ -425,8 +425,8 @@ START_TEST(claimed_fires_never_run_are_served)
 END_TEST
 
 /* What the history and the claims hold of job "s" around FIRE (unix s): said when a case
- * finds the fire unserved, so that the reason is in the failure (CI, 2026-11-26: no row and no
- * log line said why). */
+ * finds the fire unserved, so that the reason is in the failure (no row and no log line
+ * would say why). */
 static char *s_rows_near(struct itest_env *e, long long fire)
 {
 	char sql[1024];
@@ -446,10 +446,10 @@ static char *s_rows_near(struct itest_env *e, long long fire)
 
 /* A process killed after it claimed a fire ahead of its instant and before the run's start,
  * with run records still in its spill file (its history's writes were refused): its
- * next process serves that fire once, and its check of the claims says so. Until 2026-11-25 the
- * check was left to the next start when records waited, and no one served the fire (CI: it_cluster
- * "kills", three fires without a row). A run of "long" (3 s) is in flight at the kill: its
- * row, spooled as running, is written and closed once, and its fire is not run again. */
+ * next process serves that fire once, and its check of the claims says so (were the check
+ * left to the next start while records wait, no one would serve the fire). A run of "long"
+ * (3 s) is in flight at the kill: its row, spooled as running, is written and closed once, and
+ * its fire is not run again. */
 START_TEST(killed_with_records_spooled_serves_its_claim)
 {
 	struct itest_env e;
@@ -588,7 +588,7 @@ START_TEST(killed_with_records_spooled_serves_its_claim)
 	/* the check of the earlier process's claims found the fire and says so: it served it
 	 * ("running it now"), or the start's catch-up had just served it ("a run here serves
 	 * it"), whichever came first (the catch-up, when the records were written before the
-	 * next fire: CI on a fast machine); once either way, as counted above */
+	 * next fire, as on a fast machine); once either way, as counted above */
 	char line[200], at[32];
 	time_t ft = (time_t)fire;
 	strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", gmtime(&ft));
@@ -771,11 +771,11 @@ START_TEST(jobs_published_in_parts)
 END_TEST
 
 /* The claims of fires due take turns with the parts of the jobs published after a start (or
- * a reload): at 100,000 jobs the parts took 3 s, and every fire of that time waited behind
+ * a reload): at 100,000 jobs the parts take seconds, and no fire of that time may wait behind
  * them (skipped: "previous fire still being claimed"). The first part is held up by a lock
  * while a job's fires wait for their claims; once it is released, the claims go before the
  * parts still to send (statements on one connection run in turn: their transaction ids say
- * in which order). Before, every part went first. */
+ * in which order). */
 START_TEST(claims_go_between_the_jobs_parts)
 {
 	struct itest_env e;
@@ -930,14 +930,13 @@ static void pair_with_busy(struct itest_env *e, struct itest_inst *a, struct ite
  * instant, once. The stop keeps its claims within 50 ms of their instant (the other may
  * have asked for them already), and the other serves those once the stopped instance's row
  * says stopped (cluster_serve_stopped), or claimed them itself. _i 1: as on a loaded
- * machine in CI, the stop's give-back starts after the instant (a trigger holds each of its
+ * machine, the stop's give-back starts after the instant (a trigger holds each of its
  * claim statements 120 ms after their inserts, so the give-back waits behind its claims of
  * that instant, and the other instance's claims wait for them and lose); given back then,
- * the fires were lost (the code before 2026-11-24 failed it every time). _i 2: stopped 100 ms
- * after the instant, its claims of it still in flight (held 300 ms), its runs waiting for
- * them: granted once the stop began, they are left to the other instance (the code before
- * 2026-11-25 recorded them "skipped: pgcrond was shutting down", and no one ran them: CI's
- * loaded machine met it with _i 1). */
+ * the fires would be lost. _i 2: stopped 100 ms after the instant, its claims of it still in
+ * flight (held 300 ms), its runs waiting for them: granted once the stop began, they are left
+ * to the other instance (recorded "skipped: pgcrond was shutting down", no one would run
+ * them; a loaded machine meets this with _i 1 too). */
 START_TEST(stop_gives_back_early_claims)
 {
 	struct itest_env e;
@@ -954,7 +953,7 @@ START_TEST(stop_gives_back_early_claims)
 	wait_live(&e, &a);
 	wait_live(&e, &b);
 	/* both claim fires ahead of their instants, as instances that see each other (which one
-	 * wins is a race: a loaded machine once had gb1 win every claim for 15 s) */
+	 * wins is a race: on a loaded machine gb1 can win every claim for 15 s) */
 	ck_assert_msg(itest_wait_log(a.log, "other live instances", 15) &&
 	                  itest_wait_log(b.log, "other live instances", 15) &&
 	                  itest_env_wait(&e, 15,
@@ -1006,8 +1005,8 @@ START_TEST(stop_gives_back_early_claims)
 	         instant);
 	/* the instant's eight fires served (run, or skipped by b's overlap policy on a loaded
 	 * machine: its claim taken, its row written), within 5 s of a's exit (the fires a kept
-	 * are served once its row says stopped). Not busy's: a loaded machine once had gb1 take
-	 * the SIGTERM 18 ms after the instant, its busy fire of it already skipped by its own
+	 * are served once its row says stopped). Not busy's: on a loaded machine gb1 can take
+	 * the SIGTERM just after the instant, its busy fire of it already skipped by its own
 	 * overlap policy, a row of that instant that is not one of the eight */
 	itest_inst_stop(&a, 0); /* its exit, by the SIGTERM above, after the run in flight */
 	itest_env_wait(&e, 5, "SELECT (%s) = 8", sql);
@@ -1018,14 +1017,14 @@ START_TEST(stop_gives_back_early_claims)
 	         " AND status = 'succeeded' AND start_time < '%s' AND end_time > '%s'",
 	         stop_at, stop_at);
 	/* (_i 1 and 2: its claims are slow, so its next run may be waiting for its claim at the
-	 * stop, not running: CI's loaded machine met it with _i 1, the stop 115 ms after a run's
-	 * end) */
+	 * stop, not running, as on a loaded machine with _i 1 when the stop comes 115 ms after a
+	 * run's end) */
 	ck_assert_msg(_i > 0 || itest_scalar_ll(e.db, sql) == 1,
 	              "no run of busy was in flight at the stop");
 	free(stop_at);
-	/* and none twice, nor with a second row beside its run (before 2026-11-24 a claim's
-	 * answer that came while the stop drained made a "skipped: pgcrond was shutting down"
-	 * row, also for a fire the other instance ran) */
+	/* and none twice, nor with a second row beside its run (a claim's answer that comes
+	 * while the stop drains must not make a "skipped: pgcrond was shutting down" row, for a
+	 * fire the other instance ran) */
 	itest_assert_scalar(e.db,
 	                    "SELECT count(*) FROM (SELECT job_name FROM pgcrond.job_run_details"
 	                    " WHERE status = 'succeeded' GROUP BY job_name, scheduled_time"
@@ -1034,7 +1033,7 @@ START_TEST(stop_gives_back_early_claims)
 	/* a fire of the pair's with two rows. Not before the pair: an instance records a skip
 	 * by its overlap policy without a claim, so the first second's fire, skipped by gb2
 	 * (its run of the second before, late at its start, still running) and run by gb1,
-	 * once had two rows (a known limit: docs/several-instances.md) */
+	 * can have two rows (a known limit: docs/several-instances.md) */
 	char *twice = itest_fires_twice(e.db, "g_", paired);
 	ck_assert_msg(!twice, "fires with two rows: %.1500s", twice);
 	free(paired);
@@ -1060,10 +1059,10 @@ END_TEST
  * period and half that past the instant, no heartbeat of it since: 7.5 s here), while it is
  * still frozen, each once; back, it runs none of them. It has a run in flight when it is
  * stopped ("busy", 18 s, its job defined on it alone, so not served by the other), which ends
- * well. Before 2026-11-24 those fires waited for the frozen instance to come back (and skip
- * them) or to be found dead (20-25 s). g5 is defined differently on lb (a rolling config
- * change: its timeout): its fire stays la's, which meets it when back (before 2026-11-24 lb
- * served it by its own definition, or dropped it had that been disabled there). */
+ * well: those fires do not wait for the frozen instance to come back (and skip them) or to
+ * be found dead (20-25 s). g5 is defined differently on lb (a rolling config change: its
+ * timeout): its fire stays la's, which meets it when back (lb must not serve it by its own
+ * definition, nor drop it had that been disabled there). */
 /* A fire served: its run succeeded, or the overlap policy skipped it for a run under way. */
 #define SERVED                                                                                     \
 	"(status = 'succeeded' OR (status = 'skipped'"                                             \
@@ -1154,7 +1153,7 @@ START_TEST(silent_holders_claims_are_served)
 	char *stop_at = itest_scalar(e.db, "SELECT clock_timestamp()::text");
 	/* served by lb while la is still frozen (and never found dead): run, or skipped by the
 	 * job's overlap policy when lb serves it as its own run of a later second is under way
-	 * (the stress loop in CI's ASan build met it once, the lease ending on a whole second) */
+	 * (as when the lease ends on a whole second) */
 	snprintf(sql, sizeof(sql),
 	         "SELECT count(*) = cardinality('%s'::text[]) FROM pgcrond.job_run_details"
 	         " WHERE job_name = ANY ('%s') AND scheduled_time = to_timestamp(%lld)"
@@ -1205,8 +1204,8 @@ START_TEST(silent_holders_claims_are_served)
 	itest_assert_scalar(e.db, sql, "0");
 	/* la, back, ran none of those fires and wrote no row for them but the refusal of its
 	 * run's start; the skip its timer's catch-up folds its missed fires into is not written
-	 * for a fire another instance claimed (before 2026-11-24 it was: "14 fires from ...
-	 * missed (the timer woke 15.0 s late ...)", for this instant, beside lb's run) */
+	 * for a fire another instance claimed (not "14 fires from ... missed (the timer woke
+	 * 15.0 s late ...)" for this instant, beside lb's run) */
 	snprintf(sql, sizeof(sql),
 	         "SELECT string_agg(format('%%s %%s: %%s', job_name, status, return_message), '; ')"
 	         " FROM pgcrond.job_run_details WHERE job_name = ANY ('%s')"
@@ -1252,10 +1251,10 @@ END_TEST
 
 /* A claim slower than a second is not a run: the next fire waits for its answer instead of
  * being skipped as "previous fire still being claimed" (with several instances that skip
- * took the fire's claim from the instance that would have run it: it_cluster "kills" in
- * CI). Here the next fire is decided once the slow claim is answered: the run it granted is
- * under way then, so the fire is skipped for that run, or it runs. Each run lasts 0.3 s, so
- * the claim is slow while the previous fire's run is in flight. */
+ * would take the fire's claim from the instance that would have run it, as it_cluster
+ * "kills" can). Here the next fire is decided once the slow claim is answered: the run it granted
+ * is under way then, so the fire is skipped for that run, or it runs. Each run lasts 0.3 s, so the
+ * claim is slow while the previous fire's run is in flight. */
 START_TEST(slow_claim_holds_the_next_fire)
 {
 	struct itest_env e;
@@ -1366,10 +1365,10 @@ START_TEST(three_instances_every_fire_once_across_kills)
 	}
 	/* The last one restarted closes what its killed process left running once its name is
 	 * its own and those records are written (docs/faults.md); stopped before that, they wait
-	 * for its next start. The stop below came 180 ms after such a restart once (CI,
-	 * 2026-11-26) and rows stayed "running": what a stop within a start's first moments
-	 * does, not what this case checks. Its name is its own when the instance's row has a
-	 * boot id other than the killed one's (under ASan a restart took 2 s to get there). */
+	 * for its next start. A stop that comes within a start's first moments leaves such
+	 * rows "running" until then, which is not what this case checks. Its name is its own when
+	 * the instance's row has a boot id other than the killed one's (under ASan a restart
+	 * takes 2 s to get there). */
 	const struct itest_inst *last = &in[(victim + 2) % 3];
 	ck_assert_msg(killed_boot &&
 	                  itest_env_wait(&e, 30,
@@ -1524,9 +1523,9 @@ END_TEST
 
 /* A downstream with two upstreams whose fires different instances serve (fan-in across
  * instances): each upstream's start and success is told to the other instances, so the
- * downstream runs once per round on the instance that ended the last upstream. Before, an
- * instance counted only the successes it saw itself, and the downstream ran only in the rounds
- * where one instance happened to serve both upstreams. */
+ * downstream runs once per round on the instance that ended the last upstream (counting only
+ * the successes it saw itself, an instance would run the downstream only in the rounds where
+ * it happened to serve both upstreams). */
 START_TEST(fan_in_across_instances)
 {
 	struct itest_env e;
@@ -1598,7 +1597,7 @@ START_TEST(fan_in_across_instances)
 	          " FROM pgcrond.job_run_details");
 	ck_assert_msg(rounds >= 6, "only %lld rounds:\n%s", rounds, runs);
 	/* which instance wins a claim is the servers' race: one instance can win every claim
-	 * for the whole wait (CI on da17c81: fc, 45 s), and then no round is split; the checks
+	 * for the whole wait, and then no round is split; the checks
 	 * below (once per round, never early) stand either way, and are about a split round
 	 * when there was one */
 	if (split == 0)

@@ -1,4 +1,4 @@
-/* cron.job_run_details answers as pg_cron's (issue 26, item 6), checked against what
+/* cron.job_run_details answers as pg_cron's, checked against what
  * Debian's pg_cron 1.4 writes in its default (libpq) mode: a failed run's return_message is
  * libpq's whole error text, "ERROR:  division by zero" and a newline, with the server's DETAIL
  * and HINT on lines of their own; and a role with BYPASSRLS sees every run, as pg_cron's

@@ -1,4 +1,4 @@
-/* Connections that go silent (issue 10). A relay on 127.0.0.1 stands between the daemon and
+/* Connections that go silent. A relay on 127.0.0.1 stands between the daemon and
  * the sandbox server, as a NAT or a firewall would: on SIGUSR1 it stops forwarding the
  * connections it holds, without closing them (a NAT that forgot them), while new connections
  * still go through; on SIGUSR2 it also stops forwarding new ones (a host that accepts and
@@ -172,8 +172,8 @@ START_TEST(silent_listener_is_replaced)
 }
 END_TEST
 
-/* A run's connection goes silent while the daemon's own session of the history does not
- * (issue 62): only the job's database is behind the relay. A run whose statement takes three
+/* A run's connection goes silent while the daemon's own session of the history does not:
+ * only the job's database is behind the relay. A run whose statement takes three
  * times half the connection check is looked at from pgcrond's own session of that database
  * and left alone (its backend is at work); a run in flight when the relay stops forwarding is
  * found once its backend sits idle on the server, that backend is ended, and the run fails as a
@@ -310,7 +310,7 @@ END_TEST
 
 /* The server takes no connection of the role at all (its CONNECTION LIMIT is held by another
  * session: 53300) when the runs are due, and the pool holds none: the runs wait for a slot
- * within their timeout, and run once the other session ends; none fails for it (issue 46). */
+ * within their timeout, and run once the other session ends; none fails for it. */
 START_TEST(runs_wait_for_a_slot_when_the_server_takes_none)
 {
 	struct itest_env e;
@@ -453,8 +453,8 @@ START_TEST(idle_connection_killed_by_the_server_fails_no_run)
 	 * pg_stat_activity and the kill would fail that run, rightly (not what this tests). All
 	 * are signalled at once, then the test waits up to 1.3 s for them to be gone, before the
 	 * next fire: a backend that takes its signal after a run was handed its connection (it
-	 * looked alive) fails that run, and on a busy machine in CI one took over 0.55 s
-	 * (2026-11-24, the ASan suite; the fires were every second then) */
+	 * looked alive) fails that run, and on a busy machine under ASan one can take over
+	 * 0.55 s */
 	for (int i = 0; i < 10; i++) {
 		struct timespec now;
 		clock_gettime(CLOCK_REALTIME, &now);
@@ -503,9 +503,9 @@ END_TEST
  * server shutdown or idle_session_timeout would) while the daemon is stopped: the upstream's
  * answer and the server's FATAL wait in the daemon's socket together, and the connection's end
  * comes only later (the backend's exit waits for a lock the test holds on its temp table, as a
- * busy server's exit takes its time). The downstream must not go out on that connection (before
- * the fix it did, and failed "server closed the connection unexpectedly" once the backend was
- * gone: a run whose statement never reached a live backend) but run once, on another, and fail
+ * busy server's exit takes its time). The downstream must not go out on that connection (it
+ * would fail "server closed the connection unexpectedly" once the backend was gone: a run
+ * whose statement never reached a live backend) but run once, on another, and fail
  * not; the upstream's run, over before the fault, succeeds. */
 START_TEST(used_connection_killed_by_the_server_fails_no_run)
 {
@@ -614,7 +614,7 @@ START_TEST(used_connection_killed_by_the_server_fails_no_run)
 }
 END_TEST
 
-/* The history writer's connection goes silent while runs keep ending (issue 10, §3): its
+/* The history writer's connection goes silent while runs keep ending: its
  * batch gets no answer within connection_check, it reconnects, and the records of the runs
  * meanwhile are written, once each. The jobs run on the unix socket; only the history goes
  * through the relay. */

@@ -16,13 +16,17 @@
  * calendar whose date takes its next fire away (skip_dates); each kind's job of each form from
  * every way that can carry the form. Every cell asserts what a user sees: the exit status
  * and the lines of the command, the rows of pgcrond.job, cron.job and the history, what the
- * job did. The fault cells also run an SQL job of two statements with history = "failures"
- * (its successes counted, not written): what it inserted must equal what it counted. */
+ * job did. Every command that names a job, and every one of the whole configuration, also meets
+ * what is wrong: a job made in SQL that the daemon refuses, a calendar that can no longer be
+ * read (refusals). The fault cells also run an SQL job of two statements with history =
+ * "failures" (its successes counted, not written): what it inserted must equal what it
+ * counted. */
 #include <check.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -511,6 +515,101 @@ static int cells_of(struct cell *out)
 
 /* ---- every command ------------------------------------------------------------------------ */
 
+/* The commands that name a job, as a user writes them ("JOB" stands for the job's name), and
+ * whether each reaches the running daemon (the others read the files and the history). */
+static const struct {
+	const char *a, *b, *c;
+	bool daemon;
+} job_commands[] = {
+    {"status", "JOB", NULL, true},   {"status", "JOB", "--json", true},
+    {"next", "--job", "JOB", false}, {"history", "JOB", NULL, false},
+    {"pause", "JOB", NULL, true},    {"resume", "JOB", NULL, true},
+    {"drop", "JOB", NULL, true},     {"trigger", "--wait", "JOB", true},
+    {"trigger", "JOB", NULL, true},
+};
+/* And those of the whole configuration. */
+static const char *const all_commands[][2] = {
+    {"list", NULL}, {"status", NULL}, {"status", "--json"}, {"graph", NULL}, {"history", NULL}};
+#define N_JOB_COMMANDS (sizeof(job_commands) / sizeof(job_commands[0]))
+#define N_ALL_COMMANDS (sizeof(all_commands) / sizeof(all_commands[0]))
+
+/* Job command I for job JOB, exiting WANT; its output (malloc'd). */
+static char *job_command(struct itest_env *e, size_t i, const char *job, int want)
+{
+	const char *b = job_commands[i].b, *c = job_commands[i].c;
+	return cli(e, want, job_commands[i].a, strcmp(b, "JOB") ? b : job,
+	           c && !strcmp(c, "JOB") ? job : c);
+}
+
+/* What a user meets when something is wrong, through every command, with the daemon running:
+ * a job made in SQL that the daemon refuses says why wherever it is named (exit 65 where the
+ * command needs the job, "not run: WHY" where it lists or reads its history); a calendar that
+ * can no longer be read (writable by others) fails check and the reload, and every other
+ * command goes on with one warning that names it. Jobs of the files take no run from here but
+ * GOOD's (a job of a file that does not use the calendar). */
+static void refusals(struct itest_env *e, const char *good)
+{
+	char why[300], said[400], want[400];
+	itest_exec(e->db, "SELECT cron.schedule('sql-refused', '0 0 30 2 *', 'SELECT 1')");
+	ck_assert_msg(itest_env_wait(e, 15,
+	                             "SELECT refused LIKE 'schedule \"0 0 30 2 *\" never fires%%'"
+	                             " FROM pgcrond.job WHERE jobname = 'sql-refused'"),
+	              "the daemon did not record why sql-refused is not run:\n%s",
+	              itest_tail(e->log));
+	char *s =
+	    itest_scalar(e->db, "SELECT refused FROM pgcrond.job WHERE jobname = 'sql-refused'");
+	snprintf(why, sizeof(why), "%s", s);
+	free(s);
+	s = itest_scalar(e->db, "SELECT format('job \"sql-refused\" (jobid %s, role \"%s\") is not"
+	                        " run: %s', jobid, username, refused) FROM pgcrond.job"
+	                        " WHERE jobname = 'sql-refused'");
+	snprintf(said, sizeof(said), "%s", s);
+	free(s);
+	ck_assert_int_eq(itest_count_in_file(e->log, said), 1);
+	snprintf(want, sizeof(want), "not run: %s\n", why);
+	for (size_t i = 0; i < N_JOB_COMMANDS; i++) {
+		bool hist = !strcmp(job_commands[i].a, "history");
+		char *out = job_command(e, i, "sql-refused", hist ? 0 : 65);
+		ck_assert_msg(strstr(out, hist ? want : said), "pgcrond %s %s %s sql-refused:\n%s",
+		              job_commands[i].a, job_commands[i].b,
+		              job_commands[i].c ? job_commands[i].c : "", out);
+		free(out);
+	}
+	char *out = cli(e, 0, "list", NULL, NULL), *line = line_with(out, "sql-refused", "list");
+	ck_assert_msg(strstr(line, "not run: ") && strstr(line, why), "list: %s", line);
+	free(line);
+	free(out);
+	itest_exec(e->db, "SELECT cron.unschedule('sql-refused')");
+
+	/* the calendar writable by others: check and the reload fail, nothing else */
+	char ics[1100];
+	snprintf(ics, sizeof(ics), "%s/" CALENDAR ".ics", e->dir);
+	ck_assert_int_eq(chmod(ics, 0666), 0);
+	ck_assert_int_eq(kill(e->pid, SIGHUP), 0);
+	ck_assert_msg(
+	    itest_wait_log(e->log, "reload failed; keeping the previous configuration", 15), "%s",
+	    itest_tail(e->log));
+	out = cli(e, 78, "check", NULL, NULL);
+	ck_assert_msg(strstr(out, "calendar \"" CALENDAR "\": refusing "), "check:\n%s", out);
+	free(out);
+	const char *warning = "warning: calendar \"" CALENDAR "\", ";
+	for (size_t i = 0; i < N_JOB_COMMANDS; i++) {
+		out = job_command(e, i, good, 0);
+		ck_assert_msg(strstr(out, warning), "pgcrond %s %s %s %s with a bad calendar:\n%s",
+		              job_commands[i].a, job_commands[i].b,
+		              job_commands[i].c ? job_commands[i].c : "", good, out);
+		free(out);
+	}
+	for (size_t i = 0; i < N_ALL_COMMANDS; i++) {
+		out = cli(e, 0, all_commands[i][0], all_commands[i][1], NULL);
+		ck_assert_msg(strstr(out, warning), "pgcrond %s %s with a bad calendar:\n%s",
+		              all_commands[i][0], all_commands[i][1] ? all_commands[i][1] : "",
+		              out);
+		free(out);
+	}
+	ck_assert_int_eq(chmod(ics, 0644), 0);
+}
+
 START_TEST(every_kind_every_way_every_command)
 {
 	struct itest_env e;
@@ -694,6 +793,7 @@ START_TEST(every_kind_every_way_every_command)
 	out = cli(&e, 64, "next", "--job", "no-such-job");
 	ck_assert_msg(strstr(out, "pgcrond next: no job \"no-such-job\" in "), "%s", out);
 	free(out);
+	refusals(&e, "sql-added");
 
 	/* pause and resume; trigger --wait runs it now, paused or not */
 	for (int i = 0; i < n; i++) {
@@ -736,7 +836,7 @@ START_TEST(every_kind_every_way_every_command)
 		/* drop with nothing waiting: nothing dropped (the rows are counted below); in SQL
 		 * too, for a job made in SQL, by its name or by its jobid */
 		char *d = cli(&e, 0, "drop", c->name, NULL);
-		snprintf(want, sizeof(want), "%s: 0 waiting run(s) dropped (dropped by ", c->name);
+		snprintf(want, sizeof(want), "%s: no run was waiting; nothing dropped\n", c->name);
 		ck_assert_msg(strncmp(d, want, strlen(want)) == 0, "drop %s: %s", c->name, d);
 		free(d);
 		if (c->way == WAY_FILE)
@@ -789,8 +889,9 @@ START_TEST(every_kind_every_way_every_command)
 		                    name);
 		free(cli(&e, 0, "trigger", name, NULL));
 		char *st = cli(&e, 0, "status", name, NULL);
-		ck_assert_msg(strstr(st, "waiting:\n  for its upstream jobs [upstream]"),
-		              "%s, its upstream in flight: %s", name, st);
+		snprintf(want, sizeof(want), "waiting:\n  for its upstream jobs %s-file [upstream]",
+		         kind_name((enum job_kind)((k + 1) % JOB_KIND_COUNT)));
+		ck_assert_msg(strstr(st, want), "%s, its upstream in flight: %s", name, st);
 		free(st);
 		char *d = cli(&e, 0, "drop", name, NULL);
 		snprintf(want, sizeof(want), "%s: 1 waiting run(s) dropped (dropped by ", name);

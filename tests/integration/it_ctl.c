@@ -1,4 +1,4 @@
-/* Talking to the running daemon (issue 13, section 1) against a real PostgreSQL: `pgcrond
+/* Talking to the running daemon against a real PostgreSQL: `pgcrond
  * status` shows a run under way with its backend pid (the one pg_stat_activity lists as
  * application_name 'pgcrond: JOB'), `trigger --wait` exits with the run's outcome, `pause`
  * stops a job's runs at once and across a restart, `resume` serves what came due by the
@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "itest.h"
+#include "text.h"
 
 #define DB "it_ctl"
 
@@ -160,7 +161,7 @@ START_TEST(status_trigger_wait_and_no_daemon)
 	free(out);
 
 	/* --wait while it runs: overlap = skip, so this fire is skipped, and says so (8 s: a
-	 * loaded machine once took the 3 s it had to get here) */
+	 * loaded machine can take over 3 s to get here) */
 	out = itest_cli(&status, "trigger", "-c", e.conf, "--wait", "slow", NULL);
 	ck_assert_msg(status == 1 && strstr(out, "skipped") && strstr(out, "overlap = skip"),
 	              "trigger --wait on a busy job: %d %s", status, out);
@@ -456,6 +457,14 @@ START_TEST(plugin_versions_and_history_run)
 	    strstr(json_string_value(json_object_get(run, "return_message")), "HINT: the hint"));
 	json_decref(run);
 	free(out);
+	/* a duration as the history rounds it (0.1 ms), not as a double's 17 digits */
+	itest_exec(e.db, "UPDATE pgcrond.job_run_details SET duration_ms = 2.1");
+	out = itest_cli(&status, "history", "-c", e.conf, "--run", ids, "--json", NULL);
+	ck_assert_msg(status == 0 && strstr(out, "\"duration_ms\": 2.1,"), "--run --json: %s", out);
+	free(out);
+	out = itest_cli(&status, "history", "-c", e.conf, "--json", NULL);
+	ck_assert_msg(status == 0 && strstr(out, "\"duration_ms\": 2.1,"), "--json: %s", out);
+	free(out);
 	out = itest_cli(&status, "history", "-c", e.conf, "--since", "1h", "--json", NULL);
 	json_t *arr = json_loads(out, 0, NULL);
 	ck_assert_msg(status == 0 && json_array_size(arr) == 1, "history --since 1h --json: %d %s",
@@ -541,6 +550,106 @@ START_TEST(works_while_the_database_is_down)
 }
 END_TEST
 
+/* Line LINE_WITH's display column (text_width) where CELL starts in it: a table whose
+ * columns line up gives every row's cell of a column the same. */
+static size_t column_of(const char *text, const char *line_with, const char *cell)
+{
+	const char *at = strstr(text, line_with);
+	ck_assert_msg(at != NULL, "no line with %s in:\n%s", line_with, text);
+	at += *at == '\n';
+	const char *line = at;
+	while (line > text && line[-1] != '\n')
+		line--;
+	const char *c = strstr(at, cell);
+	ck_assert_msg(c && !memchr(line, '\n', (size_t)(c - line)), "no %s after %s in:\n%s", cell,
+	              line_with, text);
+	char prefix[1024];
+	snprintf(prefix, sizeof(prefix), "%.*s", (int)(c - line), line);
+	return text_width(prefix);
+}
+
+/* What status and list say of each job, in the words of docs/calendars.md and
+ * docs/operations.md: the overview's SCHEDULE column with a spread and a calendar; no
+ * database for an HTTP job; columns that line up for names with accents and CJK letters; and
+ * a bad recurrence rule refused by cron.schedule with a hint about recurrence rules. */
+START_TEST(status_and_list_words)
+{
+	struct itest_env e;
+	int status;
+	char *out;
+
+	itest_env_init(&e, "ctl-words", DB);
+	char *ics = itest_env_path(&e, "hol.ics");
+	itest_write_file(ics, "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//t//t//EN\nBEGIN:VEVENT\n"
+	                      "UID:1\nDTSTART;VALUE=DATE:20300101\nEND:VEVENT\nEND:VCALENDAR\n");
+	itest_env_main(&e, "calendars = { hol = { ics = \"%s\"; }; };\n", ics);
+	free(ics);
+	itest_env_job(&e, "10-jobs.conf",
+	              "jobs = (\n"
+	              "  { name = \"spready\"; database = \"app\"; schedule = \"*/5 * * * *\";"
+	              " spread = \"30s\"; command = \"SELECT 1\"; },\n"
+	              "  { name = \"holjob\"; database = \"app\"; schedule = \"0 3 * * *\";"
+	              " skip_dates = \"hol\"; command = \"SELECT 1\"; },\n"
+	              "  { name = \"hook\"; schedule = \"0 5 1 1 *\";"
+	              " http = { url = \"http://127.0.0.1:9/x\"; }; } );\n");
+	install(&e);
+	static const char *const names[][2] = {
+	    {"nettoyage \xc3\xa9tape 2", "1 1 1 1 *"},
+	    {"\xc3\x84rger-B\xc3\xbcro", "2 2 2 2 *"},
+	    {"\xe6\x97\xa5\xe6\xac\xa1\xe9\x9b\x86\xe8\xa8\x88", "3 3 3 3 *"},
+	};
+	for (size_t i = 0; i < 3; i++) {
+		const char *p[] = {names[i][0], names[i][1]};
+		PGresult *r = PQexecParams(e.db, "SELECT cron.schedule($1, $2, 'SELECT 1')", 2,
+		                           NULL, p, NULL, NULL, 0);
+		ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+		PQclear(r);
+	}
+	PGresult *r = PQexec(e.db, "SELECT cron.schedule('rule', 'RRULE:FREQ=DAILY;COUNT=3', "
+	                           "'SELECT 1')");
+	const char *hint = PQresultErrorField(r, PG_DIAG_MESSAGE_HINT);
+	ck_assert_msg(PQresultStatus(r) == PGRES_FATAL_ERROR && hint &&
+	                  strstr(hint, "A recurrence rule is RRULE:") && !strstr(hint, "seconds"),
+	              "a bad rule: %s (hint: %s)", PQresultErrorMessage(r), hint ? hint : "none");
+	PQclear(r);
+	itest_env_start(&e);
+	ck_assert_msg(itest_wait_log(e.log, "jobs made in SQL applied", 15), "%s",
+	              itest_tail(e.log));
+
+	out = itest_cli(&status, "status", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "status: %d %s", status, out);
+	size_t col = column_of(out, "\nJOB ", "SCHEDULE");
+	ck_assert_int_eq(column_of(out, "\nspready ", "*/5 * * * *, spread 30s (+"), col);
+	ck_assert_int_eq(column_of(out, "\nholjob ", "0 3 * * *, skip_dates hol "), col);
+	for (size_t i = 0; i < 3; i++)
+		ck_assert_msg(column_of(out, names[i][0], names[i][1]) == col, "%s:\n%s",
+		              names[i][0], out);
+	free(out);
+	out = itest_cli(&status, "list", "-c", e.conf, NULL);
+	col = column_of(out, "NAME ", "SCHEDULE");
+	for (size_t i = 0; i < 3; i++)
+		ck_assert_msg(column_of(out, names[i][0], names[i][1]) == col, "%s:\n%s",
+		              names[i][0], out);
+	free(out);
+
+	/* an HTTP job has no database: status says none, in text and JSON */
+	out = itest_cli(&status, "status", "-c", e.conf, "hook", NULL);
+	ck_assert_msg(status == 0 && strstr(out, "kind:         http") && !strstr(out, "database"),
+	              "status hook: %d %s", status, out);
+	free(out);
+	json_t *st = itest_env_status(&e, "hook");
+	ck_assert(json_object_get(job_of(st, "hook"), "database") == NULL);
+	json_decref(st);
+	st = itest_env_status(&e, "holjob");
+	ck_assert_str_eq(json_string_value(json_object_get(job_of(st, "holjob"), "database")),
+	                 "app");
+	json_decref(st);
+
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ctl");
@@ -551,6 +660,7 @@ int main(void)
 	tcase_add_test(tc, pause_resume_persist_and_catch_up);
 	tcase_add_test(tc, plugin_versions_and_history_run);
 	tcase_add_test(tc, works_while_the_database_is_down);
+	tcase_add_test(tc, status_and_list_words);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

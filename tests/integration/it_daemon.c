@@ -78,7 +78,7 @@ START_TEST(every_second_runs_and_is_recorded)
 	    0);
 	/* each fire once, each on time, and each really ran: on time is judged from the second
 	 * fire on, the first may come while the daemon is still starting (its connections, the
-	 * history's read-back; CI's loaded machine once started it more than 900 ms late) */
+	 * history's read-back; a loaded machine can start it more than 900 ms late) */
 	ck_assert_int_eq(itest_env_count(&e,
 	                                 "SELECT count(*) - count(DISTINCT scheduled_time) FROM "
 	                                 "pgcrond.job_run_details WHERE job_name = 'tick'"),
@@ -271,10 +271,10 @@ END_TEST
  * notice the closed connection until the statement ends, and would then commit the work of a
  * run whose row the restarted daemon closes as failed. The restart ends that backend before
  * it closes the row: the run's transaction rolls back, its row says failed, and the fire is
- * not run again (until 2026-11-25 the backend went on and committed when its statement ended). */
+ * not run again. */
 /* A name of 63 characters: the server keeps the first 63 bytes of "pgcrond: NAME" as the
- * backend's application name, which the fence matches (before 2026-11-25 it compared the
- * whole name, found no backend of such a job, and let it commit). */
+ * backend's application name, which the fence matches (matched against the whole name, it
+ * would find no backend of such a job, and let it commit). */
 #define CRASH_JOB "a-long-job-name-whose-application-name-the-server-cuts-to-63-by"
 START_TEST(crash_then_restart_closes_orphan_once)
 {
@@ -489,7 +489,7 @@ END_TEST
 
 /* A command longer than the history keeps, cut in the middle of a two-byte character: the
  * kept text is cut back to a whole character, so the row is still written; a skipped
- * fire's row keeps the same (before 2026-11-24 it kept the whole command). */
+ * fire's row keeps the same, not the whole command. */
 START_TEST(long_multibyte_command_is_recorded)
 {
 	struct itest_env e;

@@ -1,4 +1,4 @@
-/* Text in any encoding, cut only on character boundaries (issue 9, item 4): a long failure
+/* Text in any encoding, cut only on character boundaries: a long failure
  * message of multibyte characters keeps its history row, gives valid log lines and reaches
  * the notify alert sink; a job in a LATIN1 database has its non-ASCII error recorded. */
 #include <check.h>

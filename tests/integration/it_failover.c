@@ -1,4 +1,4 @@
-/* A real failover (issue 12; README "Running several instances"): a streaming standby of a
+/* A real failover (docs/several-instances.md): a streaming standby of a
  * throwaway server (pg_basebackup), the primary stopped, the standby promoted. pgcrond with a
  * two-host conninfo (target_session_attrs=read-write) goes on running jobs and writing
  * history on the new primary without a restart; a pgcrond pointed at the standby alone

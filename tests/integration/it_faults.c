@@ -1,4 +1,4 @@
-/* Faults that land while a run is in flight (issue 24; docs/faults.md): every execution is
+/* Faults that land while a run is in flight (docs/faults.md): every execution is
  * counted in a table (the job INSERTs pg_backend_pid() in the run's own transaction) and
  * matched to the history. Run one case with CK_RUN_CASE=<name>. */
 #include <check.h>
@@ -209,7 +209,7 @@ START_TEST(relay_freeze_in_flight)
 END_TEST
 
 /* A run that committed while its instance was frozen is recorded as succeeded, not retried
- * (issue 24, fenced takeover): X's run of one statement (an INSERT that takes 2 s) writes its
+ * (a fenced takeover): X's run of one statement (an INSERT that takes 2 s) writes its
  * transaction id before it runs (pgcrond.run_start); X is stopped (SIGSTOP) while it runs; the
  * statement commits on the server meanwhile; the survivor finds X dead after 5 s, ends the
  * backend, asks the server whether that transaction committed, and records the run as
@@ -819,7 +819,7 @@ static long long three_stopped(const char *tag, double phase, int freeze_s, bool
 	return skipped;
 }
 
-/* Issue 24's bar for a stall: the instance running the long job stopped for 30 s in the
+/* What a stall may cost: the instance running the long job stopped for 30 s in the
  * middle of a second, with the defaults: besides the above, at most 5 % of the fires skipped
  * (the long job's lock holds: its run is under way). */
 START_TEST(three_instances_one_frozen_30s)
@@ -832,11 +832,11 @@ END_TEST
 
 /* Stopped just before a second (0.97) for 10 s (found dead after 20 s: it comes back alive),
  * an instance holds the job locks of the fires it claimed 100 ms before the second (one
- * instance often wins a second's every claim): the others skipped those jobs until it was found
- * dead (80 of 90 fires here, 10 with no row at all; 190 of 290 stopped 30 s). Now a lock whose
- * holder has no run under way is taken over after 1.5 s (LOCK_LEASE): each job loses at most that
- * second's fire and the one the stopped instance had claimed, which it records as skipped when it
- * is back (before, that fire had no row at all); no fire runs twice. The stop waits for a
+ * instance often wins a second's every claim): were the locks held until it is found dead, the
+ * others would skip those jobs all that time. A lock whose holder has no run under way is
+ * taken over after 1.5 s (LOCK_LEASE): each job loses at most that second's fire and the one
+ * the stopped instance had claimed, which it records as skipped when it is back (that fire
+ * has its row too); no fire runs twice. The stop waits for a
  * second where the stopped instance's earlier runs ended (three_stopped): a run under way
  * holds its lock until the instance is found dead, as it should. */
 START_TEST(stopped_before_the_second_blocks_nothing)
@@ -882,8 +882,8 @@ static void two_marking(struct itest_env *e, struct itest_inst *a, struct itest_
 	ck_assert(itest_wait_log(b->log, "other live instances", 15));
 	/* a fire claimed before its instance saw the other is not marked and its run does not
 	 * wait for a mark (docs/faults.md); the claims made just before that (100 ms ahead of
-	 * an instant) run in the next second unwaited: CI's loaded machine saw the other 1 ms
-	 * before an instant and the trigger below refused those runs' marks after they ran */
+	 * an instant) run in the next second unwaited: a loaded machine may see the other just
+	 * before an instant, and the trigger below would refuse those runs' marks after they ran */
 	itest_sleep(2);
 }
 
@@ -992,9 +992,8 @@ END_TEST
 /* The coordination connection is lost while the statement marking a burst's runs is in flight
  * (a trigger holds that statement in pg_sleep, and the test ends its backend): whether it
  * committed is not known, so it is sent again on the next connection, and its runs go on or
- * are refused by what it finds. Before, those runs were never answered: each held its
- * connection, its statement unsent, until the stop's grace period ended 30 s later
- * (it_faults "instant" on 9ee7bcb: tc's runs waited 42 s). */
+ * are refused by what it finds. Left unanswered, each run would hold its connection, its
+ * statement unsent, until the stop's grace period ended. */
 START_TEST(marks_lost_with_the_connection_are_sent_again)
 {
 	struct itest_env e;

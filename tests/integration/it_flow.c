@@ -63,8 +63,8 @@ START_TEST(diamond_runs_in_order_with_one_graph_run)
 	                    "trigger = CASE job_name WHEN 'a' THEN 'schedule' ELSE 'upstream' END"),
 	    4);
 	/* b and c after a; d after both b and c; b and c overlap (fan-out starts them together;
-	 * their 1.5 s steps leave room for one session to start slower on a loaded machine: CI's
-	 * once began c's statement more than 0.3 s after b's) */
+	 * their 1.5 s steps leave room for one session to start slower on a loaded machine, which
+	 * can begin c's statement more than 0.3 s after b's) */
 	ck_assert_int_eq(itest_env_count(&e,
 	                                 "SELECT count(*) FROM steps x JOIN steps a ON a.job = 'a' "
 	                                 "WHERE x.job IN ('b', 'c') AND x.started >= a.ended"),

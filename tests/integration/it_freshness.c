@@ -264,8 +264,8 @@ static bool enough_checks_logged(void *arg)
 /* The check reads the catalogs in a statement the planner prices in the millions (it
  * guesses thousands of relations for each source's walks), over the threshold at which a
  * server with JIT on, PostgreSQL's default, compiles it: half a second of the server's
- * CPU at every check (every SLA / 4) for a statement that runs in milliseconds. On a busy
- * CI machine the checks fell seconds behind and a 2 s SLA was missed. The server logs the
+ * CPU at every check (every SLA / 4) for a statement that runs in milliseconds: on a busy
+ * machine the checks would fall seconds behind and miss a 2 s SLA. The server logs the
  * daemon's plans here (auto_explain, loaded by the database's settings): none of its
  * checks is compiled, while a statement of this test's own, made to be, is. */
 START_TEST(checks_are_not_compiled_by_jit)
@@ -344,9 +344,9 @@ END_TEST
 /* A job database reached as a role that did not run install (`pgcrond install` ran as a
  * superuser; the daemon's conninfo for that database names a login role of its own): the
  * freshness checks read the counters as that role. The job refreshes once at its start, not
- * again while its source is quiet, and within its SLA of a write. Until 2026-11-25 the schema
- * pgcrond of a job database gave that role no USAGE: every check was refused ("permission
- * denied for schema pgcrond") and the job ran every period. */
+ * again while its source is quiet, and within its SLA of a write: the schema pgcrond of a
+ * job database gives that role USAGE, else every check is refused ("permission denied for
+ * schema pgcrond") and the job runs every period. */
 #define JOBS_DB "it_freshness_jobs"
 #define READER "it_freshness_reader"
 START_TEST(job_database_reached_as_another_role)
@@ -435,8 +435,8 @@ END_TEST
 /* Changes no DML trigger of the source itself reports (docs/freshness.md, "How a change is
  * seen"): each one, made while the job is quiet, is reflected within its SLA. The rows of
  * the partitions and the inheritance child predate the triggers, so their counters are zero
- * and a dropped or detached partition leaves the counters' sum as it was. Before
- * 2026-11-25 the job compared that sum only and missed all six. */
+ * and a dropped or detached partition leaves the counters' sum as it was: a job that
+ * compared that sum only would miss all six. */
 static long long settled(struct itest_env *e)
 {
 	for (int i = 0; i < 4; i++) {

@@ -1,5 +1,5 @@
-/* What instances hand each other beyond the claims (issue 12; coord.h, sql/pgcrond--7.sql,
- * README "Running several instances"): overlap = queue and replace across instances, the
+/* What instances hand each other beyond the claims (coord.h, sql/pgcrond--7.sql,
+ * docs/several-instances.md): overlap = queue and replace across instances, the
  * retry a dead instance had scheduled, a downstream run it owed, and the paused set shared
  * by every instance. Two instances with their own names and state_dirs on one database. */
 #include <check.h>
@@ -610,8 +610,8 @@ static void hold_claims(struct itest_env *e, const char *level, const char *when
 }
 
 /* A notification's turn that the other instance took while this one was stopping: the other
- * runs it, and the stopping one writes no row for it (before 2026-11-24 the claim's answer,
- * coming while the stop drained, wrote "skipped: pgcrond was shutting down" beside the other's
+ * runs it, and the stopping one writes no row for it (the claim's answer, coming while the
+ * stop drains, must not write "skipped: pgcrond was shutting down" beside the other's
  * run). A trigger holds both claims before their inserts: tb's until the test lets it go,
  * after the stop began; ta's until tb's claim is in. So the stop lands while ta's claim is
  * on its way, and its answer, once the stop drains, is that tb took the turn. */
@@ -662,14 +662,14 @@ END_TEST
 
 /* A fire an instance claimed whose claim's answer came once its stop had begun, with another
  * instance live: it gets no row of the stopping instance's, and the other one runs it once
- * the stopped row is written (before 2026-11-25 it got a `skipped: pgcrond was shutting
- * down` row, written before the stopped row so that the other left it alone: recorded once,
- * never run; before 2026-11-24 that row came after, and the other ran the fire beside it).
+ * the stopped row is written (a `skipped: pgcrond was shutting down` row written before the
+ * stopped row would make the other leave it alone: recorded once, never run; written after,
+ * the other would run the fire beside it).
  * Triggers hold qa's claims of fires nobody claimed yet until the test lets them go, after
  * the stop began, qb's until qa's claim of the same fire is in, and a "shutting down" row of
  * qa's 0.5 s (a row it still wrote would come late). A fire qa did not claim gets no row of
- * qa's (its run waiting behind the held one was left to qb; before 2026-11-24 it got a
- * "shutting down" row beside qb's run). */
+ * qa's (its run waiting behind the held one is left to qb, with no "shutting down" row
+ * beside qb's run). */
 START_TEST(stop_writes_its_rows_before_it_says_stopped)
 {
 	struct itest_env e;
@@ -764,8 +764,8 @@ static void defs_jobs(char *out, size_t len, const char *name, bool with_r)
 /* A dead instance's claims go to an instance that defines the job as it did (a rolling
  * configuration change): da and db define p, q and s each their own way, and only da defines
  * r. The dead zz defined p and r as da does, q as db does, and s as no one does. Whichever of
- * the two reaps zz, p and r run on da, q on db, and s once on either (before 2026-11-25 the
- * reaper served every claim with its own definitions, or dropped those it did not define). */
+ * the two reaps zz, p and r run on da, q on db, and s once on either (the reaper neither
+ * serves every claim with its own definitions nor drops those it does not define). */
 START_TEST(dead_instance_claims_go_to_the_same_definition)
 {
 	struct itest_env e;
@@ -896,7 +896,7 @@ START_TEST(stop_gives_a_silent_holders_claims_back)
 }
 END_TEST
 
-/* (before 2026-11-25 the stopping instance deleted the claim and dropped the fire) */
+/* (the stopping instance neither deletes the claim nor drops the fire) */
 START_TEST(stop_gives_a_stopped_holders_claims_back)
 {
 	stop_gives_claims_back(false);
@@ -908,11 +908,10 @@ END_TEST
  * of r (one retry) and a pending retry of p. ga's reap of zz is held by a trigger on its
  * taking of the claim until ga's stop has begun, and ga's run of slow keeps it draining when
  * the answer comes; gb, started meanwhile, waits behind it for zz's row. Woken by ga's stop,
- * gb serves k once and runs r's and p's retries once each (before 2026-11-25 ga's draining
- * scheduler dropped all three). On a slow machine ga's start-up pass over stopped instances
+ * gb serves k once and runs r's and p's retries once each (ga's draining scheduler drops
+ * none of the three). On a slow machine ga's start-up pass over stopped instances
  * queues behind the held reap and takes p's row once zz reads as stopped, after ga's stop
- * began: that row goes back to zz too (coord.c: take_done; before, p was dropped, which
- * failed this case in CI once). */
+ * began: that row goes back to zz too (coord.c: take_done), or p would be lost. */
 START_TEST(stop_hands_a_reaps_takings_over)
 {
 	struct itest_env e;

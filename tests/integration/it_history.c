@@ -449,7 +449,7 @@ START_TEST(start_and_finish_make_one_row)
 }
 END_TEST
 
-/* A row's jobid costs the server no lookup (issue 64): a SQL job's is the one the daemon's
+/* A row's jobid costs the server no lookup: a SQL job's is the one the daemon's
  * configuration gives the run (the registry may not have the job yet); a file job's is read
  * from pgcrond.job once a connection; a job the registry gets later is still found. */
 START_TEST(job_ids_come_from_memory)
@@ -841,7 +841,7 @@ START_TEST(history_and_trigger_commands)
 	free(out);
 
 	/* trigger: a request row and a NOTIFY with its id, which the daemon would receive; no
-	 * daemon runs, so nothing answers it: 69, not a claimed success (issue 13) */
+	 * daemon runs, so nothing answers it: 69, not a claimed success */
 	PGconn *l = itest_connect(ci);
 	itest_exec(l, "LISTEN " PGCROND_TRIGGER_CHANNEL);
 	out = itest_cli(&status, "trigger", "-c", conf, "--timeout", "1s", "job-b", NULL);
@@ -1012,11 +1012,10 @@ END_TEST
 
 /* A server slow enough that a batch of 256 rows or more takes longer than the history's
  * bound on a batch (300 ms; here 1.5 ms a row, by a trigger) and one of 128 does not: the
- * writer finds the size that fits and keeps to it. It halved a batch that timed out and went
- * back to its full size after the next success, so every batch that succeeded came after
- * two or three that timed out, each thrown away (rolled back, its runids lost) after 300 ms of the
- * server's time: at 15,000 runs/s on a busy machine that was most of what the history's
- * backend did (docs/benchmarks.md, "Why the history fell behind"). */
+ * writer finds the size that fits and keeps to it. A writer that went back to its full size
+ * after the next success would follow every batch that succeeded with two or three that time
+ * out, each thrown away (rolled back, its runids lost) after 300 ms of the server's time: at
+ * 15,000 runs/s on a busy machine, most of what the history's backend does. */
 START_TEST(slow_server_batches_shrink_and_stay_small)
 {
 	char *ci = itest_fresh_db("it_hist_slow");

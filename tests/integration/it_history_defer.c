@@ -1,5 +1,5 @@
-/* Runs due at the same instant go first, their history after (issue 10, §3: the history's
- * `running` rows competed with the runs' own statements at the due instant). Ten jobs fire
+/* Runs due at the same instant go first, their history after (the history's `running`
+ * rows would compete with the runs' own statements at the due instant). Ten jobs fire
  * in the same second on a pool of one connection, each running 80 ms, so the last waits
  * about 0.7 s for the connection; the history rows of that second are inserted only once the
  * runs are over, not while they queue. A trigger on the history table records when
@@ -104,11 +104,11 @@ static long long status_pending(struct itest_env *e, bool *held)
 #define BACKLOG 30
 #define SLOW_JOBS 20
 
-/* A history that cannot keep up holds new runs back instead of letting its backlog grow
- * (issue 64): twenty jobs every second, and, with runs in flight, a history database on which
+/* A history that cannot keep up holds new runs back instead of letting its backlog grow:
+ * twenty jobs every second, and, with runs in flight, a history database on which
  * each run's row costs 50 ms (skips are free, so what holds back is the runs). While it is
- * slow, the records waiting stay near history.backlog (before: they grew by about twenty a
- * second for as long as the load lasted); the log and /metrics say runs were held; once the
+ * slow, the records waiting stay near history.backlog (rather than growing by about twenty
+ * a second for as long as the load lasts); the log and /metrics say runs were held; once the
  * database is quick again, every run that ran has its row and nothing was dropped. */
 START_TEST(runs_wait_for_a_history_that_cannot_keep_up)
 {

@@ -1,4 +1,4 @@
-/* The shared database is hostile ground (issue 23, items 2 and 3; docs/security.md "Locks and
+/* The shared database is hostile ground (docs/security.md "Locks and
  * notifications"): a role without any grant (mallory) takes every advisory lock the daemon
  * took and queues for them across a restart, and forges the notifications that carried facts
  * (a graph upstream's success, a manual trigger's outcome, a clean stop's hand-over). None of
@@ -58,7 +58,7 @@ static void forge(PGconn *m, const char *channel, const char *payload, int n)
 	}
 }
 
-/* Item 2: every advisory lock key the daemon held (seen in pg_locks), and the keys of its
+/* Locks: every advisory lock key the daemon held (seen in pg_locks), and the keys of its
  * instance name and its jobs as main computed them, taken or queued for by mallory, one
  * session per key, across a restart of the daemon. Its fires go on. */
 START_TEST(held_locks_stop_no_fire)
@@ -155,7 +155,7 @@ START_TEST(held_locks_stop_no_fire)
 }
 END_TEST
 
-/* Item 3: "graph ok evil\nup-a" from mallory: a downstream of up-a and up-b runs only after
+/* Notifications: "graph ok evil\nup-a" from mallory: a downstream of up-a and up-b runs only after
  * both ran (up-a never does). */
 START_TEST(forged_graph_success_runs_nothing)
 {
@@ -190,8 +190,8 @@ START_TEST(forged_graph_success_runs_nothing)
 }
 END_TEST
 
-/* Item 3: 'ID finished succeeded: ok' from mallory while `pgcrond trigger --wait` waits (from
- * a host without the daemon's control socket): it reports the run's real outcome. */
+/* Notifications: 'ID finished succeeded: ok' from mallory while `pgcrond trigger --wait` waits
+ * (from a host without the daemon's control socket): it reports the run's real outcome. */
 START_TEST(forged_trigger_outcome_is_not_believed)
 {
 	struct itest_env e;
@@ -272,7 +272,7 @@ static void pair_with_pending_retry(struct itest_env *e, struct itest_inst *a, s
 	              itest_read_file(b->log));
 }
 
-/* Item 3: 'stopped NAME BOOT' from mallory, naming a live instance with a retry pending: the
+/* Notifications: 'stopped NAME BOOT' from mallory, naming a live instance with a retry pending: the
  * other instance takes nothing over (the retry runs where and when it is due). */
 START_TEST(forged_stop_hands_nothing_over)
 {

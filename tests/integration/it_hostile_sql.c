@@ -1,4 +1,4 @@
-/* Planted objects (issue 23, finding 1; the pattern of CVE-2018-1058). A role, mallory, that
+/* Planted objects (the pattern of CVE-2018-1058). A role, mallory, that
  * may create objects in schema public (GRANT CREATE ON SCHEMA public TO PUBLIC, the default
  * before PostgreSQL 15) plants better-matching stand-ins for what pgcrond calls: functions
  * of the same name and signature, overloads that match a literal better, types named like
@@ -124,8 +124,8 @@ static void plant_functions(PGconn *m)
 	}
 	itest_exec(
 	    m,
-	    /* better matches for a literal: an integer where pg_catalog's takes a bigint (the
-	     * daemon's lock keys in the issue), and a varchar overload */
+	    /* better matches for a literal: an integer where pg_catalog's takes a bigint (as the
+	     * daemon's lock keys would be), and a varchar overload */
 	    "CREATE FUNCTION public.hashtextextended(a text, b integer) RETURNS bigint"
 	    " LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
 	    " PERFORM public.mallory_note('hashtextextended(text, integer)');"
@@ -356,7 +356,7 @@ END_TEST
 
 /* pg_cron's case, on the default search_path ("$user", public): pg_catalog comes first, yet
  * a literal argument makes the call a cast to her type. The superuser installs and
- * installs again (the issue: an install that changed nothing ran a planted cast 142 times). */
+ * installs again (an install that changes nothing must not run a planted cast either). */
 START_TEST(override_function_types)
 {
 	struct itest_env e;
@@ -449,8 +449,8 @@ START_TEST(planted_overloads_daemon_and_install)
 }
 END_TEST
 
-/* Names nobody can squat (issue 23 item 10): a role that names its job cron-job-N does
- * not take pgcrond's name of the unnamed job with jobid N (issue 47: the job is named as
+/* Names nobody can squat: a role that names its job cron-job-N does
+ * not take pgcrond's name of the unnamed job with jobid N (the job is named as
  * written in cron.job, and by its own jobid in pgcrond), an unnamed job whose name is held anyway
  * (a row from before the rule) gets another, and a SQL job holding the name of a job file's new job
  * no longer stops `pgcrond install`: the file job takes its name, the SQL job is moved aside, named
@@ -502,7 +502,7 @@ START_TEST(names_cannot_be_squatted)
 	 * line naming its owner */
 	itest_env_start(&e);
 	ck_assert_msg(itest_wait_log(e.log,
-	                             "(role \"" MALLORY "\"):1: job \"nightly-report\" is "
+	                             "role \"" MALLORY "\") is not run: job \"nightly-report\" is "
 	                             "already defined at ",
 	                             15),
 	              "%s", itest_read_file(e.log));

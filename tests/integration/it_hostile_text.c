@@ -1,4 +1,4 @@
-/* Text a job or a server chose reaches terminals escaped (issue 23, item 7): an error raised
+/* Text a job or a server chose reaches terminals escaped: an error raised
  * with ESC ]52 (OSC 52, which sets the clipboard on terminals that honour it), BEL, a C1 CSI
  * and other control characters is shown by `pgcrond history`, `history --run`, `status JOB`,
  * the daemon's "failed" line and its ALERT line with the controls written as \xNN or \uNNNN,

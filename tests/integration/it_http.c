@@ -947,12 +947,11 @@ static int log_lines_with(const char *log, const char *needle)
 }
 
 /* A local user opens many more connections than the listener serves and sends nothing whole
- * on them: with 256 descriptors the daemon used to run out, loop on accept() at full CPU
- * writing a log line each time, and its runs failed with "Too many open files" (issue 23);
- * then the listener held max_connections and the rest waited in the kernel's backlog, and
- * /health with them: a liveness probe would have restarted a healthy daemon (issue 49). Now,
- * at the cap, the oldest connection that asked nothing yet is closed for each new one:
- * 1,100 such clients, runs go on, /health answers within 3 s, the log says it once. */
+ * on them: the daemon must not run out of descriptors (its runs would fail with "Too many
+ * open files"), nor hold them all so that /health waits in the kernel's backlog (a liveness
+ * probe would restart a healthy daemon). At the cap, the oldest connection that asked
+ * nothing yet is closed for each new one: 1,100 such clients, runs go on, /health answers
+ * within 3 s, the log says it once. */
 START_TEST(slow_clients_cannot_starve_the_jobs)
 {
 	struct itest_env e;

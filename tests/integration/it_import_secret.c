@@ -1,9 +1,9 @@
-/* pgcrond import keeps the source's password off the command line (issue 23 item 10): a
+/* pgcrond import keeps the source's password off the command line: a
  * --from holding a password (key=value or URI) is refused before anything is done, with the
  * ways that keep it out of /proc/PID/cmdline, and those ways work against a server that
  * asks for a password: PGPASSWORD, a password file (PGPASSFILE) and a service
  * (PGSERVICEFILE, service=NAME). pgcrond uninstall --restore-pg-cron --to, the way back,
- * refuses a password the same way, and removes nothing then (issue 26). */
+ * refuses a password the same way, and removes nothing then. */
 #include <check.h>
 #include <signal.h>
 #include <stdio.h>

@@ -442,7 +442,7 @@ START_TEST(test_daemon_notified_runs)
 	ck_assert_msg(itest_env_listening(&e, 10), "the daemon does not listen:\n%s",
 	              itest_read_file(e.log));
 	/* a run the listener's first connection may start settles first (none should start:
-	 * README, "The first connect does not run anything") */
+	 * docs/jobs.md, "Jobs that behave") */
 	ck_assert(itest_env_wait(&e, 15,
 	                         "SELECT count(*) = 0 FROM pgcrond.job_run_details"
 	                         " WHERE status IN ('starting', 'running')"));

@@ -1,4 +1,4 @@
-/* A fresh install with the shipped configuration is clean (issue 26, item 3): against a bare
+/* A fresh install with the shipped configuration is clean: against a bare
  * database (no seed tables), `pgcrond install` with the shipped conf.d exits 0 and prints
  * only its own lines, no server NOTICE and no error; the seed view jobs are shipped under
  * conf.d/examples/ and not loaded. When a job's objects cannot be created, install never

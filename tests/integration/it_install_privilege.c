@@ -1,9 +1,9 @@
-/* Install with the least privilege (issue 23 item 9, issue 26 item 2): the daemon's role, an
+/* Install with the least privilege: the daemon's role, an
  * ordinary login role without CREATEROLE or superuser, runs `pgcrond install` itself after a
  * superuser ran the block of docs/security.md ("Installing with the least privilege") once;
- * without that block install fails with exit 77 and says what to grant (it exited 69,
- * "unreachable", and needed CREATEROLE for a COMMENT ON ROLE even once pgcrond_operator
- * existed). Then the daemon runs as that role. */
+ * without that block install fails with exit 77 and says what to grant (not 69,
+ * "unreachable", and it needs no CREATEROLE for a COMMENT ON ROLE once pgcrond_operator
+ * exists). Then the daemon runs as that role. */
 #include <check.h>
 #include <signal.h>
 #include <stdio.h>

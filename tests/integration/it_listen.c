@@ -173,7 +173,7 @@ START_TEST(shared_channel_downstream_waits_for_upstream)
 }
 END_TEST
 
-/* Issue 9, item 3: a SIGHUP with nothing changed keeps the listening session (same backend)
+/* A SIGHUP with nothing changed keeps the listening session (same backend)
  * and starts no run; with a changed channel set the session is kept too (LISTEN in place). */
 START_TEST(reload_keeps_listener_and_starts_no_run)
 {
@@ -209,7 +209,7 @@ START_TEST(reload_keeps_listener_and_starts_no_run)
 }
 END_TEST
 
-/* Issue 9, item 3: after a real listener reconnect, the catch-up runs of an upstream and its
+/* After a real listener reconnect, the catch-up runs of an upstream and its
  * downstream (both listening) keep the graph: the downstream starts after the upstream's run
  * ended, in the same graph run. */
 START_TEST(reconnect_catchup_keeps_graph_order)

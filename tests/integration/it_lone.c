@@ -136,7 +136,7 @@ static char *ten_jobs(void)
 	return jobs;
 }
 
-/* Done-when of issue 46 item 3: a lone instance with 10 every-second jobs sends at most 2
+/* A lone instance claims nothing: with 10 every-second jobs it sends at most 2
  * statements of its own in 8 s (its heartbeat), besides its history's. The same instance
  * beside another one claims: that count shows the log sees every statement. */
 START_TEST(lone_instance_sends_only_its_heartbeat)
@@ -206,8 +206,8 @@ static void assert_skips_name(struct itest_env *e, const char *job, const char *
 }
 
 /* A lone instance writes two `skipped` rows a run for the fires skipped behind it (overlap =
- * skip), the first and the last, not one a fire (issue 64: at 15,000 jobs a second those rows
- * were two in three of the history's and held the runs back): a job every second whose runs
+ * skip), the first and the last, not one a fire (at 15,000 jobs a second those rows would be
+ * two in three of the history's and hold the runs back): a job every second whose runs
  * take 3.2 s, a run in flight at the stop; the fires skipped without a row are logged each, and
  * the fire before each run has its row (what a start's catch-up reads as served last). */
 START_TEST(lone_skips_one_row_a_run)
@@ -540,7 +540,7 @@ START_TEST(frozen_while_alone)
 }
 END_TEST
 
-/* A run's connection goes silent (issue 62): a relay on 127.0.0.1 carries every connection of
+/* A run's connection goes silent: a relay on 127.0.0.1 carries every connection of
  * a lone instance, its job's and its own session's (the history and the heartbeat), and stops
  * forwarding them while a run is under way, as a NAT that forgot them would: the old flows
  * are dead, new ones go through. The own session is back within connection_check (30 s); the

@@ -1,4 +1,4 @@
-/* Missed fires are never silent (issue 9, item 8). The daemon is stopped with SIGSTOP for
+/* Missed fires are never silent. The daemon is stopped with SIGSTOP for
  * 6 s while an every-second job is scheduled; when it goes on, the fires it could not serve
  * are handled by the job's catch-up policy and leave a trace: with catchup = skip one
  * `skipped` history row counting them and a log line; with catchup = once one catch-up run

@@ -1,4 +1,4 @@
-/* Exactly once for a command of several statements (issue 48; docs/faults.md, command
+/* Exactly once for a command of several statements (docs/faults.md, command
  * classes): with another instance live, pgcrond opens the run's transaction itself, writes its
  * id where a takeover looks (pgcrond.run_start) and sends COMMIT only once the id is there. An
  * instance frozen before its COMMIT leaves an open transaction that the survivor ends before it
@@ -419,7 +419,7 @@ static char *fire_after_idle_lock(struct itest_env *e, struct itest_inst *x, boo
 
 /* The lock of an instance that froze just after its run of a job ended (its transaction
  * committed) and before it gave the lock back is taken at once by the next fire's claim, not
- * after the 1.5 s lease (which made the others skip that fire: 6 of 180 fires of the "bar"
+ * after the 1.5 s lease (which would make the others skip that fire, as in the "kill_freeze" case
  * below, stopped right after a second's runs); one whose holder has claimed a fire whose run
  * has not begun (it may only be slow) still holds the job for the lease. */
 START_TEST(ended_runs_do_not_hold_the_job)
@@ -455,7 +455,7 @@ START_TEST(ended_runs_do_not_hold_the_job)
 }
 END_TEST
 
-/* The scenario of issue 48, as a fault injector tries it: three instances, six jobs every
+/* Exactly once under faults, as a fault injector tries it: three instances, six jobs every
  * second and four every 5 s whose command is several statements (an INSERT, then 3 s of
  * sleep), retried twice on transient errors; the instance running a long job is stopped for
  * 30 s mid-run, then later another (or the same) is killed mid-run. Every committed execution
@@ -488,7 +488,7 @@ START_TEST(freeze_then_kill_runs_each_fire_once)
 {
 	struct itest_env e;
 	struct itest_inst in[3];
-	setup(&e, "once-bar");
+	setup(&e, "once-kill-freeze");
 	itest_exec(e.db, "ALTER TABLE public.execs ADD COLUMN job text");
 	char jobs[4096];
 	int n = snprintf(jobs, sizeof(jobs), "jobs = (\n");
@@ -619,13 +619,14 @@ START_TEST(freeze_then_kill_runs_each_fire_once)
 	char *why =
 	    itest_scalar(e.db, "SELECT string_agg(DISTINCT left(return_message, 120), E'\\n')"
 	                       " FROM pgcrond.job_run_details WHERE status = 'skipped'");
-	fprintf(stderr, "once-bar: skipped because:\n%s\n", why ? why : "");
+	fprintf(stderr, "once-kill-freeze: skipped because:\n%s\n", why ? why : "");
 	free(why);
-	fprintf(stderr,
-	        "once-bar: %lld long executions, %lld fires twice, %lld not recorded succeeded,"
-	        " %lld fires lost; every-second fires while stopped: %lld of %lld skipped, %lld"
-	        " with a row\n",
-	        execs, twice, failed, lost, skipped, secs * 6, rows);
+	fprintf(
+	    stderr,
+	    "once-kill-freeze: %lld long executions, %lld fires twice, %lld not recorded succeeded,"
+	    " %lld fires lost; every-second fires while stopped: %lld of %lld skipped, %lld"
+	    " with a row\n",
+	    execs, twice, failed, lost, skipped, secs * 6, rows);
 	ck_assert_msg(
 	    execs > 0 && twice == 0 && failed == 0 && lost == 0 && rows == secs * 6 &&
 	        skipped * 20 <= secs * 6,
@@ -784,7 +785,7 @@ int main(void)
 	    {"call", procedure_committing_inside_is_fenced},
 	    {"vacuum", vacuum_is_fenced},
 	    {"idle", ended_runs_do_not_hold_the_job},
-	    {"bar", freeze_then_kill_runs_each_fire_once},
+	    {"kill_freeze", freeze_then_kill_runs_each_fire_once},
 	    {"giveup", preclaim_given_up_runs_once},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

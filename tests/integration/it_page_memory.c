@@ -1,4 +1,4 @@
-/* The status remembers across a restart (issue 26, item 8): jobs run, one failing; the daemon
+/* The status remembers across a restart: jobs run, one failing; the daemon
  * stops and starts again with the jobs disabled, so nothing runs any more; status.json,
  * `pgcrond status` and the page (headless chromium: DOM and screenshot) still show each
  * job's last result, the strip of its last runs coloured by outcome, and the recent

@@ -245,7 +245,7 @@ START_TEST(pg_net_what_the_user_sees)
 	ck_assert_str_eq(e_pw, "invalid URL \" https://...@localhost/x\": Bad scheme");
 	free(e_pw);
 	/* an '@' in the user name or the password: refused where it is, as pgcrond check says it
-	 * (curl would call it a bad port or host name), without the password (issue 62) */
+	 * (curl would call it a bad port or host name), without the password */
 	e_pw = error_of(app, "SELECT net.http_get('http://us@er:s3cret@localhost/x')");
 	ck_assert_str_eq(e_pw, "invalid URL \"http://...@localhost/x\": has an '@' in its user "
 	                       "name; write it as %40 (an '@' ends the user name and password)");
@@ -401,7 +401,7 @@ START_TEST(pg_net_responses_outlive_a_lost_session_and_a_failed_write)
 }
 END_TEST
 
-/* A large response body is kept whole, as pg_net keeps it (issue 62, item 2): 3 MB, and
+/* A large response body is kept whole, as pg_net keeps it: 3 MB, and
  * 9 MB, more than one statement of responses holds (JBATCH_MAX_BYTES: it goes alone), beside
  * a small one asked in the same transaction. Past http_client.pg_net_max_response (1MB
  * after a reload) the start is kept and error_msg says it was cut and what to do. */

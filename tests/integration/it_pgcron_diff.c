@@ -1,9 +1,9 @@
-/* pgcrond's pg_cron API against the real extension (issue 11, item 1): a second throwaway
+/* pgcrond's pg_cron API against the real extension: a second throwaway
  * server loads Debian's pg_cron (shared_preload_libraries); the same calls, by the same
  * unprivileged roles, go to pg_cron there and to pgcrond's API here, and must give the same
  * results, the same errors (message and SQLSTATE) and the same cron.job rows, as each role
  * sees them and as a superuser does (nodeport aside: the two servers listen on different
- * ports). The deliberate differences (README, "pg_cron's API") are asserted apart. */
+ * ports). The deliberate differences (docs/sql-api.md) are asserted apart. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,7 +118,7 @@ static const struct step {
     {"app", "SELECT cron.unschedule(1)"},
     {"app", "SELECT cron.unschedule('weekdays')"},
     {"app", "SELECT cron.schedule('weekdays', '30 9 * * 1-5', 'SELECT 10')"},
-    /* job names as pg_cron takes them (issue 47): any text of a name, unique per role */
+    /* job names as pg_cron takes them: any text of a name, unique per role */
     {"app", "SELECT cron.schedule('Job Run Details Maintenance', '0 1 * * *', 'SELECT 11')"},
     {"app",
      "SELECT cron.schedule('User Checkout & Session Maintenance', '0 2 * * *', 'SELECT 12')"},

@@ -1,4 +1,4 @@
-/* pgcrond import (issue 11, item 3): jobs made with pg_cron's own functions on a second
+/* pgcrond import: jobs made with pg_cron's own functions on a second
  * server that loads Debian's pg_cron move into pgcrond in one command, with their names (a
  * stable one for unnamed jobs and names pgcrond cannot carry), owners, databases, active flags
  * and schedules; warnings for meanings that differ; --dry-run changes nothing; a name clash
@@ -114,7 +114,7 @@ START_TEST(import_moves_a_pg_cron_installation)
 	                     "ignores the rest and so does the import: \"0 0 1 * *\""),
 	              "%s", out);
 	ck_assert_msg(strstr(out, "@yearly never fired in pg_cron"), "%s", out);
-	/* both readings of six fields, as cron.schedule's NOTICE says them (issue 62) */
+	/* both readings of six fields, as cron.schedule's NOTICE says them */
 	ck_assert_msg(strstr(out, "pg_cron job 6 (\"half\"): schedule \"*/30 * * * * *\" has six "
 	                          "fields: pgcrond reads the first as seconds (every 30 seconds); "
 	                          "pg_cron ignores a sixth field (every 30 minutes); imported with "

@@ -44,7 +44,7 @@ START_TEST(file_jobs_are_recorded_in_parts)
 	              "the file jobs are not all in the registry:\n%s", itest_read_file(e.log));
 	/* a backend's counts reach the statistics when it has been idle a while: PostgreSQL 15
 	 * flushes them at most once a second and, when it could not, after 10 s idle
-	 * (PGSTAT_IDLE_INTERVAL); a loaded CI machine missed a 10 s wait */
+	 * (PGSTAT_IDLE_INTERVAL), which a loaded machine can take past a 10 s wait */
 	ck_assert_msg(itest_env_wait(&e, 30,
 	                             "SELECT coalesce(sum(calls), 0) >= 3 FROM"
 	                             " pg_stat_user_functions WHERE schemaname = 'pgcrond'"

@@ -1,7 +1,6 @@
-/* A reload loses no fire (found with bench_fire's reload of 1,000 job files, issue 10 §3).
- * A reload opened the time zone again, which rescheduled every job from "now": when parsing
- * held the loop across a second boundary, the fires due meanwhile were dropped without a
- * trace (a whole second of runs per reload). Here a job fires every second next to 1,000
+/* A reload loses no fire. A reload that rescheduled every job from "now" would drop without
+ * a trace the fires due while parsing held the loop across a second boundary (a whole second
+ * of runs per reload). Here a job fires every second next to 1,000
  * job files that are never due, and the daemon is told to reload just before six second
  * boundaries: every second still has its one history row. */
 #include <check.h>

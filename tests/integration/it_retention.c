@@ -1,5 +1,5 @@
-/* The history's retention on pgcrond's own session of the history database (hist_part.c,
- * issue 46 item 2): it opens no session of its own, and a reader that holds a lock on a
+/* The history's retention on pgcrond's own session of the history database (hist_part.c):
+ * it opens no session of its own, and a reader that holds a lock on a
  * partition past the retention holds up neither the runs' history nor anything else on that
  * session; the partition goes once the lock is gone. */
 #include <check.h>

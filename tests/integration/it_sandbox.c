@@ -64,8 +64,8 @@ START_TEST(help_names_its_own_options)
 END_TEST
 
 /* A failure whose message is longer than Check takes (a daemon's whole log, say) still says
- * why: the message keeps its start and its end and names the file holding it whole (CI once
- * printed only "check_pack.c:372: Message string too long"). */
+ * why: the message keeps its start and its end and names the file holding it whole (Check
+ * alone would print only "check_pack.c:372: Message string too long"). */
 static char long_log[20000];
 
 START_TEST(fails_with_a_long_message)

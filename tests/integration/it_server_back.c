@@ -1,8 +1,8 @@
-/* The server comes back (issue 26, item 7): the cluster that holds both the history and a
+/* The server comes back: the cluster that holds both the history and a
  * job's database is stopped long enough for the job's pool to back off for many seconds, then
  * started again. The history connection, whose backoff is short, is back first; once it is,
  * every pool of that server tries again at once, so a run started then succeeds within 3 s
- * (before, it waited out its pool's backoff: 17 s in the issue). While the server is down,
+ * (rather than waiting out its pool's backoff). While the server is down,
  * `pgcrond status` calls a pool that never connected unreachable, not "reachable". The server
  * is a second sandbox of this test's own. */
 #include <check.h>

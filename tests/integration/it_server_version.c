@@ -1,4 +1,4 @@
-/* The servers pgcrond supports (README "Supported servers"): PostgreSQL 14 to 18, for the
+/* The servers pgcrond supports (docs/install.md, "Supported servers"): PostgreSQL 14 to 18, for the
  * history database and for every job database. Each database's server is checked where a
  * connection to it is made: `pgcrond install` connects to every configured database before it
  * changes anything, and the daemon checks each connection it makes (a reconnect too: a server

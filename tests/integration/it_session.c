@@ -1,5 +1,5 @@
-/* Each run starts from a clean session, and a job cannot flood or forge the daemon's log
- * (issue 9, items 1 and 5). With pool = 1 every run of the database shares one connection,
+/* Each run starts from a clean session, and a job cannot flood or forge the daemon's log.
+ * With pool = 1 every run of the database shares one connection,
  * so whatever a run leaves in its session would be seen by the next one: the tests record
  * pg_backend_pid() to show that the runs really did share it. */
 #include <check.h>

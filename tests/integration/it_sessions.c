@@ -1,4 +1,4 @@
-/* How many sessions pgcrond holds on a database (issue 46, item 2): its own work (the
+/* How many sessions pgcrond holds on a database: its own work (the
  * history's records, the claims and heartbeats, the LISTENs of the jobs, of the SQL jobs'
  * changes and of manual triggers) shares one session per database (ownsess.h), and runs use
  * the pool. At rest, one database with three jobs (one listening) costs at most two
@@ -169,8 +169,8 @@ END_TEST
  * (its backend ended, the slot taken at once): when a slot frees, the own session gets it, not
  * the pool, whose runs wait for it (a run's connection given back is closed for it while it
  * waits): the history and the claims need it. (Which connect reaches a freed slot first is a
- * race; a CI run under AddressSanitizer saw the pool win every slot at a start, and the
- * history never came back: few_free_slots_no_run_fails.) */
+ * race; under AddressSanitizer the pool can win every slot at a start, and the history would
+ * never come back: few_free_slots_no_run_fails.) */
 START_TEST(own_session_gets_a_slot_back)
 {
 	struct itest_env e;
@@ -487,8 +487,8 @@ END_TEST
  * session on it (never a reconnect meanwhile), and `pgcrond install`, run while a run is in
  * flight, wakes it: the instance running its fires unclaimed takes its name on that same
  * session within a second or two, so an up-to-date instance started right after the install
- * finds it there, and no fire runs on both (before, the gated session gave its connection up
- * and connected again every second or so, and the instance ran unclaimed until it did). */
+ * finds it there, and no fire runs on both (a session that gave its connection up and
+ * connected again every second or so would leave the instance unclaimed until it did). */
 START_TEST(old_schema_install_wakes_the_session)
 {
 	struct itest_env e;

@@ -1,4 +1,4 @@
-/* The spill file under disk pressure (issue 10, §3). state_dir is a tiny tmpfs and the
+/* The spill file under disk pressure. state_dir is a tiny tmpfs and the
  * history database (a second sandbox server) goes away while ten jobs run every second:
  * - when the database comes back, every run has its row, once, none left running: the
  *   records the full disk could not take waited in memory;

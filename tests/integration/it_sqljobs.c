@@ -1,4 +1,4 @@
-/* Jobs made in SQL (issue 11) against a real PostgreSQL: pgcrond install provides pg_cron's
+/* Jobs made in SQL against a real PostgreSQL: pgcrond install provides pg_cron's
  * API (cron.schedule, cron.unschedule, cron.job, cron.job_run_details) where the database
  * has no cron schema; an application role with only USAGE ON SCHEMA cron schedules a job
  * that the running daemon picks up at commit, without a reload, and runs logged in as that
@@ -635,7 +635,7 @@ static char *notices_of(PGconn *c, const char *sql)
 	return strdup(n.text);
 }
 
-/* A six-field schedule given to pg_cron's API (issue 62): pgcrond keeps its reading (seconds
+/* A six-field schedule given to pg_cron's API: pgcrond keeps its reading (seconds
  * first) and says, in a NOTICE, how pg_cron would read it and what to write so that both read
  * it alike: cron.schedule (both forms), cron.schedule_in_database, cron.alter_job; five
  * fields and "N seconds" pass without a word. */
@@ -696,7 +696,7 @@ START_TEST(six_fields_said_at_the_call)
 }
 END_TEST
 
-/* `pgcrond history JOB` of a job made in SQL that has not run yet (issue 62, item 4): it
+/* `pgcrond history JOB` of a job made in SQL that has not run yet: it
  * knows the job from pgcrond.job (not from the files), by pgcrond's name, by the jobid and
  * by the name given to cron.schedule, and says it has no runs yet, whose it is and when it
  * fires next; an inactive one says so; --failed; a name no job has. No daemon runs. */
@@ -757,23 +757,25 @@ START_TEST(history_of_a_sql_job_not_run_yet)
 	ck_assert_msg(status == 0 && strcmp(out, want) == 0, "%d %s", status, out);
 	free(out);
 	out = itest_cli(&status, "history", "-c", e.conf, "nosuch", NULL);
-	ck_assert_msg(status == 0 &&
-	                  strcmp(out, "no runs of \"nosuch\" recorded, and no job has "
-	                              "that name (in the job files or made in SQL)\n") == 0,
+	ck_assert_msg(status == 64 &&
+	                  strcmp(out,
+	                         "pgcrond history: no job \"nosuch\" is configured and none "
+	                         "of its runs is recorded; 'pgcrond list' lists the jobs\n") == 0,
 	              "%d %s", status, out);
 	free(out);
 	/* once unscheduled, the name is no job's */
 	snprintf(sql, sizeof(sql), "SELECT cron.unschedule(%lld)", later);
 	itest_exec(app, sql);
 	out = itest_cli(&status, "history", "-c", e.conf, "later", NULL);
-	ck_assert_msg(strstr(out, "and no job has that name"), "%d %s", status, out);
+	ck_assert_msg(status == 64 && strstr(out, "no job \"later\" is configured"), "%d %s",
+	              status, out);
 	free(out);
 	PQfinish(app);
 	itest_env_teardown(&e);
 }
 END_TEST
 
-/* Job names as pg_cron users have them (issue 47): spaces, "&", non-ASCII, 63 bytes, a
+/* Job names as pg_cron users have them: spaces, "&", non-ASCII, 63 bytes, a
  * longer one (cut to 63 bytes, as pg_cron's name column cuts it), and "cleanup" for two
  * roles: each is scheduled, listed (cron.job, pgcrond list, pgcrond status), run (a row in
  * cron.job_run_details), triggered by the name as written and unscheduled by name. pgcrond's
@@ -928,13 +930,15 @@ START_TEST(pg_cron_job_names)
 }
 END_TEST
 
-/* Recurrence rules through pg_cron's API (sql/pgcrond--26.sql): cron.schedule, alter_job and
- * pgcrond.schedule take a rule whose shape is right, and the daemon's parser (the job files')
- * decides the rest: every rule `pgcrond next` accepts passes at the call, a rule refused at the
- * call is refused by `pgcrond next` too, with the part named; a rule whose values are wrong
- * (BYHOUR=25) passes at the call and the daemon leaves the job out with its parser's message,
- * as it does for a cron schedule that never fires (0 0 30 2 *); a good rule runs at its
- * instants, and `pgcrond list` shows its next fire; a rule says no NOTICE. */
+/* Recurrence rules through pg_cron's API (sql/pgcrond--26.sql, --31.sql): cron.schedule,
+ * alter_job and pgcrond.schedule take a rule whose shape and values are right, and the daemon's
+ * parser (the job files') decides the rest: every rule `pgcrond next` accepts passes at the
+ * call, a rule refused at the call is refused by `pgcrond next` too, and a value out of its
+ * range (BYHOUR=25) is refused at the call in the parser's words; a rule that needs the whole
+ * rule to be refused (BYMONTHDAY with FREQ=WEEKLY) passes at the call and the daemon leaves the
+ * job out, as it does for a cron schedule that never fires (0 0 30 2 *): it says why once in
+ * its log, and list, next --job, status, trigger and history say it too; a good rule runs at
+ * its instants, and `pgcrond list` shows its next fire; a rule says no NOTICE. */
 START_TEST(recurrence_rules_through_sql)
 {
 	static const char *const shapes[] = {
@@ -976,6 +980,11 @@ START_TEST(recurrence_rules_through_sql)
 		ck_assert_msg(sql_ok || !c_ok,
 		              "\"%s\": pgcrond next accepts it, cron.schedule refuses it (%s)",
 		              rule, PQgetvalue(r, 0, 0));
+		/* a value out of its range: refused at the call, in the same words */
+		ck_assert_msg(c_ok || !strstr(c_err, " takes ") ||
+		                  (!sql_ok && strstr(c_err, PQgetvalue(r, 0, 0))),
+		              "\"%s\": pgcrond next says %s, cron.schedule says %s", rule, c_err,
+		              sql_ok ? "nothing" : PQgetvalue(r, 0, 0));
 		sql_refused += !sql_ok;
 		PQclear(r);
 	}
@@ -1009,26 +1018,64 @@ START_TEST(recurrence_rules_through_sql)
 	    "BYHOUR=6;BYMINUTE=30', 'SELECT 1', '{\"timezone\": \"Europe/Berlin\"}')"
 	    " > 0",
 	    "t");
-	/* the daemon's to refuse: BYHOUR=25, as a day no month has (":5:": the line of the
-	 * job's settings as the daemon writes them) */
+	/* a value out of range, refused at the call as pg_cron refuses a bad schedule */
+	r = PQexec(app, "SELECT cron.schedule('rr-25', 'RRULE:FREQ=DAILY;BYHOUR=25', 'SELECT 1')");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_FATAL_ERROR);
+	ck_assert_str_eq(PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL),
+	                 "BYHOUR=25: BYHOUR takes hours 0-23, separated by commas");
+	PQclear(r);
+	/* the daemon's to refuse: a part its FREQ does not take, as a day no month has */
 	long long bad = itest_scalar_ll(app, "SELECT cron.schedule('rr-bad',"
-	                                     " 'RRULE:FREQ=DAILY;BYHOUR=25', 'SELECT 1')");
+	                                     " 'RRULE:FREQ=WEEKLY;BYMONTHDAY=2', 'SELECT 1')");
 	long long feb30 =
 	    itest_scalar_ll(app, "SELECT cron.schedule('feb-30', '0 0 30 2 *', 'SELECT 1')");
 	itest_env_start(&e);
-	char want[512];
-	snprintf(want, sizeof(want),
-	         "cron.job jobid %lld (role \"" APP
-	         "\"):5: schedule \"RRULE:FREQ=DAILY;BYHOUR=25\": "
-	         "BYHOUR=25: BYHOUR takes hours 0-23, separated by commas (column 18)",
-	         bad);
+	char want[512], why[300];
+	snprintf(why, sizeof(why),
+	         "schedule \"RRULE:FREQ=WEEKLY;BYMONTHDAY=2\": BYMONTHDAY does not go with "
+	         "FREQ=WEEKLY; use FREQ=MONTHLY or BYDAY (column 7)");
+	snprintf(want, sizeof(want), "job \"rr-bad\" (jobid %lld, role \"" APP "\") is not run: %s",
+	         bad, why);
 	ck_assert_msg(itest_wait_log(e.log, want, 15), "no \"%s\" in:\n%s", want,
 	              itest_read_file(e.log));
-	snprintf(want, sizeof(want),
-	         "cron.job jobid %lld (role \"" APP "\"):5: schedule \"0 0 30 2 *\" never fires",
+	char feb[300];
+	snprintf(feb, sizeof(feb),
+	         "job \"feb-30\" (jobid %lld, role \"" APP
+	         "\") is not run: schedule \"0 0 30 2 *\" never fires",
 	         feb30);
-	ck_assert_msg(itest_wait_log(e.log, want, 5), "no \"%s\" in:\n%s", want,
+	ck_assert_msg(itest_wait_log(e.log, feb, 5), "no \"%s\" in:\n%s", feb,
 	              itest_read_file(e.log));
+	/* every command that names it says why, as the daemon last said it; the log said it
+	 * once, not again at the next change of the jobs made in SQL */
+	itest_exec(app, "SELECT cron.schedule('rr-other', '0 0 1 1 *', 'SELECT 1')");
+	ck_assert_msg(itest_wait_log(e.log, "sql jobs: added job \"rr-other\"", 15), "%s",
+	              itest_tail(e.log));
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT refused = $$%s$$ FROM pgcrond.job"
+	                             " WHERE jobname = 'rr-bad'",
+	                             why),
+	              "pgcrond.job.refused of rr-bad:\n%s", itest_tail(e.log));
+	ck_assert_int_eq(itest_count_in_file(e.log, want), 1);
+	int status;
+	char *out = itest_cli(&status, "list", "-c", e.conf, NULL);
+	char list_line[400];
+	snprintf(list_line, sizeof(list_line), "not run: %s\n", why);
+	ck_assert_msg(status == 0 && strstr(out, list_line), "list:\n%s", out);
+	free(out);
+	const char *cmds[][3] = {{"next", "--job", "rr-bad"},
+	                         {"status", "rr-bad", NULL},
+	                         {"trigger", "rr-bad", NULL},
+	                         {"pause", "rr-bad", NULL}};
+	for (int i = 0; i < 4; i++) {
+		out = itest_cli(&status, cmds[i][0], "-c", e.conf, cmds[i][1], cmds[i][2], NULL);
+		ck_assert_msg(status == 65 && strstr(out, want), "pgcrond %s %s: %d\n%s",
+		              cmds[i][0], cmds[i][1], status, out);
+		free(out);
+	}
+	out = itest_cli(&status, "history", "-c", e.conf, "rr-bad", NULL);
+	snprintf(list_line, sizeof(list_line), "not run: %s\n", why);
+	ck_assert_msg(status == 0 && strstr(out, list_line), "history rr-bad:\n%s", out);
+	free(out);
 
 	/* the rule runs at its instants: even seconds */
 	ck_assert_msg(itest_env_wait(&e, 15,
@@ -1047,8 +1094,7 @@ START_TEST(recurrence_rules_through_sql)
 	                 " 'rr-bad'), schedule := 'RRULE:FREQ=MONTHLY;BYDAY=-1FR;BYHOUR=18')");
 	ck_assert_msg(itest_wait_log(e.log, "sql jobs: added job \"rr-bad\"", 15), "%s",
 	              itest_read_file(e.log));
-	int status;
-	char *out = itest_cli(&status, "list", "-c", e.conf, NULL);
+	out = itest_cli(&status, "list", "-c", e.conf, NULL);
 	ck_assert_int_eq(status, 0);
 	const char *rules[][3] = {
 	    {"rr-bad", "RRULE:FREQ=MONTHLY;BYDAY=-1FR;BYHOUR=18", "UTC"},

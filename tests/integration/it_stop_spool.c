@@ -1,5 +1,5 @@
-/* A stop does not wait for the history database to catch up (issue 28, item 3: at 15,000
- * runs a second a stop took 30 s, most of it writing the records still pending). Forty jobs
+/* A stop does not wait for the history database to catch up (at 15,000 runs a second,
+ * writing the records still pending would take most of the stop's grace). Forty jobs
  * run every second while another session holds a lock on the history table, so every record
  * stays pending; SIGTERM must end the daemon within a few seconds, the records not written
  * wait in the spill file (the daemon says how many), and the next start writes them all:
@@ -130,8 +130,8 @@ static long long spilled_instant(const char *spool, const char *job, const char 
  * if another instance's row already records that fire: it served it meanwhile, having found
  * this one dead or stopped. Job w fires every second and waits for a run slot (max_running
  * 2, both taken by b1 and b2) when the stop lands; then a row of instance "sb" for that fire
- * is put in the history, and the daemon starts again. Before 2026-11-25 the start wrote the
- * skip beside sb's run. */
+ * is put in the history, and the daemon starts again: the start writes no skip beside sb's
+ * run. */
 START_TEST(spooled_skip_of_a_fire_served_elsewhere_is_dropped)
 {
 	struct itest_env e;

@@ -1,4 +1,4 @@
-/* Manual triggers (issue 9, item 2) against a real PostgreSQL: only roles the database
+/* Manual triggers against a real PostgreSQL: only roles the database
  * authorizes start a run. A login role without a grant gets nothing from a raw NOTIFY on
  * pgcrond_trigger (a job name or a guessed request id) and may not execute
  * pgcrond.trigger(); once granted pgcrond_operator it can, and who asked is recorded. A

@@ -1,4 +1,4 @@
-/* Files are trusted like plugins (issue 9, item 6), through the real binary run as the
+/* Files are trusted like plugins, through the real binary run as the
  * daemon's user: `pgcrond check` and `pgcrond run` refuse a job file others can write, with
  * the command that fixes it; a reload that would read such a file keeps the previous
  * configuration. */
@@ -72,7 +72,7 @@ START_TEST(reload_refuses_an_untrusted_conf_dir)
 }
 END_TEST
 
-/* The side doors (issue 23, item 8): an @include of a file in a directory anybody can write,
+/* The side doors: an @include of a file in a directory anybody can write,
  * and a symbolic link chain whose middle link sits in such a directory; `pgcrond check` names
  * the file, the line and the chmod to run, and the daemon does not start on them. */
 START_TEST(include_and_link_chain_are_checked)

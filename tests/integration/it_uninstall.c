@@ -1,4 +1,4 @@
-/* pgcrond uninstall (issue 26, item 5): refused while the daemon runs, or another daemon of
+/* pgcrond uninstall: refused while the daemon runs, or another daemon of
  * the history database (another configuration) does; afterwards it removes
  * the pgcrond and cron schemas and a second install works; --keep-history keeps the runs;
  * DROP SCHEMA cron CASCADE stops the jobs made in SQL; --restore-pg-cron hands the jobs made

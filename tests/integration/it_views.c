@@ -430,7 +430,7 @@ START_TEST(test_missing_unique_index)
 }
 END_TEST
 
-/* ---- planted objects (issue 23, finding 1) ------------------------------------------- */
+/* ---- planted objects ----------------------------------------------------------------- */
 
 /* The row functions of the plugins that keep tables (public.mv_*_rows) have no SET
  * search_path, so that the planner inlines them (a partial run reads one challenge through
@@ -843,9 +843,9 @@ END_TEST
 
 #define READER_SQL "SELECT count(*) FROM public.mv_weakness_patterns"
 #define MAX_SAMPLES 200000
-/* Enough submissions for a refresh of several seconds under a loaded CI run (about 5 s at
- * 80,000; 200,000 took 11-17 s and most of the suite's CPU), so that many reads overlap it;
- * bench/views measures larger ones. */
+/* Enough submissions for a refresh of several seconds on a loaded machine (more would take
+ * most of the suite's CPU), so that many reads overlap it; bench/views measures larger
+ * ones. */
 #define READERS_SUBMISSIONS 80000
 
 START_TEST(test_readers_during_concurrent_refresh)
@@ -898,8 +898,8 @@ START_TEST(test_readers_during_concurrent_refresh)
 	              (t1 - t0) * 1e3);
 	/* A blocking refresh would hold a reader for the rest of the refresh (the first read in
 	 * it, nearly all of it): no read may wait half of it, or 400 ms (not a fixed bound alone:
-	 * on a loaded CI machine a read can take long without any lock; bench/views has the real
-	 * figures). A loaded machine's slack: it was a quarter, or 200 ms. */
+	 * on a loaded machine a read can take long without any lock; bench/views has the real
+	 * figures), which leaves a loaded machine more slack than a quarter, or 200 ms. */
 	double refresh_ms = (t1 - t0) * 1e3;
 	double bound = refresh_ms / 2 > 400 ? refresh_ms / 2 : 400;
 	ck_assert_msg(during.max < bound, "a read waited %.0f ms during the %.0f ms refresh",

@@ -1,8 +1,8 @@
-/* The pool is ready before a known burst (issue 28, item 1): the first minute's runs found
- * no connection and opened them at their instant. Three per-minute jobs on a database of
+/* The pool is ready before a known burst, so that the first minute's runs do not open
+ * their connections at their instant. Three per-minute jobs on a database of
  * their own (pool 4): within seconds of the start, long before any of them is due, the
  * daemon holds three connections to it. At log level debug every scheduled run logs its
- * stages (docs/benchmarks.md, "Per-minute bursts"), which bench/side reads. */
+ * stages (sched_warm.c), which bench/side reads. */
 #include <check.h>
 #include <dirent.h>
 #include <signal.h>
@@ -105,7 +105,7 @@ START_TEST(connections_open_at_start_up)
 END_TEST
 
 /* A database whose next fire is further away than its idle_timeout keeps no connection
- * (issue 64, item 3: a database per tenant held one warm connection each for good): with
+ * (a database per tenant must not hold one warm connection each for good): with
  * idle_timeout 2 s and a job every 20 s, pgcrond holds no session of the job's database between
  * its fires, and each fire's run finds a connection opened ahead of its instant, not at it. */
 START_TEST(far_fires_keep_no_connection)
@@ -156,13 +156,13 @@ START_TEST(far_fires_keep_no_connection)
 }
 END_TEST
 
-/* The first burst after a start costs what a later one costs (issue 64, "lateness"): six jobs
+/* The first burst after a start costs what a later one costs: six jobs
  * of a database with a pool of 2 fire together 7 s after the start, none run before.
- *  - The burst starts no thread: the spill file's writer started with the daemon (a thread
- *    started at the first run's record competed with the burst).
+ *  - The burst starts no thread: the spill file's writer starts with the daemon (a thread
+ *    started at the first run's record would compete with the burst).
  *  - Half a second before it, the warm-up resets the two connections the start-up opened,
  *    although their idle check (connection_check 10 s: every 5 s) reset them 1.5 s before:
- *    that check left the backends as cold, and it had the warm-up skip them.
+ *    that check leaves the backends as cold, so it must not make the warm-up skip them.
  *  - At it, the two runs that find a connection free are named ('pgcrond: JOB', a job not run
  *    since the start), and the four that wait behind them are not: their resets carry no
  *    set_config() of a name, as in every later burst of quick runs. */

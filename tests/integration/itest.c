@@ -951,8 +951,8 @@ int itest_count_in_file(const char *path, const char *needle)
 }
 
 /* Whether LOG holds more than BEFORE lines with NEEDLE within TIMEOUT_S: a daemon started
- * again appends to the log its earlier one wrote, whose lines must not count (a restart under
- * load once had the test go on before the new daemon had said a word). */
+ * again appends to the log its earlier one wrote, whose lines must not count (under load the
+ * test would go on before the new daemon had said a word). */
 static bool wait_more(const char *log, const char *needle, int before, double timeout_s)
 {
 	double end = itest_now() + timeout_s;
@@ -969,7 +969,7 @@ void itest_env_start(struct itest_env *e)
 	int before = itest_count_in_file(e->log, "started:");
 	e->pid = itest_daemon_start(e->conf, e->log);
 	/* 30 s: an ASan build reading a few thousand job files on a machine running other suites
-	 * beside it (scripts/test's lanes) once took over 10 s */
+	 * beside it (scripts/test's lanes) can take over 10 s */
 	ck_assert_msg(wait_more(e->log, "started:", before, 30), "daemon did not start:\n%s",
 	              itest_read_file(e->log));
 }

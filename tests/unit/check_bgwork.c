@@ -79,8 +79,8 @@ START_TEST(free_delivers_what_is_left)
 	struct job b = {.j = {.work = slow_work, .done = done_exit}};
 	ck_assert_int_eq(bgwork_submit(w, &a.j), 0);
 	ck_assert_int_eq(bgwork_submit(w, &b.j), 0);
-	/* a is under way, b waits behind it on the one worker (a loaded machine once took over
-	 * the 50 ms this waited to start a) */
+	/* a is under way, b waits behind it on the one worker (a loaded machine can take over
+	 * 50 ms to start a) */
 	struct timespec ts = {0, 5 * 1000 * 1000};
 	for (int i = 0; i < 2000 && !atomic_load(&a.started); i++)
 		thrd_sleep(&ts, NULL);

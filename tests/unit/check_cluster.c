@@ -13,7 +13,7 @@
 #include "cluster_priv.h"
 #include "config.h"
 
-static int key(const char *trigger, int64_t sched_us, const char *graph, int attempt,
+static int key(enum run_trigger trigger, int64_t sched_us, const char *graph, int attempt,
                int64_t debounce_ms, char *out, int64_t *window)
 {
 	return cluster_fire_key(trigger, sched_us, graph, attempt, debounce_ms, out, 128, window);
@@ -23,14 +23,14 @@ START_TEST(scheduled_and_catchup_share_the_fire)
 {
 	char a[128], b[128];
 	int64_t w;
-	ck_assert_int_eq(key("schedule", 1763850000000000LL, NULL, 1, 0, a, &w), 1);
+	ck_assert_int_eq(key(TRIGGER_SCHEDULE, 1763850000000000LL, NULL, 1, 0, a, &w), 1);
 	ck_assert_str_eq(a, "s:1763850000");
 	ck_assert_int_eq(w, 0);
 	/* the catch-up of the same instant is the same fire: only one of them runs */
-	ck_assert_int_eq(key("catchup", 1763850000000000LL, NULL, 1, 0, b, &w), 1);
+	ck_assert_int_eq(key(TRIGGER_CATCHUP, 1763850000000000LL, NULL, 1, 0, b, &w), 1);
 	ck_assert_str_eq(a, b);
 	/* a retry is its own claim, per attempt */
-	ck_assert_int_eq(key("retry", 1763850000000000LL, NULL, 2, 0, b, &w), 1);
+	ck_assert_int_eq(key(TRIGGER_RETRY, 1763850000000000LL, NULL, 2, 0, b, &w), 1);
 	ck_assert_str_eq(b, "s:1763850000/a2");
 }
 END_TEST
@@ -39,9 +39,9 @@ START_TEST(downstream_runs_claim_their_graph_run)
 {
 	char a[128];
 	int64_t w;
-	ck_assert_int_eq(key("upstream", 0, "n1-1763850000000000-load", 1, 0, a, &w), 1);
+	ck_assert_int_eq(key(TRIGGER_UPSTREAM, 0, "n1-1763850000000000-load", 1, 0, a, &w), 1);
 	ck_assert_str_eq(a, "g:n1-1763850000000000-load");
-	ck_assert_int_eq(key("retry", 0, "n1-1763850000000000-load", 3, 0, a, &w), 1);
+	ck_assert_int_eq(key(TRIGGER_RETRY, 0, "n1-1763850000000000-load", 3, 0, a, &w), 1);
 	ck_assert_str_eq(a, "g:n1-1763850000000000-load/a3");
 }
 END_TEST
@@ -50,10 +50,10 @@ START_TEST(notifications_claim_a_turn)
 {
 	char a[128];
 	int64_t w;
-	ck_assert_int_eq(key("notify", 0, NULL, 1, 5000, a, &w), 1);
+	ck_assert_int_eq(key(TRIGGER_NOTIFY, 0, NULL, 1, 5000, a, &w), 1);
 	ck_assert_str_eq(a, "n");
 	ck_assert_int_eq(w, 2500);
-	ck_assert_int_eq(key("notify", 0, NULL, 1, 200, a, &w), 1);
+	ck_assert_int_eq(key(TRIGGER_NOTIFY, 0, NULL, 1, 200, a, &w), 1);
 	ck_assert_int_eq(w, 1000); /* at least a second */
 }
 END_TEST
@@ -62,9 +62,9 @@ START_TEST(manual_and_reboot_need_no_claim)
 {
 	char a[128];
 	int64_t w;
-	ck_assert_int_eq(key("manual", 0, NULL, 1, 0, a, &w), 0);
-	ck_assert_int_eq(key("reboot", 0, NULL, 1, 0, a, &w), 0);
-	ck_assert_int_eq(key("retry", 0, NULL, 2, 0, a, &w), 0);
+	ck_assert_int_eq(key(TRIGGER_MANUAL, 0, NULL, 1, 0, a, &w), 0);
+	ck_assert_int_eq(key(TRIGGER_REBOOT, 0, NULL, 1, 0, a, &w), 0);
+	ck_assert_int_eq(key(TRIGGER_RETRY, 0, NULL, 2, 0, a, &w), 0);
 }
 END_TEST
 
@@ -73,7 +73,7 @@ START_TEST(too_small_a_buffer)
 	char a[8];
 	int64_t w;
 	ck_assert_int_eq(
-	    cluster_fire_key("schedule", 1763850000000000LL, NULL, 1, 0, a, sizeof(a), &w),
+	    cluster_fire_key(TRIGGER_SCHEDULE, 1763850000000000LL, NULL, 1, 0, a, sizeof(a), &w),
 	    -ENOSPC);
 }
 END_TEST
@@ -85,7 +85,7 @@ START_TEST(clock_offset_from_the_database)
 	/* sent at 1,000 s, answered after 20 ms, the database read 1,000.010 s: in step */
 	ck_assert(!cluster_clock_offset(1000000000LL, 20000, 1000010000LL, &off));
 	ck_assert_int_eq(off, 0);
-	/* this host 3 s ahead (issue 24: it ran every job 3 s early) */
+	/* this host 3 s ahead (uncorrected, it would run every job 3 s early) */
 	ck_assert(cluster_clock_offset(1003000000LL, 20000, 1000010000LL, &off));
 	ck_assert_int_eq(off, -3000000);
 	/* 1.5 s behind, but a round trip of 2 s could explain all but 0.5 s of it: not judged */
@@ -198,9 +198,9 @@ START_TEST(alone_admits_in_the_call)
 	const struct admit_hooks h = {.now_us = no_time};
 	ck_assert_int_eq(admit_new(clk, &h, &a), 0);
 	const struct admit_fire f = {
-	    .job = "j", .trigger = "schedule", .scheduled_us = 60000000, .attempt = 1};
+	    .job = "j", .trigger = TRIGGER_SCHEDULE, .scheduled_us = 60000000, .attempt = 1};
 	struct admit_fire manual = f;
-	manual.trigger = "manual";
+	manual.trigger = TRIGGER_MANUAL;
 	manual.scheduled_us = 0;
 	enum admit_hold hold = ADMIT_NONE;
 	ck_assert(!admit(a, &f, &hold, NULL, NULL)); /* not waiting: it runs now */
@@ -214,7 +214,7 @@ START_TEST(alone_admits_in_the_call)
 	ck_assert(!admit_skip(a, &f, "why"));
 	ck_assert(!admit_leave(a, &f));
 	ck_assert(!admit_left_to_others(a, &f, ADMIT_NONE));
-	admit_end(a, &hold, "j", f.scheduled_us, NULL, NULL);
+	admit_end(a, &f, &hold, NULL, NULL);
 	ck_assert_int_eq(hold, ADMIT_FREE);
 	admit_free(&a);
 	ck_assert_ptr_null(a);
@@ -240,10 +240,11 @@ START_TEST(an_answer_sets_what_the_run_holds)
 		ck_assert_msg(h == cases[i].want, "case %zu: %d", i, (int)h);
 	}
 	enum admit_hold h = ADMIT_LOCKED;
-	admit_end(NULL, &h, "j", 0, NULL, NULL); /* given back (no cluster: nothing to send) */
+	const struct admit_fire f = {.job = "j"};
+	admit_end(NULL, &f, &h, NULL, NULL); /* given back (no cluster: nothing to send) */
 	ck_assert_int_eq(h, ADMIT_FREE);
 	h = ADMIT_LONE;
-	admit_end(NULL, &h, "j", 0, NULL, NULL); /* a lone run gives nothing back */
+	admit_end(NULL, &f, &h, NULL, NULL); /* a lone run gives nothing back */
 	ck_assert_int_eq(h, ADMIT_LONE);
 }
 END_TEST

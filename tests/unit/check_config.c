@@ -266,7 +266,7 @@ static const struct {
     {"https://user:p%40ss@example.com/x", NULL},
     {"https://ex%41mple.com/a%2Fb?q=%zz", NULL}, /* %-escapes are the server's business */
     /* an '@' in the user info: libcurl ends it at the first '@' (browsers at the last), which
-     * leaves no host or no port, so it is refused with where the '@' is (issue 62) */
+     * leaves no host or no port, so it is refused with where the '@' is */
     {"https://user:p@ss@example.com/x", AT_PASSWORD},
     {"http://us@er:pw@example.com/", AT_USER}, /* libcurl: port "pw@example.com" */
     {"http://us@er@example.com/", AT_USER},
@@ -1119,12 +1119,13 @@ START_TEST(test_trusted_tree_loads)
 }
 END_TEST
 
-/* `pgcrond check` on the tree (cli_check), its stdout and stderr, "@" standing for the
- * tree; returns its exit code. */
-static int tree_check(char *out, size_t outlen, char *err, size_t errlen)
+/* Command CMD of the CLI (cli_check, cli_status...) on the tree, "pgcrond NAME -c
+ * @/pgcrond.conf [ARG]": its stdout and stderr, "@" standing for the tree; returns its exit
+ * code. */
+static int tree_cli(int (*cmd)(int, char **), const char *name, const char *arg, char *out,
+                    size_t outlen, char *err, size_t errlen)
 {
-	/* (--offline: a unit test reaches no server) */
-	char *argv[] = {"check", "-c", (char *)at("/pgcrond.conf"), "--offline", NULL};
+	char *argv[] = {(char *)name, "-c", (char *)at("/pgcrond.conf"), (char *)arg, NULL};
 	FILE *fo = tmpfile(), *fe = tmpfile();
 	ck_assert(fo && fe);
 	fflush(stdout);
@@ -1132,7 +1133,7 @@ static int tree_check(char *out, size_t outlen, char *err, size_t errlen)
 	int so = dup(1), se = dup(2);
 	dup2(fileno(fo), 1);
 	dup2(fileno(fe), 2);
-	int rc = cli_check(4, argv);
+	int rc = cmd(arg ? 4 : 3, argv);
 	fflush(stdout);
 	fflush(stderr);
 	dup2(so, 1);
@@ -1161,9 +1162,17 @@ static int tree_check(char *out, size_t outlen, char *err, size_t errlen)
 	return rc;
 }
 
-/* A six-field schedule in a job file: pgcrond runs it with seconds first, as written, and
- * check says so (and how pg_cron would read it), at the schedule's line, without failing. */
-START_TEST(test_check_warns_of_six_fields)
+/* `pgcrond check` on the tree (--offline: a unit test reaches no server). */
+static int tree_check(char *out, size_t outlen, char *err, size_t errlen)
+{
+	return tree_cli(cli_check, "check", "--offline", out, outlen, err, errlen);
+}
+
+/* A warning is for what the reader can act on. A six-field schedule in a job file is none:
+ * pg_cron never reads the file, and pgcrond runs it with seconds first as written. A
+ * recurrence rule whose UNTIL is past is one: the job never runs again; check says so at
+ * the schedule's line, without failing. */
+START_TEST(test_check_warns_of_what_the_reader_can_act_on)
 {
 	char out[4096], err[8192];
 
@@ -1176,17 +1185,45 @@ START_TEST(test_check_warns_of_six_fields)
 	write_text(at("/conf.d/10-a.conf"),
 	           "jobs = ( { name = \"a\"; command = \"SELECT 1\";\n"
 	           "  schedule = \"*/30 * * * * *\"; },\n"
-	           "  { name = \"b\"; command = \"SELECT 1\"; schedule = \"30 seconds\"; } );\n",
+	           "  { name = \"b\"; command = \"SELECT 1\"; schedule = \"30 seconds\"; },\n"
+	           "  { name = \"c\"; command = \"SELECT 1\";\n"
+	           "    schedule = \"RRULE:FREQ=DAILY;BYHOUR=3;UNTIL=20200101T000000\"; },\n"
+	           "  { name = \"d\"; command = \"SELECT 1\";\n"
+	           "    schedule = \"RRULE:FREQ=DAILY;BYHOUR=3;UNTIL=25001231T000000\"; } );\n",
 	           0644);
 	rc = tree_check(out, sizeof(out), err, sizeof(err));
 	ck_assert_msg(rc == 0, "check: %d %s", rc, err);
-	ck_assert_str_eq(out, "@/pgcrond.conf: 2 jobs, 1 database: OK, 1 warning\n");
-	ck_assert_str_eq(err,
-	                 "@/conf.d/10-a.conf:2: warning: job \"a\": schedule \"*/30 * * * * *\" "
-	                 "has six fields: pgcrond reads the first as seconds (every 30 "
-	                 "seconds); pg_cron ignores a sixth field (every 30 minutes). So that "
-	                 "both read it alike, write \"*/30 * * * *\" for pg_cron's reading or "
-	                 "\"30 seconds\" for pgcrond's.\n");
+	ck_assert_str_eq(out, "@/pgcrond.conf: 4 jobs, 1 database: OK, 1 warning\n");
+	ck_assert_str_eq(err, "@/conf.d/10-a.conf:5: warning: job \"c\": schedule "
+	                      "\"RRULE:FREQ=DAILY;BYHOUR=3;UNTIL=20200101T000000\" has no fire to "
+	                      "come: its UNTIL is past; move UNTIL, or remove the job\n");
+	remove_tree();
+}
+END_TEST
+
+/* A calendar on @reboot is refused for what it is (@reboot has no dates), not as a job
+ * without a fire in ten years. */
+START_TEST(test_check_reboot_with_a_calendar)
+{
+	char out[4096], err[8192];
+
+	make_tree();
+	write_text(at("/hol.ics"),
+	           "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//t//t//EN\nBEGIN:VEVENT\n"
+	           "UID:1\nDTSTART;VALUE=DATE:20300101\nEND:VEVENT\nEND:VCALENDAR\n",
+	           0644);
+	write_text(at("/pgcrond.conf"),
+	           "databases = { analytics = { conninfo = \"dbname=analytics\"; }; };\n"
+	           "state_dir = \"state\";\nconf_dir = \"conf.d\";\n"
+	           "calendars = { hol = { ics = \"hol.ics\"; }; };\n",
+	           0644);
+	write_text(at("/conf.d/10-a.conf"),
+	           "job = { name = \"boot\"; command = \"SELECT 1\"; schedule = \"@reboot\";\n"
+	           "  skip_dates = \"hol\"; };\n",
+	           0644);
+	int rc = tree_check(out, sizeof(out), err, sizeof(err));
+	ck_assert_int_eq(rc, 78);
+	ck_assert_msg(strstr(err, "@reboot has no dates") && !strstr(err, "ten years"), "%s", err);
 	remove_tree();
 }
 END_TEST
@@ -1241,6 +1278,51 @@ START_TEST(test_calendar_writable_by_others)
 	    "that only root or pgcrond's user can change\n");
 	ck_assert_int_eq(chmod(at("/holidays.ics"), 0644), 0);
 	ck_assert_str_eq(tree_problems(), "");
+	remove_tree();
+}
+END_TEST
+
+/* A calendar that cannot be read (removed, unparsable, writable by others) fails `pgcrond
+ * check`, and no command that reaches the running daemon: it and the job files that use it
+ * are left out, with a warning, as a job file with errors is. */
+START_TEST(test_broken_calendar_is_left_out)
+{
+	char out[4096], err[8192];
+	make_tree();
+	FILE *f = fopen(at("/pgcrond.conf"), "a");
+	ck_assert_ptr_nonnull(f);
+	fputs("calendars = { holidays = { ics = \"holidays.ics\"; }; };\n", f);
+	ck_assert_int_eq(fclose(f), 0);
+	write_text(at("/conf.d/20-b.conf"),
+	           "job = { name = \"b\"; command = \"SELECT 1\"; schedule = \"@daily\";\n"
+	           "  skip_dates = \"holidays\"; };\n",
+	           0644);
+	write_text(at("/holidays.ics"), "BEGIN:VCALENDAR\nEND:VCALENDAR\n", 0666);
+	ck_assert_int_eq(tree_check(out, sizeof(out), err, sizeof(err)), 78);
+	ck_assert_msg(strstr(err, "@/pgcrond.conf:4: calendar \"holidays\": refusing "), "%s", err);
+
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+	char **skipped = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(config_load_partial(at("/pgcrond.conf"), &cfg, &dl, &skipped, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(skipped[0], "calendar \"holidays\"");
+	ck_assert_str_eq(skipped[1], at("/conf.d/20-b.conf"));
+	ck_assert_ptr_nonnull(config_job(cfg, "a"));
+	ck_assert_ptr_null(config_job(cfg, "b"));
+	for (size_t i = 0; i < n; i++)
+		free(skipped[i]);
+	free(skipped);
+	config_free(&cfg);
+	diag_clear(&dl);
+
+	/* status reaches for the daemon's socket: none here (not the calendar's 78) */
+	ck_assert_int_eq(tree_cli(cli_status, "status", NULL, out, sizeof(out), err, sizeof(err)),
+	                 69);
+	ck_assert_str_eq(err, "pgcrond status: no pgcrond answers on @/state/pgcrond.sock (No "
+	                      "such file or directory); is the daemon running with this "
+	                      "configuration (state_dir = \"@/state\")?\n");
 	remove_tree();
 }
 END_TEST
@@ -1316,9 +1398,9 @@ START_TEST(test_link_into_writable_dir)
 }
 END_TEST
 
-/* Every link of a chain is as safe as the directory it sits in (issue 23, item 8): a link in
- * conf.d to a link in a directory anybody can write, pointing at a trusted file, is refused
- * (the check looked at the first link's directory and the last target's only). */
+/* Every link of a chain is as safe as the directory it sits in: a link in conf.d to a link
+ * in a directory anybody can write, pointing at a trusted file, is refused (checking the
+ * first link's directory and the last target's only would let it through). */
 START_TEST(test_link_chain_through_writable_dir)
 {
 	make_tree();
@@ -1340,7 +1422,7 @@ START_TEST(test_link_chain_through_writable_dir)
 }
 END_TEST
 
-/* An @include'd file passes the same check as the file including it (issue 23, item 8). */
+/* An @include'd file passes the same check as the file including it. */
 START_TEST(test_include_untrusted)
 {
 	make_tree();
@@ -1576,9 +1658,11 @@ static Suite *config_suite(void)
 
 	tc = tcase_create("trust");
 	tcase_add_test(tc, test_trusted_tree_loads);
-	tcase_add_test(tc, test_check_warns_of_six_fields);
+	tcase_add_test(tc, test_check_warns_of_what_the_reader_can_act_on);
+	tcase_add_test(tc, test_check_reboot_with_a_calendar);
 	tcase_add_test(tc, test_main_file_writable_by_others);
 	tcase_add_test(tc, test_calendar_writable_by_others);
+	tcase_add_test(tc, test_broken_calendar_is_left_out);
 	tcase_add_test(tc, test_job_file_writable_by_group);
 	tcase_add_test(tc, test_conf_dir_writable_by_group);
 	tcase_add_test(tc, test_parent_dir_writable);

@@ -184,7 +184,7 @@ START_TEST(spool_hole_is_skipped)
 }
 END_TEST
 
-/* history.spool -> another file (the daemon user's .pgpass, in the issue): refused, and the
+/* history.spool -> another file (the daemon user's .pgpass, say): refused, and the
  * other file is neither truncated nor written. */
 START_TEST(spool_symlink_is_refused)
 {

@@ -549,7 +549,7 @@ START_TEST(success_message_like_pg_cron)
 }
 END_TEST
 
-/* ---- pause and resume (issue 13), and the live state status.c reads -------------------- */
+/* ---- pause and resume, and the live state status.c reads ------------------------------ */
 
 static json_t *h_status(struct harness *h)
 {
@@ -566,7 +566,7 @@ static const char *h_job_str(json_t *st, const char *key)
 	    json_object_get(json_array_get(json_object_get(st, "jobs"), 0), key));
 }
 
-/* ---- what the status remembers across a restart (issue 26) ----------------------------- */
+/* ---- what the status remembers across a restart --------------------------------------- */
 
 static json_t *h_status_of(struct harness *h, const char *job)
 {

@@ -379,7 +379,7 @@ static void probe_cb(void *arg)
 	if (p->turns++ == 0) {
 		p->new_seen_early = sched_job_next(p->h->s, "new") != CRON_NEVER;
 		/* not reached yet: it runs on its definition in the old configuration */
-		ck_assert_int_eq(sched_trigger(p->h->s, "keep-150", "manual", false), 0);
+		ck_assert_int_eq(sched_trigger(p->h->s, "keep-150", TRIGGER_MANUAL, false), 0);
 		p->triggered = true;
 	}
 	ck_assert_int_eq(clock_arm(p->h->clock, &p->t, 0), 0);
@@ -468,7 +468,7 @@ START_TEST(a_big_apply_goes_in_slices)
 	ck_assert_int_eq(sched_job_next(h.s, "keep-7"), 1798761600); /* 2027-01-01 */
 
 	/* the new graph: up -> down, down2 */
-	ck_assert_int_eq(sched_trigger(h.s, "up", "manual", false), 0);
+	ck_assert_int_eq(sched_trigger(h.s, "up", TRIGGER_MANUAL, false), 0);
 	h_advance(&h, 0);
 	ck_assert_str_eq(h_starts(&h), "gone@30 keep-150@90 up@90");
 	h_end(&h, 2, true, NULL);
@@ -496,8 +496,8 @@ static void fake_warm(struct exec *ctx, const char *database, size_t n)
 	warm_most = n > warm_most ? n : warm_most;
 }
 
-/* A database per tenant (issue 64, item 3): every database with a job at the instant is
- * warmed, once, for as many runs as it has jobs then; 64 databases were once the most. */
+/* A database per tenant: every database with a job at the instant is warmed, once, for as
+ * many runs as it has jobs then, with no bound on the databases (a hundred here). */
 START_TEST(every_database_of_an_instant_is_warmed)
 {
 	struct harness h;
@@ -587,10 +587,10 @@ START_TEST(duration_ignores_a_wall_clock_step)
 }
 END_TEST
 
-/* The database is the clock (issue 24): with the history database's clock 0.8 s behind this
- * host's (the cluster's heartbeat measured it), a minute job fires at the minute by the
- * database's clock, 0.8 s after the minute by the host's; before, it fired by the host's,
- * 0.8 s early by the database's, and an instance whose clock ran ahead won every claim. A
+/* The database is the clock: with the history database's clock 0.8 s behind this host's
+ * (the cluster's heartbeat measured it), a minute job fires at the minute by the database's
+ * clock, 0.8 s after the minute by the host's; by the host's it would fire 0.8 s early by the
+ * database's, and an instance whose clock ran ahead would win every claim. A
  * change within the measurement's noise re-arms nothing; one back to 0 fires by the host's
  * again. */
 START_TEST(fires_by_the_database_clock)
@@ -732,7 +732,7 @@ START_TEST(retry_transient_then_success)
 	h_init(&h);
 	h_job(&h, "a", "0 * * * *")->retries = 2;
 	h_start(&h);
-	ck_assert_int_eq(sched_trigger(h.s, "a", "manual", false), 0);
+	ck_assert_int_eq(sched_trigger(h.s, "a", TRIGGER_MANUAL, false), 0);
 	h_advance(&h, 0);
 	ck_assert_str_eq(h_starts(&h), "a@0");
 	h_end(&h, 0, false, "08006");
@@ -766,7 +766,7 @@ START_TEST(retry_jitter_comes_from_the_random_source)
 		h.random = draws[i];
 		h_job(&h, "a", "0 * * * *")->retries = 1;
 		h_start(&h);
-		ck_assert_int_eq(sched_trigger(h.s, "a", "manual", false), 0);
+		ck_assert_int_eq(sched_trigger(h.s, "a", TRIGGER_MANUAL, false), 0);
 		h_advance(&h, 0);
 		h_end(&h, 0, false, "08006");
 		h_advance(&h, delays[i] - 0.001);
@@ -785,7 +785,7 @@ START_TEST(retry_not_for_permanent_errors)
 	h_init(&h);
 	h_job(&h, "a", "0 * * * *")->retries = 2;
 	h_start(&h);
-	ck_assert_int_eq(sched_trigger(h.s, "a", "manual", false), 0);
+	ck_assert_int_eq(sched_trigger(h.s, "a", TRIGGER_MANUAL, false), 0);
 	h_advance(&h, 0);
 	h_end(&h, 0, false, "42P01");
 	h_advance(&h, 600);
@@ -968,7 +968,7 @@ START_TEST(catchup_when_the_database_is_back)
 	h_init(&h);
 	h_job(&h, "a", "0 * * * *");
 	h_start(&h);
-	ck_assert_int_eq(sched_trigger(h.s, "a", "manual", false), 0);
+	ck_assert_int_eq(sched_trigger(h.s, "a", TRIGGER_MANUAL, false), 0);
 	h_advance(&h, 0);
 	h_end(&h, 0, false, "08001");
 	ck_assert_int_eq(h.probes, 1);
@@ -1142,7 +1142,7 @@ START_TEST(overlap_replace_before_start)
 	h_job(&h, "long", "0 * * * *");
 	h_job(&h, "a", "* * * * *")->overlap = OVERLAP_REPLACE;
 	h_start(&h);
-	ck_assert_int_eq(sched_trigger(h.s, "long", "manual", false), 0);
+	ck_assert_int_eq(sched_trigger(h.s, "long", TRIGGER_MANUAL, false), 0);
 	h_advance(&h, 90); /* a's fires at 30 and 90 wait for the slot */
 	ck_assert_str_eq(h_starts(&h), "long@0");
 	ck_assert_uint_eq(sched_queued(h.s), 1);

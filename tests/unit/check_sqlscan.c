@@ -59,7 +59,7 @@ START_TEST(test_what_goes_out_on_its_own)
 }
 END_TEST
 
-/* The classes of docs/faults.md: the commands a pg_cron user writes (issue 48's corpus). */
+/* The classes of docs/faults.md: the commands a pg_cron user writes. */
 START_TEST(test_command_classes)
 {
 	static const struct {

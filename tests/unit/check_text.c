@@ -180,6 +180,31 @@ START_TEST(test_url_redact)
 }
 END_TEST
 
+/* text_width: the columns a terminal gives a text, not its bytes nor its characters. */
+START_TEST(test_width)
+{
+	static const struct {
+		const char *s;
+		size_t width;
+	} cases[] = {
+	    {"", 0},
+	    {"nettoyage", 9},
+	    {"nettoyage \xc3\xa9tape 2", 17},                        /* é: 2 bytes, 1 column */
+	    {"\xc3\x84rger-B\xc3\xbcro", 10},                        /* Ärger-Büro */
+	    {"\xe6\x97\xa5\xe6\xac\xa1\xe9\x9b\x86\xe8\xa8\x88", 8}, /* 日次集計: 2 each */
+	    {"e\xcc\x81", 1}, /* e and a combining acute accent */
+	    {"a\xff"
+	     "b",
+	     3}, /* a byte that is not UTF-8: one */
+	    {E3 E4, 2},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ck_assert_msg(text_width(cases[i].s) == cases[i].width,
+		              "\"%s\": %zu columns, not %zu", cases[i].s, text_width(cases[i].s),
+		              cases[i].width);
+}
+END_TEST
+
 /* text_i64 writes what snprintf writes, cut alike. */
 START_TEST(test_i64)
 {
@@ -225,6 +250,7 @@ int main(void)
 	tcase_add_test(tc, test_escape_dup);
 	tcase_add_test(tc, test_url_redact);
 	tcase_add_test(tc, test_i64);
+	tcase_add_test(tc, test_width);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

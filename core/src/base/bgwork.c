@@ -65,7 +65,7 @@ static int worker(void *arg)
 			w->done_head = j;
 		w->done_tail = j;
 		/* the wake-up is written outside the lock: the loop, taking it to submit or to
-		 * collect, no longer sleeps on the mutex for this system call (a context switch
+		 * collect, does not sleep on the mutex for this system call (a context switch
 		 * each time, hundreds a second while the history spools at 15,000 runs/s). A
 		 * loop that collected J already reads one byte too many: harmless. A full pipe
 		 * already holds a wake-up: nothing is lost. */

@@ -35,7 +35,7 @@ int64_t clock_mono_ms(void)
  * sockets again. A minute's burst of a hundred job timers takes under a millisecond and
  * goes in one pass, so every run is queued before the first answers come back and each
  * connection's reset carries the next run's statement; the 15,000 fires of a busy second
- * take over a hundred milliseconds (30,000 took a quarter of a second, docs/benchmarks.md),
+ * take over a hundred milliseconds,
  * a few hundred passes: the answers are read between passes. */
 #define CLOCK_PASS_US 500
 

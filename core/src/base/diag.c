@@ -29,19 +29,21 @@ void diag_add(struct diag_list *dl, const char *file, int line, const char *fmt,
 		abort();
 }
 
+const char *diag_format(const struct diag *d, char *buf, size_t len)
+{
+	if (d->file && d->line > 0)
+		snprintf(buf, len, "%s:%d: %s", d->file, d->line, d->message);
+	else
+		snprintf(buf, len, "%s%s%s", d->file ? d->file : "", d->file ? ": " : "",
+		         d->message);
+	return buf;
+}
+
 void diag_print(const struct diag_list *dl, void *stdio_file)
 {
-	FILE *out = stdio_file;
-
-	for (size_t i = 0; i < dl->n; i++) {
-		const struct diag *d = &dl->items[i];
-		if (d->file && d->line > 0)
-			fprintf(out, "%s:%d: %s\n", d->file, d->line, d->message);
-		else if (d->file)
-			fprintf(out, "%s: %s\n", d->file, d->message);
-		else
-			fprintf(out, "%s\n", d->message);
-	}
+	char buf[8192];
+	for (size_t i = 0; i < dl->n; i++)
+		fprintf(stdio_file, "%s\n", diag_format(&dl->items[i], buf, sizeof(buf)));
 }
 
 void diag_clear(struct diag_list *dl)

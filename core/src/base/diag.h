@@ -19,7 +19,9 @@ struct diag_list {
 
 void diag_add(struct diag_list *dl, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* Print each as "FILE:LINE: message\n" (or "FILE: message", or "message"). */
+/* D as "FILE:LINE: message" (or "FILE: message", or "message") in BUF; returns BUF. */
+const char *diag_format(const struct diag *d, char *buf, size_t len);
+/* Print each as diag_format writes it, a line each. */
 void diag_print(const struct diag_list *dl, void *stdio_file);
 void diag_clear(struct diag_list *dl);
 

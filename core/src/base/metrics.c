@@ -47,8 +47,8 @@ struct failure {
 };
 
 struct metrics {
-	/* the jobs by name, looked up on every run's end: a fixed table of 1,024 chains made
-	 * every run of 100,000 jobs walk about a hundred names (strcmp was a tenth of the
+	/* the jobs by name, looked up on every run's end: a fixed table of 1,024 chains would
+	 * make every run of 100,000 jobs walk about a hundred names (strcmp a tenth of the
 	 * daemon's CPU at 15,000 runs a second) */
 	struct strmap jobs;
 	struct failure failures[METRICS_FAILURES]; /* a ring; next is the oldest */

@@ -1,10 +1,12 @@
 /* UTF-8 aware cutting and checking of text (see text.h). */
 #include "text.h"
 
+#include <locale.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
 
 /* Length of the valid UTF-8 sequence starting at S (at most LEN bytes available), or 0
  * when the bytes there are not one (RFC 3629's table: no overlongs, no surrogates, nothing
@@ -54,6 +56,25 @@ size_t text_utf8_invalid_at(const char *s, size_t len)
 		i += n;
 	}
 	return len;
+}
+
+size_t text_width(const char *s)
+{
+	static locale_t utf8;
+	if (!utf8)
+		utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	locale_t was = uselocale(utf8); /* (none made: 0 keeps the C locale, a column a byte) */
+	mbstate_t st = {0};
+	size_t w = 0, len = strlen(s);
+	for (size_t n; len; s += n, len -= n) {
+		wchar_t c;
+		int cw = (n = mbrtowc(&c, s, len, &st)) <= len ? wcwidth(c) : 1;
+		if (n > len) /* not UTF-8: one byte, one column */
+			n = 1, st = (mbstate_t){0};
+		w += cw > 0 ? (size_t)cw : 0;
+	}
+	uselocale(was);
+	return w;
 }
 
 bool text_utf8_valid(const char *s)

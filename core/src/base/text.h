@@ -42,6 +42,10 @@ char *text_i64(char *buf, size_t len, int64_t v);
  * has them), or LEN when S is all valid. */
 size_t text_utf8_invalid_at(const char *s, size_t len);
 
+/* The columns S takes on a terminal ("日次集計" 8, "étape" 5): wcwidth of each character in a
+ * UTF-8 locale, whatever the reader's; a byte that is not UTF-8 takes one, a control none. */
+size_t text_width(const char *s);
+
 /* True when S (NUL-terminated) is valid UTF-8. */
 bool text_utf8_valid(const char *s);
 

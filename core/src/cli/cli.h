@@ -75,14 +75,16 @@ void cli_warn_skipped(const char *cmd, const char *conf, const char *skipped,
 
 /* A table on stdout: the heading HEAD[0..COLS), then ROWS rows of COLS cells, CELL_SIZE bytes
  * each, at CELLS (a char [ROWS][COLS][CELL_SIZE] array). Each column is as wide as its widest
- * text, right-aligned where RIGHT has its bit (1u << column), left-aligned otherwise; the
- * last column is not padded (no trailing blanks). COLS is at most 32. */
+ * text in display columns (text_width), right-aligned where RIGHT has its bit (1u << column),
+ * left-aligned otherwise; the last column is not padded (no trailing blanks). COLS is at most 32.
+ */
 void cli_print_table(const char *const *head, const char *cells, size_t rows, int cols,
                      size_t cell_size, unsigned right);
 
 /* The next fire of job J after NOW (Unix seconds) as `pgcrond list` and `pgcrond history`
- * show it: UTC ISO 8601 ("2026-11-24T10:05:00Z"), "disabled", "at startup" (@reboot), or "-"
- * (no schedule, or one that never fires). J's schedule in its own zone (J->tz), else CFG's. */
+ * show it: UTC ISO 8601 ("2026-11-24T10:05:00Z"), "disabled", "at startup" (@reboot),
+ * "unknown (calendar not read)" (its calendar, which only the daemon's last read knows),
+ * or "-" (no schedule, or one that never fires). J's schedule in its own zone, else CFG's. */
 struct conf_job;
 void cli_next_fire(const struct pgc_config *cfg, const struct conf_job *j, int64_t now, char *out,
                    size_t outlen);
@@ -98,7 +100,7 @@ void cli_schedule_tail(int64_t spread_ms, int offset_s, const char *skip, const 
  * cli_next_fire CFG. */
 struct pgc_config *cli_with_sql_jobs(struct pg_conn *conn, const struct pgc_config *cfg);
 /* *CFG with the dates of its table calendars, read now from their tables (config_set_table_dates);
- * one that cannot be read is said on stderr, and its jobs do not fire, as in the daemon. */
+ * one that cannot be read is said on stderr, and its jobs' fires are unknown (cli_next_fire). */
 void cli_table_dates(const char *cmd, struct pgc_config **cfg);
 
 /* S seconds for a person, as `pgcrond status` and `pgcrond history` show a time span:

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "conndrv.h"
@@ -32,8 +33,8 @@ static void usage(FILE *out)
 	    "a note (install and the daemon check its version where they connect). Prints every\n"
 	    "problem as FILE:LINE: message and exits with 78 if there is any, else prints a\n"
 	    "summary and exits with 0. Warnings (FILE:LINE: warning: message) say what pgcrond\n"
-	    "runs but may not be what was meant, such as a six-field schedule (seconds first\n"
-	    "here, where pg_cron ignores a sixth field); they do not change the exit status.\n\n"
+	    "runs but may not be what was meant, such as a recurrence rule whose UNTIL is\n"
+	    "past; they do not change the exit status.\n\n"
 	    "Options:\n"
 	    "  -c, --config FILE  the main configuration file (default %s)\n"
 	    "      --offline      read only the files: connect to no database\n"
@@ -41,19 +42,22 @@ static void usage(FILE *out)
 	    PGCROND_DEFAULT_CONF);
 }
 
-/* What pgcrond runs as written but may not be what was meant: a six-field schedule, which
- * pg_cron reads otherwise (a job written after a pg_cron one). On stderr; the number. */
+/* What pgcrond runs as written but may not be what was meant: a recurrence rule whose UNTIL
+ * is past. On stderr; the number. (No six-field warning: pg_cron never reads a job file.) */
 static size_t print_warnings(const struct pgc_config *cfg)
 {
 	size_t n = 0;
-	struct cron_six six;
 
 	for (size_t i = 0; i < cfg->n_jobs; i++) {
 		const struct conf_job *j = &cfg->jobs[i];
-		if (!j->schedule || !cron_six_fields(j->schedule, &six))
+		const cron_tz *tz = j->more->cal.tz ? j->more->cal.tz : cfg->tz;
+		if (j->cron.kind != CRON_RRULE || cron_next(&j->cron, tz, time(NULL)) != CRON_NEVER)
 			continue;
-		fprintf(stderr, "%s:%d: warning: job \"%s\": %s. %s\n", j->file,
-		        j->schedule_line ? j->schedule_line : j->line, j->name, six.what, six.hint);
+		fprintf(stderr,
+		        "%s:%d: warning: job \"%s\": schedule \"%s\" has no fire to come: its "
+		        "UNTIL is past; move UNTIL, or remove the job\n",
+		        j->file, j->schedule_line ? j->schedule_line : j->line, j->name,
+		        j->schedule);
 		n++;
 	}
 	return n;

@@ -21,21 +21,18 @@
 void cli_next_fire(const struct pgc_config *cfg, const struct conf_job *j, int64_t now, char *out,
                    size_t outlen)
 {
-	snprintf(out, outlen, "-");
-	if (!j->enabled) {
-		snprintf(out, outlen, "disabled");
-		return;
-	}
-	/* the job's own zone, if it has one */
-	const cron_tz *tz = j->more->cal.tz ? j->more->cal.tz : cfg->tz;
-	if (!j->schedule || !tz)
-		return;
-	if (j->cron.kind == CRON_REBOOT) {
-		snprintf(out, outlen, "at startup");
-		return;
-	}
-	int64_t t = cron_next(&j->cron, tz, now);
-	if (t != CRON_NEVER && cron_time_format(t, out, outlen) < 0)
+	const struct conf_job_cal *cal = &j->more->cal;
+	const cron_tz *tz = cal->tz ? cal->tz : cfg->tz; /* the job's own zone, if it has one */
+	const struct conf_calendar *c =
+	    config_calendar(cfg, cal->skip_dates ? cal->skip_dates : cal->only_dates);
+	int64_t t = j->schedule && tz && j->enabled ? cron_next(&j->cron, tz, now) : CRON_NEVER;
+	/* a calendar not read here (a table's): the daemon fires on the dates it last read */
+	snprintf(out, outlen, "%s",
+	         !j->enabled                                  ? "disabled"
+	         : c && !c->dates                             ? "unknown (calendar not read)"
+	         : j->schedule && j->cron.kind == CRON_REBOOT ? "at startup"
+	                                                      : "-");
+	if (out[0] == '-' && t != CRON_NEVER && cron_time_format(t, out, outlen) < 0)
 		snprintf(out, outlen, "-");
 }
 
@@ -58,7 +55,7 @@ struct pgc_config *cli_with_sql_jobs(PGconn *conn, const struct pgc_config *cfg)
 {
 	struct diag_list dl = {0};
 	struct pgc_config *merged = NULL;
-	/* (a SQL job the daemon leaves out is left out here too; the daemon's log says why) */
+	/* (a SQL job the daemon leaves out is left out here too; pgcrond.job.refused says why) */
 	if (!conn || sqljobs_merge_from(conn, cfg, &merged, &dl) != 0)
 		merged = NULL;
 	diag_clear(&dl);
@@ -78,7 +75,7 @@ int cli_load_config(const char *cmd, const char *conf, struct pgc_config **cfg, 
 {
 	struct diag_list dl = {0};
 	char **files = NULL;
-	size_t n = 0, len = 1;
+	size_t n = 0, len;
 	int rc;
 
 	if (skipped)
@@ -93,14 +90,11 @@ int cli_load_config(const char *cmd, const char *conf, struct pgc_config **cfg, 
 		return rc == -ENOMEM ? EX_OSERR : EX_CONFIG;
 	}
 	diag_clear(&dl);
-	for (size_t i = 0; i < n; i++)
-		len += strlen(files[i]) + 2;
-	if (n && (*skipped = malloc(len))) {
-		size_t o = 0;
-		for (size_t i = 0; i < n; i++)
-			o += (size_t)snprintf(*skipped + o, len - o, "%s%s", i ? ", " : "",
-			                      files[i]);
-	}
+	FILE *f = n ? open_memstream(skipped, &len) : NULL;
+	for (size_t i = 0; f && i < n; i++)
+		fprintf(f, "%s%s", i ? ", " : "", files[i]);
+	if (f)
+		fclose(f);
 	text_free_list(files, n);
 	return 0;
 }
@@ -137,23 +131,21 @@ int cli_bad_option(const char *cmd, int opt, char **argv)
 void cli_print_table(const char *const *head, const char *cells, size_t rows, int cols,
                      size_t cell_size, unsigned right)
 {
-	int width[32];
+	/* widths in columns on a terminal, not bytes (text_width): "étape" takes 5 */
+	size_t width[32] = {0}, n = (rows + 1) * (size_t)cols;
 
-	for (int c = 0; c < cols; c++)
-		width[c] = (int)strlen(head[c]);
-	for (size_t i = 0; i < rows * (size_t)cols; i++) {
-		int w = (int)strlen(cells + i * cell_size);
-		if (w > width[i % (size_t)cols])
-			width[i % (size_t)cols] = w;
-	}
-	for (size_t i = 0; i <= rows; i++) {
-		for (int c = 0; c < cols; c++) {
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < n; i++) {
+			size_t c = i % (size_t)cols, w;
 			const char *s =
-			    i ? cells + ((i - 1) * (size_t)cols + (size_t)c) * cell_size : head[c];
-			if (c == cols - 1)
+			    i < (size_t)cols ? head[c] : cells + (i - (size_t)cols) * cell_size;
+			int pad = (int)(width[c] - (w = text_width(s))), r = right >> c & 1;
+			if (pass == 0)
+				width[c] = w > width[c] ? w : width[c];
+			else if (c == (size_t)cols - 1)
 				printf("%s\n", s);
-			else /* a negative width pads on the right */
-				printf("%*s  ", right >> c & 1 ? width[c] : -width[c], s);
+			else /* a right-aligned column is padded on its left */
+				printf("%*s%s%*s  ", r ? pad : 0, "", s, r ? 0 : pad, "");
 		}
 	}
 }

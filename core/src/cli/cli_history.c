@@ -1,7 +1,6 @@
 /* pgcrond history: recent runs from pgcrond.job_run_details, as a table for people. Also
  * hist_cli_open(), which the install and trigger commands share. */
 #include <errno.h>
-#include <limits.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,36 +142,39 @@ static int print_table(PGresult *r, const char *tz)
 
 /* What "no runs" means for JOB (pgcrond's name; NULL: all jobs), FAILED and FILTERED (by
  * --since) as asked: a job of the files, one made in SQL (cron.schedule, pgcrond.schedule:
- * in pgcrond.job in the history database on CONN, not in the files), or none of that name. */
-static void say_no_runs(PGconn *conn, const struct pgc_config *cfg, const char *job, bool failed,
-                        bool filtered)
+ * in pgcrond.job in the history database on CONN, not in the files), or none of that name:
+ * EX_USAGE after saying so on stderr (0 otherwise; with JSON, nothing else is said). */
+static int say_no_runs(PGconn *conn, const struct pgc_config *cfg, const char *job, bool failed,
+                       bool filtered, bool json)
 {
 	char q[260];
 	const char *some = failed ? "failed " : "";
 
-	if (!job) {
-		printf("no %sruns recorded\n", some);
-		return;
-	}
-	text_quote(job, q, sizeof(q));
-	if (config_job(cfg, job)) {
-		printf("no %sruns of %s recorded\n", some, q);
-		return;
+	if (job)
+		text_quote(job, q, sizeof(q));
+	if (!job || config_job(cfg, job)) {
+		if (!json)
+			printf(job ? "no %sruns of %s recorded\n" : "no %sruns recorded\n", some,
+			       q);
+		return 0;
 	}
 	const char *p[] = {job};
 	PGresult *r =
 	    PQexecParams(conn,
-	                 "SELECT username, jobid, schedule, enabled, paused"
+	                 "SELECT username, jobid, schedule, enabled, paused, refused"
 	                 "  FROM pgcrond.job WHERE jobname OPERATOR(pg_catalog.=) $1"
 	                 "   AND source OPERATOR(pg_catalog.=) 'sql' AND removed_at IS NULL",
 	                 1, NULL, p, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-		/* (a schema without SQL jobs: none of them) */
-		printf("no runs of %s recorded, and no job has that name (in the job files or made "
-		       "in SQL)\n",
-		       q);
+	/* (a schema without SQL jobs: none of them) */
+	bool none = PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1;
+	if (none)
+		fprintf(stderr,
+		        "pgcrond history: no job %s is configured and none of its runs is "
+		        "recorded; 'pgcrond list' lists the jobs\n",
+		        q);
+	if (none || json) {
 		PQclear(r);
-		return;
+		return none ? EX_USAGE : 0;
 	}
 	char role[200], sched[300], next[64] = "-";
 	text_escape_ctl(PQgetvalue(r, 0, 0), role, sizeof(role));
@@ -188,9 +190,12 @@ static void say_no_runs(PGconn *conn, const struct pgc_config *cfg, const char *
 		printf("no %sruns of %s recorded (a job made in SQL by role \"%s\", jobid %s)\n",
 		       some, q, role, PQgetvalue(r, 0, 1));
 	} else {
-		char when[128];
+		char when[1200], why[1024];
 		if (!enabled)
 			snprintf(when, sizeof(when), "inactive (its active is false in cron.job)");
+		else if (!PQgetisnull(r, 0, 5)) /* why the daemon leaves it out, as it last said */
+			snprintf(when, sizeof(when), "not run: %s",
+			         text_escape_ctl(PQgetvalue(r, 0, 5), why, sizeof(why)));
 		else if (strcmp(next, "-") == 0)
 			snprintf(when, sizeof(when), "never fires");
 		else
@@ -202,6 +207,7 @@ static void say_no_runs(PGconn *conn, const struct pgc_config *cfg, const char *
 		                                     : "");
 	}
 	PQclear(r);
+	return 0;
 }
 
 int cli_history(int argc, char **argv)
@@ -219,7 +225,7 @@ int cli_history(int argc, char **argv)
 	int rc, first;
 	char *end;
 
-	rc = cli_parse_args(argc, argv, usage, &conf, more, 0, INT_MAX, &first);
+	rc = cli_parse_args(argc, argv, usage, &conf, more, 0, 1, &first);
 	if (rc)
 		return rc == CLI_HELP ? EX_OK : rc;
 	if (run_id &&
@@ -239,12 +245,7 @@ int cli_history(int argc, char **argv)
 		}
 	}
 	if (first < argc)
-		job = argv[first++];
-	if (first < argc) {
-		fprintf(stderr, "pgcrond history: one job name at most (got \"%s\" too)\n",
-		        argv[first]);
-		return EX_USAGE;
-	}
+		job = argv[first];
 
 	char since_ms[24] = "", err[256];
 	int64_t ms;
@@ -325,11 +326,12 @@ int cli_history(int argc, char **argv)
 			fprintf(stderr, "pgcrond history: %s\n", why);
 		if (rc != EX_USAGE)
 			rc = EX_UNAVAILABLE;
+	} else if (PQntuples(r) == 0 &&
+	           (rc = say_no_runs(conn, cfg, job, failed, since != NULL, json)) != 0) {
+		/* no such job: said */
 	} else if (json) {
 		rc = cli_history_print_json(r);
-	} else if (PQntuples(r) == 0) {
-		say_no_runs(conn, cfg, job, failed, since != NULL);
-	} else if (print_table(r, tz) != 0) {
+	} else if (PQntuples(r) > 0 && print_table(r, tz) != 0) {
 		fprintf(stderr, "pgcrond history: out of memory\n");
 		rc = EX_SOFTWARE;
 	}

@@ -64,7 +64,7 @@ int cli_history_print_json(const PGresult *r)
 		fprintf(stderr, "pgcrond history: out of memory\n");
 		return EX_SOFTWARE;
 	}
-	json_dumpf(arr, stdout, JSON_INDENT(2));
+	json_dumpf(arr, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(15)); /* 2.1, not 2.10...01 */
 	printf("\n");
 	json_decref(arr);
 	return EX_OK;
@@ -145,7 +145,7 @@ int cli_history_show_run(const char *cmd, PGconn *conn, const char *tz, const ch
 			json_object_del(o, "scheduled");
 			json_object_del(o, "started");
 			json_object_del(o, "ended");
-			json_dumpf(o, stdout, JSON_INDENT(2));
+			json_dumpf(o, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
 			printf("\n");
 			json_decref(o);
 		} else {

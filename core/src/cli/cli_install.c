@@ -210,7 +210,7 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 		free(names);
 		return -EIO;
 	}
-	/* Pipelined, CHUNK statements per round trip: one at a time, 100,000 jobs took 34 s of
+	/* Pipelined, CHUNK statements per round trip: one at a time, 100,000 jobs take 34 s of
 	 * round trips. Small chunks, so the answers never fill the socket while we still send. */
 	enum { CHUNK = 200 };
 	for (size_t first = 0; first < cfg->n_jobs && rc == 0; first += CHUNK) {

@@ -85,7 +85,7 @@ static PGresult *sql_jobs(const struct pgc_config *cfg, struct pgc_config **load
 	    PQexec(c, "SELECT jobname, username, schedule, pg_catalog.array_to_string(ARRAY("
 	              "SELECT pg_catalog.jsonb_array_elements_text(options OPERATOR(pg_catalog.->)"
 	              " 'after')), ','), options OPERATOR(pg_catalog.->>) 'listen', command, jobid,"
-	              " cron_jobname"
+	              " cron_jobname, refused"
 	              " FROM pgcrond.job WHERE source OPERATOR(pg_catalog.=) 'sql'"
 	              " AND removed_at IS NULL ORDER BY jobname");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -132,7 +132,7 @@ int cli_list(int argc, char **argv)
 	if (plugin_registry_new(cfg->plugin_dir, &reg) < 0)
 		reg = NULL;
 	for (size_t i = nf; i < n; i++) {
-		/* a SQL job: the same columns, its next fire as the daemon loads it (none when the
+		/* a SQL job: the same columns, its next fire as the daemon loads it (or why the
 		 * daemon leaves it out) */
 		int k = (int)(i - nf);
 		const struct conf_job *j =
@@ -140,7 +140,7 @@ int cli_list(int argc, char **argv)
 		snprintf(cells[i][COL_NAME], 256, "%s", PQgetvalue(sql, k, 0));
 		/* whose, and the name its owner gave it where it is not pgcrond's name of it
 		 * (docs/sql-api.md, "Job names"): any text, quoted and escaped */
-		char role[96], named[200] = "";
+		char role[96], named[200] = "", why[256];
 		text_escape_ctl(PQgetvalue(sql, k, 1), role, sizeof(role));
 		if (!PQgetisnull(sql, k, 7) && strcmp(PQgetvalue(sql, k, 7), PQgetvalue(sql, k, 0)))
 			text_quote(PQgetvalue(sql, k, 7), named, sizeof(named));
@@ -159,8 +159,10 @@ int cli_list(int argc, char **argv)
 		job_kind_once(JOB_KIND_SQL, PQgetvalue(sql, k, 5), cells[i][COL_ONCE], 256);
 		if (j)
 			cli_next_fire(cfg, j, now, cells[i][COL_NEXT], 256);
-		else
-			snprintf(cells[i][COL_NEXT], 256, "-");
+		else /* why the daemon leaves it out, as it last said */
+			text_format(cells[i][COL_NEXT], 256, "%s%s",
+			            PQgetisnull(sql, k, 8) ? "-" : "not run: ",
+			            text_escape_ctl(PQgetvalue(sql, k, 8), why, sizeof(why)));
 	}
 	for (size_t i = 0; i < nf; i++) {
 		const struct conf_job *j = &cfg->jobs[i];

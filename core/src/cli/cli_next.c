@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "config.h"
 #include "cron.h"
+#include "text.h"
 
 #define NEXT_MAX_COUNT 100000
 
@@ -68,14 +69,27 @@ static int find_job(const char *conf, const char *name, struct pgc_config **cfg,
 		return 0;
 	PGconn *c = cli_history_connect("next", *cfg, "jobs made in SQL not looked at");
 	*loaded = cli_with_sql_jobs(c, *cfg);
+	/* a job made in SQL that the daemon leaves out: why, as the daemon last said */
+	const char *p[] = {name};
+	PGresult *r = PQexecParams(c,
+	                           "SELECT pg_catalog.format('job \"%s\" (jobid %s, role \"%s\") is"
+	                           " not run: %s', jobname, jobid, username, refused) FROM"
+	                           " pgcrond.job WHERE jobname OPERATOR(pg_catalog.=) $1 AND"
+	                           " refused IS NOT NULL AND removed_at IS NULL",
+	                           1, NULL, p, NULL, NULL, 0);
+	char *why = PQntuples(r) ? text_escape_dup(PQgetvalue(r, 0, 0), TEXT_FOLD_NEWLINES) : NULL;
+	rc = *loaded && (*job = config_job(*loaded, name)) ? 0 : why ? EX_DATAERR : EX_USAGE;
+	if (rc == EX_DATAERR)
+		fprintf(stderr, "pgcrond next: %s\n", why);
+	else if (rc)
+		fprintf(stderr,
+		        "pgcrond next: no job \"%s\" in %s's job files or among the jobs made in "
+		        "SQL (pgcrond list names them)\n",
+		        name, conf);
+	free(why);
+	PQclear(r);
 	PQfinish(c);
-	if (*loaded && (*job = config_job(*loaded, name)))
-		return 0;
-	fprintf(stderr,
-	        "pgcrond next: no job \"%s\" in %s's job files or among the jobs made in SQL "
-	        "(pgcrond list names them)\n",
-	        name, conf);
-	return EX_USAGE;
+	return rc;
 }
 
 /* Expression words are joined with single blanks: 0 3 '*' '*' '*' works. */
@@ -109,6 +123,7 @@ int cli_next(int argc, char **argv)
 	char expr[1024], err[512], when[CRON_TIME_BUFSZ];
 	size_t elen = 0;
 	int nwords = 0, rc = EX_OK, opt;
+	bool unread = false;
 	cron_tz *tz = NULL;
 	cron_expr e;
 	int64_t t;
@@ -196,8 +211,9 @@ int cli_next(int argc, char **argv)
 		                  spread, sizeof(spread));
 		const struct conf_calendar *c =
 		    config_calendar(cfg, jc->skip_dates ? jc->skip_dates : jc->only_dates);
-		if (c && c->table && !c->dates)
-			snprintf(cal, sizeof(cal), " (not read: no fire)");
+		unread = c && !c->dates; /* only the daemon knows its dates */
+		if (unread)
+			snprintf(cal, sizeof(cal), " (not read here)");
 		else if (c)
 			snprintf(cal, sizeof(cal), " (%zu date%s)", cron_dates_count(c->dates),
 			         cron_dates_count(c->dates) == 1 ? "" : "s");
@@ -222,9 +238,9 @@ int cli_next(int argc, char **argv)
 	}
 	for (long i = 0; i < count; i++) {
 		t = cron_next(&e, cj ? (cj->more->cal.tz ? cj->more->cal.tz : cfg->tz) : tz, t);
-		if (t == CRON_NEVER) {
+		if (t == CRON_NEVER) { /* (a calendar not read here: its jobs fire on no date) */
 			if (i == 0)
-				printf("never\n");
+				printf("%s\n", cj && unread ? "unknown" : "never");
 			break;
 		}
 		if (cron_time_format(t, when, sizeof(when)) < 0)

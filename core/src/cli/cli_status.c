@@ -2,73 +2,47 @@
  * its control socket (ctl.h), and the client side of that socket for `trigger` (cli_ctl_call). */
 #include <errno.h>
 #include <jansson.h>
-#include <limits.h>
-#include <poll.h>
 #include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "cluster.h"
-#include "clock.h"
 #include "config.h"
 #include "ctl.h"
-#include "job_kind.h"
 #include "text.h"
 
 /* How long status, pause and resume wait for the answer. */
 #define ANSWER_TIMEOUT_MS 10000
 
-/* Read one line from FD within TIMEOUT_MS (< 0: no limit) into a malloc'd string. */
+/* Read one line from FD into a malloc'd string, each read within TIMEOUT_MS (< 0: no limit;
+ * the daemon sends an answer whole); -ETIMEDOUT when one is not. */
 static int read_line(int fd, int timeout_ms, char **out)
 {
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	int64_t deadline = timeout_ms >= 0 ? clock_mono_ms() + timeout_ms : -1;
-
-	for (;;) {
-		int wait = -1;
-		if (deadline >= 0) {
-			int64_t left = deadline - clock_mono_ms();
-			wait = left > 0 ? (int)left : 0;
-		}
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		int n = poll(&p, 1, wait);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n == 0) {
-			free(buf);
-			return -ETIMEDOUT;
-		}
-		if (len + 4096 + 1 > cap) {
-			char *nb = realloc(buf, cap = cap ? cap * 2 : 8192);
-			if (!nb) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = nb;
-		}
-		ssize_t r = n < 0 ? -1 : read(fd, buf + len, cap - len - 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			free(buf);
-			return r == 0 ? -ECONNRESET : -errno;
-		}
-		len += (size_t)r;
-		char *nl = memchr(buf, '\n', len);
-		if (nl) {
-			*nl = '\0';
-			*out = buf;
-			return 0;
-		}
+	struct timeval tv = {timeout_ms / 1000, timeout_ms % 1000 * 1000 + (timeout_ms == 0)};
+	FILE *f = NULL;
+	size_t cap = 0;
+	*out = NULL;
+	if ((timeout_ms >= 0 && setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) ||
+	    !(f = fdopen(dup(fd), "r")))
+		return -errno;
+	errno = 0;
+	ssize_t n = getline(out, &cap, f);
+	int e = errno == EAGAIN ? ETIMEDOUT : errno ? errno : ECONNRESET;
+	fclose(f);
+	if (n > 0 && (*out)[n - 1] == '\n') {
+		(*out)[n - 1] = '\0';
+		return 0;
 	}
+	free(*out);
+	*out = NULL;
+	return -e;
 }
 
 int cli_ctl_call(const char *cmd, const char *conf, const struct ctl_request *rq, int timeout_ms,
@@ -162,6 +136,8 @@ int cli_ctl_error(const char *cmd, const json_t *answer)
 		return EX_USAGE;
 	if (code && (strcmp(code, "disabled") == 0 || strcmp(code, "bad_request") == 0))
 		return EX_USAGE;
+	if (code && strcmp(code, "refused") == 0)
+		return EX_DATAERR; /* a job made in SQL the daemon cannot run: its settings */
 	return EX_UNAVAILABLE;
 }
 
@@ -170,30 +146,18 @@ int cli_ctl_error(const char *cmd, const json_t *answer)
 /* Every string of the document as it will be printed: a failure's text, a database's last
  * error are text a job or a server chose, and their control characters must not reach the
  * terminal (text.h). The JSON form needs nothing: JSON escapes them. */
-static void escape_strings(json_t *v);
-
-static void escape_value(json_t *x)
-{
-	if (!json_is_string(x)) {
-		escape_strings(x);
-		return;
-	}
-	char *e = text_escape_dup(json_string_value(x), TEXT_FOLD_NEWLINES);
-	if (e)
-		json_string_set(x, e);
-	free(e);
-}
-
 static void escape_strings(json_t *v)
 {
 	size_t i;
 	const char *k;
 	json_t *x;
-	if (json_is_object(v)) {
-		json_object_foreach(v, k, x) escape_value(x);
-	} else if (json_is_array(v)) {
-		json_array_foreach(v, i, x) escape_value(x);
-	}
+	char *e =
+	    json_is_string(v) ? text_escape_dup(json_string_value(v), TEXT_FOLD_NEWLINES) : NULL;
+	if (e)
+		json_string_set(v, e);
+	free(e);
+	json_object_foreach(v, k, x) escape_strings(x);
+	json_array_foreach(v, i, x) escape_strings(x);
 }
 
 static const char *jstr(const json_t *o, const char *key)
@@ -301,10 +265,20 @@ static void quote_cron_names(json_t *st)
 	}
 }
 
+/* Job J's schedule, its spread and calendar after it (docs/calendars.md), or "-". */
+static void schedule_cell(const json_t *j, char *out, size_t outlen)
+{
+	char tail[160];
+	cli_schedule_tail(jint(j, "spread_ms"), (int)jint(j, "spread_offset_s"),
+	                  jstr(j, "skip_dates"), jstr(j, "only_dates"), tail, sizeof(tail));
+	snprintf(out, outlen, "%s%s", *jstr(j, "schedule") ? jstr(j, "schedule") : "-", tail);
+}
+
 static void print_jobs_table(const json_t *st)
 {
-	static const char *const head[] = {"JOB", "STATE", "NEXT FIRE (UTC)", "LAST", "AGE"};
-	enum { NC = 5 };
+	static const char *const head[] = {"JOB",  "SCHEDULE", "STATE", "NEXT FIRE (UTC)",
+	                                   "LAST", "AGE"};
+	enum { NC = 6 };
 	const json_t *jobs = json_object_get(st, "jobs");
 	size_t n = json_array_size(jobs), i;
 	char(*cells)[NC][256] = calloc(n ? n : 1, sizeof(*cells));
@@ -318,37 +292,23 @@ static void print_jobs_table(const json_t *st)
 		const char *cn = jstr(j, "cron_name");
 		char qn[260];
 		snprintf(qn, sizeof(qn), "\"%s\"", jstr(j, "name"));
-		if (*cn && strcmp(cn, qn) != 0)
-			text_format(cells[i][0], 256, "%s %s", jstr(j, "name"), cn);
-		else
-			snprintf(cells[i][0], 256, "%s", jstr(j, "name"));
-		describe_state(j, cells[i][1], 256);
-		snprintf(cells[i][2], 256, "%s",
+		bool named = *cn && strcmp(cn, qn) != 0;
+		text_format(cells[i][0], 256, "%s%s%s", jstr(j, "name"), named ? " " : "",
+		            named ? cn : "");
+		schedule_cell(j, cells[i][1], 256);
+		describe_state(j, cells[i][2], 256);
+		snprintf(cells[i][3], 256, "%s",
 		         *jstr(j, "next_fire") ? jstr(j, "next_fire") : "-");
-		const json_t *last = json_object_get(j, "last_result");
-		long long id = jint(last, "runid");
-		if (last && id > 0)
-			snprintf(cells[i][3], 256, "%s %s (run %lld)", jstr(last, "status"),
-			         jstr(last, "ended_at"), id);
-		else if (last)
-			snprintf(cells[i][3], 256, "%s %s", jstr(last, "status"),
-			         jstr(last, "ended_at"));
-		else
-			snprintf(cells[i][3], 256, "-");
-		if (json_object_get(j, "age_s"))
-			cli_format_span(json_number_value(json_object_get(j, "age_s")), cells[i][4],
-			                256);
-		else
-			snprintf(cells[i][4], 256, "-");
-		if (jtrue(j, "stale")) {
-			size_t l = strlen(cells[i][4]);
-			snprintf(cells[i][4] + l, 256 - l, " STALE");
-		}
-		const json_t *fr = json_object_get(j, "freshness");
-		if (jtrue(fr, "over_sla")) {
-			size_t l = strlen(cells[i][4]);
-			snprintf(cells[i][4] + l, 256 - l, " LAG>SLA");
-		}
+		const json_t *last = json_object_get(j, "last_result"), *age;
+		char run[32] = "", span[32] = "-";
+		if (jint(last, "runid") > 0)
+			snprintf(run, sizeof(run), " (run %lld)", jint(last, "runid"));
+		snprintf(cells[i][4], 256, "%s%s%s%s", last ? jstr(last, "status") : "-",
+		         last ? " " : "", jstr(last, "ended_at"), run);
+		if ((age = json_object_get(j, "age_s")))
+			cli_format_span(json_number_value(age), span, sizeof(span));
+		snprintf(cells[i][5], 256, "%s%s%s", span, jtrue(j, "stale") ? " STALE" : "",
+		         jtrue(json_object_get(j, "freshness"), "over_sla") ? " LAG>SLA" : "");
 	}
 	printf("\n");
 	cli_print_table(head, cells[0][0], n, NC, sizeof(cells[0][0]), 0);
@@ -390,25 +350,29 @@ static void print_waiting(const json_t *st, const json_t *only)
 	            {"instance", "the job's run on another instance"},
 	            {"claim", "its claim"},
 	            {"mark", "its start mark"}};
-	const json_t *jobs = only ? NULL : json_object_get(st, "jobs"), *j = only, *w;
-	size_t i = 0, k, shown = 0;
+	const json_t *jobs = only ? NULL : json_object_get(st, "jobs"), *j = only, *w, *u;
+	size_t i = 0, k, x, shown = 0;
 	do {
 		if (jobs)
 			j = json_array_get(jobs, i);
 		json_array_foreach(json_object_get(j, "waiting"), k, w)
 		{
 			const char *f = jstr(w, "for"), *text = f;
-			for (size_t x = 0; x < sizeof(fors) / sizeof(fors[0]); x++)
+			for (x = 0; x < sizeof(fors) / sizeof(fors[0]); x++)
 				if (strcmp(fors[x].key, f) == 0)
 					text = fors[x].text;
 			if (!shown++)
 				printf(only ? "waiting:\n"
 				            : "\nwaiting runs ('pgcrond drop JOB' drops "
 				              "a job's):\n");
-			printf("  %s%sfor %s [%s] (%s%s%s, attempt %lld, since %s)\n",
-			       only ? "" : jstr(j, "name"), only ? "" : ": ", text, f,
-			       jstr(w, "trigger"), *jstr(w, "scheduled_for") ? " " : "",
-			       jstr(w, "scheduled_for"), jint(w, "attempt"), jstr(w, "since"));
+			printf("  %s%sfor %s", only ? "" : jstr(j, "name"), only ? "" : ": ", text);
+			/* its upstream jobs by name: those of its "after" */
+			json_array_foreach(
+			    strcmp(f, "upstream") ? NULL : json_object_get(j, "after"), x, u)
+			    printf("%s%s", x ? ", " : " ", json_string_value(u));
+			printf(" [%s] (%s%s%s, attempt %lld, since %s)\n", f, jstr(w, "trigger"),
+			       *jstr(w, "scheduled_for") ? " " : "", jstr(w, "scheduled_for"),
+			       jint(w, "attempt"), jstr(w, "since"));
 		}
 	} while (jobs && ++i < json_array_size(jobs));
 }
@@ -432,33 +396,20 @@ static void print_failures(const json_t *st)
 	}
 }
 
-/* Job J's kind, with a plugin job's plugin and a SQL-made job's owner and jobid. */
+/* Job J's kind, with a plugin job's plugin and a SQL-made job's owner and jobid (the document
+ * has each where it applies). */
 static void print_kind(const json_t *j)
 {
-	enum job_kind k;
-
-	if (job_kind_parse(jstr(j, "kind"), &k) < 0) { /* a daemon of another version */
-		printf("kind:         %s\n", jstr(j, "kind"));
-		return;
-	}
-	switch (k) {
-	case JOB_KIND_PLUGIN:
-		printf("kind:         plugin %s\n", jstr(j, "plugin"));
-		return;
-	case JOB_KIND_SQL:
-	case JOB_KIND_HTTP:
-		if (*jstr(j, "owner"))
-			printf("kind:         %s, role %s, jobid %lld\n", job_kind_name(k),
-			       jstr(j, "owner"), jint(j, "jobid"));
-		else
-			printf("kind:         %s\n", job_kind_name(k));
-		return;
-	}
+	printf("kind:         %s%s%s", jstr(j, "kind"), *jstr(j, "plugin") ? " " : "",
+	       jstr(j, "plugin"));
+	if (*jstr(j, "owner"))
+		printf(", role %s, jobid %lld", jstr(j, "owner"), jint(j, "jobid"));
+	printf("\n");
 }
 
 static void print_job(const json_t *j)
 {
-	char state[300], span[32];
+	char state[300], span[32], sched[300];
 	const json_t *o;
 
 	describe_state(j, state, sizeof(state));
@@ -466,11 +417,10 @@ static void print_job(const json_t *j)
 	print_kind(j);
 	if (*jstr(j, "cron_name")) /* quoted by quote_cron_names */
 		printf("named:        %s (in cron.job)\n", jstr(j, "cron_name"));
-	printf("database:     %s\n", jstr(j, "database"));
-	char spread[160];
-	cli_schedule_tail(jint(j, "spread_ms"), (int)jint(j, "spread_offset_s"),
-	                  jstr(j, "skip_dates"), jstr(j, "only_dates"), spread, sizeof(spread));
-	printf("schedule:     %s%s\n", *jstr(j, "schedule") ? jstr(j, "schedule") : "-", spread);
+	if (*jstr(j, "database")) /* (an HTTP job has none) */
+		printf("database:     %s\n", jstr(j, "database"));
+	schedule_cell(j, sched, sizeof(sched));
+	printf("schedule:     %s\n", sched);
 	if (*jstr(j, "listen"))
 		printf("listen:       %s\n", jstr(j, "listen"));
 	if (*jstr(j, "once_under_faults")) /* docs/faults.md */
@@ -478,11 +428,14 @@ static void print_job(const json_t *j)
 	printf("state:        %s%s\n", state,
 	       json_is_false(json_object_get(j, "enabled")) ? " (disabled)" : "");
 	printf("paused:       %s\n", jtrue(j, "paused") ? "yes" : "no");
-	if ((o = json_object_get(j, "running")))
-		printf(
-		    "running:      since %s on database %s, backend pid %lld, %s, attempt %lld\n",
-		    jstr(o, "since"), jstr(o, "database"), jint(o, "backend_pid"),
-		    jstr(o, "trigger"), jint(o, "attempt"));
+	if ((o = json_object_get(j, "running"))) {
+		char on[160] = ""; /* (an HTTP run has no database) */
+		if (*jstr(o, "database"))
+			snprintf(on, sizeof(on), " on database %s, backend pid %lld",
+			         jstr(o, "database"), jint(o, "backend_pid"));
+		printf("running:      since %s%s, %s, attempt %lld\n", jstr(o, "since"), on,
+		       jstr(o, "trigger"), jint(o, "attempt"));
+	}
 	if ((o = json_object_get(j, "retry")))
 		printf("retry:        attempt %lld at %s\n", jint(o, "attempt"),
 		       *jstr(o, "next_try") ? jstr(o, "next_try") : "when resumed");
@@ -499,8 +452,7 @@ static void print_job(const json_t *j)
 		       jstr(o, "ended_at"), jstr(o, "trigger"), jint(o, "attempt"), took);
 		if (jint(o, "runid") > 0)
 			printf(", run %lld", jint(o, "runid"));
-		printf("\n");
-		printf("message:      %s\n", jstr(o, "message"));
+		printf("\nmessage:      %s\n", jstr(o, "message"));
 		if (*jstr(o, "sqlstate"))
 			printf("sqlstate:     %s\n", jstr(o, "sqlstate"));
 	} else {
@@ -565,12 +517,12 @@ static void status_usage(FILE *out)
 	        "Usage: pgcrond status [-c FILE] [--json] [JOB]\n\n"
 	        "Ask the running daemon (over its control socket, <state_dir>/%s) for its live\n"
 	        "state: version, uptime, connections per database, runs going and waiting, the\n"
-	        "history spool, loaded plugins, and per job what it does now (running since when\n"
-	        "on which backend, queued, waiting for another instance's run or an upstream,\n"
-	        "debouncing, retrying, paused, disabled, idle), its next fire as the daemon holds\n"
-	        "it, its last result and staleness. With JOB, that job in full (the last message\n"
-	        "whole). Works while the databases are down. Exits 69 if no daemon answers, 64\n"
-	        "for an unknown job.\n\n"
+	        "history spool, loaded plugins, and per job its schedule (spread, calendar), what\n"
+	        "it does now (running since when on which backend, queued, waiting for another\n"
+	        "instance's run or an upstream, debouncing, retrying, paused, disabled, idle),\n"
+	        "its next fire as the daemon holds it, its last result and staleness. With JOB,\n"
+	        "that job in full (the last message whole). Works while the databases are down.\n"
+	        "Exits 69 if no daemon answers, 64 for an unknown job, 65 for a refused one.\n\n"
 	        "Options:\n"
 	        "  -c, --config FILE  the main configuration file (default %s)\n"
 	        "  -j, --json         print the state as JSON (docs/operations.md, \"The status\n"
@@ -587,14 +539,9 @@ int cli_status(int argc, char **argv)
 	struct ctl_request rq = {.cmd = CTL_STATUS};
 	int first;
 
-	int rc = cli_parse_args(argc, argv, status_usage, &conf, more, 0, INT_MAX, &first);
+	int rc = cli_parse_args(argc, argv, status_usage, &conf, more, 0, 1, &first);
 	if (rc)
 		return rc == CLI_HELP ? EX_OK : rc;
-	if (argc - first > 1) {
-		fprintf(stderr,
-		        "pgcrond status: give at most one job; see pgcrond status --help\n");
-		return EX_USAGE;
-	}
 	json_t *a;
 	rc = ask("status", conf, &rq, argc - first == 1 ? argv[first] : NULL, &a);
 	if (rc)
@@ -722,8 +669,11 @@ int cli_drop(int argc, char **argv)
 	if (rc)
 		return rc;
 	const char *job = json_string_value(json_object_get(a, "job"));
-	printf("%s: %lld waiting run(s) dropped (%s)\n", job ? job : rq.job, jint(a, "dropped"),
-	       jstr(a, "by"));
+	if (jint(a, "dropped") > 0)
+		printf("%s: %lld waiting run(s) dropped (%s)\n", job ? job : rq.job,
+		       jint(a, "dropped"), jstr(a, "by"));
+	else
+		printf("%s: no run was waiting; nothing dropped\n", job ? job : rq.job);
 	json_decref(a);
 	return EX_OK;
 }

@@ -75,17 +75,13 @@ static int parse_args(int argc, char **argv, struct trigger_args *a)
 	char err[256];
 	int first;
 
-	int rc = cli_parse_args(argc, argv, usage, &a->conf, more, 0, INT_MAX, &first);
+	int rc = cli_parse_args(argc, argv, usage, &a->conf, more, 1, 1, &first);
 	if (rc)
 		return rc;
 	if (timeout && (duration_parse(timeout, &a->timeout_ms, err, sizeof(err)) < 0 ||
 	                a->timeout_ms > INT32_MAX)) {
 		fprintf(stderr, "pgcrond trigger: --timeout \"%s\": %s\n", timeout,
 		        a->timeout_ms > INT32_MAX ? "at most 24 days" : err);
-		return EX_USAGE;
-	}
-	if (argc - first != 1) {
-		fprintf(stderr, "pgcrond trigger: give one job name; see pgcrond trigger --help\n");
 		return EX_USAGE;
 	}
 	a->job = argv[first];

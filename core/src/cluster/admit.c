@@ -5,8 +5,8 @@
  * Fires kept unrecorded. Refused fires: fires this instance could not claim for a cause of its own
  * (cluster_served_elsewhere): the history database unreachable from here, this host's clock
  * off. The other instances live at the last contact fire and claim them too, so a `skipped`
- * row here would be a second row for a fire one of them ran (issue 24: 390 such rows in one
- * run). Nor may the fire go without a row when the others could not claim it either (the
+ * row here would be a second row for a fire one of them ran (every fire of the outage
+ * twice). Nor may the fire go without a row when the others could not claim it either (the
  * history database was down for all). So the fire waits here, and once this instance can
  * claim again and the fire's instant is UNCLAIMED_SETTLE_US old, its claim is asked for
  * again, without the job's lock: a fire another instance claimed is theirs to record; a fire
@@ -16,7 +16,7 @@
  * Local skips: a fire this instance would skip without claiming it (its own run of the job
  * still under way, overlap = skip; a missed fire under catchup = skip). Another instance may
  * claim and run that fire, or skip it for the same run (its claim finds the job's lock
- * held), and record it: two rows for one second (issue 24, at the edge of a cut: `ra skipped
+ * held), and record it: two rows for one second (at the edge of a cut: `ra skipped
  * previous run still running` beside `rb succeeded`). So the skip's claim is asked for at
  * once, the same way, and the row written only if the claim is this instance's (the skip
  * itself is logged at once: this instance did skip it).
@@ -35,7 +35,10 @@
 #include <string.h>
 
 #include "clock.h"
+#include "cluster.h"
+#include "coord.h"
 #include "cron.h"
+#include "job_kind.h"
 #include "log.h"
 #include "strmap.h"
 
@@ -43,6 +46,7 @@ struct unclaimed;
 
 struct admit {
 	struct cluster *c; /* NULL: alone, without a history database */
+	struct coord *co;  /* its pending work; NULL: none */
 	struct admit_hooks hooks;
 	struct clock *clock;
 	bool stopping;       /* admit_stop */
@@ -125,7 +129,7 @@ bool admit(struct admit *a, const struct admit_fire *f, enum admit_hold *h, clus
 	 * retries) runs as it comes */
 	if (!a || !a->c ||
 	    (!f->scheduled_us && !(f->graph_run && *f->graph_run) &&
-	     (f->attempt > 1 || strcmp(f->trigger, "notify") != 0)))
+	     (f->attempt > 1 || f->trigger != TRIGGER_NOTIFY)))
 		return false;
 	struct early *e = f->attempt == 1 && f->scheduled_us && a->early.n
 	                      ? early_of(a, f->job, f->scheduled_us)
@@ -170,10 +174,11 @@ void admit_answered(enum admit_hold *h, enum cluster_verdict v)
 		*h = ADMIT_FREE;
 }
 
-void admit_end(struct admit *a, enum admit_hold *h, const char *job, int64_t scheduled_us,
-               void *waiting, void *marked)
+void admit_end(struct admit *a, const struct admit_fire *f, enum admit_hold *h, void *waiting,
+               void *marked)
 {
-	struct early *e = a && a->early.n && scheduled_us ? early_of(a, job, scheduled_us) : NULL;
+	struct early *e =
+	    a && a->early.n && f->scheduled_us ? early_of(a, f->job, f->scheduled_us) : NULL;
 	/* its fire decided without a question (skipped, dropped), or its answer awaited */
 	if (e && (!e->fn || e->arg == waiting))
 		early_drop(a, e);
@@ -181,10 +186,12 @@ void admit_end(struct admit *a, enum admit_hold *h, const char *job, int64_t sch
 		cluster_claim_forget(a->c, waiting);
 	if (marked && a)
 		cluster_mark_forget(a->c, marked);
+	if (f->noted && a)
+		coord_done(a->co, f->job, f->trigger);
 	if (*h != ADMIT_LOCKED)
 		return;
 	if (a)
-		cluster_release(a->c, job);
+		cluster_release(a->c, f->job);
 	*h = ADMIT_FREE;
 }
 
@@ -206,8 +213,8 @@ static void early_answered(void *arg, enum cluster_verdict v, const char *why)
 	if (!fn && e->granted)
 		return; /* kept for its instant */
 	/* not granted, its run waiting: asked again, as at its instant */
-	int rc = fn && !e->granted ? cluster_fire_key("schedule", e->scheduled_us, NULL, 1, 0, key,
-	                                              sizeof(key), &window) > 0 &&
+	int rc = fn && !e->granted ? cluster_fire_key(TRIGGER_SCHEDULE, e->scheduled_us, NULL, 1, 0,
+	                                              key, sizeof(key), &window) > 0 &&
 	                                     cluster_claim(a->c, e->job, key, 0, fn, run) == 0
 	                                 ? 1
 	                                 : -1
@@ -255,7 +262,7 @@ void admit_early_drop(struct admit *a, const char *job, int64_t scheduled_us, co
 	if (!e || e->fn)
 		return; /* a run took it */
 	struct admit_fire f = {
-	    .job = job, .trigger = "schedule", .scheduled_us = e->scheduled_us, .attempt = 1};
+	    .job = job, .trigger = TRIGGER_SCHEDULE, .scheduled_us = e->scheduled_us, .attempt = 1};
 	bool granted = e->granted;
 	early_drop(a, e); /* (before its row: recording it ends a run of the fire, admit_end) */
 	/* with other instances live, one of them may have served the fire while this process
@@ -274,7 +281,7 @@ void admit_early_drop(struct admit *a, const char *job, int64_t scheduled_us, co
 #define UNCLAIMED_SETTLE_US 10000000
 /* While this instance cannot claim, look again this often. */
 #define UNCLAIMED_RETRY_US ((int64_t)CLUSTER_HEARTBEAT_MS * 1000)
-/* Fires kept at most (past it, a fire is recorded at once, as before) and asked per
+/* Fires kept at most (past it, a fire is recorded `skipped` at once) and asked per
  * statement. */
 #define UNCLAIMED_MAX 10000
 #define UNCLAIMED_BATCH 1000
@@ -284,8 +291,8 @@ struct unclaimed {
 	char *job;
 	char *why;
 	int64_t scheduled_us;
-	int64_t due_us;      /* asked from then on */
-	const char *trigger; /* the run's: a string literal */
+	int64_t due_us; /* asked from then on */
+	enum run_trigger trigger;
 	char key[48];
 	bool skip;   /* a local skip (WHY is its whole message), not a refused fire */
 	bool sent;   /* in the statement under way */
@@ -317,9 +324,8 @@ static bool park(struct admit *a, const struct admit_fire *f, const char *why, b
                  int64_t due_us)
 {
 	int64_t window = 0;
-	if ((strcmp(f->trigger, "schedule") != 0 && strcmp(f->trigger, "catchup") != 0) ||
-	    f->attempt > 1 || !f->scheduled_us || !a->c || a->stopping ||
-	    a->n_uncl >= UNCLAIMED_MAX)
+	if ((f->trigger != TRIGGER_SCHEDULE && f->trigger != TRIGGER_CATCHUP) || f->attempt > 1 ||
+	    !f->scheduled_us || !a->c || a->stopping || a->n_uncl >= UNCLAIMED_MAX)
 		return false;
 	struct unclaimed *u = calloc(1, sizeof(*u));
 	if (!u)
@@ -355,7 +361,7 @@ bool admit_park(struct admit *a, const struct admit_fire *f, const char *why)
 	log_job(LOG_LVL_DEBUG, f->job,
 	        "%s fire not claimed here (%s); left to the other instances, checked once this "
 	        "instance can claim",
-	        f->trigger, why);
+	        run_trigger_names[f->trigger], why);
 	return true;
 }
 
@@ -368,6 +374,8 @@ bool admit_skip(struct admit *a, const struct admit_fire *f, const char *why)
 
 void admit_ran(struct admit *a, const struct admit_fire *f)
 {
+	if (f->noted && a)
+		coord_done(a->co, f->job, f->trigger);
 	if (!a || !a->n_uncl || !f->scheduled_us || f->attempt > 1)
 		return;
 	struct unclaimed **pp = &a->uncl_head;
@@ -446,7 +454,7 @@ static void asked(void *arg, const PGresult *res, const char *err, const char *s
 				log_job(LOG_LVL_DEBUG, u->job,
 				        "the skip of a %s fire is not recorded here: another "
 				        "instance claimed the fire",
-				        u->trigger);
+				        run_trigger_names[u->trigger]);
 			else if (!u->skip)
 				served++;
 			continue;
@@ -511,6 +519,87 @@ static void unclaimed_cb(void *arg)
 		}
 }
 
+/* ---- the rest of several instances ------------------------------------------------- */
+
+void admit_set_coord(struct admit *a, struct coord *co)
+{
+	a->co = co;
+}
+
+bool admit_unclaimed(const struct admit *a)
+{
+	return !admit_ahead(a) || cluster_lone_undecided(a->c);
+}
+
+void admit_work_note(struct admit *a, const struct coord_work *w, const char *dead)
+{
+	coord_note(a->co, w, dead);
+}
+
+void admit_work_done(struct admit *a, const char *job, enum run_trigger kind)
+{
+	coord_done(a->co, job, kind);
+}
+
+void admit_graph(struct admit *a, const char *job, bool started)
+{
+	coord_graph(a->co, job, started);
+}
+
+void admit_cancel_other(struct admit *a, const char *job)
+{
+	coord_cancel_other(a->co, job);
+}
+
+bool admit_marks(const struct admit *a)
+{
+	return a && cluster_marks_runs(a->c);
+}
+
+int admit_mark_start(struct admit *a, const struct admit_fire *f, enum admit_hold h,
+                     const char *run_key, const char *fenced, cluster_mark_fn fn, void *arg)
+{
+	/* the scheduled fire it serves, whose claim a takeover must not serve again */
+	bool fire = f->attempt == 1 && f->scheduled_us > 0 &&
+	            (f->trigger == TRIGGER_SCHEDULE || f->trigger == TRIGGER_CATCHUP);
+	return cluster_note_start(a->c, run_key, f->job, fire ? f->scheduled_us / 1000000 : 0,
+	                          h == ADMIT_LOCKED, fenced, fn, arg);
+}
+
+int admit_mark_xact(struct admit *a, const char *run_key, const char *xid, const char *server,
+                    cluster_mark_fn fn, void *arg)
+{
+	return cluster_note_xact(a->c, run_key, xid, server, fn, arg);
+}
+
+bool admit_mark_end(struct admit *a, const char *run_key)
+{
+	return cluster_xact_end(a->c, run_key);
+}
+
+/* The history database shows the runs that wait (pgcrond.view_backlog): the instance's rows
+ * are replaced by a JSON array of {"job", "for", "trigger", "scheduled_for", "since" (Unix
+ * us), "attempt"}. */
+static const char backlog_sql[] = "SELECT pgcrond.backlog_publish($1, $2::pg_catalog.jsonb)";
+
+static void backlog_sent(void *arg, const PGresult *res, const char *err, const char *sqlstate)
+{
+	static struct log_complaint complaint;
+	(void)arg;
+	(void)res;
+	(void)sqlstate;
+	if (err && *err && log_complain(&complaint, NULL))
+		log_warning("cannot show the waiting runs in pgcrond.view_backlog: %s", err);
+	else if (!(err && *err) && log_complaint_reset(&complaint))
+		log_notice("the waiting runs are shown in pgcrond.view_backlog again");
+}
+
+int admit_publish_backlog(struct admit *a, const char *json)
+{
+	const char *p[] = {a->c ? cluster_instance(a->c) : NULL, json};
+	return a->c ? cluster_submit(a->c, backlog_sql, 2, p, backlog_sent, NULL) : -ENOTCONN;
+}
+
 /* ---- stopping --------------------------------------------------------------------- */
 
 void admit_stop(struct admit *a)
@@ -561,7 +650,7 @@ void admit_give_back(struct admit *a)
 	 * index. A claim within ADMIT_GIVE_BACK_MARGIN of its instant, judged as each row is read,
 	 * stays: the others may have asked for it at its instant already and lost, so it is
 	 * theirs to serve once this instance's row says stopped (cluster_serve_stopped); given
-	 * back then, the fire was lost (it_cluster "giveback", AddressSanitizer build). */
+	 * back then, nobody would serve the fire (it_cluster "giveback" checks it). */
 	const char *params[] = {cluster_instance(c), cluster_boot_id(c)};
 	if (cluster_submit(c, ADMIT_SQL_GIVE_BACK, 2, params, cluster_warn_failed,
 	                   (void *)"could not give back a fire claimed before its instant") < 0)

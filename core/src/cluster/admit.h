@@ -15,14 +15,18 @@
  *   (admit_early).
  *
  * What a run holds of its admission (enum admit_hold) is kept in the run, a value that these
- * functions set and read. */
+ * functions set and read. The rest of what several instances share goes through here too, so
+ * that the scheduler includes nothing else of cluster/: pending work (coord.h), the runs'
+ * marks (cluster.h), the waiting runs' publishing, and the types of cluster_types.h. */
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "cluster.h"
+#include "cluster_types.h"
 
 struct admit;
+struct cluster;
+struct coord;
 
 /* What a run holds of its admission. */
 enum admit_hold {
@@ -37,7 +41,7 @@ enum admit_hold {
 /* A fire, as the scheduler sees it (the strings borrowed for the call). */
 struct admit_fire {
 	const char *job;
-	const char *trigger;   /* "schedule", "manual", ... (the run's) */
+	enum run_trigger trigger;
 	const char *graph_run; /* NULL if none */
 	int64_t scheduled_us;  /* 0 for a manual run */
 	int64_t debounce_ms;   /* the job's */
@@ -45,6 +49,9 @@ struct admit_fire {
 	/* the answer goes through the callback even where it could be given in the call: the
 	 * scheduler decides such a fire on its answer (it is stopping, or a fire waits for it) */
 	bool later;
+	/* its pending work is written (coord.h, of its trigger's kind): it goes as the fire runs
+	 * (admit_ran) or its run ends (admit_end) */
+	bool noted;
 };
 
 /* The scheduler's side, called from the loop. */
@@ -57,7 +64,7 @@ struct admit_hooks {
 	/* A fire kept unrecorded (admit_park, admit_skip) is this instance's to record: write
 	 * its history row, skipped with MESSAGE. False if job JOB is not configured (any
 	 * more). */
-	bool (*record)(void *arg, const char *job, const char *trigger, int64_t scheduled_us,
+	bool (*record)(void *arg, const char *job, enum run_trigger trigger, int64_t scheduled_us,
 	               const char *message);
 	void *arg;
 };
@@ -68,8 +75,10 @@ struct clock;
 int admit_new(struct clock *clock, const struct admit_hooks *hooks, struct admit **out)
     __attribute__((warn_unused_result));
 void admit_free(struct admit **a);
-/* The cluster whose claims answer (NULL: none, this instance is alone). */
+/* The cluster whose claims answer (NULL: none, this instance is alone), and its pending work
+ * (NULL: none is written). */
 void admit_set_cluster(struct admit *a, struct cluster *c);
+void admit_set_coord(struct admit *a, struct coord *co);
 
 /* The question: may this instance run fire F, for the run whose hold is *H? False: it may,
  * now (*H says what it holds). True: the answer comes later, FN(ARG, VERDICT, WHY) once from
@@ -91,13 +100,13 @@ bool admit_early(struct admit *a, const struct admit_fire *f);
 void admit_early_drop(struct admit *a, const char *job, int64_t scheduled_us, const char *why);
 /* The answer V to a fire's question came: *H as it holds now. */
 void admit_answered(enum admit_hold *h, enum cluster_verdict v);
-/* The run of JOB's fire at SCHEDULED_US whose hold is *H ended (run or not): what it holds
- * goes back, and the fire's claim asked before its instant if the run never took it. WAITING:
- * the run, if it still waited for its answer (FN is not called for it). MARKED: the run, if
- * its start was marked (cluster_note_start, cluster_note_xact: their FN is not called for it
- * any more; its mark's row goes once its end is in the history, cluster_xact_end). */
-void admit_end(struct admit *a, enum admit_hold *h, const char *job, int64_t scheduled_us,
-               void *waiting, void *marked);
+/* The run of fire F whose hold is *H ended (run or not): what it holds goes back, with the
+ * fire's claim asked before its instant if the run never took it, and its pending work.
+ * WAITING: the run, if it still waited for its answer (FN is not called for it). MARKED: the
+ * run, if its start was marked (admit_mark_start: its FN is not called any more). A run that
+ * holds none of these (an instance alone's) need not call it. */
+void admit_end(struct admit *a, const struct admit_fire *f, enum admit_hold *h, void *waiting,
+               void *marked);
 /* Called from admit_hooks.claiming_again for a run under way of job JOB. */
 void admit_claim_again(struct admit *a, enum admit_hold *h, const char *job);
 
@@ -113,8 +122,30 @@ bool admit_park(struct admit *a, const struct admit_fire *f, const char *why);
  * instances another one may have run or skipped it), false if it is recorded now. */
 bool admit_skip(struct admit *a, const struct admit_fire *f, const char *why);
 /* F, a fire that starts here (or is recorded as skipped, its claim ours), no longer waits to
- * be checked. */
+ * be checked, and its pending work goes. */
 void admit_ran(struct admit *a, const struct admit_fire *f);
+/* Whether fires go unclaimed here now: alone, or not knowing yet whether it is (a start). */
+bool admit_unclaimed(const struct admit *a);
+
+/* Several instances' other business, as coord.h and cluster.h say (no-ops alone). Pending
+ * work W is written (DEAD: handed back to that dead instance) / JOB's of KIND
+ * is started or dropped. A run of JOB started or succeeded here (coord_graph); JOB's run on
+ * another instance is asked to cancel (coord_cancel_other). */
+void admit_work_note(struct admit *a, const struct coord_work *w, const char *dead);
+void admit_work_done(struct admit *a, const char *job, enum run_trigger kind);
+void admit_graph(struct admit *a, const char *job, bool started);
+void admit_cancel_other(struct admit *a, const char *job);
+/* Whether runs are marked now (cluster_marks_runs). The run whose hold is H begins fire F as
+ * RUN_KEY (cluster_note_start), runs in transaction XID (cluster_note_xact), its end is
+ * written (cluster_xact_end: true if it was marked). */
+bool admit_marks(const struct admit *a);
+int admit_mark_start(struct admit *a, const struct admit_fire *f, enum admit_hold h,
+                     const char *run_key, const char *fenced, cluster_mark_fn fn, void *arg);
+int admit_mark_xact(struct admit *a, const char *run_key, const char *xid, const char *server,
+                    cluster_mark_fn fn, void *arg);
+bool admit_mark_end(struct admit *a, const char *run_key);
+/* The runs that wait, JSON (pgcrond.view_backlog): 0, or -ENOTCONN, -ENOMEM. */
+int admit_publish_backlog(struct admit *a, const char *json);
 
 /* This instance is stopping: it takes over nothing more, and keeps no fire unrecorded. */
 void admit_stop(struct admit *a);

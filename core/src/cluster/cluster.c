@@ -1,11 +1,11 @@
-/* Several instances on one history database (cluster.h, README "Running several instances").
+/* Several instances on one history database (cluster.h, docs/several-instances.md).
  *
  * The statements go on the history database's own session (cluster_conn.c), one of the
  * cluster's in flight at a time, chosen from the table below. Claims wait in a FIFO; whatever
  * waits when the session is idle goes out as ONE statement (the fires of a busy second share
  * it), so a claim costs a fraction of a round trip. When no claim can be made (the server is
  * down, or a standby) the verdict depends on what was known at the last contact: a lone
- * instance runs its fires unclaimed, as before coordination existed, and its history spools;
+ * instance runs its fires unclaimed, as if it had no peers, and its history spools;
  * an instance that saw others live runs nothing unclaimed, since they may be running the
  * same fires. Here: the table, lifetime and the publishing of this instance's jobs. */
 
@@ -48,7 +48,7 @@ static const char sql_purge[] =
 /* A part of this instance's jobs and their definitions' hashes: the jobs named from $4 to
  * before $5 in byte order (NULL: no bound), all of this instance's in that range; answers
  * the jobs some other live instance defines differently, with those instances. 100,000 jobs
- * in one statement kept 8 MB of literals for the next reconnect and 4 MB of libpq's send
+ * in one statement would keep 8 MB of literals for the next reconnect and 4 MB of libpq's send
  * buffer; a part is made from the configuration as it is sent (JOBS_PART). */
 static const char sql_jobs[] =
     "WITH mine AS (SELECT j, h FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]),"
@@ -133,8 +133,8 @@ static bool jobs_send(struct cluster *c)
 }
 
 /* The parts of the jobs published after a start or a reload take turns with the claims of
- * fires due: at 100,000 jobs the 50 parts took 3 s, and every fire waited behind them
- * (bench_scale, "fires during a reload"). */
+ * fires due: the 50 parts of 100,000 jobs take seconds, and no fire should wait behind
+ * them. */
 static bool jobs_skip(struct cluster *c)
 {
 	return !c->jobs_cfg || (cluster_has_unsent(c) && !c->claims_went);
@@ -365,7 +365,7 @@ int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg,
 	size_t n = cfg->n_jobs, m = 0;
 	for (size_t i = 0; i < n; i++)
 		m += cfg->jobs[i].overlap != OVERLAP_SKIP || cfg->jobs[i].more->notify.listen;
-	/* (as many as announced: 100,000 zeroed items were a 5 MB calloc on the loop) */
+	/* (as many as announced: 100,000 zeroed items would be a 5 MB calloc on the loop) */
 	const char **items = calloc(m ? m : 1, sizeof(*items));
 	int rc = -ENOMEM;
 	if (!sorted || !items)

@@ -2,7 +2,7 @@
 #define PGCROND_CLUSTER_H
 
 /* Several pgcrond instances on one history database (DESIGN.md "Scaling past one machine";
- * README "Running several instances"). Coordination is PostgreSQL's own, on pgcrond's own
+ * docs/several-instances.md). Coordination is PostgreSQL's own, on pgcrond's own
  * session of the history database (ownsess.h, shared with the history):
  *
  * - identity: its row in pgcrond.instance records the session that holds its name (backend
@@ -31,6 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster_types.h"
+
 struct event_base;
 struct cluster;
 
@@ -41,36 +43,6 @@ struct cluster;
  * before the instance claims nothing: an instance ahead would win every claim and run fires
  * early by its offset. */
 #define CLUSTER_MAX_OFFSET_MS 1000
-
-enum cluster_verdict {
-	CLUSTER_GRANTED,   /* the claim is ours: run it */
-	CLUSTER_TAKEN,     /* another instance claimed this fire: do not run it */
-	CLUSTER_UNCLAIMED, /* no claim could be made, and no other instance is known live (or
-	                    * the schema has no claims yet): run it, as a lone instance does */
-	CLUSTER_REFUSED,   /* no claim could be made and running unclaimed could run it twice
-	                    * (other instances were live), or the server is in recovery: skip */
-	CLUSTER_BUSY,      /* the fire is ours, but a run of the job is still running on another
-	                    * instance (it holds the job's lock): the overlap policy skips it */
-};
-
-/* A running row of a dead instance, closed by this one. Strings are borrowed for the call. */
-struct cluster_orphan {
-	const char *job_name;
-	const char *trigger;
-	const char *graph_run; /* NULL if none */
-	const char *dead;      /* the dead instance's name */
-	int64_t scheduled_us;  /* 0 if none */
-	int attempt;
-	/* not a run but a scheduled fire DEAD claimed and never ran (TRIGGER "schedule",
-	 * ATTEMPT 0): serve it here under the job's catch-up policy */
-	bool unserved;
-	/* set by cluster_serve_stopped: DEAD stopped cleanly, or (DIED) was found dead and its
-	 * reaper left the claim to the instances that define the job as DEAD did (or to any
-	 * that defines it, when no live one does: cluster_lock.c, SQL_TAKER_DEFINES) */
-	bool stopped;
-	bool died;
-	bool silent; /* DEAD is live but silent past the claim's lease (cluster_serve_leased) */
-};
 
 struct cluster_hooks {
 	/* The instance name is held by another live instance, or the history database's server
@@ -157,14 +129,12 @@ bool cluster_is_stopping(const struct cluster *c);
  * of memory, too many waiting: the run must not go on when FN was given). FENCED (NULL: none)
  * names the class of a command whose commit cannot be asked (job_kind_once):
  * the history row of a run closed by a takeover says it may have committed. */
-typedef void (*cluster_mark_fn)(void *arg, bool ok, const char *why);
 int cluster_note_start(struct cluster *c, const char *run_key, const char *job, int64_t scheduled_s,
                        bool locked, const char *fenced, cluster_mark_fn fn, void *arg);
 /* The run ARG no longer waits for its mark (it ended): its FN is not called. */
 void cluster_mark_forget(struct cluster *c, void *arg);
 /* Whether runs are marked now: another instance was live at a heartbeat of this process, from then
- * on (a lone instance is taken over by no one: its runs cost nothing extra; measured in
- * docs/benchmarks.md, "Several instances"). */
+ * on (a lone instance is taken over by no one: its runs cost nothing extra). */
 bool cluster_marks_runs(const struct cluster *c);
 /* Marked run RUN_KEY runs in transaction XID of the server that started at SERVER
  * (exec_run_spec.on_xid): so that an instance that closes the run after this one died asks
@@ -176,29 +146,23 @@ bool cluster_marks_runs(const struct cluster *c);
  * only while this process's instance row says it is live. */
 int cluster_note_xact(struct cluster *c, const char *run_key, const char *xid, const char *server,
                       cluster_mark_fn fn, void *arg);
-/* WHY of a COMMIT refused because another instance found this process dead meanwhile: that
- * instance closed the run (and retries it), so this one records it skipped, never retried. */
-#define CLUSTER_NOT_COMMITTED_DEAD                                                                 \
-	"not committed: this instance was found dead by another instance while the run waited "    \
-	"for its COMMIT; the run is that instance's to close and retry"
 /* Run RUN_KEY's end is in the history (hist_written_fn): its row goes. True if its start
  * was marked (cluster_note_start). */
 bool cluster_xact_end(struct cluster *c, const char *run_key);
 
-typedef void (*cluster_claim_fn)(void *arg, enum cluster_verdict v, const char *why);
 /* Ask for the claim of JOB's fire KEY (see sql/pgcrond--4.sql for the keys). WINDOW_MS > 0:
  * a turn-claim (notifications) that succeeds when the last claim of KEY is ours or older
  * than WINDOW_MS. FN(ARG, ...) is called once from the loop; WHY is a short reason for
  * TAKEN/REFUSED/UNCLAIMED (borrowed). Returns 0 or -ENOMEM (FN is then not called). */
 int cluster_claim(struct cluster *c, const char *job, const char *key, int64_t window_ms,
                   cluster_claim_fn fn, void *arg) __attribute__((warn_unused_result));
-/* JOB's fire (TRIGGER, a string literal, SCHEDULED_US, GRAPH_RUN or NULL, ATTEMPT: one with a
+/* JOB's fire (TRIGGER, SCHEDULED_US, GRAPH_RUN or NULL, ATTEMPT: one with a
  * key, cluster_fire_key) granted at once, without its key, where a lone instance answers it
  * (cluster_lone): true if GRANTED, false if it must be asked with cluster_claim. Its run
  * takes no job lock, unless the instance claims again while it runs: cluster_lone_hold(C, JOB)
  * then counts it among the runs whose locks the switch takes (false: out of memory), and it
  * gives that lock back as a granted claim's run does (cluster_release). */
-bool cluster_lone_grant(struct cluster *c, const char *job, const char *trigger,
+bool cluster_lone_grant(struct cluster *c, const char *job, enum run_trigger trigger,
                         int64_t scheduled_us, const char *graph_run, int attempt);
 bool cluster_lone_hold(struct cluster *c, const char *job);
 /* Whether other instances were live at the last contact and nothing every instance shares
@@ -230,8 +194,8 @@ void cluster_claim_forget(struct cluster *c, void *arg);
  * (notifications; DEBOUNCE_MS is the job's debounce). Returns 1, 0 when the run needs no
  * claim (a manual run is claimed by its request id, an @reboot run belongs to its start, a
  * retry of those is made by the instance that ran them), or -ENOSPC. Pure. */
-int cluster_fire_key(const char *trigger, int64_t scheduled_us, const char *graph_run, int attempt,
-                     int64_t debounce_ms, char *out, size_t len, int64_t *window_ms)
+int cluster_fire_key(enum run_trigger trigger, int64_t scheduled_us, const char *graph_run,
+                     int attempt, int64_t debounce_ms, char *out, size_t len, int64_t *window_ms)
     __attribute__((warn_unused_result));
 
 /* The jobs this instance defines (CFG's; called at start and after each reload): they are

@@ -18,41 +18,36 @@
 #include "pgconn.h"
 #include "strmap.h"
 
-/* A claim says whether this instance marks its runs (the $N given): the job's lock may then be
- * taken over once its runs ended (cluster_priv.h), and the claim's `started` is false (its run
- * marks it true as it begins) where it would otherwise be NULL: a process that marks nothing cannot
- * tell another instance whether its run began, so that instance never serves the claim
- * (cluster_lock.c, SQL_UNSERVED_STARTED). */
-#define SQL_CLAIM_STARTED(n) ", CASE WHEN " n "::pg_catalog.bool THEN false END"
-#define SQL_CLAIM_MARKED(n) ", " n "::pg_catalog.bool"
-
 /* A claim is refused, with SQLSTATE
  * CLUSTER_LONE_SQLSTATE, while another instance runs its fires unclaimed (cluster_lone.c):
  * claim_gate holds the gate's row while it looks, so that instance went lone either before
  * (and is seen) or after this statement (and saw this instance live). */
 #define SQL_GATE " WHERE (SELECT pgcrond.claim_gate($3::pg_catalog.text))"
-#define SQL_TURN_GATED(started) " SELECT $1, $2, $3, $4" started SQL_GATE
 
 /* The fires of a claim: jobs $1 and fire keys $2, parallel arrays. */
 #define SQL_FIRES                                                                                  \
 	" ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"                                    \
 	" pg_catalog.unnest($2::pg_catalog.text[]))"
 
-/* A turn: ours if nobody else took it within the window. */
-#define SQL_TURN(lock, started_col, marked, conflict, src)                                         \
-	"WITH c AS (INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, "           \
-	"boot_id" started_col ")" src " ON CONFLICT (job_name, fire_key) DO UPDATE"                \
-	"   SET instance = EXCLUDED.instance, boot_id = EXCLUDED.boot_id,"                         \
-	"   claimed_at = pg_catalog.now()"                                                         \
-	" WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                               \
-	"    OR c.claimed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)"      \
-	"     ($5::pg_catalog.int8 OPERATOR(pg_catalog.*) interval '1 millisecond'))"              \
-	" RETURNING 1),"                                                                           \
-	" l AS (" lock " SELECT $1, $3, $4, 1" marked " FROM c" conflict ")"                       \
-	" SELECT 1, EXISTS (SELECT FROM l) FROM c"
+/* A claim says whether this instance marks its runs (a turn's $6, a claim's $5): the job's lock
+ * may then be taken over once its runs ended (cluster_priv.h), and the claim's `started` is false
+ * (its run marks it true as it begins) where it would otherwise be NULL: a process that marks
+ * nothing cannot tell another instance whether its run began, so that instance never serves the
+ * claim (cluster_lock.c, SQL_UNSERVED_STARTED). A turn: ours if nobody else took it within the
+ * window. */
 static const char sql_turn[] =
-    SQL_TURN(SQL_JOB_LOCK_M, ", started", SQL_CLAIM_MARKED("$6"), SQL_JOB_LOCK_CONFLICT_F,
-             SQL_TURN_GATED(SQL_CLAIM_STARTED("$6")));
+    "WITH c AS (INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id,"
+    " started) SELECT $1, $2, $3, $4, CASE WHEN $6::pg_catalog.bool THEN false END" SQL_GATE
+    " ON CONFLICT (job_name, fire_key) DO UPDATE"
+    "   SET instance = EXCLUDED.instance, boot_id = EXCLUDED.boot_id,"
+    "   claimed_at = pg_catalog.now()"
+    " WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"
+    "    OR c.claimed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)"
+    "     ($5::pg_catalog.int8 OPERATOR(pg_catalog.*) interval '1 millisecond'))"
+    " RETURNING 1),"
+    " l AS (" SQL_JOB_LOCK_M
+    " SELECT $1, $3, $4, 1, $6::pg_catalog.bool FROM c" SQL_JOB_LOCK_CONFLICT_F ")"
+    " SELECT 1, EXISTS (SELECT FROM l) FROM c";
 
 /* The fires waiting, as two parallel arrays: one statement for all of them. A fire already
  * claimed by this instance (another process of it) is ours again: a fire claimed by a
@@ -60,29 +55,31 @@ static const char sql_turn[] =
  * served by the catch-up of the same instant. Every instance inserts the same fires in the
  * same order: a claim may wait for another instance's claim of the same fire, never
  * deadlock with it. Then the job's lock, held while its run runs: a run of the job on
- * another live instance (which holds it) makes this fire a skip (overlap across instances). */
-#define SQL_CLAIM(lock, started_col, started, restart, marked, conflict, gate)                     \
-	"WITH c AS (INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, "           \
-	"boot_id" started_col ") SELECT u.j, u.k, $3, $4" started                                  \
-	" FROM (SELECT DISTINCT j, k FROM" SQL_FIRES " AS x(j, k)) AS u" gate                      \
-	" ORDER BY u.j COLLATE pg_catalog.\"C\", u.k COLLATE pg_catalog.\"C\""                     \
-	" ON CONFLICT (job_name, fire_key) DO UPDATE"                                              \
-	"   SET boot_id = EXCLUDED.boot_id, claimed_at = pg_catalog.now()" restart                 \
-	" WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                               \
-	" RETURNING c.job_name, c.fire_key),"                                                      \
-	" n AS (SELECT c.job_name, pg_catalog.count(*)::pg_catalog.int4 AS k FROM c"               \
-	"  GROUP BY c.job_name),"                                                                  \
-	" l AS (" lock " SELECT n.job_name, $3, $4, n.k" marked " FROM n"                          \
-	"  ORDER BY n.job_name COLLATE pg_catalog.\"C\"" conflict ")"                              \
-	" SELECT c.job_name, c.fire_key,"                                                          \
-	"  EXISTS (SELECT FROM l WHERE l.job_name OPERATOR(pg_catalog.=) c.job_name) FROM c"
-/* (a claim this instance made to record the fire, started NULL (sql_settle), is one its run
- * will mark again) */
+ * another live instance (which holds it) makes this fire a skip (overlap across instances).
+ * (A claim this instance made to record the fire, started NULL (sql_settle), is one its run
+ * will mark again.) */
 static const char sql_claim[] =
-    SQL_CLAIM(SQL_JOB_LOCK_M, ", started", SQL_CLAIM_STARTED("$5"),
-              ", started = COALESCE(c.started, EXCLUDED.started)", SQL_CLAIM_MARKED("$5"),
-              SQL_JOB_LOCK_CONFLICT_F, SQL_GATE);
+    "WITH c AS (INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id,"
+    " started) SELECT u.j, u.k, $3, $4, CASE WHEN $5::pg_catalog.bool THEN false END"
+    " FROM (SELECT DISTINCT j, k FROM" SQL_FIRES " AS x(j, k)) AS u" SQL_GATE
+    " ORDER BY u.j COLLATE pg_catalog.\"C\", u.k COLLATE pg_catalog.\"C\""
+    " ON CONFLICT (job_name, fire_key) DO UPDATE"
+    "   SET boot_id = EXCLUDED.boot_id, claimed_at = pg_catalog.now(),"
+    " started = COALESCE(c.started, EXCLUDED.started)"
+    " WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"
+    " RETURNING c.job_name, c.fire_key),"
+    " n AS (SELECT c.job_name, pg_catalog.count(*)::pg_catalog.int4 AS k FROM c"
+    "  GROUP BY c.job_name),"
+    " l AS (" SQL_JOB_LOCK_M " SELECT n.job_name, $3, $4, n.k, $5::pg_catalog.bool FROM n"
+    "  ORDER BY n.job_name COLLATE pg_catalog.\"C\"" SQL_JOB_LOCK_CONFLICT_F ")"
+    " SELECT c.job_name, c.fire_key,"
+    "  EXISTS (SELECT FROM l WHERE l.job_name OPERATOR(pg_catalog.=) c.job_name) FROM c";
 
+/* A scheduled fire with a history row is not claimed either: an instance
+ * alone ran it without a claim (and was found dead before it claimed its fires again) */
+#define SQL_SETTLE_RAN                                                                             \
+	" AND NOT CASE WHEN u.k OPERATOR(pg_catalog.~) '^s:[0-9]{1,12}$' THEN" SQL_FIRE_HAS_ROW(   \
+	    "u.j", "pg_catalog.substr(u.k, 3)::pg_catalog.int8") " ELSE false END"
 /* Fires this instance could not claim, asked again once it can (cluster_settle_refused):
  * each is claimed for this instance unless another instance claimed it, without the job's
  * lock (no run follows). A fire this instance claimed before (the statement committed but
@@ -91,22 +88,15 @@ static const char sql_claim[] =
  * record may still be on its way (spooled), so no other instance serves it, neither past its lease
  * nor once this one is found dead; this instance's next process serves it if no row was written
  * (cluster_serve.c, sql_unserved). */
-#define SQL_SETTLE(started_col, started, restart, gate)                                            \
-	"INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id" started_col   \
-	") SELECT u.j, u.k, $3, $4" started " FROM (SELECT DISTINCT j, k FROM" SQL_FIRES           \
-	" AS x(j, k)) AS u" gate                                                                   \
-	" ORDER BY u.j COLLATE pg_catalog.\"C\", u.k COLLATE pg_catalog.\"C\""                     \
-	" ON CONFLICT (job_name, fire_key) DO UPDATE SET boot_id = EXCLUDED.boot_id" restart       \
-	" WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                               \
-	" RETURNING c.job_name, c.fire_key"
-/* A scheduled fire with a history row is not claimed either: an instance
- * alone ran it without a claim (and was found dead before it claimed its fires again) */
-#define SQL_SETTLE_RAN                                                                             \
-	" AND NOT CASE WHEN u.k OPERATOR(pg_catalog.~) '^s:[0-9]{1,12}$' THEN" SQL_FIRE_HAS_ROW(   \
-	    "u.j", "pg_catalog.substr(u.k, 3)::pg_catalog.int8") " ELSE false END"
 static const char sql_settle[] =
-    SQL_SETTLE(", started", ", NULL::pg_catalog.bool",
-               ", started = CASE WHEN c.started THEN true END", SQL_GATE SQL_SETTLE_RAN);
+    "INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id, started)"
+    " SELECT u.j, u.k, $3, $4, NULL::pg_catalog.bool FROM (SELECT DISTINCT j, k FROM" SQL_FIRES
+    " AS x(j, k)) AS u" SQL_GATE SQL_SETTLE_RAN
+    " ORDER BY u.j COLLATE pg_catalog.\"C\", u.k COLLATE pg_catalog.\"C\""
+    " ON CONFLICT (job_name, fire_key) DO UPDATE SET boot_id = EXCLUDED.boot_id,"
+    " started = CASE WHEN c.started THEN true END"
+    " WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"
+    " RETURNING c.job_name, c.fire_key";
 
 /* ---- claims ---------------------------------------------------------------------------- */
 
@@ -298,9 +288,9 @@ void cluster_claim_forget(struct cluster *c, void *arg)
 
 /* The rows of a claim statement (R) granted these claims: matched through a map of the
  * claims sent, by job (the key is an instant many jobs share), not each row against the whole
- * queue (that was quadratic in the fires of an instant: a tenth of the daemon's CPU at 15,000
+ * queue (that is quadratic in the fires of an instant: a tenth of the daemon's CPU at 15,000
  * jobs a second). A fire asked for twice in one statement is granted once (the statement's
- * DISTINCT), to the first asked, as before. */
+ * DISTINCT), to the first asked. */
 static void claim_match(struct cluster *c, const PGresult *r)
 {
 	struct strmap sent = {0};
@@ -447,10 +437,4 @@ int cluster_settle_refused(struct cluster *c, size_t n, const char *const *jobs,
 	free(j);
 	free(k);
 	return rc;
-}
-
-void cluster_release(struct cluster *c, const char *job)
-{
-	if (c && !cluster_lone_release(c, job))
-		cluster_unlock(c, job); /* the lock a claim statement took */
 }

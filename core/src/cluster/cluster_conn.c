@@ -548,9 +548,8 @@ static void task_lost(void *arg)
 int cluster_submit(struct cluster *c, const char *sql, int n, const char *const *params,
                    cluster_result_fn fn, void *arg)
 {
-	if (!cluster_ready(c))
-		return -ENOTCONN;
-	return cluster_submit_closing(c, sql, n, params, fn, arg);
+	/* (cluster_submit_closing looks at the connection) */
+	return c && !c->closing ? cluster_submit_closing(c, sql, n, params, fn, arg) : -ENOTCONN;
 }
 
 int cluster_submit_closing(struct cluster *c, const char *sql, int n, const char *const *params,

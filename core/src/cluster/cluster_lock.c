@@ -366,13 +366,21 @@ static void beat_done(struct cluster *c, const struct stmtq_result *sr)
 		cluster_serve_leased(c);
 }
 
+/* Whether a dead instance's run D committed, in the statement below: pgcrond.run_start
+ * holds its transaction, which the server still knows (cluster_xact.c); asked after the fence
+ * ended its backend (only rows whose backend went are closed), so the answer is final. */
+#define REAP_COMMITTED                                                                             \
+	"(SELECT pgcrond.xact_committed(x.xid, x.server) FROM pgcrond.run_start x"                 \
+	" WHERE x.instance OPERATOR(pg_catalog.=) d.instance"                                      \
+	"  AND x.run_key OPERATOR(pg_catalog.=) d.run_key) IS TRUE"
+
 /* Dead instances: not stopped, and either the session their row records is gone (the
  * process is gone and the server knows it) or their heartbeat stopped (a host or network
  * gone, whose session the server has not dropped yet). The UPDATE of their instance row is
  * what makes one survivor alone close their runs: a second one finds stopped_at set. Their
  * job locks (pgcrond.job_lock) go with them. A row without a recorded session is judged by
  * its heartbeat alone. */
-static const char reap_a[] =
+static const char sql_reap[] =
     "WITH dead AS ("
     "  UPDATE pgcrond.instance i SET stopped_at = pg_catalog.now(),"
     "         stop_note = '" SQL_FOUND_DEAD_PREFIX "instance ' OPERATOR(pg_catalog.||) $1"
@@ -396,21 +404,18 @@ static const char reap_a[] =
     "   SELECT d.instance, d.run_key, a.pid"
     "   FROM pgcrond.job_run_details d JOIN dead ON d.instance OPERATOR(pg_catalog.=) dead.name"
     "   JOIN pg_catalog.pg_stat_activity a ON " RUN_BACKEND_D_A
-    "  WHERE d.status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running'])";
-/* ... and the backends whose transaction is one of its runs' (an id
- * is never two running transactions' at once), also before the run's pid is in the history.
- * Each backend is ended once, whatever number of rows found it: a second
- * pg_terminate_backend() of one gone says false, and left its run open */
-static const char reap_fence_xid[] =
+    "  WHERE d.status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running'])"
+    /* ... and the backends whose transaction is one of its runs' (an id
+     * is never two running transactions' at once), also before the run's pid is in the history.
+     * Each backend is ended once, whatever number of rows found it: a second
+     * pg_terminate_backend() of one gone says false, and left its run open */
     "  UNION SELECT x.instance, x.run_key, a.pid"
     "   FROM pgcrond.run_start x JOIN dead ON x.instance OPERATOR(pg_catalog.=) dead.name"
     "   JOIN pg_catalog.pg_stat_activity a ON a.backend_xid IS NOT NULL"
     "    AND a.backend_xid::pg_catalog.text::pg_catalog.int8 OPERATOR(pg_catalog.=)"
     "     (x.xid OPERATOR(pg_catalog.%) 4294967296)"
     "  WHERE x.xid OPERATOR(pg_catalog.>) 0 AND x.server OPERATOR(pg_catalog.=)"
-    "   " PGCONN_SQL_SERVER_ID;
-static const char reap_a2[] =
-    "  ),"
+    "   " PGCONN_SQL_SERVER_ID "  ),"
     " fence_pids AS (SELECT a.pid, " END_BACKEND_A " AS gone"
     "  FROM (SELECT DISTINCT pid FROM fence_runs) p"
     "  JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) p.pid),"
@@ -418,30 +423,25 @@ static const char reap_a2[] =
     "  JOIN fence_pids p ON p.pid OPERATOR(pg_catalog.=) r.pid),"
     " closed AS ("
     "  UPDATE pgcrond.job_run_details d"
-    "     SET status = CASE WHEN ";
-static const char reap_b[] =
+    "     SET status = CASE WHEN " REAP_COMMITTED
     " THEN 'succeeded' ELSE 'failed' END, end_time = pg_catalog.now(),"
     "         duration_ms = pg_catalog.date_part('epoch', pg_catalog.now()"
     "           OPERATOR(pg_catalog.-) d.start_time) OPERATOR(pg_catalog.*) 1000,"
-    "         return_message = pg_catalog.format(CASE WHEN ";
-static const char reap_c[] =
+    "         return_message = pg_catalog.format(CASE WHEN " REAP_COMMITTED
     " THEN 'committed; instance %s died (last seen %s) before it recorded the end; run"
     " closed by instance %s' ELSE 'instance %s died (last seen %s); run closed by instance"
     " %s' END, dead.name,"
     "           pg_catalog.to_char(dead.last_seen AT TIME ZONE 'UTC',"
-    "            'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), $1)";
-/* ... (what a run whose commit could not be asked may have done) ... */
-static const char reap_fenced[] =
+    "            'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), $1)"
+    /* ... (what a run whose commit could not be asked may have done) ... */
     " OPERATOR(pg_catalog.||) COALESCE((SELECT '; may have committed: '"
     "   OPERATOR(pg_catalog.||) x.fenced FROM pgcrond.run_start x"
     "  WHERE x.instance OPERATOR(pg_catalog.=) d.instance"
-    "   AND x.run_key OPERATOR(pg_catalog.=) d.run_key), '')";
-/* the kind's note (job_kind_lost_note: an HTTP request may have reached its server), by the
- * job's kind in the registry; $3 is every kind's, job_kind_lost_notes_json */
-static const char reap_kind[] =
+    "   AND x.run_key OPERATOR(pg_catalog.=) d.run_key), '')"
+    /* the kind's note (job_kind_lost_note: an HTTP request may have reached its server), by the
+     * job's kind in the registry; $3 is every kind's, job_kind_lost_notes_json */
     " OPERATOR(pg_catalog.||) COALESCE($3::pg_catalog.jsonb OPERATOR(pg_catalog.->>)"
-    "  (SELECT j.kind FROM pgcrond.job j WHERE j.jobname OPERATOR(pg_catalog.=) d.job_name), '')";
-static const char reap_c2[] =
+    "  (SELECT j.kind FROM pgcrond.job j WHERE j.jobname OPERATOR(pg_catalog.=) d.job_name), '')"
     "    FROM dead"
     "   WHERE d.instance OPERATOR(pg_catalog.=) dead.name"
     "     AND d.status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running'])"
@@ -455,16 +455,14 @@ static const char reap_c2[] =
      * died between a claim and its run's start, or claimed an instant early and died
      * before it): given back, and the passed ones are served here (sched_takeover) */
     " , unserved AS (" SQL_UNSERVED_DELETE " USING dead"
-    "   WHERE c.instance OPERATOR(pg_catalog.=) dead.name AND " SQL_UNSERVED_WHERE;
-/* ... (SQL_UNSERVED_STARTED SQL_TAKER_DEFINES) ... */
-static const char reap_d[] =
-    "   RETURNING dead.name, c.job_name," SQL_UNSERVED_INSTANT " AS s, c.fire_key, c.boot_id)";
-/* ... its runs of scheduled fires with no history row yet (start rows wait up
- * to a second behind the runs) whose transaction the fence left rolled back: retried as a
- * closed run (by the claim the dead instance's own retry asks for, if it comes back; that
- * claim, held here, keeps the dead instance's late row of the run out: hist_batch.c); one
- * that committed, or whose id is not known, stays so */
-static const char reap_rolled[] =
+    "   WHERE c.instance OPERATOR(pg_catalog.=) dead.name AND " SQL_UNSERVED_WHERE
+        SQL_UNSERVED_STARTED SQL_TAKER_DEFINES
+    "   RETURNING dead.name, c.job_name," SQL_UNSERVED_INSTANT " AS s, c.fire_key, c.boot_id)"
+    /* ... its runs of scheduled fires with no history row yet (start rows wait up
+     * to a second behind the runs) whose transaction the fence left rolled back: retried as a
+     * closed run (by the claim the dead instance's own retry asks for, if it comes back; that
+     * claim, held here, keeps the dead instance's late row of the run out: hist_batch.c); one
+     * that committed, or whose id is not known, stays so */
     " , rolled AS (SELECT dead.name, m.job_name,"
     "   m.scheduled_s OPERATOR(pg_catalog.*) 1000000 AS sched"
     "  FROM pgcrond.run_start m JOIN dead ON m.instance OPERATOR(pg_catalog.=) dead.name"
@@ -476,8 +474,7 @@ static const char reap_rolled[] =
     "   AND NOT" SQL_FIRE_HAS_ROW("m.job_name", "m.scheduled_s")
     /* asked once the fence ended its backend */
     "   AND (SELECT pg_catalog.count(*) FROM fence) OPERATOR(pg_catalog.>=) 0"
-    "   AND pgcrond.xact_committed(m.xid, m.server) IS FALSE)";
-static const char reap_e[] =
+    "   AND pgcrond.xact_committed(m.xid, m.server) IS FALSE)"
     /* the job locks of its runs: the runs are closed */
     " , unlocked AS (DELETE FROM pgcrond.job_lock l USING dead"
     "   WHERE l.instance OPERATOR(pg_catalog.=) dead.name RETURNING 1)"
@@ -505,25 +502,6 @@ static const char reap_e[] =
     /* (a count where the others have none: reap_done tells them apart) */
     " UNION ALL SELECT name, job_name, 'schedule', NULL, sched, 1, NULL, 1::pg_catalog.int8,"
     "  NULL, NULL, NULL FROM rolled";
-/* Whether a dead instance's run D committed, between the parts above: pgcrond.run_start
- * holds its transaction, which the server still knows (cluster_xact.c); asked after the fence
- * ended its backend (only rows whose backend went are closed), so the answer is final. */
-static const char reap_committed[] =
-    "(SELECT pgcrond.xact_committed(x.xid, x.server) FROM pgcrond.run_start x"
-    " WHERE x.instance OPERATOR(pg_catalog.=) d.instance"
-    "  AND x.run_key OPERATOR(pg_catalog.=) d.run_key) IS TRUE";
-
-/* The reap statement (built once). */
-static const char *reap_sql(void)
-{
-	static char *sql;
-	if (!sql && asprintf(&sql, "%s%s%s%s%s%s%s%s%s%s%s%s%s%s", reap_a, reap_fence_xid, reap_a2,
-	                     reap_committed, reap_b, reap_committed, reap_c, reap_fenced, reap_kind,
-	                     reap_c2, SQL_UNSERVED_STARTED SQL_TAKER_DEFINES, reap_d, reap_rolled,
-	                     reap_e) < 0)
-		sql = NULL;
-	return sql;
-}
 
 /* A stopping instance takes nothing over (the others reap), nor does one alone whose last
  * heartbeat found no other instance's row not stopped. */
@@ -544,10 +522,9 @@ static bool reap_send(struct cluster *c)
 	if (!notes)
 		notes = job_kind_lost_notes_json();
 	const char *p[] = {c->instance, dead, notes};
-	const char *sql = reap_sql();
-	if (!sql || !notes)
+	if (!notes)
 		return false; /* out of memory: at the next heartbeat's */
-	cluster_send_stmt(c, OP_REAP, sql, 3, p);
+	cluster_send_stmt(c, OP_REAP, sql_reap, 3, p);
 	return true;
 }
 
@@ -566,7 +543,7 @@ static const char reaped_wake_failed[] =
  * up to 3 s for a dead instance's backends to go; cluster_close sets `stopping` too) hands
  * what it took over to the others: the claims of fires never run go back to the dead
  * instance as they were, and the retries of the runs it closed go to the dead instance's
- * pending work (sched_takeover, coord_hand_over); the others take both, as a stopped
+ * pending work (sched_takeover, coord_note); the others take both, as a stopped
  * instance's, when this stop's NOTIFY wakes them. */
 static void reap_done(struct cluster *c, const struct stmtq_result *sr)
 {
@@ -636,7 +613,6 @@ static void reap_done(struct cluster *c, const struct stmtq_result *sr)
 			continue; /* given back below */
 		struct cluster_orphan o = {
 		    .job_name = PQgetvalue(r, i, 1),
-		    .trigger = unserved ? "schedule" : cluster_res_val(r, i, 2),
 		    .unserved = unserved,
 		    .graph_run = cluster_res_val(r, i, 3),
 		    .dead = name,

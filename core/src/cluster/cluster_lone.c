@@ -43,8 +43,9 @@ struct lone_fire {
 	int64_t at_ms; /* monotonic */
 	int64_t scheduled_us;
 	int attempt;
-	const char *trigger; /* the run's, a string literal; NULL: TEXT is a queued claim's key */
-	const char *text;    /* after the name, in its block: the graph run ("" if none) */
+	enum run_trigger trigger; /* the run's */
+	bool keyed;               /* TEXT is a queued claim's key */
+	const char *text;         /* after the name, in its block: the graph run ("" if none) */
 	char name[];
 };
 
@@ -205,8 +206,8 @@ static bool note_fire(struct cluster_lone *l, const char *job, const struct lone
 }
 
 /* (made here for the switch: below the claims and admission, which make it too) */
-int cluster_fire_key(const char *trigger, int64_t scheduled_us, const char *graph_run, int attempt,
-                     int64_t debounce_ms, char *out, size_t len, int64_t *window_ms)
+int cluster_fire_key(enum run_trigger trigger, int64_t scheduled_us, const char *graph_run,
+                     int attempt, int64_t debounce_ms, char *out, size_t len, int64_t *window_ms)
 {
 	int n;
 	*window_ms = 0;
@@ -214,7 +215,7 @@ int cluster_fire_key(const char *trigger, int64_t scheduled_us, const char *grap
 		n = snprintf(out, len, "s:%" PRId64, scheduled_us / 1000000);
 	else if (graph_run && *graph_run)
 		n = snprintf(out, len, "g:%s", graph_run);
-	else if (trigger && strcmp(trigger, "notify") == 0 && attempt <= 1) {
+	else if (trigger == TRIGGER_NOTIFY && attempt <= 1) {
 		/* instances get the same burst within milliseconds of each other; half the
 		 * debounce (at least a second) tells a burst's late claims from the next burst */
 		*window_ms = debounce_ms / 2 > 1000 ? debounce_ms / 2 : 1000;
@@ -238,7 +239,7 @@ static char *fire_key(const struct lone_fire *f)
 	size_t n = strlen(f->text) + 1;
 	char *k = malloc(n + 48);
 	int64_t window = 0;
-	if (k && !f->trigger)
+	if (k && f->keyed)
 		memcpy(k, f->text, n);
 	else if (k && cluster_fire_key(f->trigger, f->scheduled_us, f->text, f->attempt, 0, k,
 	                               n + 48, &window) <= 0)
@@ -249,7 +250,7 @@ static char *fire_key(const struct lone_fire *f)
 enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, char *why, size_t len)
 {
 	struct lone_job *j = job_get(&c->lone, q->job, true);
-	struct lone_fire f = {.text = q->key};
+	struct lone_fire f = {.text = q->key, .keyed = true};
 	if (j && note_fire(&c->lone, q->job, &f, clock_mono_ms())) {
 		j->held++; /* its run gives "its lock" back as a claim's does (cluster_release) */
 		return CLUSTER_GRANTED;
@@ -258,7 +259,7 @@ enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, ch
 	return CLUSTER_REFUSED;
 }
 
-bool cluster_lone_grant(struct cluster *c, const char *job, const char *trigger,
+bool cluster_lone_grant(struct cluster *c, const char *job, enum run_trigger trigger,
                         int64_t scheduled_us, const char *graph_run, int attempt)
 {
 	int64_t now = clock_mono_us(); /* one reading: the lease's and the note's */
@@ -282,16 +283,18 @@ bool cluster_lone_hold(struct cluster *c, const char *job)
 	return true;
 }
 
-bool cluster_lone_release(struct cluster *c, const char *job)
+void cluster_release(struct cluster *c, const char *job)
 {
-	struct cluster_lone *l = &c->lone;
-	struct lone_job *j = job_get(l, job, false);
-	if (!j || j->held <= 0)
-		return false;
-	j->held--;
-	if (l->state == LONE_SWITCHING)
+	struct lone_job *j = c ? job_get(&c->lone, job, false) : NULL;
+	if (!c)
+		return;
+	if (!j || j->held <= 0) { /* the lock row a claim statement took */
+		cluster_unlock(c, job);
+		return;
+	}
+	j->held--; /* a run granted lone holds no lock row: only its count goes */
+	if (c->lone.state == LONE_SWITCHING)
 		j->ended++; /* locked by the switch on its way: unlocked once it is answered */
-	return true;
 }
 
 void cluster_lone_refused(struct cluster *c, const char *err)

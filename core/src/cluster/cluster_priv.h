@@ -24,17 +24,17 @@
 #define JOBS_PART 500 /* jobs per statement publishing them (sql_jobs) */
 /* The first claim statement of a burst carries at most this many fires, each next one four
  * times as many (up to CLAIM_BATCH_MAX): the first runs start after a short statement, and
- * the rest are claimed while they run. One statement for 1,000 fires took 10 to 15 ms on a
- * busy 2-core machine, and every run of the second waited for it (bench_fire). */
+ * the rest are claimed while they run. One statement for 1,000 fires takes milliseconds on a
+ * busy machine, and every run of the second would wait for it. */
 #define CLAIM_FIRST 16
 /* The locks of runs that ended go back in one statement every UNLOCK_GATHER_MS (or once
- * UNLOCK_GATHER_MAX are due): sent as each run ended, a burst's 1,000 runs made about a
+ * UNLOCK_GATHER_MAX are due): sent as each run ends, a burst's 1,000 runs would make about a
  * hundred statements that competed with the runs still to start. A job's lock is held that
  * much longer than its run, a wait another instance sees like a round trip's. */
 #define UNLOCK_GATHER_MS 20
 #define UNLOCK_GATHER_MAX 256
 /* While runs wait for connections (the busy hook: a burst), the locks wait up to
- * UNLOCK_HOLD_MS (or until CLAIM_BATCH_MAX are due): the unlock statements took the CPU of
+ * UNLOCK_HOLD_MS (or until CLAIM_BATCH_MAX are due): the unlock statements take the CPU of
  * the server the runs still to start needed. Short, since another instance's claim of the
  * job's next fire finds the job busy until its lock is back. */
 #define UNLOCK_HOLD_MS 60
@@ -42,7 +42,7 @@
 #define CLUSTER_STR(x) CLUSTER_STR_(x)
 /* SQL: the heartbeat period (cluster_dead_after) of the instance whose pgcrond.instance
  * row is A, and a claim's lease past the fire's instant: that period plus half of it, at least
- * 1 s (docs/faults.md "A claim has a lease"), in ms. LEAST, GREATEST and COALESCE are
+ * 1 s (docs/several-instances.md), in ms. LEAST, GREATEST and COALESCE are
  * syntax, not functions. */
 #define SQL_BEAT_MS(a)                                                                             \
 	"LEAST(" CLUSTER_STR(CLUSTER_HEARTBEAT_MS) ", COALESCE(" a ".dead_after_ms, " CLUSTER_STR( \
@@ -87,8 +87,8 @@
 #define SQL_JOB_LOCK_SAME                                                                          \
 	"l.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                                      \
 	" AND l.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id"
-#define SQL_JOB_LOCK_INTO(cols)                                                                    \
-	"INSERT INTO pgcrond.job_lock AS l (job_name, instance, boot_id, holds" cols ")"
+#define SQL_JOB_LOCK_M                                                                             \
+	"INSERT INTO pgcrond.job_lock AS l (job_name, instance, boot_id, holds, marked)"
 /* (ADD: a further condition for adding the holds of the same process rather than setting
  * them: the lone switch's, sent again after its answer was lost, sets them) */
 #define SQL_JOB_LOCK_ADD_ON(add, set, takeover)                                                    \
@@ -100,18 +100,6 @@
 	"   WHERE i.name OPERATOR(pg_catalog.=) l.instance"                                        \
 	"    AND i.boot_id OPERATOR(pg_catalog.=) l.boot_id AND i.stopped_at IS NULL)" takeover    \
 	" RETURNING l.job_name"
-#define SQL_JOB_LOCK_ON(set, takeover) SQL_JOB_LOCK_ADD_ON("", set, takeover)
-#define SQL_JOB_LOCK_M SQL_JOB_LOCK_INTO(", marked")
-#define SQL_JOB_LOCK_CONFLICT_MARKED(unknown, ended)                                               \
-	SQL_JOB_LOCK_ON(" marked = CASE WHEN " SQL_JOB_LOCK_SAME                                   \
-	                "  THEN l.marked AND EXCLUDED.marked ELSE EXCLUDED.marked END,",           \
-	                "  OR (l.marked AND (l.locked_at OPERATOR(pg_catalog.<) (pg_catalog.now()" \
-	                "   OPERATOR(pg_catalog.-) interval '" LOCK_LEASE "')" ended ")"           \
-	                "   AND NOT EXISTS (SELECT FROM pgcrond.run_start r"                       \
-	                "    WHERE r.instance OPERATOR(pg_catalog.=) l.instance"                   \
-	                "     AND r.job_name OPERATOR(pg_catalog.=) l.job_name"                    \
-	                "     AND ((" unknown ") OR (r.xid OPERATOR(pg_catalog.>) 0"               \
-	                "      AND pgcrond.xact_committed(r.xid, r.server) IS NULL))))")
 #define SQL_XID_UNKNOWN "r.xid IS NULL OR r.xid OPERATOR(pg_catalog.<=) 0"
 /* A lock need not wait for LOCK_LEASE once nothing of its holder's may
  * still run: each of its holder's marks of the job has a transaction id (the clause above
@@ -145,13 +133,22 @@
  * until that instance is found dead (a run not begun that the frozen instance sends once it
  * resumes may then overlap another instance's run of a later fire). */
 #define SQL_JOB_LOCK_CONFLICT_F                                                                    \
-	SQL_JOB_LOCK_CONFLICT_MARKED(                                                              \
-	    "(" SQL_XID_UNKNOWN ") AND (r.fenced IS NOT NULL"                                      \
+	SQL_JOB_LOCK_ADD_ON(                                                                       \
+	    "",                                                                                    \
+	    " marked = CASE WHEN " SQL_JOB_LOCK_SAME                                               \
+	    "  THEN l.marked AND EXCLUDED.marked ELSE EXCLUDED.marked END,",                       \
+	    "  OR (l.marked AND (l.locked_at OPERATOR(pg_catalog.<) (pg_catalog.now()"             \
+	    "   OPERATOR(pg_catalog.-) interval '" LOCK_LEASE "')" SQL_JOB_LOCK_ENDED ")"          \
+	    "   AND NOT EXISTS (SELECT FROM pgcrond.run_start r"                                   \
+	    "    WHERE r.instance OPERATOR(pg_catalog.=) l.instance"                               \
+	    "     AND r.job_name OPERATOR(pg_catalog.=) l.job_name"                                \
+	    "     AND (((" SQL_XID_UNKNOWN ") AND (r.fenced IS NOT NULL"                           \
 	    "  OR EXISTS (SELECT FROM pg_catalog.pg_stat_activity a"                               \
 	    "   WHERE a.application_name OPERATOR(pg_catalog.=) "                                  \
 	    "pg_catalog.left('" PGCONN_JOB_APP_PREFIX "' OPERATOR(pg_catalog.||) r.job_name, 63)"  \
-	    "    AND (a.state OPERATOR(pg_catalog.=) 'idle') IS NOT TRUE))",                       \
-	    SQL_JOB_LOCK_ENDED)
+	    "    AND (a.state OPERATOR(pg_catalog.=) 'idle') IS NOT TRUE)))"                       \
+	    " OR (r.xid OPERATOR(pg_catalog.>) 0"                                                  \
+	    "      AND pgcrond.xact_committed(r.xid, r.server) IS NULL))))")
 
 struct claim {
 	struct claim *next;
@@ -390,12 +387,10 @@ void cluster_lone_locked(struct cluster *c);
  * UNSTOPPED: another instance's row is not stopped (live, or dead and not yet found so). */
 void cluster_lone_beat(struct cluster *c, bool told_dead, bool unstopped);
 /* For cluster_on_flush: the claims answered lone, and their verdict (GRANTED: the run
- * releases "its lock" at its end, which cluster_lone_release takes). */
+ * releases "its lock" at its end, which cluster_release counts). */
 bool cluster_lone_which(struct cluster *c, const struct claim *q);
 enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, char *why,
                                           size_t len);
-/* A run ended (cluster_release): true if it was granted lone and holds no lock row. */
-bool cluster_lone_release(struct cluster *c, const char *job);
 /* The claim statement being answered was refused by the gate (ERR, the server's message), or
  * (NULL) its answer is over. */
 void cluster_lone_refused(struct cluster *c, const char *err);

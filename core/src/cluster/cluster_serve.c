@@ -199,7 +199,6 @@ static void serve(struct cluster *c, enum serve_kind k, const PGresult *r, const
 			    name, PQgetvalue(r, i, 3));
 		struct cluster_orphan o = {
 		    .job_name = PQgetvalue(r, i, 1),
-		    .trigger = "schedule",
 		    .dead = name,
 		    .scheduled_us = atoll(PQgetvalue(r, i, 2)),
 		    .unserved = true,

@@ -157,7 +157,7 @@ static bool note(struct cluster *c, char kind, const char *key, const char *a, c
 			cap *= 2;
 		char *buf = realloc(c->xact_buf, cap);
 		if (!buf)
-			return false; /* the run is then closed as before: failed, and retried */
+			return false; /* the run is then closed as failed, and retried */
 		c->xact_buf = buf;
 		c->xact_cap = cap;
 	}

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "cluster.h"
+#include "job_kind.h"
 #include "log.h"
 #include "text.h"
 
@@ -39,7 +40,7 @@ static const char sql_note[] =
                  "  graph_run = EXCLUDED.graph_run, scheduled_time = EXCLUDED.scheduled_time,"
                  "  attempt = EXCLUDED.attempt, due_at = EXCLUDED.due_at,"
                  "  payloads = EXCLUDED.payloads, noted_at = pg_catalog.now()";
-/* Work a dead instance owed, handed back to it by a stopping instance (coord_hand_over):
+/* Work a dead instance owed, handed back to it by a stopping instance (coord_note):
  * work of its own already there for the job is kept, never overwritten. */
 static const char sql_hand_over[] = SQL_NOTE_ROW " ON CONFLICT DO NOTHING RETURNING 1";
 static const char sql_done[] =
@@ -261,26 +262,26 @@ static void hand_over_done(void *arg, const PGresult *res, const char *err, cons
 		            "instances was already pending for it (one run of it is left)");
 }
 
-/* W owed by INSTANCE (NULL: this one), written by this process: recorded, or (HAND_OVER)
- * handed back to a dead instance by this stopping one, also once its stop has begun. */
-static void note(struct coord *co, const struct coord_work *w, const char *instance, bool hand_over)
+void coord_note(struct coord *co, const struct coord_work *w, const char *dead)
 {
 	char sched[24], attempt[16], due[24];
+	if (!co)
+		return;
 	snprintf(sched, sizeof(sched), "%" PRId64, w->scheduled_us);
 	snprintf(attempt, sizeof(attempt), "%d", w->attempt > 0 ? w->attempt : 1);
 	snprintf(due, sizeof(due), "%" PRId64, w->due_us);
 	char *payloads =
 	    w->n_payloads ? text_pg_array((const char *const *)w->payloads, w->n_payloads) : NULL;
-	const char *p[] = {instance ? instance : cluster_instance(co->c),
+	const char *p[] = {dead ? dead : cluster_instance(co->c),
 	                   cluster_boot_id(co->c),
 	                   w->job,
-	                   w->kind,
+	                   run_trigger_names[w->kind],
 	                   w->graph_run,
 	                   sched,
 	                   attempt,
 	                   due,
 	                   payloads};
-	if (!hand_over)
+	if (!dead)
 		submit(co, "cannot record pending work", sql_note, 9, p, note_done);
 	else if (cluster_submit_closing(co->c, sql_hand_over, 9, p, hand_over_done, co) < 0)
 		log_warning("cluster: cannot hand the pending work of job %s over to the other "
@@ -289,23 +290,11 @@ static void note(struct coord *co, const struct coord_work *w, const char *insta
 	free(payloads);
 }
 
-void coord_note(struct coord *co, const struct coord_work *w)
-{
-	if (co)
-		note(co, w, NULL, false);
-}
-
-void coord_hand_over(struct coord *co, const char *dead, const struct coord_work *w)
-{
-	if (co)
-		note(co, w, dead, true);
-}
-
-void coord_done(struct coord *co, const char *job, const char *kind)
+void coord_done(struct coord *co, const char *job, enum run_trigger kind)
 {
 	if (!co)
 		return;
-	const char *p[] = {cluster_instance(co->c), job, kind};
+	const char *p[] = {cluster_instance(co->c), job, run_trigger_names[kind]};
 	submit(co, "cannot record pending work", sql_done, 3, p, note_done);
 }
 
@@ -317,7 +306,6 @@ static void take_done(void *arg, const PGresult *r, const char *err, const char 
 	for (int i = 0; i < PQntuples(r); i++) {
 		struct coord_work w = {
 		    .job = PQgetvalue(r, i, 0),
-		    .kind = PQgetvalue(r, i, 1),
 		    .graph_run = PQgetisnull(r, i, 2) ? NULL : PQgetvalue(r, i, 2),
 		    .scheduled_us = PQgetisnull(r, i, 3) ? 0 : atoll(PQgetvalue(r, i, 3)),
 		    .attempt = atoi(PQgetvalue(r, i, 4)),
@@ -325,6 +313,8 @@ static void take_done(void *arg, const PGresult *r, const char *err, const char 
 		};
 		char **payloads = NULL;
 		size_t n = 0;
+		if (run_trigger_parse(PQgetvalue(r, i, 1), &w.kind) < 0)
+			continue; /* (no other kind is written) */
 		json_t *a = PQgetisnull(r, i, 6) ? NULL : json_loads(PQgetvalue(r, i, 6), 0, NULL);
 		if (json_is_array(a) && json_array_size(a) > 0 &&
 		    (payloads = calloc(json_array_size(a), sizeof(*payloads)))) {
@@ -347,8 +337,8 @@ static void take_done(void *arg, const PGresult *r, const char *err, const char 
 			log_info(
 			    "cluster: pending %s work of job %s taken from instance \"%s\" goes "
 			    "back to it: this instance is stopping (the others take it)",
-			    w.kind, w.job, from);
-			coord_hand_over(co, from, &w);
+			    run_trigger_names[w.kind], w.job, from);
+			coord_note(co, &w, from);
 		}
 		for (size_t k = 0; k < n; k++)
 			free(payloads[k]);

@@ -2,7 +2,7 @@
 #define PGCROND_COORD_H
 
 /* What instances sharing a history database hand each other beyond the claims of cluster.h
- * (README "Running several instances"; sql/pgcrond--7.sql), on cluster.h's connection:
+ * (docs/several-instances.md; sql/pgcrond--7.sql), on cluster.h's connection:
  *
  * - pending work: a retry waiting for its delay, a downstream run due on this instance,
  *   notifications gathered while the job ran are written to pgcrond.pending_work while they
@@ -24,20 +24,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster_types.h"
+
 struct cluster;
 struct coord;
-
-/* One piece of pending work. Strings are borrowed for the call. */
-struct coord_work {
-	const char *job;
-	const char *kind;      /* "retry" | "upstream" | "notify" */
-	const char *graph_run; /* NULL if none */
-	int64_t scheduled_us;  /* 0 if none */
-	int attempt;
-	int64_t due_us; /* wall clock; 0: now */
-	char *const *payloads;
-	size_t n_payloads;
-};
 
 /* What coord asks of the scheduler above it, and tells the daemon; wired in daemon.c (coord
  * knows no scheduler: it sits below sched/). Each is called from the loop with ARG. */
@@ -75,15 +65,13 @@ void coord_reaped(struct coord *co, const char *dead);
 void coord_notified(struct coord *co, const char *payload);
 
 /* Pending work W is due on this instance / was started or dropped (JOB, KIND). Best effort:
- * without a connection nothing is written (a survivor could not take it over anyway). */
-void coord_note(struct coord *co, const struct coord_work *w);
-void coord_done(struct coord *co, const char *job, const char *kind);
-/* Pending work W that instance DEAD owed (its run closed by this instance's look for dead
- * ones, which answered once this instance began to stop) goes back to DEAD's account: written
- * as coord_note does but never over work of DEAD's own, also once the stop has begun (before
- * the stop's own statement); the others take it, as a stopped instance's, when this stop's
- * NOTIFY wakes them. */
-void coord_hand_over(struct coord *co, const char *dead, const struct coord_work *w);
+ * without a connection nothing is written (a survivor could not take it over anyway). With
+ * DEAD, W is work that instance owed (its run closed by this instance's look for dead ones,
+ * which answered once this instance began to stop) and goes back to its account: never over
+ * work of its own, also once the stop has begun (before the stop's own statement); the others
+ * take it, as a stopped instance's, when this stop's NOTIFY wakes them. */
+void coord_note(struct coord *co, const struct coord_work *w, const char *dead);
+void coord_done(struct coord *co, const char *job, enum run_trigger kind);
 
 /* A run of JOB waits for the run of it on another instance (overlap = replace): ask that
  * instance to cancel it. */

@@ -500,9 +500,9 @@ const struct conf_database *config_database(const struct pgc_config *cfg, const 
 
 /* Jobs by name: an open-addressing table of indexes into cfg->jobs (they stay valid when the
  * array grows; 0 is an empty slot, so each is the index plus one), at most half full, rebuilt
- * twice as large when it would be more. config_job() was a linear search, and looking up every
- * job and every "after" made loading 100,000 jobs quadratic (67 s of strcmp); a strmap of
- * nodes took 42 bytes a job where this takes 8 at most (4 MB of the RSS at 100,000 jobs). */
+ * twice as large when it would be more. With a linear search, looking up every job and every
+ * "after" makes loading 100,000 jobs quadratic (a minute of strcmp); a strmap of nodes
+ * takes 42 bytes a job where this takes 8 at most (4 MB of the RSS at 100,000 jobs). */
 struct config_job_index {
 	size_t n;      /* slots taken */
 	unsigned bits; /* 1 << bits slots */

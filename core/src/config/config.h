@@ -32,6 +32,20 @@ enum job_kind {
 };
 #define JOB_KIND_COUNT 3
 
+/* What made a run: its name (run_trigger_names, job_kind.h) is the text the history's trigger
+ * column, the log, the status and pgcrond.pending_work.kind hold. */
+enum run_trigger {
+	TRIGGER_SCHEDULE,  /* an instant of its schedule */
+	TRIGGER_CATCHUP,   /* the latest of the fires it missed (catchup = once) */
+	TRIGGER_MANUAL,    /* an operator's (pgcrond trigger, the status page) */
+	TRIGGER_UPSTREAM,  /* its upstream jobs' runs */
+	TRIGGER_RETRY,     /* a failed run's next attempt */
+	TRIGGER_NOTIFY,    /* notifications on its channel */
+	TRIGGER_REBOOT,    /* @reboot: the daemon's start */
+	TRIGGER_FRESHNESS, /* its sources changed */
+};
+#define TRIGGER_COUNT 8
+
 struct conf_database {
 	char *name;              /* key under databases = { ... } */
 	char *conninfo;          /* libpq conninfo; never logged without pgconn_redact_conninfo() */
@@ -195,8 +209,8 @@ struct conf_alert_sink {
 };
 
 /* http = { ... }: the HTTP listener (http.c); listen NULL when there is none. */
-/* Bounds on what a role may hand the daemon (issue 23): a command's size, enforced by
- * cron.schedule and pgcrond.schedule (pgcrond install writes the values into
+/* Bounds on what a role may hand the daemon, so that no role can exhaust it: a command's
+ * size, enforced by cron.schedule and pgcrond.schedule (pgcrond install writes the values into
  * pgcrond.setting), by `pgcrond check` for file jobs and when the daemon reads SQL jobs; and
  * the number of SQL jobs of one role. */
 #define CONFIG_MAX_COMMAND_SIZE (1024 * 1024)
@@ -295,7 +309,7 @@ struct pgc_config {
 	struct config_job_index *job_index;
 	/* the paths of the job files and the names of unknown databases, one copy each:
 	 * conf_job.file and conf_job.database point here or to a conf_database's name
-	 * (config_own_str; 100,000 jobs in 100 files kept 100,000 copies of each) */
+	 * (config_own_str; 100,000 jobs in 100 files would keep 100,000 copies of each) */
 	char **job_strs;
 	size_t n_job_strs;
 	/* the job files read, in order (a configuration made other than by config_load has
@@ -304,7 +318,7 @@ struct pgc_config {
 	struct conf_file *job_files;
 	size_t n_job_files;
 	/* the blocks the jobs' packed strings are in (config_pack_strs): one malloc'd string of
-	 * three took 32 bytes, 100,000 jobs' name, command and schedule 10 MB */
+	 * three takes 32 bytes, 100,000 jobs' name, command and schedule 10 MB */
 	char **str_blocks;
 	size_t n_str_blocks;
 	char *str_next; /* the free end of the last block */

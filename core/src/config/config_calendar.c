@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "config.h"
 #include "config_priv.h"
@@ -90,9 +89,10 @@ void config_parse_calendars(struct loader *L, const config_setting_t *s, const c
 	}
 }
 
-static int by_name(const void *a, const void *b)
+static int is_ics(const struct dirent *de)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	size_t nl = strlen(de->d_name);
+	return nl > 4 && strcmp(de->d_name + nl - 4, ".ics") == 0;
 }
 
 /* The dates of the .ics file PATH into DAYS; false after reporting. */
@@ -140,43 +140,38 @@ void config_calendars_finish(struct loader *L)
 	for (size_t i = 0; i < L->cfg->n_calendars; i++) {
 		struct conf_calendar *c = &L->cfg->calendars[i];
 		int64_t *days = NULL;
-		size_t n = 0, cap = 0;
+		size_t n = 0, cap = 0, errors = L->n_errors;
 		bool ok = true;
 		struct stat st;
-		char *path = c->ics ? config_join_path(L, L->main_dir, c->ics) : NULL;
-
+		char what[96]; /* what config_load_partial leaves out, with the files using it */
+		snprintf(what, sizeof(what), "calendar \"%s\"", c->name);
+		if (!c->ics || config_skipped(L, what))
+			continue;
+		char *path = config_join_path(L, L->main_dir, c->ics);
 		if (!path)
 			continue;
 		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-			DIR *d = NULL;
-			if (config_check_trusted(L, path, true, "this calendar's directory",
-			                         c->file, c->line) < 0 ||
-			    !(d = opendir(path))) {
-				ok = false;
-			} else {
-				char **names = NULL;
-				size_t k = 0, kcap = 0;
-				for (struct dirent *de; (de = readdir(d));) {
-					size_t nl = strlen(de->d_name);
-					if (nl > 4 && strcmp(de->d_name + nl - 4, ".ics") == 0 &&
-					    config_grow(L, (void **)&names, k, &kcap,
-					                sizeof(*names)) &&
-					    (names[k] = config_join_path(L, path, de->d_name)))
-						k++;
-				}
-				closedir(d);
-				qsort(names, k, sizeof(*names), by_name);
-				for (size_t f = 0; f < k; f++) {
-					ok = read_ics(L, c, names[f], &days, &n, &cap) && ok;
-					free(names[f]);
-				}
-				free(names);
+			/* every .ics file of the directory, in the order of their names */
+			struct dirent **de = NULL;
+			int k = config_check_trusted(L, path, true, "this calendar's directory",
+			                             c->file, c->line) < 0
+			            ? -1
+			            : scandir(path, &de, is_ics, alphasort);
+			ok = k >= 0;
+			for (int f = 0; f < k; f++) {
+				char *name = config_join_path(L, path, de[f]->d_name);
+				ok = name && read_ics(L, c, name, &days, &n, &cap) && ok;
+				free(name);
+				free(de[f]);
 			}
+			free(de);
 		} else {
 			ok = read_ics(L, c, path, &days, &n, &cap);
 		}
 		if (ok && !(c->dates = cron_dates_make(days, n)))
 			L->oom = true;
+		if (L->n_errors > errors)
+			config_blame(L, what);
 		free(days);
 		free(path);
 	}
@@ -199,7 +194,9 @@ static void check_fires(struct loader *L, const struct conf_job *j, const char *
 	        t = cron_next(&j->cron, cal->tz ? cal->tz : L->cfg->tz, now);
 	const char *key = j->cron.flags & CRON_ONLY_DATES ? "only_dates" : "skip_dates";
 
-	if (t == CRON_NEVER || t - now > INT64_C(3653) * 86400)
+	/* (@reboot, "N seconds" and no schedule have no dates: config_job_dates says so) */
+	if (j->schedule && (j->cron.kind == CRON_CALENDAR || j->cron.kind == CRON_RRULE) &&
+	    (t == CRON_NEVER || t - now > INT64_C(3653) * 86400))
 		config_report(L, file, line,
 		              "job \"%s\": schedule \"%s\" with %s = \"%s\" has no fire in the "
 		              "next ten years; %s",
@@ -255,7 +252,11 @@ void config_job_dates(struct loader *L, const config_setting_t *s, const char *f
 			    name, L->cfg->file, name, name);
 		return;
 	}
-	if (!config_point_dates(j, c))
+	char what[96];
+	snprintf(what, sizeof(what), "calendar \"%s\"", name);
+	if (config_skipped(L, what))
+		config_report_at(L, at, file, "%s cannot be read (pgcrond check says why)", what);
+	else if (!config_point_dates(j, c))
 		L->oom = true;
 	else if (c->ics && c->dates && cron_can_fire(&j->cron))
 		check_fires(L, j, file, setting_line(at));
@@ -266,8 +267,8 @@ bool config_point_dates(struct conf_job *j, const struct conf_calendar *c)
 	const struct cron_dates *d = c->dates;
 	bool only = j->more->cal.only_dates != NULL;
 
-	if (c->table && !d) {
-		/* no date kept: no fire until the table is read */
+	if (!d) {
+		/* no date kept: no fire until the table is read (a file's: left out) */
 		if (!(d = cron_dates_make(NULL, 0)))
 			return false;
 		only = true;

@@ -184,7 +184,7 @@ static int cmp_named(const void *x, const void *y)
 }
 
 /* CFG's jobs sorted by name. The names are sorted beside their jobs: a comparison that went
- * through each job to its name was two cache misses, not one (100,000 jobs: 1.7 million). */
+ * through each job to its name is two cache misses, not one (100,000 jobs: 1.7 million). */
 static const struct conf_job **sorted_jobs(const struct pgc_config *cfg)
 {
 	size_t n = cfg->n_jobs;

@@ -736,7 +736,7 @@ static bool has_conf_suffix(const char *name)
 	return n > 5 && strcmp(name + n - 5, ".conf") == 0;
 }
 
-static bool is_skipped(const struct loader *L, const char *path)
+bool config_skipped(const struct loader *L, const char *path)
 {
 	for (size_t i = 0; i < L->n_skip; i++)
 		if (strcmp(L->skip[i], path) == 0)
@@ -744,19 +744,15 @@ static bool is_skipped(const struct loader *L, const char *path)
 	return false;
 }
 
-/* Remember that job file PATH has errors (config_load_partial leaves it out next time). */
 void config_blame(struct loader *L, const char *path)
 {
 	for (size_t i = 0; i < L->n_blamed; i++)
 		if (strcmp(L->blamed[i], path) == 0)
 			return;
 	char **b = realloc(L->blamed, (L->n_blamed + 1) * sizeof(*b));
-	if (!b) {
-		L->oom = true;
-		return;
-	}
-	L->blamed = b;
-	if (!(b[L->n_blamed] = strdup(path)))
+	if (b)
+		L->blamed = b;
+	if (!b || !(b[L->n_blamed] = strdup(path)))
 		L->oom = true;
 	else
 		L->n_blamed++;
@@ -806,7 +802,7 @@ void config_load_conf_dir(struct loader *L)
 
 		if (!path)
 			break;
-		if (is_skipped(L, path)) {
+		if (config_skipped(L, path)) {
 			free(path);
 			continue;
 		}

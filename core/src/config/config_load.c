@@ -19,6 +19,7 @@
 #include "config.h"
 #include "config_priv.h"
 #include "cron_tz.h"
+#include "text.h"
 
 /* ---- sorting diagnostics ----------------------------------------------------------- */
 
@@ -54,7 +55,7 @@ static void sort_diags(struct loader *L)
 
 /* ---- the API ----------------------------------------------------------------------- */
 
-/* config_load, leaving out the job files in SKIP; *BLAMED gets the job files with errors
+/* config_load, leaving out the job files and calendars in SKIP; *BLAMED gets those with errors
  * (the caller frees them) and *MAIN_BAD whether any error is outside them. */
 static int load(const char *path, const struct pgc_config *prev, char *const *skip, size_t n_skip,
                 struct pgc_config **out, struct diag_list *dl, char ***blamed, size_t *n_blamed,
@@ -124,15 +125,16 @@ static int load(const char *path, const struct pgc_config *prev, char *const *sk
 			L.self = st.st_uid;
 		config_check_dirs(&L);
 		config_http_finish(&L);
-		config_calendars_finish(&L);
+		size_t errors_before = L.n_errors;
+		config_calendars_finish(&L); /* a calendar's errors are blamed on it */
 		/* with a broken or untrusted main file there is no conf_dir and no databases to
 		 * check jobs against, so job files are read only when the main file was usable */
 		if (config_check_trusted(&L, path, false, "this file", path, 0) == 0) {
-			L.main_bad = L.n_errors > 0;
-			size_t errors_before = L.n_errors, blamed_before;
+			L.main_bad = errors_before > 0;
+			size_t blamed_before = L.n_blamed;
+			errors_before = L.n_errors;
 			config_load_conf_dir(&L);
-			blamed_before = L.n_blamed;
-			if (L.n_errors > errors_before && blamed_before == 0)
+			if (L.n_errors > errors_before && L.n_blamed == blamed_before)
 				L.main_bad = true; /* conf_dir itself: unreadable, untrusted */
 			size_t d0 = dl->n;
 			config_check_jobs(&L);
@@ -162,18 +164,14 @@ static int load(const char *path, const struct pgc_config *prev, char *const *sk
 		rc = -ENOMEM;
 	else if (L.n_errors)
 		rc = -EINVAL;
-	for (size_t i = 0; i < L.n_files; i++)
-		free(L.files[i]);
-	free(L.files);
+	text_free_list(L.files, L.n_files);
 	free(L.main_dir);
 	if (blamed) {
 		*blamed = L.blamed;
 		*n_blamed = L.n_blamed;
 		*main_bad = L.main_bad;
 	} else {
-		for (size_t i = 0; i < L.n_blamed; i++)
-			free(L.blamed[i]);
-		free(L.blamed);
+		text_free_list(L.blamed, L.n_blamed);
 	}
 	if (rc < 0) {
 		config_free(&cfg);
@@ -236,9 +234,7 @@ int config_load_partial(const char *path, struct pgc_config **out, struct diag_l
 		} else if (again) {
 			rc = -ENOMEM;
 		}
-		for (size_t i = 0; i < n_blamed; i++)
-			free(blamed[i]);
-		free(blamed);
+		text_free_list(blamed, n_blamed);
 		if (!grown)
 			break;
 		while (dl->n > dl_start) {
@@ -248,9 +244,7 @@ int config_load_partial(const char *path, struct pgc_config **out, struct diag_l
 		}
 	}
 	if (rc < 0) {
-		for (size_t i = 0; i < n_skip; i++)
-			free(skip[i]);
-		free(skip);
+		text_free_list(skip, n_skip);
 		return rc;
 	}
 	*skipped = skip;

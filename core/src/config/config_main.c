@@ -43,7 +43,7 @@ const struct key_spec config_main_keys[] = {
     {"calendars", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_calendars},
     {"alert_repeat", K_DURATION, CFG(alert_repeat_ms), "\"1h\"", NULL, 0, false, NULL},
     /* min: seconds */
-    /* default: the host name; see README "Running several instances" */
+    /* default: the host name; see docs/several-instances.md */
     {"instance", K_STRING, CFG(instance), "\"db-host-1\"", NULL, 0, false, NULL},
     {"connection_check", K_DURATION, CFG(connection_check_ms), "\"30s\"", NULL, 2, false, NULL},
     /* min: 4 heartbeats of at least 1.25 s each (cluster.h: CLUSTER_HEARTBEAT_MS) */

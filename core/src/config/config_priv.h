@@ -18,7 +18,7 @@
 
 #define JOB_NAME_MAX 63
 /* The largest configuration file read: libconfig's parser is quadratic in places (a 4 MB job
- * file held the loop for 6 s on reload), and no real job file comes near this. */
+ * file holds the loop for seconds on reload), and no real job file comes near this. */
 #define CONFIG_FILE_MAX (1024 * 1024)
 /* The largest whole-number setting (max_running, pool, retries, alert_after). */
 #define CONFIG_INT_MAX 1000000000
@@ -50,8 +50,9 @@ struct loader {
 		size_t *lines; /* offset of each line's start; lines[0] is line 1 */
 		size_t n_lines;
 	} src;
-	/* config_load_partial(): job files left out (paths as conf_dir/NAME), and the job
-	 * files this load found errors in (blamed), each a copy owned by the loader */
+	/* config_load_partial(): job files left out (paths as conf_dir/NAME) and calendars
+	 * (`calendar "NAME"`), and those this load found errors in (blamed), each a copy owned
+	 * by the loader */
 	char *const *skip;
 	size_t n_skip;
 	char **blamed;
@@ -103,8 +104,8 @@ void config_calendars_finish(struct loader *L);
 void config_job_dates(struct loader *L, const config_setting_t *s, const char *file,
                       struct conf_job *j);
 void config_check_job_dates(struct loader *L, struct conf_job *j);
-/* J's dates from its calendar C; a table calendar not read yet keeps J from firing (an empty
- * only_dates). False on ENOMEM. */
+/* J's dates from its calendar C; a calendar without dates (a table not read yet) keeps J from
+ * firing (an empty only_dates). False on ENOMEM. */
 bool config_point_dates(struct conf_job *j, const struct conf_calendar *c);
 /* config_http.c: the http group; then, once L->self is known, its token file. */
 void config_parse_http(struct loader *L, const config_setting_t *s, const char *file);
@@ -242,7 +243,10 @@ bool config_pack_strs(struct pgc_config *cfg, struct conf_job *j, const struct c
  * set when something could not be copied (DST is then still to be freed). */
 void config_job_copy(struct pgc_config *c, const struct conf_job *src, struct conf_job *dst,
                      bool *oom);
-void config_blame(struct loader *L, const char *path);
+/* Remember that job file or calendar WHAT has errors (config_load_partial leaves it out next
+ * time); whether it was left out this time. */
+void config_blame(struct loader *L, const char *what);
+bool config_skipped(const struct loader *L, const char *what);
 void config_load_conf_dir(struct loader *L);
 void config_check_jobs(struct loader *L);
 

@@ -33,6 +33,21 @@ int job_kind_parse(const char *name, enum job_kind *out)
 	return -EINVAL;
 }
 
+const char *const run_trigger_names[TRIGGER_COUNT] = {
+    [TRIGGER_SCHEDULE] = "schedule", [TRIGGER_CATCHUP] = "catchup",    [TRIGGER_MANUAL] = "manual",
+    [TRIGGER_UPSTREAM] = "upstream", [TRIGGER_RETRY] = "retry",        [TRIGGER_NOTIFY] = "notify",
+    [TRIGGER_REBOOT] = "reboot",     [TRIGGER_FRESHNESS] = "freshness"};
+
+int run_trigger_parse(const char *name, enum run_trigger *out)
+{
+	for (int t = 0; t < TRIGGER_COUNT; t++)
+		if (strcmp(name, run_trigger_names[t]) == 0) {
+			*out = (enum run_trigger)t;
+			return 0;
+		}
+	return -EINVAL;
+}
+
 void job_kind_http_shown(const struct conf_http_call *h, char *out, size_t outlen)
 {
 	char shown[900];

@@ -5,8 +5,8 @@
  * explain it: its name, the command `install` and every reload record for it in pgcrond.job
  * and cron.job, and what a fault with one of its runs in flight means (docs/faults.md). One
  * table; the functions below are its only readers, and each switch over kinds has no default,
- * so a new kind fails the build (-Wswitch-enum) until every entry says what it is. Pure logic:
- * no libpq, no libevent. */
+ * so a new kind fails the build (-Wswitch-enum) until every entry says what it is; and the
+ * names of what makes a run (enum run_trigger). Pure logic: no libpq, no libevent. */
 
 #include <stddef.h>
 
@@ -19,6 +19,11 @@ const char *job_kind_name(enum job_kind k);
 /* The kind named NAME (as job_kind_name spells it) into *OUT: 0, or -EINVAL. */
 int job_kind_parse(const char *name, enum job_kind *out);
 
+/* Each trigger's name (enum run_trigger), and the trigger named NAME into *OUT: 0, or -EINVAL
+ * (text read back from the database). */
+extern const char *const run_trigger_names[TRIGGER_COUNT];
+int run_trigger_parse(const char *name, enum run_trigger *out);
+
 /* An HTTP call as it may be shown and recorded: "METHOD scheme://host[:port]/..." (no user
  * info, path or query: httpc_url_shown). OUT always NUL-terminated. */
 void job_kind_http_shown(const struct conf_http_call *h, char *out, size_t outlen);
@@ -29,9 +34,9 @@ void job_kind_http_shown(const struct conf_http_call *h, char *out, size_t outle
 const char *job_kind_command(const struct conf_job *j, char *buf, size_t buflen);
 
 /* Whether a run of a job of kind K whose recorded command is COMMAND happens once when the
- * instance running it is lost with the run in flight (docs/faults.md, "Exactly once"), as
- * list and status show it: "yes" (a SQL command in one transaction: a survivor asks the
- * server whether it committed), "fenced: CLASS" (any other SQL: its backend is ended before a
+ * instance running it is lost with the run in flight (docs/faults.md, "Once under faults, or
+ * fenced"), as list and status show it: "yes" (a SQL command in one transaction: a survivor asks
+ * the server whether it committed), "fenced: CLASS" (any other SQL: its backend is ended before a
  * retry; it may have committed), "fenced: plugin" (a plugin's statements, each its own
  * transaction), "at most once per attempt" (an HTTP request: it has no transaction to ask
  * about; after a takeover nobody knows whether the server got it). */

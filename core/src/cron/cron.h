@@ -119,8 +119,8 @@ int cron_ics_dates(const char *text, int64_t **days, size_t *n, size_t *cap, int
 /* A six-field schedule means two things: pgcrond reads the first field as seconds, pg_cron
  * ignores a sixth field and reads the first five as minute to day-of-week, so
  * "*\/30 * * * * *" runs every 30 seconds here and every 30 minutes there. pgcrond says so
- * where a schedule may have been written for pg_cron: cron.schedule's NOTICE
- * (sql/pg_cron_compat.sql words it the same), `pgcrond import` and `pgcrond check`. */
+ * where pg_cron could read the schedule: cron.schedule's NOTICE (sql/pg_cron_compat.sql
+ * words it the same) and `pgcrond import`; a job file pg_cron never reads. */
 struct cron_six {
 	/* 'schedule "*\/30 * * * * *" has six fields: pgcrond reads the first as seconds (every 30
 	 * seconds); pg_cron ignores a sixth field (every 30 minutes)' */

@@ -380,8 +380,8 @@ int caltables_read_now(const struct pgc_config *cfg, const char *cmd,
 			fprintf(
 			    stderr,
 			    "pgcrond %s: calendar \"%s\": cannot read its dates from table %s of "
-			    "database \"%s\": %s; its jobs do not fire until the daemon reads "
-			    "it\n",
+			    "database \"%s\": %s; the running daemon fires its jobs on the dates "
+			    "it last read ('pgcrond status JOB' shows when)\n",
 			    cmd, c->name, c->table, c->database, why);
 		PQclear(res);
 		PQfinish(conn);

@@ -51,6 +51,7 @@ struct daemon {
 		struct sqljobs *sql;   /* the SQL jobs; NULL without a history database */
 		struct caltables *cal; /* the table calendars' reads (caltables.h) */
 		bool sql_started;      /* the SQL jobs' @reboot runs were started */
+		json_t *refused;       /* the SQL jobs left out, and why (sqljobs_note_refused) */
 	} db;                          /* what the databases merge onto the files */
 	cron_tz *tz;
 	struct plugin_registry *plugins;
@@ -162,19 +163,6 @@ static void apply_log_level(const struct pgc_config *cfg)
 	enum log_level lvl;
 	if (cfg->log_level && log_level_parse(cfg->log_level, &lvl))
 		log_set_level(lvl);
-}
-
-static void log_diags(const struct diag_list *dl)
-{
-	for (size_t i = 0; i < dl->n; i++) {
-		const struct diag *d = &dl->items[i];
-		if (d->file && d->line > 0)
-			log_error("%s:%d: %s", d->file, d->line, d->message);
-		else if (d->file)
-			log_error("%s: %s", d->file, d->message);
-		else
-			log_error("%s", d->message);
-	}
 }
 
 /* How many of FILES' job files a reload parsed: the others' text had not changed, and their
@@ -303,7 +291,7 @@ static void after_install(struct daemon *d, double plugins_ms, const struct sche
 			const struct conf_job *j = &d->cfg->jobs[i];
 			if (j->more->sql.username && j->enabled && j->schedule &&
 			    j->cron.kind == CRON_REBOOT &&
-			    sched_trigger(d->sched, j->name, "reboot", false) < 0)
+			    sched_trigger(d->sched, j->name, TRIGGER_REBOOT, false) < 0)
 				log_warning("job \"%s\" (@reboot) could not be started", j->name);
 		}
 		d->db.sql_started = true;
@@ -371,17 +359,17 @@ static void built(void *arg, struct reload_result *r)
 
 	if (d->stopping)
 		return;
-	if (r->sql_dl.n) {
-		log_error("%zu job(s) made in SQL are not run:", r->sql_dl.n);
-		log_diags(&r->sql_dl);
-	}
+	if (r->rc == 0) /* the jobs made in SQL it leaves out, and why */
+		sqljobs_note_refused(d->db.sql, &r->sql_dl, &d->db.refused);
 	if (r->rc < 0) {
 		if (d->reload.merging)
 			log_error("%s: cannot be applied; keeping what was in force",
 			          reload_label(d->reload.merging));
 		else
 			log_error("reload failed; keeping the previous configuration");
-		log_diags(&r->dl);
+		char line[8192];
+		for (size_t i = 0; i < r->dl.n; i++) /* as pgcrond check says them */
+			log_error("%s", diag_format(&r->dl.items[i], line, sizeof(line)));
 	} else {
 		double plugins_ms = r->loop_ms;
 		if (install_begin(d, r)) {
@@ -572,7 +560,7 @@ static bool cluster_busy(void *arg)
 	return true;
 }
 
-/* The history database's clock is the one fires go by (docs/faults.md, "Clocks"). */
+/* The history database's clock is the one fires go by (docs/several-instances.md). */
 static void hook_clock_offset(void *arg, int64_t offset_us)
 {
 	sched_set_db_offset(((struct daemon *)arg)->sched, offset_us);
@@ -698,11 +686,11 @@ static int open_http(struct daemon *d)
  * and the loop goes back to the sockets after every DISPATCH_MAX other callbacks (the
  * clock's timers, all behind one libevent timer, after 2 ms of them: clock.c's
  * CLOCK_PASS_US).
- * Without this, a thousand job timers due in the same second all ran before the results of
- * the first statements were read, and the pooled connections stood idle meanwhile. Timers are
- * precise (a timerfd): epoll's timeout in whole milliseconds, rounded up, and the kernel's
- * slack on a long wait (a thousandth of it: 1 ms on the way to the next second) made the
- * fires of a second wake 1 to 4 ms late (bench_fire, README "Benchmarks"). */
+ * Without this, a thousand job timers due in the same second would all run before the results
+ * of the first statements are read, and the pooled connections stand idle meanwhile. Timers
+ * are precise (a timerfd): epoll's timeout in whole milliseconds, rounded up, and the kernel's
+ * slack on a long wait (a thousandth of it: 1 ms on the way to the next second) would wake
+ * the fires of a second 1 to 4 ms late. */
 #define DISPATCH_MAX 16
 
 static struct event_base *new_base(void)
@@ -736,8 +724,8 @@ static int set_up(struct daemon *d)
 	log_init(LOG_LVL_INFO);
 	/* One malloc arena for the loop and the background jobs: a reload's configuration is
 	 * built on the background thread and freed there later, and with an arena per thread
-	 * each reload left both arenas holding a configuration's worth of pages (100,000 jobs:
-	 * 96 MB after the start, 114 MB after four reloads; 94 MB with one arena, bench_scale).
+	 * each reload leaves both arenas holding a configuration's worth of pages, so the
+	 * daemon grows with every reload (a fifth more at 100,000 jobs after four).
 	 * Allocations are short, so the threads hardly wait for each other. */
 	(void)mallopt(M_ARENA_MAX, 1);
 	/* room for the jobs' connections, whatever HTTP clients do (http.h) */
@@ -830,6 +818,7 @@ static int open_parts(struct daemon *d)
 	                                    .ex = d->ex,
 	                                    .hist = d->hist,
 	                                    .triggers = &d->triggers,
+	                                    .refused = &d->db.refused,
 	                                    .instance = d->instance,
 	                                    .cluster = d->cluster,
 	                                    .started_us = clock_wall_us(),
@@ -938,6 +927,7 @@ static void close_parts(struct daemon *d)
 	sched_free(&d->sched); /* answers the runs waited for on the control socket */
 	reload_result_clear(&d->reload.swap); /* the stop cut it short: nothing points into it */
 	ctl_free(&d->ops.ctl);
+	json_decref(d->db.refused);
 	sqljobs_free(&d->db.sql);
 	caltables_free(&d->db.cal);
 	pgnet_free(&d->pgnet); /* before the client its requests are in */

@@ -281,8 +281,7 @@ static void on_claimed(void *arg, const PGresult *res)
 	pn->claiming = false;
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		if (log_complain(&pn->complaint, NULL))
-			log_error("cannot read pg_net's queue (pgcrond.net_claim): %s; run pgcrond "
-			          "install to bring the schema to version 22",
+			log_error("cannot read pg_net's queue (pgcrond.net_claim): %s",
 			          res ? pgconn_result_error(res, why, sizeof(why)) : "no result");
 		return;
 	}

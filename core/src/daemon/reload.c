@@ -232,7 +232,7 @@ int reloader_start(struct reloader *l, const char *path, const struct pgc_config
 	l->busy = true;
 	if (bgwork_submit(l->bg, &l->job) == 0)
 		return 0;
-	/* no worker: the whole build here, on the loop, as before there were threads */
+	/* no worker: the whole build here, on the loop */
 	build_here(&l->res, path, files, l->sql, l->dates, l->n_dates, old);
 	deliver(l);
 	return 0;

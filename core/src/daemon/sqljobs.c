@@ -26,6 +26,7 @@
 struct sql_row {
 	char *jobid, *name, *schedule, *command, *database, *username, *options;
 	char *cron_name; /* cron.job's jobname, as written (NULL: unnamed) */
+	long long bytes; /* the command's, which is not fetched (NULL) past max_command_size */
 	bool enabled;
 	bool can_login; /* the owner has LOGIN */
 };
@@ -51,6 +52,7 @@ struct sqljobs {
 	bool rec_restart;         /* the jobs changed meanwhile: start again from the first */
 	bool rec_current;         /* the registry has FILES' jobs: the last send went through */
 	char *first;              /* the first part, made off the loop (sqljobs_first_part) */
+	char *refused;            /* what pgcrond.job.refused is to say (sqljobs_record_refused) */
 	struct log_complaint complaint;
 	void (*changed)(void *arg);
 	void *arg;
@@ -80,7 +82,6 @@ static void rows_release(struct sql_rows **rp)
 	free(rows);
 }
 
-static long long max_command(const struct sqljobs *sj);
 static void send_files(struct sqljobs *sj);
 
 /* The columns of rows_sql. */
@@ -121,6 +122,7 @@ static int parse_rows(const PGresult *res, struct sql_rows **rows_out, char **al
 				oom = true;
 		r->enabled = PQgetvalue(res, i, 7)[0] == 't';
 		r->can_login = PQgetvalue(res, i, 8)[0] == 't';
+		r->bytes = strtoll(PQgetvalue(res, i, 9), NULL, 10);
 		if (!PQgetisnull(res, i, 10) && !(r->cron_name = strdup(PQgetvalue(res, i, 10))))
 			oom = true;
 	}
@@ -155,25 +157,6 @@ static void on_rows(struct notify_read *rd, const struct stmtq_result *r)
 		return;
 	}
 	bool same = sj->last && strcmp(sj->last, all) == 0;
-	/* rows whose command was too long to fetch: left out, said once per change */
-	size_t kept = 0;
-	for (size_t i = 0; i < rows->n; i++) {
-		struct sql_row *r = &rows->row[i];
-		const char *len = PQgetvalue(res, (int)i, 9);
-		if (!r->command && !PQgetisnull(res, (int)i, 9)) {
-			if (!same)
-				log_error(
-				    "job \"%s\" of role \"%s\" is not loaded: its command is %s "
-				    "bytes, more than max_command_size (%lld bytes); its owner "
-				    "should schedule a call of a function instead",
-				    r->name ? r->name : "?", r->username ? r->username : "?", len,
-				    max_command(sj));
-			row_clear(r);
-			continue;
-		}
-		rows->row[kept++] = *r;
-	}
-	rows->n = kept;
 	rows_release(&sj->rows);
 	free(sj->last);
 	sj->rows = rows;
@@ -185,7 +168,7 @@ static void on_rows(struct notify_read *rd, const struct stmtq_result *r)
 }
 
 /* A command longer than max_command_size is not even fetched (a row written before the
- * limit, or past it by the table's owner): 256 MB held the loop 9.8 s. */
+ * limit, or past it by the table's owner): 256 MB would hold the loop for seconds. */
 static const char rows_sql[] =
     "SELECT jobid, jobname, schedule,"
     "       CASE WHEN pg_catalog.octet_length(command) OPERATOR(pg_catalog.>) $1::bigint"
@@ -197,16 +180,16 @@ static const char rows_sql[] =
     "  FROM pgcrond.job j WHERE source OPERATOR(pg_catalog.=) 'sql' AND removed_at IS NULL"
     " ORDER BY jobid";
 
-static long long max_command(const struct sqljobs *sj)
+static long long max_command(const struct pgc_config *files)
 {
-	return sj->files && sj->files->max_command_size > 0 ? sj->files->max_command_size
-	                                                    : CONFIG_MAX_COMMAND_SIZE;
+	return files && files->max_command_size > 0 ? files->max_command_size
+	                                            : CONFIG_MAX_COMMAND_SIZE;
 }
 
 static void send_read(struct notify_read *rd)
 {
 	char limit[24];
-	snprintf(limit, sizeof(limit), "%lld", max_command(SQLJOBS_OF(rd)));
+	snprintf(limit, sizeof(limit), "%lld", max_command(SQLJOBS_OF(rd)->files));
 	const char *p[] = {limit};
 	(void)ownsess_push(&rd->it, 0, rows_sql, 1, p);
 }
@@ -356,6 +339,63 @@ void sqljobs_record_files_made(struct sqljobs *sj, const struct pgc_config *file
 	send_files(sj);
 }
 
+static void on_refused(void *arg, const PGresult *res)
+{
+	char why[512];
+	if ((!res || PQresultStatus(res) != PGRES_TUPLES_OK) &&
+	    log_complain(&((struct sqljobs *)arg)->complaint, NULL))
+		log_error("cannot record why jobs made in SQL are not run in pgcrond.job: %s",
+		          res ? pgconn_result_error(res, why, sizeof(why)) : "no result");
+}
+
+static void send_refused(struct sqljobs *sj)
+{
+	const char *p[] = {sj->refused};
+	if (sj->refused &&
+	    notify_query(sj->n, "SELECT pgcrond.record_refused($1::pg_catalog.jsonb)", p, 1,
+	                 on_refused, sj) == -ENOMEM)
+		log_error("cannot record why jobs made in SQL are not run: out of memory");
+}
+
+void sqljobs_note_refused(struct sqljobs *sj, const struct diag_list *dl, json_t **refused)
+{
+	json_t *all = json_object(), *e;
+	const char *id;
+	for (size_t i = 0; sj && all && i < dl->n; i++) {
+		const struct diag *g = &dl->items[i];
+		const struct sql_row *r = NULL;
+		char key[24] = "", said[2048], *why = NULL;
+		/* its row, by the jobid of its origin (sqljobs_merge's) */
+		if (g->file && sscanf(g->file, "cron.job jobid %23[0-9]", key) == 1)
+			for (size_t k = 0; sj->rows && !r && k < sj->rows->n; k++)
+				if (sj->rows->row[k].jobid && !strcmp(sj->rows->row[k].jobid, key))
+					r = &sj->rows->row[k];
+		if (!r || !r->name)
+			continue;
+		const char *was =
+		    json_string_value(json_object_get(json_object_get(all, key), "why"));
+		if (asprintf(&why, "%s%s%s", was ? was : "", was ? "; " : "", g->message) < 0)
+			break;
+		text_format(said, sizeof(said), "job \"%s\" (jobid %s, role \"%s\") is not run: %s",
+		            r->name, key, r->username ? r->username : "?", why);
+		json_object_set_new(all, key,
+		                    json_pack("{s:s, s:s?, s:s, s:s}", "name", r->name, "cron_name",
+		                              r->cron_name, "why", why, "said", said));
+		free(why);
+	}
+	if (!sj || !all || json_equal(all, *refused)) {
+		json_decref(all);
+		return;
+	}
+	json_object_foreach(all, id, e) if (!json_equal(e, json_object_get(*refused, id)))
+	    log_error("%s", json_string_value(json_object_get(e, "said")));
+	json_decref(*refused);
+	*refused = all;
+	free(sj->refused);
+	sj->refused = json_dumps(all, JSON_COMPACT);
+	send_refused(sj); /* and again after every reconnect (on_listening) */
+}
+
 static void on_notify(void *arg, const char *channel, const char *payload)
 {
 	struct sqljobs *sj = arg;
@@ -371,6 +411,7 @@ static void on_listening(void *arg, bool first)
 	sj->rec_busy = false;
 	notify_read_ask(sj->n, &sj->rd);
 	send_files(sj);
+	send_refused(sj);
 }
 
 int sqljobs_new(struct event_base *base, const char *history_name, const char *conninfo,
@@ -423,6 +464,7 @@ void sqljobs_free(struct sqljobs **psj)
 	rows_release(&sj->rows);
 	free(sj->last);
 	free(sj->first);
+	free(sj->refused);
 	free(sj);
 	*psj = NULL;
 }
@@ -480,77 +522,32 @@ char *sqljobs_conninfo_as(const char *conninfo, const char *dbname, const char *
  * %2F and %25, so two different pairs never share a key (and so a connection). */
 static char *pool_key(const char *database, const char *user)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	if (!f)
-		return NULL;
-	for (int part = 0; part < 2; part++) {
-		for (const char *p = part ? user : database; *p; p++) {
-			if (*p == '/')
-				fputs("%2F", f);
-			else if (*p == '%')
-				fputs("%25", f);
+	char *key = malloc(3 * (strlen(database) + strlen(user)) + 2), *o = key;
+	const char *part[] = {database, user};
+	for (int k = 0; key && k < 2; k++) {
+		for (const char *p = part[k]; *p; p++)
+			if (*p == '/' || *p == '%')
+				o += snprintf(o, 4, "%%%s", *p == '/' ? "2F" : "25");
 			else
-				fputc(*p, f);
-		}
-		if (!part)
-			fputc('/', f);
+				*o++ = *p;
+		*o++ = k ? '\0' : '/';
 	}
-	if (fclose(f) != 0) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
+	return key;
 }
 
-/* Append "key = VALUE;" for a JSON-free option text: the options column holds a JSON object
- * whose members are already in libconfig's syntax for numbers, booleans and strings (JSON
- * strings are libconfig strings, JSON arrays of strings are libconfig arrays). */
+/* Append "key = VALUE;" for each option: pgcrond.schedule() stores validated keys only, and
+ * JSON's numbers, booleans, strings and arrays of strings are libconfig's too. */
 static void put_options(FILE *f, const char *json)
 {
-	/* pgcrond.schedule() stores validated keys only; the text between the braces, with ':'
-	 * written as '=' and ',' as ';' outside strings, is the same settings in libconfig */
-	const char *p = json ? strchr(json, '{') : NULL;
-	bool in_str = false, key = true;
-	int depth = 0;
-	if (!p)
-		return;
-	for (p++; *p; p++) {
-		char c = *p;
-		if (in_str) {
-			if (!(key && c == '"'))
-				fputc(c, f);
-			if (c == '\\' && p[1]) {
-				fputc(*++p, f);
-			} else if (c == '"') {
-				in_str = false;
-			}
-			continue;
-		}
-		if (c == '"') {
-			in_str = true;
-			if (!key)
-				fputc(c, f);
-		} else if (c == '[') {
-			depth++;
-			fputc(c, f);
-		} else if (c == ']') {
-			depth--;
-			fputc(c, f);
-		} else if (c == ':' && depth == 0) {
-			fputs(" =", f);
-			key = false;
-		} else if (c == ',' && depth == 0) {
-			fputs(";\n", f);
-			key = true;
-		} else if (c == '}' && depth == 0) {
-			fputs(";\n", f);
-			break;
-		} else {
-			fputc(c, f);
-		}
+	json_t *o = json_loads(json, 0, NULL), *v;
+	const char *k;
+	json_object_foreach(o, k, v)
+	{
+		char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+		fprintf(f, "%s = %s;\n", k, text ? text : "?"); /* (no memory: refused) */
+		free(text);
 	}
+	json_decref(o);
 }
 
 static char *job_text(const struct sql_row *r, const char *pool)
@@ -613,14 +610,22 @@ int sqljobs_merge(const struct sqljobs *sj, const struct pgc_config *files, stru
 			diag_add(dl, origin, 0, "no database or owner; the job is not run");
 			continue;
 		}
+		if (!r->command) { /* not even fetched: 256 MB would hold the loop for seconds */
+			diag_add(
+			    dl, origin, 0,
+			    "its command is %lld bytes, more than max_command_size (%lld bytes); "
+			    "its owner should schedule a call of a function instead",
+			    r->bytes, max_command(files));
+			continue;
+		}
 		if (r->enabled && !r->can_login) {
 			/* pg_cron's rule: a job runs logged in as its owner */
 			diag_add(
 			    dl, origin, 0,
-			    "job \"%s\" is not run: its owner, role \"%s\", cannot log in; "
-			    "ALTER ROLE ... LOGIN, and let this host authenticate it (pg_hba.conf, "
-			    ".pgpass or a client certificate), or unschedule the job",
-			    r->name ? r->name : "?", r->username);
+			    "its owner, role \"%s\", cannot log in; ALTER ROLE ... LOGIN, and let "
+			    "this host authenticate it (pg_hba.conf, .pgpass or a client "
+			    "certificate), or unschedule the job",
+			    r->username);
 			continue;
 		}
 		/* a configured entry of that name, else the history database's server */
@@ -680,9 +685,9 @@ out:
 int sqljobs_merge_from(PGconn *conn, const struct pgc_config *files, struct pgc_config **out,
                        struct diag_list *dl)
 {
-	struct sqljobs tmp = {.files = files};
+	struct sqljobs tmp = {0};
 	char *all = NULL, limit[24];
-	snprintf(limit, sizeof(limit), "%lld", max_command(&tmp));
+	snprintf(limit, sizeof(limit), "%lld", max_command(files));
 	const char *p[] = {limit};
 	PGresult *r = PQexecParams(conn, rows_sql, 1, NULL, p, NULL, NULL, 0);
 	int rc = 0;

@@ -13,6 +13,7 @@
  * replaced and any password dropped: the owner authenticates by the operator's .pgpass,
  * pg_hba.conf or certificates, never with the daemon's password. */
 
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
 
@@ -48,6 +49,13 @@ void sqljobs_record_files_made(struct sqljobs *sj, const struct pgc_config *file
  * -ENOMEM. SJ may be NULL (no history database): a plain copy. */
 int sqljobs_merge(const struct sqljobs *sj, const struct pgc_config *files, struct pgc_config **out,
                   struct diag_list *dl) __attribute__((warn_unused_result));
+
+/* The jobs made in SQL that DL (a build's, from sqljobs_merge) leaves out: each said in the log
+ * once until why changes, recorded in pgcrond.job.refused (now and after every reconnect) for
+ * list, next --job and history, and kept in *REFUSED (for the control socket) by jobid: {"42":
+ * {"name", "cron_name" (or null), "why", "said": "job \"x\" (jobid 42, role \"app\") is not
+ * run: WHY"}}. Nothing when SJ is NULL. */
+void sqljobs_note_refused(struct sqljobs *sj, const struct diag_list *dl, json_t **refused);
 
 /* A copy of the SQL jobs last read, to merge on another thread (reload.h) while the loop
  * reads them again (it shares their rows, which a read replaces and never changes): *OUT

@@ -51,7 +51,7 @@ struct exec_outcome {
 	 * its work twice, so it is not retried */
 	bool unknown_commit;
 	int64_t duration_us; /* from exec_submit() to the end */
-	/* where the time went (the log's per-run stages, docs/benchmarks.md, "Per-minute bursts"):
+	/* where the time went (the log's per-run stages, sched_warm.c):
 	 * from exec_submit() until the run had a connection (0 if it never had one); of that, the
 	 * connect of a connection opened while it waited (0: it found one open); CARRIED: it waited
 	 * for another run's end on its connection, and the reset after that run prepared it (its
@@ -168,7 +168,7 @@ int exec_probe(struct exec *ex, const char *database) __attribute__((warn_unused
  * trip that wakes its backend and reads the session's defaults again, so a run after it
  * needs no set_config() of its own), so the burst finds them ready instead of connecting
  * and resetting at its instant. Nothing while the database fails to answer (its runs
- * reconnect, with backoff, as before). */
+ * reconnect, with backoff). */
 void exec_warm(struct exec *ex, const char *database, size_t n);
 /* The number of runs under way (submitted, not yet reported), kept up to date at this address
  * until exec_free(): for an owner that reads it at turns of its own without a call (the

@@ -13,7 +13,7 @@
 
 /* The rows of lines never sent before: none of them can be in the table yet, so the
  * insert needs no conflict check (the arbiter index probe and the speculative insertion
- * were about a tenth of the history backend's time at 15,000 runs/s). A row there after all
+ * are about a tenth of the history backend's time at 15,000 runs/s). A row there after all
  * fails the batch (23505), which is then sent again as a replay (sql_ins). */
 #define U_SCHED HIST_US_TIME("u.sched_us")
 #define SQL_INS                                                                                    \

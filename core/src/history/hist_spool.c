@@ -639,7 +639,7 @@ const struct hist_spool_line *hist_spool_head(struct hist_spool *s)
 	if (s->ov_head)
 		promote(s);
 	/* read the file's lines back once memory is half empty, not once it is empty: the
-	 * sender then never waits for the writer thread (at 15,000 runs/s it waited 100 ms
+	 * sender then never waits for the writer thread (at 15,000 runs/s it would wait 100 ms
 	 * for every memory_limit lines) */
 	if (s->unloaded_n > 0 && (!s->head || s->q_n <= s->memory_limit / 2))
 		load(s);

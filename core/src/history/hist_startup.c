@@ -16,7 +16,7 @@
  * it next writes to it) and would commit when the statement ends, after its row says failed
  * and while this process may run the job again: its backend is ended first (by pid, the run's
  * application name and a start before the run's, so a reused pid is never hit), waiting up to
- * 3 s for it to go, as a survivor fences a dead instance's runs (cluster_lock.c, reap_a). A
+ * 3 s for it to go, as a survivor fences a dead instance's runs (cluster_lock.c, sql_reap). A
  * row whose backend did not go in time, or that this role may not end (the job database's
  * conninfo names another role), stays open and is logged. Answers the rows closed, the
  * backends ended and those that did not go. */

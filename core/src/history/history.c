@@ -13,7 +13,7 @@
  * capped exponential backoff and jitter. Records go out in batches of up to SET_BATCH_MAX
  * lines, as set-based statements (hist_batch.c) sent at once in libpq's pipeline mode and
  * ended by one sync, so they form one transaction and cost one round trip (a busy second of
- * 1,000 runs is 3,000 records; sent one by one they kept the server busy against the jobs
+ * 1,000 runs is 3,000 records; sent one by one they keep the server busy against the jobs
  * themselves). A batch's lines are acknowledged together when its sync reports success; a
  * failed batch rolls back as a whole and is sent again (every statement is idempotent). A
  * batch the database refuses for its data is halved until the line it refuses is alone, and
@@ -61,7 +61,7 @@ static const char sql_partition[] =
  * lease (its margin is at least 1 s, cluster_priv.h SQL_LEASE_MS). A batch that takes longer
  * is halved, as one with a line the database refuses (a lone line waits for the retry timer),
  * and stays so until a full one is answered within BATCH_QUICK_MS: going back to the full size
- * at once timed out batch after batch (docs/benchmarks.md, "Why the history fell behind"). */
+ * at once would time out batch after batch. */
 #define BATCH_TIMEOUT "300"
 #define BATCH_QUICK_MS 150
 static const char sql_fresh[] = "SELECT pgcrond.freshness_publish($1, $2::pg_catalog.jsonb)";
@@ -315,8 +315,8 @@ static bool send_next(struct ownsess_item *it)
 		/* held back while runs are under way; once held DEFER_MAX_MS, records flow until
 		 * the executor is idle, so a busy executor never starves the history. A full
 		 * batch is never held: under a steady load the executor drains for a moment
-		 * every second, which started the wait over, so the history sent one batch a
-		 * second and fell behind by seconds (bench_fire 15000) */
+		 * every second, which would start the wait over, so the history would send one
+		 * batch a second and fall further behind every second */
 		if (head && !h->closing && h->runs && *h->runs > 0 &&
 		    hist_spool_pending(h->spool) < h->batch_cap) {
 			int64_t now = clock_mono_ms();

@@ -28,9 +28,9 @@
 /* A stop writes what is pending within the close grace, but only while the database keeps up:
  * it leaves the rest in the spill file (where every record is already, or goes at close) for
  * the next start once no batch was acknowledged for CLOSE_STALL_MS, or after CLOSE_STALL_MS
- * when more than CLOSE_BACKLOG_MAX records wait. At 15,000 runs a second the history trailed
- * by tens of thousands of records and a stop spent its whole grace trying to write them
- * (bench_fire 15000; it_stop_spool: a locked history table). */
+ * when more than CLOSE_BACKLOG_MAX records wait. At 15,000 runs a second the history trails
+ * by tens of thousands of records, and a stop would spend its whole grace trying to write them
+ * (it_stop_spool checks it with a locked history table). */
 #define CLOSE_STALL_MS 1000
 #define CLOSE_BACKLOG_MAX 5000
 /* Records waiting past which new runs are held back (hist_backlogged): two full batches, a

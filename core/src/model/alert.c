@@ -113,7 +113,7 @@ struct alerter {
 	struct delivery *deliveries; /* webhook POSTs in flight or waiting to retry */
 	int64_t repeat_ms;
 	/* Looked up on every run's end, so found by job (then kind, among a job's few): a list
-	 * walk made each run cost O(jobs), which dominated the daemon's CPU with thousands of
+	 * walk would make each run cost O(jobs), the daemon's main CPU cost with thousands of
 	 * jobs. */
 	struct strmap conditions;
 };

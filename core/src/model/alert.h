@@ -27,7 +27,7 @@ enum alert_kind {
 	ALERT_SLOW,             /* a run longer than warn_duration */
 	ALERT_UPSTREAM_FAILED,  /* not run because an upstream failed */
 	ALERT_FRESHNESS_LAG,    /* freshness lag over the SLA (a warning) */
-	ALERT_FRESHNESS_LAG_2X, /* freshness lag over twice the SLA (seed 000's "lag > 2x SLA") */
+	ALERT_FRESHNESS_LAG_2X, /* freshness lag over twice the SLA */
 	ALERT_KIND_COUNT
 };
 

@@ -303,7 +303,7 @@ static void reply_error(struct client *cl, const char *code, const char *fmt, ..
     __attribute__((format(printf, 3, 4)));
 static void reply_error(struct client *cl, const char *code, const char *fmt, ...)
 {
-	char msg[512];
+	char msg[2048];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -318,17 +318,12 @@ static void registry_done(void *arg, const struct exec_outcome *o)
 	 * old; nothing an install mends */
 	if (!o->ok && o->sqlstate && strcmp(o->sqlstate, "08001") == 0)
 		return;
-	bool schema =
-	    o->sqlstate && (strcmp(o->sqlstate, "42P01") == 0 || strcmp(o->sqlstate, "3F000") == 0);
 	if (!o->ok && log_complain(&c->registry_complaint, NULL))
-		log_warning("cannot record the paused jobs in pgcrond.job: %s%s", o->message,
-		            schema ? " (pgcrond install brings the history database's schema up "
-		                     "to date)"
-		                   : "");
+		log_warning("cannot record the paused jobs in pgcrond.job: %s", o->message);
 }
 
 /* pgcrond.job.paused := whether each job is paused, in the history database (a job not in
- * the registry, or a registry without the column, is left alone). */
+ * the registry is left alone). */
 void ctl_sync_registry(struct ctl *c)
 {
 	const struct pgc_config *cfg = c ? sched_config(c->src->sched) : NULL;
@@ -398,37 +393,41 @@ static bool resolve(struct client *cl, struct ctl_request *rq)
 	}
 	if (rc != -ENOTUNIQ)
 		return true;
-	char list[1400], q[260], msg[1800];
+	char list[1400], q[260];
 	size_t o = 0;
 	list[0] = '\0';
-	json_t *c = json_array();
 	for (size_t i = 0; i < n && i < 8; i++) {
-		const struct conf_job *k = cands[i];
-		const struct conf_job_sql *sql = &k->more->sql;
+		const struct conf_job_sql *sql = &cands[i]->more->sql;
 		text_format(
 		    list + o, sizeof(list) - o, "%sjobid %lld (role \"%s\", %s%s, pgcrond name %s)",
 		    i ? "; " : "", (long long)sql->jobid, sql->username ? sql->username : "?",
 		    sql->cron_name ? "named " : "unnamed",
-		    sql->cron_name ? text_quote(sql->cron_name, q, sizeof(q)) : "", k->name);
+		    sql->cron_name ? text_quote(sql->cron_name, q, sizeof(q)) : "", cands[i]->name);
 		o = strlen(list);
-		if (c)
-			json_array_append_new(c, json_pack("{s:I, s:s?, s:s?, s:s}", "jobid",
-			                                   (json_int_t)sql->jobid, "owner",
-			                                   sql->username, "cron_name",
-			                                   sql->cron_name, "name", k->name));
 	}
-	text_format(msg, sizeof(msg),
-	            "job name %s is ambiguous, jobs of several roles answer to it: %s%s; give "
-	            "the jobid instead",
+	reply_error(cl, "ambiguous",
+	            "job name %s is ambiguous, jobs of several roles answer to it: %s%s; give the "
+	            "jobid instead",
 	            text_quote(rq->job, q, sizeof(q)), list, n > 8 ? "; ..." : "");
-	reply(cl, json_pack("{s:b, s:s, s:s, s:o}", "ok", 0, "code", "ambiguous", "error", msg,
-	                    "candidates", c ? c : json_array()));
 	return false;
 }
 
+/* A job the daemon leaves out (a job made in SQL it cannot run) says why; none is unknown. */
 static void no_such_job(struct client *cl, const struct ctl_request *rq)
 {
 	char q[260];
+	const char *id;
+	json_t *e, *refused = cl->c->src->refused ? *cl->c->src->refused : NULL;
+	json_object_foreach(refused, id, e)
+	{
+		const char *cron = json_string_value(json_object_get(e, "cron_name"));
+		if (!strcmp(id, rq->job) || (cron && !strcmp(cron, rq->job)) ||
+		    !strcmp(json_string_value(json_object_get(e, "name")), rq->job)) {
+			reply_error(cl, "refused", "%s",
+			            json_string_value(json_object_get(e, "said")));
+			return;
+		}
+	}
 	reply_error(cl, "no_such_job", "no job %s is configured; 'pgcrond status' lists the jobs",
 	            text_quote(rq->job, q, sizeof(q)));
 }
@@ -562,7 +561,7 @@ static void do_trigger(struct client *cl, struct ctl_request *rq)
 		if (rc < 0)
 			cl->waiting = false;
 	} else {
-		rc = sched_trigger(s, rq->job, "manual", rq->force);
+		rc = sched_trigger(s, rq->job, TRIGGER_MANUAL, rq->force);
 	}
 	if (rc == 0) {
 		if (!rq->wait)

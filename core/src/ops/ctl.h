@@ -14,8 +14,9 @@
  *   {"cmd":"drop","job":"J","by":"alice"} (BY: who asks, as the client's user name says;
  *                                        the daemon adds the uid the kernel gives)
  * Answers: {"ok":true, ...} or {"ok":false,"error":"what is wrong, what to do",
- * "code":"no_such_job" | "bad_request" | "disabled" | "already" | "shutting_down" |
- * "internal"}. status adds "status": (status.h); trigger without wait answers
+ * "code":"no_such_job" | "refused" (a job made in SQL that the daemon leaves out: "error" says
+ * why) | "bad_request" | "disabled" | "already" | "shutting_down" | "internal"}. status adds
+ * "status": (status.h); trigger without wait answers
  * {"ok":true,"started":true} at once; with wait, once the run has ended (after its retries):
  * {"ok":true,"result":{"job","status","message","sqlstate","attempt","duration_ms"}};
  * drop answers {"ok":true,"job","dropped":N,"by":"dropped by alice, uid 1000 (pid 42)"}. A

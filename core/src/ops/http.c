@@ -391,7 +391,7 @@ static void serve_health(struct http *h, struct evhttp_request *req)
 static void serve_trigger(struct http *h, struct evhttp_request *req, const char *name)
 {
 	char msg[256];
-	int rc = sched_trigger(h->src.status->sched, name, "manual", false);
+	int rc = sched_trigger(h->src.status->sched, name, TRIGGER_MANUAL, false);
 	if (rc == 0) {
 		log_job(LOG_LVL_NOTICE, name, "triggered over HTTP");
 		reply_json(req, 202, "Accepted",

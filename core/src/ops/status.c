@@ -161,13 +161,14 @@ static json_t *job_json(const struct status_src *src, const struct sched_job_vie
 	json_t *after = json_array();
 	for (size_t i = 0; after && c && i < c->n_after; i++)
 		rc |= json_array_append_new(after, json_string(c->after[i]));
-	/* a job made in SQL names the database its owner gave (the server's text) */
-	json_t *o = json_pack("{s:s, s:s, s:s*, s:o*, s:s*, s:s*, s:o, s:s*, s:b, s:b, s:s}",
-	                      "name", j->name, "kind", job_kind_name(j->kind), "plugin", j->plugin,
-	                      "database", text_json(j->database), "schedule", j->schedule,
-	                      "once_under_faults", c ? once : NULL, "after", after, "listen",
-	                      c ? c->more->notify.listen : NULL, "enabled", j->enabled, "paused",
-	                      j->paused, "state", job_state(j, debouncing));
+	/* a job made in SQL names the database its owner gave (the server's text); HTTP: none */
+	const char *db = j->kind == JOB_KIND_HTTP ? NULL : j->database;
+	json_t *o =
+	    json_pack("{s:s, s:s, s:s*, s:o*, s:s*, s:s*, s:o, s:s*, s:b, s:b, s:s}", "name",
+	              j->name, "kind", job_kind_name(j->kind), "plugin", j->plugin, "database",
+	              text_json(db), "schedule", j->schedule, "once_under_faults", c ? once : NULL,
+	              "after", after, "listen", c ? c->more->notify.listen : NULL, "enabled",
+	              j->enabled, "paused", j->paused, "state", job_state(j, debouncing));
 	if (!o)
 		return NULL;
 	/* who runs it and how: a SQL job's owner (file jobs run as the daemon's role), and the
@@ -202,7 +203,7 @@ static json_t *job_json(const struct status_src *src, const struct sched_job_vie
 		rc |= put_time(sub, "since", j->run.start_us);
 		rc |= json_object_set_new(sub, "elapsed_s",
 		                          json_real((double)(now - j->run.start_us) / 1e6));
-		rc |= put_str(sub, "database", j->database);
+		rc |= put_str(sub, "database", db);
 		if (j->run.backend_pid)
 			rc |= put_int(sub, "backend_pid", j->run.backend_pid);
 		rc |= put_str(sub, "trigger", j->run.trigger);

@@ -72,6 +72,7 @@ struct status_src {
 	struct exec *ex;
 	struct hist *hist;          /* NULL: no history database */
 	struct triggers **triggers; /* points to the daemon's pointer, which may be NULL */
+	json_t **refused; /* the jobs made in SQL left out, the daemon's (sqljobs_note_refused) */
 	const char *instance;
 	struct cluster *cluster; /* NULL: not coordinated with other instances (cluster.h) */
 	int64_t started_us;      /* Unix µs */

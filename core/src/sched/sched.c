@@ -20,7 +20,6 @@
 
 #include "admit.h"
 #include "alert.h"
-#include "cluster.h"
 #include "duration.h"
 #include "exec.h"
 #include "sched_fresh_priv.h"
@@ -40,7 +39,7 @@
  * that a fire already served is not served again. */
 #define CLOCK_BACK_RECOMPUTE_S (3 * 3600)
 /* A fire served within this long after its instant is on time; later, it was missed and the
- * job's catch-up policy decides (README "Jobs that behave": missed fires). */
+ * job's catch-up policy decides (docs/jobs.md, "Jobs that behave": missed fires). */
 #define MISSED_TOLERANCE_US 1000000
 /* A job whose last run held its connection this long (or that has not run since the start,
  * unless its run comes in a burst: exec.h, name_unless_burst) has its runs named in
@@ -175,8 +174,8 @@ void sched_run_admit(struct run *r)
 	else
 		log_job(LOG_LVL_DEBUG, r->job->name, "waiting for a run slot (max_running = %d)",
 		        s->max_running);
-	if (!r->noted[0] && strcmp(r->trigger, "upstream") == 0)
-		sched_work_note(r, "upstream", 0); /* only this instance knows it is due */
+	if (!r->noted && r->trigger == TRIGGER_UPSTREAM)
+		sched_work_note(r, 0); /* only this instance knows it is due */
 }
 
 static void retry_cb(void *arg)
@@ -209,7 +208,7 @@ static void retry(struct run *r, const struct flow_outcome *o)
 	/* a retry waits for its timer alone: without one the failure is final */
 	if (!j->retry || clock_arm(s->clock, &j->retry->ev, delay * 1000) < 0)
 		log_job(LOG_LVL_ERROR, j->name, "out of memory arming the retry: no retry");
-	else if (!(nr = sched_run_new(j, r->scheduled_us, "retry")))
+	else if (!(nr = sched_run_new(j, r->scheduled_us, TRIGGER_RETRY)))
 		flow_retry_disarm(j);
 	if (!nr)
 		return;
@@ -229,7 +228,7 @@ static void retry(struct run *r, const struct flow_outcome *o)
 	log_job(LOG_LVL_NOTICE, j->name, "retrying in %s (attempt %d of %d)", d, nr->attempt,
 	        c->retries + 1);
 	j->retry->at_us = sched_now_us(s) + delay * 1000;
-	sched_work_note(nr, "retry", j->retry->at_us); /* a survivor's if we die */
+	sched_work_note(nr, j->retry->at_us); /* a survivor's if we die */
 }
 
 /* R is over as O: its history, retries, alerts; what waited for it goes next. */
@@ -248,7 +247,7 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	 * its row: docs/several-instances.md) */
 	if (s->hist && ok && j->conf && j->conf->history == HISTORY_FAILURES) {
 		struct hist_run hr = {.job_name = j->name,
-		                      .trigger = r->trigger,
+		                      .trigger = run_trigger_names[r->trigger],
 		                      .scheduled_us = r->scheduled_us,
 		                      .start_us = r->start_us}; /* what a count says of its run */
 		hist_count(s->hist, r->hist_key, &hr, end);
@@ -256,7 +255,7 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 		hist_finish(s->hist, r->hist_key, r->start_us, status, message, sqlstate, end);
 	}
 	/* lateness of scheduled first attempts only: a retry or a catch-up is late on purpose */
-	bool timely = r->attempt == 1 && r->scheduled_us && strcmp(r->trigger, "schedule") == 0;
+	bool timely = r->attempt == 1 && r->scheduled_us && r->trigger == TRIGGER_SCHEDULE;
 	struct metrics_run mr = {.job = j->name,
 	                         .counters = &j->counters,
 	                         .status = status,
@@ -413,17 +412,18 @@ static void on_admit(void *arg, enum cluster_verdict v, const char *why)
 	if (s->draining && v == CLUSTER_GRANTED && admit_leave(s->admit, &f))
 		;
 	else if (s->draining && v != CLUSTER_TAKEN) /* taken: the other's fire, and row */
-		sched_record_skipped(r, "pgcrond was shutting down");
+		sched_record_skipped(&r, "pgcrond was shutting down");
 	else if (v == CLUSTER_REFUSED) {
 		/* parked: checked later (admit_park); the cluster logs why, rate-limited */
 		if (!admit_park(s->admit, &f, why))
-			sched_record(r, SCHED_SKIPPED, why);
+			sched_record(&r, SCHED_SKIPPED, why);
 	} else if (v == CLUSTER_BUSY) {
 		admit_ran(s->admit, &f); /* the claim is ours: this row is the fire's */
 		snprintf(msg, sizeof(msg), "%s; overlap = %s", why, overlap_name(j->overlap));
-		sched_record_skipped(r, msg);
+		sched_record_skipped(&r, msg);
 	} else
-		log_job(LOG_LVL_DEBUG, j->name, "%s fire served by another instance", r->trigger);
+		log_job(LOG_LVL_DEBUG, j->name, "%s fire served by another instance",
+		        run_trigger_names[r->trigger]);
 	sched_run_free(&r);
 	after_run(j);
 }
@@ -445,12 +445,14 @@ static bool ask_admission(struct run *r)
 /* J's timer woke before j->next_fire: that fire is claimed now (admit_early), once. */
 static void preclaim_ask(struct job *j)
 {
-	if (j->next_fire == CRON_NEVER || j->early_us == j->next_fire * 1000000)
-		return;
+	if (j->next_fire == CRON_NEVER || j->early_us == j->next_fire * 1000000 ||
+	    !admit_ahead(j->s->admit))
+		return; /* (an instance alone claims nothing: its runs hold no early claim) */
 	j->early_us = j->next_fire * 1000000;
 	/* A run of the job still under way (or waiting for its claim) decides the fire at its
 	 * instant (overlap): it is claimed then, if it runs at all, as without this */
-	struct admit_fire f = {.job = j->name, .trigger = "schedule", .scheduled_us = j->early_us};
+	struct admit_fire f = {
+	    .job = j->name, .trigger = TRIGGER_SCHEDULE, .scheduled_us = j->early_us};
 	if (!j->active)
 		admit_early(j->s->admit, &f); /* not asked: at its instant */
 }
@@ -494,15 +496,13 @@ void sched_ended_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* R starts now: it is running, its claim is its own, its start instant is taken, and its graph
- * and alerts hear of it. */
+/* R starts now: it is running (its claim is its own: sched_run_to), its start instant is
+ * taken, and its graph and alerts hear of it. */
 static void run_started(struct run *r)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
 	sched_run_to(r, RUN_RUNNING);
-	struct admit_fire f = sched_admit_fire(r);
-	admit_ran(s->admit, &f); /* its claim is this run's */
 	r->start_us = sched_now_us(s);
 	/* it starts after the job's last run here ended, also in its history when the database's
 	 * clock offset moved back meanwhile (sched_set_db_offset: less than 2 s): a skip or queue
@@ -515,24 +515,24 @@ static void run_started(struct run *r)
 	if (j->n_ups || j->n_downs || j->fresh ||
 	    (j->conf && j->conf->more->alerts.warn_duration_ms > 0))
 		flow_run_begin(r); /* nothing there for a job without them */
-	if (strcmp(r->trigger, "catchup") == 0 && r->scheduled_us / 1000000 > j->catchup_s)
+	if (r->trigger == TRIGGER_CATCHUP && r->scheduled_us / 1000000 > j->catchup_s)
 		j->catchup_s = r->scheduled_us / 1000000;
 }
 
 static void log_started(const struct run *r)
 {
-	const char *job = r->job->name;
+	const char *job = r->job->name, *trigger = run_trigger_names[r->trigger];
 	char when[16] = "";
 	if (r->scheduled_us) {
 		if (log_min_level >= LOG_LVL_INFO) /* a thousand runs due at once: not per run */
 			sched_fmt_hms(r->scheduled_us, when, sizeof(when));
-		log_job(LOG_LVL_INFO, job, "started (%s, scheduled %s, attempt %d)", r->trigger,
-		        when, r->attempt);
+		log_job(LOG_LVL_INFO, job, "started (%s, scheduled %s, attempt %d)", trigger, when,
+		        r->attempt);
 	} else if (r->n_payloads) {
-		log_job(LOG_LVL_INFO, job, "started (%s, %zu payload(s), attempt %d)", r->trigger,
+		log_job(LOG_LVL_INFO, job, "started (%s, %zu payload(s), attempt %d)", trigger,
 		        r->n_payloads, r->attempt);
 	} else {
-		log_job(LOG_LVL_INFO, job, "started (%s, attempt %d)", r->trigger, r->attempt);
+		log_job(LOG_LVL_INFO, job, "started (%s, attempt %d)", trigger, r->attempt);
 	}
 }
 
@@ -606,7 +606,7 @@ static void run_begin(struct run *r)
 	/* With several instances the run's start and id go where a takeover looks (cluster.h),
 	 * and its backend is named: a takeover ends it by that name before it retries the run.
 	 * A lone instance marks nothing. */
-	bool marked = admit_ahead(s->admit) && cluster_marks_runs(s->cluster);
+	bool marked = admit_marks(s->admit);
 	/* a SQL run not marked records its start as it is handed to the executor, with its
 	 * backend's pid when a connection was free for it (sched_on_pid): one record */
 	bool start_with_pid = j->kind != JOB_KIND_HTTP && !build_failed && !marked;
@@ -615,7 +615,7 @@ static void run_begin(struct run *r)
 	log_started(r);
 	if (build_failed)
 		goto fail;
-	int mark = marked ? sched_mark_start(r) : 0; /* sched_cluster.c */
+	int mark = marked ? sched_mark_start(r) : 0; /* sched_state.c */
 	if (mark < 0) {
 		snprintf(err, sizeof(err),
 		         "not started: its start mark could not be noted (out of "
@@ -657,7 +657,7 @@ void sched_admit_queued(struct sched *s)
 }
 
 /* A fire of job J: start it, or apply the overlap policy. */
-void sched_job_fire(struct job *j, int64_t scheduled_us, const char *trigger)
+void sched_job_fire(struct job *j, int64_t scheduled_us, enum run_trigger trigger)
 {
 	if (j->s->draining)
 		return;
@@ -687,11 +687,11 @@ void sched_fire_run(struct run *r)
 	}
 	/* paused: held (payloads dropped: the run on resume is a full one); a manual run is
 	 * an operator's explicit request and goes on */
-	if (j->paused && strcmp(r->trigger, "manual") != 0) {
+	if (j->paused && r->trigger != TRIGGER_MANUAL) {
 		log_job(LOG_LVL_INFO, j->name, "paused: a %s fire is held until it is resumed",
-		        r->trigger);
+		        run_trigger_names[r->trigger]);
 		j->paused_owed = true;
-		if (strcmp(r->trigger, "upstream") == 0)
+		if (r->trigger == TRIGGER_UPSTREAM)
 			sched_job_owes(j, r->graph_run); /* a survivor runs it if we die */
 		sched_run_answer(r, HIST_SKIPPED, "the job is paused", NULL);
 		sched_run_free(&r);
@@ -714,8 +714,8 @@ void sched_fire_run(struct run *r)
 			return;
 		}
 		/* its run is held back for a history that cannot keep up (hist_backlogged): a
-		 * skip row of each fire behind it is what the history could not take (at 15,000
-		 * jobs a second they kept it behind, and every run held, for good); counted, and
+		 * skip row of each fire behind it is what the history cannot take (at 15,000
+		 * jobs a second they keep it behind, and every run held, for good); counted, and
 		 * logged as the runs start again. An instance alone's (claiming nothing ahead): a
 		 * claimed fire needs its row, which tells the others it was served */
 		if (j->active->state == RUN_QUEUED && !admit_ahead(s->admit) &&
@@ -728,23 +728,20 @@ void sched_fire_run(struct run *r)
 		/* ... and of the fires skipped behind one run, only the first has a row (the
 		 * others are logged and counted) when they need no claim: alone, or not knowing
 		 * yet (a start: one left unclaimed is a live instance's to serve, if any). One
-		 * row a run, not one a fire, which at 15,000 jobs a second was two rows in three
-		 * and held the runs back */
-		if (j->active->skipped != SKIPPED_NONE &&
-		    (!admit_ahead(s->admit) || cluster_lone_undecided(s->cluster)))
-			sched_skip_rowless(r, j->active, msg);
+		 * row a run, not one a fire, which at 15,000 jobs a second is two rows in three
+		 * and holds the runs back */
+		if (j->active->skipped != SKIPPED_NONE && admit_unclaimed(s->admit))
+			sched_skip_rowless(&r, j->active, msg);
 		else
-			sched_skip_claimed(r, msg, false);
+			sched_skip_claimed(&r, msg, false);
 		if (j->active->skipped == SKIPPED_NONE)
 			j->active->skipped = SKIPPED_ROW;
-		sched_run_free(&r);
 		return;
 	case OVERLAP_QUEUE:
 		if (j->pending) {
 			snprintf(msg, sizeof(msg),
 			         "%s and another run is already queued; overlap = queue", what);
-			sched_skip_claimed(r, msg, false);
-			sched_run_free(&r);
+			sched_skip_claimed(&r, msg, false);
 			return;
 		}
 		sched_run_to(r, RUN_PENDING);
@@ -752,18 +749,16 @@ void sched_fire_run(struct run *r)
 		return;
 	case OVERLAP_REPLACE:
 		if (j->pending) {
-			sched_skip_claimed(j->pending,
+			sched_skip_claimed(&j->pending,
 			                   "superseded by a newer fire; overlap = replace", false);
-			sched_run_free(&j->pending);
 		}
 		if (j->active->state != RUN_RUNNING && j->active->state != RUN_ENDING &&
 		    j->active->state != RUN_CLAIMING) {
 			/* Not started yet: the newer fire takes its place in the queue. */
 			flow_retry_disarm(j);
-			sched_record_skipped(j->active,
+			sched_record_skipped(&j->active,
 			                     "superseded by a newer fire before it started; "
 			                     "overlap = replace");
-			sched_run_free(&j->active);
 			sched_run_admit(r);
 			return;
 		}
@@ -804,7 +799,7 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 		if (j->early_us > first * 1000000) /* claimed early, perhaps not the next one now */
 			early_stale(j);
 		sched_job_arm(j, now_us);
-		sched_job_fire(j, first * 1000000, "schedule");
+		sched_job_fire(j, first * 1000000, TRIGGER_SCHEDULE);
 		return;
 	}
 	long later = 0;
@@ -817,7 +812,7 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 	j->last_fire = latest;
 	sched_job_schedule(j, latest);
 	if (missed <= 0) {
-		sched_job_fire(j, latest * 1000000, "schedule");
+		sched_job_fire(j, latest * 1000000, TRIGGER_SCHEDULE);
 		return;
 	}
 	int64_t last_missed = latest;
@@ -847,18 +842,16 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 		fmt_iso(latest, to, sizeof(to));
 		log_job(LOG_LVL_NOTICE, j->name, "%s; running once for %s (catchup = once)", why,
 		        to);
-		sched_job_fire(j, latest * 1000000, "catchup");
+		sched_job_fire(j, latest * 1000000, TRIGGER_CATCHUP);
 		return;
 	}
 	snprintf(msg, sizeof(msg), "%s; catchup = skip", why);
 	log_job(LOG_LVL_NOTICE, j->name, "%s", msg);
-	struct run *r = sched_run_new(j, last_missed * 1000000, "schedule");
-	if (r) {
-		sched_skip_claimed(r, msg, true);
-		sched_run_free(&r);
-	}
+	struct run *r = sched_run_new(j, last_missed * 1000000, TRIGGER_SCHEDULE);
+	if (r)
+		sched_skip_claimed(&r, msg, true);
 	if (latest_on_time)
-		sched_job_fire(j, latest * 1000000, "schedule");
+		sched_job_fire(j, latest * 1000000, TRIGGER_SCHEDULE);
 }
 
 /* Compare the wall clock with the monotonic clock (libevent's timers run on the latter).

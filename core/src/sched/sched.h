@@ -109,7 +109,7 @@ int sched_apply_start(struct sched *s, const struct sched_apply_in *in,
     __attribute__((warn_unused_result));
 /* An apply started by sched_apply_start() has not called DONE yet. */
 bool sched_applying(const struct sched *s);
-/* How the last apply held the loop (README "Benchmarks"). */
+/* How the last apply held the loop (logged after each reload, daemon.c). */
 struct sched_apply_stats {
 	unsigned turns;     /* loop turns it took */
 	size_t most_jobs;   /* the most jobs (or edges) one turn went through */
@@ -134,7 +134,7 @@ void sched_set_cluster(struct sched *s, struct cluster *c);
  * allows (the retry is claimed like any fire, so one survivor runs it). */
 void sched_takeover(struct sched *s, const struct cluster_orphan *o);
 
-/* Several instances, beyond the claims (coord.h; sched_cluster.c). CO is borrowed until
+/* Several instances, beyond the claims (coord.h, through admit.h). CO is borrowed until
  * sched_free (NULL: none). */
 struct coord;
 struct coord_work;
@@ -170,10 +170,10 @@ int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t 
  * (or gets upstream_failed). -ESHUTDOWN, -ENOMEM. */
 int sched_notify_catchup(struct sched *s, const char *const *names, size_t n);
 
-/* Fire job NAME now with TRIGGER ("manual": a string literal, kept by the run); the overlap policy
- * applies. -ENOENT if there is no such job, -EPERM if it is disabled and not FORCE, -ESHUTDOWN
- * while draining. */
-int sched_trigger(struct sched *s, const char *name, const char *trigger, bool force)
+/* Fire job NAME now with TRIGGER (an operator's: TRIGGER_MANUAL); the overlap policy applies.
+ * -ENOENT if there is no such job, -EPERM if it is disabled and not FORCE, -ESHUTDOWN while
+ * draining. */
+int sched_trigger(struct sched *s, const char *name, enum run_trigger trigger, bool force)
     __attribute__((warn_unused_result));
 /* What sched_trigger() would return, without firing. */
 int sched_trigger_check(struct sched *s, const char *name, bool force)
@@ -195,7 +195,7 @@ struct sched_result {
 struct sched_waiter {
 	void (*done)(struct sched_waiter *w, const struct sched_result *res);
 };
-/* sched_trigger(NAME, "manual", FORCE), telling W how that run ends. Same returns. */
+/* sched_trigger(NAME, TRIGGER_MANUAL, FORCE), telling W how that run ends. Same returns. */
 int sched_trigger_wait(struct sched *s, const char *name, bool force, struct sched_waiter *w)
     __attribute__((warn_unused_result));
 
@@ -321,7 +321,7 @@ extern const char *const sched_wait_names[];
 #define SCHED_MAX_WAITING 4
 struct sched_waiting {
 	enum sched_wait_for why;
-	const char *trigger;  /* "schedule", "manual", ... */
+	const char *trigger;  /* its trigger's name (run_trigger_names) */
 	int64_t scheduled_us; /* its instant (wall µs); 0: not a scheduled fire */
 	int64_t since_us;     /* since when it waits (wall µs): its fire taken, or its start for a
 	                         connection */

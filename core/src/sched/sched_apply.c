@@ -1,8 +1,8 @@
 /* Putting a configuration in force (sched.h: sched_apply, sched_apply_start).
  *
  * Every scheduled job points into the configuration in force (its strings, its compiled
- * schedule, its conf_job), so a reload must visit every job: at 100,000 jobs that held the
- * loop about 100 ms in one turn, and the fires due meanwhile were that late. The apply goes
+ * schedule, its conf_job), so a reload must visit every job: in one turn, 100,000 jobs would
+ * hold the loop about 100 ms, and the fires due meanwhile would be that late. The apply goes
  * in slices instead, one per loop turn, 2 ms or 8,192 jobs at most (APPLY_SLICE_*), through
  * these phases:
  *
@@ -278,7 +278,8 @@ static void finish(struct sched *s)
 	if (ap->first) {
 		for (struct job *j = s->jobs; j; j = j->next)
 			if (j->enabled && j->schedule && j->cron->kind == CRON_REBOOT)
-				sched_job_fire(j, sched_now_us(s) / 1000000 * 1000000, "reboot");
+				sched_job_fire(j, sched_now_us(s) / 1000000 * 1000000,
+				               TRIGGER_REBOOT);
 	}
 	sched_admit_queued(s); /* max_running may have grown */
 	free_work(ap);

@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "alert.h"
+#include "admit.h"
 #include "config.h"
-#include "coord.h"
 #include "duration.h"
 #include "sched_fresh_priv.h"
 #include "history.h"
@@ -156,8 +156,8 @@ static void stale_cb(void *arg);
 static void drop_deferred(struct job *j, const char *why);
 
 /* A job's retry and staleness timers are made when first needed (sched.c retry, stale_arm):
- * most jobs never retry and set no max_staleness, and two events embedded in every job were
- * 25 MB at 100,000 jobs. */
+ * most jobs never retry and set no max_staleness, and two events embedded in every job would
+ * be 25 MB at 100,000 jobs. */
 void flow_retry_disarm(struct job *j)
 {
 	if (j->retry)
@@ -195,7 +195,7 @@ void flow_job_free(struct job *j)
 
 /* The jobs at dag indexes IDX (N of them) as a malloc'd array; *OUT_N may be less than N
  * if a job is not scheduled (it failed to load). NULL when N is 0 (most jobs have no edge:
- * an empty array each was a 32-byte chunk, 6 MB at 100,000 jobs), or out of memory. */
+ * an empty array each would be a 32-byte chunk, 6 MB at 100,000 jobs), or out of memory. */
 static struct job **jobs_of(struct sched *s, const struct dag *g, const size_t *idx, size_t n,
                             size_t *out_n)
 {
@@ -297,17 +297,15 @@ void flow_applied(struct sched *s, bool first)
 bool flow_park(struct run *r)
 {
 	struct job *j = r->job;
-	if (r->waited || strcmp(r->trigger, "upstream") == 0 || strcmp(r->trigger, "retry") == 0)
+	if (r->waited || r->trigger == TRIGGER_UPSTREAM || r->trigger == TRIGGER_RETRY)
 		return false;
 	const struct job *u = busy_upstream(j);
 	if (!u)
 		return false;
 	r->waited = true;
-	if (j->parked) {
-		sched_record(j->parked, SCHED_SKIPPED,
+	if (j->parked)
+		sched_record(&j->parked, SCHED_SKIPPED,
 		             "superseded by a newer fire while waiting for an upstream job");
-		sched_run_free(&j->parked);
-	}
 	sched_run_to(r, RUN_PARKED);
 	log_job(LOG_LVL_INFO, j->name, "waiting for upstream job %s to finish", u->name);
 	return true;
@@ -317,7 +315,7 @@ bool flow_park(struct run *r)
  * and decided when its turn comes (D may be busy by then). */
 static void fire_downstream(struct job *d, const char *graph_run)
 {
-	struct run *r = sched_run_new(d, 0, "upstream");
+	struct run *r = sched_run_new(d, 0, TRIGGER_UPSTREAM);
 	if (!r)
 		return;
 	r->waited = true;
@@ -328,7 +326,7 @@ static void fire_downstream(struct job *d, const char *graph_run)
 bool flow_deferred_taken(struct run *r)
 {
 	struct job *d = r->job;
-	if (!d->active || strcmp(r->trigger, "upstream") != 0)
+	if (!d->active || r->trigger != TRIGGER_UPSTREAM)
 		return false;
 	/* it runs now with older data: run once more when it ends */
 	d->graph_again = true;
@@ -350,7 +348,7 @@ static void drop_deferred(struct job *j, const char *why)
 			continue;
 		if (why) {
 			log_job(LOG_LVL_INFO, j->name, "skipped: %s", why);
-			sched_record(r, SCHED_SKIPPED, why);
+			sched_record(&r, SCHED_SKIPPED, why);
 		}
 		sched_run_free(&r);
 	}
@@ -410,12 +408,11 @@ static void fail_downstream(struct job *d, const struct job *u, const struct job
 	else
 		snprintf(msg, sizeof(msg), "not run: upstream job %s failed (via %s)", root->name,
 		         u->name);
-	struct run *r = d->parked ? d->parked : sched_run_new(d, 0, "upstream");
+	struct run *r = d->parked ? d->parked : sched_run_new(d, 0, TRIGGER_UPSTREAM);
 	if (r) {
 		if (!r->graph_run)
 			r->graph_run = dup_or_null(graph_run);
-		sched_record(r, SCHED_UPSTREAM_FAILED, msg);
-		sched_run_free(&r);
+		sched_record(&r, SCHED_UPSTREAM_FAILED, msg);
 	}
 	log_job(LOG_LVL_WARNING, d->name, "%s", msg);
 	condition(d, ALERT_UPSTREAM_FAILED, true, msg);
@@ -429,7 +426,7 @@ static void on_success(struct run *r)
 	struct sched *s = j->s;
 	for (size_t i = 0; i < j->n_downs; i++)
 		if (j->downs[i]->n_ups > 1) { /* a fan-in's other upstreams may run elsewhere */
-			coord_graph(s->coord, j->name, false);
+			admit_graph(s->admit, j->name, false);
 			break;
 		}
 	/* ends the alerts raised since the last success (one lookup each): a job that stays
@@ -500,7 +497,7 @@ void flow_run_begin(struct run *r)
 	if (j->fresh)
 		fresh_run_begin(r);
 	if (j->n_ups > 1)
-		coord_graph(s->coord, j->name, true);
+		admit_graph(s->admit, j->name, true);
 	if (!r->graph_run && (j->n_downs > 0 || j->n_ups > 0)) {
 		char id[320];
 		if (flow_graph_run_id(id, sizeof(id), s->instance, r->start_us, j->name) == 0)
@@ -608,7 +605,7 @@ static void fire_catchup(struct job *j, int64_t instant_s, const char *why)
 		return;
 	}
 	log_job(LOG_LVL_NOTICE, j->name, "%s; running once (catchup = once)", why);
-	struct run *r = sched_run_new(j, instant_s * 1000000, "catchup");
+	struct run *r = sched_run_new(j, instant_s * 1000000, TRIGGER_CATCHUP);
 	if (r)
 		sched_run_defer(r);
 }

@@ -1,7 +1,7 @@
 #ifndef PGCROND_SCHED_FLOW_PRIV_H
 #define PGCROND_SCHED_FLOW_PRIV_H
 
-/* The behaviour of jobs between and after their runs (issue "jobs that behave"), the part of
+/* The behaviour of jobs between and after their runs, the part of
  * the scheduler that sched.c hands each run's start and end to:
  *  - the job graph at run time: fan-in (a job with `after` and no schedule runs once every
  *    upstream has succeeded since its own last run), fan-out (ready downstreams start

@@ -244,7 +244,7 @@ static void plan(struct fresh_job *f)
 		if (!can_run(j))
 			return; /* its run's end plans again; a pause's resume runs what is owed */
 		f->planned_us = 0;
-		struct run *r = sched_run_new(j, 0, "freshness");
+		struct run *r = sched_run_new(j, 0, TRIGGER_FRESHNESS);
 		if (r)
 			sched_run_defer(r); /* fired from the loop (sched.c) */
 		return;
@@ -268,14 +268,13 @@ static void quiet_row(struct fresh_job *f, int64_t now)
 		last = f->created_us;
 	if (now - last < every || !j->enabled || j->paused || j->removed)
 		return;
-	struct run *r = sched_run_new(j, now, "freshness");
+	struct run *r = sched_run_new(j, now, TRIGGER_FRESHNESS);
 	if (!r)
 		return;
 	char t[40], msg[96];
 	fmt_time(f->last_ok_start_us ? f->last_ok_start_us : f->created_us, t, sizeof(t));
 	snprintf(msg, sizeof(msg), "sources unchanged since %s", t);
-	sched_record(r, SCHED_SKIPPED, msg);
-	sched_run_free(&r);
+	sched_record(&r, SCHED_SKIPPED, msg);
 	f->last_row_us = now;
 }
 

@@ -1,17 +1,17 @@
 /* What makes a job fire besides its timer, or stops its run: notifications (triggers.c), a
  * listener's catch-up after a reconnect, manual triggers (ctl.c), a dead instance's runs and
- * pending work taken over, and another instance's run of the job that ended or replaces this
- * one's (cluster.c, coord.h). Split from sched.c; it goes through the scheduler's inside
- * (sched_priv.h). */
+ * pending work taken over, and another instance's run of the job: one a run here waits for,
+ * that ended or replaces this one's, a graph run's start or success (cluster.c, coord.h).
+ * Split from sched.c; it goes through the scheduler's inside (sched_priv.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cluster.h"
-#include "coord.h"
+#include "admit.h"
 #include "cron.h"
 #include "exec.h"
+#include "job_kind.h"
 #include "log.h"
 #include "retry.h"
 #include "sched.h"
@@ -21,9 +21,9 @@
 /* Whether a run of J's instant US (its claim may still be asked for), or a catch-up run of
  * J at or after US, is under way or was started here: one outage is one catch-up run
  * (catchup = once), whether the start's catch-up or the unserved fire comes first (they are
- * asked on two sessions; until 2026-11-25 a fire claimed by a killed process was served
- * only if a later fire had a row, and the catch-up only after the latest row: judged at two
- * moments, another instance's row written between them, the fire fell between the two). */
+ * asked on two sessions: judged by the history's rows alone, at two moments with another
+ * instance's row written between them, a fire claimed by a killed process could be served
+ * by neither). */
 static bool served_here(const struct job *j, int64_t us)
 {
 	const struct run *mine[] = {j->active, j->pending, j->parked};
@@ -32,7 +32,7 @@ static bool served_here(const struct job *j, int64_t us)
 	for (size_t i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
 		if (mine[i] &&
 		    (mine[i]->scheduled_us == us ||
-		     (mine[i]->scheduled_us >= us && strcmp(mine[i]->trigger, "catchup") == 0)))
+		     (mine[i]->scheduled_us >= us && mine[i]->trigger == TRIGGER_CATCHUP)))
 			return true;
 	return false;
 }
@@ -54,8 +54,7 @@ static void serve_unserved(struct job *j, const struct cluster_orphan *o)
 		snprintf(why, sizeof(why),
 		         "the fire at %s was claimed by instance %s, which %s before running it",
 		         at, o->dead,
-		         (o->stopped && !o->died) ||
-		                 strcmp(o->dead, cluster_instance(j->s->cluster)) == 0
+		         (o->stopped && !o->died) || strcmp(o->dead, j->s->instance) == 0
 		             ? "was stopped"
 		             : "died");
 	if (!j->enabled)
@@ -71,7 +70,7 @@ static void serve_unserved(struct job *j, const struct cluster_orphan *o)
 	    j->next_fire <= o->scheduled_us / 1000000)
 		return;
 	if (j->conf->catchup == CATCHUP_ONCE) {
-		struct run *r = sched_run_new(j, o->scheduled_us, "catchup");
+		struct run *r = sched_run_new(j, o->scheduled_us, TRIGGER_CATCHUP);
 		if (!r)
 			return;
 		log_job(LOG_LVL_NOTICE, j->name, "%s; running it now (catchup = once)", why);
@@ -81,20 +80,18 @@ static void serve_unserved(struct job *j, const struct cluster_orphan *o)
 	char msg[280];
 	snprintf(msg, sizeof(msg), "%s; catchup = skip", why);
 	log_job(LOG_LVL_NOTICE, j->name, "%s", msg);
-	struct run *r = sched_run_new(j, o->scheduled_us, "schedule");
-	if (r) {
-		sched_skip_claimed(r, msg, true);
-		sched_run_free(&r);
-	}
+	struct run *r = sched_run_new(j, o->scheduled_us, TRIGGER_SCHEDULE);
+	if (r)
+		sched_skip_claimed(&r, msg, true);
 }
 
 /* A dead instance's run closed by a reap that answered once this instance began to stop: its
- * retry goes back to the dead instance's pending work (cluster_reap_done, coord_hand_over),
+ * retry goes back to the dead instance's pending work (cluster_reap_done, coord_note),
  * which the others take when this instance's stop wakes them. */
 static void hand_over_retry(struct job *j, const struct cluster_orphan *o)
 {
 	struct coord_work w = {.job = j->name,
-	                       .kind = "retry",
+	                       .kind = TRIGGER_RETRY,
 	                       .graph_run = o->graph_run,
 	                       .scheduled_us = o->scheduled_us,
 	                       .attempt = o->attempt + 1};
@@ -102,7 +99,7 @@ static void hand_over_retry(struct job *j, const struct cluster_orphan *o)
 	        "instance %s died while running it (attempt %d); this instance is stopping: "
 	        "its retry (attempt %d of %d) is left to the other instances",
 	        o->dead, o->attempt, w.attempt, j->conf->retries + 1);
-	coord_hand_over(j->s->coord, o->dead, &w);
+	admit_work_note(j->s->admit, &w, o->dead);
 }
 
 void sched_takeover(struct sched *s, const struct cluster_orphan *o)
@@ -138,7 +135,7 @@ void sched_takeover(struct sched *s, const struct cluster_orphan *o)
 		hand_over_retry(j, o);
 		return;
 	}
-	struct run *r = sched_run_new(j, o->scheduled_us, "retry");
+	struct run *r = sched_run_new(j, o->scheduled_us, TRIGGER_RETRY);
 	if (!r)
 		return;
 	r->attempt = o->attempt + 1;
@@ -159,17 +156,13 @@ void sched_take_work(struct sched *s, const struct coord_work *w)
 	if (!j || !j->conf || j->removed || s->draining) {
 		log_info("cluster: pending %s work of job %s taken over from a dead instance is "
 		         "dropped: %s",
-		         w->kind, w->job,
+		         run_trigger_names[w->kind], w->job,
 		         s->draining ? "this instance is stopping"
 		                     : "the job is not configured here");
 		return;
 	}
-	bool notify = strcmp(w->kind, "notify") == 0;
-	const char *trigger = notify                          ? "notify"
-	                      : strcmp(w->kind, "retry") == 0 ? "retry"
-	                                                      : "upstream";
-	struct run *r =
-	    sched_run_new(j, strcmp(trigger, "retry") == 0 ? w->scheduled_us : 0, trigger);
+	bool notify = w->kind == TRIGGER_NOTIFY;
+	struct run *r = sched_run_new(j, w->kind == TRIGGER_RETRY ? w->scheduled_us : 0, w->kind);
 	if (!r)
 		return;
 	r->attempt = w->attempt > 0 ? w->attempt : 1;
@@ -186,7 +179,7 @@ void sched_take_work(struct sched *s, const struct coord_work *w)
 				goto oom;
 	}
 	log_job(LOG_LVL_NOTICE, j->name, "taking over a %s run a dead instance owed (attempt %d)",
-	        trigger, r->attempt);
+	        run_trigger_names[w->kind], r->attempt);
 	if (notify && j->active) {
 		if (!j->notify_wait) {
 			sched_run_to(r, RUN_NOTIFY_WAIT);
@@ -209,7 +202,7 @@ void sched_take_work(struct sched *s, const struct coord_work *w)
 	return;
 oom:
 	log_job(LOG_LVL_ERROR, j->name, "out of memory taking over a dead instance's %s run",
-	        trigger);
+	        run_trigger_names[w->kind]);
 	sched_run_free(&r);
 }
 
@@ -265,6 +258,34 @@ void sched_cluster_cancel(struct sched *s, const char *job, const char *by)
 	exec_cancel(r->er, msg);
 }
 
+void sched_cluster_graph(struct sched *s, const char *job, bool started)
+{
+	struct job *j = sched_job_find(s, job);
+	if (!j || j->removed)
+		return;
+	if (started)
+		j->start_seq = ++s->flow_seq;
+	else
+		j->success_seq = ++s->flow_seq;
+}
+
+bool sched_cluster_busy(struct run *r, const char *why)
+{
+	struct job *j = r->job;
+	bool notify = r->trigger == TRIGGER_NOTIFY;
+	if (j->overlap == OVERLAP_SKIP && !notify)
+		return false;
+	/* its instance announces the end (cluster.c's unlock), or dies (coord_reaped) */
+	sched_run_to(r, RUN_CLUSTER_WAIT);
+	log_job(LOG_LVL_INFO, j->name, "%s; waiting for it to end (%s)", why,
+	        j->overlap == OVERLAP_QUEUE     ? "overlap = queue"
+	        : j->overlap == OVERLAP_REPLACE ? "overlap = replace"
+	                                        : "notifications are never skipped");
+	if (j->overlap == OVERLAP_REPLACE)
+		admit_cancel_other(j->s->admit, j->name);
+	return true;
+}
+
 void sched_notify_pending(struct sched *s, const char *name, bool pending)
 {
 	struct job *j = sched_job_find(s, name);
@@ -294,10 +315,10 @@ int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t 
 			r->n_payloads += n;
 		}
 		free(payloads);
-		sched_work_note(r, "notify", 0);
+		sched_work_note(r, 0);
 		return 0;
 	}
-	r = sched_run_new(j, 0, "notify");
+	r = sched_run_new(j, 0, TRIGGER_NOTIFY);
 	if (!r) {
 		text_free_list(payloads, n);
 		return -ENOMEM;
@@ -308,7 +329,7 @@ int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t 
 		log_job(LOG_LVL_DEBUG, j->name,
 		        "notified while busy; runs when the current run ends");
 		sched_run_to(r, RUN_NOTIFY_WAIT);
-		sched_work_note(r, "notify", 0);
+		sched_work_note(r, 0);
 		return 0;
 	}
 	sched_fire_run(r);
@@ -367,7 +388,7 @@ int sched_trigger_check(struct sched *s, const char *name, bool force)
 	return !j->enabled && !force ? -EPERM : 0;
 }
 
-int sched_trigger(struct sched *s, const char *name, const char *trigger, bool force)
+int sched_trigger(struct sched *s, const char *name, enum run_trigger trigger, bool force)
 {
 	int rc = sched_trigger_check(s, name, force);
 	if (rc < 0)

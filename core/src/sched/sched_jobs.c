@@ -1,7 +1,7 @@
-/* The scheduler's lifetime (sched.h, sched_priv.h): the setters, the drain at shutdown, and
- * the scheduler's creation and freeing. Timers and the run lifecycle are sched.c's; the index's
- * lookups are sched_state.c's, jobs added and retired as configurations come and go
- * sched_apply.c's. */
+/* The scheduler's lifetime (sched.h, sched_priv.h): the setters (the cluster and its pending
+ * work among them), the drain at shutdown, and the scheduler's creation and freeing with
+ * admission's hooks. Timers and the run lifecycle are sched.c's; the index's lookups are
+ * sched_state.c's, jobs added and retired as configurations come and go sched_apply.c's. */
 #include <errno.h>
 #include <inttypes.h>
 #include <event2/event.h>
@@ -11,8 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "admit.h"
 #include "alert.h"
-#include "cluster.h"
 #include "duration.h"
 #include "exec.h"
 #include "history.h"
@@ -46,6 +46,23 @@ void sched_set_context(struct sched *s, struct alerter *alerts, const char *inst
 {
 	s->alerts = alerts;
 	snprintf(s->instance, sizeof(s->instance), "%s", instance ? instance : "pgcrond");
+}
+
+void sched_set_cluster(struct sched *s, struct cluster *c)
+{
+	s->cluster = c;
+	admit_set_cluster(s->admit, c);
+}
+
+void sched_set_coord(struct sched *s, struct coord *co)
+{
+	s->coord = co;
+	admit_set_coord(s->admit, co);
+}
+
+struct coord *sched_coord(const struct sched *s)
+{
+	return s->coord;
 }
 
 /* ---- shutdown ------------------------------------------------------------------------- */
@@ -137,27 +154,26 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 				 * theirs to claim, run and record (a row here stood beside theirs)
 				 */
 				struct admit_fire f = sched_admit_fire(r);
-				if (!r->noted[0] && admit_left_to_others(s->admit, &f, r->adm))
+				if (!r->noted && admit_left_to_others(s->admit, &f, r->adm)) {
 					log_job(LOG_LVL_INFO, j->name,
 					        "not recorded here: a fire this instance did not "
 					        "claim, "
 					        "left to the other instances as it stops");
-				else
-					sched_record_skipped(r, sched_work_keep(r, why));
-				sched_run_free(waiting[w]);
+					sched_run_free(waiting[w]);
+				} else {
+					sched_record_skipped(waiting[w], sched_work_keep(r, why));
+				}
 			}
 			if (j->active && (j->active->state == RUN_RETRY_WAIT ||
 			                  j->active->state == RUN_CLUSTER_WAIT)) {
 				flow_retry_disarm(j);
-				sched_record_skipped(j->active, sched_work_keep(j->active, why));
-				sched_run_free(&j->active);
+				sched_record_skipped(&j->active, sched_work_keep(j->active, why));
 			}
 		}
 		admit_give_back(s->admit); /* the fires claimed before their instant, no run's */
 		while (s->queue.n) {
 			struct run *r = s->queue.items[0].data;
-			sched_record_skipped(r, sched_work_keep(r, why));
-			sched_run_free(&r);
+			sched_record_skipped(&r, sched_work_keep(r, why));
 		}
 		if (s->n_running > 0) {
 			log_notice("waiting up to %lld ms for %zu running run(s) to finish",
@@ -185,6 +201,34 @@ size_t sched_queued(const struct sched *s)
 }
 
 /* ---- lifetime ------------------------------------------------------------------------- */
+
+/* admit_hooks.claiming_again: the runs under way are each the active run of its job
+ * (running or ending). */
+static void claiming_again(void *arg)
+{
+	struct sched *s = arg;
+	for (struct job *j = s->jobs; j; j = j->next)
+		if (j->active)
+			admit_claim_again(s->admit, &j->active->adm, j->name);
+}
+
+/* admit_hooks.now_us and record */
+static int64_t admit_now_us(void *arg)
+{
+	return sched_now_us(arg);
+}
+
+static bool admit_record(void *arg, const char *job, enum run_trigger trigger, int64_t scheduled_us,
+                         const char *message)
+{
+	struct job *j = sched_job_find(arg, job);
+	if (!j)
+		return false;
+	struct run *r = sched_run_new(j, scheduled_us, trigger);
+	if (r)
+		sched_record(&r, SCHED_SKIPPED, message);
+	return true;
+}
 
 /* The history caught up (hist_backlogged): the runs it held back start. */
 static void history_caught_up(void *arg)
@@ -222,9 +266,9 @@ int sched_new_with(struct event_base *base, struct clock *clock, const struct sc
 	event_assign(&s->ended_ev, base, -1, 0, sched_ended_cb, s);
 	event_assign(&s->flow_ev, base, -1, 0, sched_deferred_cb, s);
 	s->clock_offset_us = clock_now_us(clock) - clock_mono_now_us(clock);
-	const struct admit_hooks ah = {.claiming_again = sched_claiming_again,
-	                               .now_us = sched_admit_now_us,
-	                               .record = sched_admit_record,
+	const struct admit_hooks ah = {.claiming_again = claiming_again,
+	                               .now_us = admit_now_us,
+	                               .record = admit_record,
 	                               .arg = s};
 	if (admit_new(clock, &ah, &s->admit) < 0 ||
 	    clock_arm(clock, &s->clock_ev, CLOCK_CHECK_MS * 1000) < 0) {

@@ -17,7 +17,7 @@ int sched_trigger_wait(struct sched *s, const char *name, bool force, struct sch
 	int rc = sched_trigger_check(s, name, force);
 	if (rc < 0)
 		return rc;
-	struct run *r = sched_run_new(sched_job_find(s, name), 0, "manual");
+	struct run *r = sched_run_new(sched_job_find(s, name), 0, TRIGGER_MANUAL);
 	if (!r)
 		return -ENOMEM;
 	r->waiter = w;
@@ -144,17 +144,15 @@ int sched_resume(struct sched *s, const char *name)
 		if (j->conf && j->conf->catchup == CATCHUP_ONCE) {
 			log_job(LOG_LVL_NOTICE, j->name,
 			        "fires came due while paused; running once (catchup = once)");
-			sched_job_fire(j, latest * 1000000, "catchup");
+			sched_job_fire(j, latest * 1000000, TRIGGER_CATCHUP);
 		} else {
 			log_job(LOG_LVL_NOTICE, j->name,
 			        "fires came due while paused; none runs (catchup = skip)");
-			struct run *r = sched_run_new(j, latest * 1000000, "catchup");
-			if (r) {
-				sched_record(r, SCHED_SKIPPED,
-				             "fires came due while the job was paused; "
-				             "catchup = skip");
-				sched_run_free(&r);
-			}
+			struct run *r = sched_run_new(j, latest * 1000000, TRIGGER_CATCHUP);
+			if (r)
+				sched_record(
+				    &r, SCHED_SKIPPED,
+				    "fires came due while the job was paused; catchup = skip");
 		}
 	}
 	sched_admit_queued(s);
@@ -212,8 +210,7 @@ int sched_job_drop_waiting(struct job *j, const char *why)
 			continue;
 		if (r == j->active)
 			flow_retry_disarm(j);
-		sched_record_skipped(r, why);
-		sched_run_free(waiting[w]);
+		sched_record_skipped(waiting[w], why);
 		n++;
 	}
 	return n;

@@ -8,41 +8,22 @@
 #include "sched_priv.h"
 #include "text.h"
 
-/* A plugin job's statements, built by its plugin (values as parameters). Returns 0 with
- * *PR set, or -1 with the reason in ERR. */
-static int plugin_run(struct run *r, struct pgc_run **pr, char *err, size_t errlen)
-{
-	struct job *j = r->job;
-	struct sched *s = j->s;
-	const struct plugin *p = s->plugins ? plugin_registry_find(s->plugins, j->plugin) : NULL;
-	if (!p || !j->conf) {
-		snprintf(err, errlen, "plugin \"%s\" is not loaded", j->plugin);
-		return -1;
-	}
-	if (plugin_build_run(p, j->conf, (const char *const *)r->payloads, r->n_payloads, pr, err,
-	                     errlen) < 0)
-		return -1;
-	return 0;
-}
-
 /* DESIGN.md: a view refreshed CONCURRENTLY must have a usable unique index, checked before
  * the refresh (never a silent blocking fallback), and a view never populated gets one plain
  * refresh first. pgcrond.prepare_concurrent_refresh() (sql/refresh.sql, put into each job
  * database by `pgcrond install`) does both; it runs ahead of the plugin's statements, on the
  * same connection, with the view's name as a parameter. Returns the number of guards. */
-static long concurrent_guards(const struct job *j, char names[][512], struct exec_stmt *out,
-                              char *err, size_t errlen)
+static long concurrent_guards(const struct plugin *p, const struct conf_job *conf,
+                              char names[][512], struct exec_stmt *out, char *err, size_t errlen)
 {
 	static const char guard_sql[] =
 	    "SELECT pgcrond.prepare_concurrent_refresh($1::pg_catalog.regclass)";
-	const struct plugin *p =
-	    j->s->plugins ? plugin_registry_find(j->s->plugins, j->plugin) : NULL;
 	struct pgc_relation_decl *rels = NULL;
 	size_t n_rels = 0;
 	long n = 0;
 
 	/* the declared relations and a per-job one (sql_view's view, ABI 1.1 job_relation) */
-	if (!p || !j->conf || plugin_job_relations(p, j->conf, &rels, &n_rels, err, errlen) != 0)
+	if (plugin_job_relations(p, conf, &rels, &n_rels, err, errlen) != 0)
 		return -1;
 	for (size_t i = 0; i < n_rels; i++) {
 		if (rels[i].kind != PGC_RELATION_MATVIEW ||
@@ -72,15 +53,24 @@ int sched_plugin_stmts(struct run *r, struct run_stmts *b, char *command, size_t
                        size_t errlen)
 {
 	struct job *j = r->job;
-	int rc = plugin_run(r, &b->pr, err, errlen);
+	/* built by its plugin (values as parameters), found once for the build and its guards */
+	const struct plugin *p =
+	    j->s->plugins ? plugin_registry_find(j->s->plugins, j->plugin) : NULL;
+	int rc = -1;
+	if (!p || !j->conf)
+		snprintf(err, errlen, "plugin \"%s\" is not loaded", j->plugin);
+	else if (plugin_build_run(p, j->conf, (const char *const *)r->payloads, r->n_payloads,
+	                          &b->pr, err, errlen) == 0)
+		rc = 0;
 	if (rc == 0 && !(b->v = calloc(b->pr->n_stmts + SCHED_MAX_GUARDS, sizeof(*b->v)))) {
 		snprintf(err, errlen, "out of memory building the run");
 		rc = -1;
 	}
 	if (rc == 0) {
 		/* nothing to do is a success without statements, guards included */
-		long g =
-		    b->pr->n_stmts ? concurrent_guards(j, b->guard_names, b->v, err, errlen) : 0;
+		long g = b->pr->n_stmts
+		             ? concurrent_guards(p, j->conf, b->guard_names, b->v, err, errlen)
+		             : 0;
 		for (long i = 0; i < g; i++) {
 			b->guard_params[i] = b->guard_names[i];
 			b->v[i].params = &b->guard_params[i];

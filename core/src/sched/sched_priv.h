@@ -17,7 +17,6 @@
 
 #include "admit.h"
 #include "clock.h"
-#include "cluster.h"
 #include "config.h"
 #include "cron.h"
 #include "jobgraph.h"
@@ -75,7 +74,7 @@ struct sched_apply_state {
 struct job {
 	struct sched *s;
 	/* The configuration's strings (conf's, or the config's history database), not copies:
-	 * 100,000 jobs kept 400,000 of them twice. A removed job, whose configuration goes,
+	 * 100,000 jobs would keep 400,000 of them twice. A removed job, whose configuration goes,
 	 * gets copies of its own (own_strs). */
 	const char *name;
 	const char *command;
@@ -208,20 +207,20 @@ struct run {
 	enum run_state state; /* sched_run_to() only */
 	int64_t scheduled_us; /* 0 for a manual run */
 	int64_t queue_at_us;  /* ordering in the max_running queue */
-	const char *trigger;  /* a string literal: "schedule", "manual", ... (never copied) */
+	enum run_trigger trigger;
 	int attempt;
 	/* what its admission holds (admit.h): set and read by admit()'s functions; what it
 	 * holds goes back as it goes to RUN_ENDED (sched_run_to), whatever ended it */
 	enum admit_hold adm;
-	bool mark_wait; /* its statement waits for its start mark (cluster_note_start, exec
+	bool mark_wait; /* its statement waits for its start mark (admit_mark_start, exec
 	                 * spec.hold) */
 	bool marked;    /* its start is marked (several instances): the cluster may hold a
-	                 * wait of its (cluster_mark_forget) */
+	                 * wait of its (forgotten at its end: admit_end) */
 	bool unmarked;  /* its start mark was refused, or it was dropped waiting for its
 	                 * connection or its start mark (sched_drop): it ends skipped, having
 	                 * sent nothing */
 	bool cancelled; /* an HTTP run cancelled while it waited for its start mark */
-	/* an HTTP run's wait for its start mark: woken by the mark's answer (sched_cluster.c)
+	/* an HTTP run's wait for its start mark: woken by the mark's answer (sched_state.c)
 	 * or a cancel (sched_http.c), it sends the request or ends the run from the loop
 	 * (sched.c); MARK_WHY: why it must send nothing (NULL: it may) */
 	bool mark_ev_set;
@@ -235,8 +234,8 @@ struct run {
 	 * SKIPPED_ROWLESS + that state */
 	uint8_t skipped;
 	int64_t rowless_us;
-	const char *rowless_trigger;
-	char noted[10]; /* its kind in pending_work (coord.h), "" if not written there */
+	enum run_trigger rowless_trigger;
+	bool noted; /* written in pending_work (of its trigger's kind: sched_work_note) */
 	uint64_t hist_key;
 	int64_t start_us;
 	/* the monotonic clock at its start: its duration is measured on it, so a step of the
@@ -268,7 +267,7 @@ struct sched {
 	struct alerter *alerts;
 	struct cluster *cluster; /* NULL: no coordination (no history database) */
 	struct admit *admit;     /* whether a fire may run here (admit.h), on that cluster */
-	/* runs whose start mark was noted and whose end is not written yet: cluster_xact_end
+	/* runs whose start mark was noted and whose end is not written yet: admit_mark_end
 	 * forgets their marks (none on a lone instance, which marks nothing) */
 	size_t n_marked;
 	struct coord *coord;           /* NULL: none (coord.h) */
@@ -281,7 +280,7 @@ struct sched {
 	const struct plugin_registry *plugins;
 	struct job *jobs;
 	/* Every job of the list, by name: sched_job_find runs for each job of a config load
-	 * and each catch-up answer, and walking the list there made starting or reloading
+	 * and each catch-up answer: a walk of the list there would make starting or reloading
 	 * 10,000 jobs cost seconds of CPU. A removed job still running stays in it beside its
 	 * successor of the same name. */
 	struct strmap index;
@@ -339,11 +338,11 @@ struct sched {
  * one). */
 int64_t sched_now_us(const struct sched *s);
 struct job *sched_job_find(struct sched *s, const char *name);
-/* sched_state.c: a run of J's fire at SCHEDULED_US (0 for a manual run) with TRIGGER (a
- * string literal, kept as it is), due (NULL: out of memory, logged) / R ended if it was not, and
+/* sched_state.c: a run of J's fire at SCHEDULED_US (0 for a manual run) with TRIGGER, due
+ * (NULL: out of memory, logged) / R ended if it was not, and
  * freed with what it holds: its job lock, its pending work (coord.h), its marks, its waiter (told
  * it was cancelled). */
-struct run *sched_run_new(struct job *j, int64_t scheduled_us, const char *trigger);
+struct run *sched_run_new(struct job *j, int64_t scheduled_us, enum run_trigger trigger);
 void sched_run_free(struct run **r);
 /* Tell R's waiter (if any) how it ended, once; the waiter is detached. */
 void sched_run_answer(struct run *r, const char *status, const char *message, const char *sqlstate);
@@ -353,22 +352,22 @@ void sched_run_answer(struct run *r, const char *status, const char *message, co
  * complete row (hist_record). Returns its history key, 0 without a history. */
 uint64_t sched_hist_put(const struct run *r, int64_t start_us, const char *shown,
                         const char *status, const char *message);
-/* A fire that will not run: one complete history row (ST: skipped, upstream_failed); ...
- * skipped, with a log line. */
-void sched_record(struct run *r, enum sched_status st, const char *message);
-void sched_record_skipped(struct run *r, const char *message);
+/* A fire that will not run (*RP, freed and set to NULL): one complete history row (ST:
+ * skipped, upstream_failed); ... skipped, with a log line. */
+void sched_record(struct run **rp, enum sched_status st, const char *message);
+void sched_record_skipped(struct run **rp, const char *message);
 /* ... answered, logged and counted (pgcrond_job_runs_total) as one, without the row: a fire
  * skipped behind run BEHIND, whose first skipped fire has it (sched_fire_run); the last such
  * fire gets its row as BEHIND ends */
-void sched_skip_rowless(struct run *r, struct run *behind, const char *message);
+void sched_skip_rowless(struct run **rp, struct run *behind, const char *message);
 /* The row of the last fire skipped behind R without one (sched_skip_rowless), if any: written
  * as R ends, or before what its message says of R changes */
 void sched_rowless_row(struct run *r);
-/* R, a fire this instance skips without a claim (WHY: its own run still under way, a missed
+/* *RP, a fire this instance skips without a claim (WHY: its own run still under way, a missed
  * fire), is logged at once (unless LOGGED: the caller did) and recorded `skipped` only if
  * this instance gets the fire's claim (admit_skip): with several instances another one may
- * have run or skipped it. R stays the caller's. */
-void sched_skip_claimed(struct run *r, const char *why, bool logged);
+ * have run or skipped it. Freed either way. */
+void sched_skip_claimed(struct run **rp, const char *why, bool logged);
 /* R's fire, as admission sees it (admit.h). */
 struct admit_fire sched_admit_fire(const struct run *r);
 /* The bytes of a command a history row keeps (cut back to a whole character), a run's or a
@@ -377,9 +376,9 @@ struct admit_fire sched_admit_fire(const struct run *r);
 /* COMMAND (may be NULL) as a history row keeps it: itself when it fits, else cut into BUF
  * (COMMAND_KEEP bytes) */
 const char *sched_command_kept(const char *command, char *buf);
-/* R waits as pending work of KIND, due at DUE_US (0: now); the row goes as R starts or ends
- * (sched_run_to). */
-void sched_work_note(struct run *r, const char *kind, int64_t due_us);
+/* R waits as pending work (of its trigger's kind), due at DUE_US (0: now); the row goes as R
+ * starts or ends (sched_run_to). */
+void sched_work_note(struct run *r, int64_t due_us);
 /* Shutdown drops R, which waited (WHY says so): its pending work stays written for another
  * instance or this one's next start (coord.h); returns the message to record. */
 const char *sched_work_keep(struct run *r, const char *why);
@@ -397,7 +396,9 @@ void sched_backlog_changed(struct sched *s, const struct run *r);
 /* sched_state.c: move R to state TO (the table there), out of its state's holder and into
  * TO's. False if R keeps its state and holder: a move the table does not allow, or into a
  * job's slot another run holds (a bug: logged), or the queue out of memory (the caller drops
- * R). Keeps sched.n_claiming and sched.n_running. */
+ * R). Keeps sched.n_claiming and sched.n_running; then does what follows the move, as the
+ * same table says: admission told the fire runs (admit_ran) or given back what the run holds
+ * of several instances (admit_end), the backlog published, a stop's end checked. */
 bool sched_run_to(struct run *r, enum run_state to);
 /* R, due, is fired from the loop (sched_deferred_cb): how the files below sched.c start a run
  * without calling up into it, and a run's end never starts another run inside it. */
@@ -419,21 +420,16 @@ void sched_fmt_hms(int64_t us, char *out, size_t outlen);
 void sched_run_admit(struct run *r);
 /* Apply the overlap policy to a ready fire R (takes R). */
 void sched_fire_run(struct run *r);
-/* sched_cluster.c: job J owes an upstream-caused run (GRAPH_RUN may be NULL) / no longer;
- * exec_run_spec's on_xid of a run (its on_pid: sched_state.c). */
+/* sched_state.c: job J owes an upstream-caused run (GRAPH_RUN may be NULL) / no longer;
+ * exec_run_spec's on_pid and on_xid of a run. */
 void sched_job_owes(struct job *j, const char *graph_run);
 void sched_job_owes_not(struct job *j);
 void sched_on_pid(void *arg, int pid);
 void sched_on_xid(void *arg, const char *xid, const char *server, bool commit_waits);
-/* R's claim found its job running on another instance (WHY): true if R waits for that
- * run's end (overlap queue or replace, or notifications, which are never skipped). */
+/* sched_input.c: R's claim found its job running on another instance (WHY): true if R waits
+ * for that run's end (overlap queue or replace, or notifications, which are never skipped). */
 bool sched_cluster_busy(struct run *r, const char *why);
-/* admit_hooks' claiming_again, now_us and record (ARG: the scheduler) */
-void sched_claiming_again(void *arg);
-int64_t sched_admit_now_us(void *arg);
-bool sched_admit_record(void *arg, const char *job, const char *trigger, int64_t scheduled_us,
-                        const char *message);
-/* sched_cluster.c: mark R's start before it is handed to the executor (r->mark_wait: its
+/* sched_state.c: mark R's start before it is handed to the executor (r->mark_wait: its
  * statement waits for the mark); 1, 0, or -1 if R must not run. */
 int sched_mark_start(struct run *r);
 /* sched_warm.c: a job's timer is armed for INSTANT (Unix s) at NOW_US (sched_now_us): the
@@ -456,7 +452,7 @@ void sched_job_disarm(struct job *j);
 void sched_job_arm(struct job *j, int64_t now_us);
 bool sched_job_schedulable(const struct job *j);
 void sched_job_schedule(struct job *j, int64_t prev);
-void sched_job_fire(struct job *j, int64_t scheduled_us, const char *trigger);
+void sched_job_fire(struct job *j, int64_t scheduled_us, enum run_trigger trigger);
 void sched_admit_queued(struct sched *s);
 /* Shared by sched.c (timers, runs) and sched_jobs.c (the job index, lifetime). */
 void sched_timer_disarm(struct job *j);

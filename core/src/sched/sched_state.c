@@ -1,14 +1,14 @@
 /* A run: its states and the moves between them (sched_priv.h, enum run_state; the table is
  * drawn in docs/layout.md, "A run's states"), and the run as a record: made, answered to its
- * waiter, its backend noted (sched_on_pid), recorded when it does not run, freed with what
- * it holds, and what it leaves for the status (its job's last result and recent runs). The
- * scheduler's clock and its jobs by name. Every change of a run's
- * state goes through sched_run_to(), which refuses a move the table does not hold, moves the
- * run between the holders of its old and new states (as pgbouncer's change_server_state()
- * moves a server between its lists), and keeps the counts that follow from the states: the
- * runs waiting for a claim (a stop waits for their answers) and the runs running
- * (max_running), and says when a stop has none left to wait for. Below the rest of sched/:
- * it calls only sched_queue.c. */
+ * waiter, its backend and marks noted (sched_on_pid, sched_mark_start, sched_on_xid), its
+ * pending work, recorded when it does not run, freed with what it holds, and what it leaves for
+ * the status (its job's last result and recent runs). The scheduler's clock and its jobs by
+ * name. Every change of a run's state goes through sched_run_to(), which refuses a move the
+ * table does not hold, moves the run between the holders of its old and new states and keeps
+ * the counts of the runs claiming and running (as pgbouncer's change_server_state() moves a
+ * server between its lists), and then does what follows, read from the same table (follow):
+ * admission told, the backlog published, a stop's end. Below the rest of sched/: it calls only
+ * sched_queue.c. */
 #include <event2/event.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -17,71 +17,70 @@
 #include <time.h>
 
 #include "admit.h"
-#include "cluster.h"
-#include "coord.h"
 #include "history.h"
 #include "httpc.h"
+#include "job_kind.h"
 #include "log.h"
 #include "metrics.h"
 #include "sched_priv.h"
 #include "sched_recent_priv.h"
 #include "text.h"
 
-static const char *const names[RUN_STATES] = {
-    [RUN_DUE] = "due",
-    [RUN_PENDING] = "waiting behind the job's run",
-    [RUN_PARKED] = "waiting for an upstream job",
-    [RUN_NOTIFY_WAIT] = "notified, waiting for the job's run",
-    [RUN_DEFERRED] = "handed to the loop",
-    [RUN_CLAIMING] = "claiming",
-    [RUN_CLUSTER_WAIT] = "waiting for another instance's run",
-    [RUN_QUEUED] = "waiting for a run slot",
-    [RUN_RETRY_WAIT] = "waiting to retry",
-    [RUN_RUNNING] = "running",
-    [RUN_ENDING] = "ending without a start",
-    [RUN_ENDED] = "ended",
-};
-
 #define TO(st) (1u << (st))
 /* The states in which a run is its job's active run. */
 #define ACTIVE                                                                                     \
 	(TO(RUN_CLAIMING) | TO(RUN_CLUSTER_WAIT) | TO(RUN_QUEUED) | TO(RUN_RETRY_WAIT) |           \
 	 TO(RUN_RUNNING) | TO(RUN_ENDING))
-/* From each state, the states a run may go to. */
-static const unsigned moves[RUN_STATES] = {
+/* What follows a move out of a state or into it (follow(), the one place that reads them):
+ * WAITS, a run in it is in the backlog (waits_for), so a move in or out changes what is
+ * published; STOP, a stop waits for the runs in it, so a move out may end the drain; RAN, into
+ * it the fire runs: admission hears it (admit_ran: its claim is the run's, its pending work
+ * goes); GIVE_BACK, into it what the run holds of several instances goes back (admit_end). */
+enum { WAITS = 1, STOP = 2, RAN = 4, GIVE_BACK = 8 };
+
+/* Each state: its name for the log, the states a run may go to from it, and what follows a
+ * move out of it or into it. */
+static const struct {
+	const char *name;
+	unsigned moves, follows;
+} states[RUN_STATES] = {
     /* a fire waits where its job's state says, is claimed, queued, started or ended
      * (skipped, dropped); a retry waits for its delay; a claim granted on a job that runs on
      * another instance waits for that run */
-    [RUN_DUE] = TO(RUN_PENDING) | TO(RUN_PARKED) | TO(RUN_NOTIFY_WAIT) | TO(RUN_DEFERRED) |
-                TO(RUN_CLAIMING) | TO(RUN_CLUSTER_WAIT) | TO(RUN_QUEUED) | TO(RUN_RETRY_WAIT) |
-                TO(RUN_RUNNING) | TO(RUN_ENDED),
+    [RUN_DUE] = {"due",
+                 TO(RUN_PENDING) | TO(RUN_PARKED) | TO(RUN_NOTIFY_WAIT) | TO(RUN_DEFERRED) |
+                     TO(RUN_CLAIMING) | TO(RUN_CLUSTER_WAIT) | TO(RUN_QUEUED) | TO(RUN_RETRY_WAIT) |
+                     TO(RUN_RUNNING) | TO(RUN_ENDED),
+                 0},
     /* its wait is over: it is decided again, or dropped */
-    [RUN_PENDING] = TO(RUN_DUE) | TO(RUN_ENDED),
+    [RUN_PENDING] = {"waiting behind the job's run", TO(RUN_DUE) | TO(RUN_ENDED), WAITS},
     /* its upstreams are done: handed to the loop */
-    [RUN_PARKED] = TO(RUN_DEFERRED) | TO(RUN_ENDED),
-    [RUN_NOTIFY_WAIT] = TO(RUN_DUE) | TO(RUN_ENDED),
-    [RUN_DEFERRED] = TO(RUN_DUE) | TO(RUN_ENDED),
+    [RUN_PARKED] = {"waiting for an upstream job", TO(RUN_DEFERRED) | TO(RUN_ENDED), WAITS},
+    [RUN_NOTIFY_WAIT] = {"notified, waiting for the job's run", TO(RUN_DUE) | TO(RUN_ENDED), WAITS},
+    [RUN_DEFERRED] = {"handed to the loop", TO(RUN_DUE) | TO(RUN_ENDED), 0},
     /* the answer came (the run is due again: admitted, or waits for the other instance's
      * run), or the run was dropped */
-    [RUN_CLAIMING] = TO(RUN_DUE) | TO(RUN_ENDED),
-    [RUN_CLUSTER_WAIT] = TO(RUN_DUE) | TO(RUN_ENDED),
+    [RUN_CLAIMING] = {"claiming", TO(RUN_DUE) | TO(RUN_ENDED), WAITS | STOP},
+    [RUN_CLUSTER_WAIT] = {"waiting for another instance's run", TO(RUN_DUE) | TO(RUN_ENDED), WAITS},
     /* a slot came: it starts, or (queued unclaimed) asks for its claim first */
-    [RUN_QUEUED] = TO(RUN_RUNNING) | TO(RUN_CLAIMING) | TO(RUN_ENDED),
-    [RUN_RETRY_WAIT] = TO(RUN_DUE) | TO(RUN_ENDED),
+    [RUN_QUEUED] = {"waiting for a run slot", TO(RUN_RUNNING) | TO(RUN_CLAIMING) | TO(RUN_ENDED),
+                    WAITS | STOP},
+    [RUN_RETRY_WAIT] = {"waiting to retry", TO(RUN_DUE) | TO(RUN_ENDED), WAITS},
     /* it could not be handed to the executor: it ends from the loop */
-    [RUN_RUNNING] = TO(RUN_ENDING) | TO(RUN_ENDED),
-    [RUN_ENDING] = TO(RUN_ENDED),
-    [RUN_ENDED] = 0,
+    [RUN_RUNNING] = {"running", TO(RUN_ENDING) | TO(RUN_ENDED), WAITS | STOP | RAN},
+    [RUN_ENDING] = {"ending without a start", TO(RUN_ENDED), STOP},
+    [RUN_ENDED] = {"ended", 0, GIVE_BACK},
 };
 
 const char *sched_run_state_name(enum run_state st)
 {
-	return (unsigned)st < RUN_STATES ? names[st] : "?";
+	return (unsigned)st < RUN_STATES ? states[st].name : "?";
 }
 
 bool sched_run_may(enum run_state from, enum run_state to)
 {
-	return (unsigned)from < RUN_STATES && (unsigned)to < RUN_STATES && (moves[from] & TO(to));
+	return (unsigned)from < RUN_STATES && (unsigned)to < RUN_STATES &&
+	       (states[from].moves & TO(to));
 }
 
 /* What holds a run of job J in a state: the job's slot, a list of the loop's (either may be
@@ -131,6 +130,36 @@ static void list_remove(struct run_list *l, struct run *r)
 	r->defer_prev = r->defer_next = NULL;
 }
 
+/* Whether R, leaving FROM for its end, holds anything of several instances that admit_end
+ * gives back: a job lock, a claim asked (its own, or its fire's before its instant), a start
+ * mark, pending work. A run of an instance alone holds none, and its end enters no file of
+ * cluster/. */
+static bool holds_several(const struct run *r, enum run_state from)
+{
+	return r->adm == ADMIT_LOCKED || from == RUN_CLAIMING || r->marked || r->noted ||
+	       (r->scheduled_us && r->scheduled_us == r->job->early_us);
+}
+
+/* What follows R's move out of FROM into its state now, as the table says. */
+static void follow(struct run *r, enum run_state from)
+{
+	struct sched *s = r->job->s;
+	unsigned out = states[from].follows, in = states[r->state].follows;
+	if ((in & RAN) || ((in & GIVE_BACK) && holds_several(r, from))) {
+		struct admit_fire f = sched_admit_fire(r);
+		if (in & RAN)
+			admit_ran(s->admit, &f);
+		else
+			admit_end(s->admit, &f, &r->adm, from == RUN_CLAIMING ? r : NULL,
+			          r->marked ? r : NULL);
+		r->noted = false;
+	}
+	if ((out | in) & WAITS)
+		sched_backlog_changed(s, r);
+	if (out & STOP) /* a stop waits for these runs, and this is where they go */
+		sched_check_drained(s);
+}
+
 bool sched_run_to(struct run *r, enum run_state to)
 {
 	struct job *j = r->job;
@@ -147,7 +176,8 @@ bool sched_run_to(struct run *r, enum run_state to)
 		          sched_run_state_name(from), why, sched_run_state_name(to));
 		return false;
 	}
-	/* into the queue first: the one holder that may refuse (out of memory) */
+	/* the move, as pgbouncer's change_server_state(): into the queue first (the one holder
+	 * that may refuse: out of memory), out of the old holders, into the new ones, the counts */
 	if (to == RUN_QUEUED && sched_queue_push(&s->queue, r->queue_at_us, ++s->seq, r) < 0)
 		return false;
 	if (from == RUN_QUEUED)
@@ -160,31 +190,12 @@ bool sched_run_to(struct run *r, enum run_state to)
 		*out.slot = r;
 	if (out.list)
 		list_append(out.list, r);
-	/* over: what its admission holds (the job's cluster lock) goes back, whatever ended it; a
-	 * run dropped while claiming is forgotten where its answer is addressed (the answer still
-	 * gives back the job lock a grant takes), and so is a run waiting for its start mark or
-	 * its transaction id's (sched_cluster.c) */
-	if (to == RUN_ENDED)
-		admit_end(s->admit, &r->adm, j->name, r->scheduled_us,
-		          from == RUN_CLAIMING ? r : NULL, r->marked ? r : NULL);
-	/* started or over: its row in pending_work (coord.h) is nothing to take over any more */
-	if ((to == RUN_RUNNING || to == RUN_ENDED) && r->noted[0]) {
-		coord_done(s->coord, j->name, r->noted);
-		r->noted[0] = '\0';
-	}
-	if (from == RUN_CLAIMING)
-		s->n_claiming--;
-	else if (in.running)
-		s->n_running--;
-	if (to == RUN_CLAIMING)
-		s->n_claiming++;
-	else if (out.running)
-		s->n_running++;
+	s->n_claiming -= from == RUN_CLAIMING;
+	s->n_running -= in.running;
+	s->n_claiming += to == RUN_CLAIMING;
+	s->n_running += out.running;
 	r->state = to;
-	sched_backlog_changed(s, r);
-	/* a stop waits for these counts to reach none, and this is where they drop */
-	if (s->draining && (from == RUN_CLAIMING || from == RUN_QUEUED || in.running))
-		sched_check_drained(s);
+	follow(r, from);
 	return true;
 }
 
@@ -242,7 +253,7 @@ void sched_run_describe(const struct run *a, enum run_state st, char *out, size_
 
 /* ---- the run as a record ---------------------------------------------------------- */
 
-struct run *sched_run_new(struct job *j, int64_t scheduled_us, const char *trigger)
+struct run *sched_run_new(struct job *j, int64_t scheduled_us, enum run_trigger trigger)
 {
 	struct run *r = calloc(1, sizeof(*r));
 	if (!r) {
@@ -319,7 +330,7 @@ uint64_t sched_hist_put(const struct run *r, int64_t start_us, const char *shown
 	    .username = sql ? sql->username : NULL,
 	    .command =
 	        shown ? shown : sched_command_kept(j->command ? j->command : j->plugin, command),
-	    .trigger = r->trigger,
+	    .trigger = run_trigger_names[r->trigger],
 	    .graph_run = r->graph_run,
 	    .scheduled_us = r->scheduled_us,
 	    .start_us = start_us,
@@ -342,9 +353,10 @@ const char *sched_command_kept(const char *command, char *buf)
 }
 
 /* A fire that will not run: one complete history row (STATUS: skipped, upstream_failed);
- * with ROWLESS, answered and counted as one, with no row (sched_fire_run). */
-static void record(struct run *r, enum sched_status st, const char *message, bool rowless)
+ * with ROWLESS, answered and counted as one, with no row (sched_fire_run); then freed. */
+static void record(struct run **rp, enum sched_status st, const char *message, bool rowless)
 {
+	struct run *r = *rp;
 	struct sched *s = r->job->s;
 	const char *status = sched_recent_statuses[st];
 	int64_t now = sched_now_us(s);
@@ -360,27 +372,28 @@ static void record(struct run *r, enum sched_status st, const char *message, boo
 	metrics_run_end(s->metrics, &mr);
 	if (!rowless)
 		sched_recent_note(r->job, st, now, now, r->attempt, key, 0);
+	sched_run_free(rp);
 }
 
-void sched_record(struct run *r, enum sched_status st, const char *message)
+void sched_record(struct run **rp, enum sched_status st, const char *message)
 {
-	record(r, st, message, false);
+	record(rp, st, message, false);
 }
 
 /* ... and a log line. */
-void sched_record_skipped(struct run *r, const char *message)
+void sched_record_skipped(struct run **rp, const char *message)
 {
-	log_job(LOG_LVL_INFO, r->job->name, "skipped: %s", message);
-	record(r, SCHED_SKIPPED, message, false);
+	log_job(LOG_LVL_INFO, (*rp)->job->name, "skipped: %s", message);
+	record(rp, SCHED_SKIPPED, message, false);
 }
 
-void sched_skip_rowless(struct run *r, struct run *behind, const char *message)
+void sched_skip_rowless(struct run **rp, struct run *behind, const char *message)
 {
-	log_job(LOG_LVL_INFO, r->job->name, "skipped: %s (no history row)", message);
-	record(r, SCHED_SKIPPED, message, true);
+	log_job(LOG_LVL_INFO, behind->job->name, "skipped: %s (no history row)", message);
 	behind->skipped = (uint8_t)(SKIPPED_ROWLESS + behind->state);
-	behind->rowless_us = r->scheduled_us;
-	behind->rowless_trigger = r->trigger;
+	behind->rowless_us = (*rp)->scheduled_us;
+	behind->rowless_trigger = (*rp)->trigger;
+	record(rp, SCHED_SKIPPED, message, true);
 }
 
 /* R ends (or is dropped): the last fire skipped behind it without a row gets one, so that the
@@ -401,13 +414,16 @@ void sched_rowless_row(struct run *r)
 	r->skipped = SKIPPED_ROW;
 }
 
-void sched_skip_claimed(struct run *r, const char *why, bool logged)
+void sched_skip_claimed(struct run **rp, const char *why, bool logged)
 {
+	struct run *r = *rp;
 	if (!logged) /* at once: this instance skips it, whoever records it */
 		log_job(LOG_LVL_INFO, r->job->name, "skipped: %s", why);
 	struct admit_fire f = sched_admit_fire(r);
-	if (!admit_skip(r->job->s->admit, &f, why))
-		sched_record(r, SCHED_SKIPPED, why);
+	if (admit_skip(r->job->s->admit, &f, why))
+		sched_run_free(rp);
+	else
+		sched_record(rp, SCHED_SKIPPED, why);
 }
 
 /* exec_run_spec.on_pid: R has its backend */
@@ -423,6 +439,82 @@ void sched_on_pid(void *arg, int pid)
 	log_job(LOG_LVL_DEBUG, r->job->name, "running on backend %d", pid);
 }
 
+/* R's start mark is written (OK), or R must send nothing (WHY): admit_mark_start */
+static void on_marked(void *arg, bool ok, const char *why)
+{
+	struct run *r = arg;
+	struct sched *s = r->job->s;
+	r->mark_wait = false;
+	if (!ok) /* its end logs and records WHY as a skip (sched.c: run_end); a run dropped
+	          * before the answer keeps its skip */
+		r->unmarked = true;
+	if (r->er) /* else it ended already, or it is an HTTP run's request */
+		s->ex.release(r->er, ok, why);
+	else if (r->mark_ev_set && r->state == RUN_RUNNING && !r->hc) {
+		if (!ok && !r->mark_why)
+			r->mark_why =
+			    strdup(why ? why : "not started: its start mark was not written");
+		event_active(&r->mark_ev, 0, 0); /* sched.c sends its request, or ends it */
+	}
+}
+
+/* R is about to be handed to the executor, and runs are marked (several instances:
+ * admit_marks): its start is marked where a takeover looks (admit_mark_start), and R's
+ * statement waits for that mark (spec.hold), or its HTTP request (on_marked). Marked as the
+ * run begins, not as it gets its backend, so that the marks of a burst go in one statement
+ * while the runs wait for their connections, and a run whose mark is written by then is sent
+ * as it would be without it. Returns 1 (R waits: spec.hold), 0 (nothing to wait for), -1 (the
+ * mark cannot be noted: R must not run). */
+int sched_mark_start(struct run *r)
+{
+	struct sched *s = r->job->s;
+	if (!s->hist || !r->hist_key || !s->ex.release)
+		return 0;
+	struct admit_fire f = sched_admit_fire(r);
+	char key[96], once[64];
+	hist_run_key(s->hist, r->hist_key, key, sizeof(key));
+	/* a command whose commit a takeover cannot ask about: its class, for the history */
+	job_kind_once(r->job->kind, r->job->command, once, sizeof(once));
+	const char *fenced = strncmp(once, "fenced: ", 8) == 0 ? once + 8 : NULL;
+	int w = admit_mark_start(s->admit, &f, r->adm, key, fenced, on_marked, r);
+	/* (with its FN, a mark noted is always waited for) */
+	r->mark_wait = r->marked = w == 1;
+	s->n_marked += r->marked;
+	return w;
+}
+
+/* R's transaction id is written (OK): it may COMMIT; or it must roll back (WHY), and is
+ * recorded skipped, never retried here, when another instance found this one dead */
+static void on_xid_marked(void *arg, bool ok, const char *why)
+{
+	struct run *r = arg;
+	struct sched *s = r->job->s;
+	if (!ok && why && strcmp(why, CLUSTER_NOT_COMMITTED_DEAD) == 0)
+		r->unmarked = true; /* sched.c: run_end */
+	if (r->er)                  /* else it ended already */
+		s->ex.release(r->er, ok, why);
+}
+
+/* exec_run_spec.on_xid: run R's transaction id, for whoever closes it if this process dies
+ * (admit_mark_xact); in a transaction pgcrond opened (COMMIT_WAITS), its COMMIT
+ * waits for the id to be written */
+void sched_on_xid(void *arg, const char *xid, const char *server, bool commit_waits)
+{
+	struct run *r = arg;
+	struct sched *s = r->job->s;
+	char key[96];
+	int w = 0;
+	if (s->hist && r->hist_key) {
+		hist_run_key(s->hist, r->hist_key, key, sizeof(key));
+		w = admit_mark_xact(s->admit, key, xid, server, commit_waits ? on_xid_marked : NULL,
+		                    r);
+	}
+	if (commit_waits && w != 1)
+		on_xid_marked(r, w == 0,
+		              "its transaction id could not be noted for the history database "
+		              "(out of memory, or too many marks waiting to be written)");
+}
+
 struct admit_fire sched_admit_fire(const struct run *r)
 {
 	const struct job *j = r->job;
@@ -436,33 +528,51 @@ struct admit_fire sched_admit_fire(const struct run *r)
 	    /* not answered in the call while draining, nor with a fire held for R's answer
 	     * (OVERLAP_SKIP): sched.c decides those on the answer */
 	    .later = j->s->draining || (j->overlap == OVERLAP_SKIP && j->pending),
+	    .noted = r->noted,
 	};
 }
 
-void sched_work_note(struct run *r, const char *kind, int64_t due_us)
+void sched_work_note(struct run *r, int64_t due_us)
 {
 	struct sched *s = r->job->s;
 	if (!s->coord)
 		return;
 	struct coord_work w = {.job = r->job->name,
-	                       .kind = kind,
+	                       .kind = r->trigger,
 	                       .graph_run = r->graph_run,
 	                       .scheduled_us = r->scheduled_us,
 	                       .attempt = r->attempt,
 	                       .due_us = due_us,
 	                       .payloads = r->payloads,
 	                       .n_payloads = r->n_payloads};
-	coord_note(s->coord, &w);
-	snprintf(r->noted, sizeof(r->noted), "%s", kind);
+	admit_work_note(s->admit, &w, NULL);
+	r->noted = true;
 }
 
 const char *sched_work_keep(struct run *r, const char *why)
 {
-	if (!r->noted[0] || !r->job->s->coord)
+	if (!r->noted || !r->job->s->coord)
 		return why;
-	r->noted[0] = '\0'; /* the row stays: sched_run_free must not delete it */
+	r->noted = false; /* the row stays: sched_run_free must not delete it */
 	return "pgcrond was shutting down; handed over to the other instances (or its next "
 	       "start) in pgcrond.pending_work";
+}
+
+void sched_job_owes(struct job *j, const char *graph_run)
+{
+	if (!j->s->coord)
+		return;
+	struct coord_work w = {.job = j->name, .kind = TRIGGER_UPSTREAM, .graph_run = graph_run};
+	admit_work_note(j->s->admit, &w, NULL);
+	j->up_noted = true;
+}
+
+void sched_job_owes_not(struct job *j)
+{
+	if (!j->up_noted)
+		return;
+	admit_work_done(j->s->admit, j->name, TRIGGER_UPSTREAM);
+	j->up_noted = false;
 }
 
 /* (a predicate on the run's own fields, here with its states: every SQL run's backlog check
@@ -530,33 +640,15 @@ size_t sched_waiting_of(const struct job *j, struct sched_waiting *out)
 	for (size_t i = 0; i < SCHED_MAX_WAITING; i++) {
 		int why = runs[i] ? waits_for(runs[i]) : -1;
 		if (why >= 0)
-			out[n++] = (struct sched_waiting){.why = (enum sched_wait_for)why,
-			                                  .trigger = runs[i]->trigger,
-			                                  .scheduled_us = runs[i]->scheduled_us,
-			                                  .since_us = runs[i]->state == RUN_RUNNING
-			                                                  ? runs[i]->start_us
-			                                                  : runs[i]->fired_us,
-			                                  .attempt = runs[i]->attempt};
+			out[n++] = (struct sched_waiting){
+			    .why = (enum sched_wait_for)why,
+			    .trigger = run_trigger_names[runs[i]->trigger],
+			    .scheduled_us = runs[i]->scheduled_us,
+			    .since_us = runs[i]->state == RUN_RUNNING ? runs[i]->start_us
+			                                              : runs[i]->fired_us,
+			    .attempt = runs[i]->attempt};
 	}
 	return n;
-}
-
-/* The history database shows the runs that wait (pgcrond.view_backlog): the
- * instance's rows are replaced by a JSON array of {"job", "for", "trigger", "scheduled_for",
- * "since" (Unix µs), "attempt"}. */
-static const char backlog_sql[] = "SELECT pgcrond.backlog_publish($1, $2::pg_catalog.jsonb)";
-
-static void backlog_sent(void *arg, const struct pg_result *res, const char *err,
-                         const char *sqlstate)
-{
-	static struct log_complaint complaint;
-	(void)arg;
-	(void)res;
-	(void)sqlstate;
-	if (err && *err && log_complain(&complaint, NULL))
-		log_warning("cannot show the waiting runs in pgcrond.view_backlog: %s", err);
-	else if (!(err && *err) && log_complaint_reset(&complaint))
-		log_notice("the waiting runs are shown in pgcrond.view_backlog again");
 }
 
 void sched_backlog_cb(void *arg)
@@ -605,8 +697,7 @@ void sched_backlog_cb(void *arg)
 	}
 	char *json = a ? json_dumps(a, JSON_COMPACT) : NULL;
 	json_decref(a);
-	const char *p[] = {s->instance, json};
-	int rc = json ? cluster_submit(s->cluster, backlog_sql, 2, p, backlog_sent, NULL) : -ENOMEM;
+	int rc = json ? admit_publish_backlog(s->admit, json) : -ENOMEM;
 	free(json);
 	if (rc == 0)
 		s->backlog_sig = sig;
@@ -685,7 +776,7 @@ void sched_recent_ended(struct run *r, enum sched_status st, const char *message
 	struct job_last *l = sched_job_last(r->job);
 	if (l) {
 		l->status = sched_recent_statuses[st]; /* both string literals: kept, not copied */
-		snprintf(l->trigger, sizeof(l->trigger), "%s", r->trigger); /* a name: it fits */
+		snprintf(l->trigger, sizeof(l->trigger), "%s", run_trigger_names[r->trigger]);
 		free(l->message);
 		l->message = message ? strdup(message) : NULL;
 		if (sqlstate) /* a success has none */
@@ -714,7 +805,7 @@ void sched_recent_written(void *arg, const struct hist_written *w)
 	if (s->n_marked && w->key) { /* the end is written: no takeover asks for its xid */
 		char key[96];
 		hist_run_key(s->hist, w->key, key, sizeof(key));
-		s->n_marked -= cluster_xact_end(s->cluster, key);
+		s->n_marked -= admit_mark_end(s->admit, key);
 	}
 	struct job *j = sched_job_find(s, w->job);
 	if (!j || !w->key)

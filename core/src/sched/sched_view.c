@@ -3,6 +3,7 @@
  * sched_priv.h. */
 #include <errno.h>
 
+#include "job_kind.h"
 #include "sched.h"
 #include "sched_fresh_priv.h"
 #include "sched_priv.h"
@@ -46,7 +47,7 @@ int sched_job_view(struct sched *s, const char *name, int64_t now_us, struct sch
 	    .run.cluster_wait = a && a->state == RUN_CLUSTER_WAIT,
 	    .run.start_us = a ? a->start_us : 0,
 	    .run.backend_pid = a ? a->backend_pid : 0,
-	    .run.trigger = a ? a->trigger : NULL,
+	    .run.trigger = a ? run_trigger_names[a->trigger] : NULL,
 	    .run.attempt = a ? a->attempt : 0,
 	    .retry_armed = j->retry && clock_armed(&j->retry->ev),
 	    .retry_at_us = j->retry ? j->retry->at_us : 0,

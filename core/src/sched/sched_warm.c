@@ -1,9 +1,9 @@
 /* The pool made ready before a known burst (sched_priv.h, exec_warm()).
  *
  * Most jobs fire every minute or every hour, so their runs meet a pool that has been idle:
- * measured side by side (bench/side, docs/benchmarks.md, "Per-minute bursts"), a minute's burst of
- * 100 runs was 4-5 times later than the same burst every second, and the first minute after a
- * start, whose runs opened the pool's connections at the instant, twice as late again. The instants
+ * side by side (bench/side), without a warm-up a minute's burst of 100 runs is several times
+ * later than the same burst every second, and the first minute after a start, whose runs
+ * open the pool's connections at the instant, later again. The instants
  * are known in advance, so the scheduler tells the executor what is coming: WARM_LEAD_US before
  * each instant, for each database, how many jobs fire then; the executor opens connections
  * up to that many (at most the pool's size) and resets the idle ones unused for a while, so
@@ -113,8 +113,8 @@ void sched_warm_cb(void *arg)
 	sched_warm_note(s, next, now); /* (warm_for is 0: this one is over) */
 }
 
-/* Where a scheduled run's lateness went, at log level debug (docs/benchmarks.md, "Per-minute
- * bursts"; bench/side reads these lines): in ms after its instant, when its fire was taken (the
+/* Where a scheduled run's lateness went, at log level debug (bench/side reads these
+ * lines): in ms after its instant, when its fire was taken (the
  * timer), when it was handed to the executor (after its claim, with several instances, and a run
  * slot), when it had a connection and when it ended; of the wait for the connection, the connect of
  * one opened for it; carried: it waited for another run to end on its connection, and its statement

@@ -84,7 +84,7 @@ struct triggers {
 	struct tjob *jobs;
 	struct refusals refused;              /* requests pgcrond.trigger() recorded */
 	struct refusals unfounded;            /* notifications that name no request */
-	struct log_complaint claim_complaint; /* claims that fail (no schema step 2 ...) */
+	struct log_complaint claim_complaint; /* claims that fail */
 	struct waited_run *waits;             /* manual runs not ended yet */
 };
 
@@ -363,7 +363,7 @@ static void serve_request(struct tdb *db, const char *id, const char *job, bool 
 				free(wr);
 			}
 		} else {
-			rc = sched_trigger(t->s, job, "manual", force);
+			rc = sched_trigger(t->s, job, TRIGGER_MANUAL, force);
 		}
 	}
 	switch (rc) {
@@ -402,10 +402,8 @@ static void claimed(struct tdb *db, const PGresult *res, bool by_id)
 	if (!res)
 		return;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		/* most likely pgcrond install has not created schema version 2 yet */
 		if (log_complain(&db->t->claim_complaint, NULL))
-			log_warning("manual triggers on database %s: cannot claim requests: %s "
-			            "(pgcrond install creates pgcrond.trigger_request)",
+			log_warning("manual triggers on database %s: cannot claim requests: %s",
 			            db->name, pgconn_result_error(res, err, sizeof(err)));
 		return;
 	}
