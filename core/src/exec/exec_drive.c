@@ -747,9 +747,9 @@ static void conn_reuse(struct conn *c)
 /* A run is done with C: reset and back to the pool if it can be reused (exec_reset.c; the next
  * run's statement may go with the reset, so that run does not wait for it), closed otherwise.
  * The connection is idle again only if every step of the reset succeeded; otherwise it is
- * closed then. With no run waiting, the reset waits for the next run (CONN_USED, taken before
- * an idle connection: exec_pool_dispatch), as the run that this one's end lets in (a
- * max_running slot), told after the reset would have gone, or RESET_LATER_MS. */
+ * closed then. With no run waiting, the reset waits (CONN_USED) for the next run, which takes
+ * C before an idle one (exec_pool_dispatch): the run a max_running slot lets in as this run's
+ * end is told, after this, or the next fire; or RESET_LATER_MS. */
 void exec_conn_release(struct conn *c, bool broken)
 {
 	struct exec_pool *p = c->pool;
