@@ -213,6 +213,15 @@ static void run_stop(struct exec_run *r, const char *message, bool timed_out)
 	event_add(&r->stop.timer_ev, &tv); /* (in place of the timeout, if armed) */
 }
 
+/* P has a connection in STATE (its socket not looked at: exec_pool_idle does that). */
+static bool pool_has(const struct exec_pool *p, enum conn_state state)
+{
+	for (const struct conn *c = p->conns; c; c = c->next)
+		if (c->state == state)
+			return true;
+	return false;
+}
+
 int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_run **out)
 {
 	struct exec_pool *p =
@@ -236,15 +245,19 @@ int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_r
 	ex->runs = r;
 	ex->n_runs++;
 	*out = r;
-	/* an idle connection, and no run waits before R: R is its run at once, never queued */
-	struct conn *idle = ex->halted || p->wait_head ? NULL : exec_pool_idle(p, CONN_IDLE);
+	/* an idle connection, no run waiting before R, none given back (R rides its reset:
+	 * exec_pool_dispatch): R is its run at once, never queued */
+	struct conn *idle = ex->halted || p->wait_head || pool_has(p, CONN_USED)
+	                        ? NULL
+	                        : exec_pool_idle(p, CONN_IDLE);
 	if (idle) {
 		exec_run_start(r, idle);
 		return 0;
 	}
 	/* others wait too, or every connection is connected and taken (none idle) */
 	if (spec->name_unless_burst &&
-	    (p->wait_head || p->n_conns - p->n_connecting >= (size_t)p->size))
+	    (p->wait_head ||
+	     (p->n_conns - p->n_connecting >= (size_t)p->size && !pool_has(p, CONN_IDLE))))
 		r->app_name[0] = '\0';
 	r->link.wprev = p->wait_tail;
 	if (p->wait_tail)
