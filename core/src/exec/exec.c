@@ -213,6 +213,15 @@ static void run_stop(struct exec_run *r, const char *message, bool timed_out)
 	event_add(&r->stop.timer_ev, &tv); /* (in place of the timeout, if armed) */
 }
 
+/* A connection a run gave back with none waiting (CONN_USED): the next run rides its reset. */
+static bool pool_has_used(const struct exec_pool *p)
+{
+	for (const struct conn *c = p->conns; c; c = c->next)
+		if (c->state == CONN_USED)
+			return true;
+	return false;
+}
+
 int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_run **out)
 {
 	struct exec_pool *p =
@@ -236,8 +245,10 @@ int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_r
 	ex->runs = r;
 	ex->n_runs++;
 	*out = r;
-	/* an idle connection, and no run waits before R: R is its run at once, never queued */
-	struct conn *idle = ex->halted || p->wait_head ? NULL : exec_pool_idle(p, CONN_IDLE);
+	/* an idle connection, no run waiting before R, none given back (R rides its reset:
+	 * exec_pool_dispatch): R is its run at once, never queued */
+	struct conn *idle =
+	    ex->halted || p->wait_head || pool_has_used(p) ? NULL : exec_pool_idle(p, CONN_IDLE);
 	if (idle) {
 		exec_run_start(r, idle);
 		return 0;

@@ -742,22 +742,12 @@ static void conn_reuse(struct conn *c)
 	exec_pool_dispatch(p);
 }
 
-/* Another connection of P than C serves a run or is being reset: P's runs flow, and the one
- * that comes next is reported as this one's end is (exec_run_complete), so C's reset goes now,
- * while the loop does that. */
-static bool others_at_work(const struct exec_pool *p, const struct conn *c)
-{
-	for (const struct conn *o = p->conns; o; o = o->next)
-		if (o != c && (o->state == CONN_BUSY || o->state == CONN_RESETTING))
-			return true;
-	return false;
-}
-
 /* A run is done with C: reset and back to the pool if it can be reused (exec_reset.c; the next
  * run's statement may go with the reset, so that run does not wait for it), closed otherwise.
  * The connection is idle again only if every step of the reset succeeded; otherwise it is
- * closed then. With no run waiting and the pool's other connections idle, the reset waits
- * (CONN_USED, RESET_LATER_MS). */
+ * closed then. With no run waiting, the reset waits (CONN_USED) for the next run, which takes
+ * C before an idle one (exec_pool_dispatch): the run a max_running slot lets in as this run's
+ * end is told, after this, or the next fire; or RESET_LATER_MS. */
 void exec_conn_release(struct conn *c, bool broken)
 {
 	struct exec_pool *p = c->pool;
@@ -777,7 +767,7 @@ void exec_conn_release(struct conn *c, bool broken)
 	                PQstatus(c->drv.conn) == CONNECTION_OK &&
 	                p->n_conns - p->n_connecting <= (size_t)p->size &&
 	                !(*p->ex->own_starving && ownsess_starved(p->ex->base, p->conninfo));
-	if (reusable && !p->wait_head && !p->ex->halted && !others_at_work(p, c) &&
+	if (reusable && !p->wait_head && !p->ex->halted &&
 	    PQtransactionStatus(c->drv.conn) == PQTRANS_IDLE) {
 		c->state = CONN_USED; /* its check resets it (on_conn_check) */
 		conndrv_idle_within(&c->drv, RESET_LATER_MS);
@@ -807,20 +797,20 @@ void exec_pool_dispatch(struct exec_pool *p)
 	}
 	while (p->wait_head) {
 		struct exec_run *r = p->wait_head;
-		struct conn *idle = exec_pool_idle(p, CONN_IDLE);
-		if (idle) {
+		/* one a run gave back first: its reset carries this run, one send (and goes on with
+		 * the queue); an idle one's run goes alone, and that one's reset after it */
+		struct conn *c = exec_pool_idle(p, CONN_USED);
+		if (c) {
+			conn_reuse(c);
+			return;
+		}
+		if ((c = exec_pool_idle(p, CONN_IDLE)) != NULL) {
 			exec_wait_remove(r);
-			exec_run_start(r, idle);
+			exec_run_start(r, c);
 			continue;
 		}
 		if (p->backing_off || p->removed)
 			return;
-		/* one a run gave back: its reset carries this run (and goes on with the queue) */
-		struct conn *used = exec_pool_idle(p, CONN_USED);
-		if (used) {
-			conn_reuse(used);
-			return;
-		}
 		/* Open a connection per waiting run, up to the pool's size; while pgcrond's own
 		 * session of the database waits for a slot of a full server, the runs share the
 		 * connections the pool has (the history and the claims need that session) */

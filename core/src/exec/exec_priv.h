@@ -16,15 +16,11 @@
 #include "ownsess.h"
 #include "pgconn.h"
 
-/* A connection given back with no run waiting for it, none of its pool's others at work, keeps
- * its run's session this long, unless a run takes it first: a burst of runs over many
- * databases (a pool each) then has no reset between its runs, each a round trip of another
- * backend, and the run that takes it next carries its statement in the reset's round trip.
- * Its run left no transaction open. */
+/* USED: a run gave it back, none waited, and it left no transaction open: its session is that
+ * run's until the reset, which goes when a run takes it (before an idle one: that run's statement
+ * in the reset, one send, one round trip; a burst over many databases, a pool each, has no reset
+ * between its runs) or RESET_LATER_MS after (exec_conn_release) */
 #define RESET_LATER_MS 100
-
-/* USED: a run gave it back and none waited; its session is that run's until the reset, which
- * goes when a run takes it (carrying that run) or RESET_LATER_MS after (exec_conn_release) */
 enum conn_state { CONN_CONNECTING, CONN_IDLE, CONN_USED, CONN_BUSY, CONN_RESETTING };
 
 struct conn {
