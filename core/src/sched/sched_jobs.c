@@ -142,6 +142,7 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 		sched_warm_stop(s);
 		const char *why = "pgcrond was shutting down";
 		admit_stop(s->admit); /* it takes over nothing more */
+		size_t gone = 0;      /* runs withdrawn: they end from the loop */
 		for (struct job *j = s->jobs; j; j = j->next) {
 			sched_timer_disarm(j);
 			flow_job_drain(j);
@@ -164,10 +165,17 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 					sched_record_skipped(waiting[w], sched_work_keep(r, why));
 				}
 			}
-			if (j->active && (j->active->state == RUN_RETRY_WAIT ||
-			                  j->active->state == RUN_CLUSTER_WAIT)) {
+			struct run *a = j->active;
+			if (a && (a->state == RUN_RETRY_WAIT || a->state == RUN_CLUSTER_WAIT)) {
 				flow_retry_disarm(j);
-				sched_record_skipped(&j->active, sched_work_keep(j->active, why));
+				sched_record_skipped(&j->active, sched_work_keep(a, why));
+			} else if (a && sched_run_withdraw(
+			                    a, a->er ? "not run: pgcrond was stopping "
+			                               "while it waited for a connection"
+			                             : "not run: pgcrond was stopping "
+			                               "while it waited for its start mark")) {
+				gone++; /* nothing of it on the server: the stop does not wait for
+				           it */
 			}
 		}
 		admit_give_back(s->admit); /* the fires claimed before their instant, no run's */
@@ -175,9 +183,9 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 			struct run *r = s->queue.items[0].data;
 			sched_record_skipped(&r, sched_work_keep(r, why));
 		}
-		if (s->n_running > 0) {
+		if (s->n_running > gone) {
 			log_notice("waiting up to %lld ms for %zu running run(s) to finish",
-			           (long long)grace_ms, s->n_running);
+			           (long long)grace_ms, s->n_running - gone);
 			struct timeval tv = {(time_t)(grace_ms / 1000),
 			                     (suseconds_t)(grace_ms % 1000 * 1000)};
 			event_add(&s->grace_ev, &tv);

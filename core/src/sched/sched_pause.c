@@ -222,15 +222,15 @@ int sched_drop(struct sched *s, const char *name, const char *why)
 	if (!j)
 		return -ENOENT;
 	int n = sched_job_drop_waiting(j, why);
-	/* started, but still without its connection (a SQL run) or its start mark (an HTTP run):
-	 * nothing sent, so it ends skipped with its start row (sched.c, run_end), and its slot
-	 * goes */
-	struct run *r = j->active;
-	if (r && r->state == RUN_RUNNING &&
-	    (r->er ? !r->backend_pid && s->ex.withdraw && s->ex.withdraw(r->er, why)
-	           : sched_http_unsent(r) && sched_http_cancel(r, why))) {
-		r->unmarked = true;
-		n++;
-	}
-	return n;
+	return n + sched_run_withdraw(j->active, why);
+}
+
+bool sched_run_withdraw(struct run *r, const char *why)
+{
+	struct sched *s = r ? r->job->s : NULL;
+	if (!r || r->state != RUN_RUNNING ||
+	    !(r->er ? !r->backend_pid && s->ex.withdraw && s->ex.withdraw(r->er, why)
+	            : sched_http_unsent(r) && sched_http_cancel(r, why)))
+		return false;
+	return r->unmarked = true; /* it ends skipped with its start row (sched.c, run_end) */
 }
