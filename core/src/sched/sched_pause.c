@@ -96,31 +96,26 @@ int sched_resume(struct sched *s, const char *name)
 		return -ENOENT;
 	if (!j->paused)
 		return -EALREADY;
-	for (size_t i = 0; i < s->n_paused; i++) {
+	for (size_t i = 0; i < s->n_paused; i++)
 		if (strcmp(s->paused[i], name) == 0) {
 			free(s->paused[i]);
 			s->paused[i] = s->paused[--s->n_paused];
 			break;
 		}
-	}
 	j->paused = false;
 	log_job(LOG_LVL_NOTICE, j->name, "resumed");
 	if (s->draining)
 		return 0;
 	int64_t now = sched_now_us(s);
-	bool served = false;
-	struct run *a = j->active;
+	struct run *a = j->active, *p = a ? NULL : j->notify_wait ? j->notify_wait : j->pending;
 	if (a && a->state == RUN_RETRY_WAIT && !clock_armed(&j->retry->ev)) {
-		/* its retry came due while paused */
-		sched_run_to(a, RUN_DUE);
-		a->queue_at_us = now;
-		sched_run_admit(a);
-		served = true;
-	} else if (!a && (j->notify_wait || j->pending)) {
-		struct run *p = j->notify_wait ? j->notify_wait : j->pending;
+		p = a; /* its retry came due while paused */
+		p->queue_at_us = now;
+	}
+	bool served = p;
+	if (p) {
 		sched_run_to(p, RUN_DUE);
 		sched_run_admit(p);
-		served = true;
 	}
 	/* Fires that came due while paused (the timer's, or held ones: catch-up, upstream,
 	 * notifications) are handled once, by the catch-up policy, like fires missed while

@@ -388,8 +388,7 @@ const char *sched_work_keep(struct run *r, const char *why);
 /* sched_pause.c: record J's runs that wait skipped (WHY) and free them: its pending, parked
  * and notified runs, and its active one before it started; how many. */
 int sched_job_drop_waiting(struct job *j, const char *why);
-/* R started, but without its connection (a SQL run) or its start mark (an HTTP run): nothing
- * sent, so it ends now, from the loop, skipped with WHY (and its slot goes); false if not. */
+/* R started but sent nothing yet (no connection or start mark): it ends skipped (WHY), or false */
 bool sched_run_withdraw(struct run *r, const char *why);
 /* sched_state.c: J's runs that wait, and for what, into OUT (SCHED_MAX_WAITING); how many;
  * the timer's callback that publishes them all (sched.backlog_ev), armed when what waits
