@@ -383,6 +383,54 @@ START_TEST(a_new_reason_to_refuse_is_logged_at_once)
 }
 END_TEST
 
+/* A stop does not wait for a run that waits for a connection the server refuses (its role's
+ * CONNECTION LIMIT 0): nothing of it is on the server, so it ends at once, not run, saying
+ * why, while the stop waits for the run whose statement is on the server. */
+START_TEST(a_stop_waits_only_for_statements_on_the_server)
+{
+	struct itest_env e;
+
+	itest_env_setup(&e, "conn_stop", "it_conn_stop");
+	limited_role_conf(&e, "refused", "it_conn_stop_role", 0, 2, "");
+	itest_env_start(&e);
+	char when[32];
+	itest_schedule_soon(when, sizeof(when), 3);
+	itest_env_job(&e, "10-refused.conf",
+	              "job = { name = \"refused\"; database = \"refused\"; schedule = \"%s\";\n"
+	              "        timeout = \"120s\"; retries = 0; command = \"SELECT 1\"; };\n",
+	              when);
+	itest_env_job(&e, "20-sleeper.conf",
+	              "job = { name = \"sleeper\"; database = \"app\"; schedule = \"%s\";\n"
+	              "        timeout = \"120s\"; retries = 0;\n"
+	              "        command = \"SELECT pg_sleep(5)\"; };\n",
+	              when);
+	itest_env_reload(&e);
+	ck_assert_msg(itest_wait_log(e.log, "too many connections for role", 30), "%s",
+	              itest_read_file(e.log));
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'sleeper' AND job_pid IS NOT NULL"),
+	              "the sleeper did not start:\n%s", itest_read_file(e.log));
+	double t0 = itest_now();
+	/* the default shutdown_grace is 30 s: the stop ends with the sleeper's statement */
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 60), 0);
+	double took = itest_now() - t0;
+	ck_assert_msg(took < 15, "the stop took %.1f s:\n%s", took, itest_read_file(e.log));
+	itest_assert_scalar(e.db,
+	                    "SELECT string_agg(job_name || ' ' || status, ', ' ORDER BY job_name)"
+	                    " FROM pgcrond.job_run_details WHERE end_time IS NOT NULL",
+	                    "refused skipped, sleeper succeeded");
+	itest_assert_scalar(e.db, "SELECT count(*) FROM pgcrond.job_run_details", "2");
+	itest_assert_scalar(e.db,
+	                    "SELECT return_message LIKE 'not run: pgcrond was stopping while it "
+	                    "waited for a connection (the last connection error: %too many "
+	                    "connections for role%' FROM pgcrond.job_run_details"
+	                    " WHERE job_name = 'refused'",
+	                    "t");
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* idle_timeout: the connections a burst opened close once no run used them for that long,
  * all but the one the every-second job keeps using (a pool whose fires are further apart than
  * idle_timeout keeps none: it_warm). */
@@ -828,6 +876,10 @@ int main(void)
 	tcase_add_test(td, host_names_are_resolved);
 	tcase_add_test(td, silent_nameserver_holds_up_nothing);
 	suite_add_tcase(s, td);
+	TCase *ts = tcase_create("stop"); /* CK_RUN_CASE=stop runs it alone */
+	tcase_set_timeout(ts, 120);
+	tcase_add_test(ts, a_stop_waits_only_for_statements_on_the_server);
+	suite_add_tcase(s, ts);
 	/* a case of its own, so that CK_RUN_CASE=history runs it alone */
 	TCase *th = tcase_create("history");
 	tcase_set_timeout(th, 120);

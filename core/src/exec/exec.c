@@ -288,7 +288,10 @@ bool exec_withdraw(struct exec_run *run, const char *message)
 {
 	if (!run || run->phase != EXEC_WAITING || run->link.reserved || run->stop.msg)
 		return false;
-	run_stop(run, message, false);
+	const char *err = run->pool->failures > 0 ? run->pool->last_error : NULL;
+	char m[1024]; /* the server's refusal, while it refuses: what to do about it */
+	snprintf(m, sizeof(m), err ? "%s (the last connection error: %s)" : "%s", message, err);
+	run_stop(run, m, false);
 	return true;
 }
 

@@ -140,8 +140,8 @@ int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_r
 /* Stop a run: it ends failed with MESSAGE and SQLSTATE 57014 (on_done still comes, from
  * the loop). A run already being cancelled keeps its first message. */
 void exec_cancel(struct exec_run *run, const char *message);
-/* Stop RUN as exec_cancel() does, if nothing of it was sent: it waits for a connection, none
- * promised to it (a reset carrying its statement). Returns false, and leaves it alone, if not. */
+/* Stop RUN as exec_cancel() does, MESSAGE with the pool's last connection error, if nothing of
+ * it was sent: it waits for a connection none promised (a reset carrying it); false if not. */
 bool exec_withdraw(struct exec_run *run, const char *message) __attribute__((warn_unused_result));
 /* A run submitted with spec.hold may send its statement now (GO), or ends without sending
  * anything, failed with WHY as a run pgcrond stopped (cancelled: never retried; SQLSTATE

@@ -123,18 +123,21 @@ static void grace_cb(evutil_socket_t fd, short what, void *arg)
 			sched_http_cancel(j->active, msg);
 }
 
+/* what a run started but not sent records as a stop ends it (sched_run_withdraw) */
+static const char *const stopped_unsent[] = {
+    "not run: pgcrond was stopping while it waited for its start mark",
+    "not run: pgcrond was stopping while it waited for a connection"};
+
 void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *arg)
 {
 	s->drained = done;
 	s->drained_arg = arg;
+	struct timeval tv = {(time_t)(grace_ms / 1000), (suseconds_t)(grace_ms % 1000 * 1000)};
 	if (s->draining && s->n_running > 0) {
 		/* a second call (another SIGTERM) shortens the grace period already running */
 		s->grace_cut = true;
-		struct timeval tv = {(time_t)(grace_ms / 1000),
-		                     (suseconds_t)(grace_ms % 1000 * 1000)};
 		event_add(&s->grace_ev, &tv);
-	}
-	if (!s->draining) {
+	} else if (!s->draining) {
 		sched_apply_finish(s); /* every job on the new configuration, removed ones gone */
 		s->draining = true;
 		fresh_stop(s);
@@ -142,6 +145,7 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 		sched_warm_stop(s);
 		const char *why = "pgcrond was shutting down";
 		admit_stop(s->admit); /* it takes over nothing more */
+		size_t gone = 0;      /* runs withdrawn: they end from the loop */
 		for (struct job *j = s->jobs; j; j = j->next) {
 			sched_timer_disarm(j);
 			flow_job_drain(j);
@@ -151,35 +155,31 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 				if (!r)
 					continue;
 				/* a fire this instance never claimed, with other instances live:
-				 * theirs to claim, run and record (a row here stood beside theirs)
-				 */
+				 * theirs to claim, run and record (no row here beside theirs) */
 				struct admit_fire f = sched_admit_fire(r);
 				if (!r->noted && admit_left_to_others(s->admit, &f, r->adm)) {
 					log_job(LOG_LVL_INFO, j->name,
 					        "not recorded here: a fire this instance did not "
-					        "claim, "
-					        "left to the other instances as it stops");
+					        "claim, left to the other instances as it stops");
 					sched_run_free(waiting[w]);
-				} else {
+				} else
 					sched_record_skipped(waiting[w], sched_work_keep(r, why));
-				}
 			}
-			if (j->active && (j->active->state == RUN_RETRY_WAIT ||
-			                  j->active->state == RUN_CLUSTER_WAIT)) {
+			struct run *a = j->active;
+			if (a && (a->state == RUN_RETRY_WAIT || a->state == RUN_CLUSTER_WAIT)) {
 				flow_retry_disarm(j);
-				sched_record_skipped(&j->active, sched_work_keep(j->active, why));
-			}
+				sched_record_skipped(&j->active, sched_work_keep(a, why));
+			} else if (sched_run_withdraw(a, stopped_unsent[a && a->er]))
+				gone++; /* nothing of it on the server: nothing to wait for */
 		}
 		admit_give_back(s->admit); /* the fires claimed before their instant, no run's */
 		while (s->queue.n) {
 			struct run *r = s->queue.items[0].data;
 			sched_record_skipped(&r, sched_work_keep(r, why));
 		}
-		if (s->n_running > 0) {
+		if (s->n_running > gone) {
 			log_notice("waiting up to %lld ms for %zu running run(s) to finish",
-			           (long long)grace_ms, s->n_running);
-			struct timeval tv = {(time_t)(grace_ms / 1000),
-			                     (suseconds_t)(grace_ms % 1000 * 1000)};
+			           (long long)grace_ms, s->n_running - gone);
 			event_add(&s->grace_ev, &tv);
 		}
 	}

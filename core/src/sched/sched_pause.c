@@ -96,31 +96,26 @@ int sched_resume(struct sched *s, const char *name)
 		return -ENOENT;
 	if (!j->paused)
 		return -EALREADY;
-	for (size_t i = 0; i < s->n_paused; i++) {
+	for (size_t i = 0; i < s->n_paused; i++)
 		if (strcmp(s->paused[i], name) == 0) {
 			free(s->paused[i]);
 			s->paused[i] = s->paused[--s->n_paused];
 			break;
 		}
-	}
 	j->paused = false;
 	log_job(LOG_LVL_NOTICE, j->name, "resumed");
 	if (s->draining)
 		return 0;
 	int64_t now = sched_now_us(s);
-	bool served = false;
-	struct run *a = j->active;
+	struct run *a = j->active, *p = a ? NULL : j->notify_wait ? j->notify_wait : j->pending;
 	if (a && a->state == RUN_RETRY_WAIT && !clock_armed(&j->retry->ev)) {
-		/* its retry came due while paused */
-		sched_run_to(a, RUN_DUE);
-		a->queue_at_us = now;
-		sched_run_admit(a);
-		served = true;
-	} else if (!a && (j->notify_wait || j->pending)) {
-		struct run *p = j->notify_wait ? j->notify_wait : j->pending;
+		p = a; /* its retry came due while paused */
+		p->queue_at_us = now;
+	}
+	bool served = p;
+	if (p) {
 		sched_run_to(p, RUN_DUE);
 		sched_run_admit(p);
-		served = true;
 	}
 	/* Fires that came due while paused (the timer's, or held ones: catch-up, upstream,
 	 * notifications) are handled once, by the catch-up policy, like fires missed while
@@ -222,15 +217,15 @@ int sched_drop(struct sched *s, const char *name, const char *why)
 	if (!j)
 		return -ENOENT;
 	int n = sched_job_drop_waiting(j, why);
-	/* started, but still without its connection (a SQL run) or its start mark (an HTTP run):
-	 * nothing sent, so it ends skipped with its start row (sched.c, run_end), and its slot
-	 * goes */
-	struct run *r = j->active;
-	if (r && r->state == RUN_RUNNING &&
-	    (r->er ? !r->backend_pid && s->ex.withdraw && s->ex.withdraw(r->er, why)
-	           : sched_http_unsent(r) && sched_http_cancel(r, why))) {
-		r->unmarked = true;
-		n++;
-	}
-	return n;
+	return n + sched_run_withdraw(j->active, why);
+}
+
+bool sched_run_withdraw(struct run *r, const char *why)
+{
+	struct sched *s = r ? r->job->s : NULL;
+	if (!r || r->state != RUN_RUNNING ||
+	    !(r->er ? !r->backend_pid && s->ex.withdraw && s->ex.withdraw(r->er, why)
+	            : sched_http_unsent(r) && sched_http_cancel(r, why)))
+		return false;
+	return r->unmarked = true; /* it ends skipped with its start row (sched.c, run_end) */
 }

@@ -388,6 +388,8 @@ const char *sched_work_keep(struct run *r, const char *why);
 /* sched_pause.c: record J's runs that wait skipped (WHY) and free them: its pending, parked
  * and notified runs, and its active one before it started; how many. */
 int sched_job_drop_waiting(struct job *j, const char *why);
+/* R started but sent nothing yet (no connection or start mark): it ends skipped (WHY), or false */
+bool sched_run_withdraw(struct run *r, const char *why);
 /* sched_state.c: J's runs that wait, and for what, into OUT (SCHED_MAX_WAITING); how many;
  * the timer's callback that publishes them all (sched.backlog_ev), armed when what waits
  * changed (R moved, or got its backend or none: sched_backlog_changed). */
