@@ -165,7 +165,8 @@ END_TEST
  *    that check leaves the backends as cold, so it must not make the warm-up skip them.
  *  - At it, the two runs that find a connection free are named ('pgcrond: JOB', a job not run
  *    since the start), and the four that wait behind them are not: their resets carry no
- *    set_config() of a name, as in every later burst of quick runs. */
+ *    set_config() of a name, as in every later burst. Each run lasts 0.2 s, so none ends
+ *    (and gives its connection back) before the last of the six is fired. */
 START_TEST(first_burst_like_the_next)
 {
 	struct itest_env e;
@@ -192,8 +193,8 @@ START_TEST(first_burst_like_the_next)
 		char job[300];
 		snprintf(job, sizeof(job),
 		         "{ name = \"b%d\"; database = \"jobs\"; schedule = \"%lld * * * * *\";"
-		         "  command = \"INSERT INTO named VALUES ('b%d',"
-		         " current_setting('application_name'))\"; }%s\n",
+		         "  command = \"INSERT INTO named SELECT 'b%d',"
+		         " current_setting('application_name') FROM pg_sleep(0.2)\"; }%s\n",
 		         i, at % 60, i, i < 6 ? "," : ");");
 		strcat(jobsconf, job);
 	}

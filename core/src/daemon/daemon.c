@@ -936,8 +936,11 @@ static void close_parts(struct daemon *d)
 	httpc_free(&d->httpc); /* after the runs and alerts that used it */
 	hist_close(&d->hist);
 	exec_free(&d->ex);
-	if (d->base)
+	/* a lookup cancelled as its connection closed is freed by a callback libevent defers */
+	if (d->base) {
+		event_base_loop(d->base, EVLOOP_NONBLOCK);
 		event_base_free(d->base);
+	}
 	plugin_registry_free(&d->plugins);
 	cron_tz_free(&d->tz);
 	config_free(&d->cfg);
