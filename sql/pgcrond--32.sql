@@ -4,8 +4,9 @@
 -- pgcrond.drop_waiting(job) has the rights of cron.unschedule: a job made in SQL may be asked
 -- of by its owner. Its outcome is read with pgcrond.trigger_outcome(id), which only pgcrond's
 -- roles could execute: the owner got "permission denied" for the outcome of her own request.
--- Any role may now call it; it answers for a request that role made, or one about a job made
--- in SQL that the role owns, and NULL for every other (as for a request not answered yet).
+-- Any role may now call it; it answers for a request that role made, and NULL for every other
+-- (as for a request not answered yet): a job's name in a request is the daemon's, which a role
+-- can give to a job of its own, so ownership by name would answer another role's request.
 --
 -- pgcrond.check_schedule, which cron.schedule, cron.schedule_in_database, cron.alter_job and
 -- pgcrond.schedule call, raised pg_cron's hint about cron format and seconds for every
@@ -21,14 +22,10 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 	SELECT t.outcome FROM pgcrond.trigger_request t
 	 WHERE t.id OPERATOR(pg_catalog.=) $1
-	   AND (t.requested_by OPERATOR(pg_catalog.=) session_user
-	        OR EXISTS (SELECT FROM pgcrond.job j
-	                    WHERE j.jobname OPERATOR(pg_catalog.=) t.job_name
-	                      AND j.source OPERATOR(pg_catalog.=) 'sql'
-	                      AND j.username OPERATOR(pg_catalog.=) session_user))
+	   AND t.requested_by OPERATOR(pg_catalog.=) session_user
 $fn$;
 COMMENT ON FUNCTION pgcrond.trigger_outcome(bigint) IS
-	'the outcome of request id (pgcrond.trigger, pgcrond.drop_waiting: started, dropped ..., refused ...) for the role that asked or the owner of the job made in SQL it is about; NULL while none, and for anyone else';
+	'the outcome of request id (pgcrond.trigger, pgcrond.drop_waiting: started, dropped ..., refused ...) for the role that asked; NULL while none, and for anyone else';
 GRANT EXECUTE ON FUNCTION pgcrond.trigger_outcome(bigint) TO PUBLIC;
 
 CREATE OR REPLACE FUNCTION pgcrond.check_schedule(schedule text)
