@@ -51,13 +51,14 @@ START_TEST(a_role_acts_from_the_page)
 		char sql[512];
 		snprintf(sql, sizeof(sql), "DROP OWNED BY %s; DROP ROLE %s", roles[i], roles[i]);
 		PQclear(PQexec(e.db, sql));
-		snprintf(sql, sizeof(sql),
-		         "SET password_encryption = 'scram-sha-256';"
-		         "CREATE ROLE %s LOGIN PASSWORD '%s-secret';"
-		         "GRANT USAGE ON SCHEMA cron TO %s;"
-		         "GRANT EXECUTE ON FUNCTION cron.alter_job(bigint,text,text,text,text,boolean)"
-		         " TO %s",
-		         roles[i], roles[i], roles[i], roles[i]);
+		snprintf(
+		    sql, sizeof(sql),
+		    "SET password_encryption = 'scram-sha-256';"
+		    "CREATE ROLE %s LOGIN PASSWORD '%s-secret';"
+		    "GRANT USAGE ON SCHEMA cron TO %s;"
+		    "GRANT EXECUTE ON FUNCTION cron.alter_job(bigint,text,text,text,text,boolean)"
+		    " TO %s",
+		    roles[i], roles[i], roles[i], roles[i]);
 		itest_exec(e.db, sql);
 	}
 	itest_exec(e.db, "CREATE TABLE ticks (job text, who text DEFAULT session_user,"
@@ -71,7 +72,8 @@ START_TEST(a_role_acts_from_the_page)
 	itest_exec(e.db, "SELECT pg_reload_conf()");
 	/* the daemon runs their jobs logged in as them: with a password file, as a host does */
 	char *pgpass = itest_env_path(&e, "pgpass");
-	itest_write_file(pgpass, "*:*:*:" ALICE ":" ALICE "-secret\n*:*:*:" BOB ":" BOB "-secret\n");
+	itest_write_file(pgpass,
+	                 "*:*:*:" ALICE ":" ALICE "-secret\n*:*:*:" BOB ":" BOB "-secret\n");
 	itest_chown_user(pgpass);
 	ck_assert(chmod(pgpass, 0600) == 0);
 	setenv("PGPASSFILE", pgpass, 1);
@@ -91,11 +93,10 @@ START_TEST(a_role_acts_from_the_page)
 	char *said = itest_read_file(outfile);
 	itest_write_file(hba_path, "%s", hba);
 	itest_exec(e.db, "SELECT pg_reload_conf()");
-	ck_assert_msg(rc == 0, "page_actions.py: %d\n%s\ndaemon:\n%s", rc, said,
-	              itest_tail(e.log));
+	ck_assert_msg(rc == 0, "page_actions.py: %d\n%s\ndaemon:\n%s", rc, said, itest_tail(e.log));
 	/* every action is logged with the role, and no password anywhere */
-	ck_assert_msg(itest_count_in_file(e.log, "http: role " ALICE ": create job") == 1,
-	              "%s", itest_tail(e.log));
+	ck_assert_msg(itest_count_in_file(e.log, "http: role " ALICE ": create job") == 1, "%s",
+	              itest_tail(e.log));
 	ck_assert_int_eq(itest_count_in_file(e.log, "secret"), 0);
 	const char *keep = getenv("PGCROND_SCREENSHOT");
 	if (keep && *keep) {

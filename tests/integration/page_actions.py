@@ -168,7 +168,10 @@ try:
     assert sql("SELECT active FROM cron.job WHERE jobname = 'ajob'") == "t", \
         "a POST without the token paused the job"
 
+    sched.send_keys("every weekday at 06:00")  # the screenshot shows what it means
+    wait.until(lambda d: d.find_element(By.ID, "fires").text.count("06:00:00") == 5)
     driver.save_screenshot(shot)
+    sched.clear()
 
     # unschedule from the page
     driver.execute_script("window.confirm = () => true")  # the page asks first
@@ -189,8 +192,8 @@ try:
     wait.until(ec.visibility_of_element_located((By.ID, "session")))
     driver.find_element(By.ID, "logout").click()
     wait.until(ec.visibility_of_element_located((By.ID, "signin")))
-    assert sql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'page_alice'"
-               " AND application_name = 'pgcrond page'") == "0"
+    wait_sql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'page_alice'"
+             " AND application_name = 'pgcrond page'", "0", 10, "logout left the connection")
     print("page_actions: all checks passed")
 except (AssertionError, TimeoutException) as e:
     driver.save_screenshot(f"{scratch}/failed.png")

@@ -48,7 +48,7 @@ extern const size_t http_page_html_len, http_page_js_len;
 
 /* Send BUF (may be NULL: an empty body) with the headers every reply carries. */
 void http_reply_buf(struct evhttp_request *req, int code, const char *reason, const char *type,
-                      struct evbuffer *buf)
+                    struct evbuffer *buf)
 {
 	struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
 	evhttp_add_header(hdr, "Content-Type", type);
@@ -58,7 +58,7 @@ void http_reply_buf(struct evhttp_request *req, int code, const char *reason, co
 }
 
 void http_reply(struct evhttp_request *req, int code, const char *reason, const char *type,
-                  const char *body, size_t len)
+                const char *body, size_t len)
 {
 	struct evbuffer *buf = evbuffer_new();
 	if (buf)
@@ -75,15 +75,14 @@ void http_reply_json(struct evhttp_request *req, int code, const char *reason, j
 	json_decref(j);
 	if (!text) {
 		http_reply(req, 500, "Internal Server Error", "text/plain; charset=utf-8",
-		      "out of memory\n", 14);
+		           "out of memory\n", 14);
 		return;
 	}
 	http_reply(req, code, reason, "application/json", text, strlen(text));
 	free(text);
 }
 
-void http_reply_error(struct evhttp_request *req, int code, const char *reason,
-                        const char *message)
+void http_reply_error(struct evhttp_request *req, int code, const char *reason, const char *message)
 {
 	http_reply_json(req, code, reason, json_pack("{s:s}", "error", message));
 }
@@ -128,7 +127,7 @@ static void refuse(struct http *h, struct evhttp_request *req, bool control)
 	struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
 	evhttp_add_header(hdr, "WWW-Authenticate", "Bearer realm=\"pgcrond\"");
 	http_reply_error(req, 401, "Unauthorized",
-	            "send the token of http.token_file as Authorization: Bearer TOKEN");
+	                 "send the token of http.token_file as Authorization: Bearer TOKEN");
 }
 
 /* ---- /metrics, /status.json ------------------------------------------------------------ */
@@ -175,7 +174,8 @@ static void scrape_done(struct bgwork_job *job, bool ran)
 		http_reply_buf(s->req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", buf);
 	} else {
 		http_reply_error(s->req, 500, "Internal Server Error",
-		            ran ? "out of memory rendering the metrics" : "pgcrond is stopping");
+		                 ran ? "out of memory rendering the metrics"
+		                     : "pgcrond is stopping");
 	}
 	if (buf)
 		evbuffer_free(buf);
@@ -189,8 +189,9 @@ static void serve_metrics(struct http *h, struct evhttp_request *req)
 {
 	if (h->scrapes >= SCRAPES_MAX) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-		http_reply_error(req, 503, "Service Unavailable",
-		            "other scrapes of /metrics are being rendered; try again in a second");
+		http_reply_error(
+		    req, 503, "Service Unavailable",
+		    "other scrapes of /metrics are being rendered; try again in a second");
 		return;
 	}
 	struct scrape *s = calloc(1, sizeof(*s));
@@ -207,7 +208,7 @@ static void serve_metrics(struct http *h, struct evhttp_request *req)
 		}
 		free(s);
 		http_reply_error(req, 500, "Internal Server Error",
-		            "out of memory rendering the metrics");
+		                 "out of memory rendering the metrics");
 		return;
 	}
 	h->scrapes++;
@@ -366,7 +367,7 @@ static void serve_trigger(struct http *h, struct evhttp_request *req, const char
 	if (rc == 0) {
 		log_job(LOG_LVL_NOTICE, name, "triggered over HTTP");
 		http_reply_json(req, 202, "Accepted",
-		           json_pack("{s:s,s:s}", "job", name, "status", "triggered"));
+		                json_pack("{s:s,s:s}", "job", name, "status", "triggered"));
 		return;
 	}
 	if (rc == -ENOENT) {
@@ -432,7 +433,7 @@ static void route(struct evhttp_request *req, void *arg)
 			return;
 		}
 		http_reply_error(req, 404, "Not Found",
-		            "POST /jobs/NAME/trigger is the one control request");
+		                 "POST /jobs/NAME/trigger is the one control request");
 		return;
 	}
 	if (!get) {

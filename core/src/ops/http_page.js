@@ -336,9 +336,10 @@ function scheduleTyped() {
   const f = $("newjob").elements.schedule, cron = plainToCron(f.value) || f.value;
   clearTimeout(firesTimer);
   firesTimer = setTimeout(async () => {
-    if (!cron.trim()) { $("fires").textContent = ""; return; }
+    if (!cron.trim() || $("session").hidden) { $("fires").textContent = ""; return; }
     const r = await fetch("schedule.json?schedule=" + encodeURIComponent(cron), {cache: "no-store"});
     const j = await r.json();
+    if ((plainToCron(f.value) || f.value) !== cron) return; /* typed on meanwhile */
     $("fires").className = j.error ? "bad" : "";
     $("fires").textContent = (cron !== f.value ? "“" + f.value + "” is " + cron + ". " : "") +
       (j.error ? j.error : j.fires.length ? "Next fires (" + j.zone + "): " + j.fires.join(", ")
@@ -363,6 +364,8 @@ function editJob(j) {
 }
 function stopEditing() {
   editing = null;
+  clearTimeout(firesTimer);
+  $("fires").textContent = "";
   $("newjob").reset();
   $("newjob").elements.name.disabled = false;
   $("newjob").elements.csrf.value = session ? session.csrf : "";
@@ -373,7 +376,8 @@ async function act(j, action) {
   if (action === "edit") return editJob(j);
   if (action === "unschedule" && !confirm("Unschedule " + j.name + "?")) return;
   const r = await post("jobs/" + encodeURIComponent(j.name) + "/" + action, {});
-  say(r.ok ? action + " " + j.name + ": done" : action + " " + j.name + ": " + r.j.error +
+  const what = action === "trigger" ? "run now" : action;
+  say(r.ok ? what + " " + j.name + ": done" + (/^(trigger|drop)$/.test(action) ? " (request " + r.j.value + ")" : "") : what + " " + j.name + ": " + r.j.error +
       (r.j.hint ? " (" + r.j.hint + ")" : ""), !r.ok);
   refreshSession();
 }
@@ -436,7 +440,7 @@ $("newjob").onsubmit = async ev => {
     : await post("jobs", Object.assign({name: f.name.value}, fields));
   say(r.ok ? (editing ? "saved " + editing : "created " + f.name.value + " (jobid " + r.j.value + ")")
     : r.j.error + (r.j.detail ? ": " + r.j.detail : "") + (r.j.hint ? " (" + r.j.hint + ")" : ""), !r.ok);
-  if (r.ok) { stopEditing(); $("fires").textContent = ""; }
+  if (r.ok) stopEditing();
   refreshSession();
 };
 $("cancel").onclick = stopEditing;

@@ -71,8 +71,7 @@ bool http_same_secret(const char *a, const char *b);
 
 /* The page's requests: POST /login, /logout, /jobs, /jobs/NAME/ACTION without a bearer
  * token, GET /session.json and /schedule.json. Returns false for any other, unanswered. */
-bool http_session_route(struct http *h, struct evhttp_request *req, const char *path,
-                        bool post);
+bool http_session_route(struct http *h, struct evhttp_request *req, const char *path, bool post);
 /* End every session (the listener closes). */
 void http_sessions_free(struct http *h);
 

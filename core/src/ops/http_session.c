@@ -147,8 +147,7 @@ static bool loopback(const char *peer)
 	if (inet_pton(AF_INET, peer, &a4) == 1)
 		return (ntohl(a4.s_addr) >> 24) == 127;
 	return inet_pton(AF_INET6, peer, &a6) == 1 &&
-	       (IN6_IS_ADDR_LOOPBACK(&a6) ||
-	        (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127));
+	       (IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127));
 }
 
 /* The failed logins of PEER in the last window, counted up by one when FAILED. */
@@ -281,7 +280,8 @@ static void statement_done(struct sess *s)
 			http_reply(req, 200, "OK", "application/json", v ? v : "null",
 			           v ? strlen(v) : 4);
 		else
-			http_reply_json(req, 200, "OK", json_pack("{s:b,s:s?}", "ok", 1, "value", v));
+			http_reply_json(req, 200, "OK",
+			                json_pack("{s:b,s:s?}", "ok", 1, "value", v));
 	} else {
 		const char *m = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 		const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
@@ -313,8 +313,9 @@ static void io_cb(evutil_socket_t fd, short what, void *arg)
 	if (!(what & EV_READ))
 		return;
 	if (!PQconsumeInput(s->pg) || PQstatus(s->pg) != CONNECTION_OK) {
-		log_notice("http: the page's session of role %s ended with its connection: %s",
-		           s->role, PQerrorMessage(s->pg));
+		const char *m = PQerrorMessage(s->pg);
+		log_notice("http: the page's session of role %s ended with its connection: %.*s",
+		           s->role, (int)strcspn(m, "\n"), m);
 		sess_free(s);
 		return;
 	}
@@ -439,9 +440,9 @@ static void serve_fires(struct http *h, struct evhttp_request *req)
 	cron_expr e;
 	json_t *fires = json_array();
 	if (!text || cron_parse(text, &e, err, sizeof(err)) < 0) {
-		http_reply_json(req, 200, "OK",
-		                json_pack("{s:s,s:o}", "error", text ? err : "no schedule", "fires",
-		                          fires));
+		http_reply_json(
+		    req, 200, "OK",
+		    json_pack("{s:s,s:o}", "error", text ? err : "no schedule", "fires", fires));
 		evhttp_clear_headers(&q);
 		return;
 	}
@@ -457,9 +458,9 @@ static void serve_fires(struct http *h, struct evhttp_request *req)
 		         abs(off) / 3600, abs(off) % 3600 / 60);
 		json_array_append_new(fires, json_string(when));
 	}
-	http_reply_json(req, 200, "OK",
-	                json_pack("{s:s,s:o}", "zone", h->tz ? cron_tz_name(h->tz) : "UTC",
-	                          "fires", fires));
+	http_reply_json(
+	    req, 200, "OK",
+	    json_pack("{s:s,s:o}", "zone", h->tz ? cron_tz_name(h->tz) : "UTC", "fires", fires));
 	evhttp_clear_headers(&q);
 }
 
@@ -476,14 +477,16 @@ bool http_session_route(struct http *h, struct evhttp_request *req, const char *
 		} else {
 			const char *p[] = {s->csrf};
 			snprintf(s->what, sizeof(s->what), "read the page's state");
-			run(s, req, "SELECT pgcrond.page_state() || jsonb_build_object('csrf', $1::text)",
+			run(s, req,
+			    "SELECT pgcrond.page_state() || jsonb_build_object('csrf', $1::text)",
 			    1, p, true);
 		}
 		return true;
 	}
 	struct evkeyvalq q;
 	if (!form(req, &q)) {
-		http_reply_error(req, 400, "Bad Request", "the body is not a form (x-www-form-urlencoded)");
+		http_reply_error(req, 400, "Bad Request",
+		                 "the body is not a form (x-www-form-urlencoded)");
 		evhttp_clear_headers(&q);
 		return true;
 	}
@@ -509,7 +512,8 @@ bool http_session_route(struct http *h, struct evhttp_request *req, const char *
 		http_reply_json(req, 200, "OK", json_pack("{s:b}", "ok", 1));
 		sess_free(s);
 	} else if (strcmp(path, "/jobs") == 0) {
-		const char *p[] = {evhttp_find_header(&q, "name"), evhttp_find_header(&q, "schedule"),
+		const char *p[] = {evhttp_find_header(&q, "name"),
+		                   evhttp_find_header(&q, "schedule"),
 		                   evhttp_find_header(&q, "command")};
 		snprintf(s->what, sizeof(s->what), "create job \"%.100s\"", p[0] ? p[0] : "");
 		run(s, req, "SELECT cron.schedule($1, $2, $3)", 3, p, false);
@@ -519,7 +523,8 @@ bool http_session_route(struct http *h, struct evhttp_request *req, const char *
 			if (strcmp(slash + 1, actions[i].action) == 0)
 				break;
 		char job[201];
-		if (!slash || i == n || slash - name < 1 || slash - name >= (ptrdiff_t)sizeof(job)) {
+		if (!slash || i == n || slash - name < 1 ||
+		    slash - name >= (ptrdiff_t)sizeof(job)) {
 			http_reply_error(req, 404, "Not Found",
 			                 "POST /jobs/NAME/ACTION: ACTION is pause, resume, edit, "
 			                 "trigger, drop or unschedule");
