@@ -760,9 +760,14 @@ START_TEST(token_guards_remote_and_control)
 	ck_assert_msg(r.code == 200 && strstr(r.body, "manual-only"), "%d", r.code);
 	/* and the failure's whole text, shown as text (the page as served, opened from a file:
 	 * a browser cannot send the header with the page) */
-	char *page = itest_env_path(&e, "page.html");
+	char *page = itest_env_path(&e, "page.html"), *js = itest_env_path(&e, "page.js");
 	itest_write_file(page, "%s", r.body);
 	resp_free(&r);
+	r = http_req("127.0.0.1", port, "GET", "/page.js", NULL); /* its script, beside it */
+	ck_assert_int_eq(r.code, 200);
+	itest_write_file(js, "%s", r.body);
+	resp_free(&r);
+	free(js);
 	snprintf(url, sizeof(url), "file://%s", page);
 	dom = itest_chromium(e.dir, "--dump-dom", url);
 	ck_assert_msg(strstr(dom, "<pre>markup &lt;!-- &lt;script&gt; &lt;b&gt;x&lt;/b&gt; DETAIL: "

@@ -234,6 +234,8 @@ struct conf_http {
 	bool allow_remote;   /* a non-loopback address was asked for explicitly */
 	char *token_file;    /* absolute, or relative to the main file's directory */
 	char *token;         /* the token read from it; never logged */
+	char *tls_cert_file; /* TLS: its certificate chain and key (PEM), absolute; NULL: none */
+	char *tls_key_file;
 	int max_connections; /* open connections at most; 0: the default (http.c) */
 	int64_t timeout_ms;  /* a request's read/write and a connection's idle time; 0: default */
 	char *file;          /* where the group is */

@@ -30,6 +30,7 @@
 #include "metrics.h"
 #include "sched.h"
 #include "status.h"
+#include "tls_listen.h"
 
 /* The status page, made from http_page.html at build time (core/CMakeLists.txt). */
 extern const char http_page_html[], http_page_js[];
@@ -601,7 +602,8 @@ static struct bufferevent *new_conn(struct event_base *base, void *arg)
 {
 	struct http *h = arg;
 	struct conn *c = calloc(1, sizeof(*c));
-	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	struct bufferevent *bev = h->tls ? tls_listen_bev(h->tls, base)
+	                                 : bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (!c || !bev) {
 		free(c);
 		return bev; /* evhttp manages it (or makes its own): not counted, not capped */
@@ -718,6 +720,16 @@ int http_open(struct event_base *base, const struct pgc_config *cfg, const struc
 		goto fail;
 	if (cron_tz_open(cfg->timezone, &h->tz, NULL, 0) < 0)
 		h->tz = NULL; /* UTC */
+	char err[256];
+	if (c->tls_cert_file && c->tls_key_file &&
+	    (rc = tls_listen_open(c->tls_cert_file, c->tls_key_file, &h->tls, err, sizeof(err))) <
+	        0) {
+		log_error("http: cannot serve TLS with tls_cert_file %s and tls_key_file %s: %s; "
+		          "give a PEM certificate chain and its private key",
+		          c->tls_cert_file, c->tls_key_file, err);
+		goto fail;
+	}
+	rc = -ENOMEM;
 	http_apply(h, cfg);
 	evhttp_set_allowed_methods(h->evh, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
 	evhttp_set_max_body_size(h->evh, 4096);
@@ -753,9 +765,10 @@ int http_open(struct event_base *base, const struct pgc_config *cfg, const struc
 		h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 		                                         : ((struct sockaddr_in *)&ss)->sin_port);
 	const char *v6 = strchr(c->host, ':') ? "[" : "";
-	log_notice(
-	    "http: listening on http://%s%s%s:%d/ (%s)", v6, c->host, *v6 ? "]" : "", h->port,
-	    h->token ? "bearer token required" : "no token: loopback only, no control requests");
+	log_notice("http: listening on http%s://%s%s%s:%d/ (%s)", h->tls ? "s" : "", v6, c->host,
+	           *v6 ? "]" : "", h->port,
+	           h->token ? "bearer token required"
+	                    : "no token: loopback only, no control requests");
 	*out = h;
 	return 0;
 fail:
@@ -793,6 +806,7 @@ void http_free(struct http **hp)
 		explicit_bzero(h->token, strlen(h->token));
 		free(h->token);
 	}
+	tls_listen_free(&h->tls);
 	free(h->listen);
 	free(h->history_database);
 	free(h);

@@ -31,6 +31,7 @@ struct http {
 	/* the page's sessions (http_session.c) */
 	char *conninfo; /* the history database's, whose host, port and dbname a login uses */
 	cron_tz *tz;    /* the daemon's zone, for the next fires of a schedule typed */
+	struct ssl_ctx_st *tls; /* NULL: plain HTTP */
 	struct sess *sessions;
 	int n_sessions;
 	struct login_tries {

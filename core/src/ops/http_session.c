@@ -190,11 +190,12 @@ static bool form(struct evhttp_request *req, struct evkeyvalq *q)
 	return ok;
 }
 
-static void set_cookie(struct evhttp_request *req, const char *id, int max_age)
+static void set_cookie(const struct http *h, struct evhttp_request *req, const char *id,
+                       int max_age)
 {
 	char c[160];
-	snprintf(c, sizeof(c), COOKIE "%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Strict", id,
-	         max_age);
+	snprintf(c, sizeof(c), COOKIE "%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Strict%s", id,
+	         max_age, h->tls ? "; Secure" : "");
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", c);
 }
 
@@ -238,7 +239,7 @@ static void login_done(struct sess *s, const char *error)
 	watch(s, EV_READ | EV_PERSIST, 0);
 	touch(s);
 	log_notice("http: role %s logged in to the page from %s", s->role, s->peer);
-	set_cookie(req, s->id, SESS_IDLE_S);
+	set_cookie(s->h, req, s->id, SESS_IDLE_S);
 	http_reply_json(req, 200, "OK", json_pack("{s:s,s:s}", "role", s->role, "csrf", s->csrf));
 }
 
@@ -364,10 +365,10 @@ static void serve_login(struct http *h, struct evhttp_request *req, struct evkey
 	char *pw = (char *)evhttp_find_header(q, "password");
 	char peer[48];
 	peer_of(req, peer, sizeof(peer));
-	if (!loopback(peer)) {
+	if (!h->tls && !loopback(peer)) {
 		http_reply_error(req, 403, "Forbidden",
-		                 "logging in is allowed only from this host (loopback): a password "
-		                 "would cross the network in clear");
+		                 "logging in from another host needs TLS (http.tls_cert_file and "
+		                 "tls_key_file): a password would cross the network in clear");
 		return;
 	}
 	if (!role || !*role || !pw || !*pw) {
@@ -508,7 +509,7 @@ bool http_session_route(struct http *h, struct evhttp_request *req, const char *
 		                 "the page's token (form field csrf) is missing or wrong");
 	} else if (strcmp(path, "/logout") == 0) {
 		log_notice("http: role %s logged out of the page", s->role);
-		set_cookie(req, "", 0);
+		set_cookie(h, req, "", 0);
 		http_reply_json(req, 200, "OK", json_pack("{s:b}", "ok", 1));
 		sess_free(s);
 	} else if (strcmp(path, "/jobs") == 0) {
