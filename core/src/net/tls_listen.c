@@ -27,10 +27,10 @@ int tls_listen_open(const char *cert, const char *key, struct ssl_ctx_st **out, 
 struct bufferevent *tls_listen_bev(struct ssl_ctx_st *ctx, struct event_base *base)
 {
 	SSL *ssl = SSL_new(ctx);
-	struct bufferevent *bev = ssl ? bufferevent_openssl_socket_new(base, -1, ssl,
-	                                                               BUFFEREVENT_SSL_ACCEPTING,
-	                                                               BEV_OPT_CLOSE_ON_FREE)
-	                              : NULL;
+	struct bufferevent *bev =
+	    ssl ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	                                         BEV_OPT_CLOSE_ON_FREE)
+	        : NULL;
 	if (ssl && !bev)
 		SSL_free(ssl);
 	return bev;
