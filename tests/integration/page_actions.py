@@ -88,6 +88,9 @@ try:
     wait.until(ec.text_to_be_present_in_element((By.ID, "signin-error"), "password"))
     assert not driver.find_element(By.ID, "session").is_displayed(), "a session shown"
     assert driver.get_cookie("pgcrond_session") is None, "a cookie after a refused login"
+    # a role pg_hba.conf trusts: any password would do, so the page takes none
+    login("postgres", "anything")
+    wait.until(ec.text_to_be_present_in_element((By.ID, "signin-error"), "did not ask"))
 
     login("page_alice", "page_alice-secret")
     wait.until(ec.visibility_of_element_located((By.ID, "session")))

@@ -233,6 +233,14 @@ static void login_done(struct sess *s, const char *error)
 	char *pw = PQpass(s->pg); /* libpq's copy: not kept past the login */
 	if (pw)
 		explicit_bzero(pw, strlen(pw));
+	if (!PQconnectionUsedPassword(s->pg)) {
+		/* pg_hba.conf trusts this connection (trust, peer, a certificate): any password
+		 * would do, so none is checked */
+		s->req = req;
+		login_done(s, "the server did not ask this role for its password (pg_hba.conf "
+		              "trusts the connection); the page logs in only with a password");
+		return;
+	}
 	PQsetnonblocking(s->pg, 1);
 	PQsetNoticeProcessor(s->pg, no_notice, NULL);
 	s->state = SESS_IDLE;
@@ -384,19 +392,18 @@ static void serve_login(struct http *h, struct evhttp_request *req, struct evkey
 		                       "minute");
 		return;
 	}
-	/* the history database's host, port and dbname; the rest of its conninfo (its user,
-	 * password and password file) stays the daemon's */
+	/* the history database's server and dbname; the rest of its conninfo (its user,
+	 * password, password file, client certificate) stays the daemon's */
+	static const char *const take = " host hostaddr port dbname sslmode sslrootcert ";
 	PQconninfoOption *opts = PQconninfoParse(h->conninfo, NULL);
-	const char *keys[40], *vals[40];
+	const char *keys[16], *vals[16];
 	int n = 0;
-	for (PQconninfoOption *o = opts; o && o->keyword && n < 36; o++)
-		if (o->val && *o->val &&
-		    (!strcmp(o->keyword, "host") || !strcmp(o->keyword, "hostaddr") ||
-		     !strcmp(o->keyword, "port") || !strcmp(o->keyword, "dbname") ||
-		     !strncmp(o->keyword, "ssl", 3))) {
-			keys[n] = o->keyword;
-			vals[n++] = o->val;
-		}
+	for (PQconninfoOption *o = opts; o && o->keyword && n < 12; o++) {
+		char k[32];
+		snprintf(k, sizeof(k), " %s ", o->keyword);
+		if (o->val && *o->val && strstr(take, k))
+			keys[n] = o->keyword, vals[n++] = o->val;
+	}
 	keys[n] = "user", vals[n++] = role;
 	keys[n] = "password", vals[n++] = pw;
 	keys[n] = "application_name", vals[n++] = "pgcrond page";
