@@ -108,16 +108,21 @@ static bool authorized(struct http *h, struct evhttp_request *req)
 	       http_same_secret(auth + 7, h->token);
 }
 
-static void refuse(struct http *h, struct evhttp_request *req, bool control)
+const char *http_peer(struct evhttp_request *req)
 {
 	char *peer = NULL;
 	ev_uint16_t port = 0;
 	struct evhttp_connection *c = evhttp_request_get_connection(req);
 	if (c)
 		evhttp_connection_get_peer(c, &peer, &port);
+	return peer ? peer : "?";
+}
+
+static void refuse(struct http *h, struct evhttp_request *req, bool control)
+{
 	if (log_complain(&h->auth_complaint, NULL))
 		log_warning("http: refused a request from %s without a valid bearer token",
-		            peer ? peer : "?");
+		            http_peer(req));
 	if (control && !h->token) {
 		http_reply_error(
 		    req, 403, "Forbidden",

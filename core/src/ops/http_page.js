@@ -330,6 +330,12 @@ function plainToCron(t) {
   return null;
 }
 let firesTimer = 0;
+/* a fire [Unix seconds, the zone's offset then] as the zone's wall clock: "2026-12-01 06:00:00 +01:00" */
+function local([t, off]) {
+  const a = Math.abs(off), pad = n => String(n).padStart(2, "0");
+  return abs(t + off).slice(0, 19) + " " + (off < 0 ? "-" : "+") + pad(Math.floor(a / 3600)) + ":" +
+    pad(Math.floor(a % 3600 / 60));
+}
 /* the next five fires as typed (a plain form: of the cron it means, written into the field
  * when the field is left) */
 function scheduleTyped() {
@@ -342,7 +348,7 @@ function scheduleTyped() {
     if ((plainToCron(f.value) || f.value) !== cron) return; /* typed on meanwhile */
     $("fires").className = j.error ? "bad" : "";
     $("fires").textContent = (cron !== f.value ? "“" + f.value + "” is " + cron + ". " : "") +
-      (j.error ? j.error : j.fires.length ? "Next fires (" + j.zone + "): " + j.fires.join(", ")
+      (j.error ? j.error : j.fires.length ? "Next fires (" + j.zone + "): " + j.fires.map(local).join(", ")
         : "It never fires.");
   }, 250);
 }

@@ -67,6 +67,8 @@ void http_reply(struct evhttp_request *req, int code, const char *reason, const 
 void http_reply_json(struct evhttp_request *req, int code, const char *reason, json_t *j);
 void http_reply_error(struct evhttp_request *req, int code, const char *reason,
                       const char *message);
+/* REQ's client address (the connection's: valid while REQ is), "?" if unknown. */
+const char *http_peer(struct evhttp_request *req);
 /* A and B equal, compared in a time that tells nothing of where they differ. */
 bool http_same_secret(const char *a, const char *b);
 

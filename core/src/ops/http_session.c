@@ -14,7 +14,6 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/random.h>
-#include <time.h>
 
 #include "clock.h"
 #include "cron.h"
@@ -130,16 +129,6 @@ static struct sess *find_sess(struct http *h, struct evhttp_request *req)
 	return NULL;
 }
 
-static void peer_of(struct evhttp_request *req, char *out, size_t len)
-{
-	char *peer = NULL;
-	ev_uint16_t port = 0;
-	struct evhttp_connection *c = evhttp_request_get_connection(req);
-	if (c)
-		evhttp_connection_get_peer(c, &peer, &port);
-	snprintf(out, len, "%s", peer ? peer : "?");
-}
-
 static bool loopback(const char *peer)
 {
 	struct in6_addr a6;
@@ -177,16 +166,12 @@ static int login_tries(struct http *h, const char *peer, bool failed)
 static bool form(struct evhttp_request *req, struct evkeyvalq *q)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
-	size_t n = evbuffer_get_length(in);
-	char *body = malloc(n + 1);
-	TAILQ_INIT(q);
-	if (!body)
-		return false;
-	evbuffer_copyout(in, body, n);
-	body[n] = '\0';
-	bool ok = evhttp_parse_query_str(body, q) == 0;
-	explicit_bzero(body, n);
-	free(body);
+	char *body = evbuffer_add(in, "", 1) == 0 ? (char *)evbuffer_pullup(in, -1) : NULL;
+	bool ok = body && evhttp_parse_query_str(body, q) == 0;
+	if (!ok)
+		TAILQ_INIT(q);
+	if (body)
+		explicit_bzero(body, strlen(body));
 	return ok;
 }
 
@@ -371,8 +356,7 @@ static void serve_login(struct http *h, struct evhttp_request *req, struct evkey
 {
 	const char *role = evhttp_find_header(q, "role");
 	char *pw = (char *)evhttp_find_header(q, "password");
-	char peer[48];
-	peer_of(req, peer, sizeof(peer));
+	const char *peer = http_peer(req);
 	if (!h->tls && !loopback(peer)) {
 		http_reply_error(req, 403, "Forbidden",
 		                 "logging in from another host needs TLS (http.tls_cert_file and "
@@ -434,8 +418,8 @@ static void serve_login(struct http *h, struct evhttp_request *req, struct evkey
 	connect_step(s);
 }
 
-/* GET /schedule.json?schedule=TEXT: its next five fires in the daemon's zone, as the
- * daemon reads it, or why it cannot be read. */
+/* GET /schedule.json?schedule=TEXT: its next five fires as the daemon reads it (each Unix
+ * seconds and the offset of the daemon's zone then), or why it cannot be read. */
 static void serve_fires(struct http *h, struct evhttp_request *req)
 {
 	struct evkeyvalq q;
@@ -444,31 +428,18 @@ static void serve_fires(struct http *h, struct evhttp_request *req)
 	const char *text = query && evhttp_parse_query_str(query, &q) == 0
 	                       ? evhttp_find_header(&q, "schedule")
 	                       : NULL;
-	char err[256] = "";
+	char err[256] = "no schedule";
 	cron_expr e;
-	json_t *fires = json_array();
-	if (!text || cron_parse(text, &e, err, sizeof(err)) < 0) {
-		http_reply_json(
-		    req, 200, "OK",
-		    json_pack("{s:s,s:o}", "error", text ? err : "no schedule", "fires", fires));
-		evhttp_clear_headers(&q);
-		return;
-	}
+	json_t *doc = json_pack("{s:s,s:[]}", "zone", h->tz ? cron_tz_name(h->tz) : "UTC", "fires");
 	int64_t t = clock_wall_us() / 1000000;
-	for (int i = 0; i < 5 && (t = cron_next(&e, h->tz, t)) != CRON_NEVER; i++) {
-		char when[40];
-		int32_t off = cron_tz_offset(h->tz, t);
-		time_t local = (time_t)(t + off);
-		struct tm tm;
-		gmtime_r(&local, &tm);
-		size_t k = strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-		snprintf(when + k, sizeof(when) - k, " %c%02d:%02d", off < 0 ? '-' : '+',
-		         abs(off) / 3600, abs(off) % 3600 / 60);
-		json_array_append_new(fires, json_string(when));
-	}
-	http_reply_json(
-	    req, 200, "OK",
-	    json_pack("{s:s,s:o}", "zone", h->tz ? cron_tz_name(h->tz) : "UTC", "fires", fires));
+	if (!text || cron_parse(text, &e, err, sizeof(err)) < 0)
+		json_object_set_new(doc, "error", json_string(err));
+	else
+		for (int i = 0; i < 5 && (t = cron_next(&e, h->tz, t)) != CRON_NEVER; i++)
+			json_array_append_new(
+			    json_object_get(doc, "fires"),
+			    json_pack("[I,i]", (json_int_t)t, cron_tz_offset(h->tz, t)));
+	http_reply_json(req, 200, "OK", doc);
 	evhttp_clear_headers(&q);
 }
 
