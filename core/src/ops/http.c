@@ -737,7 +737,7 @@ int http_open(struct event_base *base, const struct pgc_config *cfg, const struc
 	rc = -ENOMEM;
 	http_apply(h, cfg);
 	evhttp_set_allowed_methods(h->evh, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
-	evhttp_set_max_body_size(h->evh, 4096);
+	evhttp_set_max_body_size(h->evh, 65536); /* a job's command, from the page */
 	evhttp_set_max_headers_size(h->evh, 16384);
 	/* a client that sends its request slowly, or keeps an idle connection, is dropped */
 	int64_t tms = c->timeout_ms > 0 ? c->timeout_ms : HTTP_TIMEOUT_MS_DEFAULT;

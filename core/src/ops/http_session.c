@@ -447,12 +447,13 @@ bool http_session_route(struct http *h, struct evhttp_request *req, const char *
 {
 	if (!post) {
 		struct sess *s = find_sess(h, req);
-		if (strcmp(path, "/schedule.json") == 0) {
-			serve_fires(h, req);
-		} else if (strcmp(path, "/session.json") != 0) {
+		bool fires = strcmp(path, "/schedule.json") == 0;
+		if (!fires && strcmp(path, "/session.json") != 0) {
 			return false;
 		} else if (!s) {
 			http_reply_error(req, 401, "Unauthorized", "not logged in");
+		} else if (fires) {
+			serve_fires(h, req);
 		} else {
 			const char *p[] = {s->csrf};
 			snprintf(s->what, sizeof(s->what), "read the page's state");
