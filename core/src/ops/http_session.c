@@ -16,12 +16,14 @@
 #include <sys/random.h>
 
 #include "clock.h"
+#include "conndrv.h"
 #include "cron.h"
 #include "http_priv.h"
 
 #define SESS_MAX 64
 #define SESS_IDLE_S (30 * 60)
-#define SESS_CONNECT_S 10
+#define SESS_CONNECT_MS 10000
+#define SESS_STATEMENT_MS 60000
 /* failed logins an address may make in LOGIN_WINDOW_S */
 #define LOGIN_TRIES 10
 #define LOGIN_WINDOW_S 60
@@ -34,9 +36,10 @@ struct sess {
 	struct http *h;
 	char id[33], csrf[33]; /* hex of 16 random bytes each */
 	char *role;
+	char *conninfo; /* with the password: wiped once connected */
 	char peer[48];
-	PGconn *pg;
-	struct event io, idle;
+	struct conndrv drv;
+	struct event idle;
 	enum sess_state state;
 	struct evhttp_request *req; /* waiting for the login or the statement */
 	PGresult *res;              /* the statement's first result */
@@ -83,11 +86,11 @@ static void sess_free(struct sess *s)
 	if (s->req)
 		http_reply_error(s->req, 503, "Service Unavailable",
 		                 "the session's database connection ended");
-	if (event_initialized(&s->io))
-		event_del(&s->io);
+	conndrv_close(&s->drv);
 	event_del(&s->idle);
 	PQclear(s->res);
-	PQfinish(s->pg);
+	explicit_bzero(s->conninfo, strlen(s->conninfo));
+	free(s->conninfo);
 	explicit_bzero(s->id, sizeof(s->id));
 	free(s->role);
 	free(s);
@@ -184,24 +187,7 @@ static void set_cookie(const struct http *h, struct evhttp_request *req, const c
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", c);
 }
 
-/* ---- the connection ------------------------------------------------------------------- */
-
-static void io_cb(evutil_socket_t fd, short what, void *arg);
-
-static void watch(struct sess *s, short what, int timeout_s)
-{
-	struct timeval tv = {timeout_s, 0};
-	if (event_initialized(&s->io))
-		event_del(&s->io);
-	event_assign(&s->io, s->h->base, PQsocket(s->pg), what, io_cb, s);
-	event_add(&s->io, timeout_s ? &tv : NULL);
-}
-
-static void no_notice(void *arg, const char *message)
-{
-	(void)arg;
-	(void)message;
-}
+/* ---- the connection (conndrv.h) ------------------------------------------------------- */
 
 static void login_done(struct sess *s, const char *error)
 {
@@ -215,47 +201,37 @@ static void login_done(struct sess *s, const char *error)
 		sess_free(s);
 		return;
 	}
-	char *pw = PQpass(s->pg); /* libpq's copy: not kept past the login */
-	if (pw)
-		explicit_bzero(pw, strlen(pw));
-	if (!PQconnectionUsedPassword(s->pg)) {
-		/* pg_hba.conf trusts this connection (trust, peer, a certificate): any password
-		 * would do, so none is checked */
-		s->req = req;
-		login_done(s, "the server did not ask this role for its password (pg_hba.conf "
-		              "trusts the connection); the page logs in only with a password");
-		return;
-	}
-	PQsetnonblocking(s->pg, 1);
-	PQsetNoticeProcessor(s->pg, no_notice, NULL);
 	s->state = SESS_IDLE;
-	watch(s, EV_READ | EV_PERSIST, 0);
 	touch(s);
 	log_notice("http: role %s logged in to the page from %s", s->role, s->peer);
 	set_cookie(s->h, req, s->id, SESS_IDLE_S);
 	http_reply_json(req, 200, "OK", json_pack("{s:s,s:s}", "role", s->role, "csrf", s->csrf));
 }
 
-static void connect_step(struct sess *s)
+static void connected(void *arg)
 {
-	switch (PQconnectPoll(s->pg)) {
-	case PGRES_POLLING_OK:
-		login_done(s, NULL);
+	struct sess *s = arg;
+	char *pw = PQpass(s->drv.conn); /* libpq's copy, and ours: not kept past the login */
+	if (pw)
+		explicit_bzero(pw, strlen(pw));
+	explicit_bzero(s->conninfo, strlen(s->conninfo));
+	/* pg_hba.conf trusting the connection (trust, peer, a certificate) takes any password */
+	login_done(s, PQconnectionUsedPassword(s->drv.conn)
+	                  ? NULL
+	                  : "the server did not ask this role for its password (pg_hba.conf trusts "
+	                    "the connection); the page logs in only with a password");
+}
+
+static void failed(void *arg, const char *why, bool was_ready)
+{
+	struct sess *s = arg;
+	if (!was_ready) {
+		login_done(s, why);
 		return;
-	case PGRES_POLLING_READING:
-		watch(s, EV_READ, SESS_CONNECT_S);
-		return;
-	case PGRES_POLLING_WRITING:
-		watch(s, EV_WRITE, SESS_CONNECT_S);
-		return;
-	case PGRES_POLLING_FAILED:
-	case PGRES_POLLING_ACTIVE:
-		break;
 	}
-	char msg[512];
-	snprintf(msg, sizeof(msg), "%s", PQerrorMessage(s->pg));
-	msg[strcspn(msg, "\n")] = '\0';
-	login_done(s, msg);
+	log_notice("http: the page's session of role %s ended with its connection: %s", s->role,
+	           why);
+	sess_free(s);
 }
 
 /* The statement's end: its value, or the database's error, to the request. */
@@ -266,6 +242,7 @@ static void statement_done(struct sess *s)
 	s->req = NULL;
 	s->res = NULL;
 	s->state = SESS_IDLE;
+	conndrv_idle(&s->drv);
 	if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
 		const char *v = PQntuples(r) && !PQgetisnull(r, 0, 0) ? PQgetvalue(r, 0, 0) : NULL;
 		log_job(s->raw ? LOG_LVL_DEBUG : LOG_LVL_NOTICE, NULL, "http: role %s: %s", s->role,
@@ -280,7 +257,7 @@ static void statement_done(struct sess *s)
 		const char *m = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 		const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 		bool denied = st && strcmp(st, "42501") == 0;
-		m = m ? m : PQerrorMessage(s->pg);
+		m = m ? m : PQerrorMessage(s->drv.conn);
 		log_notice("http: role %s: %s refused: %s", s->role, s->what, m);
 		http_reply_json(req, denied ? 403 : 400, denied ? "Forbidden" : "Bad Request",
 		                json_pack("{s:s,s:s?,s:s?}", "error", m, "detail",
@@ -291,33 +268,14 @@ static void statement_done(struct sess *s)
 	PQclear(r);
 }
 
-static void io_cb(evutil_socket_t fd, short what, void *arg)
+static void readable(void *arg)
 {
 	struct sess *s = arg;
-	(void)fd;
-	if (s->state == SESS_CONNECTING) {
-		if (what & EV_TIMEOUT)
-			login_done(s, "the database did not answer in time");
-		else
-			connect_step(s);
-		return;
-	}
-	if ((what & EV_WRITE) && PQflush(s->pg) == 0)
-		watch(s, EV_READ | EV_PERSIST, 0);
-	if (!(what & EV_READ))
-		return;
-	if (!PQconsumeInput(s->pg) || PQstatus(s->pg) != CONNECTION_OK) {
-		const char *m = PQerrorMessage(s->pg);
-		log_notice("http: the page's session of role %s ended with its connection: %.*s",
-		           s->role, (int)strcspn(m, "\n"), m);
-		sess_free(s);
-		return;
-	}
 	PGnotify *n;
-	while ((n = PQnotifies(s->pg)))
+	while ((n = PQnotifies(s->drv.conn)))
 		PQfreemem(n);
-	while (s->state == SESS_BUSY && !PQisBusy(s->pg)) {
-		PGresult *r = PQgetResult(s->pg);
+	while (s->state == SESS_BUSY && !PQisBusy(s->drv.conn)) {
+		PGresult *r = PQgetResult(s->drv.conn);
 		if (!r) {
 			statement_done(s);
 			break;
@@ -329,6 +287,9 @@ static void io_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static const struct conndrv_ops sess_ops = {
+    .connected = connected, .readable = readable, .failed = failed};
+
 /* Send SQL with PARAMS on S for REQ; WHAT names it in the log. */
 static void run(struct sess *s, struct evhttp_request *req, const char *sql, int n,
                 const char *const *params, bool raw)
@@ -339,15 +300,46 @@ static void run(struct sess *s, struct evhttp_request *req, const char *sql, int
 		return;
 	}
 	touch(s);
-	if (!PQsendQueryParams(s->pg, sql, n, NULL, params, NULL, NULL, 0)) {
-		http_reply_error(req, 503, "Service Unavailable", PQerrorMessage(s->pg));
-		return;
-	}
 	s->state = SESS_BUSY;
 	s->req = req;
 	s->raw = raw;
-	if (PQflush(s->pg) == 1)
-		watch(s, EV_READ | EV_WRITE | EV_PERSIST, 0);
+	conndrv_busy(&s->drv, SESS_STATEMENT_MS);
+	if (!PQsendQueryParams(s->drv.conn, sql, n, NULL, params, NULL, NULL, 0) ||
+	    !conndrv_flush(&s->drv))
+		conndrv_fail(&s->drv, NULL); /* failed() answers REQ */
+}
+
+/* "KEY='VALUE' " to F, VALUE quoted as libpq reads it. */
+static void put_option(FILE *f, const char *key, const char *v)
+{
+	fprintf(f, "%s='", key);
+	for (; *v; v++)
+		fprintf(f, "%s%c", *v == '\\' || *v == '\'' ? "\\" : "", *v);
+	fputs("' ", f);
+}
+
+/* The history database's server and dbname with ROLE and PW (malloc'd, NULL when out of
+ * memory); the rest of the daemon's conninfo (its user, password, password file, client
+ * certificate) stays its own. */
+static char *login_conninfo(const char *daemon, const char *role, const char *pw)
+{
+	static const char *const take = " host hostaddr port dbname sslmode sslrootcert ";
+	PQconninfoOption *opts = PQconninfoParse(daemon, NULL);
+	char *out = NULL, k[40];
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	for (PQconninfoOption *o = opts; f && o && o->keyword; o++) {
+		snprintf(k, sizeof(k), " %s ", o->keyword);
+		if (o->val && *o->val && strstr(take, k))
+			put_option(f, o->keyword, o->val);
+	}
+	if (f) {
+		put_option(f, "user", role);
+		put_option(f, "password", pw);
+		fclose(f);
+	}
+	PQconninfoFree(opts);
+	return out;
 }
 
 /* ---- the requests ---------------------------------------------------------------------- */
@@ -363,6 +355,11 @@ static void serve_login(struct http *h, struct evhttp_request *req, struct evkey
 		                 "tls_key_file): a password would cross the network in clear");
 		return;
 	}
+	if (!h->conninfo) {
+		http_reply_error(req, 503, "Service Unavailable",
+		                 "pgcrond has no history database, which a role logs in to");
+		return;
+	}
 	if (!role || !*role || !pw || !*pw) {
 		http_reply_error(req, 400, "Bad Request", "give a role and its password");
 		return;
@@ -376,46 +373,30 @@ static void serve_login(struct http *h, struct evhttp_request *req, struct evkey
 		                       "minute");
 		return;
 	}
-	/* the history database's server and dbname; the rest of its conninfo (its user,
-	 * password, password file, client certificate) stays the daemon's */
-	static const char *const take = " host hostaddr port dbname sslmode sslrootcert ";
-	PQconninfoOption *opts = PQconninfoParse(h->conninfo, NULL);
-	const char *keys[16], *vals[16];
-	int n = 0;
-	for (PQconninfoOption *o = opts; o && o->keyword && n < 12; o++) {
-		char k[32];
-		snprintf(k, sizeof(k), " %s ", o->keyword);
-		if (o->val && *o->val && strstr(take, k))
-			keys[n] = o->keyword, vals[n++] = o->val;
-	}
-	keys[n] = "user", vals[n++] = role;
-	keys[n] = "password", vals[n++] = pw;
-	keys[n] = "application_name", vals[n++] = "pgcrond page";
-	keys[n] = NULL, vals[n] = NULL;
 	struct sess *s = calloc(1, sizeof(*s));
-	if (s && !(s->role = strdup(role))) {
+	if (s &&
+	    (!(s->role = strdup(role)) || !(s->conninfo = login_conninfo(h->conninfo, role, pw)))) {
+		free(s->role);
 		free(s);
 		s = NULL;
 	}
-	if (s) {
-		s->h = h;
-		s->req = req;
-		snprintf(s->peer, sizeof(s->peer), "%s", peer);
-		random_hex(s->id);
-		random_hex(s->csrf);
-		evtimer_assign(&s->idle, h->base, idle_cb, s);
-		s->next = h->sessions;
-		h->sessions = s;
-		h->n_sessions++;
-		s->pg = PQconnectStartParams(keys, vals, 0);
-	}
 	explicit_bzero(pw, strlen(pw));
-	PQconninfoFree(opts);
 	if (!s) {
 		http_reply_error(req, 500, "Internal Server Error", "out of memory");
 		return;
 	}
-	connect_step(s);
+	s->h = h;
+	s->req = req;
+	snprintf(s->peer, sizeof(s->peer), "%s", peer);
+	random_hex(s->id);
+	random_hex(s->csrf);
+	evtimer_assign(&s->idle, h->base, idle_cb, s);
+	s->next = h->sessions;
+	h->sessions = s;
+	h->n_sessions++;
+	conndrv_init(&s->drv, h->base, &sess_ops, s, "the page's session", PGCONN_NOTICES_PER_MIN,
+	             60000, SESS_CONNECT_MS);
+	(void)conndrv_connect(&s->drv, s->conninfo, "pgcrond page"); /* failed() may answer */
 }
 
 /* GET /schedule.json?schedule=TEXT: its next five fires as the daemon reads it (each Unix
