@@ -385,7 +385,7 @@ const struct conf_setting *config_job_setting(const struct conf_job *job, const 
  * other than by config_load (config_sql.c's copy). */
 void config_index_jobs(struct pgc_config *cfg);
 
-/* HOST (numeric) is 127.0.0.0/8 or ::1. */
+/* HOST (numeric) is 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104 (IPv4 loopback over IPv6). */
 bool config_http_loopback(const char *host);
 
 /* The candidate closest to WORD so far: at most 2 edits and fewer than WORD's length.

@@ -79,7 +79,8 @@ bool config_http_loopback(const char *host)
 
 	if (inet_pton(AF_INET, host, &a4) == 1)
 		return (ntohl(a4.s_addr) >> 24) == 127;
-	return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+	return inet_pton(AF_INET6, host, &a6) == 1 &&
+	       (IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127));
 }
 
 void config_parse_http(struct loader *L, const config_setting_t *s, const char *file)

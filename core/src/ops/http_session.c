@@ -3,7 +3,6 @@
  * session's, and every action is the SQL API called on it with parameters, so PostgreSQL
  * decides what the role may do. The password is given to libpq and wiped; a session ends on
  * logout, after SESS_IDLE_S without a request, and when its connection ends. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -16,6 +15,7 @@
 #include <sys/random.h>
 
 #include "clock.h"
+#include "config.h"
 #include "conndrv.h"
 #include "cron.h"
 #include "http_priv.h"
@@ -130,16 +130,6 @@ static struct sess *find_sess(struct http *h, struct evhttp_request *req)
 		if (s->state != SESS_CONNECTING && http_same_secret(id, s->id))
 			return s;
 	return NULL;
-}
-
-static bool loopback(const char *peer)
-{
-	struct in6_addr a6;
-	struct in_addr a4;
-	if (inet_pton(AF_INET, peer, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-	return inet_pton(AF_INET6, peer, &a6) == 1 &&
-	       (IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127));
 }
 
 /* The failed logins of PEER in the last window, counted up by one when FAILED. */
@@ -349,7 +339,7 @@ static void serve_login(struct http *h, struct evhttp_request *req, struct evkey
 	const char *role = evhttp_find_header(q, "role");
 	char *pw = (char *)evhttp_find_header(q, "password");
 	const char *peer = http_peer(req);
-	if (!h->tls && !loopback(peer)) {
+	if (!h->tls && !config_http_loopback(peer)) {
 		http_reply_error(req, 403, "Forbidden",
 		                 "logging in from another host needs TLS (http.tls_cert_file and "
 		                 "tls_key_file): a password would cross the network in clear");
