@@ -27,6 +27,7 @@
 static bool have_selenium(void)
 {
 	return access("/usr/bin/chromedriver", X_OK) == 0 &&
+	       access("/usr/bin/chromium", X_OK) == 0 &&
 	       system("/usr/bin/python3 -c 'import selenium' 2>/dev/null") == 0;
 }
 
@@ -226,8 +227,10 @@ END_TEST
 int main(void)
 {
 	if (!have_selenium()) {
-		fprintf(stderr, "it_page_actions: skipped: python3-selenium or chromium-driver is "
-		                "missing (scripts/setup installs them)\n");
+		fprintf(
+		    stderr,
+		    "it_page_actions: skipped: chromium, chromium-driver or python3-selenium is "
+		    "missing (scripts/setup installs them)\n");
 		return 77;
 	}
 	Suite *s = suite_create("page_actions");
