@@ -95,11 +95,15 @@ AS $fn$
 	WITH me AS (
 		SELECT coalesce((SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user), false) AS su,
 		       pg_has_role(session_user, 'pgcrond_operator', 'MEMBER') AS op,
-		       has_function_privilege(session_user, 'cron.alter_job(bigint,text,text,text,text,boolean)',
-		                              'EXECUTE') AS may_alter,
-		       has_schema_privilege(session_user, 'cron', 'USAGE')
-		       AND has_function_privilege(session_user, 'cron.schedule(text,text,text)', 'EXECUTE')
-		       AND has_table_privilege(session_user, 'cron.job', 'INSERT') AS may_create
+		       -- (false, not an error, where "cron" is not pgcrond's)
+		       coalesce(has_function_privilege(session_user,
+		                    to_regprocedure('cron.alter_job(bigint,text,text,text,text,boolean)'),
+		                    'EXECUTE'), false) AS may_alter,
+		       coalesce(has_schema_privilege(session_user, to_regnamespace('cron'), 'USAGE')
+		                AND has_function_privilege(session_user,
+		                        to_regprocedure('cron.schedule(text,text,text)'), 'EXECUTE')
+		                AND has_table_privilege(session_user, to_regclass('cron.job'), 'INSERT'),
+		                false) AS may_create
 	), jobs AS (
 		SELECT pj.*, pj.source = 'sql' AND (me.su OR pj.username = session_user) AS mine, me.*
 		  FROM pgcrond.job pj, me
