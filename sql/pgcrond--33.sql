@@ -82,7 +82,9 @@ COMMENT ON FUNCTION pgcrond.page_jobid(text) IS
 	'the jobid of a job made in SQL, by pgcrond''s name or the caller''s cron.schedule name';
 GRANT EXECUTE ON FUNCTION pgcrond.page_jobid(text) TO PUBLIC;
 
--- What the page shows the role logged in (session_user): {"role", "operator", "may_create",
+-- What the page shows the role logged in (session_user), its own jobs made in SQL, and for
+-- a superuser or a member of pgcrond_operator every job (the command only of its own, or to a
+-- superuser): {"role", "operator", "may_create",
 -- "jobs": [{"name", "cron_name", "jobid", "schedule", "command", "active", "database",
 -- "source", "actions": [...]}], "requests": [{"id", "job", "action", "outcome"}]}.
 CREATE OR REPLACE FUNCTION pgcrond.page_state()
@@ -114,7 +116,9 @@ AS $fn$
 		'role', session_user, 'operator', me.su OR me.op, 'may_create', me.may_create,
 		'jobs', coalesce((SELECT jsonb_agg(jsonb_build_object(
 			'name', j.jobname, 'cron_name', j.cron_jobname, 'jobid', j.jobid,
-			'schedule', j.schedule, 'command', j.command, 'active', j.enabled, 'paused', j.paused,
+			-- the command only to its owner (and superusers), as cron.job shows it
+			'schedule', j.schedule, 'command', CASE WHEN j.mine THEN j.command END,
+			'active', j.enabled, 'paused', j.paused,
 			'database', j.database, 'source', j.source, 'owner', j.username,
 			'actions', to_jsonb(array_remove(ARRAY[
 				CASE WHEN j.mine AND j.may_alter AND j.enabled THEN 'pause' END,
