@@ -852,6 +852,16 @@ START_TEST(every_kind_every_way_every_command)
 		         request);
 		ck_assert_msg(itest_wait_sql(e.db, sql, 10), "%s: drop_waiting's outcome: %s",
 		              c->name, sql);
+		/* the status page's view of it (pgcrond.page_state, pgcrond.page_jobid), as a
+		 * superuser logged in to the page sees it: its jobid, every action */
+		snprintf(
+		    sql, sizeof(sql),
+		    "SELECT (j->>'jobid')::bigint = pgcrond.page_jobid('%1$s') AND j->'actions'"
+		    " ?& array['pause', 'edit', 'trigger', 'drop', 'unschedule'] FROM"
+		    " jsonb_array_elements(pgcrond.page_state()->'jobs') j"
+		    " WHERE j->>'name' = '%1$s'",
+		    c->name);
+		itest_assert_scalar(e.db, sql, "t");
 	}
 	/* each kind downstream of another: the upstream's runs above set them off; with
 	 * history = "failures", their successes are counted, not written */
