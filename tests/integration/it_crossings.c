@@ -614,8 +614,15 @@ START_TEST(every_kind_every_way_every_command)
 {
 	struct itest_env e;
 	itest_env_init(&e, "crossings", DB);
+	/* the listener serves TLS, so that its keys are in every command's configuration */
+	itest_make_certs(e.dir);
+	char *key = itest_env_path(&e, "self.key");
+	itest_chown_user(key);
+	ck_assert_int_eq(chmod(key, 0600), 0);
+	free(key);
 	itest_env_main(&e,
-	               "http = { listen = \"127.0.0.1:0\"; };\n"
+	               "http = { listen = \"127.0.0.1:0\"; tls_cert_file = \"self.pem\";"
+	               " tls_key_file = \"self.key\"; };\n"
 	               "calendars = { " CALENDAR " = { ics = \"%s/" CALENDAR ".ics\"; }; };\n",
 	               e.dir);
 	write_calendar(e.dir);
