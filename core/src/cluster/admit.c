@@ -157,7 +157,7 @@ bool admit(struct admit *a, const struct admit_fire *f, enum admit_hold *h, clus
 	                     key, sizeof(key), &window) <= 0)
 		return false;
 	if (cluster_claim(a->c, f->job, key, window, fn, arg) < 0) {
-		log_job(LOG_LVL_ERROR, f->job,
+		log_msg(LOG_LVL_ERROR, f->job,
 		        "out of memory claiming the fire; running unclaimed");
 		return false;
 	}
@@ -220,7 +220,7 @@ static void early_answered(void *arg, enum cluster_verdict v, const char *why)
 	                                 : -1
 	                           : 0;
 	if (rc < 0)
-		log_job(LOG_LVL_ERROR, e->job,
+		log_msg(LOG_LVL_ERROR, e->job,
 		        "out of memory claiming the fire; running unclaimed");
 	early_free(a, e);
 	if (rc < 0)
@@ -383,7 +383,7 @@ bool admit_park(struct admit *a, const struct admit_fire *f, const char *why)
 	if (!a || !a->c || !cluster_served_elsewhere(a->c) ||
 	    !park(a, f, why, false, f->scheduled_us + UNCLAIMED_SETTLE_US))
 		return false;
-	log_job(LOG_LVL_DEBUG, f->job,
+	log_msg(LOG_LVL_DEBUG, f->job,
 	        "%s fire not claimed here (%s); left to the other instances, checked once this "
 	        "instance can claim",
 	        run_trigger_names[f->trigger], why);
@@ -439,7 +439,7 @@ static void asked(void *arg, const PGresult *res, const char *err, const char *s
 		}
 		if (!u->unseen || u->ran) {
 			if (u->skip && !u->ran)
-				log_job(LOG_LVL_DEBUG, u->job,
+				log_msg(LOG_LVL_DEBUG, u->job,
 				        "the skip of a %s fire is not recorded here: another "
 				        "instance claimed the fire",
 				        run_trigger_names[u->trigger]);
@@ -610,7 +610,7 @@ bool admit_leave(struct admit *a, const struct admit_fire *f)
 		return false;
 	char at[CRON_TIME_BUFSZ];
 	cron_time_format(f->scheduled_us / 1000000, at, sizeof(at)); /* always fits */
-	log_job(LOG_LVL_NOTICE, f->job,
+	log_msg(LOG_LVL_NOTICE, f->job,
 	        "this instance is stopping: the fire at %s it just claimed is left to the other "
 	        "instances (%s)",
 	        at, cluster_peers(a->c));

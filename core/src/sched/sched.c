@@ -79,7 +79,7 @@ void sched_job_arm(struct job *j, int64_t now)
 	                   : 0;
 	int64_t delay = j->next_fire * 1000000 - now - lead;
 	if (clock_arm(j->s->clock, &j->timer, delay) < 0)
-		log_job(LOG_LVL_ERROR, j->name, "cannot arm the job's timer");
+		sched_job_log(j, LOG_LVL_ERROR, "cannot arm the job's timer");
 	else
 		sched_warm_note(j->s, j->next_fire, now);
 }
@@ -160,15 +160,15 @@ void sched_run_admit(struct run *r)
 		return;
 	}
 	if (!sched_run_to(r, RUN_QUEUED)) {
-		log_job(LOG_LVL_ERROR, r->job->name, "out of memory; fire dropped");
+		sched_job_log(r->job, LOG_LVL_ERROR, "out of memory; fire dropped");
 		sched_run_free(&r);
 		return;
 	}
 	if (backlog)
-		log_job(LOG_LVL_DEBUG, r->job->name, "waiting for the history to catch up");
+		sched_job_log(r->job, LOG_LVL_DEBUG, "waiting for the history to catch up");
 	else
-		log_job(LOG_LVL_DEBUG, r->job->name, "waiting for a run slot (max_running = %d)",
-		        s->max_running);
+		sched_job_log(r->job, LOG_LVL_DEBUG, "waiting for a run slot (max_running = %d)",
+		              s->max_running);
 	if (!r->noted && r->trigger == TRIGGER_UPSTREAM)
 		sched_work_note(r, 0); /* only this instance knows it is due */
 }
@@ -202,7 +202,7 @@ static void retry(struct run *r, const struct flow_outcome *o)
 		clock_timer_init(&j->retry->ev, retry_cb, j);
 	/* a retry waits for its timer alone: without one the failure is final */
 	if (!j->retry || clock_arm(s->clock, &j->retry->ev, delay * 1000) < 0)
-		log_job(LOG_LVL_ERROR, j->name, "out of memory arming the retry: no retry");
+		sched_job_log(j, LOG_LVL_ERROR, "out of memory arming the retry: no retry");
 	else if (!(nr = sched_run_new(j, r->scheduled_us, TRIGGER_RETRY)))
 		flow_retry_disarm(j);
 	if (!nr)
@@ -220,8 +220,8 @@ static void retry(struct run *r, const struct flow_outcome *o)
 	r->n_payloads = 0;
 	char d[32];
 	duration_format(delay, d, sizeof(d));
-	log_job(LOG_LVL_NOTICE, j->name, "retrying in %s (attempt %d of %d)", d, nr->attempt,
-	        c->retries + 1);
+	sched_job_log(j, LOG_LVL_NOTICE, "retrying in %s (attempt %d of %d)", d, nr->attempt,
+	              c->retries + 1);
 	j->retry->at_us = sched_now_us(s) + delay * 1000;
 	sched_work_note(nr, j->retry->at_us); /* a survivor's if we die */
 }
@@ -262,14 +262,14 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	metrics_run_end(s->metrics, &mr);
 	long long ms = (long long)((end - r->start_us) / 1000);
 	if (ok)
-		log_job(LOG_LVL_INFO, j->name, "succeeded in %lld ms: %s", ms, message);
+		sched_job_log(j, LOG_LVL_INFO, "succeeded in %lld ms: %s", ms, message);
 	else if (r->unmarked)
-		log_job(LOG_LVL_INFO, j->name, "skipped: %s", message);
+		sched_job_log(j, LOG_LVL_INFO, "skipped: %s", message);
 	else if (sqlstate && *sqlstate)
-		log_job(LOG_LVL_WARNING, j->name, "failed after %lld ms: %s (SQLSTATE %s)", ms,
-		        message, sqlstate);
+		sched_job_log(j, LOG_LVL_WARNING, "failed after %lld ms: %s (SQLSTATE %s)", ms,
+		              message, sqlstate);
 	else
-		log_job(LOG_LVL_WARNING, j->name, "failed after %lld ms: %s", ms, message);
+		sched_job_log(j, LOG_LVL_WARNING, "failed after %lld ms: %s", ms, message);
 
 	sched_run_to(r, RUN_ENDED); /* its job lock goes */
 	sched_recent_ended(r, st, message, sqlstate, end);
@@ -385,10 +385,10 @@ static bool cluster_busy(struct run *r, const char *why)
 		return false;
 	/* its instance announces the end (cluster.c's unlock), or dies (coord_reaped) */
 	sched_run_to(r, RUN_CLUSTER_WAIT);
-	log_job(LOG_LVL_INFO, j->name, "%s; waiting for it to end (%s)", why,
-	        j->overlap == OVERLAP_QUEUE     ? "overlap = queue"
-	        : j->overlap == OVERLAP_REPLACE ? "overlap = replace"
-	                                        : "notifications are never skipped");
+	sched_job_log(j, LOG_LVL_INFO, "%s; waiting for it to end (%s)", why,
+	              j->overlap == OVERLAP_QUEUE     ? "overlap = queue"
+	              : j->overlap == OVERLAP_REPLACE ? "overlap = replace"
+	                                              : "notifications are never skipped");
 	if (j->overlap == OVERLAP_REPLACE)
 		admit_cancel_other(j->s->admit, j->name);
 	return true;
@@ -432,8 +432,8 @@ static void on_admit(void *arg, enum cluster_verdict v, const char *why)
 		         config_overlap_names[j->overlap]);
 		sched_record_skipped(&r, msg);
 	} else
-		log_job(LOG_LVL_DEBUG, j->name, "%s fire served by another instance",
-		        run_trigger_names[r->trigger]);
+		sched_job_log(j, LOG_LVL_DEBUG, "%s fire served by another instance",
+		              run_trigger_names[r->trigger]);
 	sched_run_free(&r);
 	after_run(j);
 }
@@ -531,18 +531,19 @@ static void run_started(struct run *r)
 
 static void log_started(const struct run *r)
 {
-	const char *job = r->job->name, *trigger = run_trigger_names[r->trigger];
+	const char *trigger = run_trigger_names[r->trigger];
 	char when[16] = "";
 	if (r->scheduled_us) {
 		if (log_min_level >= LOG_LVL_INFO) /* a thousand runs due at once: not per run */
 			sched_fmt_hms(r->scheduled_us, when, sizeof(when));
-		log_job(LOG_LVL_INFO, job, "started (%s, scheduled %s, attempt %d)", trigger, when,
-		        r->attempt);
+		sched_job_log(r->job, LOG_LVL_INFO, "started (%s, scheduled %s, attempt %d)",
+		              trigger, when, r->attempt);
 	} else if (r->n_payloads) {
-		log_job(LOG_LVL_INFO, job, "started (%s, %zu payload(s), attempt %d)", trigger,
-		        r->n_payloads, r->attempt);
+		sched_job_log(r->job, LOG_LVL_INFO, "started (%s, %zu payload(s), attempt %d)",
+		              trigger, r->n_payloads, r->attempt);
 	} else {
-		log_job(LOG_LVL_INFO, job, "started (%s, attempt %d)", trigger, r->attempt);
+		sched_job_log(r->job, LOG_LVL_INFO, "started (%s, attempt %d)", trigger,
+		              r->attempt);
 	}
 }
 
@@ -697,8 +698,8 @@ void sched_fire_run(struct run *r)
 	/* paused: held (payloads dropped: the run on resume is a full one); a manual run is
 	 * an operator's explicit request and goes on */
 	if (j->paused && r->trigger != TRIGGER_MANUAL) {
-		log_job(LOG_LVL_INFO, j->name, "paused: a %s fire is held until it is resumed",
-		        run_trigger_names[r->trigger]);
+		sched_job_log(j, LOG_LVL_INFO, "paused: a %s fire is held until it is resumed",
+		              run_trigger_names[r->trigger]);
 		j->paused_owed = true;
 		if (r->trigger == TRIGGER_UPSTREAM)
 			sched_job_owes(j, r->graph_run); /* a survivor runs it if we die */
@@ -754,7 +755,7 @@ void sched_fire_run(struct run *r)
 			return;
 		}
 		sched_run_to(r, RUN_PENDING);
-		log_job(LOG_LVL_INFO, j->name, "%s; queued behind it (overlap = queue)", what);
+		sched_job_log(j, LOG_LVL_INFO, "%s; queued behind it (overlap = queue)", what);
 		return;
 	case OVERLAP_REPLACE:
 		if (j->pending) {
@@ -774,8 +775,8 @@ void sched_fire_run(struct run *r)
 		sched_run_to(r, RUN_PENDING);
 		const char *why = "cancelled: replaced by a newer run (overlap = replace)";
 		if (j->active->er || j->active->hc)
-			log_job(LOG_LVL_INFO, j->name, "%s; cancelling it (overlap = replace)",
-			        what);
+			sched_job_log(j, LOG_LVL_INFO, "%s; cancelling it (overlap = replace)",
+			              what);
 		if (j->active->er)
 			s->ex.cancel(j->active->er, why);
 		else
@@ -843,13 +844,13 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 		admit_early_drop(j->s->admit, j->name, first * 1000000, why);
 	if (j->conf && j->conf->catchup == CATCHUP_ONCE) {
 		cron_time_format(latest, to, sizeof(to));
-		log_job(LOG_LVL_NOTICE, j->name, "%s; running once for %s (catchup = once)", why,
-		        to);
+		sched_job_log(j, LOG_LVL_NOTICE, "%s; running once for %s (catchup = once)", why,
+		              to);
 		sched_job_fire(j, latest * 1000000, TRIGGER_CATCHUP);
 		return;
 	}
 	snprintf(msg, sizeof(msg), "%s; catchup = skip", why);
-	log_job(LOG_LVL_NOTICE, j->name, "%s", msg);
+	sched_job_log(j, LOG_LVL_NOTICE, "%s", msg);
 	struct run *r = sched_run_new(j, last_missed * 1000000, TRIGGER_SCHEDULE);
 	if (r)
 		sched_skip_claimed(&r, msg, true);

@@ -11,6 +11,7 @@
  * sched_queue.c. */
 #include <event2/event.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,6 +221,14 @@ void sched_fmt_hms(int64_t us, char *out, size_t outlen)
 		out[0] = '\0';
 }
 
+void sched_job_log(const struct job *j, enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_vmsg(level, j->name, fmt, ap);
+	va_end(ap);
+}
+
 void sched_run_describe(const struct run *a, enum run_state st, char *out, size_t outlen)
 {
 	char when[16];
@@ -257,7 +266,7 @@ struct run *sched_run_new(struct job *j, int64_t scheduled_us, enum run_trigger 
 {
 	struct run *r = calloc(1, sizeof(*r));
 	if (!r) {
-		log_job(LOG_LVL_ERROR, j->name, "out of memory; fire dropped");
+		sched_job_log(j, LOG_LVL_ERROR, "out of memory; fire dropped");
 		return NULL;
 	}
 	r->job = j;
@@ -383,13 +392,13 @@ void sched_record(struct run **rp, enum sched_status st, const char *message)
 /* ... and a log line. */
 void sched_record_skipped(struct run **rp, const char *message)
 {
-	log_job(LOG_LVL_INFO, (*rp)->job->name, "skipped: %s", message);
+	sched_job_log((*rp)->job, LOG_LVL_INFO, "skipped: %s", message);
 	record(rp, SCHED_SKIPPED, message, false);
 }
 
 void sched_skip_rowless(struct run **rp, struct run *behind, const char *message)
 {
-	log_job(LOG_LVL_INFO, behind->job->name, "skipped: %s (no history row)", message);
+	sched_job_log(behind->job, LOG_LVL_INFO, "skipped: %s (no history row)", message);
 	behind->skipped = (uint8_t)(SKIPPED_ROWLESS + behind->state);
 	behind->rowless_us = (*rp)->scheduled_us;
 	behind->rowless_trigger = (*rp)->trigger;
@@ -418,7 +427,7 @@ void sched_skip_claimed(struct run **rp, const char *why, bool logged)
 {
 	struct run *r = *rp;
 	if (!logged) /* at once: this instance skips it, whoever records it */
-		log_job(LOG_LVL_INFO, r->job->name, "skipped: %s", why);
+		sched_job_log(r->job, LOG_LVL_INFO, "skipped: %s", why);
 	struct admit_fire f = sched_admit_fire(r);
 	if (admit_skip(r->job->s->admit, &f, why))
 		sched_run_free(rp);
@@ -436,7 +445,7 @@ void sched_on_pid(void *arg, int pid)
 	sched_backlog_changed(s, r); /* no longer waiting for its connection */
 	if (s->hist && r->hist_key)  /* else its start is recorded with it (sched.c) */
 		hist_set_pid(s->hist, r->hist_key, r->start_us, pid);
-	log_job(LOG_LVL_DEBUG, r->job->name, "running on backend %d", pid);
+	sched_job_log(r->job, LOG_LVL_DEBUG, "running on backend %d", pid);
 }
 
 /* R's start mark is written (OK), or R must send nothing (WHY): admit_mark_start */
