@@ -467,15 +467,6 @@ static void preclaim_ask(struct job *j)
 		admit_early(j->s->admit, &f); /* not asked: at its instant */
 }
 
-/* R (started, counted running) could not be handed to the executor: it ends from the loop
- * with ERR, as a run the executor ended would, so run_begin() never re-enters run_end. */
-static void end_later(struct run *r, const char *err)
-{
-	r->start_error = strdup(err);
-	sched_run_to(r, RUN_ENDING);
-	event_active(&r->job->s->ended_ev, 0, 0);
-}
-
 /* An HTTP run's start mark answered, or the run cancelled while it waited (run.mark_ev) */
 static void http_marked_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -486,9 +477,9 @@ static void http_marked_cb(evutil_socket_t fd, short what, void *arg)
 	if (r->state != RUN_RUNNING || r->hc)
 		return;
 	if (r->mark_why)
-		end_later(r, r->mark_why);
+		sched_run_end_later(r, r->mark_why);
 	else if (sched_http_submit(r, on_http_done, err, sizeof(err)) < 0)
-		end_later(r, err);
+		sched_run_end_later(r, err);
 	else
 		sched_backlog_changed(r->job->s, r); /* no longer waiting for its mark */
 }
@@ -527,24 +518,6 @@ static void run_started(struct run *r)
 		flow_run_begin(r); /* nothing there for a job without them */
 	if (r->trigger == TRIGGER_CATCHUP && r->scheduled_us / 1000000 > j->catchup_s)
 		j->catchup_s = r->scheduled_us / 1000000;
-}
-
-static void log_started(const struct run *r)
-{
-	const char *trigger = run_trigger_names[r->trigger];
-	char when[16] = "";
-	if (r->scheduled_us) {
-		if (log_min_level >= LOG_LVL_INFO) /* a thousand runs due at once: not per run */
-			sched_fmt_hms(r->scheduled_us, when, sizeof(when));
-		sched_job_log(r->job, LOG_LVL_INFO, "started (%s, scheduled %s, attempt %d)",
-		              trigger, when, r->attempt);
-	} else if (r->n_payloads) {
-		sched_job_log(r->job, LOG_LVL_INFO, "started (%s, %zu payload(s), attempt %d)",
-		              trigger, r->n_payloads, r->attempt);
-	} else {
-		sched_job_log(r->job, LOG_LVL_INFO, "started (%s, attempt %d)", trigger,
-		              r->attempt);
-	}
 }
 
 /* R's statements to the executor (MARKED: its start mark is noted; sched_on_pid, sched_on_xid
@@ -622,7 +595,7 @@ static void run_begin(struct run *r)
 	bool start_with_pid = j->kind != JOB_KIND_HTTP && !build_failed && !marked;
 	if (!start_with_pid)
 		r->hist_key = sched_hist_put(r, r->start_us, shown, NULL, NULL);
-	log_started(r);
+	sched_run_log_started(r);
 	if (build_failed)
 		goto fail;
 	int mark = marked ? sched_mark_start(r) : 0; /* sched_state.c */
@@ -652,7 +625,7 @@ static void run_begin(struct run *r)
 	if (rc == 0)
 		goto out;
 fail:
-	end_later(r, err);
+	sched_run_end_later(r, err);
 out:
 	if (j->kind == JOB_KIND_PLUGIN)
 		sched_plugin_stmts_free(&b);
@@ -728,6 +701,7 @@ void sched_fire_run(struct run *r)
 		 * jobs a second they keep it behind, and every run held, for good); counted, and
 		 * logged as the runs start again. An instance alone's (claiming nothing ahead): a
 		 * claimed fire needs its row, which tells the others it was served */
+		bool unclaimed = admit_unclaimed(s->admit);
 		if (j->active->state == RUN_QUEUED && !admit_ahead(s->admit) &&
 		    hist_backlogged(s->hist)) {
 			s->unrecorded++;
@@ -740,7 +714,7 @@ void sched_fire_run(struct run *r)
 		 * yet (a start: one left unclaimed is a live instance's to serve, if any). One
 		 * row a run, not one a fire, which at 15,000 jobs a second is two rows in three
 		 * and holds the runs back */
-		if (j->active->skipped != SKIPPED_NONE && admit_unclaimed(s->admit))
+		if (j->active->skipped != SKIPPED_NONE && unclaimed)
 			sched_skip_rowless(&r, j->active, msg);
 		else
 			sched_skip_claimed(&r, msg, false);

@@ -494,20 +494,22 @@ void flow_run_begin(struct run *r)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
-	if (j->fresh)
-		fresh_run_begin(r);
-	if (j->n_ups > 1)
-		admit_graph(s->admit, j->name, true);
 	if (!r->graph_run && (j->n_downs > 0 || j->n_ups > 0)) {
 		char id[320];
 		if (flow_graph_run_id(id, sizeof(id), s->instance, r->start_us, j->name) == 0)
 			r->graph_run = strdup(id);
 	}
+	if (j->fresh)
+		fresh_run_begin(r);
 	if (j->conf && j->conf->more->alerts.warn_duration_ms > 0) {
 		clock_timer_init(&r->slow_ev, flow_slow_cb, r);
-		arm_ms(s, &r->slow_ev, j->conf->more->alerts.warn_duration_ms);
-		r->slow_armed = true;
+		r->slow_armed = clock_arm(s->clock, &r->slow_ev,
+		                          j->conf->more->alerts.warn_duration_ms * 1000) == 0;
+		if (!r->slow_armed)
+			log_msg(LOG_LVL_ERROR, j->name, "out of memory arming a timer");
 	}
+	if (j->n_ups > 1)
+		admit_graph(s->admit, j->name, true);
 }
 
 void flow_slow_cb(void *arg)

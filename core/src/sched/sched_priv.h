@@ -408,6 +408,10 @@ bool sched_run_to(struct run *r, enum run_state to);
 /* R, due, is fired from the loop (sched_deferred_cb): how the files below sched.c start a run
  * without calling up into it, and a run's end never starts another run inside it. */
 void sched_run_defer(struct run *r);
+/* R, started, could not be handed to the executor: it ends from the loop with ERR
+ * (sched_ended_cb), as a run the executor ended would. / R's "started" line. */
+void sched_run_end_later(struct run *r, const char *err);
+void sched_run_log_started(const struct run *r);
 /* While draining: once no run is claiming, queued or running, the drain's callback goes
  * (from the loop). sched_run_to() calls it as those counts drop; sched_drain() once. */
 void sched_check_drained(struct sched *s);

@@ -206,6 +206,33 @@ void sched_run_defer(struct run *r)
 	event_active(&r->job->s->flow_ev, 0, 0);
 }
 
+/* R (started, counted running) could not be handed to the executor: it ends from the loop
+ * with ERR, as a run the executor ended would, so run_begin() never re-enters run_end. */
+void sched_run_end_later(struct run *r, const char *err)
+{
+	r->start_error = strdup(err);
+	sched_run_to(r, RUN_ENDING);
+	event_active(&r->job->s->ended_ev, 0, 0);
+}
+
+void sched_run_log_started(const struct run *r)
+{
+	const char *trigger = run_trigger_names[r->trigger];
+	char when[16] = "";
+	if (r->scheduled_us) {
+		if (log_min_level >= LOG_LVL_INFO) /* a thousand runs due at once: not per run */
+			sched_fmt_hms(r->scheduled_us, when, sizeof(when));
+		sched_job_log(r->job, LOG_LVL_INFO, "started (%s, scheduled %s, attempt %d)",
+		              trigger, when, r->attempt);
+	} else if (r->n_payloads) {
+		sched_job_log(r->job, LOG_LVL_INFO, "started (%s, %zu payload(s), attempt %d)",
+		              trigger, r->n_payloads, r->attempt);
+	} else {
+		sched_job_log(r->job, LOG_LVL_INFO, "started (%s, attempt %d)", trigger,
+		              r->attempt);
+	}
+}
+
 void sched_check_drained(struct sched *s)
 {
 	if (s->draining && s->n_running == 0 && s->n_claiming == 0 && s->queue.n == 0 && s->drained)
