@@ -351,8 +351,11 @@ static void arm(struct admit *a, int64_t delay_us, bool keep)
 static bool park(struct admit *a, const struct admit_fire *f, const char *why, bool skip)
 {
 	int64_t window = 0, now = now_us(a);
+	/* no other instance live at the last heartbeat (or no claims at all: no schema for
+	 * them, a standby): nobody else claims it, and a lone instance sends no statement */
 	if ((f->trigger != TRIGGER_SCHEDULE && f->trigger != TRIGGER_CATCHUP) || f->attempt > 1 ||
-	    !f->scheduled_us || !a->c || a->stopping || a->n_uncl >= UNCLAIMED_MAX)
+	    !f->scheduled_us || !a->c || a->stopping || a->n_uncl >= UNCLAIMED_MAX ||
+	    !cluster_served_elsewhere(a->c))
 		return false;
 	struct unclaimed *u = calloc(1, sizeof(*u));
 	if (!u)
@@ -382,7 +385,7 @@ static bool park(struct admit *a, const struct admit_fire *f, const char *why, b
 
 bool admit_park(struct admit *a, const struct admit_fire *f, const char *why)
 {
-	if (!a || !a->c || !cluster_served_elsewhere(a->c) || !park(a, f, why, false))
+	if (!a || !park(a, f, why, false))
 		return false;
 	log_msg(LOG_LVL_DEBUG, f->job,
 	        "%s fire not claimed here (%s); left to the other instances, checked once this "
@@ -393,9 +396,7 @@ bool admit_park(struct admit *a, const struct admit_fire *f, const char *why)
 
 bool admit_skip(struct admit *a, const struct admit_fire *f, const char *why)
 {
-	/* no other instance live at the last heartbeat (or no claims at all: no schema for
-	 * them, a standby): nobody else claims it, and a lone instance sends no statement */
-	return a && a->c && cluster_served_elsewhere(a->c) && park(a, f, why, true);
+	return a && park(a, f, why, true);
 }
 
 void admit_ran(struct admit *a, const struct admit_fire *f)

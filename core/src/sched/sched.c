@@ -231,7 +231,7 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
-	int64_t end = r->start_us + (clock_mono_now_us(s->clock) - r->start_mono_us);
+	int64_t end = r->start_us + (sched_mono_us(s) - r->start_mono_us);
 	bool ok = o->ok;
 	/* a run whose start mark was refused sent nothing: another instance runs the job */
 	const char *message = o->message, *sqlstate = r->unmarked ? NULL : o->sqlstate;
@@ -511,48 +511,13 @@ static void run_started(struct run *r)
 	int64_t ran_end_us = j->last ? j->last->ran_end_us : 0;
 	if (r->start_us < ran_end_us && ran_end_us - r->start_us < 2 * CLOCK_JUMP_US)
 		r->start_us = ran_end_us;
-	r->start_mono_us = clock_mono_now_us(s->clock);
+	r->start_mono_us = sched_mono_us(s);
 	j->start_seq = ++s->flow_seq; /* its upstreams' successes count from here (fan-in) */
 	if (j->n_ups || j->n_downs || j->fresh ||
 	    (j->conf && j->conf->more->alerts.warn_duration_ms > 0))
 		flow_run_begin(r); /* nothing there for a job without them */
 	if (r->trigger == TRIGGER_CATCHUP && r->scheduled_us / 1000000 > j->catchup_s)
 		j->catchup_s = r->scheduled_us / 1000000;
-}
-
-/* R's statements to the executor (MARKED: its start mark is noted; sched_on_pid, sched_on_xid
- * and on_done hear of them): 0, or -errno with ERR set. */
-static int submit_sql(struct run *r, const struct run_stmts *b, bool marked, char *err,
-                      size_t errlen)
-{
-	struct job *j = r->job;
-	struct sched *s = j->s;
-	struct exec_run_spec spec = {
-	    .database = j->database,
-	    .pool = &j->pool,
-	    .name = j->name,
-	    .stmts = b->v,
-	    .n_stmts = b->n,
-	    .timeout_ms = j->timeout_ms,
-	    .name_backend =
-	        marked || !j->last || !j->last->end_us || j->last->backend_ms >= NAMED_RUN_MS,
-	    /* a job not run since the start, whose runs may be short: not in a burst (the first
-	     * minute after a start would pay a statement per run that no later minute pays) */
-	    .name_unless_burst = !marked && !j->last,
-	    .on_pid = sched_on_pid,
-	    .on_xid = marked ? sched_on_xid : NULL,
-	    /* several statements in one transaction: pgcrond opens it, to know its id */
-	    .own_xact = marked && j->kind == JOB_KIND_SQL && !j->fenced,
-	    .hold = r->mark_wait,
-	    .on_done = on_done,
-	    .arg = r,
-	};
-	int rc = s->ex.submit(s->ex.ctx, &spec, &r->er); /* copies the statements */
-	if (rc == -ENOENT)
-		snprintf(err, errlen, "database \"%s\" is not configured", j->database);
-	else if (rc < 0)
-		snprintf(err, errlen, "cannot start the run: %s", strerror(-rc));
-	return rc;
 }
 
 /* R starts, once admitted: its statements or request go out, its start is recorded. */
@@ -617,13 +582,39 @@ static void run_begin(struct run *r)
 			goto out;
 		goto fail;
 	}
-	int rc = submit_sql(r, &b, marked, err, sizeof(err));
+	/* its statements to the executor (marked: sched_on_pid, sched_on_xid and on_done hear of
+	 * its backend, transaction and end) */
+	struct exec_run_spec spec = {
+	    .database = j->database,
+	    .pool = &j->pool,
+	    .name = j->name,
+	    .stmts = b.v,
+	    .n_stmts = b.n,
+	    .timeout_ms = j->timeout_ms,
+	    .name_backend =
+	        marked || !j->last || !j->last->end_us || j->last->backend_ms >= NAMED_RUN_MS,
+	    /* a job not run since the start, whose runs may be short: not in a burst (the first
+	     * minute after a start would pay a statement per run that no later minute pays) */
+	    .name_unless_burst = !marked && !j->last,
+	    .on_pid = sched_on_pid,
+	    .on_xid = marked ? sched_on_xid : NULL,
+	    /* several statements in one transaction: pgcrond opens it, to know its id */
+	    .own_xact = marked && j->kind == JOB_KIND_SQL && !j->fenced,
+	    .hold = r->mark_wait,
+	    .on_done = on_done,
+	    .arg = r,
+	};
+	int rc = s->ex.submit(s->ex.ctx, &spec, &r->er); /* copies the statements */
 	if (start_with_pid)
 		r->hist_key = sched_hist_put(r, r->start_us, shown, NULL, NULL);
 	if (rc == 0 && !r->backend_pid) /* it waits for a connection */
 		sched_backlog_changed(s, r);
 	if (rc == 0)
 		goto out;
+	if (rc == -ENOENT)
+		snprintf(err, sizeof(err), "database \"%s\" is not configured", j->database);
+	else
+		snprintf(err, sizeof(err), "cannot start the run: %s", strerror(-rc));
 fail:
 	sched_run_end_later(r, err);
 out:
@@ -739,10 +730,10 @@ void sched_fire_run(struct run *r)
 		if (j->active->state != RUN_RUNNING && j->active->state != RUN_ENDING &&
 		    j->active->state != RUN_CLAIMING) {
 			/* Not started yet: the newer fire takes its place in the queue. */
-			flow_retry_disarm(j);
 			sched_record_skipped(&j->active,
 			                     "superseded by a newer fire before it started; "
 			                     "overlap = replace");
+			flow_retry_disarm(j);
 			sched_run_admit(r);
 			return;
 		}
@@ -841,7 +832,7 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 void sched_check_clock(struct sched *s)
 {
 	int64_t now = sched_now_us(s);
-	int64_t offset = now - clock_mono_now_us(s->clock);
+	int64_t offset = now - sched_mono_us(s);
 	int64_t step = offset - s->clock_offset_us;
 	s->clock_offset_us = offset;
 	if (s->draining || (step < CLOCK_JUMP_US && step > -CLOCK_JUMP_US))

@@ -337,9 +337,10 @@ struct sched {
 	uint64_t backlog_sig;
 };
 
-/* sched_state.c: the scheduler's wall clock (Unix microseconds); a job by name (not a removed
- * one). */
+/* sched_state.c: the scheduler's wall clock and its monotonic clock (microseconds); a job by
+ * name (not a removed one). */
 int64_t sched_now_us(const struct sched *s);
+int64_t sched_mono_us(const struct sched *s);
 struct job *sched_job_find(struct sched *s, const char *name);
 /* sched_state.c: a run of J's fire at SCHEDULED_US (0 for a manual run) with TRIGGER, due
  * (NULL: out of memory, logged) / R ended if it was not, and

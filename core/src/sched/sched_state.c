@@ -344,8 +344,7 @@ void sched_run_answer(struct run *r, const char *status, const char *message, co
 	    .message = message ? message : "",
 	    .sqlstate = sqlstate,
 	    .attempt = r->attempt,
-	    .duration_us =
-	        r->start_mono_us ? clock_mono_now_us(r->job->s->clock) - r->start_mono_us : 0,
+	    .duration_us = r->start_mono_us ? sched_mono_us(r->job->s) - r->start_mono_us : 0,
 	};
 	w->done(w, &res);
 }
@@ -405,10 +404,10 @@ static void record(struct run **rp, enum sched_status st, const char *message, b
 	                         .lateness_us = -1,
 	                         .end_us = now,
 	                         .message = message};
-	metrics_run_end(s->metrics, &mr);
 	if (!rowless)
 		sched_recent_note(r->job, st, now, now, r->attempt, key, 0);
 	sched_run_free(rp);
+	metrics_run_end(s->metrics, &mr); /* (its job's, which outlives the run) */
 }
 
 void sched_record(struct run **rp, enum sched_status st, const char *message)
@@ -746,6 +745,11 @@ int64_t sched_now_us(const struct sched *s)
 {
 	/* the history database's time (sched_set_db_offset) */
 	return clock_now_us(s->clock) + s->db_offset_us;
+}
+
+int64_t sched_mono_us(const struct sched *s)
+{
+	return clock_mono_now_us(s->clock);
 }
 
 struct job *sched_job_find(struct sched *s, const char *name)
