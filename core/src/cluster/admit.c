@@ -157,8 +157,7 @@ bool admit(struct admit *a, const struct admit_fire *f, enum admit_hold *h, clus
 	                     key, sizeof(key), &window) <= 0)
 		return false;
 	if (cluster_claim(a->c, f->job, key, window, fn, arg) < 0) {
-		log_msg(LOG_LVL_ERROR, f->job,
-		        "out of memory claiming the fire; running unclaimed");
+		log_error("%s: out of memory claiming the fire; running unclaimed", f->job);
 		return false;
 	}
 	*h = ADMIT_NONE;

@@ -154,7 +154,7 @@ void sched_run_admit(struct run *r)
 	if (r->adm == ADMIT_NONE && r->state != RUN_CLAIMING && ask_admission(r))
 		return; /* on_admit() admits it */
 	/* a run waits for a slot, and for a history that cannot keep up with the runs */
-	bool backlog = hist_backlogged(s->hist);
+	bool backlog = sched_held_back(s);
 	if (s->n_running < (size_t)s->max_running && s->queue.n == 0 && !backlog) {
 		run_begin(r);
 		return;
@@ -626,7 +626,7 @@ void sched_admit_queued(struct sched *s)
 {
 	/* run_begin takes the first out of the queue (sched_run_to) */
 	while (!s->draining && s->n_running < (size_t)s->max_running && s->queue.n &&
-	       !hist_backlogged(s->hist))
+	       !sched_held_back(s))
 		run_begin(s->queue.items[0].data);
 }
 
@@ -694,7 +694,7 @@ void sched_fire_run(struct run *r)
 		 * claimed fire needs its row, which tells the others it was served */
 		bool unclaimed = admit_unclaimed(s->admit);
 		if (j->active->state == RUN_QUEUED && !admit_ahead(s->admit) &&
-		    hist_backlogged(s->hist)) {
+		    sched_held_back(s)) {
 			s->unrecorded++;
 			sched_run_free(&r);
 			return;

@@ -506,7 +506,7 @@ void flow_run_begin(struct run *r)
 		r->slow_armed = clock_arm(s->clock, &r->slow_ev,
 		                          j->conf->more->alerts.warn_duration_ms * 1000) == 0;
 		if (!r->slow_armed)
-			log_msg(LOG_LVL_ERROR, j->name, "out of memory arming a timer");
+			log_error("out of memory arming a timer");
 	}
 	if (j->n_ups > 1)
 		admit_graph(s->admit, j->name, true);

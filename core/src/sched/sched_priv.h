@@ -341,6 +341,9 @@ struct sched {
  * name (not a removed one). */
 int64_t sched_now_us(const struct sched *s);
 int64_t sched_mono_us(const struct sched *s);
+/* sched_state.c: whether runs are held back for a history that cannot keep up with them
+ * (hist_backlogged): they wait for a slot until it catches up. */
+bool sched_held_back(const struct sched *s);
 struct job *sched_job_find(struct sched *s, const char *name);
 /* sched_state.c: a run of J's fire at SCHEDULED_US (0 for a manual run) with TRIGGER, due
  * (NULL: out of memory, logged) / R ended if it was not, and

@@ -7,8 +7,9 @@
  * table does not hold, moves the run between the holders of its old and new states and keeps
  * the counts of the runs claiming and running (as pgbouncer's change_server_state() moves a
  * server between its lists), and then does what follows, read from the same table (follow):
- * admission told, the backlog published, a stop's end. Below the rest of sched/: it calls only
- * sched_queue.c. */
+ * admission told, the backlog published, a stop's end. Below the rest of sched/; the
+ * max_running queue, one of a run's holders, is here too (sched.h). */
+#include <errno.h>
 #include <event2/event.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -287,6 +288,81 @@ void sched_run_describe(const struct run *a, enum run_state st, char *out, size_
 	}
 }
 
+/* ---- the max_running queue: a binary min-heap of fires ordered by scheduled instant, then
+ * by arrival ------------------------------------------------------------------------- */
+
+static bool q_less(const struct sched_qitem *a, const struct sched_qitem *b)
+{
+	return a->at_us < b->at_us || (a->at_us == b->at_us && a->seq < b->seq);
+}
+
+static void q_swap(struct sched_queue *q, size_t i, size_t j)
+{
+	struct sched_qitem t = q->items[i];
+	q->items[i] = q->items[j];
+	q->items[j] = t;
+}
+
+static void q_up(struct sched_queue *q, size_t i)
+{
+	while (i > 0 && q_less(&q->items[i], &q->items[(i - 1) / 2])) {
+		q_swap(q, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static void q_down(struct sched_queue *q, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		if (l < q->n && q_less(&q->items[l], &q->items[m]))
+			m = l;
+		if (r < q->n && q_less(&q->items[r], &q->items[m]))
+			m = r;
+		if (m == i)
+			return;
+		q_swap(q, i, m);
+		i = m;
+	}
+}
+
+int sched_queue_push(struct sched_queue *q, int64_t at_us, uint64_t seq, void *data)
+{
+	if (q->n == q->cap) {
+		size_t cap = q->cap ? q->cap * 2 : 16;
+		struct sched_qitem *items = realloc(q->items, cap * sizeof(*items));
+		if (!items)
+			return -ENOMEM;
+		q->items = items;
+		q->cap = cap;
+	}
+	q->items[q->n] = (struct sched_qitem){at_us, seq, data};
+	q_up(q, q->n++);
+	return 0;
+}
+
+bool sched_queue_remove(struct sched_queue *q, void *data)
+{
+	for (size_t i = 0; i < q->n; i++) {
+		if (q->items[i].data != data)
+			continue;
+		q->items[i] = q->items[--q->n];
+		if (i < q->n) {
+			q_down(q, i);
+			q_up(q, i);
+		}
+		return true;
+	}
+	return false;
+}
+
+void sched_queue_clear(struct sched_queue *q)
+{
+	free(q->items);
+	q->items = NULL;
+	q->n = q->cap = 0;
+}
+
 /* ---- the run as a record ---------------------------------------------------------- */
 
 struct run *sched_run_new(struct job *j, int64_t scheduled_us, enum run_trigger trigger)
@@ -313,16 +389,16 @@ void sched_run_free(struct run **rp)
 	if (r->state != RUN_ENDED)
 		sched_run_to(r, RUN_ENDED);
 	sched_rowless_row(r);
-	if (r->mark_ev_set)
-		event_del(&r->mark_ev);
-	free(r->mark_why);
-	if (r->slow_armed)
-		clock_disarm(r->job->s->clock, &r->slow_ev);
 	if (r->hc) /* a request still in flight: never heard of again */
 		httpc_drop(&r->hc);
 	if (r->waiter)
 		sched_run_answer(r, "cancelled",
 		                 "the run was dropped before it ended (shutdown or reload)", NULL);
+	if (r->mark_ev_set)
+		event_del(&r->mark_ev);
+	free(r->mark_why);
+	if (r->slow_armed)
+		clock_disarm(r->job->s->clock, &r->slow_ev);
 	for (size_t i = 0; i < r->n_payloads; i++)
 		free(r->payloads[i]);
 	free(r->payloads);
@@ -445,7 +521,8 @@ void sched_rowless_row(struct run *r)
 	                   .trigger = r->rowless_trigger,
 	                   .scheduled_us = r->rowless_us,
 	                   .attempt = 1};
-	(void)sched_hist_put(&last, sched_now_us(r->job->s), NULL, "skipped", msg);
+	int64_t now = sched_now_us(r->job->s);
+	(void)sched_hist_put(&last, now, NULL, "skipped", msg);
 	r->skipped = SKIPPED_ROW;
 }
 
@@ -565,11 +642,17 @@ struct admit_fire sched_admit_fire(const struct run *r)
 	};
 }
 
+/* W is written as pending work (coord.h), when pending work is written at all. */
+static bool work_note(struct sched *s, const struct coord_work *w)
+{
+	if (!s->coord)
+		return false;
+	admit_work_note(s->admit, w, NULL);
+	return true;
+}
+
 void sched_work_note(struct run *r, int64_t due_us)
 {
-	struct sched *s = r->job->s;
-	if (!s->coord)
-		return;
 	struct coord_work w = {.job = r->job->name,
 	                       .kind = r->trigger,
 	                       .graph_run = r->graph_run,
@@ -578,8 +661,8 @@ void sched_work_note(struct run *r, int64_t due_us)
 	                       .due_us = due_us,
 	                       .payloads = r->payloads,
 	                       .n_payloads = r->n_payloads};
-	admit_work_note(s->admit, &w, NULL);
-	r->noted = true;
+	if (work_note(r->job->s, &w))
+		r->noted = true;
 }
 
 const char *sched_work_keep(struct run *r, const char *why)
@@ -593,11 +676,9 @@ const char *sched_work_keep(struct run *r, const char *why)
 
 void sched_job_owes(struct job *j, const char *graph_run)
 {
-	if (!j->s->coord)
-		return;
 	struct coord_work w = {.job = j->name, .kind = TRIGGER_UPSTREAM, .graph_run = graph_run};
-	admit_work_note(j->s->admit, &w, NULL);
-	j->up_noted = true;
+	if (work_note(j->s, &w))
+		j->up_noted = true;
 }
 
 void sched_job_owes_not(struct job *j)
@@ -750,6 +831,11 @@ int64_t sched_now_us(const struct sched *s)
 int64_t sched_mono_us(const struct sched *s)
 {
 	return clock_mono_now_us(s->clock);
+}
+
+bool sched_held_back(const struct sched *s)
+{
+	return hist_backlogged(s->hist);
 }
 
 struct job *sched_job_find(struct sched *s, const char *name)
