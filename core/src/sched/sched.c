@@ -299,13 +299,9 @@ static void after_run(struct job *j)
 	struct sched *s = j->s;
 	if (j->paused) {
 		/* what waits for it starts on sched_resume() */
-	} else if (!j->active && j->notify_wait && !s->draining) {
-		/* notifications gathered while it ran: never skipped, they carry payloads */
-		struct run *p = j->notify_wait;
-		sched_run_to(p, RUN_DUE);
-		sched_run_admit(p);
-	} else if (!j->active && j->pending && !s->draining) {
-		struct run *p = j->pending;
+	} else if (!j->active && (j->notify_wait || j->pending) && !s->draining) {
+		/* notifications gathered while it ran first: never skipped, they carry payloads */
+		struct run *p = j->notify_wait ? j->notify_wait : j->pending;
 		sched_run_to(p, RUN_DUE);
 		sched_run_admit(p);
 	}

@@ -218,20 +218,17 @@ void sched_run_end_later(struct run *r, const char *err)
 
 void sched_run_log_started(const struct run *r)
 {
-	const char *trigger = run_trigger_names[r->trigger];
-	char when[16] = "";
+	char when[16], what[48] = "";
+	if (log_min_level < LOG_LVL_INFO) /* a thousand runs due at once: not per run */
+		return;
 	if (r->scheduled_us) {
-		if (log_min_level >= LOG_LVL_INFO) /* a thousand runs due at once: not per run */
-			sched_fmt_hms(r->scheduled_us, when, sizeof(when));
-		sched_job_log(r->job, LOG_LVL_INFO, "started (%s, scheduled %s, attempt %d)",
-		              trigger, when, r->attempt);
+		sched_fmt_hms(r->scheduled_us, when, sizeof(when));
+		snprintf(what, sizeof(what), "scheduled %s, ", when);
 	} else if (r->n_payloads) {
-		sched_job_log(r->job, LOG_LVL_INFO, "started (%s, %zu payload(s), attempt %d)",
-		              trigger, r->n_payloads, r->attempt);
-	} else {
-		sched_job_log(r->job, LOG_LVL_INFO, "started (%s, attempt %d)", trigger,
-		              r->attempt);
+		snprintf(what, sizeof(what), "%zu payload(s), ", r->n_payloads);
 	}
+	sched_job_log(r->job, LOG_LVL_INFO, "started (%s, %sattempt %d)",
+	              run_trigger_names[r->trigger], what, r->attempt);
 }
 
 void sched_check_drained(struct sched *s)
