@@ -430,8 +430,6 @@ void sched_run_describe(const struct run *a, enum run_state st, char *out, size_
 /* A line of job J's log ("job J: ..."): the one place a run's lines are written. */
 void sched_job_log(const struct job *j, enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* US (Unix microseconds) as "10:00:01Z". */
-void sched_fmt_hms(int64_t us, char *out, size_t outlen);
 /* Start R or queue it for a max_running slot; R becomes the job's active run. */
 void sched_run_admit(struct run *r);
 /* Apply the overlap policy to a ready fire R (takes R). */

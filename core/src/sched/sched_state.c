@@ -216,6 +216,16 @@ void sched_run_end_later(struct run *r, const char *err)
 	event_active(&r->job->s->ended_ev, 0, 0);
 }
 
+/* US (Unix microseconds) as "10:00:01Z". */
+static void sched_fmt_hms(int64_t us, char *out, size_t outlen)
+{
+	time_t t = (time_t)(us / 1000000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	if (strftime(out, outlen, "%H:%M:%SZ", &tm) == 0 && outlen)
+		out[0] = '\0';
+}
+
 void sched_run_log_started(const struct run *r)
 {
 	char when[16], what[48] = "";
@@ -235,15 +245,6 @@ void sched_check_drained(struct sched *s)
 {
 	if (s->draining && s->n_running == 0 && s->n_claiming == 0 && s->queue.n == 0 && s->drained)
 		event_active(&s->drained_ev, 0, 0);
-}
-
-void sched_fmt_hms(int64_t us, char *out, size_t outlen)
-{
-	time_t t = (time_t)(us / 1000000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	if (strftime(out, outlen, "%H:%M:%SZ", &tm) == 0 && outlen)
-		out[0] = '\0';
 }
 
 void sched_job_log(const struct job *j, enum log_level level, const char *fmt, ...)
