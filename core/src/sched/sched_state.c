@@ -207,8 +207,7 @@ void sched_run_defer(struct run *r)
 	event_active(&r->job->s->flow_ev, 0, 0);
 }
 
-/* R (started, counted running) could not be handed to the executor: it ends from the loop
- * with ERR, as a run the executor ended would, so run_begin() never re-enters run_end. */
+/* (from the loop, so that run_begin() never re-enters run_end) */
 void sched_run_end_later(struct run *r, const char *err)
 {
 	r->start_error = strdup(err);
