@@ -427,7 +427,7 @@ const char *sched_run_state_name(enum run_state st);
 void sched_run_describe(const struct run *a, enum run_state st, char *out, size_t outlen);
 /* The message of a fire skipped behind a run doing WHAT (sched_run_describe), overlap = skip */
 #define SCHED_SKIP_FMT "%s; overlap = skip"
-/* A line of job J's log ("job J: ..."): the one place a run's lines are written. */
+/* A line of job J's log (J as log_msg's context): the one place its lines are written. */
 void sched_job_log(const struct job *j, enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Start R or queue it for a max_running slot; R becomes the job's active run. */
