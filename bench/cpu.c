@@ -25,8 +25,8 @@ static long long proc_ticks(int pid, int *ppid, int children)
 	char *p = strrchr(buf, ')');
 	long long ut = 0, st = 0, cut = 0, cst = 0;
 	int pp = 0;
-	if (!p || sscanf(p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld %lld %lld", &pp,
-	                 &ut, &st, &cut, &cst) != 5)
+	if (!p || sscanf(p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld %lld %lld",
+	                 &pp, &ut, &st, &cut, &cst) != 5)
 		return -1;
 	if (ppid)
 		*ppid = pp;
@@ -38,8 +38,10 @@ void bench_cpu_take(PGconn *c, const char *job_like, struct bench_cpu *s)
 	memset(s, 0, sizeof(*s));
 	PQclear(PQexec(c, "SET pg_stat_statements.track = 'none'"));
 	/* the backends of this database's clients, the own session's marked */
-	PGresult *r = bench_query(c, "SELECT to_regclass('pgcrond.instance') IS NOT NULL,"
-	                             " pg_backend_pid()", 0, NULL);
+	PGresult *r = bench_query(c,
+	                          "SELECT to_regclass('pgcrond.instance') IS NOT NULL,"
+	                          " pg_backend_pid()",
+	                          0, NULL);
 	bool own = PQgetvalue(r, 0, 0)[0] == 't';
 	int self = atoi(PQgetvalue(r, 0, 1)), postmaster = 0;
 	PQclear(r);
@@ -87,7 +89,8 @@ void bench_cpu_take(PGconn *c, const char *job_like, struct bench_cpu *s)
 	r = PQexecParams(
 	    c,
 	    "SELECT coalesce(sum(t) FILTER (WHERE k = 0), 0), coalesce(sum(t) FILTER (WHERE k = 1),"
-	    " 0), coalesce(sum(t) FILTER (WHERE k = 2), 0), coalesce(sum(t) FILTER (WHERE k = 3), 0)"
+	    " 0), coalesce(sum(t) FILTER (WHERE k = 2), 0), coalesce(sum(t) FILTER (WHERE k = 3), "
+	    "0)"
 	    " FROM (SELECT total_exec_time AS t, CASE"
 	    "  WHEN query LIKE '%job_run_details%' OR query LIKE '%count_runs%'"
 	    "   OR query LIKE '%lock_timeout%' THEN 2"
@@ -140,7 +143,8 @@ void bench_cpu_print(const char *who, const double v[8])
 	       "the server %.0f\n",
 	       who, v[3], v[0], v[1], v[2]);
 	if (v[4] >= 0)
-		printf("  %s: statements' time per run (pg_stat_statements) reset %.1f µs, job %.1f, "
-		       "history %.1f, other %.1f\n",
-		       who, v[4], v[5], v[6], v[7]);
+		printf(
+		    "  %s: statements' time per run (pg_stat_statements) reset %.1f µs, job %.1f, "
+		    "history %.1f, other %.1f\n",
+		    who, v[4], v[5], v[6], v[7]);
 }
