@@ -9,8 +9,9 @@
  * (the per-run stages its debug log gives, sched_warm.c), and for each phase the server's CPU
  * per run over the whole phase, its idle seconds included (bench/cpu.h: the runs' backends,
  * pgcrond's own session, the rest of the server, where pg_cron's scheduler and its history
- * are; with pg_stat_statements installed, the statements' time by what they are). Prints;
- * never fails on time.
+ * are, and pg_cron's job connections, each of which ends with its run; with
+ * pg_stat_statements installed, the statements' time by what they are). Prints; never fails
+ * on time.
  *
  *   build/test/bench/side/bench_side            (starts and stops its own sandbox)
  *   SIDE_MINUTES=3: steady minutes per phase; SIDE_JOBS=100; SIDE_POOL=8: pgcrond's pool;
@@ -47,6 +48,10 @@
 
 static char sandbox[512], base_ci[1024], db_ci[1200];
 static int port;
+/* the bench's connection, and the server's CPU at a phase's start and at its end, taken while
+ * its connections are still open (cpu.h) */
+static PGconn *bc;
+static struct bench_cpu *scpu;
 
 static int env_int(const char *name, int def, int lo, int hi)
 {
@@ -308,6 +313,7 @@ static void phase_pg_cron(PGconn *c, int jobs, int minutes)
 	         jobs);
 	bench_exec(c, sql);
 	sleep_minutes(minutes + 1);
+	bench_cpu_take(bc, JOB_LIKE, &scpu[1]);
 	bench_exec(c, "SELECT count(cron.unschedule(jobid)) FROM cron.job");
 }
 
@@ -350,6 +356,7 @@ static void phase_pgcrond(const char *dir, const char *who, const char *host, in
 	fflush(stdout);
 	pid_t pid = bench_daemon_start(conf, log);
 	sleep_minutes(minutes + 1);
+	bench_cpu_take(bc, JOB_LIKE, &scpu[1]);
 	bench_daemon_stop(pid);
 }
 
@@ -392,6 +399,7 @@ static void phase_raw(const char *who, int jobs, int minutes, int pool)
 			;
 		floor_burst(&f, jobs, 0);
 	}
+	bench_cpu_take(bc, JOB_LIKE, &scpu[1]);
 	floor_close(&f);
 	bench_sleep(1);
 }
@@ -439,8 +447,8 @@ int main(void)
 	struct phase_result res[5] = {0};
 	const char *who[5] = {"cron", "tcp", "unix", "raw", "bare"};
 	double cpu[5][8];
-	struct bench_cpu *scpu = malloc(2 * sizeof(*scpu));
-	if (!scpu)
+	bc = c;
+	if (!(scpu = malloc(2 * sizeof(*scpu))))
 		bench_die("malloc", "out of memory");
 	const char *p = phases;
 	while (*p) {
@@ -461,7 +469,6 @@ int main(void)
 			phase_raw("raw", jobs, minutes, pool);
 		else if (len == 4 && strncmp(p, "bare", 4) == 0)
 			phase_raw("bare", jobs, minutes, pool);
-		bench_cpu_take(c, JOB_LIKE, &scpu[1]);
 		if (k < 5) {
 			const char *param[] = {who[k]};
 			PGresult *r =
