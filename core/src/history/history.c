@@ -874,7 +874,7 @@ void hist_close(struct hist **hp)
 	forget_conn(h);
 	evtimer_del(&h->linger_ev);
 	hist_set_caught_up_fn(h, NULL, NULL);
-	free(h->jobids);
+	hist_jobids_free(h);
 	hist_written_done(h, false);
 	free(h->written);
 	free(h->conninfo);

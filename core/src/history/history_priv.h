@@ -19,6 +19,7 @@
 #include "history.h"
 #include "log.h"
 #include "ownsess.h"
+#include "strmap.h"
 
 #define DEF_MEMORY_LIMIT 10000
 #define DEF_SPILL_MAX_BYTES (256LL << 20)
@@ -177,8 +178,7 @@ struct hist {
 	int64_t lone_since;
 	uint64_t lone_first;
 	/* the jobs' ids by name (hist_jobid), from pgcrond.job and the records */
-	struct jobid *jobids; /* (history_record.c) */
-	size_t n_jobids;
+	struct strmap jobids;
 	bool jobids_due;        /* read them (at connect, or a batch named an unknown job) */
 	int64_t jobids_read_ms; /* monotonic: the last read */
 	/* the ended runs of this process the batch in flight wrote, told once it committed */
@@ -203,10 +203,11 @@ void hist_written_done(struct hist *h, bool committed);
  * call) or went (pop, a connection lost, a write error): hist_backlogged. */
 void hist_backlog_update(struct hist *h, bool on_only);
 /* JOB's id as text (hist_batch_ctx.jobid; ARG the struct hist), NULL if not known; the
- * answer of hist_sql_jobids read, in place of the last (free(h->jobids) at the end). */
+ * answer of hist_sql_jobids read into the map; the map freed. */
 const char *hist_jobid(const void *arg, const char *job);
 extern const char hist_sql_jobids[];
 void hist_jobids_read(struct hist *h, const PGresult *r);
+void hist_jobids_free(struct hist *h);
 /* Row I of hist_sql_last_results to the asker. */
 void hist_past_row(struct hist *h, PGresult *r, int i);
 

@@ -43,50 +43,49 @@ static void emit(struct hist *h, const char *kind, const char *const *fields, in
 
 /* ---- the jobs' ids ------------------------------------------------------------------ */
 
-/* A job's id by its name (what the insert would otherwise look up for every row): the answer
- * of hist_sql_jobids in one block, sorted by name, found by bisection; no allocation a job. */
-#define JOBID_LEN 24
+/* A job's id by its name: what the insert would otherwise look up for every row. */
 struct jobid {
-	const char *name;
-	char id[JOBID_LEN];
+	struct strmap_node node;
+	char id[24];
+	char name[];
 };
 
 const char hist_sql_jobids[] = "SELECT j.jobname, j.jobid FROM pgcrond.job j";
 
-static int jobid_cmp(const void *a, const void *b)
+static void jobid_set(struct hist *h, const char *name, const char *id)
 {
-	return strcmp(((const struct jobid *)a)->name, ((const struct jobid *)b)->name);
+	struct jobid *j = STRMAP_ENTRY(strmap_find(&h->jobids, name), struct jobid, node);
+	size_t len = strlen(name);
+	if (!j) {
+		if (!(j = malloc(sizeof(*j) + len + 1)))
+			return; /* the insert looks it up */
+		memcpy(j->name, name, len + 1);
+		strmap_insert(&h->jobids, &j->node, j->name);
+	}
+	snprintf(j->id, sizeof(j->id), "%s", id);
 }
 
 const char *hist_jobid(const void *arg, const char *job)
 {
 	const struct hist *h = arg;
-	const struct jobid key = {.name = job},
-	                   *j = h->jobids
-	                            ? bsearch(&key, h->jobids, h->n_jobids, sizeof(key), jobid_cmp)
-	                            : NULL;
+	const struct jobid *j = STRMAP_ENTRY(strmap_find(&h->jobids, job), struct jobid, node);
 	return j ? j->id : NULL;
 }
 
 void hist_jobids_read(struct hist *h, const PGresult *r)
 {
-	int n = PQnfields(r) == 2 ? PQntuples(r) : 0;
-	size_t text = 0;
-	for (int i = 0; i < n; i++)
-		text += (size_t)PQgetlength(r, i, 0) + 1;
-	struct jobid *m = malloc((size_t)n * sizeof(*m) + text + 1); /* then their names */
-	if (!m)
-		return; /* the ids read before stay; the insert looks the others up */
-	char *o = (char *)(m + n);
-	for (int i = 0; i < n; i++) {
-		m[i].name = o;
-		o = stpcpy(o, PQgetvalue(r, i, 0)) + 1;
-		snprintf(m[i].id, JOBID_LEN, "%s", PQgetvalue(r, i, 1));
+	for (int i = 0; PQnfields(r) == 2 && i < PQntuples(r); i++)
+		jobid_set(h, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+}
+
+void hist_jobids_free(struct hist *h)
+{
+	for (struct strmap_node *n = strmap_first(&h->jobids), *next; n; n = next) {
+		next = strmap_next(&h->jobids, n);
+		strmap_remove(&h->jobids, n);
+		free(STRMAP_ENTRY(n, struct jobid, node));
 	}
-	qsort(m, (size_t)n, sizeof(*m), jobid_cmp);
-	free(h->jobids);
-	h->jobids = m;
-	h->n_jobids = (size_t)n;
+	strmap_free(&h->jobids);
 }
 
 /* ---- backpressure --------------------------------------------------------------------- */
@@ -205,9 +204,10 @@ static uint64_t run_fields(struct hist *h, const struct hist_run *run, char *key
 	f[9] = run->scheduled_us ? text_i64(sched, 24, run->scheduled_us) : NULL;
 	f[10] = text_i64(start, 24, run->start_us ? run->start_us : clock_wall_us());
 	f[11] = text_i64(attempt, 24, run->attempt > 0 ? run->attempt : 1);
-	char *id = run->jobid > 0 && run->job_name ? (char *)hist_jobid(h, run->job_name) : NULL;
-	if (id) /* a SQL job's, as the configuration has it now (made again: another id) */
-		text_i64(id, JOBID_LEN, run->jobid);
+	if (run->jobid > 0 && run->job_name) { /* a SQL job's, as the configuration has it now */
+		char id[24];
+		jobid_set(h, run->job_name, text_i64(id, sizeof(id), run->jobid));
+	}
 	return k;
 }
 
