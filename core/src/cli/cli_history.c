@@ -287,8 +287,7 @@ int cli_history(int argc, char **argv)
 	const char *tzp[] = {tz};
 	PQclear(PQexecParams(conn, "SELECT pg_catalog.set_config('TimeZone', $1, false)", 1, NULL,
 	                     tzp, NULL, NULL, 0));
-	/* The failure filter repeats the partial index's predicate so the planner uses it, and the
-	 * order is the indexes' on start_time (never NULL: the partition key), newest first. */
+	/* Filter and order as the indexes have them (start_time is never NULL: no NULLS LAST). */
 	PGresult *r = PQexecParams(
 	    conn,
 	    "SELECT runid, job_name, status, trigger, attempt, instance,"
