@@ -10,12 +10,10 @@
 
 #include "common.h"
 
-/* PID's ppid and its utime + stime (+ cutime + cstime with CHILDREN), from /proc; -1 if
- * gone. */
-static long long proc_ticks(int pid, int *ppid, int children)
+long long bench_proc_ticks(long pid, bool children, long *ppid)
 {
 	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
 	FILE *f = fopen(path, "r");
 	if (!f)
 		return -1;
@@ -23,9 +21,9 @@ static long long proc_ticks(int pid, int *ppid, int children)
 	fclose(f);
 	buf[n] = '\0';
 	char *p = strrchr(buf, ')');
+	long pp = 0;
 	long long ut = 0, st = 0, cut = 0, cst = 0;
-	int pp = 0;
-	if (!p || sscanf(p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld %lld %lld",
+	if (!p || sscanf(p + 2, "%*c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld %lld %lld",
 	                 &pp, &ut, &st, &cut, &cst) != 5)
 		return -1;
 	if (ppid)
@@ -43,7 +41,7 @@ void bench_cpu_take(PGconn *c, const char *job_like, struct bench_cpu *s)
 	                          " pg_backend_pid()",
 	                          0, NULL);
 	bool own = PQgetvalue(r, 0, 0)[0] == 't';
-	int self = atoi(PQgetvalue(r, 0, 1)), postmaster = 0;
+	long self = atol(PQgetvalue(r, 0, 1)), postmaster = 0;
 	PQclear(r);
 	r = bench_query(c,
 	                own ? "SELECT pid, pid IN (SELECT backend_pid FROM pgcrond.instance)"
@@ -55,7 +53,7 @@ void bench_cpu_take(PGconn *c, const char *job_like, struct bench_cpu *s)
 	                0, NULL);
 	for (int i = 0; i < PQntuples(r) && s->n < BENCH_CPU_MAX_PIDS; i++) {
 		int pid = atoi(PQgetvalue(r, i, 0));
-		long long t = proc_ticks(pid, NULL, 0);
+		long long t = bench_proc_ticks(pid, false, NULL);
 		if (t >= 0) {
 			s->p[s->n].pid = pid;
 			s->p[s->n].ticks = t;
@@ -65,12 +63,12 @@ void bench_cpu_take(PGconn *c, const char *job_like, struct bench_cpu *s)
 	PQclear(r);
 	/* the whole server: the postmaster (its children's ended times with it) and its live
 	 * children */
-	proc_ticks(self, &postmaster, 0);
-	s->total = proc_ticks(postmaster, NULL, 1);
+	bench_proc_ticks(self, false, &postmaster);
+	s->total = bench_proc_ticks(postmaster, true, NULL);
 	DIR *d = opendir("/proc");
 	for (struct dirent *e; d && (e = readdir(d));) {
-		int pid = atoi(e->d_name), pp = 0;
-		long long t = pid > 0 ? proc_ticks(pid, &pp, 0) : -1;
+		long pid = atol(e->d_name), pp = 0;
+		long long t = pid > 0 ? bench_proc_ticks(pid, false, &pp) : -1;
 		if (t >= 0 && pp == postmaster)
 			s->total += t;
 	}

@@ -19,6 +19,11 @@
  * (bench_cpu_take sets pg_stat_statements.track = none on it). */
 
 #include <libpq-fe.h>
+#include <stdbool.h>
+
+/* PID's utime + stime (+ cutime + cstime with CHILDREN) in clock ticks, its parent pid into
+ * PPID (NULL: not wanted); -1 if it is gone. */
+long long bench_proc_ticks(long pid, bool children, long *ppid);
 
 #define BENCH_CPU_MAX_PIDS 512
 

@@ -72,25 +72,7 @@ static int fire_pool(void)
 	return n >= 1 && n <= 1000 ? n : 8;
 }
 
-/* utime + stime in clock ticks, and VmRSS in kB, from /proc. */
-static long long cpu_ticks(pid_t pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')');
-	unsigned long long ut = 0, st = 0;
-	if (p &&
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
-		return (long long)(ut + st);
-	return 0;
-}
-
+/* VmRSS in kB, from /proc. */
 static long rss_kb(pid_t pid)
 {
 	char path[64], line[256];
@@ -346,7 +328,7 @@ static struct figures busy(PGconn *c, const char *dir, int n, double seconds, in
 		long long runs0 = count_of(c, "SELECT count(*) FROM ticks");
 		bench_cpu_take(c, JOB_LIKE, &scpu[0]);
 		for (int j = 0; j < k; j++)
-			cpu0 += cpu_ticks(pid[j]);
+			cpu0 += bench_proc_ticks(pid[j], false, NULL);
 		double m0 = bench_now();
 		if (reload_files() > 0) {
 			/* a reload that re-reads every job file, mid-window */
@@ -366,7 +348,7 @@ static struct figures busy(PGconn *c, const char *dir, int n, double seconds, in
 		}
 		sleep_to_phase(500);
 		for (int j = 0; j < k; j++)
-			cpu1 += cpu_ticks(pid[j]);
+			cpu1 += bench_proc_ticks(pid[j], false, NULL);
 		w[i].seconds = bench_now() - m0;
 		server_now(c, w[i].t1, sizeof(w[i].t1));
 		w[i].cpu_pct = 100.0 * (double)(cpu1 - cpu0) / (double)hz / w[i].seconds;
@@ -496,12 +478,12 @@ static void idle(const char *dir, int n, int windows)
 	write_config(dir, state, n, "0 0 1 1 *", "", "bench-idle");
 	pid_t pid = bench_daemon_start(conf, log);
 	bench_sleep(5); /* past the start-up work (config, plugins, history) */
-	long long start_cpu = cpu_ticks(pid);
+	long long start_cpu = bench_proc_ticks(pid, false, NULL);
 	for (int i = 0; i < windows; i++) {
-		long long cpu0 = cpu_ticks(pid);
+		long long cpu0 = bench_proc_ticks(pid, false, NULL);
 		double m0 = bench_now();
 		bench_sleep(2);
-		long long cpu1 = cpu_ticks(pid);
+		long long cpu1 = bench_proc_ticks(pid, false, NULL);
 		v[i] = 100.0 * (double)(cpu1 - cpu0) / (double)hz / (bench_now() - m0);
 		if (i == 0)
 			first = v[i];
