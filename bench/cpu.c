@@ -31,6 +31,21 @@ long long bench_proc_ticks(long pid, bool children, long *ppid)
 	return ut + st + (children ? cut + cst : 0);
 }
 
+/* PID's CPU time in ns (/proc/PID/schedstat: no clock tick's rounding, which would hide a
+ * backend's share of 100 runs a minute); -1 if it is gone. */
+static long long proc_ns(long pid)
+{
+	char path[64];
+	long long ns = -1;
+	snprintf(path, sizeof(path), "/proc/%ld/schedstat", pid);
+	FILE *f = fopen(path, "r");
+	if (f && fscanf(f, "%lld", &ns) != 1)
+		ns = -1;
+	if (f)
+		fclose(f);
+	return ns;
+}
+
 void bench_cpu_take(PGconn *c, const char *job_like, struct bench_cpu *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -53,10 +68,10 @@ void bench_cpu_take(PGconn *c, const char *job_like, struct bench_cpu *s)
 	                0, NULL);
 	for (int i = 0; i < PQntuples(r) && s->n < BENCH_CPU_MAX_PIDS; i++) {
 		int pid = atoi(PQgetvalue(r, i, 0));
-		long long t = bench_proc_ticks(pid, false, NULL);
+		long long t = proc_ns(pid);
 		if (t >= 0) {
 			s->p[s->n].pid = pid;
-			s->p[s->n].ticks = t;
+			s->p[s->n].ns = t;
 			s->p[s->n++].cls = PQgetvalue(r, i, 1)[0] == 't' ? 'o' : 'r';
 		}
 	}
@@ -64,13 +79,17 @@ void bench_cpu_take(PGconn *c, const char *job_like, struct bench_cpu *s)
 	/* the whole server: the postmaster (its children's ended times with it) and its live
 	 * children */
 	bench_proc_ticks(self, false, &postmaster);
-	s->total = bench_proc_ticks(postmaster, true, NULL);
+	/* (the children that ended: the postmaster's children's times, in clock ticks) */
+	long long tick_ns = 1000000000LL / sysconf(_SC_CLK_TCK);
+	s->total =
+	    (bench_proc_ticks(postmaster, true, NULL) - bench_proc_ticks(postmaster, false, NULL)) *
+	        tick_ns +
+	    proc_ns(postmaster);
 	DIR *d = opendir("/proc");
 	for (struct dirent *e; d && (e = readdir(d));) {
 		long pid = atol(e->d_name), pp = 0;
-		long long t = pid > 0 ? bench_proc_ticks(pid, false, &pp) : -1;
-		if (t >= 0 && pp == postmaster)
-			s->total += t;
+		if (pid > 0 && bench_proc_ticks(pid, false, &pp) >= 0 && pp == postmaster)
+			s->total += proc_ns(pid) > 0 ? proc_ns(pid) : 0;
 	}
 	if (d)
 		closedir(d);
@@ -103,9 +122,9 @@ void bench_cpu_take(PGconn *c, const char *job_like, struct bench_cpu *s)
 	PQclear(r);
 }
 
-/* The ticks of class CLS between A and B: a backend new in B counts whole, one gone from B
+/* The CPU (ns) of class CLS between A and B: a backend new in B counts whole, one gone from B
  * is in the rest (the postmaster's children's times). */
-static long long class_ticks(const struct bench_cpu *a, const struct bench_cpu *b, char cls)
+static long long class_ns(const struct bench_cpu *a, const struct bench_cpu *b, char cls)
 {
 	long long t = 0;
 	for (int i = 0; i < b->n; i++) {
@@ -114,8 +133,8 @@ static long long class_ticks(const struct bench_cpu *a, const struct bench_cpu *
 		long long before = 0;
 		for (int j = 0; j < a->n; j++)
 			if (a->p[j].pid == b->p[i].pid)
-				before = a->p[j].ticks;
-		t += b->p[i].ticks - before;
+				before = a->p[j].ns;
+		t += b->p[i].ns - before;
 	}
 	return t;
 }
@@ -123,8 +142,8 @@ static long long class_ticks(const struct bench_cpu *a, const struct bench_cpu *
 void bench_cpu_per_run(const struct bench_cpu *a, const struct bench_cpu *b, double runs,
                        double v[8])
 {
-	double us = 1e6 / (double)sysconf(_SC_CLK_TCK) / (runs > 0 ? runs : 1);
-	long long r = class_ticks(a, b, 'r'), o = class_ticks(a, b, 'o'), all = b->total - a->total;
+	double us = 1e-3 / (runs > 0 ? runs : 1); /* (from ns) */
+	long long r = class_ns(a, b, 'r'), o = class_ns(a, b, 'o'), all = b->total - a->total;
 	v[0] = (double)r * us;
 	v[1] = (double)o * us;
 	v[2] = (double)(all - r - o) * us;

@@ -3,7 +3,8 @@
 
 /* What a run costs the server, measured where it is paid: the CPU time of the server's
  * processes, read from /proc as bench/session/cpu_by_process.sh reads it (the server runs on
- * this machine), split by backend:
+ * this machine; in ns from /proc/PID/schedstat, the ended processes in clock ticks), split by
+ * backend:
  *   runs  the client backends of the bench's database (the pool's connections, pg_cron's job
  *         connections, a floor's connections): the reset, the job's statement, the protocol;
  *   own   pgcrond's own session there (pgcrond.instance's backend_pid): the history's writes,
@@ -28,12 +29,12 @@ long long bench_proc_ticks(long pid, bool children, long *ppid);
 #define BENCH_CPU_MAX_PIDS 512
 
 struct bench_cpu {
-	long long total; /* ticks: the postmaster's and all its children's, ended ones too */
+	long long total; /* ns: the postmaster's and all its children's, ended ones too */
 	int n;
 	struct {
 		int pid;
-		long long ticks;
-		char cls; /* 'r' runs, 'o' own */
+		long long ns; /* of CPU */
+		char cls;     /* 'r' runs, 'o' own */
 	} p[BENCH_CPU_MAX_PIDS];
 	double stmt_ms[4]; /* reset, job, history, other; stmt_ms[0] < 0: no pg_stat_statements */
 };
