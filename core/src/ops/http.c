@@ -265,11 +265,7 @@ static void serve_page(struct http *h, struct evhttp_request *req, bool with_sta
 {
 	static const char marker[] = "/*STATUS*/null";
 	json_t *st = with_state ? status_doc(h) : NULL;
-	char *doc = st ? json_dumps(st, JSON_COMPACT) : strdup("null");
-	if (with_state && !st) {
-		free(doc);
-		doc = NULL;
-	}
+	char *doc = !with_state ? strdup("null") : st ? json_dumps(st, JSON_COMPACT) : NULL;
 	const char *at = memmem(http_page_html, http_page_html_len, marker, sizeof(marker) - 1);
 	struct evbuffer *buf = evbuffer_new();
 	json_decref(st);
@@ -313,39 +309,31 @@ struct health_req {
 	struct evhttp_request *req;
 };
 
+/* OK and WHY as the check says, or unavailable while pgcrond stops. */
 static void health_reply(struct http *h, struct evhttp_request *req, bool ok, const char *why)
 {
-	json_t *j = json_pack("{s:s,s:s,s:I,s:s?}", "status", ok ? "ok" : "unavailable", "version",
-	                      PGCROND_VERSION, "uptime_seconds",
-	                      (json_int_t)((clock_wall_us() - h->src.status->started_us) / 1000000),
-	                      "history_database", h->history_database);
-	if (j && !ok)
-		json_object_set_new(j, "reason", json_string(why));
-	if (ok)
-		http_reply_json(req, 200, "OK", j);
-	else
-		http_reply_json(req, 503, "Service Unavailable", j);
+	if (h->stopping) {
+		ok = false;
+		why = "pgcrond is shutting down";
+	}
+	http_reply_json(
+	    req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable",
+	    json_pack("{s:s,s:s,s:I,s:s?,s:s?}", "status", ok ? "ok" : "unavailable", "version",
+	              PGCROND_VERSION, "uptime_seconds",
+	              (json_int_t)((clock_wall_us() - h->src.status->started_us) / 1000000),
+	              "history_database", h->history_database, "reason", ok ? NULL : why));
 }
 
 static void health_done(void *arg, bool ok, const char *why)
 {
 	struct health_req *hr = arg;
-	struct http *h = hr->h;
-	if (h->stopping) {
-		ok = false;
-		why = "pgcrond is shutting down";
-	}
-	health_reply(h, hr->req, ok, why);
+	health_reply(hr->h, hr->req, ok, why);
 	free(hr);
 }
 
 static void serve_health(struct http *h, struct evhttp_request *req)
 {
-	if (h->stopping) {
-		health_reply(h, req, false, "pgcrond is shutting down");
-		return;
-	}
-	if (!h->health) {
+	if (h->stopping || !h->health) {
 		/* no history database: the loop answering is all there is to say */
 		health_reply(h, req, true, "");
 		return;
