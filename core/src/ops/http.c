@@ -461,7 +461,7 @@ static void route(struct evhttp_request *req, void *arg)
  * (evhttp_set_bevcb), and once evhttp has set it up (its callbacks' argument is then the
  * connection), adopted with a close callback that counts it out. */
 struct conn {
-	struct conn *next, *prev;
+	LIST_ENTRY(conn) link;
 	struct http *h;
 	struct bufferevent *bev;         /* pending: referenced until adopted */
 	struct evhttp_connection *evcon; /* adopted */
@@ -472,32 +472,13 @@ struct conn {
 /* Connections accepted past the cap in one round of the listener, before adopt_cb makes room */
 #define CONNS_OVER_CAP 8
 
-static void unlink_conn(struct conn **head, struct conn *c)
-{
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		*head = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	c->next = c->prev = NULL;
-}
-
-static void link_conn(struct conn **head, struct conn *c)
-{
-	c->prev = NULL;
-	c->next = *head;
-	if (*head)
-		(*head)->prev = c;
-	*head = c;
-}
-
 /* A whole request came on EVCON (route). */
 static void mark_asked(struct http *h, const struct evhttp_connection *evcon)
 {
-	for (struct conn *c = h->conns.adopted; c; c = c->next)
-		if (c->evcon == evcon)
-			c->asked = true;
+	struct conn *c;
+	LIST_FOREACH(c, &h->conns.adopted, link)
+	if (c->evcon == evcon)
+		c->asked = true;
 }
 
 /* The oldest connection on which no whole request came yet, adopted before this round, or
@@ -508,10 +489,10 @@ static void mark_asked(struct http *h, const struct evhttp_connection *evcon)
  * newest.) */
 static struct conn *oldest_silent(const struct http *h, bool this_round_too)
 {
-	struct conn *oldest = NULL;
-	for (struct conn *c = h->conns.adopted; c; c = c->next)
-		if (!c->asked && (this_round_too || c->round != h->conns.round))
-			oldest = c;
+	struct conn *oldest = NULL, *c;
+	LIST_FOREACH(c, &h->conns.adopted, link)
+	if (!c->asked && (this_round_too || c->round != h->conns.round))
+		oldest = c;
 	return oldest;
 }
 
@@ -521,7 +502,7 @@ static void evict(struct http *h, struct conn *c)
 {
 	struct evhttp_connection *evcon = c->evcon;
 	evhttp_connection_set_closecb(evcon, NULL, NULL);
-	unlink_conn(&h->conns.adopted, c);
+	LIST_REMOVE(c, link);
 	free(c);
 	h->conns.n--;
 	evhttp_connection_free(evcon);
@@ -554,7 +535,7 @@ static void conn_closed(struct evhttp_connection *evcon, void *arg)
 	struct conn *c = arg;
 	struct http *h = c->h;
 	(void)evcon;
-	unlink_conn(&h->conns.adopted, c);
+	LIST_REMOVE(c, link);
 	free(c);
 	h->conns.n--;
 	listener_update(h);
@@ -566,10 +547,10 @@ static void adopt_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	h->conns.round++;
-	while (h->conns.pending) {
-		struct conn *c = h->conns.pending;
+	struct conn *c;
+	while ((c = LIST_FIRST(&h->conns.pending))) {
 		void *cbarg = NULL;
-		unlink_conn(&h->conns.pending, c);
+		LIST_REMOVE(c, link);
 		bufferevent_getcb(c->bev, NULL, NULL, NULL, &cbarg);
 		bufferevent_decref(c->bev);
 		c->bev = NULL;
@@ -581,12 +562,11 @@ static void adopt_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		c->evcon = cbarg;
 		c->round = h->conns.round;
-		link_conn(&h->conns.adopted, c);
+		LIST_INSERT_HEAD(&h->conns.adopted, c, link);
 		evhttp_connection_set_closecb(c->evcon, conn_closed, c);
 	}
-	struct conn *silent;
-	while (h->conns.n > h->conns.max && (silent = oldest_silent(h, false)) != NULL)
-		evict(h, silent);
+	while (h->conns.n > h->conns.max && (c = oldest_silent(h, false)) != NULL)
+		evict(h, c);
 	listener_update(h);
 }
 
@@ -604,7 +584,7 @@ static struct bufferevent *new_conn(struct event_base *base, void *arg)
 	c->h = h;
 	c->bev = bev;
 	bufferevent_incref(bev); /* until adopted: evhttp may free it first */
-	link_conn(&h->conns.pending, c);
+	LIST_INSERT_HEAD(&h->conns.pending, c, link);
 	h->conns.n++;
 	event_active(&h->conns.adopt_ev, EV_TIMEOUT, 1);
 	if (h->conns.n >= h->conns.max + CONNS_OVER_CAP && h->conns.lev)
@@ -790,9 +770,8 @@ void http_free(struct http **hp)
 		}
 		evhttp_free(h->evh); /* closes them: conn_closed frees each */
 	}
-	while (h->conns.adopted) {
-		struct conn *c = h->conns.adopted;
-		unlink_conn(&h->conns.adopted, c);
+	for (struct conn *c; (c = LIST_FIRST(&h->conns.adopted));) {
+		LIST_REMOVE(c, link);
 		free(c);
 	}
 	if (h->token) {
