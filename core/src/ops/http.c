@@ -45,60 +45,7 @@ extern const size_t http_page_html_len, http_page_js_len;
 /* Scrapes rendering at once; a scraper asking for more is told to come back. */
 #define SCRAPES_MAX 4
 
-/* ---- replies ----------------------------------------------------------------------------- */
-
-/* Send BUF (may be NULL: an empty body) with the headers every reply carries. */
-void http_reply_buf(struct evhttp_request *req, int code, const char *reason, const char *type,
-                    struct evbuffer *buf)
-{
-	struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
-	evhttp_add_header(hdr, "Content-Type", type);
-	evhttp_add_header(hdr, "Cache-Control", "no-store");
-	evhttp_add_header(hdr, "X-Content-Type-Options", "nosniff");
-	evhttp_send_reply(req, code, reason, buf);
-}
-
-void http_reply(struct evhttp_request *req, int code, const char *reason, const char *type,
-                const char *body, size_t len)
-{
-	struct evbuffer *buf = evbuffer_new();
-	if (buf)
-		evbuffer_add(buf, body, len);
-	http_reply_buf(req, code, reason, type, buf);
-	if (buf)
-		evbuffer_free(buf);
-}
-
-/* Reply with J (taken) as JSON. */
-void http_reply_json(struct evhttp_request *req, int code, const char *reason, json_t *j)
-{
-	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	json_decref(j);
-	if (!text) {
-		http_reply(req, 500, "Internal Server Error", "text/plain; charset=utf-8",
-		           "out of memory\n", 14);
-		return;
-	}
-	http_reply(req, code, reason, "application/json", text, strlen(text));
-	free(text);
-}
-
-void http_reply_error(struct evhttp_request *req, int code, const char *reason, const char *message)
-{
-	http_reply_json(req, code, reason, json_pack("{s:s}", "error", message));
-}
-
 /* ---- authorization ---------------------------------------------------------------------- */
-
-/* Compare without an early exit, so the time taken tells nothing of the token. */
-bool http_same_secret(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	unsigned char diff = la != lb;
-	for (size_t i = 0; i < la; i++)
-		diff |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
-	return diff == 0;
-}
 
 static bool authorized(struct http *h, struct evhttp_request *req)
 {
@@ -106,16 +53,6 @@ static bool authorized(struct http *h, struct evhttp_request *req)
 	    evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
 	return h->token && auth && strncmp(auth, "Bearer ", 7) == 0 &&
 	       http_same_secret(auth + 7, h->token);
-}
-
-const char *http_peer(struct evhttp_request *req)
-{
-	char *peer = NULL;
-	ev_uint16_t port = 0;
-	struct evhttp_connection *c = evhttp_request_get_connection(req);
-	if (c)
-		evhttp_connection_get_peer(c, &peer, &port);
-	return peer ? peer : "?";
 }
 
 static void refuse(struct http *h, struct evhttp_request *req, bool control)

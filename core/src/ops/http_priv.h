@@ -1,8 +1,8 @@
 #ifndef PGCROND_HTTP_PRIV_H
 #define PGCROND_HTTP_PRIV_H
 
-/* Inside the HTTP listener: the listener's state, its replies, and the page's sessions
- * (http_session.c), which http.c routes to. */
+/* Inside the HTTP listener: the listener's state, its replies (http_reply.c), and the page's
+ * sessions (http_session.c), which http.c routes to. */
 
 #include <event2/event_struct.h>
 #include <event2/http.h>
