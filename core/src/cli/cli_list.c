@@ -1,5 +1,4 @@
 /* pgcrond list: the configured jobs as a table, with each job's next fire time. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

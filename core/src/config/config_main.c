@@ -2,12 +2,9 @@
  * history, alert sinks), its databases, history and alerts settings, and the checks of what
  * it names (databases, trusted directories). */
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <libconfig.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>

@@ -1,7 +1,6 @@
 #include "dag.h"
 
 #include <errno.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
