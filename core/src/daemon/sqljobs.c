@@ -82,8 +82,6 @@ static void rows_release(struct sql_rows **rp)
 	free(rows);
 }
 
-static void send_files(struct sqljobs *sj);
-
 /* The columns of rows_sql. */
 #define N_COLUMNS 11
 

@@ -273,8 +273,6 @@ static void dns_free(struct conndrv *d)
 	free(r);
 }
 
-static void dns_next(struct conndrv *d);
-
 static void on_dns_answer(int rc, struct evutil_addrinfo *res, void *arg)
 {
 	struct conndrv *d = arg;
@@ -288,6 +286,44 @@ static void on_dns_answer(int rc, struct evutil_addrinfo *res, void *arg)
 	d->dns->rc = rc;
 	d->dns->res = res;
 	event_active(&d->dns->next_ev, EV_TIMEOUT, 0);
+}
+
+/* Resolve the next name of the list, or, at its end, connect to what was found. */
+static void dns_next(struct conndrv *d)
+{
+	struct conndrv_dns *r = d->dns;
+
+	for (; r->i < r->n_hosts; r->i++) {
+		if (is_name(r->hosts[r->i])) {
+			struct evutil_addrinfo hints;
+			memset(&hints, 0, sizeof(hints));
+			hints.ai_family = AF_UNSPEC;
+			hints.ai_socktype = SOCK_STREAM;
+			hints.ai_protocol = IPPROTO_TCP;
+			/* may answer at once (the hosts file): on_dns_answer defers either way */
+			r->req = evdns_getaddrinfo(r->base, r->hosts[r->i], NULL, &hints,
+			                           on_dns_answer, d);
+			return;
+		}
+		/* a socket directory or an address: libpq needs no lookup for it */
+		if (add_entry(r, r->hosts[r->i], "") < 0) {
+			fail(d, "out of memory resolving the host names", FAIL_PLAIN);
+			return;
+		}
+	}
+	if (r->n_out == 0) {
+		char why[256];
+		snprintf(why, sizeof(why), "%s", r->why);
+		fail(d, why, FAIL_PLAIN);
+		return;
+	}
+	char *host = r->out_host, *addr = r->out_addr, *port = r->out_port;
+	r->out_host = r->out_addr = r->out_port = NULL;
+	dns_free(d);
+	(void)start_libpq(d, host, addr, port);
+	free(host);
+	free(addr);
+	free(port);
 }
 
 /* The answer for hosts[i] (from the loop): its addresses join the lists. */
@@ -329,44 +365,6 @@ static void on_dns_next(evutil_socket_t fd, short what, void *arg)
 	}
 	r->i++;
 	dns_next(d);
-}
-
-/* Resolve the next name of the list, or, at its end, connect to what was found. */
-static void dns_next(struct conndrv *d)
-{
-	struct conndrv_dns *r = d->dns;
-
-	for (; r->i < r->n_hosts; r->i++) {
-		if (is_name(r->hosts[r->i])) {
-			struct evutil_addrinfo hints;
-			memset(&hints, 0, sizeof(hints));
-			hints.ai_family = AF_UNSPEC;
-			hints.ai_socktype = SOCK_STREAM;
-			hints.ai_protocol = IPPROTO_TCP;
-			/* may answer at once (the hosts file): on_dns_answer defers either way */
-			r->req = evdns_getaddrinfo(r->base, r->hosts[r->i], NULL, &hints,
-			                           on_dns_answer, d);
-			return;
-		}
-		/* a socket directory or an address: libpq needs no lookup for it */
-		if (add_entry(r, r->hosts[r->i], "") < 0) {
-			fail(d, "out of memory resolving the host names", FAIL_PLAIN);
-			return;
-		}
-	}
-	if (r->n_out == 0) {
-		char why[256];
-		snprintf(why, sizeof(why), "%s", r->why);
-		fail(d, why, FAIL_PLAIN);
-		return;
-	}
-	char *host = r->out_host, *addr = r->out_addr, *port = r->out_port;
-	r->out_host = r->out_addr = r->out_port = NULL;
-	dns_free(d);
-	(void)start_libpq(d, host, addr, port);
-	free(host);
-	free(addr);
-	free(port);
 }
 
 /* Start resolving the conninfo's host names, if it has any (and sets no "hostaddr"): true if
