@@ -281,9 +281,7 @@ out:
 
 void config_diff_free(struct config_diff *d)
 {
-	for (size_t i = 0; i < d->n; i++)
-		free(d->lines[i]);
-	free(d->lines);
+	text_free_list(d->lines, d->n);
 	free(d->gone);
 	free((void *)d->by_name);
 	memset(d, 0, sizeof(*d));

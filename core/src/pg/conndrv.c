@@ -295,11 +295,9 @@ static void dns_next(struct conndrv *d)
 
 	for (; r->i < r->n_hosts; r->i++) {
 		if (is_name(r->hosts[r->i])) {
-			struct evutil_addrinfo hints;
-			memset(&hints, 0, sizeof(hints));
-			hints.ai_family = AF_UNSPEC;
-			hints.ai_socktype = SOCK_STREAM;
-			hints.ai_protocol = IPPROTO_TCP;
+			struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC,
+			                                .ai_socktype = SOCK_STREAM,
+			                                .ai_protocol = IPPROTO_TCP};
 			/* may answer at once (the hosts file): on_dns_answer defers either way */
 			r->req = evdns_getaddrinfo(r->base, r->hosts[r->i], NULL, &hints,
 			                           on_dns_answer, d);

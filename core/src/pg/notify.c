@@ -33,9 +33,7 @@ struct notify {
 
 static void free_list(char ***v, size_t *n)
 {
-	for (size_t i = 0; i < *n; i++)
-		free((*v)[i]);
-	free(*v);
+	text_free_list(*v, *n);
 	*v = NULL;
 	*n = 0;
 }

@@ -13,6 +13,7 @@
 #include "conndrv.h"
 #include "log.h"
 #include "pgconn.h"
+#include "text.h"
 
 /* The connection check until the configuration's (ownsess_set_check). */
 #define DEF_CHECK_MS 30000
@@ -681,9 +682,7 @@ void ownsess_leave(struct ownsess_client *cl)
 	if (!s)
 		return;
 	evtimer_del(&cl->join_ev);
-	for (size_t i = 0; i < cl->n_channels; i++)
-		free(cl->channels[i]);
-	free(cl->channels);
+	text_free_list(cl->channels, cl->n_channels);
 	cl->channels = NULL;
 	cl->n_channels = 0;
 	for (struct ownsess_client **pp = &s->clients; *pp; pp = &(*pp)->next)
