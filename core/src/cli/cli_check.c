@@ -108,7 +108,6 @@ static void probe_failed(void *arg, const char *why, bool was_ready)
 	struct probe *p = arg;
 	char late[64];
 
-	(void)was_ready;
 	if (p->d.timed_out) { /* the driver's words name connection_check, not check's bound */
 		snprintf(late, sizeof(late), "no connection within %d s", CHECK_CONNECT_MS / 1000);
 		why = late;

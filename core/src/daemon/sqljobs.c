@@ -397,7 +397,6 @@ void sqljobs_note_refused(struct sqljobs *sj, const struct diag_list *dl, json_t
 static void on_notify(void *arg, const char *channel, const char *payload)
 {
 	struct sqljobs *sj = arg;
-	(void)channel;
 	(void)payload; /* untrusted, and not needed: the whole set is read again */
 	notify_read_ask(sj->n, &sj->rd);
 }
@@ -405,7 +404,6 @@ static void on_notify(void *arg, const char *channel, const char *payload)
 static void on_listening(void *arg, bool first)
 {
 	struct sqljobs *sj = arg;
-	(void)first;
 	sj->rec_busy = false;
 	notify_read_ask(sj->n, &sj->rd);
 	send_files(sj);

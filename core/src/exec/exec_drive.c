@@ -625,7 +625,6 @@ static void exec_on_conn_failed(void *arg, const char *why, bool was_ready)
 {
 	struct conn *c = arg;
 	struct exec_pool *p = c->pool;
-	(void)was_ready;
 
 	switch (c->state) {
 	case CONN_CONNECTING:

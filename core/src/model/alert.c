@@ -271,8 +271,6 @@ static void webhook_send(struct delivery *d);
 static void webhook_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct delivery *d = arg;
-	(void)fd;
-	(void)what;
 	webhook_send(d);
 }
 

@@ -330,8 +330,6 @@ static void on_dns_next(evutil_socket_t fd, short what, void *arg)
 	struct conndrv *d = arg;
 	struct conndrv_dns *r = d->dns;
 	int n = 0;
-	(void)fd;
-	(void)what;
 
 	if (r->rc == EVUTIL_EAI_AGAIN || r->rc == EVUTIL_EAI_FAIL)
 		snprintf(r->why, sizeof(r->why),
@@ -532,7 +530,6 @@ static void poll_connect(struct conndrv *d)
 void conndrv_serve(evutil_socket_t fd, short what, void *arg)
 {
 	struct conndrv *d = arg;
-	(void)fd;
 
 	if (d->state == CONNDRV_CONNECTING) {
 		poll_connect(d);
@@ -565,8 +562,6 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct conndrv *d = arg;
 	char why[128];
-	(void)fd;
-	(void)what;
 
 	if (d->state == CONNDRV_CONNECTING) {
 		/* libpq leaves a non-blocking connect's deadline to its caller */
@@ -594,8 +589,6 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
 	struct conndrv *d = arg;
-	(void)fd;
-	(void)what;
 
 	conndrv_unwait_server(&d->retry.wait);
 	if (d->conninfo && d->state == CONNDRV_DOWN)

@@ -97,8 +97,6 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct health *h = arg;
 	char why[160];
-	(void)fd;
-	(void)what;
 
 	/* a stopped server keeps its socket open: only the deadline tells */
 	snprintf(why, sizeof(why), "history database did not answer SELECT 1 within %d ms",

@@ -90,7 +90,6 @@ static void answered(struct ownsess_item *it, const struct stmtq_result *r)
 /* The statement lost with its connection: its items wait for the next (jbatch_lost). */
 static void lost(struct ownsess_item *it, const char *why)
 {
-	(void)why;
 	jbatch_unsend(BATCH_OF(it));
 }
 

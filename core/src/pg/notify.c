@@ -56,7 +56,6 @@ static bool wanted(const struct notify *n, const char *channel)
 static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 {
 	struct notify *n = arg;
-	(void)was_ready;
 
 	free_list(&n->listened, &n->n_listened);
 	n->state = NL_DOWN;
@@ -303,7 +302,6 @@ static bool read_send(struct ownsess_item *it)
 
 static void read_lost(struct ownsess_item *it, const char *why)
 {
-	(void)why;
 	READ_OF(it)->state = NOTIFY_READ_NONE; /* on_listening asks again */
 }
 

@@ -71,11 +71,7 @@ static void check_done(void *arg, const struct stmtq_result *r)
 		stmtq_fail(arg, r->err, 0);
 }
 
-static void forgotten(void *arg, const struct stmtq_result *r)
-{
-	(void)arg;
-	(void)r;
-}
+static void forgotten(void *arg, const struct stmtq_result *r) {}
 
 /* ---- the statement in flight ----------------------------------------------------------- */
 
@@ -377,7 +373,6 @@ static void ask_free(struct ownsess_item *it)
 static void ask_lost(struct ownsess_item *it, const char *why)
 {
 	struct ask *a = (struct ask *)it;
-	(void)why;
 	if (a->lost)
 		a->lost(a->arg);
 	ask_free(it);
@@ -508,8 +503,6 @@ static void on_idle(struct ownsess *s)
 static void on_turn(evutil_socket_t fd, short what, void *arg)
 {
 	struct ownsess *s = arg;
-	(void)fd;
-	(void)what;
 
 	if (stmtq_ready(&s->q) && !stmtq_busy(&s->q))
 		on_idle(s);
@@ -593,8 +586,6 @@ static const struct conndrv_ops drv_ops = {
 static void on_join_connected(evutil_socket_t fd, short what, void *arg)
 {
 	struct ownsess_client *cl = arg;
-	(void)fd;
-	(void)what;
 
 	if (cl->s && cl->s->q.gated) {
 		/* held by an older schema: as the other clients heard at the hold */
@@ -611,8 +602,6 @@ static void on_join_connected(evutil_socket_t fd, short what, void *arg)
 static void on_start(evutil_socket_t fd, short what, void *arg)
 {
 	struct ownsess *s = arg;
-	(void)fd;
-	(void)what;
 
 	(void)conndrv_connect(&s->q.drv, s->conninfo, OWNSESS_APP_NAME);
 }
