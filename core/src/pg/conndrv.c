@@ -598,15 +598,14 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 void conndrv_init(struct conndrv *d, struct event_base *base, const struct conndrv_ops *ops,
                   void *arg, const char *label, unsigned limit, int64_t window_ms, int64_t check_ms)
 {
-	memset(d, 0, sizeof(*d));
-	d->base = base;
-	d->ops = ops;
-	d->arg = arg;
-	d->priority = -1;
-	d->sock.fd = -1;
-	d->check_ms = check_ms;
-	d->retry.min_ms = CONNDRV_RETRY_MIN_MS;
-	d->retry.max_ms = CONNDRV_RETRY_MAX_MS;
+	*d = (struct conndrv){
+	    .base = base,
+	    .ops = ops,
+	    .arg = arg,
+	    .priority = -1,
+	    .sock.fd = -1,
+	    .check_ms = check_ms,
+	    .retry = {.min_ms = CONNDRV_RETRY_MIN_MS, .max_ms = CONNDRV_RETRY_MAX_MS}};
 	pgconn_notices_init(&d->notices, label, limit, window_ms);
 	evtimer_assign(&d->timer_ev, base, on_timer, d);
 	evtimer_assign(&d->retry.ev, base, on_retry, d);
