@@ -11,19 +11,14 @@
 #include "plugin.h"
 #include "sqljobs.h"
 
-static void usage(FILE *out)
-{
-	fprintf(
-	    out,
-	    "Usage: pgcrond graph [-c FILE]\n\n"
-	    "Print the job graph in Graphviz DOT: one node per job with its schedule and the\n"
-	    "status of its last run (read from the history database when it is reachable), one\n"
-	    "edge per dependency (`after`, or dashed where a plugin reads another's view).\n\n"
-	    "  -c, --config FILE  the configuration (default %s)\n"
-	    "  -h, --help         this help\n\n"
-	    "Example: pgcrond graph | dot -Tsvg > jobs.svg\n",
-	    PGCROND_DEFAULT_CONF);
-}
+static const char usage[] =
+    "Usage: pgcrond graph [-c FILE]\n\n"
+    "Print the job graph in Graphviz DOT: one node per job with its schedule and the\n"
+    "status of its last run (read from the history database when it is reachable), one\n"
+    "edge per dependency (`after`, or dashed where a plugin reads another's view).\n\n"
+    "  -c, --config FILE  the configuration (default " PGCROND_DEFAULT_CONF ")\n"
+    "  -h, --help         this help\n\n"
+    "Example: pgcrond graph | dot -Tsvg > jobs.svg\n";
 
 /* Last status per job from the history table on C; an error only costs the colours. */
 static void last_statuses(PGconn *c, const struct pgc_config *cfg, char **status)

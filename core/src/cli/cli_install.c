@@ -17,21 +17,17 @@
 #include "plugin.h"
 #include "text.h"
 
-static void usage(FILE *out)
-{
-	fprintf(out,
-	        "Usage: pgcrond install [-c FILE]\n\n"
-	        "Create or upgrade the pgcrond schema (run history, job registry, status view) in\n"
-	        "the history database, record the configured jobs in pgcrond.job, and create the\n"
-	        "objects of every configured plugin in its jobs' databases. Safe to run again: it\n"
-	        "changes only what differs. Jobs no longer configured stay in pgcrond.job,\n"
-	        "disabled, so their history keeps its jobid.\n\n"
-	        "Options:\n"
-	        "  -c, --config FILE  the main configuration file (default %s)\n"
-	        "  -h, --help         show this help\n\n"
-	        "The schema SQL is read from $PGCROND_SQL_DIR, default %s.\n",
-	        PGCROND_DEFAULT_CONF, PGCROND_DEFAULT_SQL_DIR);
-}
+static const char usage[] =
+    "Usage: pgcrond install [-c FILE]\n\n"
+    "Create or upgrade the pgcrond schema (run history, job registry, status view) in\n"
+    "the history database, record the configured jobs in pgcrond.job, and create the\n"
+    "objects of every configured plugin in its jobs' databases. Safe to run again: it\n"
+    "changes only what differs. Jobs no longer configured stay in pgcrond.job,\n"
+    "disabled, so their history keeps its jobid.\n\n"
+    "Options:\n"
+    "  -c, --config FILE  the main configuration file (default " PGCROND_DEFAULT_CONF ")\n"
+    "  -h, --help         show this help\n\n"
+    "The schema SQL is read from $PGCROND_SQL_DIR, default " PGCROND_DEFAULT_SQL_DIR ".\n";
 
 /* The relations a job's plugin maintains, comma-separated, or NULL. */
 static char *relations_of(const struct plugin *p, const struct conf_job *job)
