@@ -10,6 +10,7 @@
 #include "pgconn.h"
 #include "plugin.h"
 #include "sqljobs.h"
+#include "text.h"
 
 static const char usage[] =
     "Usage: pgcrond graph [-c FILE]\n\n"
@@ -96,12 +97,8 @@ int cli_graph(int argc, char **argv)
 	if (hist)
 		last_statuses(hist, cfg, status);
 	dag_write_dot(&g.dag, stdout, (const char *const *)labels, (const char *const *)status);
-	for (size_t i = 0; i < cfg->n_jobs; i++) {
-		free(labels[i]);
-		free(status[i]);
-	}
-	free(labels);
-	free(status);
+	text_free_list(labels, cfg->n_jobs);
+	text_free_list(status, cfg->n_jobs);
 	jobgraph_free(&g);
 	ret = EX_OK;
 out:

@@ -670,11 +670,9 @@ out:
 	}
 	for (size_t i = 0; jobs && i < n_jobs; i++)
 		free((char *)jobs[i].text);
-	for (size_t i = 0; origins && i < n; i++)
-		free(origins[i]);
+	text_free_list(origins, n);
 	free(dbs);
 	free(jobs);
-	free(origins);
 	return rc;
 }
 
