@@ -33,25 +33,19 @@ static const char usage[] =
 static char *relations_of(const struct plugin *p, const struct conf_job *job)
 {
 	struct pgc_relation_decl *rels = NULL;
-	size_t n = 0, cap = 1, o = 0;
+	size_t n = 0, len;
 	char err[256];
 	char *s = NULL;
+	FILE *f = p && plugin_job_relations(p, job, &rels, &n, err, sizeof(err)) == 0 && n > 0
+	              ? open_memstream(&s, &len)
+	              : NULL;
 
-	if (!p || plugin_job_relations(p, job, &rels, &n, err, sizeof(err)) != 0 || n == 0)
-		goto out;
-	for (size_t i = 0; i < n; i++)
-		cap += strlen(rels[i].name) + 2;
-	s = malloc(cap);
-	if (!s)
-		goto out;
-	s[0] = '\0';
-	for (size_t i = 0; i < n; i++) {
-		int w = snprintf(s + o, cap - o, "%s%s", o ? ", " : "", rels[i].name);
-		if (w < 0 || (size_t)w >= cap - o)
-			break; /* cannot happen: cap counts every name and separator */
-		o += (size_t)w;
+	for (size_t i = 0; f && i < n; i++)
+		fprintf(f, "%s%s", i ? ", " : "", rels[i].name);
+	if (f && fclose(f) != 0) {
+		free(s);
+		s = NULL;
 	}
-out:
 	plugin_relations_free(&rels);
 	return s;
 }
