@@ -22,6 +22,11 @@
  *   FIRE_SPREAD=30s: instead, the N jobs on "* * * * *", FIRE_WINDOWS minutes without a spread
  *   and as many with this one: the server's peak of new runs in one second, each way)
  *
+ * The server's CPU per run (bench/cpu.h), in each busy window and for each floor: the runs'
+ * backends, pgcrond's own session (the history), the rest of the server, and with
+ * pg_stat_statements preloaded (PGSANDBOX_CONF="shared_preload_libraries = pg_stat_statements")
+ * the statements' time by what they are (reset, the job's, history, other).
+ *
  * The floor (bench/floor.h): after pgcrond's windows, with the daemon stopped, a minimal libpq
  * client on FIRE_POOL connections runs the same N INSERTs at every whole second, measured in
  * the same windows the same way; printed with the ratios pgcrond / floor of the medians. The
@@ -43,9 +48,11 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "cpu.h"
 #include "floor.h"
 
 #define DB "bench_fire"
+#define JOB_LIKE "INSERT INTO ticks%" /* the jobs' statement, for bench_cpu_take */
 
 static char db_ci[1200];
 
@@ -65,25 +72,7 @@ static int fire_pool(void)
 	return n >= 1 && n <= 1000 ? n : 8;
 }
 
-/* utime + stime in clock ticks, and VmRSS in kB, from /proc. */
-static long long cpu_ticks(pid_t pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')');
-	unsigned long long ut = 0, st = 0;
-	if (p &&
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
-		return (long long)(ut + st);
-	return 0;
-}
-
+/* VmRSS in kB, from /proc. */
 static long rss_kb(pid_t pid)
 {
 	char path[64], line[256];
@@ -239,8 +228,9 @@ struct window {
 	char t0[64], t1[64];
 	double seconds, cpu_pct;
 	double runs_s, p50, p99, max;
-	double lag_ms;                    /* the history's lag at the window's end */
-	double hist_rows_s, hist_cpu_pct; /* history rows written, its backends' CPU */
+	double lag_ms;      /* the history's lag at the window's end */
+	double hist_rows_s; /* history rows written */
+	double cpu[8];      /* the server's CPU per run (bench_cpu_per_run) */
 };
 
 static void server_now(PGconn *c, char *out, size_t len)
@@ -260,20 +250,6 @@ static long long count_of(PGconn *c, const char *sql)
 	long long n = atoll(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return n;
-}
-
-/* The CPU ticks of the daemons' own sessions' backends (the history writers' and the
- * claims': application_name "pgcrond", the sessions the instance rows record), read from
- * /proc: the server runs on this machine. */
-static long long history_backend_ticks(PGconn *c)
-{
-	PGresult *r = PQexec(c, "SELECT pid FROM pg_stat_activity"
-	                        " WHERE pid IN (SELECT backend_pid FROM pgcrond.instance)");
-	long long t = 0;
-	for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++)
-		t += cpu_ticks((pid_t)atoi(PQgetvalue(r, i, 0)));
-	PQclear(r);
-	return t;
 }
 
 /* The lateness (p50, p99, max in ms) and the runs a second of the ticks inserted between T0 and
@@ -317,6 +293,9 @@ static struct figures busy(PGconn *c, const char *dir, int n, double seconds, in
 {
 	char conf[600], log[8][600], buf[8][96], idir[8][512], name[24];
 	struct window w[64];
+	struct bench_cpu *scpu = malloc(2 * sizeof(*scpu));
+	if (!scpu)
+		bench_die("malloc", "out of memory");
 	double v[8][64];
 	long hz = sysconf(_SC_CLK_TCK);
 	int k = fire_instances();
@@ -346,9 +325,10 @@ static struct figures busy(PGconn *c, const char *dir, int n, double seconds, in
 		server_now(c, w[i].t0, sizeof(w[i].t0));
 		long long cpu0 = 0, cpu1 = 0;
 		long long rows0 = count_of(c, "SELECT count(*) FROM pgcrond.job_run_details");
-		long long hcpu0 = history_backend_ticks(c);
+		long long runs0 = count_of(c, "SELECT count(*) FROM ticks");
+		bench_cpu_take(c, JOB_LIKE, &scpu[0]);
 		for (int j = 0; j < k; j++)
-			cpu0 += cpu_ticks(pid[j]);
+			cpu0 += bench_proc_ticks(pid[j], false, NULL);
 		double m0 = bench_now();
 		if (reload_files() > 0) {
 			/* a reload that re-reads every job file, mid-window */
@@ -368,12 +348,14 @@ static struct figures busy(PGconn *c, const char *dir, int n, double seconds, in
 		}
 		sleep_to_phase(500);
 		for (int j = 0; j < k; j++)
-			cpu1 += cpu_ticks(pid[j]);
+			cpu1 += bench_proc_ticks(pid[j], false, NULL);
 		w[i].seconds = bench_now() - m0;
 		server_now(c, w[i].t1, sizeof(w[i].t1));
 		w[i].cpu_pct = 100.0 * (double)(cpu1 - cpu0) / (double)hz / w[i].seconds;
-		w[i].hist_cpu_pct =
-		    100.0 * (double)(history_backend_ticks(c) - hcpu0) / (double)hz / w[i].seconds;
+		bench_cpu_take(c, JOB_LIKE, &scpu[1]);
+		bench_cpu_per_run(&scpu[0], &scpu[1],
+		                  (double)(count_of(c, "SELECT count(*) FROM ticks") - runs0),
+		                  w[i].cpu);
 		w[i].hist_rows_s =
 		    (double)(count_of(c, "SELECT count(*) FROM pgcrond.job_run_details") - rows0) /
 		    w[i].seconds;
@@ -403,7 +385,12 @@ static struct figures busy(PGconn *c, const char *dir, int n, double seconds, in
 		v[4][i] = w[i].cpu_pct;
 		v[5][i] = w[i].lag_ms;
 		v[6][i] = w[i].hist_rows_s;
-		v[7][i] = w[i].hist_cpu_pct;
+	}
+	double cpu[8], cv[64];
+	for (int k = 0; k < 8; k++) {
+		for (int i = 0; i < windows; i++)
+			cv[i] = w[i].cpu[k];
+		cpu[k] = bench_spread(cv, windows, 1, buf[7], sizeof(buf[7]));
 	}
 	struct figures fig = {
 	    .p50 = bench_spread(v[0], windows, 1, buf[0], sizeof(buf[0])),
@@ -414,7 +401,6 @@ static struct figures busy(PGconn *c, const char *dir, int n, double seconds, in
 	bench_spread(v[4], windows, 1, buf[4], sizeof(buf[4]));
 	bench_spread(v[5], windows, 0, buf[5], sizeof(buf[5]));
 	bench_spread(v[6], windows, 0, buf[6], sizeof(buf[6]));
-	bench_spread(v[7], windows, 1, buf[7], sizeof(buf[7]));
 	printf("N=%-6d busy, %d instance(s), %d windows of %.0f s, median (min-max)%s%s:\n", n, k,
 	       windows, seconds, history_down() ? ", history database down (spooling)" : "",
 	       reload_files() > 0 ? ", a reload of the job files mid-window" : "");
@@ -428,7 +414,8 @@ static struct figures busy(PGconn *c, const char *dir, int n, double seconds, in
 	       n, buf[4], rss);
 	printf("  history lag ms at each window's end (now minus the newest end recorded) %s\n",
 	       buf[5]);
-	printf("  history rows written/s %s; the history backend's CPU %% %s\n", buf[6], buf[7]);
+	printf("  history rows written/s %s\n", buf[6]);
+	bench_cpu_print("pgcrond", cpu); /* (medians over the windows) */
 
 	/* Every statement executed should have its history row, complete. */
 	PGresult *r = PQexec(c, "SELECT (SELECT count(*) FROM ticks),"
@@ -471,6 +458,7 @@ static struct figures busy(PGconn *c, const char *dir, int n, double seconds, in
 		free(text);
 	}
 	fflush(stdout);
+	free(scpu);
 	return fig;
 }
 
@@ -490,12 +478,12 @@ static void idle(const char *dir, int n, int windows)
 	write_config(dir, state, n, "0 0 1 1 *", "", "bench-idle");
 	pid_t pid = bench_daemon_start(conf, log);
 	bench_sleep(5); /* past the start-up work (config, plugins, history) */
-	long long start_cpu = cpu_ticks(pid);
+	long long start_cpu = bench_proc_ticks(pid, false, NULL);
 	for (int i = 0; i < windows; i++) {
-		long long cpu0 = cpu_ticks(pid);
+		long long cpu0 = bench_proc_ticks(pid, false, NULL);
 		double m0 = bench_now();
 		bench_sleep(2);
-		long long cpu1 = cpu_ticks(pid);
+		long long cpu1 = bench_proc_ticks(pid, false, NULL);
 		v[i] = 100.0 * (double)(cpu1 - cpu0) / (double)hz / (bench_now() - m0);
 		if (i == 0)
 			first = v[i];
@@ -540,8 +528,17 @@ static void floor_phase(PGconn *c, const char *kind, int n, double seconds, int 
 	floor_open(&f, db_ci, fire_pool(), "INSERT INTO ticks VALUES (statement_timestamp())", NULL,
 	           false);
 	/* 2 s of warm-up, then the windows from half a second past a whole second, as pgcrond's */
-	double from = (double)(long long)bench_wall_now() + 3.5;
+	double from = (double)(long long)bench_wall_now() + 3.5, cpu[8];
+	struct bench_cpu *scpu = malloc(2 * sizeof(*scpu));
+	if (!scpu)
+		bench_die("malloc", "out of memory");
+	long long runs0 = count_of(c, "SELECT count(*) FROM ticks");
+	bench_cpu_take(c, JOB_LIKE, &scpu[0]);
 	floor_every_second(&f, n, from + seconds * windows);
+	bench_cpu_take(c, JOB_LIKE, &scpu[1]);
+	bench_cpu_per_run(&scpu[0], &scpu[1],
+	                  (double)(count_of(c, "SELECT count(*) FROM ticks") - runs0), cpu);
+	free(scpu);
 	floor_close(&f);
 	for (int i = 0; i < windows; i++) {
 		char t0[64], t1[64];
@@ -558,6 +555,9 @@ static void floor_phase(PGconn *c, const char *kind, int n, double seconds, int 
 	printf("  floor %-4s lateness ms  p50 %s  p99 %s  max %s; runs/s %s; runs not started in "
 	       "their second %ld\n",
 	       kind, buf[0], buf[1], buf[2], buf[3], f.skipped);
+	char who[32];
+	snprintf(who, sizeof(who), "floor %s", kind);
+	bench_cpu_print(who, cpu); /* (over its warm-up and windows) */
 	printf("  pgcrond / floor %-4s  p50 %.2fx  p99 %.2fx  runs/s %.3fx\n", kind,
 	       fl.p50 > 0 ? pg.p50 / fl.p50 : 0, fl.p99 > 0 ? pg.p99 / fl.p99 : 0,
 	       fl.runs_s > 0 ? pg.runs_s / fl.runs_s : 0);

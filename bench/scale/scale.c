@@ -17,19 +17,23 @@
  * daemon's "reload: the loop spent ..." line). Never fails on time.
  *
  * The floor (bench/floor.h), in each run after the daemon's stop, on the same server: a minimal
- * libpq client on the pool's 8 connections runs the ticks' INSERT, TICKS at every whole second,
- * for 3 s (each kind of SCALE_FLOORS); and pgbench runs the ticks' INSERT on 16 connections for
- * SCALE_PGBENCH_SECONDS. Printed beside pgcrond's quiet window: the worst lateness and the runs
- * a second, pgcrond's recorded in its history, and the ratios pgcrond / floor and pgcrond's
- * runs/s recorded / pgbench's tps (SCALE_TICKS=15000: 15,000 jobs every second, the runs/s
- * as a ratio to what the same server does for pgbench).
+ * libpq client on the pool's connections runs the ticks' INSERT, TICKS at every whole second,
+ * for 3 s (each kind of SCALE_FLOORS); and pgbench runs on as many connections for
+ * SCALE_PGBENCH_SECONDS what the pool sends for a run, in one pipelined round trip: the
+ * session reset (DISCARD ALL, SHOW statement_timeout) and the ticks' INSERT. Printed beside
+ * pgcrond's quiet window: the worst lateness and the runs a second, pgcrond's recorded in its
+ * history, and the ratios pgcrond / floor and pgcrond's runs/s recorded / pgbench's tps
+ * (SCALE_TICKS=15000: 15,000 jobs every second, the runs/s as a ratio to what the same server does
+ * for pgbench).
  *
  *   scripts/pg-sandbox run -- build/dev/bench/scale/bench_scale [N ...]   (default 10000 100000)
  *   (SCALE_RUNS=3: an even number is made odd, one run more; SCALE_RELOADS=4: reloads per run;
- * SCALE_TICKS=4 (at most 20,000); SCALE_LOG_LEVEL=notice: the daemon's log_level, debug for the
- * time a reload holds the loop; SCALE_FLOORS=bare,raw,hist ("none": none); SCALE_PGBENCH_SECONDS=5
- * (0: no pgbench); SCALE_PGBENCH=/usr/lib/postgresql/15/bin/pgbench; BENCH_PGCROND=PATH: that
- * pgcrond binary instead of this build's) */
+ * SCALE_TICKS=4 (at most 20,000); SCALE_POOL=8: the pool; SCALE_LOG_LEVEL=notice: the daemon's
+ * log_level, debug for the time a reload holds the loop; SCALE_FLOORS=bare,raw,hist ("none": none);
+ * SCALE_PGBENCH_SECONDS=5 (0: no pgbench); SCALE_PGBENCH=/usr/lib/postgresql/15/bin/pgbench;
+ * BENCH_PGCROND=PATH: that pgcrond binary instead of this build's). The bar's setup:
+ * SCALE_TICKS=15000 SCALE_POOL=16, 100,000 idle jobs and 15,000 more every second (its RSS is that
+ * of a busy daemon). */
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -48,9 +52,9 @@
 #define MAX_RUNS 15
 #define MAX_RELOADS 16
 #define MAX_FLOORS 3
-#define POOL 8
 
 static char db_ci[1200];
+static int pool = 8; /* the job database's pool (SCALE_POOL), and pgbench's connections */
 
 static int env_int(const char *name, int dflt, int lo, int hi)
 {
@@ -93,7 +97,7 @@ static void write_config(const char *dir, int n)
 	        "log_level = \"%s\";\n"
 	        "databases = { bench = { conninfo = \"%s\"; pool = %d; }; };\n"
 	        "history = { database = \"bench\"; retain = \"1d\"; };\n",
-	        dir, getenv("SCALE_LOG_LEVEL") ? getenv("SCALE_LOG_LEVEL") : "notice", db_ci, POOL);
+	        dir, getenv("SCALE_LOG_LEVEL") ? getenv("SCALE_LOG_LEVEL") : "notice", db_ci, pool);
 	fclose(f);
 	snprintf(path, sizeof(path), "%s/conf.d", dir);
 	mkdir(path, 0755);
@@ -267,7 +271,7 @@ static void floor_ticks(PGconn *c, const char *kind, int ticks, double *late, do
 	floor_kind(&f, kind);
 	if (f.history)
 		floor_history_create(c);
-	floor_open(&f, db_ci, POOL,
+	floor_open(&f, db_ci, pool,
 	           "INSERT INTO bench_scale_tick VALUES ($1, statement_timestamp())", kind, false);
 	double from = (double)(long long)bench_wall_now() + 2;
 	floor_every_second(&f, ticks, from + 3);
@@ -276,7 +280,9 @@ static void floor_ticks(PGconn *c, const char *kind, int ticks, double *late, do
 	*runs_s = (double)n / 3;
 }
 
-/* pgbench running the ticks' INSERT on 16 connections for SECONDS: its tps (-1: no pgbench). */
+/* pgbench on the pool's connections for SECONDS doing what pgcrond's pool does for a run, in
+ * one pipelined round trip: the session reset (DISCARD ALL, SHOW statement_timeout) and the
+ * ticks' INSERT. Its tps (-1: no pgbench). */
 static double pgbench_tps(const char *dir, int seconds)
 {
 	const char *bin = getenv("SCALE_PGBENCH") ? getenv("SCALE_PGBENCH")
@@ -289,11 +295,13 @@ static double pgbench_tps(const char *dir, int seconds)
 	FILE *f = fopen(script, "w");
 	if (!f)
 		bench_die("write", script);
-	fprintf(f, "INSERT INTO bench_scale_tick VALUES ('pgbench', statement_timestamp());\n");
+	fprintf(f, "\\startpipeline\nDISCARD ALL;\nSHOW statement_timeout;\n"
+	           "INSERT INTO bench_scale_tick VALUES ('pgbench', statement_timestamp());\n"
+	           "\\endpipeline\n");
 	fclose(f);
 	/* db_ci holds no quote: the sandbox's socket path, port, user and database name */
-	if (snprintf(cmd, sizeof(cmd), "%s -n -f %s -c 16 -j 2 -T %d '%s' 2>&1", bin, script,
-	             seconds, db_ci) >= (int)sizeof(cmd))
+	if (snprintf(cmd, sizeof(cmd), "%s -n -M extended -f %s -c %d -j 2 -T %d '%s' 2>&1", bin,
+	             script, pool, seconds, db_ci) >= (int)sizeof(cmd))
 		bench_die("pgbench", "command too long");
 	FILE *p = popen(cmd, "r");
 	if (!p)
@@ -324,6 +332,7 @@ int main(int argc, char **argv)
 	PGconn *c = bench_fresh_db(sandbox, DB, db_ci, sizeof(db_ci));
 	int reloads = env_int("SCALE_RELOADS", 4, 1, MAX_RELOADS);
 	int ticks = env_int("SCALE_TICKS", 4, 0, 20000);
+	pool = env_int("SCALE_POOL", 8, 1, 100);
 	int pgbench_s = env_int("SCALE_PGBENCH_SECONDS", 5, 0, 600);
 	/* SCALE_FLOORS: the floors' kinds, each run */
 	const char *floors_env = getenv("SCALE_FLOORS") ? getenv("SCALE_FLOORS") : "bare,raw,hist";
@@ -420,6 +429,7 @@ int main(int argc, char **argv)
 		report("pgcrond list", list, runs, "runs", "s", 1);
 		report("daemon exec to started", start, runs, "runs", "s", 1);
 		report("SIGHUP to reloaded", reload, n_reload, "reloads", "s", 1);
+		printf("  (RSS with %d jobs every second running: SCALE_TICKS)\n", ticks);
 		report("RSS after start", rss0, runs, "runs", "MB", 1.0 / 1024);
 		report("RSS after the reloads", rss1, runs, "runs", "MB", 1.0 / 1024);
 		if (n_in)
@@ -442,7 +452,7 @@ int main(int argc, char **argv)
 			printf(
 			    "  the floor: a minimal libpq client, %d connections, %d INSERTs every "
 			    "second, 3 s (bench/floor.h):\n",
-			    POOL, ticks);
+			    pool, ticks);
 		for (int i = 0; i < nfloor; i++) {
 			char what[64];
 			snprintf(what, sizeof(what), "floor %s fires late", kinds[i]);
@@ -456,11 +466,11 @@ int main(int argc, char **argv)
 			    rs > 0 ? pg_rec / rs : 0);
 		}
 		if (tps[0] >= 0) {
-			double t = report("pgbench tps (16 conns)", tps, runs, "runs", "/s", 1);
+			double t =
+			    report("pgbench tps (the pool's conns)", tps, runs, "runs", "/s", 1);
 			printf("  pgcrond's ticks' runs/s recorded / pgbench's tps: %.3g (pgbench: "
-			       "the "
-			       "ticks' INSERT, 16 connections, %d s)\n",
-			       t > 0 ? pg_rec / t : 0, pgbench_s);
+			       "the reset and the ticks' INSERT pipelined, %d connections, %d s)\n",
+			       t > 0 ? pg_rec / t : 0, pool, pgbench_s);
 		}
 		printf("  logs and configs: %s\n", dir);
 		fflush(stdout);

@@ -6,8 +6,12 @@
  * the unix socket, each a fresh start measured for its first minute and SIDE_MINUTES
  * minutes after it. Prints per phase the first minute's p50/p99 apart and the median of the
  * steady minutes' p50/p99, the ratios pg_cron / pgcrond, and for pgcrond where the time went
- * (the per-run stages its debug log gives, sched_warm.c). Prints; never
- * fails on time.
+ * (the per-run stages its debug log gives, sched_warm.c), and for each phase the server's CPU
+ * per run over the whole phase, its idle seconds included (bench/cpu.h: the runs' backends,
+ * pgcrond's own session, the rest of the server, where pg_cron's scheduler and its history
+ * are, and pg_cron's job connections, each of which ends with its run; with
+ * pg_stat_statements installed, the statements' time by what they are). Prints; never fails
+ * on time.
  *
  *   build/test/bench/side/bench_side            (starts and stops its own sandbox)
  *   SIDE_MINUTES=3: steady minutes per phase; SIDE_JOBS=100; SIDE_POOL=8: pgcrond's pool;
@@ -35,13 +39,19 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "cpu.h"
 #include "floor.h"
 
 #define DB "bench_side"
+#define JOB_LIKE "INSERT INTO ticks%" /* the jobs' statement, for bench_cpu_take */
 #define PG_CRON_SO "/usr/lib/postgresql/15/lib/pg_cron.so"
 
 static char sandbox[512], base_ci[1024], db_ci[1200];
 static int port;
+/* the bench's connection, and the server's CPU at a phase's start and at its end, taken while
+ * its connections are still open (cpu.h) */
+static PGconn *bc;
+static struct bench_cpu *scpu;
 
 static int env_int(const char *name, int def, int lo, int hi)
 {
@@ -92,10 +102,15 @@ static void start_sandbox(const char *dir, bool pg_cron)
 {
 	char cmd[1500], conf[512], path[600];
 	snprintf(sandbox, sizeof(sandbox), "%s/pg", dir);
-	snprintf(conf, sizeof(conf), "listen_addresses = '127.0.0.1'\nmax_connections = 200\n%s",
-	         pg_cron ? "shared_preload_libraries = pg_cron\ncron.database_name = " DB
-	                   "\ncron.host = '127.0.0.1'\n"
-	                 : "");
+	/* pg_stat_statements where installed: the statements' time per run (cpu.h) */
+	bool pgss =
+	    access("/usr/share/postgresql/15/extension/pg_stat_statements.control", R_OK) == 0;
+	snprintf(conf, sizeof(conf),
+	         "listen_addresses = '127.0.0.1'\nmax_connections = 200\n"
+	         "shared_preload_libraries = '%s%s%s'\n%s",
+	         pg_cron ? "pg_cron" : "", pg_cron && pgss ? "," : "",
+	         pgss ? "pg_stat_statements" : "",
+	         pg_cron ? "cron.database_name = " DB "\ncron.host = '127.0.0.1'\n" : "");
 	setenv("PGSANDBOX_CONF", conf, 1);
 	snprintf(cmd, sizeof(cmd), "%s/scripts/pg-sandbox start --dir %s --owner %d >/dev/null",
 	         PGCROND_SOURCE_DIR, sandbox, (int)getpid());
@@ -298,6 +313,7 @@ static void phase_pg_cron(PGconn *c, int jobs, int minutes)
 	         jobs);
 	bench_exec(c, sql);
 	sleep_minutes(minutes + 1);
+	bench_cpu_take(bc, JOB_LIKE, &scpu[1]);
 	bench_exec(c, "SELECT count(cron.unschedule(jobid)) FROM cron.job");
 }
 
@@ -340,6 +356,7 @@ static void phase_pgcrond(const char *dir, const char *who, const char *host, in
 	fflush(stdout);
 	pid_t pid = bench_daemon_start(conf, log);
 	sleep_minutes(minutes + 1);
+	bench_cpu_take(bc, JOB_LIKE, &scpu[1]);
 	bench_daemon_stop(pid);
 }
 
@@ -382,6 +399,7 @@ static void phase_raw(const char *who, int jobs, int minutes, int pool)
 			;
 		floor_burst(&f, jobs, 0);
 	}
+	bench_cpu_take(bc, JOB_LIKE, &scpu[1]);
 	floor_close(&f);
 	bench_sleep(1);
 }
@@ -425,10 +443,20 @@ int main(void)
 	char logs[2][800] = {"", ""};
 	char unix_dir[600];
 	snprintf(unix_dir, sizeof(unix_dir), "%s/sock", sandbox);
-	/* in the order SIDE_PHASES names them */
+	/* in the order SIDE_PHASES names them, the server's CPU measured over each */
+	struct phase_result res[5] = {0};
+	const char *who[5] = {"cron", "tcp", "unix", "raw", "bare"};
+	double cpu[5][8];
+	bc = c;
+	if (!(scpu = malloc(2 * sizeof(*scpu))))
+		bench_die("malloc", "out of memory");
 	const char *p = phases;
 	while (*p) {
 		size_t len = strcspn(p, ",");
+		int k = 0;
+		while (k < 5 && (strlen(who[k]) != len || strncmp(p, who[k], len) != 0))
+			k++;
+		bench_cpu_take(c, JOB_LIKE, &scpu[0]);
 		if (len == 4 && strncmp(p, "cron", 4) == 0 && want_cron)
 			phase_pg_cron(c, jobs, minutes);
 		else if (len == 3 && strncmp(p, "tcp", 3) == 0)
@@ -441,19 +469,27 @@ int main(void)
 			phase_raw("raw", jobs, minutes, pool);
 		else if (len == 4 && strncmp(p, "bare", 4) == 0)
 			phase_raw("bare", jobs, minutes, pool);
+		if (k < 5) {
+			const char *param[] = {who[k]};
+			PGresult *r =
+			    bench_query(c, "SELECT count(*) FROM ticks WHERE who = $1", 1, param);
+			bench_cpu_per_run(&scpu[0], &scpu[1], atof(PQgetvalue(r, 0, 0)), cpu[k]);
+			PQclear(r);
+		}
 		p += len;
 		if (*p == ',')
 			p++;
 	}
 
-	struct phase_result res[5] = {0};
-	const char *who[5] = {"cron", "tcp", "unix", "raw", "bare"};
+	free(scpu);
 	bench_print_load("at the end");
 	printf("lateness past the minute (the statement's clock_timestamp()):\n");
 	for (int i = 0; i < 5; i++) {
 		lateness(c, who[i], &res[i]);
-		if (res[i].ran)
+		if (res[i].ran) {
 			print_result(&res[i]);
+			bench_cpu_print(who[i], cpu[i]);
+		}
 		if ((i == 1 || i == 2) && logs[i - 1][0])
 			print_stages(logs[i - 1]);
 	}

@@ -30,39 +30,17 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "cpu.h"
 
 #define DB "bench_scoring"
 #define MAX_PIDS 64
 
 static char db_ci[1200], sandbox_dir[512];
 
-/* utime + stime (+ cutime + cstime with CHILDREN) in clock ticks, and the parent pid. */
-static long long proc_ticks(long pid, bool children, long *ppid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')');
-	long pp = 0;
-	unsigned long long ut = 0, st = 0;
-	long long cut = 0, cst = 0;
-	if (!p || sscanf(p + 2, "%*c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %lld %lld",
-	                 &pp, &ut, &st, &cut, &cst) != 5)
-		return -1;
-	if (ppid)
-		*ppid = pp;
-	return (long long)(ut + st) + (children ? cut + cst : 0);
-}
-
 /* The server's CPU so far: the postmaster with its reaped children, plus its live ones. */
 static long long server_ticks(long postmaster)
 {
-	long long total = proc_ticks(postmaster, true, NULL);
+	long long total = bench_proc_ticks(postmaster, true, NULL);
 	DIR *d = opendir("/proc");
 	struct dirent *e;
 	while (d && (e = readdir(d))) {
@@ -70,7 +48,7 @@ static long long server_ticks(long postmaster)
 		long pid = strtol(e->d_name, &end, 10), ppid = 0;
 		if (*end || pid <= 0)
 			continue;
-		long long t = proc_ticks(pid, false, &ppid);
+		long long t = bench_proc_ticks(pid, false, &ppid);
 		if (t >= 0 && ppid == postmaster)
 			total += t;
 	}
@@ -96,7 +74,7 @@ static void backends_sample(PGconn *c, struct backends *b)
 		bench_die("pg_stat_activity", PQresultErrorMessage(r));
 	for (int i = 0; i < PQntuples(r); i++) {
 		long pid = atol(PQgetvalue(r, i, 0));
-		long long t = proc_ticks(pid, false, NULL);
+		long long t = bench_proc_ticks(pid, false, NULL);
 		if (t < 0)
 			continue;
 		int k = 0;

@@ -614,8 +614,15 @@ START_TEST(every_kind_every_way_every_command)
 {
 	struct itest_env e;
 	itest_env_init(&e, "crossings", DB);
+	/* the listener serves TLS, so that its keys are in every command's configuration */
+	itest_make_certs(e.dir);
+	char *key = itest_env_path(&e, "self.key");
+	itest_chown_user(key);
+	ck_assert_int_eq(chmod(key, 0600), 0);
+	free(key);
 	itest_env_main(&e,
-	               "http = { listen = \"127.0.0.1:0\"; };\n"
+	               "http = { listen = \"127.0.0.1:0\"; tls_cert_file = \"self.pem\";"
+	               " tls_key_file = \"self.key\"; };\n"
 	               "calendars = { " CALENDAR " = { ics = \"%s/" CALENDAR ".ics\"; }; };\n",
 	               e.dir);
 	write_calendar(e.dir);
@@ -852,6 +859,16 @@ START_TEST(every_kind_every_way_every_command)
 		         request);
 		ck_assert_msg(itest_wait_sql(e.db, sql, 10), "%s: drop_waiting's outcome: %s",
 		              c->name, sql);
+		/* the status page's view of it (pgcrond.page_state, pgcrond.page_jobid), as a
+		 * superuser logged in to the page sees it: its jobid, every action */
+		snprintf(
+		    sql, sizeof(sql),
+		    "SELECT (j->>'jobid')::bigint = pgcrond.page_jobid('%1$s') AND j->'actions'"
+		    " ?& array['pause', 'edit', 'trigger', 'drop', 'unschedule'] FROM"
+		    " jsonb_array_elements(pgcrond.page_state()->'jobs') j"
+		    " WHERE j->>'name' = '%1$s'",
+		    c->name);
+		itest_assert_scalar(e.db, sql, "t");
 	}
 	/* each kind downstream of another: the upstream's runs above set them off; with
 	 * history = "failures", their successes are counted, not written */

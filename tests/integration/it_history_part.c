@@ -190,27 +190,27 @@ START_TEST(install_migrates_a_version_2_history_with_its_rows)
 	                    "SELECT has_table_privilege('it_part_reader',"
 	                    " 'pgcrond.job_run_details', 'SELECT')",
 	                    "t");
-	/* the indexes each row pays for, each one a query's (step 25): no partial index of
-	 * successes, and only failures in the failures' one */
+	/* the indexes each row pays for, each one a query's (steps 25, 34): no partial index of
+	 * successes, only failures in the failures' one, and the writer's key led by the start
+	 * (it serves the queries by start_time) */
 	itest_assert_scalar(c,
 	                    "SELECT string_agg(c.relname || ': ' || regexp_replace("
 	                    "pg_get_indexdef(i.indexrelid), '.* USING btree ', ''), '; '"
 	                    " ORDER BY c.relname) FROM pg_index i JOIN pg_class c"
 	                    " ON c.oid = i.indexrelid"
 	                    " WHERE i.indrelid = 'pgcrond.job_run_details'::regclass",
-	                    "job_run_details_client_key: (instance, run_key, start_time); "
+	                    "job_run_details_client_key: (start_time, instance, run_key); "
 	                    "job_run_details_failed_idx: (start_time DESC) WHERE (status = ANY "
 	                    "(ARRAY['failed'::text, 'upstream_failed'::text])); "
 	                    "job_run_details_job_start_idx: (job_name, start_time DESC); "
 	                    "job_run_details_open_idx: (instance) WHERE (status = ANY "
 	                    "(ARRAY['starting'::text, 'running'::text])); "
-	                    "job_run_details_pkey: (runid, start_time); "
-	                    "job_run_details_start_idx: (start_time)");
+	                    "job_run_details_pkey: (runid, start_time)");
 	/* the writer's key holds the partition key */
 	itest_assert_scalar(c,
 	                    "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
 	                    " WHERE conname = 'job_run_details_client_key'",
-	                    "UNIQUE (instance, run_key, start_time)");
+	                    "UNIQUE (start_time, instance, run_key)");
 	ck_assert_int_eq(itest_scalar_ll(c, "SELECT count(*) FROM pg_class WHERE relname ="
 	                                    " 'job_run_details_v1'"),
 	                 0);

@@ -342,9 +342,14 @@ START_TEST(status_and_page_remember_after_restart)
 	int code;
 	char *html = get(port, "/", &code);
 	ck_assert_int_eq(code, 200);
-	char *page = itest_env_path(&e, "page.html");
+	char *page = itest_env_path(&e, "page.html"), *js = itest_env_path(&e, "page.js");
 	itest_write_file(page, "%s", html);
 	free(html);
+	html = get(port, "/page.js", &code); /* its script, beside it */
+	ck_assert_int_eq(code, 200);
+	itest_write_file(js, "%s", html);
+	free(html);
+	free(js);
 	char url[1200];
 	snprintf(url, sizeof(url), "file://%s", page);
 	char *dom = itest_chromium(e.dir, "--dump-dom", url);

@@ -743,20 +743,24 @@ char *itest_env_metrics(struct itest_env *e)
 
 char *itest_env_http(struct itest_env *e, const char *path, int *code)
 {
-	static const char needle[] = "http: listening on http://";
+	/* a listener with tls_cert_file serves https, with the tests' self-signed certificate */
+	static const char needle[] = "http: listening on http";
 	ck_assert_msg(itest_wait_log(e->log, needle, 10), "no listener:\n%s", itest_tail(e->log));
 	char *text = itest_read_file(e->log);
 	char *p = strstr(text, needle) + sizeof(needle) - 1;
+	bool tls = *p == 's';
+	p += tls + sizeof("://") - 1;
 	int port = atoi(strchr(p, ':') + 1);
 	free(text);
-	char cmd[512];
+	char cmd[640];
 	snprintf(cmd, sizeof(cmd),
-	         "python3 -c 'import urllib.request, urllib.error\n"
-	         "try: a = urllib.request.urlopen(\"http://127.0.0.1:%d%s\")\n"
+	         "python3 -c 'import ssl, urllib.request, urllib.error\n"
+	         "try: a = urllib.request.urlopen(\"http%s://127.0.0.1:%d%s\","
+	         " context=ssl._create_unverified_context())\n"
 	         "except urllib.error.HTTPError as x: a = x\n"
 	         "print(a.status)\n"
 	         "print(a.read().decode())'",
-	         port, path);
+	         tls ? "s" : "", port, path);
 	FILE *f = popen(cmd, "r");
 	ck_assert_ptr_nonnull(f);
 	size_t cap = 1 << 20, n = 0;

@@ -96,6 +96,9 @@ static const struct {
      "600 FILE; chown it to the user pgcrond runs as)"},
     {"http = {\n  listen = \"10.0.0.5:9187\";\n  allow_remote = \"yes\";\n};\n",
      "pgcrond.conf:5: allow_remote must be true or false, without quotes"},
+    {"http = {\n  listen = \"127.0.0.1:9187\";\n  tls_cert_file = \"http.pem\";\n};\n",
+     "pgcrond.conf:3: http: TLS needs both tls_cert_file (the certificate chain, PEM) and "
+     "tls_key_file (its private key, PEM)"},
 };
 
 START_TEST(test_bad_http)
@@ -167,6 +170,30 @@ START_TEST(test_token_read_and_never_shown)
 }
 END_TEST
 
+/* The TLS files: relative to the main file, readable, the key trusted like the token. */
+START_TEST(test_tls_files)
+{
+	unlink("http.key");
+	write_file("http.pem", "a certificate\n", 0644);
+	write_main("http = {\n  listen = \"127.0.0.1:9187\";\n  tls_cert_file = \"http.pem\";\n"
+	           "  tls_key_file = \"http.key\";\n};\n");
+	ck_assert_str_eq(one_problem(), "pgcrond.conf:3: http tls_key_file \"http.key\" cannot be "
+	                                "read: No such file or directory");
+	write_file("http.key", "a key\n", 0666);
+	ck_assert_str_eq(one_problem(),
+	                 "pgcrond.conf:3: refusing tls_key_file: http.key is writable by others "
+	                 "(mode 0666); run chmod go-w http.key");
+	write_file("http.key", "a key\n", 0600);
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+	ck_assert_int_eq(config_load("pgcrond.conf", &cfg, &dl), 0);
+	ck_assert_str_eq(cfg->http.tls_cert_file, "http.pem");
+	config_free(&cfg);
+	unlink("http.key");
+	unlink("http.pem");
+}
+END_TEST
+
 START_TEST(test_loopback_default_off)
 {
 	struct diag_list dl = {0};
@@ -209,6 +236,7 @@ int main(void)
 	tcase_add_loop_test(tc, test_bad_http, 0, (int)(sizeof(bad) / sizeof(bad[0])));
 	tcase_add_test(tc, test_token_file_problems);
 	tcase_add_test(tc, test_token_read_and_never_shown);
+	tcase_add_test(tc, test_tls_files);
 	tcase_add_test(tc, test_loopback_default_off);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

@@ -46,15 +46,19 @@ bool log_level_parse(const char *name, enum log_level *out)
 
 void log_msg(enum log_level level, const char *context, const char *fmt, ...)
 {
-	char msg[2048];
 	va_list ap;
+	va_start(ap, fmt);
+	log_vmsg(level, context, fmt, ap);
+	va_end(ap);
+}
 
+void log_vmsg(enum log_level level, const char *context, const char *fmt, va_list ap)
+{
+	char msg[2048];
 	if (level > log_min_level)
 		return;
-	va_start(ap, fmt);
 	/* a truncated log line is still a log line, cut on a whole character */
 	text_vformat(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	/* One event, one line: fold newlines coming from PostgreSQL error messages; and no
 	 * control character (a job's RAISE EXCEPTION E'\x1b]52;...') reaches the terminal or
 	 * journal reading the log raw (text.h). */

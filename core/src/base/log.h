@@ -1,6 +1,7 @@
 #ifndef PGCROND_LOG_H
 #define PGCROND_LOG_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -26,6 +27,8 @@ bool log_level_parse(const char *name, enum log_level *out);
 
 void log_msg(enum log_level level, const char *context, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+void log_vmsg(enum log_level level, const char *context, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* With a job (or plugin) name: "job refresh-x: <message>". The level is tested here, as
  * pgbouncer's log_debug() does: a line below log_min_level costs no call, and no argument. */

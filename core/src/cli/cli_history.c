@@ -286,7 +286,7 @@ int cli_history(int argc, char **argv)
 	const char *tzp[] = {tz};
 	PQclear(PQexecParams(conn, "SELECT pg_catalog.set_config('TimeZone', $1, false)", 1, NULL,
 	                     tzp, NULL, NULL, 0));
-	/* The failure filter repeats the partial index's predicate so the planner uses it. */
+	/* Filter and order as the indexes have them (start_time is never NULL: no NULLS LAST). */
 	PGresult *r = PQexecParams(
 	    conn,
 	    "SELECT runid, job_name, status, trigger, attempt, instance,"
@@ -303,7 +303,7 @@ int cli_history(int argc, char **argv)
 	    "    OR start_time OPERATOR(pg_catalog.>=) $6::pg_catalog.timestamptz)"
 	    "   AND (NOT $2::pg_catalog.bool OR (status OPERATOR(pg_catalog.<>) 'succeeded'"
 	    "    AND status OPERATOR(pg_catalog.=) ANY (ARRAY['failed', 'upstream_failed'])))"
-	    " ORDER BY start_time DESC NULLS LAST, runid DESC"
+	    " ORDER BY start_time DESC, runid DESC"
 	    " LIMIT $3::pg_catalog.int4",
 	    6, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {

@@ -3,10 +3,10 @@
  * permissions decide who may ask; --wait then waits for the run's outcome. Without a local
  * daemon, the request is a row that pgcrond.trigger() writes in the history database (who
  * asked is recorded there), and a NOTIFY with its id wakes the daemon, which claims the row
- * and runs the job. PostgreSQL decides who may ask: the daemon's role, which owns the
- * function, and the members of pgcrond_operator. It works from any host that reaches that
- * database; the command waits for the daemon's announcement of the outcome, so it never
- * claims a success nobody answered. */
+ * and runs the job. PostgreSQL decides who may ask: any role for its own jobs made in SQL,
+ * the daemon's role and the members of pgcrond_operator for any. It works from any host that
+ * reaches that database; the command waits for the daemon's announcement of the outcome, so it
+ * never claims a success nobody answered. */
 #include <errno.h>
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -35,9 +35,10 @@ static const char usage[] =
     "job). On the daemon's host the request goes over its control socket,\n"
     "<state_dir>/" CTL_SOCKET_NAME ", open to the daemon's user and group.\n"
     "Elsewhere it goes through pgcrond.trigger(JOB) in the history database, which\n"
-    "records who asked and which only the daemon's role and members of\n"
-    "pgcrond_operator may execute (GRANT pgcrond_operator TO alice;); the command\n"
-    "then waits up to --timeout (default 10s) for a daemon to take the request.\n"
+    "records who asked: a role may run its own jobs made in SQL, the daemon's\n"
+    "role and members of pgcrond_operator any (GRANT pgcrond_operator TO alice;);\n"
+    "the command then waits up to --timeout (default 10s) for a daemon to take the\n"
+    "request.\n"
     "The run shows in 'pgcrond history' with trigger \"manual\".\n\n"
     "Exit status: 0 the run started (with --wait: it succeeded); 1 it failed,\n"
     "was skipped or refused (the message is printed); 64 an unknown job, or a\n"
@@ -304,11 +305,9 @@ int cli_trigger(int argc, char **argv)
 		pgconn_result_error(r, why, sizeof(why));
 		if (state && strcmp(state, "42501") == 0) {
 			fprintf(stderr,
-			        "pgcrond trigger: %s\nrole \"%s\" may not ask for manual "
-			        "runs; a "
-			        "superuser or the owner of the pgcrond schema can allow "
-			        "it: GRANT "
-			        "pgcrond_operator TO \"%s\";\n",
+			        "pgcrond trigger: %s\nrole \"%s\" may run only its own jobs "
+			        "made in SQL; a superuser or the owner of the pgcrond schema "
+			        "can allow it every job: GRANT pgcrond_operator TO \"%s\";\n",
 			        why, PQuser(conn), PQuser(conn));
 			rc = EX_NOPERM;
 		} else if (state && (strcmp(state, "42883") == 0 || strcmp(state, "3F000") == 0)) {

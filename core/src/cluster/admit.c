@@ -157,8 +157,7 @@ bool admit(struct admit *a, const struct admit_fire *f, enum admit_hold *h, clus
 	                     key, sizeof(key), &window) <= 0)
 		return false;
 	if (cluster_claim(a->c, f->job, key, window, fn, arg) < 0) {
-		log_job(LOG_LVL_ERROR, f->job,
-		        "out of memory claiming the fire; running unclaimed");
+		log_error("%s: out of memory claiming the fire; running unclaimed", f->job);
 		return false;
 	}
 	*h = ADMIT_NONE;
@@ -220,7 +219,7 @@ static void early_answered(void *arg, enum cluster_verdict v, const char *why)
 	                                 : -1
 	                           : 0;
 	if (rc < 0)
-		log_job(LOG_LVL_ERROR, e->job,
+		log_msg(LOG_LVL_ERROR, e->job,
 		        "out of memory claiming the fire; running unclaimed");
 	early_free(a, e);
 	if (rc < 0)
@@ -337,20 +336,25 @@ static void sweep(struct admit *a, const struct admit_fire *ran, bool drop)
 	}
 }
 
-static void arm(struct admit *a, int64_t delay_us)
+/* The timer, in DELAY_US (negative: now); with KEEP, not if it is armed already. */
+static void arm(struct admit *a, int64_t delay_us, bool keep)
 {
-	if (clock_arm(a->clock, &a->uncl_ev, delay_us) < 0) /* negative: now */
+	if (keep && clock_armed(&a->uncl_ev))
+		return;
+	if (clock_arm(a->clock, &a->uncl_ev, delay_us) < 0)
 		log_error("cluster: cannot arm the timer of the fires not claimed here");
 }
 
-/* F into the list, checked from DUE_US on; SKIP: a local skip. False if it cannot wait (its
- * row is written now). */
-static bool park(struct admit *a, const struct admit_fire *f, const char *why, bool skip,
-                 int64_t due_us)
+/* F into the list, checked at once if SKIP (a local skip), else once other instances would
+ * have claimed it. False if it cannot wait (its row is written now). */
+static bool park(struct admit *a, const struct admit_fire *f, const char *why, bool skip)
 {
-	int64_t window = 0;
+	int64_t window = 0, now = now_us(a);
+	/* no other instance live at the last heartbeat (or no claims at all: no schema for
+	 * them, a standby): nobody else claims it, and a lone instance sends no statement */
 	if ((f->trigger != TRIGGER_SCHEDULE && f->trigger != TRIGGER_CATCHUP) || f->attempt > 1 ||
-	    !f->scheduled_us || !a->c || a->stopping || a->n_uncl >= UNCLAIMED_MAX)
+	    !f->scheduled_us || !a->c || a->stopping || a->n_uncl >= UNCLAIMED_MAX ||
+	    !cluster_served_elsewhere(a->c))
 		return false;
 	struct unclaimed *u = calloc(1, sizeof(*u));
 	if (!u)
@@ -364,7 +368,7 @@ static bool park(struct admit *a, const struct admit_fire *f, const char *why, b
 		return false;
 	}
 	u->scheduled_us = f->scheduled_us;
-	u->due_us = due_us;
+	u->due_us = skip ? now : f->scheduled_us + UNCLAIMED_SETTLE_US;
 	u->skip = skip;
 	u->trigger = f->trigger;
 	if (a->uncl_tail)
@@ -373,17 +377,16 @@ static bool park(struct admit *a, const struct admit_fire *f, const char *why, b
 		a->uncl_head = u;
 	a->uncl_tail = u;
 	a->n_uncl++;
-	if (!a->uncl_asking && (!clock_armed(&a->uncl_ev) || skip))
-		arm(a, u->due_us - now_us(a));
+	if (!a->uncl_asking)
+		arm(a, u->due_us - now, !skip);
 	return true;
 }
 
 bool admit_park(struct admit *a, const struct admit_fire *f, const char *why)
 {
-	if (!a || !a->c || !cluster_served_elsewhere(a->c) ||
-	    !park(a, f, why, false, f->scheduled_us + UNCLAIMED_SETTLE_US))
+	if (!a || !park(a, f, why, false))
 		return false;
-	log_job(LOG_LVL_DEBUG, f->job,
+	log_msg(LOG_LVL_DEBUG, f->job,
 	        "%s fire not claimed here (%s); left to the other instances, checked once this "
 	        "instance can claim",
 	        run_trigger_names[f->trigger], why);
@@ -392,9 +395,7 @@ bool admit_park(struct admit *a, const struct admit_fire *f, const char *why)
 
 bool admit_skip(struct admit *a, const struct admit_fire *f, const char *why)
 {
-	/* no other instance live at the last heartbeat (or no claims at all: no schema for
-	 * them, a standby): nobody else claims it, and a lone instance sends no statement */
-	return a && a->c && cluster_served_elsewhere(a->c) && park(a, f, why, true, now_us(a));
+	return a && park(a, f, why, true);
 }
 
 void admit_ran(struct admit *a, const struct admit_fire *f)
@@ -417,7 +418,7 @@ static void asked(void *arg, const PGresult *res, const char *err, const char *s
 			    "claimed here: %s",
 			    err && *err ? err : "no answer");
 		sweep(a, NULL, false);
-		arm(a, UNCLAIMED_RETRY_US);
+		arm(a, UNCLAIMED_RETRY_US, false);
 		return;
 	}
 	log_complaint_reset(&a->uncl_complaint);
@@ -439,7 +440,7 @@ static void asked(void *arg, const PGresult *res, const char *err, const char *s
 		}
 		if (!u->unseen || u->ran) {
 			if (u->skip && !u->ran)
-				log_job(LOG_LVL_DEBUG, u->job,
+				log_msg(LOG_LVL_DEBUG, u->job,
 				        "the skip of a %s fire is not recorded here: another "
 				        "instance claimed the fire",
 				        run_trigger_names[u->trigger]);
@@ -466,9 +467,9 @@ static void asked(void *arg, const PGresult *res, const char *err, const char *s
 	/* a local skip is asked at once; the rest together, not one statement (and line) per
 	 * second */
 	if (soon)
-		arm(a, 0);
+		arm(a, 0, false);
 	else if (a->uncl_head)
-		arm(a, UNCLAIMED_RETRY_US);
+		arm(a, UNCLAIMED_RETRY_US, false);
 }
 
 static void unclaimed_cb(void *arg)
@@ -490,12 +491,12 @@ static void unclaimed_cb(void *arg)
 		n++;
 	}
 	if (n == 0) {
-		arm(a, next - now);
+		arm(a, next - now, false);
 		return;
 	}
 	int rc = a->c ? cluster_settle_refused(a->c, n, jobs, keys, asked, a) : -1;
 	if (rc < 0) {
-		arm(a, UNCLAIMED_RETRY_US); /* not connected (yet) */
+		arm(a, UNCLAIMED_RETRY_US, false); /* not connected (yet) */
 		return;
 	}
 	a->uncl_asking = true;
@@ -610,7 +611,7 @@ bool admit_leave(struct admit *a, const struct admit_fire *f)
 		return false;
 	char at[CRON_TIME_BUFSZ];
 	cron_time_format(f->scheduled_us / 1000000, at, sizeof(at)); /* always fits */
-	log_job(LOG_LVL_NOTICE, f->job,
+	log_msg(LOG_LVL_NOTICE, f->job,
 	        "this instance is stopping: the fire at %s it just claimed is left to the other "
 	        "instances (%s)",
 	        at, cluster_peers(a->c));

@@ -189,8 +189,8 @@ static bool failed(struct coord *co, const char *what, const char *err, const ch
 }
 
 /* Whether the statement was queued (FN is then called once). */
-static bool submit(struct coord *co, const char *what, const char *sql, int n, const char *const *p,
-                   cluster_result_fn fn)
+static bool send_stmt(struct coord *co, const char *what, const char *sql, int n,
+                      const char *const *p, cluster_result_fn fn)
 {
 	int rc = cluster_submit(co->c, sql, n, p, fn, co);
 	if (rc < 0 && rc != -ENOTCONN)
@@ -282,7 +282,7 @@ void coord_note(struct coord *co, const struct coord_work *w, const char *dead)
 	                   due,
 	                   payloads};
 	if (!dead)
-		submit(co, "cannot record pending work", sql_note, 9, p, note_done);
+		send_stmt(co, "cannot record pending work", sql_note, 9, p, note_done);
 	else if (cluster_submit_closing(co->c, sql_hand_over, 9, p, hand_over_done, co) < 0)
 		log_warning("cluster: cannot hand the pending work of job %s over to the other "
 		            "instances: not connected",
@@ -295,7 +295,7 @@ void coord_done(struct coord *co, const char *job, enum run_trigger kind)
 	if (!co)
 		return;
 	const char *p[] = {cluster_instance(co->c), job, run_trigger_names[kind]};
-	submit(co, "cannot record pending work", sql_done, 3, p, note_done);
+	send_stmt(co, "cannot record pending work", sql_done, 3, p, note_done);
 }
 
 static void take_done(void *arg, const PGresult *r, const char *err, const char *sqlstate)
@@ -349,7 +349,7 @@ static void take_done(void *arg, const PGresult *r, const char *err, const char 
 static void take(struct coord *co, const char *instance, const char *boot_id)
 {
 	const char *p[] = {instance, boot_id};
-	submit(co, "cannot take over pending work", sql_take, 2, p, take_done);
+	send_stmt(co, "cannot take over pending work", sql_take, 2, p, take_done);
 }
 
 static void stopped_done(void *arg, const PGresult *r, const char *err, const char *sqlstate)
@@ -368,7 +368,7 @@ static bool stopped(struct coord *co)
 		return false; /* its work would be taken and dropped here */
 	const char *p[] = {cluster_instance(co->c)};
 	cluster_serve_stopped(co->c);
-	return submit(co, "cannot take over pending work", sql_take_stopped, 1, p, stopped_done);
+	return send_stmt(co, "cannot take over pending work", sql_take_stopped, 1, p, stopped_done);
 }
 
 /* ---- overlap across instances ---------------------------------------------------------- */
@@ -388,7 +388,8 @@ void coord_cancel_other(struct coord *co, const char *job)
 	if (!co)
 		return;
 	const char *p[] = {job, cluster_instance(co->c)};
-	submit(co, "cannot ask another instance to cancel its run", sql_cancel, 2, p, cancel_sent);
+	send_stmt(co, "cannot ask another instance to cancel its run", sql_cancel, 2, p,
+	          cancel_sent);
 }
 
 static void cancels_done(void *arg, const PGresult *r, const char *err, const char *sqlstate)
@@ -458,8 +459,8 @@ static void send_changes(struct coord *co)
 	for (struct change *ch = co->changes; ch; ch = ch->next) {
 		const char *p[] = {ch->job, cluster_instance(co->c), ch->pause ? "true" : "false"};
 		if (!ch->sent)
-			ch->sent = submit(co, "cannot share a pause or resume", sql_pause, 3, p,
-			                  change_sent);
+			ch->sent = send_stmt(co, "cannot share a pause or resume", sql_pause, 3, p,
+			                     change_sent);
 	}
 }
 
@@ -544,7 +545,7 @@ void coord_graph(struct coord *co, const char *job, bool started)
 	if (!co)
 		return;
 	const char *p[] = {cluster_instance(co->c), job, started ? "true" : "false"};
-	submit(co, "graph", sql_graph, 3, p, graph_sent);
+	send_stmt(co, "graph", sql_graph, 3, p, graph_sent);
 }
 
 static void graph_read(void *arg, const PGresult *r, const char *err, const char *sqlstate)
@@ -562,12 +563,14 @@ static bool pass_send(struct coord *co, enum wake_kind kind)
 	const char *me[] = {cluster_instance(co->c), cluster_boot_id(co->c)};
 	switch (kind) {
 	case WAKE_GRAPH:
-		return submit(co, "cannot read the other instances' graph runs", sql_graph_read, 2,
-		              me, graph_read);
+		return send_stmt(co, "cannot read the other instances' graph runs", sql_graph_read,
+		                 2, me, graph_read);
 	case WAKE_PAUSED:
-		return submit(co, "cannot read the paused jobs", sql_paused, 0, NULL, paused_done);
+		return send_stmt(co, "cannot read the paused jobs", sql_paused, 0, NULL,
+		                 paused_done);
 	case WAKE_CANCELS:
-		return submit(co, "cannot read cancel requests", sql_cancels, 1, me, cancels_done);
+		return send_stmt(co, "cannot read cancel requests", sql_cancels, 1, me,
+		                 cancels_done);
 	case WAKE_STOPPED:
 		return stopped(co);
 	case WAKE_KINDS:

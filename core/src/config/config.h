@@ -234,6 +234,8 @@ struct conf_http {
 	bool allow_remote;   /* a non-loopback address was asked for explicitly */
 	char *token_file;    /* absolute, or relative to the main file's directory */
 	char *token;         /* the token read from it; never logged */
+	char *tls_cert_file; /* TLS: its certificate chain and key (PEM), absolute; NULL: none */
+	char *tls_key_file;
 	int max_connections; /* open connections at most; 0: the default (http.c) */
 	int64_t timeout_ms;  /* a request's read/write and a connection's idle time; 0: default */
 	char *file;          /* where the group is */
@@ -383,7 +385,7 @@ const struct conf_setting *config_job_setting(const struct conf_job *job, const 
  * other than by config_load (config_sql.c's copy). */
 void config_index_jobs(struct pgc_config *cfg);
 
-/* HOST (numeric) is 127.0.0.0/8 or ::1. */
+/* HOST (numeric) is 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104 (IPv4 loopback over IPv6). */
 bool config_http_loopback(const char *host);
 
 /* The candidate closest to WORD so far: at most 2 edits and fewer than WORD's length.

@@ -27,6 +27,10 @@ const struct key_spec config_http_keys[] = {
     {"token_file", K_STRING, HTTP(token_file), "\"/etc/pgcrond/http.token\"", NULL, 0, false, NULL},
     {"max_connections", K_INT, HTTP(max_connections), "64", NULL, 1, false, NULL},
     {"timeout", K_DURATION, HTTP(timeout_ms), "\"10s\"", NULL, 1, false, NULL},
+    {"tls_cert_file", K_STRING, HTTP(tls_cert_file), "\"/etc/pgcrond/http.pem\"", NULL, 0, false,
+     NULL},
+    {"tls_key_file", K_STRING, HTTP(tls_key_file), "\"/etc/pgcrond/http.key\"", NULL, 0, false,
+     NULL},
     {NULL, 0, 0, NULL, NULL, 0, false, NULL},
 };
 
@@ -75,7 +79,8 @@ bool config_http_loopback(const char *host)
 
 	if (inet_pton(AF_INET, host, &a4) == 1)
 		return (ntohl(a4.s_addr) >> 24) == 127;
-	return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+	return inet_pton(AF_INET6, host, &a6) == 1 &&
+	       (IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127));
 }
 
 void config_parse_http(struct loader *L, const config_setting_t *s, const char *file)
@@ -91,10 +96,10 @@ void config_parse_http(struct loader *L, const config_setting_t *s, const char *
 	h->file = config_dup_str(L, setting_file(s, file));
 	h->line = setting_line(s);
 	size_t before = L->n_errors;
-	config_parse_group(
-	    L, s, file, config_http_keys, L->cfg, " in http",
-	    "http takes listen, allow_remote, token_file, max_connections and timeout "
-	    "(pgcrond.conf(5))");
+	config_parse_group(L, s, file, config_http_keys, L->cfg, " in http",
+	                   "http takes listen, allow_remote, token_file, max_connections, timeout, "
+	                   "tls_cert_file and tls_key_file "
+	                   "(pgcrond.conf(5))");
 	/* a misspelt or mistyped key is the one thing to fix: no follow-up messages */
 	if (L->n_errors != before)
 		return;
@@ -188,11 +193,36 @@ out:
 	return rc;
 }
 
+/* tls_cert_file and tls_key_file: both or neither, relative to the main file, the key
+ * trusted like the token. (The listener loads them: http.c.) */
+static void tls_files(struct loader *L, struct conf_http *h)
+{
+	char **f[] = {&h->tls_cert_file, &h->tls_key_file};
+	if (!*f[0] != !*f[1])
+		config_report(L, h->file, h->line,
+		              "http: TLS needs both tls_cert_file (the certificate chain, PEM) and "
+		              "tls_key_file (its private key, PEM)");
+	for (int i = 0; i < 2 && *f[0] && *f[1]; i++) {
+		char *p = config_join_path(L, L->main_dir, *f[i]);
+		if (!p)
+			return;
+		free(*f[i]);
+		*f[i] = p;
+		if (access(p, R_OK) < 0)
+			config_report(L, h->file, h->line, "http %s \"%s\" cannot be read: %s",
+			              i ? "tls_key_file" : "tls_cert_file", p, strerror(errno));
+		else if (i == 1)
+			(void)config_check_trusted(L, p, false, "tls_key_file", h->file, h->line);
+	}
+}
+
 void config_http_finish(struct loader *L)
 {
 	struct conf_http *h = &L->cfg->http;
 	struct stat st;
 
+	if (h->listen)
+		tls_files(L, h);
 	if (!h->token_file || !h->listen)
 		return;
 	const char *file = h->file, *tf = h->token_file;
@@ -263,6 +293,8 @@ void config_http_free(struct conf_http *h)
 	free(h->listen);
 	free(h->host);
 	free(h->token_file);
+	free(h->tls_cert_file);
+	free(h->tls_key_file);
 	if (h->token) {
 		explicit_bzero(h->token, strlen(h->token));
 		free(h->token);

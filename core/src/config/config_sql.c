@@ -38,6 +38,8 @@ static struct pgc_config *clone(const struct pgc_config *src, size_t n_dbs)
 	c->http.listen = config_dup_or(src->http.listen, &oom);
 	c->http.host = config_dup_or(src->http.host, &oom);
 	c->http.token_file = config_dup_or(src->http.token_file, &oom);
+	c->http.tls_cert_file = config_dup_or(src->http.tls_cert_file, &oom);
+	c->http.tls_key_file = config_dup_or(src->http.tls_key_file, &oom);
 	c->http.token = config_dup_or(src->http.token, &oom);
 	c->http.file = config_dup_or(src->http.file, &oom);
 	c->http_client.ca_file = config_dup_or(src->http_client.ca_file, &oom);

@@ -3,6 +3,7 @@
  * HEALTH_TIMEOUT_MS) for the history database to answer a query; evhttp keeps a request
  * whose reply is deferred alive even when its client goes away. */
 #include "http.h"
+#include "http_priv.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,41 +30,11 @@
 #include "metrics.h"
 #include "sched.h"
 #include "status.h"
+#include "tls_listen.h"
 
 /* The status page, made from http_page.html at build time (core/CMakeLists.txt). */
-extern const char http_page_html[];
-extern const size_t http_page_html_len;
-
-struct http {
-	struct event_base *base;
-	struct evhttp *evh;
-	struct evhttp_bound_socket *bound;
-	int port;
-	char *listen;
-	char *token; /* NULL: none configured */
-	struct http_sources src;
-	char *history_database;
-	struct health *health;
-	bool stopping;
-	struct log_complaint auth_complaint;
-	/* /metrics is rendered on a worker thread from copies: 10,000 jobs make 34 MB of text,
-	 * about 140 ms of formatting that would otherwise delay every fire due meanwhile */
-	struct bgwork *bg;
-	int scrapes; /* under way */
-	/* Open connections, so that local users cannot take the daemon's descriptors: at MAX the
-	 * listener LEV stops accepting (the kernel's backlog holds the rest); an accept() that
-	 * fails (EMFILE) stops it for ACCEPT_BACKOFF_MS instead of a busy loop. */
-	struct {
-		struct evconnlistener *lev;
-		int n, max;
-		struct conn *adopted, *pending; /* PENDING: accepted, for adopt_cb to adopt */
-		struct event adopt_ev;          /* activated for the pending */
-		struct event backoff_ev;        /* re-enables the listener after a failed accept */
-		bool at_cap;
-		unsigned round; /* adopt_cb's rounds */
-		struct log_complaint accept_complaint, cap_complaint;
-	} conns;
-};
+extern const char http_page_html[], http_page_js[];
+extern const size_t http_page_html_len, http_page_js_len;
 
 /* The connection cap without http.max_connections, and the timeout without http.timeout. */
 #define HTTP_MAX_CONNS_DEFAULT 64
@@ -77,8 +48,8 @@ struct http {
 /* ---- replies ----------------------------------------------------------------------------- */
 
 /* Send BUF (may be NULL: an empty body) with the headers every reply carries. */
-static void reply_buf(struct evhttp_request *req, int code, const char *reason, const char *type,
-                      struct evbuffer *buf)
+void http_reply_buf(struct evhttp_request *req, int code, const char *reason, const char *type,
+                    struct evbuffer *buf)
 {
 	struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
 	evhttp_add_header(hdr, "Content-Type", type);
@@ -87,41 +58,40 @@ static void reply_buf(struct evhttp_request *req, int code, const char *reason, 
 	evhttp_send_reply(req, code, reason, buf);
 }
 
-static void reply(struct evhttp_request *req, int code, const char *reason, const char *type,
-                  const char *body, size_t len)
+void http_reply(struct evhttp_request *req, int code, const char *reason, const char *type,
+                const char *body, size_t len)
 {
 	struct evbuffer *buf = evbuffer_new();
 	if (buf)
 		evbuffer_add(buf, body, len);
-	reply_buf(req, code, reason, type, buf);
+	http_reply_buf(req, code, reason, type, buf);
 	if (buf)
 		evbuffer_free(buf);
 }
 
 /* Reply with J (taken) as JSON. */
-static void reply_json(struct evhttp_request *req, int code, const char *reason, json_t *j)
+void http_reply_json(struct evhttp_request *req, int code, const char *reason, json_t *j)
 {
 	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	if (!text) {
-		reply(req, 500, "Internal Server Error", "text/plain; charset=utf-8",
-		      "out of memory\n", 14);
+		http_reply(req, 500, "Internal Server Error", "text/plain; charset=utf-8",
+		           "out of memory\n", 14);
 		return;
 	}
-	reply(req, code, reason, "application/json", text, strlen(text));
+	http_reply(req, code, reason, "application/json", text, strlen(text));
 	free(text);
 }
 
-static void reply_error(struct evhttp_request *req, int code, const char *reason,
-                        const char *message)
+void http_reply_error(struct evhttp_request *req, int code, const char *reason, const char *message)
 {
-	reply_json(req, code, reason, json_pack("{s:s}", "error", message));
+	http_reply_json(req, code, reason, json_pack("{s:s}", "error", message));
 }
 
 /* ---- authorization ---------------------------------------------------------------------- */
 
 /* Compare without an early exit, so the time taken tells nothing of the token. */
-static bool same_secret(const char *a, const char *b)
+bool http_same_secret(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);
 	unsigned char diff = la != lb;
@@ -135,21 +105,26 @@ static bool authorized(struct http *h, struct evhttp_request *req)
 	const char *auth =
 	    evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
 	return h->token && auth && strncmp(auth, "Bearer ", 7) == 0 &&
-	       same_secret(auth + 7, h->token);
+	       http_same_secret(auth + 7, h->token);
 }
 
-static void refuse(struct http *h, struct evhttp_request *req, bool control)
+const char *http_peer(struct evhttp_request *req)
 {
 	char *peer = NULL;
 	ev_uint16_t port = 0;
 	struct evhttp_connection *c = evhttp_request_get_connection(req);
 	if (c)
 		evhttp_connection_get_peer(c, &peer, &port);
+	return peer ? peer : "?";
+}
+
+static void refuse(struct http *h, struct evhttp_request *req, bool control)
+{
 	if (log_complain(&h->auth_complaint, NULL))
 		log_warning("http: refused a request from %s without a valid bearer token",
-		            peer ? peer : "?");
+		            http_peer(req));
 	if (control && !h->token) {
-		reply_error(
+		http_reply_error(
 		    req, 403, "Forbidden",
 		    "control requests need http.token_file in pgcrond.conf and that token in "
 		    "an Authorization: Bearer header");
@@ -157,8 +132,8 @@ static void refuse(struct http *h, struct evhttp_request *req, bool control)
 	}
 	struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
 	evhttp_add_header(hdr, "WWW-Authenticate", "Bearer realm=\"pgcrond\"");
-	reply_error(req, 401, "Unauthorized",
-	            "send the token of http.token_file as Authorization: Bearer TOKEN");
+	http_reply_error(req, 401, "Unauthorized",
+	                 "send the token of http.token_file as Authorization: Bearer TOKEN");
 }
 
 /* ---- /metrics, /status.json ------------------------------------------------------------ */
@@ -202,10 +177,11 @@ static void scrape_done(struct bgwork_job *job, bool ran)
 	if (buf && evbuffer_add_reference(buf, s->text, s->len, free_text, NULL) == 0) {
 		s->text =
 		    NULL; /* the buffer frees it once sent: 34 MB at 10,000 jobs, not copied */
-		reply_buf(s->req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", buf);
+		http_reply_buf(s->req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", buf);
 	} else {
-		reply_error(s->req, 500, "Internal Server Error",
-		            ran ? "out of memory rendering the metrics" : "pgcrond is stopping");
+		http_reply_error(s->req, 500, "Internal Server Error",
+		                 ran ? "out of memory rendering the metrics"
+		                     : "pgcrond is stopping");
 	}
 	if (buf)
 		evbuffer_free(buf);
@@ -219,8 +195,9 @@ static void serve_metrics(struct http *h, struct evhttp_request *req)
 {
 	if (h->scrapes >= SCRAPES_MAX) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-		reply_error(req, 503, "Service Unavailable",
-		            "other scrapes of /metrics are being rendered; try again in a second");
+		http_reply_error(
+		    req, 503, "Service Unavailable",
+		    "other scrapes of /metrics are being rendered; try again in a second");
 		return;
 	}
 	struct scrape *s = calloc(1, sizeof(*s));
@@ -236,8 +213,8 @@ static void serve_metrics(struct http *h, struct evhttp_request *req)
 			json_decref(s->st);
 		}
 		free(s);
-		reply_error(req, 500, "Internal Server Error",
-		            "out of memory rendering the metrics");
+		http_reply_error(req, 500, "Internal Server Error",
+		                 "out of memory rendering the metrics");
 		return;
 	}
 	h->scrapes++;
@@ -275,10 +252,10 @@ static void serve_status(struct http *h, struct evhttp_request *req)
 {
 	json_t *st = status_doc(h);
 	if (!st) {
-		reply_error(req, 500, "Internal Server Error", "out of memory");
+		http_reply_error(req, 500, "Internal Server Error", "out of memory");
 		return;
 	}
-	reply_json(req, 200, "OK", st);
+	http_reply_json(req, 200, "OK", st);
 }
 
 /* The page with the status document inlined where it holds the marker, so it shows
@@ -300,7 +277,7 @@ static void serve_page(struct http *h, struct evhttp_request *req, bool with_sta
 		free(doc);
 		if (buf)
 			evbuffer_free(buf);
-		reply_error(req, 500, "Internal Server Error", "out of memory");
+		http_reply_error(req, 500, "Internal Server Error", "out of memory");
 		return;
 	}
 	size_t pre = (size_t)(at - http_page_html);
@@ -318,13 +295,14 @@ static void serve_page(struct http *h, struct evhttp_request *req, bool with_sta
 	}
 	evbuffer_add(buf, at + sizeof(marker) - 1, http_page_html_len - pre - (sizeof(marker) - 1));
 	free(doc);
-	/* nothing from elsewhere: the page is one file */
-	evhttp_add_header(
-	    evhttp_request_get_output_headers(req), "Content-Security-Policy",
-	    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-	    "img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
-	    "frame-ancestors 'none'");
-	reply_buf(req, 200, "OK", "text/html; charset=utf-8", buf);
+	/* nothing from elsewhere, no inline script (the state is a JSON data block) */
+	struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
+	evhttp_add_header(hdr, "Content-Security-Policy",
+	                  "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
+	                  "img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+	                  "frame-ancestors 'none'");
+	evhttp_add_header(hdr, "X-Frame-Options", "DENY");
+	http_reply_buf(req, 200, "OK", "text/html; charset=utf-8", buf);
 	evbuffer_free(buf);
 }
 
@@ -344,9 +322,9 @@ static void health_reply(struct http *h, struct evhttp_request *req, bool ok, co
 	if (j && !ok)
 		json_object_set_new(j, "reason", json_string(why));
 	if (ok)
-		reply_json(req, 200, "OK", j);
+		http_reply_json(req, 200, "OK", j);
 	else
-		reply_json(req, 503, "Service Unavailable", j);
+		http_reply_json(req, 503, "Service Unavailable", j);
 }
 
 static void health_done(void *arg, bool ok, const char *why)
@@ -374,14 +352,14 @@ static void serve_health(struct http *h, struct evhttp_request *req)
 	}
 	struct health_req *hr = calloc(1, sizeof(*hr));
 	if (!hr) {
-		reply_error(req, 500, "Internal Server Error", "out of memory");
+		http_reply_error(req, 500, "Internal Server Error", "out of memory");
 		return;
 	}
 	hr->h = h;
 	hr->req = req;
 	if (health_check(h->health, health_done, hr) < 0) {
 		free(hr);
-		reply_error(req, 500, "Internal Server Error", "out of memory");
+		http_reply_error(req, 500, "Internal Server Error", "out of memory");
 	}
 }
 
@@ -394,20 +372,20 @@ static void serve_trigger(struct http *h, struct evhttp_request *req, const char
 	int rc = sched_trigger(h->src.status->sched, name, TRIGGER_MANUAL, false);
 	if (rc == 0) {
 		log_job(LOG_LVL_NOTICE, name, "triggered over HTTP");
-		reply_json(req, 202, "Accepted",
-		           json_pack("{s:s,s:s}", "job", name, "status", "triggered"));
+		http_reply_json(req, 202, "Accepted",
+		                json_pack("{s:s,s:s}", "job", name, "status", "triggered"));
 		return;
 	}
 	if (rc == -ENOENT) {
 		snprintf(msg, sizeof(msg), "no job is named \"%s\"", name);
-		reply_error(req, 404, "Not Found", msg);
+		http_reply_error(req, 404, "Not Found", msg);
 	} else if (rc == -EPERM) {
-		reply_error(req, 409, "Conflict", "the job is disabled");
+		http_reply_error(req, 409, "Conflict", "the job is disabled");
 	} else if (rc == -ESHUTDOWN) {
-		reply_error(req, 503, "Service Unavailable", "pgcrond is shutting down");
+		http_reply_error(req, 503, "Service Unavailable", "pgcrond is shutting down");
 	} else {
 		snprintf(msg, sizeof(msg), "cannot trigger: %s", strerror(-rc));
-		reply_error(req, 500, "Internal Server Error", msg);
+		http_reply_error(req, 500, "Internal Server Error", msg);
 	}
 }
 
@@ -430,6 +408,15 @@ static void route(struct evhttp_request *req, void *arg)
 		serve_health(h, req);
 		return;
 	}
+	bool bearer = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	if (!bearer && (cmd == EVHTTP_REQ_POST || get) &&
+	    http_session_route(h, req, path, cmd == EVHTTP_REQ_POST))
+		return;
+	if (get && strcmp(path, "/page.js") == 0) {
+		http_reply(req, 200, "OK", "text/javascript; charset=utf-8", http_page_js,
+		           http_page_js_len);
+		return;
+	}
 	if (cmd == EVHTTP_REQ_POST) {
 		static const char prefix[] = "/jobs/", suffix[] = "/trigger";
 		size_t n = strlen(path);
@@ -443,7 +430,7 @@ static void route(struct evhttp_request *req, void *arg)
 			char name[128];
 			size_t nl = n - (sizeof(prefix) - 1) - (sizeof(suffix) - 1);
 			if (nl >= sizeof(name)) {
-				reply_error(req, 404, "Not Found", "no such job");
+				http_reply_error(req, 404, "Not Found", "no such job");
 				return;
 			}
 			memcpy(name, path + sizeof(prefix) - 1, nl);
@@ -451,12 +438,12 @@ static void route(struct evhttp_request *req, void *arg)
 			serve_trigger(h, req, name);
 			return;
 		}
-		reply_error(req, 404, "Not Found",
-		            "POST /jobs/NAME/trigger is the one control request");
+		http_reply_error(req, 404, "Not Found",
+		                 "POST /jobs/NAME/trigger is the one control request");
 		return;
 	}
 	if (!get) {
-		reply_error(req, 405, "Method Not Allowed", "use GET");
+		http_reply_error(req, 405, "Method Not Allowed", "use GET");
 		return;
 	}
 	bool page = strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0;
@@ -476,7 +463,7 @@ static void route(struct evhttp_request *req, void *arg)
 	else if (strcmp(path, "/status.json") == 0)
 		serve_status(h, req);
 	else
-		reply_error(req, 404, "Not Found", "try /, /status.json, /metrics or /health");
+		http_reply_error(req, 404, "Not Found", "try /, /status.json, /metrics or /health");
 }
 
 /* ---- connections ----------------------------------------------------------------------- */
@@ -620,7 +607,8 @@ static struct bufferevent *new_conn(struct event_base *base, void *arg)
 {
 	struct http *h = arg;
 	struct conn *c = calloc(1, sizeof(*c));
-	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	struct bufferevent *bev = h->tls ? tls_listen_bev(h->tls, base)
+	                                 : bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (!c || !bev) {
 		free(c);
 		return bev; /* evhttp manages it (or makes its own): not counted, not capped */
@@ -732,11 +720,24 @@ int http_open(struct event_base *base, const struct pgc_config *cfg, const struc
 		goto fail;
 	if (src->history_database && !(h->history_database = strdup(src->history_database)))
 		goto fail;
-	if (src->history_conninfo && health_new(base, src->history_conninfo, &h->health) < 0)
+	if (src->history_conninfo && (health_new(base, src->history_conninfo, &h->health) < 0 ||
+	                              !(h->conninfo = strdup(src->history_conninfo))))
 		goto fail;
+	if (cron_tz_open(cfg->timezone, &h->tz, NULL, 0) < 0)
+		h->tz = NULL; /* UTC */
+	char err[256];
+	if (c->tls_cert_file && c->tls_key_file &&
+	    (rc = tls_listen_open(c->tls_cert_file, c->tls_key_file, &h->tls, err, sizeof(err))) <
+	        0) {
+		log_error("http: cannot serve TLS with tls_cert_file %s and tls_key_file %s: %s; "
+		          "give a PEM certificate chain and its private key",
+		          c->tls_cert_file, c->tls_key_file, err);
+		goto fail;
+	}
+	rc = -ENOMEM;
 	http_apply(h, cfg);
 	evhttp_set_allowed_methods(h->evh, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
-	evhttp_set_max_body_size(h->evh, 4096);
+	evhttp_set_max_body_size(h->evh, 65536); /* a job's command, from the page */
 	evhttp_set_max_headers_size(h->evh, 16384);
 	/* a client that sends its request slowly, or keeps an idle connection, is dropped */
 	int64_t tms = c->timeout_ms > 0 ? c->timeout_ms : HTTP_TIMEOUT_MS_DEFAULT;
@@ -769,9 +770,10 @@ int http_open(struct event_base *base, const struct pgc_config *cfg, const struc
 		h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 		                                         : ((struct sockaddr_in *)&ss)->sin_port);
 	const char *v6 = strchr(c->host, ':') ? "[" : "";
-	log_notice(
-	    "http: listening on http://%s%s%s:%d/ (%s)", v6, c->host, *v6 ? "]" : "", h->port,
-	    h->token ? "bearer token required" : "no token: loopback only, no control requests");
+	log_notice("http: listening on http%s://%s%s%s:%d/ (%s)", h->tls ? "s" : "", v6, c->host,
+	           *v6 ? "]" : "", h->port,
+	           h->token ? "bearer token required"
+	                    : "no token: loopback only, no control requests");
 	*out = h;
 	return 0;
 fail:
@@ -784,7 +786,12 @@ void http_free(struct http **hp)
 	struct http *h = *hp;
 	if (!h)
 		return;
+	http_sessions_free(h);
 	health_free(&h->health);
+	cron_tz_free(&h->tz);
+	if (h->conninfo)
+		explicit_bzero(h->conninfo, strlen(h->conninfo));
+	free(h->conninfo);
 	bgwork_free(&h->bg); /* scrapes under way are answered first */
 	if (h->evh) {
 		h->conns.lev = NULL;
@@ -804,6 +811,7 @@ void http_free(struct http **hp)
 		explicit_bzero(h->token, strlen(h->token));
 		free(h->token);
 	}
+	tls_listen_free(&h->tls);
 	free(h->listen);
 	free(h->history_database);
 	free(h);

@@ -8,10 +8,16 @@
  *                     503 {"status":"unavailable","reason":...} otherwise or while stopping
  *   GET /             the status page: one self-contained HTML file (http_page.html)
  *   GET /status.json  what the page shows
- *   POST /jobs/NAME/trigger   run NAME now; only with the bearer token
- * With http.token_file set, every request but /health must carry "Authorization: Bearer
- * TOKEN" (/ without it is the page without state, which asks for the token); control
- * requests (POST) need it always, so without token_file there are none. */
+ *   GET /page.js      the page's script
+ *   POST /jobs/NAME/trigger   run NAME now, with the bearer token
+ * and the page's, for a PostgreSQL role logged in to it (http_session.c), form-encoded with
+ * the session's token in the field csrf:
+ *   POST /login (role, password), /logout, /jobs (name, schedule, command),
+ *   POST /jobs/NAME/ACTION   pause, resume, edit (schedule, command), trigger, drop, unschedule
+ *   GET /session.json  the role's jobs and what it may do;  GET /schedule.json?schedule=S
+ * With http.token_file set, every other request but /health must carry "Authorization:
+ * Bearer TOKEN" (/ without it is the page without state, which asks for the token). A
+ * control request needs the token or a login; without token_file, only a login. */
 
 #include <stdbool.h>
 #include <stdint.h>

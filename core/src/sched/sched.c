@@ -79,7 +79,7 @@ void sched_job_arm(struct job *j, int64_t now)
 	                   : 0;
 	int64_t delay = j->next_fire * 1000000 - now - lead;
 	if (clock_arm(j->s->clock, &j->timer, delay) < 0)
-		log_job(LOG_LVL_ERROR, j->name, "cannot arm the job's timer");
+		sched_job_log(j, LOG_LVL_ERROR, "cannot arm the job's timer");
 	else
 		sched_warm_note(j->s, j->next_fire, now);
 }
@@ -154,21 +154,21 @@ void sched_run_admit(struct run *r)
 	if (r->adm == ADMIT_NONE && r->state != RUN_CLAIMING && ask_admission(r))
 		return; /* on_admit() admits it */
 	/* a run waits for a slot, and for a history that cannot keep up with the runs */
-	bool backlog = hist_backlogged(s->hist);
+	bool backlog = sched_held_back(s);
 	if (s->n_running < (size_t)s->max_running && s->queue.n == 0 && !backlog) {
 		run_begin(r);
 		return;
 	}
 	if (!sched_run_to(r, RUN_QUEUED)) {
-		log_job(LOG_LVL_ERROR, r->job->name, "out of memory; fire dropped");
+		sched_job_log(r->job, LOG_LVL_ERROR, "out of memory; fire dropped");
 		sched_run_free(&r);
 		return;
 	}
 	if (backlog)
-		log_job(LOG_LVL_DEBUG, r->job->name, "waiting for the history to catch up");
+		sched_job_log(r->job, LOG_LVL_DEBUG, "waiting for the history to catch up");
 	else
-		log_job(LOG_LVL_DEBUG, r->job->name, "waiting for a run slot (max_running = %d)",
-		        s->max_running);
+		sched_job_log(r->job, LOG_LVL_DEBUG, "waiting for a run slot (max_running = %d)",
+		              s->max_running);
 	if (!r->noted && r->trigger == TRIGGER_UPSTREAM)
 		sched_work_note(r, 0); /* only this instance knows it is due */
 }
@@ -202,7 +202,7 @@ static void retry(struct run *r, const struct flow_outcome *o)
 		clock_timer_init(&j->retry->ev, retry_cb, j);
 	/* a retry waits for its timer alone: without one the failure is final */
 	if (!j->retry || clock_arm(s->clock, &j->retry->ev, delay * 1000) < 0)
-		log_job(LOG_LVL_ERROR, j->name, "out of memory arming the retry: no retry");
+		sched_job_log(j, LOG_LVL_ERROR, "out of memory arming the retry: no retry");
 	else if (!(nr = sched_run_new(j, r->scheduled_us, TRIGGER_RETRY)))
 		flow_retry_disarm(j);
 	if (!nr)
@@ -220,8 +220,8 @@ static void retry(struct run *r, const struct flow_outcome *o)
 	r->n_payloads = 0;
 	char d[32];
 	duration_format(delay, d, sizeof(d));
-	log_job(LOG_LVL_NOTICE, j->name, "retrying in %s (attempt %d of %d)", d, nr->attempt,
-	        c->retries + 1);
+	sched_job_log(j, LOG_LVL_NOTICE, "retrying in %s (attempt %d of %d)", d, nr->attempt,
+	              c->retries + 1);
 	j->retry->at_us = sched_now_us(s) + delay * 1000;
 	sched_work_note(nr, j->retry->at_us); /* a survivor's if we die */
 }
@@ -231,7 +231,7 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
-	int64_t end = r->start_us + (clock_mono_now_us(s->clock) - r->start_mono_us);
+	int64_t end = r->start_us + (sched_mono_us(s) - r->start_mono_us);
 	bool ok = o->ok;
 	/* a run whose start mark was refused sent nothing: another instance runs the job */
 	const char *message = o->message, *sqlstate = r->unmarked ? NULL : o->sqlstate;
@@ -262,14 +262,14 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	metrics_run_end(s->metrics, &mr);
 	long long ms = (long long)((end - r->start_us) / 1000);
 	if (ok)
-		log_job(LOG_LVL_INFO, j->name, "succeeded in %lld ms: %s", ms, message);
+		sched_job_log(j, LOG_LVL_INFO, "succeeded in %lld ms: %s", ms, message);
 	else if (r->unmarked)
-		log_job(LOG_LVL_INFO, j->name, "skipped: %s", message);
+		sched_job_log(j, LOG_LVL_INFO, "skipped: %s", message);
 	else if (sqlstate && *sqlstate)
-		log_job(LOG_LVL_WARNING, j->name, "failed after %lld ms: %s (SQLSTATE %s)", ms,
-		        message, sqlstate);
+		sched_job_log(j, LOG_LVL_WARNING, "failed after %lld ms: %s (SQLSTATE %s)", ms,
+		              message, sqlstate);
 	else
-		log_job(LOG_LVL_WARNING, j->name, "failed after %lld ms: %s", ms, message);
+		sched_job_log(j, LOG_LVL_WARNING, "failed after %lld ms: %s", ms, message);
 
 	sched_run_to(r, RUN_ENDED); /* its job lock goes */
 	sched_recent_ended(r, st, message, sqlstate, end);
@@ -299,13 +299,9 @@ static void after_run(struct job *j)
 	struct sched *s = j->s;
 	if (j->paused) {
 		/* what waits for it starts on sched_resume() */
-	} else if (!j->active && j->notify_wait && !s->draining) {
-		/* notifications gathered while it ran: never skipped, they carry payloads */
-		struct run *p = j->notify_wait;
-		sched_run_to(p, RUN_DUE);
-		sched_run_admit(p);
-	} else if (!j->active && j->pending && !s->draining) {
-		struct run *p = j->pending;
+	} else if (!j->active && (j->notify_wait || j->pending) && !s->draining) {
+		/* notifications gathered while it ran first: never skipped, they carry payloads */
+		struct run *p = j->notify_wait ? j->notify_wait : j->pending;
 		sched_run_to(p, RUN_DUE);
 		sched_run_admit(p);
 	}
@@ -385,10 +381,10 @@ static bool cluster_busy(struct run *r, const char *why)
 		return false;
 	/* its instance announces the end (cluster.c's unlock), or dies (coord_reaped) */
 	sched_run_to(r, RUN_CLUSTER_WAIT);
-	log_job(LOG_LVL_INFO, j->name, "%s; waiting for it to end (%s)", why,
-	        j->overlap == OVERLAP_QUEUE     ? "overlap = queue"
-	        : j->overlap == OVERLAP_REPLACE ? "overlap = replace"
-	                                        : "notifications are never skipped");
+	sched_job_log(j, LOG_LVL_INFO, "%s; waiting for it to end (%s)", why,
+	              j->overlap == OVERLAP_QUEUE     ? "overlap = queue"
+	              : j->overlap == OVERLAP_REPLACE ? "overlap = replace"
+	                                              : "notifications are never skipped");
 	if (j->overlap == OVERLAP_REPLACE)
 		admit_cancel_other(j->s->admit, j->name);
 	return true;
@@ -432,8 +428,8 @@ static void on_admit(void *arg, enum cluster_verdict v, const char *why)
 		         config_overlap_names[j->overlap]);
 		sched_record_skipped(&r, msg);
 	} else
-		log_job(LOG_LVL_DEBUG, j->name, "%s fire served by another instance",
-		        run_trigger_names[r->trigger]);
+		sched_job_log(j, LOG_LVL_DEBUG, "%s fire served by another instance",
+		              run_trigger_names[r->trigger]);
 	sched_run_free(&r);
 	after_run(j);
 }
@@ -467,15 +463,6 @@ static void preclaim_ask(struct job *j)
 		admit_early(j->s->admit, &f); /* not asked: at its instant */
 }
 
-/* R (started, counted running) could not be handed to the executor: it ends from the loop
- * with ERR, as a run the executor ended would, so run_begin() never re-enters run_end. */
-static void end_later(struct run *r, const char *err)
-{
-	r->start_error = strdup(err);
-	sched_run_to(r, RUN_ENDING);
-	event_active(&r->job->s->ended_ev, 0, 0);
-}
-
 /* An HTTP run's start mark answered, or the run cancelled while it waited (run.mark_ev) */
 static void http_marked_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -486,9 +473,9 @@ static void http_marked_cb(evutil_socket_t fd, short what, void *arg)
 	if (r->state != RUN_RUNNING || r->hc)
 		return;
 	if (r->mark_why)
-		end_later(r, r->mark_why);
+		sched_run_end_later(r, r->mark_why);
 	else if (sched_http_submit(r, on_http_done, err, sizeof(err)) < 0)
-		end_later(r, err);
+		sched_run_end_later(r, err);
 	else
 		sched_backlog_changed(r->job->s, r); /* no longer waiting for its mark */
 }
@@ -520,65 +507,13 @@ static void run_started(struct run *r)
 	int64_t ran_end_us = j->last ? j->last->ran_end_us : 0;
 	if (r->start_us < ran_end_us && ran_end_us - r->start_us < 2 * CLOCK_JUMP_US)
 		r->start_us = ran_end_us;
-	r->start_mono_us = clock_mono_now_us(s->clock);
+	r->start_mono_us = sched_mono_us(s);
 	j->start_seq = ++s->flow_seq; /* its upstreams' successes count from here (fan-in) */
 	if (j->n_ups || j->n_downs || j->fresh ||
 	    (j->conf && j->conf->more->alerts.warn_duration_ms > 0))
 		flow_run_begin(r); /* nothing there for a job without them */
 	if (r->trigger == TRIGGER_CATCHUP && r->scheduled_us / 1000000 > j->catchup_s)
 		j->catchup_s = r->scheduled_us / 1000000;
-}
-
-static void log_started(const struct run *r)
-{
-	const char *job = r->job->name, *trigger = run_trigger_names[r->trigger];
-	char when[16] = "";
-	if (r->scheduled_us) {
-		if (log_min_level >= LOG_LVL_INFO) /* a thousand runs due at once: not per run */
-			sched_fmt_hms(r->scheduled_us, when, sizeof(when));
-		log_job(LOG_LVL_INFO, job, "started (%s, scheduled %s, attempt %d)", trigger, when,
-		        r->attempt);
-	} else if (r->n_payloads) {
-		log_job(LOG_LVL_INFO, job, "started (%s, %zu payload(s), attempt %d)", trigger,
-		        r->n_payloads, r->attempt);
-	} else {
-		log_job(LOG_LVL_INFO, job, "started (%s, attempt %d)", trigger, r->attempt);
-	}
-}
-
-/* R's statements to the executor (MARKED: its start mark is noted; sched_on_pid, sched_on_xid
- * and on_done hear of them): 0, or -errno with ERR set. */
-static int submit_sql(struct run *r, const struct run_stmts *b, bool marked, char *err,
-                      size_t errlen)
-{
-	struct job *j = r->job;
-	struct sched *s = j->s;
-	struct exec_run_spec spec = {
-	    .database = j->database,
-	    .pool = &j->pool,
-	    .name = j->name,
-	    .stmts = b->v,
-	    .n_stmts = b->n,
-	    .timeout_ms = j->timeout_ms,
-	    .name_backend =
-	        marked || !j->last || !j->last->end_us || j->last->backend_ms >= NAMED_RUN_MS,
-	    /* a job not run since the start, whose runs may be short: not in a burst (the first
-	     * minute after a start would pay a statement per run that no later minute pays) */
-	    .name_unless_burst = !marked && !j->last,
-	    .on_pid = sched_on_pid,
-	    .on_xid = marked ? sched_on_xid : NULL,
-	    /* several statements in one transaction: pgcrond opens it, to know its id */
-	    .own_xact = marked && j->kind == JOB_KIND_SQL && !j->fenced,
-	    .hold = r->mark_wait,
-	    .on_done = on_done,
-	    .arg = r,
-	};
-	int rc = s->ex.submit(s->ex.ctx, &spec, &r->er); /* copies the statements */
-	if (rc == -ENOENT)
-		snprintf(err, errlen, "database \"%s\" is not configured", j->database);
-	else if (rc < 0)
-		snprintf(err, errlen, "cannot start the run: %s", strerror(-rc));
-	return rc;
 }
 
 /* R starts, once admitted: its statements or request go out, its start is recorded. */
@@ -621,7 +556,7 @@ static void run_begin(struct run *r)
 	bool start_with_pid = j->kind != JOB_KIND_HTTP && !build_failed && !marked;
 	if (!start_with_pid)
 		r->hist_key = sched_hist_put(r, r->start_us, shown, NULL, NULL);
-	log_started(r);
+	sched_run_log_started(r);
 	if (build_failed)
 		goto fail;
 	int mark = marked ? sched_mark_start(r) : 0; /* sched_state.c */
@@ -643,15 +578,41 @@ static void run_begin(struct run *r)
 			goto out;
 		goto fail;
 	}
-	int rc = submit_sql(r, &b, marked, err, sizeof(err));
+	/* its statements to the executor (marked: sched_on_pid, sched_on_xid and on_done hear of
+	 * its backend, transaction and end) */
+	struct exec_run_spec spec = {
+	    .database = j->database,
+	    .pool = &j->pool,
+	    .name = j->name,
+	    .stmts = b.v,
+	    .n_stmts = b.n,
+	    .timeout_ms = j->timeout_ms,
+	    .name_backend =
+	        marked || !j->last || !j->last->end_us || j->last->backend_ms >= NAMED_RUN_MS,
+	    /* a job not run since the start, whose runs may be short: not in a burst (the first
+	     * minute after a start would pay a statement per run that no later minute pays) */
+	    .name_unless_burst = !marked && !j->last,
+	    .on_pid = sched_on_pid,
+	    .on_xid = marked ? sched_on_xid : NULL,
+	    /* several statements in one transaction: pgcrond opens it, to know its id */
+	    .own_xact = marked && j->kind == JOB_KIND_SQL && !j->fenced,
+	    .hold = r->mark_wait,
+	    .on_done = on_done,
+	    .arg = r,
+	};
+	int rc = s->ex.submit(s->ex.ctx, &spec, &r->er); /* copies the statements */
 	if (start_with_pid)
 		r->hist_key = sched_hist_put(r, r->start_us, shown, NULL, NULL);
 	if (rc == 0 && !r->backend_pid) /* it waits for a connection */
 		sched_backlog_changed(s, r);
 	if (rc == 0)
 		goto out;
+	if (rc == -ENOENT)
+		snprintf(err, sizeof(err), "database \"%s\" is not configured", j->database);
+	else
+		snprintf(err, sizeof(err), "cannot start the run: %s", strerror(-rc));
 fail:
-	end_later(r, err);
+	sched_run_end_later(r, err);
 out:
 	if (j->kind == JOB_KIND_PLUGIN)
 		sched_plugin_stmts_free(&b);
@@ -661,7 +622,7 @@ void sched_admit_queued(struct sched *s)
 {
 	/* run_begin takes the first out of the queue (sched_run_to) */
 	while (!s->draining && s->n_running < (size_t)s->max_running && s->queue.n &&
-	       !hist_backlogged(s->hist))
+	       !sched_held_back(s))
 		run_begin(s->queue.items[0].data);
 }
 
@@ -697,8 +658,8 @@ void sched_fire_run(struct run *r)
 	/* paused: held (payloads dropped: the run on resume is a full one); a manual run is
 	 * an operator's explicit request and goes on */
 	if (j->paused && r->trigger != TRIGGER_MANUAL) {
-		log_job(LOG_LVL_INFO, j->name, "paused: a %s fire is held until it is resumed",
-		        run_trigger_names[r->trigger]);
+		sched_job_log(j, LOG_LVL_INFO, "paused: a %s fire is held until it is resumed",
+		              run_trigger_names[r->trigger]);
 		j->paused_owed = true;
 		if (r->trigger == TRIGGER_UPSTREAM)
 			sched_job_owes(j, r->graph_run); /* a survivor runs it if we die */
@@ -727,8 +688,9 @@ void sched_fire_run(struct run *r)
 		 * jobs a second they keep it behind, and every run held, for good); counted, and
 		 * logged as the runs start again. An instance alone's (claiming nothing ahead): a
 		 * claimed fire needs its row, which tells the others it was served */
+		bool unclaimed = admit_unclaimed(s->admit);
 		if (j->active->state == RUN_QUEUED && !admit_ahead(s->admit) &&
-		    hist_backlogged(s->hist)) {
+		    sched_held_back(s)) {
 			s->unrecorded++;
 			sched_run_free(&r);
 			return;
@@ -739,7 +701,7 @@ void sched_fire_run(struct run *r)
 		 * yet (a start: one left unclaimed is a live instance's to serve, if any). One
 		 * row a run, not one a fire, which at 15,000 jobs a second is two rows in three
 		 * and holds the runs back */
-		if (j->active->skipped != SKIPPED_NONE && admit_unclaimed(s->admit))
+		if (j->active->skipped != SKIPPED_NONE && unclaimed)
 			sched_skip_rowless(&r, j->active, msg);
 		else
 			sched_skip_claimed(&r, msg, false);
@@ -754,7 +716,7 @@ void sched_fire_run(struct run *r)
 			return;
 		}
 		sched_run_to(r, RUN_PENDING);
-		log_job(LOG_LVL_INFO, j->name, "%s; queued behind it (overlap = queue)", what);
+		sched_job_log(j, LOG_LVL_INFO, "%s; queued behind it (overlap = queue)", what);
 		return;
 	case OVERLAP_REPLACE:
 		if (j->pending) {
@@ -764,18 +726,18 @@ void sched_fire_run(struct run *r)
 		if (j->active->state != RUN_RUNNING && j->active->state != RUN_ENDING &&
 		    j->active->state != RUN_CLAIMING) {
 			/* Not started yet: the newer fire takes its place in the queue. */
-			flow_retry_disarm(j);
 			sched_record_skipped(&j->active,
 			                     "superseded by a newer fire before it started; "
 			                     "overlap = replace");
+			flow_retry_disarm(j);
 			sched_run_admit(r);
 			return;
 		}
 		sched_run_to(r, RUN_PENDING);
 		const char *why = "cancelled: replaced by a newer run (overlap = replace)";
 		if (j->active->er || j->active->hc)
-			log_job(LOG_LVL_INFO, j->name, "%s; cancelling it (overlap = replace)",
-			        what);
+			sched_job_log(j, LOG_LVL_INFO, "%s; cancelling it (overlap = replace)",
+			              what);
 		if (j->active->er)
 			s->ex.cancel(j->active->er, why);
 		else
@@ -843,13 +805,13 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 		admit_early_drop(j->s->admit, j->name, first * 1000000, why);
 	if (j->conf && j->conf->catchup == CATCHUP_ONCE) {
 		cron_time_format(latest, to, sizeof(to));
-		log_job(LOG_LVL_NOTICE, j->name, "%s; running once for %s (catchup = once)", why,
-		        to);
+		sched_job_log(j, LOG_LVL_NOTICE, "%s; running once for %s (catchup = once)", why,
+		              to);
 		sched_job_fire(j, latest * 1000000, TRIGGER_CATCHUP);
 		return;
 	}
 	snprintf(msg, sizeof(msg), "%s; catchup = skip", why);
-	log_job(LOG_LVL_NOTICE, j->name, "%s", msg);
+	sched_job_log(j, LOG_LVL_NOTICE, "%s", msg);
 	struct run *r = sched_run_new(j, last_missed * 1000000, TRIGGER_SCHEDULE);
 	if (r)
 		sched_skip_claimed(&r, msg, true);
@@ -866,7 +828,7 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 void sched_check_clock(struct sched *s)
 {
 	int64_t now = sched_now_us(s);
-	int64_t offset = now - clock_mono_now_us(s->clock);
+	int64_t offset = now - sched_mono_us(s);
 	int64_t step = offset - s->clock_offset_us;
 	s->clock_offset_us = offset;
 	if (s->draining || (step < CLOCK_JUMP_US && step > -CLOCK_JUMP_US))

@@ -79,8 +79,8 @@ static void own_strs(struct job *j)
 	if (!block) {
 		/* Its run ends without them. The name changes: out of the index first (the
 		 * later removal will not find it there, and does nothing). */
-		log_job(LOG_LVL_ERROR, j->name,
-		        "out of memory copying the removed job's definition");
+		sched_job_log(j, LOG_LVL_ERROR,
+		              "out of memory copying the removed job's definition");
 		strmap_remove(&j->s->index, &j->hnode);
 		j->name = "?";
 		j->command = j->plugin = j->schedule = NULL;
@@ -103,7 +103,7 @@ static void own_strs(struct job *j)
  * unless a run of it goes on. */
 static void job_retire(struct job *j)
 {
-	log_job(LOG_LVL_INFO, j->name, "removed from the configuration");
+	sched_job_log(j, LOG_LVL_INFO, "removed from the configuration");
 	j->removed = true;
 	j->conf = NULL;
 	j->plug = NULL; /* (the registry goes with the configuration) */

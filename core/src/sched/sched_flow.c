@@ -307,7 +307,7 @@ bool flow_park(struct run *r)
 		sched_record(&j->parked, SCHED_SKIPPED,
 		             "superseded by a newer fire while waiting for an upstream job");
 	sched_run_to(r, RUN_PARKED);
-	log_job(LOG_LVL_INFO, j->name, "waiting for upstream job %s to finish", u->name);
+	sched_job_log(j, LOG_LVL_INFO, "waiting for upstream job %s to finish", u->name);
 	return true;
 }
 
@@ -347,7 +347,7 @@ static void drop_deferred(struct job *j, const char *why)
 		if (r->job != j)
 			continue;
 		if (why) {
-			log_job(LOG_LVL_INFO, j->name, "skipped: %s", why);
+			sched_job_log(j, LOG_LVL_INFO, "skipped: %s", why);
 			sched_record(&r, SCHED_SKIPPED, why);
 		}
 		sched_run_free(&r);
@@ -378,7 +378,7 @@ void flow_job_idle(struct job *j)
 		 * has notifications pending again does not hold it back, or a downstream of a job
 		 * notified without pause would never run. */
 		if (d->parked && !active_upstream(d)) {
-			log_job(LOG_LVL_DEBUG, d->name, "upstream jobs done; running");
+			sched_job_log(d, LOG_LVL_DEBUG, "upstream jobs done; running");
 			sched_run_defer(d->parked);
 		}
 	}
@@ -414,7 +414,7 @@ static void fail_downstream(struct job *d, const struct job *u, const struct job
 			r->graph_run = dup_or_null(graph_run);
 		sched_record(&r, SCHED_UPSTREAM_FAILED, msg);
 	}
-	log_job(LOG_LVL_WARNING, d->name, "%s", msg);
+	sched_job_log(d, LOG_LVL_WARNING, "%s", msg);
 	condition(d, ALERT_UPSTREAM_FAILED, true, msg);
 	for (size_t i = 0; i < d->n_downs; i++)
 		fail_downstream(d->downs[i], d, root, graph_run, mark);
@@ -481,8 +481,8 @@ static void on_final_failure(struct run *r, const struct flow_outcome *o)
 		            j->consecutive, o->message ? o->message : "");
 		condition(j, ALERT_CONSECUTIVE, true, msg);
 	} else {
-		log_job(LOG_LVL_INFO, j->name, "failure %d of %d before alerting (alert_after)",
-		        j->consecutive, after);
+		sched_job_log(j, LOG_LVL_INFO, "failure %d of %d before alerting (alert_after)",
+		              j->consecutive, after);
 	}
 	uint64_t mark = ++s->flow_seq;
 	j->mark = mark;
@@ -494,20 +494,22 @@ void flow_run_begin(struct run *r)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
-	if (j->fresh)
-		fresh_run_begin(r);
-	if (j->n_ups > 1)
-		admit_graph(s->admit, j->name, true);
 	if (!r->graph_run && (j->n_downs > 0 || j->n_ups > 0)) {
 		char id[320];
 		if (flow_graph_run_id(id, sizeof(id), s->instance, r->start_us, j->name) == 0)
 			r->graph_run = strdup(id);
 	}
+	if (j->fresh)
+		fresh_run_begin(r);
 	if (j->conf && j->conf->more->alerts.warn_duration_ms > 0) {
 		clock_timer_init(&r->slow_ev, flow_slow_cb, r);
-		arm_ms(s, &r->slow_ev, j->conf->more->alerts.warn_duration_ms);
-		r->slow_armed = true;
+		r->slow_armed = clock_arm(s->clock, &r->slow_ev,
+		                          j->conf->more->alerts.warn_duration_ms * 1000) == 0;
+		if (!r->slow_armed)
+			log_error("out of memory arming a timer");
 	}
+	if (j->n_ups > 1)
+		admit_graph(s->admit, j->name, true);
 }
 
 void flow_slow_cb(void *arg)
@@ -600,11 +602,11 @@ static bool catchup_wanted(const struct job *j)
 static void fire_catchup(struct job *j, int64_t instant_s, const char *why)
 {
 	if (j->active) {
-		log_job(LOG_LVL_INFO, j->name, "%s; the run in progress stands for the catch-up",
-		        why);
+		sched_job_log(j, LOG_LVL_INFO, "%s; the run in progress stands for the catch-up",
+		              why);
 		return;
 	}
-	log_job(LOG_LVL_NOTICE, j->name, "%s; running once (catchup = once)", why);
+	sched_job_log(j, LOG_LVL_NOTICE, "%s; running once (catchup = once)", why);
 	struct run *r = sched_run_new(j, instant_s * 1000000, TRIGGER_CATCHUP);
 	if (r)
 		sched_run_defer(r);

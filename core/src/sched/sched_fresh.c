@@ -300,10 +300,11 @@ static void job_answer(struct fresh_db *d, size_t k, struct fresh_job *f)
 		char buf[1024];
 		snprintf(buf, sizeof(buf), "source %s: %s", which, why);
 		if (!f->fallback || strcmp(f->fallback, buf) != 0) {
-			log_job(LOG_LVL_WARNING, j->name,
-			        "cannot tell whether its sources changed (%s); it runs once every "
-			        "freshness period until they can be read",
-			        buf);
+			sched_job_log(
+			    j, LOG_LVL_WARNING,
+			    "cannot tell whether its sources changed (%s); it runs once every "
+			    "freshness period until they can be read",
+			    buf);
 			free(f->fallback);
 			f->fallback = strdup(buf);
 		}
@@ -314,8 +315,8 @@ static void job_answer(struct fresh_db *d, size_t k, struct fresh_job *f)
 		return;
 	}
 	if (f->fallback) {
-		log_job(LOG_LVL_NOTICE, j->name,
-		        "its sources can be read again; it runs when they change");
+		sched_job_log(j, LOG_LVL_NOTICE,
+		              "its sources can be read again; it runs when they change");
 		free(f->fallback);
 		f->fallback = NULL;
 	}
@@ -658,10 +659,11 @@ static void def_applied(struct job *j, uint64_t def, int64_t now)
 	f->fresh_as_of_us = 0;
 	char sla[32];
 	duration_format(f->sla_us / 1000, sla, sizeof(sla));
-	log_job(LOG_LVL_INFO, j->name,
-	        "its sources, command or database changed: it runs within its freshness (%s) to "
-	        "reflect them",
-	        sla);
+	sched_job_log(
+	    j, LOG_LVL_INFO,
+	    "its sources, command or database changed: it runs within its freshness (%s) to "
+	    "reflect them",
+	    sla);
 }
 
 static struct fresh_db *db_for(struct sched *s, struct fresh_db **list, const char *name)
@@ -764,8 +766,8 @@ void fresh_applied(struct sched *s)
 				j->fresh->fallback =
 				    strdup("no sources declared (neither its plugin nor "
 				           "sources = [ ... ] names a table)");
-				log_job(
-				    LOG_LVL_WARNING, j->name,
+				sched_job_log(
+				    j, LOG_LVL_WARNING,
 				    "cannot tell whether its sources changed (%s); it runs once "
 				    "every freshness period",
 				    j->fresh->fallback);
@@ -775,8 +777,8 @@ void fresh_applied(struct sched *s)
 		}
 		struct fresh_db *d = j->database ? db_for(s, &s->fresh_dbs, j->database) : NULL;
 		if (!d || !db_add_job(d, j, srcs, n))
-			log_job(LOG_LVL_ERROR, j->name,
-			        "out of memory; its sources are not watched");
+			sched_job_log(j, LOG_LVL_ERROR,
+			              "out of memory; its sources are not watched");
 	}
 	for (struct fresh_db *d = s->fresh_dbs; d; d = d->next) {
 		d->param = text_pg_array((const char *const *)d->sources, d->n_sources);

@@ -59,7 +59,7 @@ static void serve_unserved(struct job *j, const struct cluster_orphan *o)
 	if (!j->enabled)
 		return;
 	if (served_here(j, o->scheduled_us)) {
-		log_job(LOG_LVL_INFO, j->name, "%s; a run here serves it", why);
+		sched_job_log(j, LOG_LVL_INFO, "%s; a run here serves it", why);
 		return;
 	}
 	/* a stop's NOTIFY comes about at the instant: this process may not have fired it yet (its
@@ -72,13 +72,13 @@ static void serve_unserved(struct job *j, const struct cluster_orphan *o)
 		struct run *r = sched_run_new(j, o->scheduled_us, TRIGGER_CATCHUP);
 		if (!r)
 			return;
-		log_job(LOG_LVL_NOTICE, j->name, "%s; running it now (catchup = once)", why);
+		sched_job_log(j, LOG_LVL_NOTICE, "%s; running it now (catchup = once)", why);
 		sched_fire_run(r);
 		return;
 	}
 	char msg[280];
 	snprintf(msg, sizeof(msg), "%s; catchup = skip", why);
-	log_job(LOG_LVL_NOTICE, j->name, "%s", msg);
+	sched_job_log(j, LOG_LVL_NOTICE, "%s", msg);
 	struct run *r = sched_run_new(j, o->scheduled_us, TRIGGER_SCHEDULE);
 	if (r)
 		sched_skip_claimed(&r, msg, true);
@@ -94,10 +94,10 @@ static void hand_over_retry(struct job *j, const struct cluster_orphan *o)
 	                       .graph_run = o->graph_run,
 	                       .scheduled_us = o->scheduled_us,
 	                       .attempt = o->attempt + 1};
-	log_job(LOG_LVL_NOTICE, j->name,
-	        "instance %s died while running it (attempt %d); this instance is stopping: "
-	        "its retry (attempt %d of %d) is left to the other instances",
-	        o->dead, o->attempt, w.attempt, j->conf->retries + 1);
+	sched_job_log(j, LOG_LVL_NOTICE,
+	              "instance %s died while running it (attempt %d); this instance is stopping: "
+	              "its retry (attempt %d of %d) is left to the other instances",
+	              o->dead, o->attempt, w.attempt, j->conf->retries + 1);
 	admit_work_note(j->s->admit, &w, o->dead);
 }
 
@@ -124,8 +124,8 @@ void sched_takeover(struct sched *s, const struct cluster_orphan *o)
 	}
 	/* the dead instance's connection broke: as transient as a failure gets */
 	if (!retry_should(j->conf, o->attempt, "08006", false)) {
-		log_job(
-		    LOG_LVL_NOTICE, j->name,
+		sched_job_log(
+		    j, LOG_LVL_NOTICE,
 		    "instance %s died while running it (attempt %d); not retried (retries = %d)",
 		    o->dead, o->attempt, j->conf->retries);
 		return;
@@ -143,9 +143,10 @@ void sched_takeover(struct sched *s, const struct cluster_orphan *o)
 		sched_run_free(&r);
 		return;
 	}
-	log_job(LOG_LVL_NOTICE, j->name,
-	        "instance %s died while running it (attempt %d); retrying here (attempt %d of %d)",
-	        o->dead, o->attempt, r->attempt, j->conf->retries + 1);
+	sched_job_log(
+	    j, LOG_LVL_NOTICE,
+	    "instance %s died while running it (attempt %d); retrying here (attempt %d of %d)",
+	    o->dead, o->attempt, r->attempt, j->conf->retries + 1);
 	sched_fire_run(r);
 }
 
@@ -177,8 +178,8 @@ void sched_take_work(struct sched *s, const struct coord_work *w)
 			if (!(r->payloads[r->n_payloads] = strdup(w->payloads[r->n_payloads])))
 				goto oom;
 	}
-	log_job(LOG_LVL_NOTICE, j->name, "taking over a %s run a dead instance owed (attempt %d)",
-	        run_trigger_names[w->kind], r->attempt);
+	sched_job_log(j, LOG_LVL_NOTICE, "taking over a %s run a dead instance owed (attempt %d)",
+	              run_trigger_names[w->kind], r->attempt);
 	if (notify && j->active) {
 		if (!j->notify_wait) {
 			sched_run_to(r, RUN_NOTIFY_WAIT);
@@ -200,8 +201,8 @@ void sched_take_work(struct sched *s, const struct coord_work *w)
 	sched_fire_run(r);
 	return;
 oom:
-	log_job(LOG_LVL_ERROR, j->name, "out of memory taking over a dead instance's %s run",
-	        run_trigger_names[w->kind]);
+	sched_job_log(j, LOG_LVL_ERROR, "out of memory taking over a dead instance's %s run",
+	              run_trigger_names[w->kind]);
 	sched_run_free(&r);
 }
 
@@ -211,7 +212,7 @@ static void ended(struct job *j)
 	if (!r || r->state != RUN_CLUSTER_WAIT)
 		return;
 	sched_run_to(r, RUN_DUE);
-	log_job(LOG_LVL_DEBUG, j->name, "the run on another instance ended; claiming again");
+	sched_job_log(j, LOG_LVL_DEBUG, "the run on another instance ended; claiming again");
 	sched_rowless_row(r); /* its message may say the due time that changes here */
 	r->queue_at_us = sched_now_us(j->s);
 	sched_run_admit(r);
@@ -252,8 +253,8 @@ void sched_cluster_cancel(struct sched *s, const char *job, const char *by)
 	char msg[256];
 	snprintf(msg, sizeof(msg),
 	         "cancelled: replaced by a newer run on instance %s (overlap = replace)", by);
-	log_job(LOG_LVL_NOTICE, j->name,
-	        "instance \"%s\" replaces this run; cancelling it (overlap = replace)", by);
+	sched_job_log(j, LOG_LVL_NOTICE,
+	              "instance \"%s\" replaces this run; cancelling it (overlap = replace)", by);
 	exec_cancel(r->er, msg);
 }
 
@@ -287,7 +288,7 @@ int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t 
 	if (r) {
 		char **all = realloc(r->payloads, (r->n_payloads + n + 1) * sizeof(*all));
 		if (!all) {
-			log_job(LOG_LVL_ERROR, j->name, "out of memory; %zu payload(s) dropped", n);
+			sched_job_log(j, LOG_LVL_ERROR, "out of memory; %zu payload(s) dropped", n);
 			for (size_t i = 0; i < n; i++)
 				free(payloads[i]);
 		} else {
@@ -308,8 +309,8 @@ int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t 
 	r->payloads = payloads;
 	r->n_payloads = n;
 	if (j->active) {
-		log_job(LOG_LVL_DEBUG, j->name,
-		        "notified while busy; runs when the current run ends");
+		sched_job_log(j, LOG_LVL_DEBUG,
+		              "notified while busy; runs when the current run ends");
 		sched_run_to(r, RUN_NOTIFY_WAIT);
 		sched_work_note(r, 0);
 		return 0;
@@ -348,8 +349,8 @@ int sched_notify_catchup(struct sched *s, const char *const *names, size_t n)
 	for (size_t i = 0; i < k; i++) {
 		struct job *j = set[i];
 		if (j->reconnect_owed) {
-			log_job(LOG_LVL_INFO, j->name,
-			        "runs after its upstream jobs' catch-up runs");
+			sched_job_log(j, LOG_LVL_INFO,
+			              "runs after its upstream jobs' catch-up runs");
 			continue;
 		}
 		int r = sched_notify_run(s, j->name, NULL, 0);

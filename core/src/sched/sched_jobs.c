@@ -158,9 +158,10 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 				 * theirs to claim, run and record (no row here beside theirs) */
 				struct admit_fire f = sched_admit_fire(r);
 				if (!r->noted && admit_left_to_others(s->admit, &f, r->adm)) {
-					log_job(LOG_LVL_INFO, j->name,
-					        "not recorded here: a fire this instance did not "
-					        "claim, left to the other instances as it stops");
+					sched_job_log(
+					    j, LOG_LVL_INFO,
+					    "not recorded here: a fire this instance did not "
+					    "claim, left to the other instances as it stops");
 					sched_run_free(waiting[w]);
 				} else
 					sched_record_skipped(waiting[w], sched_work_keep(r, why));

@@ -85,7 +85,7 @@ int sched_pause(struct sched *s, const char *name)
 	/* (next_fire stays: resume serves what came due meanwhile) */
 	if (sched_set_paused(s, &name, 1) < 0)
 		return -ENOMEM;
-	log_job(LOG_LVL_NOTICE, j->name, "paused; a run under way goes on, no new run starts");
+	sched_job_log(j, LOG_LVL_NOTICE, "paused; a run under way goes on, no new run starts");
 	return 0;
 }
 
@@ -103,7 +103,7 @@ int sched_resume(struct sched *s, const char *name)
 			break;
 		}
 	j->paused = false;
-	log_job(LOG_LVL_NOTICE, j->name, "resumed");
+	sched_job_log(j, LOG_LVL_NOTICE, "resumed");
 	if (s->draining)
 		return 0;
 	int64_t now = sched_now_us(s);
@@ -137,12 +137,12 @@ int sched_resume(struct sched *s, const char *name)
 	}
 	if (owed && !served) {
 		if (j->conf && j->conf->catchup == CATCHUP_ONCE) {
-			log_job(LOG_LVL_NOTICE, j->name,
-			        "fires came due while paused; running once (catchup = once)");
+			sched_job_log(j, LOG_LVL_NOTICE,
+			              "fires came due while paused; running once (catchup = once)");
 			sched_job_fire(j, latest * 1000000, TRIGGER_CATCHUP);
 		} else {
-			log_job(LOG_LVL_NOTICE, j->name,
-			        "fires came due while paused; none runs (catchup = skip)");
+			sched_job_log(j, LOG_LVL_NOTICE,
+			              "fires came due while paused; none runs (catchup = skip)");
 			struct run *r = sched_run_new(j, latest * 1000000, TRIGGER_CATCHUP);
 			if (r)
 				sched_record(

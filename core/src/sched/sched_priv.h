@@ -337,9 +337,13 @@ struct sched {
 	uint64_t backlog_sig;
 };
 
-/* sched_state.c: the scheduler's wall clock (Unix microseconds); a job by name (not a removed
- * one). */
+/* sched_state.c: the scheduler's wall clock and its monotonic clock (microseconds); a job by
+ * name (not a removed one). */
 int64_t sched_now_us(const struct sched *s);
+int64_t sched_mono_us(const struct sched *s);
+/* sched_state.c: whether runs are held back for a history that cannot keep up with them
+ * (hist_backlogged): they wait for a slot until it catches up. */
+bool sched_held_back(const struct sched *s);
 struct job *sched_job_find(struct sched *s, const char *name);
 /* sched_state.c: a run of J's fire at SCHEDULED_US (0 for a manual run) with TRIGGER, due
  * (NULL: out of memory, logged) / R ended if it was not, and
@@ -408,6 +412,10 @@ bool sched_run_to(struct run *r, enum run_state to);
 /* R, due, is fired from the loop (sched_deferred_cb): how the files below sched.c start a run
  * without calling up into it, and a run's end never starts another run inside it. */
 void sched_run_defer(struct run *r);
+/* R, started, could not be handed to the executor: it ends from the loop with ERR
+ * (sched_ended_cb), as a run the executor ended would. / R's "started" line. */
+void sched_run_end_later(struct run *r, const char *err);
+void sched_run_log_started(const struct run *r);
 /* While draining: once no run is claiming, queued or running, the drain's callback goes
  * (from the loop). sched_run_to() calls it as those counts drop; sched_drain() once. */
 void sched_check_drained(struct sched *s);
@@ -419,8 +427,9 @@ const char *sched_run_state_name(enum run_state st);
 void sched_run_describe(const struct run *a, enum run_state st, char *out, size_t outlen);
 /* The message of a fire skipped behind a run doing WHAT (sched_run_describe), overlap = skip */
 #define SCHED_SKIP_FMT "%s; overlap = skip"
-/* US (Unix microseconds) as "10:00:01Z". */
-void sched_fmt_hms(int64_t us, char *out, size_t outlen);
+/* A line of job J's log (J as log_msg's context): the one place its lines are written. */
+void sched_job_log(const struct job *j, enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Start R or queue it for a max_running slot; R becomes the job's active run. */
 void sched_run_admit(struct run *r);
 /* Apply the overlap policy to a ready fire R (takes R). */

@@ -7,10 +7,12 @@
  * table does not hold, moves the run between the holders of its old and new states and keeps
  * the counts of the runs claiming and running (as pgbouncer's change_server_state() moves a
  * server between its lists), and then does what follows, read from the same table (follow):
- * admission told, the backlog published, a stop's end. Below the rest of sched/: it calls only
- * sched_queue.c. */
+ * admission told, the backlog published, a stop's end. Below the rest of sched/; the
+ * max_running queue, one of a run's holders, is here too (sched.h). */
+#include <errno.h>
 #include <event2/event.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,19 +207,51 @@ void sched_run_defer(struct run *r)
 	event_active(&r->job->s->flow_ev, 0, 0);
 }
 
-void sched_check_drained(struct sched *s)
+/* (from the loop, so that run_begin() never re-enters run_end) */
+void sched_run_end_later(struct run *r, const char *err)
 {
-	if (s->draining && s->n_running == 0 && s->n_claiming == 0 && s->queue.n == 0 && s->drained)
-		event_active(&s->drained_ev, 0, 0);
+	r->start_error = strdup(err);
+	sched_run_to(r, RUN_ENDING);
+	event_active(&r->job->s->ended_ev, 0, 0);
 }
 
-void sched_fmt_hms(int64_t us, char *out, size_t outlen)
+/* US (Unix microseconds) as "10:00:01Z". */
+static void sched_fmt_hms(int64_t us, char *out, size_t outlen)
 {
 	time_t t = (time_t)(us / 1000000);
 	struct tm tm;
 	gmtime_r(&t, &tm);
 	if (strftime(out, outlen, "%H:%M:%SZ", &tm) == 0 && outlen)
 		out[0] = '\0';
+}
+
+void sched_run_log_started(const struct run *r)
+{
+	char when[16], what[48] = "";
+	if (log_min_level < LOG_LVL_INFO) /* a thousand runs due at once: not per run */
+		return;
+	if (r->scheduled_us) {
+		sched_fmt_hms(r->scheduled_us, when, sizeof(when));
+		snprintf(what, sizeof(what), "scheduled %s, ", when);
+	} else if (r->n_payloads) {
+		snprintf(what, sizeof(what), "%zu payload(s), ", r->n_payloads);
+	}
+	sched_job_log(r->job, LOG_LVL_INFO, "started (%s, %sattempt %d)",
+	              run_trigger_names[r->trigger], what, r->attempt);
+}
+
+void sched_check_drained(struct sched *s)
+{
+	if (s->draining && s->n_running == 0 && s->n_claiming == 0 && s->queue.n == 0 && s->drained)
+		event_active(&s->drained_ev, 0, 0);
+}
+
+void sched_job_log(const struct job *j, enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_vmsg(level, j->name, fmt, ap);
+	va_end(ap);
 }
 
 void sched_run_describe(const struct run *a, enum run_state st, char *out, size_t outlen)
@@ -251,13 +285,88 @@ void sched_run_describe(const struct run *a, enum run_state st, char *out, size_
 	}
 }
 
+/* ---- the max_running queue: a binary min-heap of fires ordered by scheduled instant, then
+ * by arrival ------------------------------------------------------------------------- */
+
+static bool q_less(const struct sched_qitem *a, const struct sched_qitem *b)
+{
+	return a->at_us < b->at_us || (a->at_us == b->at_us && a->seq < b->seq);
+}
+
+static void q_swap(struct sched_queue *q, size_t i, size_t j)
+{
+	struct sched_qitem t = q->items[i];
+	q->items[i] = q->items[j];
+	q->items[j] = t;
+}
+
+static void q_up(struct sched_queue *q, size_t i)
+{
+	while (i > 0 && q_less(&q->items[i], &q->items[(i - 1) / 2])) {
+		q_swap(q, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static void q_down(struct sched_queue *q, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		if (l < q->n && q_less(&q->items[l], &q->items[m]))
+			m = l;
+		if (r < q->n && q_less(&q->items[r], &q->items[m]))
+			m = r;
+		if (m == i)
+			return;
+		q_swap(q, i, m);
+		i = m;
+	}
+}
+
+int sched_queue_push(struct sched_queue *q, int64_t at_us, uint64_t seq, void *data)
+{
+	if (q->n == q->cap) {
+		size_t cap = q->cap ? q->cap * 2 : 16;
+		struct sched_qitem *items = realloc(q->items, cap * sizeof(*items));
+		if (!items)
+			return -ENOMEM;
+		q->items = items;
+		q->cap = cap;
+	}
+	q->items[q->n] = (struct sched_qitem){at_us, seq, data};
+	q_up(q, q->n++);
+	return 0;
+}
+
+bool sched_queue_remove(struct sched_queue *q, void *data)
+{
+	for (size_t i = 0; i < q->n; i++) {
+		if (q->items[i].data != data)
+			continue;
+		q->items[i] = q->items[--q->n];
+		if (i < q->n) {
+			q_down(q, i);
+			q_up(q, i);
+		}
+		return true;
+	}
+	return false;
+}
+
+void sched_queue_clear(struct sched_queue *q)
+{
+	free(q->items);
+	q->items = NULL;
+	q->n = q->cap = 0;
+}
+
 /* ---- the run as a record ---------------------------------------------------------- */
 
 struct run *sched_run_new(struct job *j, int64_t scheduled_us, enum run_trigger trigger)
 {
 	struct run *r = calloc(1, sizeof(*r));
 	if (!r) {
-		log_job(LOG_LVL_ERROR, j->name, "out of memory; fire dropped");
+		sched_job_log(j, LOG_LVL_ERROR, "out of memory; fire dropped");
 		return NULL;
 	}
 	r->job = j;
@@ -277,16 +386,16 @@ void sched_run_free(struct run **rp)
 	if (r->state != RUN_ENDED)
 		sched_run_to(r, RUN_ENDED);
 	sched_rowless_row(r);
-	if (r->mark_ev_set)
-		event_del(&r->mark_ev);
-	free(r->mark_why);
-	if (r->slow_armed)
-		clock_disarm(r->job->s->clock, &r->slow_ev);
 	if (r->hc) /* a request still in flight: never heard of again */
 		httpc_drop(&r->hc);
 	if (r->waiter)
 		sched_run_answer(r, "cancelled",
 		                 "the run was dropped before it ended (shutdown or reload)", NULL);
+	if (r->mark_ev_set)
+		event_del(&r->mark_ev);
+	free(r->mark_why);
+	if (r->slow_armed)
+		clock_disarm(r->job->s->clock, &r->slow_ev);
 	for (size_t i = 0; i < r->n_payloads; i++)
 		free(r->payloads[i]);
 	free(r->payloads);
@@ -308,8 +417,7 @@ void sched_run_answer(struct run *r, const char *status, const char *message, co
 	    .message = message ? message : "",
 	    .sqlstate = sqlstate,
 	    .attempt = r->attempt,
-	    .duration_us =
-	        r->start_mono_us ? clock_mono_now_us(r->job->s->clock) - r->start_mono_us : 0,
+	    .duration_us = r->start_mono_us ? sched_mono_us(r->job->s) - r->start_mono_us : 0,
 	};
 	w->done(w, &res);
 }
@@ -369,10 +477,10 @@ static void record(struct run **rp, enum sched_status st, const char *message, b
 	                         .lateness_us = -1,
 	                         .end_us = now,
 	                         .message = message};
-	metrics_run_end(s->metrics, &mr);
 	if (!rowless)
 		sched_recent_note(r->job, st, now, now, r->attempt, key, 0);
 	sched_run_free(rp);
+	metrics_run_end(s->metrics, &mr); /* (its job's, which outlives the run) */
 }
 
 void sched_record(struct run **rp, enum sched_status st, const char *message)
@@ -383,13 +491,13 @@ void sched_record(struct run **rp, enum sched_status st, const char *message)
 /* ... and a log line. */
 void sched_record_skipped(struct run **rp, const char *message)
 {
-	log_job(LOG_LVL_INFO, (*rp)->job->name, "skipped: %s", message);
+	sched_job_log((*rp)->job, LOG_LVL_INFO, "skipped: %s", message);
 	record(rp, SCHED_SKIPPED, message, false);
 }
 
 void sched_skip_rowless(struct run **rp, struct run *behind, const char *message)
 {
-	log_job(LOG_LVL_INFO, behind->job->name, "skipped: %s (no history row)", message);
+	sched_job_log(behind->job, LOG_LVL_INFO, "skipped: %s (no history row)", message);
 	behind->skipped = (uint8_t)(SKIPPED_ROWLESS + behind->state);
 	behind->rowless_us = (*rp)->scheduled_us;
 	behind->rowless_trigger = (*rp)->trigger;
@@ -410,7 +518,8 @@ void sched_rowless_row(struct run *r)
 	                   .trigger = r->rowless_trigger,
 	                   .scheduled_us = r->rowless_us,
 	                   .attempt = 1};
-	(void)sched_hist_put(&last, sched_now_us(r->job->s), NULL, "skipped", msg);
+	int64_t now = sched_now_us(r->job->s);
+	(void)sched_hist_put(&last, now, NULL, "skipped", msg);
 	r->skipped = SKIPPED_ROW;
 }
 
@@ -418,7 +527,7 @@ void sched_skip_claimed(struct run **rp, const char *why, bool logged)
 {
 	struct run *r = *rp;
 	if (!logged) /* at once: this instance skips it, whoever records it */
-		log_job(LOG_LVL_INFO, r->job->name, "skipped: %s", why);
+		sched_job_log(r->job, LOG_LVL_INFO, "skipped: %s", why);
 	struct admit_fire f = sched_admit_fire(r);
 	if (admit_skip(r->job->s->admit, &f, why))
 		sched_run_free(rp);
@@ -436,7 +545,7 @@ void sched_on_pid(void *arg, int pid)
 	sched_backlog_changed(s, r); /* no longer waiting for its connection */
 	if (s->hist && r->hist_key)  /* else its start is recorded with it (sched.c) */
 		hist_set_pid(s->hist, r->hist_key, r->start_us, pid);
-	log_job(LOG_LVL_DEBUG, r->job->name, "running on backend %d", pid);
+	sched_job_log(r->job, LOG_LVL_DEBUG, "running on backend %d", pid);
 }
 
 /* R's start mark is written (OK), or R must send nothing (WHY): admit_mark_start */
@@ -530,11 +639,17 @@ struct admit_fire sched_admit_fire(const struct run *r)
 	};
 }
 
+/* W is written as pending work (coord.h), when pending work is written at all. */
+static bool work_note(struct sched *s, const struct coord_work *w)
+{
+	if (!s->coord)
+		return false;
+	admit_work_note(s->admit, w, NULL);
+	return true;
+}
+
 void sched_work_note(struct run *r, int64_t due_us)
 {
-	struct sched *s = r->job->s;
-	if (!s->coord)
-		return;
 	struct coord_work w = {.job = r->job->name,
 	                       .kind = r->trigger,
 	                       .graph_run = r->graph_run,
@@ -543,8 +658,8 @@ void sched_work_note(struct run *r, int64_t due_us)
 	                       .due_us = due_us,
 	                       .payloads = r->payloads,
 	                       .n_payloads = r->n_payloads};
-	admit_work_note(s->admit, &w, NULL);
-	r->noted = true;
+	if (work_note(r->job->s, &w))
+		r->noted = true;
 }
 
 const char *sched_work_keep(struct run *r, const char *why)
@@ -558,11 +673,9 @@ const char *sched_work_keep(struct run *r, const char *why)
 
 void sched_job_owes(struct job *j, const char *graph_run)
 {
-	if (!j->s->coord)
-		return;
 	struct coord_work w = {.job = j->name, .kind = TRIGGER_UPSTREAM, .graph_run = graph_run};
-	admit_work_note(j->s->admit, &w, NULL);
-	j->up_noted = true;
+	if (work_note(j->s, &w))
+		j->up_noted = true;
 }
 
 void sched_job_owes_not(struct job *j)
@@ -710,6 +823,16 @@ int64_t sched_now_us(const struct sched *s)
 {
 	/* the history database's time (sched_set_db_offset) */
 	return clock_now_us(s->clock) + s->db_offset_us;
+}
+
+int64_t sched_mono_us(const struct sched *s)
+{
+	return clock_mono_now_us(s->clock);
+}
+
+bool sched_held_back(const struct sched *s)
+{
+	return hist_backlogged(s->hist);
 }
 
 struct job *sched_job_find(struct sched *s, const char *name)

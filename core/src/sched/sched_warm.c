@@ -125,11 +125,11 @@ void sched_log_stages(const struct run *r, const struct exec_outcome *o)
 		return;
 	const struct sched *s = r->job->s;
 	int64_t at = r->scheduled_us;
-	log_job(LOG_LVL_DEBUG, r->job->name,
-	        "stages: fired=%.3f started=%.3f connected=%.3f done=%.3f connect=%.3f "
-	        "carried=%d (ms after the instant)",
-	        (double)(r->fired_us - at) / 1000.0, (double)(r->start_us - at) / 1000.0,
-	        o->wait_us ? (double)(r->start_us + o->wait_us - at) / 1000.0 : -1.0,
-	        (double)(sched_now_us(s) - at) / 1000.0, (double)o->connect_us / 1000.0,
-	        o->carried);
+	sched_job_log(r->job, LOG_LVL_DEBUG,
+	              "stages: fired=%.3f started=%.3f connected=%.3f done=%.3f connect=%.3f "
+	              "carried=%d (ms after the instant)",
+	              (double)(r->fired_us - at) / 1000.0, (double)(r->start_us - at) / 1000.0,
+	              o->wait_us ? (double)(r->start_us + o->wait_us - at) / 1000.0 : -1.0,
+	              (double)(sched_now_us(s) - at) / 1000.0, (double)o->connect_us / 1000.0,
+	              o->carried);
 }

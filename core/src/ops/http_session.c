@@ -1,0 +1,496 @@
+/* The page's sessions: a role logs in with its password, which pgcrond checks by connecting
+ * to the history database as that role (whatever pg_hba.conf asks); that connection is the
+ * session's, and every action is the SQL API called on it with parameters, so PostgreSQL
+ * decides what the role may do. The password is given to libpq and wiped; a session ends on
+ * logout, after SESS_IDLE_S without a request, and when its connection ends. */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/keyvalq_struct.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/random.h>
+
+#include "clock.h"
+#include "config.h"
+#include "conndrv.h"
+#include "cron.h"
+#include "http_priv.h"
+
+#define SESS_MAX 64
+#define SESS_IDLE_S (30 * 60)
+#define SESS_CONNECT_MS 10000
+#define SESS_STATEMENT_MS 60000
+/* failed logins an address may make in LOGIN_WINDOW_S */
+#define LOGIN_TRIES 10
+#define LOGIN_WINDOW_S 60
+#define COOKIE "pgcrond_session="
+
+enum sess_state { SESS_CONNECTING, SESS_IDLE, SESS_BUSY };
+
+struct sess {
+	struct sess *next;
+	struct http *h;
+	char id[33], csrf[33]; /* hex of 16 random bytes each */
+	char *role;
+	char *conninfo; /* with the password: wiped once connected */
+	char peer[48];
+	struct conndrv drv;
+	struct event idle;
+	enum sess_state state;
+	struct evhttp_request *req; /* waiting for the login or the statement */
+	PGresult *res;              /* the statement's first result */
+	bool raw;                   /* reply with its value as the JSON document */
+	char what[160];             /* the action and its job, for the log */
+};
+
+/* The actions on a job: POST /jobs/NAME/ACTION, NAME the first parameter, the form's
+ * schedule and command the next (edit). pgcrond.page_jobid finds the jobid of a job made in
+ * SQL; cron.alter_job and cron.unschedule then decide as for any caller. */
+static const struct {
+	const char *action, *sql;
+	int nparams;
+} actions[] = {
+    {"pause", "SELECT cron.alter_job(pgcrond.page_jobid($1), active => false)", 1},
+    {"resume", "SELECT cron.alter_job(pgcrond.page_jobid($1), active => true)", 1},
+    {"edit",
+     "SELECT cron.alter_job(pgcrond.page_jobid($1), schedule => nullif($2, ''),"
+     " command => nullif($3, ''))",
+     3},
+    {"trigger", "SELECT pgcrond.trigger($1)", 1},
+    {"drop", "SELECT pgcrond.drop_waiting($1)", 1},
+    {"unschedule", "SELECT cron.unschedule(pgcrond.page_jobid($1))", 1},
+};
+
+static void random_hex(char out[33])
+{
+	unsigned char b[16];
+	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+		abort(); /* the kernel's generator does not fail for 16 bytes once seeded */
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+static void sess_free(struct sess *s)
+{
+	struct http *h = s->h;
+	for (struct sess **p = &h->sessions; *p; p = &(*p)->next)
+		if (*p == s) {
+			*p = s->next;
+			break;
+		}
+	h->n_sessions--;
+	if (s->req)
+		http_reply_error(s->req, 503, "Service Unavailable",
+		                 "the session's database connection ended");
+	conndrv_close(&s->drv);
+	event_del(&s->idle);
+	PQclear(s->res);
+	explicit_bzero(s->conninfo, strlen(s->conninfo));
+	free(s->conninfo);
+	explicit_bzero(s->id, sizeof(s->id));
+	free(s->role);
+	free(s);
+}
+
+void http_sessions_free(struct http *h)
+{
+	while (h->sessions)
+		sess_free(h->sessions);
+}
+
+static void idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sess *s = arg;
+	(void)fd;
+	(void)what;
+	log_notice("http: the page's session of role %s ended after %d minutes idle", s->role,
+	           SESS_IDLE_S / 60);
+	sess_free(s);
+}
+
+static void touch(struct sess *s)
+{
+	struct timeval tv = {SESS_IDLE_S, 0};
+	evtimer_add(&s->idle, &tv);
+}
+
+/* The session of REQ's cookie, or NULL. */
+static struct sess *find_sess(struct http *h, struct evhttp_request *req)
+{
+	const char *c = evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie");
+	const char *at = c ? strstr(c, COOKIE) : NULL;
+	char id[33] = "";
+	if (!at || sscanf(at + strlen(COOKIE), "%32[0-9a-f]", id) != 1)
+		return NULL;
+	for (struct sess *s = h->sessions; s; s = s->next)
+		if (s->state != SESS_CONNECTING && http_same_secret(id, s->id))
+			return s;
+	return NULL;
+}
+
+/* The failed logins of PEER in the last window, counted up by one when FAILED. */
+static int login_tries(struct http *h, const char *peer, bool failed)
+{
+	int64_t now = clock_mono_us();
+	struct login_tries *t = NULL, *oldest = &h->tries[0];
+	for (size_t i = 0; i < sizeof(h->tries) / sizeof(h->tries[0]); i++) {
+		if (strcmp(h->tries[i].peer, peer) == 0)
+			t = &h->tries[i];
+		if (h->tries[i].since_us < oldest->since_us)
+			oldest = &h->tries[i];
+	}
+	if (t && now - t->since_us > (int64_t)LOGIN_WINDOW_S * 1000000)
+		t->failed = 0;
+	if (!t && failed) {
+		t = oldest;
+		snprintf(t->peer, sizeof(t->peer), "%s", peer);
+		t->failed = 0;
+	}
+	if (t && failed && t->failed++ == 0)
+		t->since_us = now;
+	return t ? t->failed : 0;
+}
+
+/* The body's form fields into Q (evhttp_clear_headers frees them); false if unreadable. */
+static bool form(struct evhttp_request *req, struct evkeyvalq *q)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	char *body = evbuffer_add(in, "", 1) == 0 ? (char *)evbuffer_pullup(in, -1) : NULL;
+	bool ok = body && evhttp_parse_query_str(body, q) == 0;
+	if (!ok)
+		TAILQ_INIT(q);
+	if (body)
+		explicit_bzero(body, strlen(body));
+	return ok;
+}
+
+static void set_cookie(const struct http *h, struct evhttp_request *req, const char *id,
+                       int max_age)
+{
+	char c[160];
+	snprintf(c, sizeof(c), COOKIE "%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Strict%s", id,
+	         max_age, h->tls ? "; Secure" : "");
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", c);
+}
+
+/* ---- the connection (conndrv.h) ------------------------------------------------------- */
+
+static void login_done(struct sess *s, const char *error)
+{
+	struct evhttp_request *req = s->req;
+	s->req = NULL;
+	if (error) {
+		int n = login_tries(s->h, s->peer, true);
+		log_warning("http: login of role %s from %s refused (%d in the last minute): %s",
+		            s->role, s->peer, n, error);
+		http_reply_error(req, 401, "Unauthorized", error);
+		sess_free(s);
+		return;
+	}
+	s->state = SESS_IDLE;
+	touch(s);
+	log_notice("http: role %s logged in to the page from %s", s->role, s->peer);
+	set_cookie(s->h, req, s->id, SESS_IDLE_S);
+	http_reply_json(req, 200, "OK", json_pack("{s:s,s:s}", "role", s->role, "csrf", s->csrf));
+}
+
+static void connected(void *arg)
+{
+	struct sess *s = arg;
+	char *pw = PQpass(s->drv.conn); /* libpq's copy, and ours: not kept past the login */
+	if (pw)
+		explicit_bzero(pw, strlen(pw));
+	explicit_bzero(s->conninfo, strlen(s->conninfo));
+	/* pg_hba.conf trusting the connection (trust, peer, a certificate) takes any password */
+	login_done(s, PQconnectionUsedPassword(s->drv.conn)
+	                  ? NULL
+	                  : "the server did not ask this role for its password (pg_hba.conf trusts "
+	                    "the connection); the page logs in only with a password");
+}
+
+static void failed(void *arg, const char *why, bool was_ready)
+{
+	struct sess *s = arg;
+	if (!was_ready) {
+		login_done(s, why);
+		return;
+	}
+	log_notice("http: the page's session of role %s ended with its connection: %s", s->role,
+	           why);
+	sess_free(s);
+}
+
+/* The statement's end: its value, or the database's error, to the request. */
+static void statement_done(struct sess *s)
+{
+	struct evhttp_request *req = s->req;
+	PGresult *r = s->res;
+	s->req = NULL;
+	s->res = NULL;
+	s->state = SESS_IDLE;
+	conndrv_idle(&s->drv);
+	if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
+		const char *v = PQntuples(r) && !PQgetisnull(r, 0, 0) ? PQgetvalue(r, 0, 0) : NULL;
+		log_job(s->raw ? LOG_LVL_DEBUG : LOG_LVL_NOTICE, NULL, "http: role %s: %s", s->role,
+		        s->what);
+		if (s->raw)
+			http_reply(req, 200, "OK", "application/json", v ? v : "null",
+			           v ? strlen(v) : 4);
+		else
+			http_reply_json(req, 200, "OK",
+			                json_pack("{s:b,s:s?}", "ok", 1, "value", v));
+	} else {
+		const char *m = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+		const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+		bool denied = st && strcmp(st, "42501") == 0;
+		m = m ? m : PQerrorMessage(s->drv.conn);
+		log_notice("http: role %s: %s refused: %s", s->role, s->what, m);
+		http_reply_json(req, denied ? 403 : 400, denied ? "Forbidden" : "Bad Request",
+		                json_pack("{s:s,s:s?,s:s?}", "error", m, "detail",
+		                          r ? PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL) : NULL,
+		                          "hint",
+		                          r ? PQresultErrorField(r, PG_DIAG_MESSAGE_HINT) : NULL));
+	}
+	PQclear(r);
+}
+
+static void readable(void *arg)
+{
+	struct sess *s = arg;
+	PGnotify *n;
+	while ((n = PQnotifies(s->drv.conn)))
+		PQfreemem(n);
+	while (s->state == SESS_BUSY && !PQisBusy(s->drv.conn)) {
+		PGresult *r = PQgetResult(s->drv.conn);
+		if (!r) {
+			statement_done(s);
+			break;
+		}
+		if (s->res)
+			PQclear(r);
+		else
+			s->res = r;
+	}
+}
+
+static const struct conndrv_ops sess_ops = {
+    .connected = connected, .readable = readable, .failed = failed};
+
+/* Send SQL with PARAMS on S for REQ; WHAT names it in the log. */
+static void run(struct sess *s, struct evhttp_request *req, const char *sql, int n,
+                const char *const *params, bool raw)
+{
+	if (s->state != SESS_IDLE) {
+		http_reply_error(req, 409, "Conflict",
+		                 "this session's last request is still under way; try again");
+		return;
+	}
+	touch(s);
+	s->state = SESS_BUSY;
+	s->req = req;
+	s->raw = raw;
+	conndrv_busy(&s->drv, SESS_STATEMENT_MS);
+	if (!PQsendQueryParams(s->drv.conn, sql, n, NULL, params, NULL, NULL, 0) ||
+	    !conndrv_flush(&s->drv))
+		conndrv_fail(&s->drv, NULL); /* failed() answers REQ */
+}
+
+/* "KEY='VALUE' " to F, VALUE quoted as libpq reads it. */
+static void put_option(FILE *f, const char *key, const char *v)
+{
+	fprintf(f, "%s='", key);
+	for (; *v; v++)
+		fprintf(f, "%s%c", *v == '\\' || *v == '\'' ? "\\" : "", *v);
+	fputs("' ", f);
+}
+
+/* The history database's server and dbname with ROLE and PW (malloc'd, NULL when out of
+ * memory); the rest of the daemon's conninfo (its user, password, password file, client
+ * certificate) stays its own. */
+static char *login_conninfo(const char *daemon, const char *role, const char *pw)
+{
+	static const char *const take = " host hostaddr port dbname sslmode sslrootcert ";
+	PQconninfoOption *opts = PQconninfoParse(daemon, NULL);
+	char *out = NULL, k[40];
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	for (PQconninfoOption *o = opts; f && o && o->keyword; o++) {
+		snprintf(k, sizeof(k), " %s ", o->keyword);
+		if (o->val && *o->val && strstr(take, k))
+			put_option(f, o->keyword, o->val);
+	}
+	if (f) {
+		put_option(f, "user", role);
+		put_option(f, "password", pw);
+		fclose(f);
+	}
+	PQconninfoFree(opts);
+	return out;
+}
+
+/* ---- the requests ---------------------------------------------------------------------- */
+
+static void serve_login(struct http *h, struct evhttp_request *req, struct evkeyvalq *q)
+{
+	const char *role = evhttp_find_header(q, "role");
+	char *pw = (char *)evhttp_find_header(q, "password");
+	const char *peer = http_peer(req);
+	if (!h->tls && !config_http_loopback(peer)) {
+		http_reply_error(req, 403, "Forbidden",
+		                 "logging in from another host needs TLS (http.tls_cert_file and "
+		                 "tls_key_file): a password would cross the network in clear");
+		return;
+	}
+	if (!h->conninfo) {
+		http_reply_error(req, 503, "Service Unavailable",
+		                 "pgcrond has no history database, which a role logs in to");
+		return;
+	}
+	if (!role || !*role || !pw || !*pw) {
+		http_reply_error(req, 400, "Bad Request", "give a role and its password");
+		return;
+	}
+	if (login_tries(h, peer, false) >= LOGIN_TRIES || h->n_sessions >= SESS_MAX) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "60");
+		http_reply_error(req, 429, "Too Many Requests",
+		                 h->n_sessions >= SESS_MAX
+		                     ? "too many sessions are open; try again later"
+		                     : "too many failed logins from this address; try again in a "
+		                       "minute");
+		return;
+	}
+	struct sess *s = calloc(1, sizeof(*s));
+	if (s &&
+	    (!(s->role = strdup(role)) || !(s->conninfo = login_conninfo(h->conninfo, role, pw)))) {
+		free(s->role);
+		free(s);
+		s = NULL;
+	}
+	explicit_bzero(pw, strlen(pw));
+	if (!s) {
+		http_reply_error(req, 500, "Internal Server Error", "out of memory");
+		return;
+	}
+	s->h = h;
+	s->req = req;
+	snprintf(s->peer, sizeof(s->peer), "%s", peer);
+	random_hex(s->id);
+	random_hex(s->csrf);
+	evtimer_assign(&s->idle, h->base, idle_cb, s);
+	s->next = h->sessions;
+	h->sessions = s;
+	h->n_sessions++;
+	conndrv_init(&s->drv, h->base, &sess_ops, s, "the page's session", PGCONN_NOTICES_PER_MIN,
+	             60000, SESS_CONNECT_MS);
+	(void)conndrv_connect(&s->drv, s->conninfo, "pgcrond page"); /* failed() may answer */
+}
+
+/* GET /schedule.json?schedule=TEXT: its next five fires as the daemon reads it (each Unix
+ * seconds and the offset of the daemon's zone then), or why it cannot be read. */
+static void serve_fires(struct http *h, struct evhttp_request *req)
+{
+	struct evkeyvalq q;
+	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	TAILQ_INIT(&q);
+	const char *text = query && evhttp_parse_query_str(query, &q) == 0
+	                       ? evhttp_find_header(&q, "schedule")
+	                       : NULL;
+	char err[256] = "no schedule";
+	cron_expr e;
+	json_t *doc = json_pack("{s:s,s:[]}", "zone", h->tz ? cron_tz_name(h->tz) : "UTC", "fires");
+	int64_t t = clock_wall_us() / 1000000;
+	if (!text || cron_parse(text, &e, err, sizeof(err)) < 0)
+		json_object_set_new(doc, "error", json_string(err));
+	else
+		for (int i = 0; i < 5 && (t = cron_next(&e, h->tz, t)) != CRON_NEVER; i++)
+			json_array_append_new(
+			    json_object_get(doc, "fires"),
+			    json_pack("[I,i]", (json_int_t)t, cron_tz_offset(h->tz, t)));
+	http_reply_json(req, 200, "OK", doc);
+	evhttp_clear_headers(&q);
+}
+
+bool http_session_route(struct http *h, struct evhttp_request *req, const char *path, bool post)
+{
+	if (!post) {
+		struct sess *s = find_sess(h, req);
+		bool fires = strcmp(path, "/schedule.json") == 0;
+		if (!fires && strcmp(path, "/session.json") != 0) {
+			return false;
+		} else if (!s) {
+			http_reply_error(req, 401, "Unauthorized", "not logged in");
+		} else if (fires) {
+			serve_fires(h, req);
+		} else {
+			const char *p[] = {s->csrf};
+			snprintf(s->what, sizeof(s->what), "read the page's state");
+			run(s, req,
+			    "SELECT pgcrond.page_state() || jsonb_build_object('csrf', $1::text)",
+			    1, p, true);
+		}
+		return true;
+	}
+	struct evkeyvalq q;
+	if (!form(req, &q)) {
+		http_reply_error(req, 400, "Bad Request",
+		                 "the body is not a form (x-www-form-urlencoded)");
+		evhttp_clear_headers(&q);
+		return true;
+	}
+	struct sess *s = find_sess(h, req);
+	const char *csrf = evhttp_find_header(&q, "csrf");
+	static const char prefix[] = "/jobs/";
+	const char *name = strncmp(path, prefix, sizeof(prefix) - 1) == 0 ? path + 6 : NULL;
+	const char *slash = name ? strrchr(name, '/') : NULL;
+	if (strcmp(path, "/login") == 0) {
+		serve_login(h, req, &q);
+	} else if (!s) {
+		http_reply_error(req, 401, "Unauthorized",
+		                 "log in first (POST /login with role and password), or send the "
+		                 "bearer token of http.token_file");
+	} else if (!csrf || !http_same_secret(csrf, s->csrf)) {
+		log_warning("http: role %s: a POST to %s without the page's token refused", s->role,
+		            path);
+		http_reply_error(req, 403, "Forbidden",
+		                 "the page's token (form field csrf) is missing or wrong");
+	} else if (strcmp(path, "/logout") == 0) {
+		log_notice("http: role %s logged out of the page", s->role);
+		set_cookie(h, req, "", 0);
+		http_reply_json(req, 200, "OK", json_pack("{s:b}", "ok", 1));
+		sess_free(s);
+	} else if (strcmp(path, "/jobs") == 0) {
+		const char *p[] = {evhttp_find_header(&q, "name"),
+		                   evhttp_find_header(&q, "schedule"),
+		                   evhttp_find_header(&q, "command")};
+		snprintf(s->what, sizeof(s->what), "create job \"%.100s\"", p[0] ? p[0] : "");
+		run(s, req, "SELECT cron.schedule($1, $2, $3)", 3, p, false);
+	} else {
+		size_t i = 0, n = sizeof(actions) / sizeof(actions[0]);
+		for (; slash && i < n; i++)
+			if (strcmp(slash + 1, actions[i].action) == 0)
+				break;
+		char job[201];
+		if (!slash || i == n || slash - name < 1 ||
+		    slash - name >= (ptrdiff_t)sizeof(job)) {
+			http_reply_error(req, 404, "Not Found",
+			                 "POST /jobs/NAME/ACTION: ACTION is pause, resume, edit, "
+			                 "trigger, drop or unschedule");
+		} else {
+			memcpy(job, name, (size_t)(slash - name));
+			job[slash - name] = '\0';
+			char *dec = evhttp_uridecode(job, 0, NULL);
+			snprintf(job, sizeof(job), "%s", dec ? dec : "");
+			free(dec);
+			const char *p[] = {job, evhttp_find_header(&q, "schedule"),
+			                   evhttp_find_header(&q, "command")};
+			snprintf(s->what, sizeof(s->what), "%s \"%.120s\"", actions[i].action, job);
+			run(s, req, actions[i].sql, actions[i].nparams, p, false);
+		}
+	}
+	evhttp_clear_headers(&q);
+	return true;
+}
