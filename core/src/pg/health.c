@@ -113,9 +113,7 @@ int health_check(struct health *h, health_fn fn, void *arg)
 	struct waiter *w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
-	w->fn = fn;
-	w->arg = arg;
-	w->next = h->waiters;
+	*w = (struct waiter){fn, arg, h->waiters};
 	bool idle = h->waiters == NULL;
 	h->waiters = w;
 	if (!idle)
