@@ -722,12 +722,12 @@ static int set_up(struct daemon *d)
 		return DAEMON_EXIT_ROOT;
 	}
 	log_init(LOG_LVL_INFO);
-	/* One malloc arena for the loop and the background jobs: a reload's configuration is
-	 * built on the background thread and freed there later, and with an arena per thread
-	 * each reload leaves both arenas holding a configuration's worth of pages, so the
-	 * daemon grows with every reload (a fifth more at 100,000 jobs after four).
-	 * Allocations are short, so the threads hardly wait for each other. */
-	(void)mallopt(M_ARENA_MAX, 1);
+	/* One malloc arena for the loop and the background jobs (a reload's configuration is
+	 * built on the background thread and freed there: an arena per thread would keep a
+	 * configuration's worth of pages in each), and a fixed mmap threshold (glibc's moving one
+	 * puts the next few-MB buffers, the published backlog or a reload's arrays, in the heap
+	 * once the first is freed, and keeps them there). */
+	(void)(mallopt(M_ARENA_MAX, 1) && mallopt(M_MMAP_THRESHOLD, 128 * 1024));
 	/* room for the jobs' connections, whatever HTTP clients do (http.h) */
 	(void)http_raise_fd_limit();
 	struct reload_result first;
