@@ -40,6 +40,11 @@ BEGIN
 				USING ERRCODE = 'insufficient_privilege',
 				      HINT = 'a job made in SQL: its owner; any job: a superuser or a member of pgcrond_operator';
 		END IF;
+		IF coalesce($2, false) THEN
+			RAISE EXCEPTION 'permission denied to force job "%" to run', $1
+				USING ERRCODE = 'insufficient_privilege',
+				      HINT = 'a disabled job is forced to run by a superuser or a member of pgcrond_operator';
+		END IF;
 	END IF;
 	INSERT INTO pgcrond.trigger_request (job_name, force, requested_by)
 	VALUES (nm, coalesce($2, false), session_user)

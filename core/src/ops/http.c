@@ -408,6 +408,8 @@ static void route(struct evhttp_request *req, void *arg)
 		serve_health(h, req);
 		return;
 	}
+	if (cmd == EVHTTP_REQ_POST && !http_same_origin(h, req))
+		return;
 	bool bearer = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
 	if (!bearer && (cmd == EVHTTP_REQ_POST || get) &&
 	    http_session_route(h, req, path, cmd == EVHTTP_REQ_POST))

@@ -34,11 +34,12 @@ struct http {
 	struct ssl_ctx_st *tls; /* NULL: plain HTTP */
 	struct sess *sessions;
 	int n_sessions;
+	struct bgwork *login_bg; /* the logins' connects (http_session.c) */
 	struct login_tries {
-		char peer[48];
+		char key[112]; /* the address and the role */
 		int64_t since_us;
 		int failed;
-	} tries[32]; /* the failed logins of the last addresses */
+	} tries[32]; /* the logins of the last addresses and roles */
 	struct log_complaint auth_complaint;
 	/* /metrics is rendered on a worker thread from copies: 10,000 jobs make 34 MB of text,
 	 * about 140 ms of formatting that would otherwise delay every fire due meanwhile */
@@ -72,6 +73,9 @@ const char *http_peer(struct evhttp_request *req);
 /* A and B equal, compared in a time that tells nothing of where they differ. */
 bool http_same_secret(const char *a, const char *b);
 
+/* A POST's Origin, when sent, is this listener's own scheme://Host, and its Sec-Fetch-Site,
+ * when sent, same-origin or none; otherwise REQ is answered 403 and false returned. */
+bool http_same_origin(const struct http *h, struct evhttp_request *req);
 /* The page's requests: POST /login, /logout, /jobs, /jobs/NAME/ACTION without a bearer
  * token, GET /session.json and /schedule.json. Returns false for any other, unanswered. */
 bool http_session_route(struct http *h, struct evhttp_request *req, const char *path, bool post);
