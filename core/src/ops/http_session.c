@@ -45,13 +45,11 @@ struct sess {
 	struct sess *next;
 	struct http *h;
 	char id[33], csrf[33]; /* hex of 16 random bytes each */
-	char *role;
+	char role[64];         /* NAMEDATALEN: the server cuts a longer name there too */
 	char peer[48];
-	struct bgwork_job job;        /* the login's connect, on a worker thread */
-	const char *kw[32], *val[32]; /* its keywords: OPTS's, the role's, PW */
-	PQconninfoOption *opts;       /* the daemon's conninfo parsed */
-	char *pw;                     /* wiped once libpq has it */
-	PGconn *made;                 /* what the worker made */
+	struct bgwork_job job; /* the login's connect, on a worker thread */
+	char pw[1024];         /* wiped once libpq has it */
+	PGconn *made;          /* what the worker made */
 	struct conndrv drv;
 	struct event idle;
 	enum sess_state state;
@@ -104,7 +102,6 @@ static void sess_free(struct sess *s)
 	event_del(&s->idle);
 	PQclear(s->res);
 	explicit_bzero(s->id, sizeof(s->id));
-	free(s->role);
 	free(s);
 }
 
@@ -228,13 +225,9 @@ static void connected(void *arg)
 	char *pw = PQpass(s->drv.conn); /* libpq's copy, and ours: not kept past the login */
 	if (pw)
 		explicit_bzero(pw, strlen(pw));
-	/* the role as the server took it, for the log */
 	const char *who = PQparameterStatus(s->drv.conn, "session_authorization");
-	char *role = who ? strdup(who) : NULL;
-	if (role) {
-		free(s->role);
-		s->role = role;
-	}
+	if (who) /* the role as the server took it, for the log */
+		snprintf(s->role, sizeof(s->role), "%s", who);
 	/* pg_hba.conf trusting the connection (trust, peer, a certificate) takes any password */
 	login_done(s, PQconnectionUsedPassword(s->drv.conn)
 	                  ? NULL
@@ -328,11 +321,46 @@ static void run(struct sess *s, struct evhttp_request *req, const char *sql, int
 		conndrv_fail(&s->drv, NULL); /* failed() answers REQ */
 }
 
-/* The login's connect, blocking, on a worker thread (touching only S's keywords). */
+/* The login's connect, blocking, on a worker thread (S's role and password, and the
+ * daemon's conninfo, which outlives every session). The history database's server and dbname
+ * and how to reach it safely are the daemon's; the role and password are their own keywords;
+ * the daemon's user, password, password file and client certificate stay its own, and
+ * libpq's defaults for a client certificate (~/.postgresql, PGSSLCERT) are not taken. */
 static void login_work(struct bgwork_job *job)
 {
+	static const char *const take = " service host hostaddr port dbname sslmode sslrootcert "
+	                                "sslcrl sslcrldir channel_binding require_auth "
+	                                "ssl_min_protocol_version requirepeer target_session_attrs "
+	                                "gssencmode krbsrvname ";
 	struct sess *s = (struct sess *)((char *)job - offsetof(struct sess, job));
-	s->made = PQconnectdbParams(s->kw, s->val, 0);
+	PQconninfoOption *opts = PQconninfoParse(s->h->conninfo, NULL);
+	const char *kw[32] = {"user",
+	                      "password",
+	                      "sslcert",
+	                      "sslkey",
+	                      "options",
+	                      "fallback_application_name",
+	                      "client_encoding",
+	                      "connect_timeout"};
+	const char *val[32] = {s->role,
+	                       s->pw,
+	                       "/nonexistent/pgcrond-page.crt",
+	                       "/nonexistent/pgcrond-page.key",
+	                       PGCONN_PINNED_OPTION,
+	                       "pgcrond page",
+	                       "UTF8",
+	                       "10"};
+	size_t n = 8;
+	char k[40];
+	for (PQconninfoOption *o = opts; o && o->keyword && n < 31; o++) {
+		snprintf(k, sizeof(k), " %s ", o->keyword);
+		if (o->val && *o->val && strstr(take, k)) {
+			kw[n] = o->keyword;
+			val[n++] = o->val;
+		}
+	}
+	s->made = opts ? PQconnectdbParams(kw, val, 0) : NULL;
+	PQconninfoFree(opts);
 }
 
 /* Back on the loop: the connection made becomes the session's (connected() or failed()). */
@@ -340,56 +368,17 @@ static void login_made(struct bgwork_job *job, bool ran)
 {
 	struct sess *s = (struct sess *)((char *)job - offsetof(struct sess, job));
 	PGconn *c = s->made;
-	char why[512] = "pgcrond is stopping";
-	explicit_bzero(s->pw, strlen(s->pw));
-	free(s->pw);
-	s->pw = NULL;
-	PQconninfoFree(s->opts);
-	s->opts = NULL;
+	char why[512] = "the password could not be checked now (out of memory, or stopping)";
+	explicit_bzero(s->pw, sizeof(s->pw));
 	s->made = NULL;
 	if (c && PQstatus(c) == CONNECTION_OK) {
 		conndrv_adopt(&s->drv, c, s->h->conninfo);
 		return;
 	}
-	if (ran)
+	if (ran && c)
 		pgconn_error_safe(c, NULL, why, sizeof(why));
 	PQfinish(c);
 	login_done(s, why);
-}
-
-/* S's keywords: the history database's server and dbname and how to reach it safely, with
- * S's role and password as their own keywords; the rest of the daemon's conninfo (its user,
- * password, password file, client certificate) stays its own, and libpq's defaults for a
- * client certificate (~/.postgresql, PGSSLCERT) are not taken either. */
-static void login_keywords(struct sess *s)
-{
-	static const char *const take = " service host hostaddr port dbname sslmode sslrootcert "
-	                                "sslcrl sslcrldir channel_binding require_auth "
-	                                "ssl_min_protocol_version requirepeer target_session_attrs "
-	                                "gssencmode krbsrvname ";
-	char k[40];
-	size_t n = 0;
-	for (PQconninfoOption *o = s->opts; o && o->keyword; o++) {
-		snprintf(k, sizeof(k), " %s ", o->keyword);
-		if (o->val && *o->val && strstr(take, k)) {
-			s->kw[n] = o->keyword;
-			s->val[n++] = o->val;
-		}
-	}
-	const char *more[][2] = {{"user", s->role},
-	                         {"password", s->pw},
-	                         {"sslcert", "/nonexistent/pgcrond-page.crt"},
-	                         {"sslkey", "/nonexistent/pgcrond-page.key"},
-	                         {"options", PGCONN_PINNED_OPTION},
-	                         {"fallback_application_name", "pgcrond page"},
-	                         {"client_encoding", "UTF8"},
-	                         {"connect_timeout", "10"},
-	                         {"keepalives", "1"}};
-	for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++) {
-		s->kw[n] = more[i][0];
-		s->val[n++] = more[i][1];
-	}
-	s->kw[n] = s->val[n] = NULL;
 }
 
 /* ---- the requests ---------------------------------------------------------------------- */
@@ -440,27 +429,12 @@ static void serve_login(struct http *h, struct evhttp_request *req, struct evkey
 		return;
 	}
 	struct sess *s = calloc(1, sizeof(*s));
-	if (s && (!(s->role = strdup(role)) || !(s->pw = strdup(pw)) ||
-	          !(s->opts = PQconninfoParse(h->conninfo, NULL)))) {
-		free(s->role);
-		free(s->pw);
-		free(s);
-		s = NULL;
+	if (s) {
+		snprintf(s->role, sizeof(s->role), "%s", role);
+		snprintf(s->pw, sizeof(s->pw), "%s", pw); /* (one longer is a wrong password) */
 	}
 	explicit_bzero(pw, strlen(pw));
-	if (s) {
-		login_keywords(s);
-		s->job = (struct bgwork_job){.work = login_work, .done = login_made};
-	}
-	if (!s || (!h->login_bg && bgwork_new(h->base, LOGINS_MAX, &h->login_bg) < 0) ||
-	    bgwork_submit(h->login_bg, &s->job) < 0) {
-		if (s) {
-			explicit_bzero(s->pw, strlen(s->pw));
-			free(s->pw);
-			PQconninfoFree(s->opts);
-			free(s->role);
-		}
-		free(s);
+	if (!s) {
 		http_reply_error(req, 500, "Internal Server Error", "out of memory");
 		return;
 	}
@@ -475,6 +449,10 @@ static void serve_login(struct http *h, struct evhttp_request *req, struct evkey
 	h->n_sessions++;
 	conndrv_init(&s->drv, h->base, &sess_ops, s, "the page's session", PGCONN_NOTICES_PER_MIN,
 	             60000, SESS_CONNECT_MS);
+	s->job = (struct bgwork_job){.work = login_work, .done = login_made};
+	if ((!h->login_bg && bgwork_new(h->base, LOGINS_MAX, &h->login_bg) < 0) ||
+	    bgwork_submit(h->login_bg, &s->job) < 0)
+		login_made(&s->job, false);
 }
 
 /* GET /schedule.json?schedule=TEXT: its next five fires as the daemon reads it (each Unix
