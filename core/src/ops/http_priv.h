@@ -73,9 +73,6 @@ const char *http_peer(struct evhttp_request *req);
 /* A and B equal, compared in a time that tells nothing of where they differ. */
 bool http_same_secret(const char *a, const char *b);
 
-/* A POST's Origin, when sent, is this listener's own scheme://Host, and its Sec-Fetch-Site,
- * when sent, same-origin or none; otherwise REQ is answered 403 and false returned. */
-bool http_same_origin(const struct http *h, struct evhttp_request *req);
 /* The page's requests: POST /login, /logout, /jobs, /jobs/NAME/ACTION without a bearer
  * token, GET /session.json and /schedule.json. Returns false for any other, unanswered. */
 bool http_session_route(struct http *h, struct evhttp_request *req, const char *path, bool post);

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/queue.h>
 #include <sys/random.h>
 
@@ -478,24 +477,6 @@ static void serve_fires(struct http *h, struct evhttp_request *req)
 			    json_pack("[I,i]", (json_int_t)t, cron_tz_offset(h->tz, t)));
 	http_reply_json(req, 200, "OK", doc);
 	evhttp_clear_headers(&q);
-}
-
-bool http_same_origin(const struct http *h, struct evhttp_request *req)
-{
-	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-	const char *origin = evhttp_find_header(in, "Origin");
-	const char *site = evhttp_find_header(in, "Sec-Fetch-Site");
-	const char *host = evhttp_find_header(in, "Host");
-	char own[300];
-	snprintf(own, sizeof(own), "http%s://%s", h->tls ? "s" : "", host ? host : "");
-	if ((!origin || (host && strcasecmp(origin, own) == 0)) &&
-	    (!site || strcmp(site, "same-origin") == 0 || strcmp(site, "none") == 0))
-		return true;
-	log_warning("http: a POST from another site (Origin %.100s, Sec-Fetch-Site %.20s) refused",
-	            origin ? origin : "none", site ? site : "none");
-	http_reply_error(req, 403, "Forbidden",
-	                 "a POST from another site is refused (its Origin or Sec-Fetch-Site)");
-	return false;
 }
 
 bool http_session_route(struct http *h, struct evhttp_request *req, const char *path, bool post)
