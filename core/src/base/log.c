@@ -75,13 +75,10 @@ void log_vmsg(enum log_level level, const char *context, const char *fmt, va_lis
 		text_copy(safe, sizeof(safe), e ? e : "(a message that could not be escaped)");
 		free(e);
 	}
-	const char *line = plain ? msg : safe;
+	const char *line = plain ? msg : safe, *sep = context ? ": " : "";
 
 	if (to_journal) {
-		if (context)
-			fprintf(stderr, "<%d>%s: %s\n", (int)level, context, line);
-		else
-			fprintf(stderr, "<%d>%s\n", (int)level, line);
+		fprintf(stderr, "<%d>%s%s%s\n", (int)level, context ? context : "", sep, line);
 		return;
 	}
 	struct timespec ts;
@@ -90,12 +87,8 @@ void log_vmsg(enum log_level level, const char *context, const char *fmt, va_lis
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-	if (context)
-		fprintf(stderr, "%s.%03ldZ %s: %s: %s\n", stamp, ts.tv_nsec / 1000000,
-		        level_names[level], context, line);
-	else
-		fprintf(stderr, "%s.%03ldZ %s: %s\n", stamp, ts.tv_nsec / 1000000,
-		        level_names[level], line);
+	fprintf(stderr, "%s.%03ldZ %s: %s%s%s\n", stamp, ts.tv_nsec / 1000000, level_names[level],
+	        context ? context : "", sep, line);
 }
 
 int log_escape(const char *in, char *out, unsigned long outlen)
@@ -136,11 +129,6 @@ int log_escape(const char *in, char *out, unsigned long outlen)
 	return 0;
 }
 
-static double monotonic_now(void)
-{
-	return (double)clock_mono_us() / 1e6;
-}
-
 /* WHY without its digits, hashed (FNV-1a); never 0 */
 static uint32_t why_hash(const char *why)
 {
@@ -153,7 +141,7 @@ static uint32_t why_hash(const char *why)
 
 bool log_complain(struct log_complaint *c, const char *why)
 {
-	double now = monotonic_now();
+	double now = (double)clock_mono_us() / 1e6;
 	uint32_t w = why ? why_hash(why) : 0;
 
 	if (w && w != c->why)

@@ -105,6 +105,8 @@ int trust_open(const char *path, bool is_dir, uid_t self, int *out, char *err, s
 	struct walk *w = calloc(1, sizeof(*w));
 	char *rest = malloc(PATH_MAX * 2), *tmp = malloc(PATH_MAX * 2);
 	int rc = 0, links = 0;
+	/* what a failure below says of PATH, unless it wrote a message of its own (NULL: none) */
+	const char *cannot = "cannot examine";
 
 	*out = -1;
 	if (errlen)
@@ -123,10 +125,8 @@ int trust_open(const char *path, bool is_dir, uid_t self, int *out, char *err, s
 		else if (text_format(rest, PATH_MAX * 2, "%s/%s", cwd, path) >= PATH_MAX * 2)
 			rc = -ENAMETOOLONG;
 	}
-	if (rc < 0) {
-		text_format(err, errlen, "cannot examine %s: %s", path, strerror(-rc));
+	if (rc < 0)
 		goto out;
-	}
 	w->fds[0] = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (w->fds[0] < 0) {
 		rc = -errno;
@@ -154,9 +154,7 @@ int trust_open(const char *path, bool is_dir, uid_t self, int *out, char *err, s
 			}
 			char shown[PATH_MAX + 16];
 			text_format(shown, sizeof(shown), "directory %s", path);
-			if ((rc = check_fd(w->fds[w->depth - 1], shown, path, true, self, err,
-			                   errlen)) < 0)
-				goto out;
+			rc = check_fd(w->fds[w->depth - 1], shown, path, true, self, err, errlen);
 			goto out;
 		}
 		char *end = strchr(p, '/');
@@ -164,7 +162,6 @@ int trust_open(const char *path, bool is_dir, uid_t self, int *out, char *err, s
 		char name[NAME_MAX + 1];
 		if (nl > NAME_MAX) {
 			rc = -ENAMETOOLONG;
-			text_format(err, errlen, "cannot examine %s: %s", path, strerror(-rc));
 			goto out;
 		}
 		memcpy(name, p, nl);
@@ -181,16 +178,13 @@ int trust_open(const char *path, bool is_dir, uid_t self, int *out, char *err, s
 		int fd = openat(w->fds[w->depth - 1], name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0) {
 			rc = -errno;
-			if (rc != -ENOENT)
-				text_format(err, errlen, "cannot examine %s: %s", path,
-				            strerror(-rc));
+			cannot = rc == -ENOENT ? NULL : cannot; /* the caller's to tell */
 			goto out;
 		}
 		struct stat st;
 		if (fstat(fd, &st) < 0) {
 			rc = -errno;
 			close(fd);
-			text_format(err, errlen, "cannot examine %s: %s", path, strerror(-rc));
 			goto out;
 		}
 		char here[PATH_MAX];
@@ -205,19 +199,17 @@ int trust_open(const char *path, bool is_dir, uid_t self, int *out, char *err, s
 			char target[PATH_MAX];
 			ssize_t tl = readlinkat(fd, "", target, sizeof(target) - 1);
 			close(fd);
+			cannot = "cannot resolve";
 			if (tl < 0 || ++links > MAX_LINKS) {
 				rc = tl < 0 ? -errno : -ELOOP;
-				text_format(err, errlen, "cannot resolve %s: %s", path,
-				            strerror(-rc));
 				goto out;
 			}
 			target[tl] = '\0';
 			if (text_format(tmp, PATH_MAX * 2, "%s/%s", target, rest) >= PATH_MAX * 2) {
 				rc = -ENAMETOOLONG;
-				text_format(err, errlen, "cannot resolve %s: %s", path,
-				            strerror(-rc));
 				goto out;
 			}
+			cannot = "cannot examine";
 			memcpy(rest, tmp, strlen(tmp) + 1);
 			if (target[0] == '/')
 				walk_reset(w);
@@ -227,8 +219,7 @@ int trust_open(const char *path, bool is_dir, uid_t self, int *out, char *err, s
 			if (w->depth >= MAX_DEPTH) {
 				close(fd);
 				rc = -ELOOP;
-				text_format(err, errlen, "cannot resolve %s: %s", path,
-				            strerror(-rc));
+				cannot = "cannot resolve";
 				goto out;
 			}
 			char shown[PATH_MAX * 2 + 32];
@@ -247,12 +238,9 @@ int trust_open(const char *path, bool is_dir, uid_t self, int *out, char *err, s
 		if (!last || (is_dir && !S_ISDIR(st.st_mode))) {
 			close(fd);
 			rc = -ENOTDIR;
-			text_format(err, errlen, "cannot examine %s: %s", path, strerror(-rc));
 			goto out;
 		}
-		char shown[PATH_MAX + 16];
-		text_format(shown, sizeof(shown), "%s", path);
-		rc = check_one(&st, shown, path, true, self, err, errlen);
+		rc = check_one(&st, path, path, true, self, err, errlen);
 		if (rc == 0)
 			rc = check_holder(w, path, self, err, errlen);
 		if (rc < 0) {
@@ -279,6 +267,8 @@ int trust_open(const char *path, bool is_dir, uid_t self, int *out, char *err, s
 		goto out;
 	}
 out:
+	if (rc < 0 && cannot && errlen && !err[0])
+		text_format(err, errlen, "%s %s: %s", cannot, path, strerror(-rc));
 	if (w)
 		walk_free(w);
 	free(w);

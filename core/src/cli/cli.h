@@ -119,6 +119,9 @@ int cli_bad_option(const char *cmd, int opt, char **argv);
  * (FIRST_ARG may be NULL). Returns 0; CLI_HELP after printing USAGE to stdout (the command
  * exits 0); or EX_USAGE after a message on stderr. */
 #define CLI_HELP (-1)
+/* A number macro as text, for a help text built at compile time ("default " CLI_STR(20)). */
+#define CLI_STR(x) CLI_STR_(x)
+#define CLI_STR_(x) #x
 #define CLI_OPTIONS_MAX 8
 struct cli_option {
 	const char *name;
@@ -126,7 +129,7 @@ struct cli_option {
 	bool *flag;
 	const char **value;
 };
-int cli_parse_args(int argc, char **argv, void (*usage)(FILE *), const char **conf,
+int cli_parse_args(int argc, char **argv, const char *usage, const char **conf,
                    const struct cli_option *more, int min_args, int max_args, int *first_arg)
     __attribute__((warn_unused_result));
 

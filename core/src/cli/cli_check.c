@@ -6,7 +6,6 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 #include "cli.h"
@@ -22,25 +21,20 @@
  * databases), since install and the daemon check its version where they connect. */
 #define CHECK_CONNECT_MS 3000
 
-static void usage(FILE *out)
-{
-	fprintf(
-	    out,
-	    "Usage: pgcrond check [-c FILE] [--offline]\n\n"
-	    "Check the configuration: syntax, keys, durations, schedules, databases, job names,\n"
-	    "plugins and their settings; then the server of every database, all connected to at\n"
-	    "once for 3 s at most: one older than PostgreSQL 14 is a problem, one not reached is\n"
-	    "a note (install and the daemon check its version where they connect). Prints every\n"
-	    "problem as FILE:LINE: message and exits with 78 if there is any, else prints a\n"
-	    "summary and exits with 0. Warnings (FILE:LINE: warning: message) say what pgcrond\n"
-	    "runs but may not be what was meant, such as a recurrence rule whose UNTIL is\n"
-	    "past; they do not change the exit status.\n\n"
-	    "Options:\n"
-	    "  -c, --config FILE  the main configuration file (default %s)\n"
-	    "      --offline      read only the files: connect to no database\n"
-	    "  -h, --help         show this help\n",
-	    PGCROND_DEFAULT_CONF);
-}
+static const char usage[] =
+    "Usage: pgcrond check [-c FILE] [--offline]\n\n"
+    "Check the configuration: syntax, keys, durations, schedules, databases, job names,\n"
+    "plugins and their settings; then the server of every database, all connected to at\n"
+    "once for 3 s at most: one older than PostgreSQL 14 is a problem, one not reached is\n"
+    "a note (install and the daemon check its version where they connect). Prints every\n"
+    "problem as FILE:LINE: message and exits with 78 if there is any, else prints a\n"
+    "summary and exits with 0. Warnings (FILE:LINE: warning: message) say what pgcrond\n"
+    "runs but may not be what was meant, such as a recurrence rule whose UNTIL is\n"
+    "past; they do not change the exit status.\n\n"
+    "Options:\n"
+    "  -c, --config FILE  the main configuration file (default " PGCROND_DEFAULT_CONF ")\n"
+    "      --offline      read only the files: connect to no database\n"
+    "  -h, --help         show this help\n";
 
 /* What pgcrond runs as written but may not be what was meant: a recurrence rule whose UNTIL
  * is past. On stderr; the number. (No six-field warning: pg_cron never reads a job file.) */
@@ -109,7 +103,6 @@ static void probe_failed(void *arg, const char *why, bool was_ready)
 	struct probe *p = arg;
 	char late[64];
 
-	(void)was_ready;
 	if (p->d.timed_out) { /* the driver's words name connection_check, not check's bound */
 		snprintf(late, sizeof(late), "no connection within %d s", CHECK_CONNECT_MS / 1000);
 		why = late;

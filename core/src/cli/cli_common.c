@@ -169,7 +169,7 @@ void cli_format_span(double s, char *out, size_t outlen)
 		snprintf(out, outlen, "%lldd%02lldh", t / 86400, t % 86400 / 3600);
 }
 
-int cli_parse_args(int argc, char **argv, void (*usage)(FILE *), const char **conf,
+int cli_parse_args(int argc, char **argv, const char *usage, const char **conf,
                    const struct cli_option *more, int min_args, int max_args, int *first_arg)
 {
 	struct option opts[CLI_OPTIONS_MAX + 3] = {
@@ -206,7 +206,7 @@ int cli_parse_args(int argc, char **argv, void (*usage)(FILE *), const char **co
 		if (opt == 'c') {
 			*conf = optarg;
 		} else if (opt == 'h') {
-			usage(stdout);
+			fputs(usage, stdout);
 			return CLI_HELP;
 		} else if (opt == ':' && optopt == 'c') {
 			fprintf(stderr, "pgcrond %s: %s needs a file name\n", cmd,

@@ -10,20 +10,16 @@
 #include "pgconn.h"
 #include "plugin.h"
 #include "sqljobs.h"
+#include "text.h"
 
-static void usage(FILE *out)
-{
-	fprintf(
-	    out,
-	    "Usage: pgcrond graph [-c FILE]\n\n"
-	    "Print the job graph in Graphviz DOT: one node per job with its schedule and the\n"
-	    "status of its last run (read from the history database when it is reachable), one\n"
-	    "edge per dependency (`after`, or dashed where a plugin reads another's view).\n\n"
-	    "  -c, --config FILE  the configuration (default %s)\n"
-	    "  -h, --help         this help\n\n"
-	    "Example: pgcrond graph | dot -Tsvg > jobs.svg\n",
-	    PGCROND_DEFAULT_CONF);
-}
+static const char usage[] =
+    "Usage: pgcrond graph [-c FILE]\n\n"
+    "Print the job graph in Graphviz DOT: one node per job with its schedule and the\n"
+    "status of its last run (read from the history database when it is reachable), one\n"
+    "edge per dependency (`after`, or dashed where a plugin reads another's view).\n\n"
+    "  -c, --config FILE  the configuration (default " PGCROND_DEFAULT_CONF ")\n"
+    "  -h, --help         this help\n\n"
+    "Example: pgcrond graph | dot -Tsvg > jobs.svg\n";
 
 /* Last status per job from the history table on C; an error only costs the colours. */
 static void last_statuses(PGconn *c, const struct pgc_config *cfg, char **status)
@@ -101,12 +97,8 @@ int cli_graph(int argc, char **argv)
 	if (hist)
 		last_statuses(hist, cfg, status);
 	dag_write_dot(&g.dag, stdout, (const char *const *)labels, (const char *const *)status);
-	for (size_t i = 0; i < cfg->n_jobs; i++) {
-		free(labels[i]);
-		free(status[i]);
-	}
-	free(labels);
-	free(status);
+	text_free_list(labels, cfg->n_jobs);
+	text_free_list(status, cfg->n_jobs);
 	jobgraph_free(&g);
 	ret = EX_OK;
 out:

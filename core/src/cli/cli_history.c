@@ -55,28 +55,27 @@ int hist_cli_open(const char *cmd, const char *conf_path, const char *consequenc
 	return EX_OK;
 }
 
-static void usage(FILE *out)
-{
-	fprintf(out,
-	        "Usage: pgcrond history [-c FILE] [JOB] [--failed] [--limit N] [--since WHEN] "
-	        "[--json]\n"
-	        "       pgcrond history [-c FILE] --run ID [--json]\n\n"
-	        "Show the most recent runs, newest first, from pgcrond.job_run_details in the\n"
-	        "history database: all jobs, or only JOB. Times are in the configured timezone.\n"
-	        "The table cuts long messages; --run shows one run whole: its message, the\n"
-	        "server's DETAIL and HINT, SQLSTATE, command, graph run, attempt and instance.\n\n"
-	        "Options:\n"
-	        "  -c, --config FILE  the main configuration file (default %s)\n"
-	        "  -f, --failed       only failed runs (failed, upstream_failed)\n"
-	        "  -n, --limit N      at most N runs (default %d)\n"
-	        "  -s, --since WHEN   only runs started since WHEN: a duration back from now\n"
-	        "                     (\"2h\", \"7d\") or a time PostgreSQL reads (\"2026-11-22\n"
-	        "                     10:00\", in the configured timezone)\n"
-	        "  -r, --run ID       the run whose RUNID is ID, whole\n"
-	        "  -j, --json         JSON instead of a table (every column, times in UTC)\n"
-	        "  -h, --help         show this help\n",
-	        PGCROND_DEFAULT_CONF, DEFAULT_LIMIT);
-}
+static const char usage[] =
+    "Usage: pgcrond history [-c FILE] [JOB] [--failed] [--limit N] [--since WHEN] "
+    "[--json]\n"
+    "       pgcrond history [-c FILE] --run ID [--json]\n\n"
+    "Show the most recent runs, newest first, from pgcrond.job_run_details in the\n"
+    "history database: all jobs, or only JOB. Times are in the configured timezone.\n"
+    "The table cuts long messages; --run shows one run whole: its message, the\n"
+    "server's DETAIL and HINT, SQLSTATE, command, graph run, attempt and instance.\n\n"
+    "Options:\n"
+    "  -c, --config FILE  the main configuration file (default " PGCROND_DEFAULT_CONF ")\n"
+    "  -f, --failed       only failed runs (failed, upstream_failed)\n"
+    "  -n, --limit N      at most N runs (default " CLI_STR(
+        DEFAULT_LIMIT) ")\n"
+                       "  -s, --since WHEN   only runs started since WHEN: a duration back from "
+                       "now\n"
+                       "                     (\"2h\", \"7d\") or a time PostgreSQL reads "
+                       "(\"2026-11-22\n"
+                       "                     10:00\", in the configured timezone)\n"
+                       "  -r, --run ID       the run whose RUNID is ID, whole\n"
+                       "  -j, --json         JSON instead of a table (every column, times in UTC)\n"
+                       "  -h, --help         show this help\n";
 
 /* One line, at most WIDTH bytes, cut on a UTF-8 character boundary, "..." if cut. */
 static void shorten(const char *raw, char *out, size_t width)

@@ -26,34 +26,30 @@ struct src_job {
 	bool refused;    /* pgcrond cannot read its schedule */
 };
 
-static void usage(FILE *out)
-{
-	fprintf(out,
-	        "Usage: pgcrond import --from CONNINFO [--dry-run] [--to-files DIR]\n"
-	        "                      [--disable-source] [-c FILE]\n\n"
-	        "Read cron.job from a server running pg_cron and recreate its jobs in pgcrond:\n"
-	        "as SQL jobs in the history database (default; each keeps its owner, database,\n"
-	        "active flag and schedule, and runs as its owner), or as a job file in DIR.\n"
-	        "Named jobs keep their names; an unnamed job is named pg_cron-JOBID, and a name\n"
-	        "pgcrond cannot carry becomes its first 39 bytes, each byte other than ASCII\n"
-	        "letters, digits, _ . and - as \"-\", then -JOBID. Expressions whose meaning\n"
-	        "differs in pgcrond are imported with pg_cron's meaning, with a warning. A name\n"
-	        "that is already taken refuses the import: nothing is changed.\n\n"
-	        "Options:\n"
-	        "  --from CONNINFO    the pg_cron server's database holding cron.job (connect as\n"
-	        "                     a superuser there to see every role's jobs); without a\n"
-	        "                     password: use PGPASSWORD, ~/.pgpass or service=NAME\n"
-	        "  --dry-run          print what would be done, change nothing\n"
-	        "  --to-files DIR     write DIR/pg_cron-import.conf instead (file jobs run as\n"
-	        "                     pgcrond's own role, not as their pg_cron owner)\n"
-	        "  --disable-source   after importing, set the jobs inactive in pg_cron, so\n"
-	        "                     nothing runs twice\n"
-	        "  -c, --config FILE  the main configuration file (default %s)\n"
-	        "  -h, --help         show this help\n\n"
-	        "Exit status: 0 imported, 64 bad usage, 65 a name clash or a schedule pgcrond\n"
-	        "cannot read, 69 a database is unreachable, 78 configuration error.\n",
-	        PGCROND_DEFAULT_CONF);
-}
+static const char usage[] =
+    "Usage: pgcrond import --from CONNINFO [--dry-run] [--to-files DIR]\n"
+    "                      [--disable-source] [-c FILE]\n\n"
+    "Read cron.job from a server running pg_cron and recreate its jobs in pgcrond:\n"
+    "as SQL jobs in the history database (default; each keeps its owner, database,\n"
+    "active flag and schedule, and runs as its owner), or as a job file in DIR.\n"
+    "Named jobs keep their names; an unnamed job is named pg_cron-JOBID, and a name\n"
+    "pgcrond cannot carry becomes its first 39 bytes, each byte other than ASCII\n"
+    "letters, digits, _ . and - as \"-\", then -JOBID. Expressions whose meaning\n"
+    "differs in pgcrond are imported with pg_cron's meaning, with a warning. A name\n"
+    "that is already taken refuses the import: nothing is changed.\n\n"
+    "Options:\n"
+    "  --from CONNINFO    the pg_cron server's database holding cron.job (connect as\n"
+    "                     a superuser there to see every role's jobs); without a\n"
+    "                     password: use PGPASSWORD, ~/.pgpass or service=NAME\n"
+    "  --dry-run          print what would be done, change nothing\n"
+    "  --to-files DIR     write DIR/pg_cron-import.conf instead (file jobs run as\n"
+    "                     pgcrond's own role, not as their pg_cron owner)\n"
+    "  --disable-source   after importing, set the jobs inactive in pg_cron, so\n"
+    "                     nothing runs twice\n"
+    "  -c, --config FILE  the main configuration file (default " PGCROND_DEFAULT_CONF ")\n"
+    "  -h, --help         show this help\n\n"
+    "Exit status: 0 imported, 64 bad usage, 65 a name clash or a schedule pgcrond\n"
+    "cannot read, 69 a database is unreachable, 78 configuration error.\n";
 
 static void jobs_free(struct src_job *jobs, int n)
 {

@@ -17,45 +17,35 @@
 #include "plugin.h"
 #include "text.h"
 
-static void usage(FILE *out)
-{
-	fprintf(out,
-	        "Usage: pgcrond install [-c FILE]\n\n"
-	        "Create or upgrade the pgcrond schema (run history, job registry, status view) in\n"
-	        "the history database, record the configured jobs in pgcrond.job, and create the\n"
-	        "objects of every configured plugin in its jobs' databases. Safe to run again: it\n"
-	        "changes only what differs. Jobs no longer configured stay in pgcrond.job,\n"
-	        "disabled, so their history keeps its jobid.\n\n"
-	        "Options:\n"
-	        "  -c, --config FILE  the main configuration file (default %s)\n"
-	        "  -h, --help         show this help\n\n"
-	        "The schema SQL is read from $PGCROND_SQL_DIR, default %s.\n",
-	        PGCROND_DEFAULT_CONF, PGCROND_DEFAULT_SQL_DIR);
-}
+static const char usage[] =
+    "Usage: pgcrond install [-c FILE]\n\n"
+    "Create or upgrade the pgcrond schema (run history, job registry, status view) in\n"
+    "the history database, record the configured jobs in pgcrond.job, and create the\n"
+    "objects of every configured plugin in its jobs' databases. Safe to run again: it\n"
+    "changes only what differs. Jobs no longer configured stay in pgcrond.job,\n"
+    "disabled, so their history keeps its jobid.\n\n"
+    "Options:\n"
+    "  -c, --config FILE  the main configuration file (default " PGCROND_DEFAULT_CONF ")\n"
+    "  -h, --help         show this help\n\n"
+    "The schema SQL is read from $PGCROND_SQL_DIR, default " PGCROND_DEFAULT_SQL_DIR ".\n";
 
 /* The relations a job's plugin maintains, comma-separated, or NULL. */
 static char *relations_of(const struct plugin *p, const struct conf_job *job)
 {
 	struct pgc_relation_decl *rels = NULL;
-	size_t n = 0, cap = 1, o = 0;
+	size_t n = 0, len;
 	char err[256];
 	char *s = NULL;
+	FILE *f = p && plugin_job_relations(p, job, &rels, &n, err, sizeof(err)) == 0 && n > 0
+	              ? open_memstream(&s, &len)
+	              : NULL;
 
-	if (!p || plugin_job_relations(p, job, &rels, &n, err, sizeof(err)) != 0 || n == 0)
-		goto out;
-	for (size_t i = 0; i < n; i++)
-		cap += strlen(rels[i].name) + 2;
-	s = malloc(cap);
-	if (!s)
-		goto out;
-	s[0] = '\0';
-	for (size_t i = 0; i < n; i++) {
-		int w = snprintf(s + o, cap - o, "%s%s", o ? ", " : "", rels[i].name);
-		if (w < 0 || (size_t)w >= cap - o)
-			break; /* cannot happen: cap counts every name and separator */
-		o += (size_t)w;
+	for (size_t i = 0; f && i < n; i++)
+		fprintf(f, "%s%s", i ? ", " : "", rels[i].name);
+	if (f && fclose(f) != 0) {
+		free(s);
+		s = NULL;
 	}
-out:
 	plugin_relations_free(&rels);
 	return s;
 }

@@ -1,5 +1,4 @@
 /* pgcrond list: the configured jobs as a table, with each job's next fire time. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,23 +17,19 @@ enum { COL_NAME, COL_KIND, COL_SCHEDULE, COL_AFTER, COL_LISTEN, COL_ONCE, COL_NE
 static const char *const headings[N_COLS] = {"NAME",   "KIND",          "SCHEDULE",  "AFTER",
                                              "LISTEN", "ONCE (FAULTS)", "NEXT (UTC)"};
 
-static void usage(FILE *out)
-{
-	fprintf(out,
-	        "Usage: pgcrond list [-c FILE]\n\n"
-	        "List the configured jobs: name, kind (plugin NAME VERSION, sql or http),\n"
-	        "schedule, the jobs it runs after, the channel it listens on, whether a fire is\n"
-	        "run once when the instance running it is lost with several instances (\"yes\",\n"
-	        "\"fenced: CLASS\" or, for an HTTP job, \"at most once per attempt\":\n"
-	        "docs/faults.md), and its next run in UTC as the files say ('pgcrond status'\n"
-	        "shows the running daemon's view). Jobs made in SQL (cron.schedule) follow, read\n"
-	        "from the history database when it can be reached (kind \"sql, role NAME, jobid\n"
-	        "N\").\n\n"
-	        "Options:\n"
-	        "  -c, --config FILE  the main configuration file (default %s)\n"
-	        "  -h, --help         show this help\n",
-	        PGCROND_DEFAULT_CONF);
-}
+static const char usage[] =
+    "Usage: pgcrond list [-c FILE]\n\n"
+    "List the configured jobs: name, kind (plugin NAME VERSION, sql or http),\n"
+    "schedule, the jobs it runs after, the channel it listens on, whether a fire is\n"
+    "run once when the instance running it is lost with several instances (\"yes\",\n"
+    "\"fenced: CLASS\" or, for an HTTP job, \"at most once per attempt\":\n"
+    "docs/faults.md), and its next run in UTC as the files say ('pgcrond status'\n"
+    "shows the running daemon's view). Jobs made in SQL (cron.schedule) follow, read\n"
+    "from the history database when it can be reached (kind \"sql, role NAME, jobid\n"
+    "N\").\n\n"
+    "Options:\n"
+    "  -c, --config FILE  the main configuration file (default " PGCROND_DEFAULT_CONF ")\n"
+    "  -h, --help         show this help\n";
 
 /* "a,b,c" or "-" */
 static void join_after(const struct conf_job *j, char *out, size_t outlen)

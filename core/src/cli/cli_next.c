@@ -17,41 +17,44 @@
 
 #define NEXT_MAX_COUNT 100000
 
-static void usage(FILE *out)
-{
-	fprintf(out,
-	        "Usage: pgcrond next [--tz ZONE] [--from TIME] [--count N] EXPR\n"
-	        "       pgcrond next --job NAME [-c FILE] [--from TIME] [--count N]\n"
-	        "\n"
-	        "Print the next N (default 5) fire times of the cron expression EXPR after TIME\n"
-	        "(default now), one per line, in UTC as 2028-02-29T00:00:00Z. With --job, those\n"
-	        "of job NAME as the daemon runs it: its schedule in its time zone, on the dates\n"
-	        "its calendar leaves, moved by its spread, after a line that says so (a job made\n"
-	        "in SQL is read from the history database).\n"
-	        "\n"
-	        "Options:\n"
-	        "  --job NAME    a configured job's fires instead of EXPR's\n"
-	        "  -c, --config FILE  with --job: the main configuration file (default %s)\n"
-	        "  --tz ZONE     compute in time zone ZONE, e.g. Europe/Berlin (default UTC)\n"
-	        "  --from TIME   start after TIME: 2026-03-08T01:00:00Z, 2026-03-08T01:00-05:00,\n"
-	        "                2026-03-08T01:00+0100, or @UNIXSECONDS (default now)\n"
-	        "  --count N, -n N  how many times to print, 1-%d (default 5)\n"
-	        "\n"
-	        "EXPR (quote it, or give its fields as separate words):\n"
-	        "  minute hour day-of-month month day-of-week   0 3 * * mon-fri\n"
-	        "  second minute hour day-of-month month day-of-week   */30 * * * * *\n"
-	        "  fields take lists 1,15  ranges 1-5  steps */10 or 0-30/10; month and weekday\n"
-	        "  names jan-dec, sun-sat; 0 and 7 are Sunday; $ as day-of-month is the last day.\n"
-	        "  If day-of-month or day-of-week starts with *, a day must match both, else\n"
-	        "  either (Vixie cron).\n"
-	        "  @yearly @annually @monthly @weekly @daily @midnight @hourly @reboot (@restart)\n"
-	        "  N seconds (1-59): every N seconds\n"
-	        "  RRULE:FREQ=...;... an RFC 5545 recurrence rule (docs/calendars.md)\n"
-	        "\n"
-	        "Exit status: 0 ok (\"never\" for an expression that never fires), 64 bad option,\n"
-	        "zone, time, count or job name, 65 bad expression, 78 bad configuration.\n",
-	        PGCROND_DEFAULT_CONF, NEXT_MAX_COUNT);
-}
+static const char usage[] =
+    "Usage: pgcrond next [--tz ZONE] [--from TIME] [--count N] EXPR\n"
+    "       pgcrond next --job NAME [-c FILE] [--from TIME] [--count N]\n"
+    "\n"
+    "Print the next N (default 5) fire times of the cron expression EXPR after TIME\n"
+    "(default now), one per line, in UTC as 2028-02-29T00:00:00Z. With --job, those\n"
+    "of job NAME as the daemon runs it: its schedule in its time zone, on the dates\n"
+    "its calendar leaves, moved by its spread, after a line that says so (a job made\n"
+    "in SQL is read from the history database).\n"
+    "\n"
+    "Options:\n"
+    "  --job NAME    a configured job's fires instead of EXPR's\n"
+    "  -c, --config FILE  with --job: the main configuration file (default " PGCROND_DEFAULT_CONF
+    ")\n"
+    "  --tz ZONE     compute in time zone ZONE, e.g. Europe/Berlin (default UTC)\n"
+    "  --from TIME   start after TIME: 2026-03-08T01:00:00Z, 2026-03-08T01:00-05:00,\n"
+    "                2026-03-08T01:00+0100, or @UNIXSECONDS (default now)\n"
+    "  --count N, -n N  how many times to print, 1-" CLI_STR(
+        NEXT_MAX_COUNT) " (default 5)\n"
+                        "\n"
+                        "EXPR (quote it, or give its fields as separate words):\n"
+                        "  minute hour day-of-month month day-of-week   0 3 * * mon-fri\n"
+                        "  second minute hour day-of-month month day-of-week   */30 * * * * *\n"
+                        "  fields take lists 1,15  ranges 1-5  steps */10 or 0-30/10; month and "
+                        "weekday\n"
+                        "  names jan-dec, sun-sat; 0 and 7 are Sunday; $ as day-of-month is the "
+                        "last day.\n"
+                        "  If day-of-month or day-of-week starts with *, a day must match both, "
+                        "else\n"
+                        "  either (Vixie cron).\n"
+                        "  @yearly @annually @monthly @weekly @daily @midnight @hourly @reboot "
+                        "(@restart)\n"
+                        "  N seconds (1-59): every N seconds\n"
+                        "  RRULE:FREQ=...;... an RFC 5545 recurrence rule (docs/calendars.md)\n"
+                        "\n"
+                        "Exit status: 0 ok (\"never\" for an expression that never fires), 64 bad "
+                        "option,\n"
+                        "zone, time, count or job name, 65 bad expression, 78 bad configuration.\n";
 
 /* Job NAME of CONF as the daemon loads it into *JOB: a job of the files (*CFG), else one made
  * in SQL (*LOADED: *CFG with them). Free both. Returns 0 or an exit code after a message. */
@@ -158,7 +161,7 @@ int cli_next(int argc, char **argv)
 			count_s = optarg + (optarg[0] == '=');
 			break;
 		case 'h':
-			usage(stdout);
+			fputs(usage, stdout);
 			return EX_OK;
 		default:
 			return cli_bad_option("next", opt, argv);
@@ -179,7 +182,7 @@ int cli_next(int argc, char **argv)
 	}
 	if (nwords == 0 && !job) {
 		fprintf(stderr, "pgcrond next: no expression given\n");
-		usage(stderr);
+		fputs(usage, stderr);
 		return EX_USAGE;
 	}
 	if (count_s) {

@@ -511,25 +511,22 @@ static int ask(const char *cmd, const char *conf, struct ctl_request *rq, const 
 	return rc;
 }
 
-static void status_usage(FILE *out)
-{
-	fprintf(out,
-	        "Usage: pgcrond status [-c FILE] [--json] [JOB]\n\n"
-	        "Ask the running daemon (over its control socket, <state_dir>/%s) for its live\n"
-	        "state: version, uptime, connections per database, runs going and waiting, the\n"
-	        "history spool, loaded plugins, and per job its schedule (spread, calendar), what\n"
-	        "it does now (running since when on which backend, queued, waiting for another\n"
-	        "instance's run or an upstream, debouncing, retrying, paused, disabled, idle),\n"
-	        "its next fire as the daemon holds it, its last result and staleness. With JOB,\n"
-	        "that job in full (the last message whole). Works while the databases are down.\n"
-	        "Exits 69 if no daemon answers, 64 for an unknown job, 65 for a refused one.\n\n"
-	        "Options:\n"
-	        "  -c, --config FILE  the main configuration file (default %s)\n"
-	        "  -j, --json         print the state as JSON (docs/operations.md, \"The status\n"
-	        "                     document\")\n"
-	        "  -h, --help         show this help\n",
-	        CTL_SOCKET_NAME, PGCROND_DEFAULT_CONF);
-}
+static const char status_usage[] =
+    "Usage: pgcrond status [-c FILE] [--json] [JOB]\n\n"
+    "Ask the running daemon (over its control socket, <state_dir>/" CTL_SOCKET_NAME
+    ") for its live\n"
+    "state: version, uptime, connections per database, runs going and waiting, the\n"
+    "history spool, loaded plugins, and per job its schedule (spread, calendar), what\n"
+    "it does now (running since when on which backend, queued, waiting for another\n"
+    "instance's run or an upstream, debouncing, retrying, paused, disabled, idle),\n"
+    "its next fire as the daemon holds it, its last result and staleness. With JOB,\n"
+    "that job in full (the last message whole). Works while the databases are down.\n"
+    "Exits 69 if no daemon answers, 64 for an unknown job, 65 for a refused one.\n\n"
+    "Options:\n"
+    "  -c, --config FILE  the main configuration file (default " PGCROND_DEFAULT_CONF ")\n"
+    "  -j, --json         print the state as JSON (docs/operations.md, \"The status\n"
+    "                     document\")\n"
+    "  -h, --help         show this help\n";
 
 int cli_status(int argc, char **argv)
 {
@@ -568,26 +565,22 @@ int cli_status(int argc, char **argv)
 	return EX_OK;
 }
 
-static void pause_usage(FILE *out)
-{
-	fprintf(out,
-	        "Usage: pgcrond pause [-c FILE] JOB\n"
-	        "       pgcrond resume [-c FILE] JOB\n\n"
-	        "pause: no new run of JOB starts, at once (a run under way finishes; 'pgcrond\n"
-	        "trigger' still runs it on demand). The daemon keeps the paused jobs in its\n"
-	        "state_dir, so a restart keeps JOB paused, records it in pgcrond.job.paused and\n"
-	        "shows it in 'pgcrond status'.\n"
-	        "resume: JOB runs again; the fires that came due while it was paused are handled\n"
-	        "by its catchup policy (once: one catch-up run; skip: one skipped history row).\n"
-	        "Both go through the daemon's control socket; exit 69 if no daemon answers.\n"
-	        "Several instances sharing a history database (schema version 7) pause and\n"
-	        "resume JOB together (pgcrond.job_pause); while that database is unreachable\n"
-	        "the change acts on this instance and reaches the others when it is back.\n\n"
-	        "Options:\n"
-	        "  -c, --config FILE  the main configuration file (default %s)\n"
-	        "  -h, --help         show this help\n",
-	        PGCROND_DEFAULT_CONF);
-}
+static const char pause_usage[] =
+    "Usage: pgcrond pause [-c FILE] JOB\n"
+    "       pgcrond resume [-c FILE] JOB\n\n"
+    "pause: no new run of JOB starts, at once (a run under way finishes; 'pgcrond\n"
+    "trigger' still runs it on demand). The daemon keeps the paused jobs in its\n"
+    "state_dir, so a restart keeps JOB paused, records it in pgcrond.job.paused and\n"
+    "shows it in 'pgcrond status'.\n"
+    "resume: JOB runs again; the fires that came due while it was paused are handled\n"
+    "by its catchup policy (once: one catch-up run; skip: one skipped history row).\n"
+    "Both go through the daemon's control socket; exit 69 if no daemon answers.\n"
+    "Several instances sharing a history database (schema version 7) pause and\n"
+    "resume JOB together (pgcrond.job_pause); while that database is unreachable\n"
+    "the change acts on this instance and reaches the others when it is back.\n\n"
+    "Options:\n"
+    "  -c, --config FILE  the main configuration file (default " PGCROND_DEFAULT_CONF ")\n"
+    "  -h, --help         show this help\n";
 
 static int pause_resume(int argc, char **argv, enum ctl_cmd cmd)
 {
@@ -629,25 +622,21 @@ int cli_resume(int argc, char **argv)
 	return pause_resume(argc, argv, CTL_RESUME);
 }
 
-static void drop_usage(FILE *out)
-{
-	fprintf(out,
-	        "Usage: pgcrond drop [-c FILE] JOB\n\n"
-	        "Drop JOB's runs that wait (those 'pgcrond status JOB' lists under waiting: for a\n"
-	        "max_running slot, its upstream jobs, its retry delay, the job's run under way,\n"
-	        "another instance's run, a claim, a connection or an HTTP run's start mark while\n"
-	        "nothing of it was sent).\n"
-	        "Each is recorded once, as skipped, with the message \"dropped by USER, uid N\n"
-	        "(pid P)\": USER is your login name, N and P your uid and process as the daemon's\n"
-	        "kernel sees them. A run under way is left alone, and so are the runs of other\n"
-	        "jobs; the job's next fires run. Goes through the daemon's control socket;\n"
-	        "exit 69 if no daemon answers, 64 if no such job is configured. In SQL:\n"
-	        "pgcrond.drop_waiting(job).\n\n"
-	        "Options:\n"
-	        "  -c, --config FILE  the main configuration file (default %s)\n"
-	        "  -h, --help         show this help\n",
-	        PGCROND_DEFAULT_CONF);
-}
+static const char drop_usage[] =
+    "Usage: pgcrond drop [-c FILE] JOB\n\n"
+    "Drop JOB's runs that wait (those 'pgcrond status JOB' lists under waiting: for a\n"
+    "max_running slot, its upstream jobs, its retry delay, the job's run under way,\n"
+    "another instance's run, a claim, a connection or an HTTP run's start mark while\n"
+    "nothing of it was sent).\n"
+    "Each is recorded once, as skipped, with the message \"dropped by USER, uid N\n"
+    "(pid P)\": USER is your login name, N and P your uid and process as the daemon's\n"
+    "kernel sees them. A run under way is left alone, and so are the runs of other\n"
+    "jobs; the job's next fires run. Goes through the daemon's control socket;\n"
+    "exit 69 if no daemon answers, 64 if no such job is configured. In SQL:\n"
+    "pgcrond.drop_waiting(job).\n\n"
+    "Options:\n"
+    "  -c, --config FILE  the main configuration file (default " PGCROND_DEFAULT_CONF ")\n"
+    "  -h, --help         show this help\n";
 
 int cli_drop(int argc, char **argv)
 {

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 #include "clock.h"
@@ -30,35 +29,31 @@
 /* How long plain trigger waits for a daemon to answer a request made in the database. */
 #define ANSWER_DEFAULT_MS 10000
 
-static void usage(FILE *out)
-{
-	fprintf(out,
-	        "Usage: pgcrond trigger [-c FILE] [--force] [--wait [--timeout D]] JOB\n\n"
-	        "Ask the running daemon to run JOB now, outside its schedule (also a paused\n"
-	        "job). On the daemon's host the request goes over its control socket,\n"
-	        "<state_dir>/%s, open to the daemon's user and group.\n"
-	        "Elsewhere it goes through pgcrond.trigger(JOB) in the history database, which\n"
-	        "records who asked: a role may run its own jobs made in SQL, the daemon's\n"
-	        "role and members of pgcrond_operator any (GRANT pgcrond_operator TO alice;);\n"
-	        "the command then waits up to --timeout (default 10s) for a daemon to take the\n"
-	        "request.\n"
-	        "The run shows in 'pgcrond history' with trigger \"manual\".\n\n"
-	        "Exit status: 0 the run started (with --wait: it succeeded); 1 it failed,\n"
-	        "was skipped or refused (the message is printed); 64 an unknown job, or a\n"
-	        "disabled one without --force; 69 no daemon answered (a request left in the\n"
-	        "database is still served if a daemon starts within an hour); 75 --wait's\n"
-	        "timeout passed before the run ended (it goes on); 77 not allowed to ask.\n\n"
-	        "Options:\n"
-	        "  -c, --config FILE  the main configuration file (default %s)\n"
-	        "  -f, --force        run JOB even if it is disabled\n"
-	        "  -w, --wait         wait for the run (and its retries) to end; from another\n"
-	        "                     host, for the daemon's announcement of it (a daemon that\n"
-	        "                     stops meanwhile makes none: give --timeout)\n"
-	        "  -t, --timeout D    give up waiting after D (\"30s\", \"5m\"); default: no\n"
-	        "                     limit with --wait, 10s without\n"
-	        "  -h, --help         show this help\n",
-	        CTL_SOCKET_NAME, PGCROND_DEFAULT_CONF);
-}
+static const char usage[] =
+    "Usage: pgcrond trigger [-c FILE] [--force] [--wait [--timeout D]] JOB\n\n"
+    "Ask the running daemon to run JOB now, outside its schedule (also a paused\n"
+    "job). On the daemon's host the request goes over its control socket,\n"
+    "<state_dir>/" CTL_SOCKET_NAME ", open to the daemon's user and group.\n"
+    "Elsewhere it goes through pgcrond.trigger(JOB) in the history database, which\n"
+    "records who asked: a role may run its own jobs made in SQL, the daemon's\n"
+    "role and members of pgcrond_operator any (GRANT pgcrond_operator TO alice;);\n"
+    "the command then waits up to --timeout (default 10s) for a daemon to take the\n"
+    "request.\n"
+    "The run shows in 'pgcrond history' with trigger \"manual\".\n\n"
+    "Exit status: 0 the run started (with --wait: it succeeded); 1 it failed,\n"
+    "was skipped or refused (the message is printed); 64 an unknown job, or a\n"
+    "disabled one without --force; 69 no daemon answered (a request left in the\n"
+    "database is still served if a daemon starts within an hour); 75 --wait's\n"
+    "timeout passed before the run ended (it goes on); 77 not allowed to ask.\n\n"
+    "Options:\n"
+    "  -c, --config FILE  the main configuration file (default " PGCROND_DEFAULT_CONF ")\n"
+    "  -f, --force        run JOB even if it is disabled\n"
+    "  -w, --wait         wait for the run (and its retries) to end; from another\n"
+    "                     host, for the daemon's announcement of it (a daemon that\n"
+    "                     stops meanwhile makes none: give --timeout)\n"
+    "  -t, --timeout D    give up waiting after D (\"30s\", \"5m\"); default: no\n"
+    "                     limit with --wait, 10s without\n"
+    "  -h, --help         show this help\n";
 
 struct trigger_args {
 	const char *conf, *job;

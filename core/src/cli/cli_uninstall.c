@@ -27,38 +27,33 @@
 #define INSTALL_LOCK_KEY "31638874210922084"
 #define HISTORY_SCHEMA "pgcrond_history"
 
-static void usage(FILE *out)
-{
-	fprintf(
-	    out,
-	    "Usage: pgcrond uninstall [-c FILE] [--keep-history]\n"
-	    "                         [--restore-pg-cron --to CONNINFO] [--dry-run]\n\n"
-	    "Remove what pgcrond install made in the history database: the schema pgcrond\n"
-	    "(job registry, run history, coordination tables), pgcrond's own \"cron\" schema\n"
-	    "(pg_cron's API; never a real pg_cron's) with the jobs made in SQL, pgcrond's own\n"
-	    "\"net\" schema (pg_net's API; never a real pg_net's), and the role\n"
-	    "pgcrond_operator when install created it and nothing else depends on it.\n"
-	    "Refused while a daemon is live. Job files, the configuration and the plugins'\n"
-	    "objects in the job databases stay.\n\n"
-	    "Options:\n"
-	    "  --keep-history     keep the run history: pgcrond.job_run_details moves to\n"
-	    "                     " HISTORY_SCHEMA ".job_run_details, with its rows\n"
-	    "  --restore-pg-cron  first hand the jobs made in SQL back to pg_cron: each\n"
-	    "                     becomes active again in pg_cron's cron.job (the job of the\n"
-	    "                     same name and owner, as pgcrond import --disable-source left\n"
-	    "                     it; a job pg_cron lacks is scheduled there)\n"
-	    "  --to CONNINFO      the pg_cron server's database holding cron.job (as a\n"
-	    "                     superuser there); needed by --restore-pg-cron; without a\n"
-	    "                     password: use PGPASSWORD, ~/.pgpass or service=NAME\n"
-	    "  --dry-run          print what would be done, change nothing\n"
-	    "  -c, --config FILE  the main configuration file (default %s)\n"
-	    "  -h, --help         show this help\n\n"
-	    "Exit status: 0 done (or nothing to remove), 64 bad usage (or a password in\n"
-	    "--to), 65 pg_cron refused a job, 69 a database is unreachable, 73 the server\n"
-	    "refused a change, 75 a daemon is live (stop it first), 77 a privilege is\n"
-	    "missing, 78 configuration error.\n",
-	    PGCROND_DEFAULT_CONF);
-}
+static const char usage[] =
+    "Usage: pgcrond uninstall [-c FILE] [--keep-history]\n"
+    "                         [--restore-pg-cron --to CONNINFO] [--dry-run]\n\n"
+    "Remove what pgcrond install made in the history database: the schema pgcrond\n"
+    "(job registry, run history, coordination tables), pgcrond's own \"cron\" schema\n"
+    "(pg_cron's API; never a real pg_cron's) with the jobs made in SQL, pgcrond's own\n"
+    "\"net\" schema (pg_net's API; never a real pg_net's), and the role\n"
+    "pgcrond_operator when install created it and nothing else depends on it.\n"
+    "Refused while a daemon is live. Job files, the configuration and the plugins'\n"
+    "objects in the job databases stay.\n\n"
+    "Options:\n"
+    "  --keep-history     keep the run history: pgcrond.job_run_details moves to\n"
+    "                     " HISTORY_SCHEMA ".job_run_details, with its rows\n"
+    "  --restore-pg-cron  first hand the jobs made in SQL back to pg_cron: each\n"
+    "                     becomes active again in pg_cron's cron.job (the job of the\n"
+    "                     same name and owner, as pgcrond import --disable-source left\n"
+    "                     it; a job pg_cron lacks is scheduled there)\n"
+    "  --to CONNINFO      the pg_cron server's database holding cron.job (as a\n"
+    "                     superuser there); needed by --restore-pg-cron; without a\n"
+    "                     password: use PGPASSWORD, ~/.pgpass or service=NAME\n"
+    "  --dry-run          print what would be done, change nothing\n"
+    "  -c, --config FILE  the main configuration file (default " PGCROND_DEFAULT_CONF ")\n"
+    "  -h, --help         show this help\n\n"
+    "Exit status: 0 done (or nothing to remove), 64 bad usage (or a password in\n"
+    "--to), 65 pg_cron refused a job, 69 a database is unreachable, 73 the server\n"
+    "refused a change, 75 a daemon is live (stop it first), 77 a privilege is\n"
+    "missing, 78 configuration error.\n";
 
 /* Run SQL (N parameters P, pgconn_exec()); 0, or the exit code after a message naming WHAT.
  * *OUT gets the result when OUT is not NULL (PQclear it). */

@@ -3,8 +3,6 @@
  * change it, reading a libconfig file safely (size, trust, @include); and a loaded
  * configuration's lookups: its databases, its jobs by name (the job index) or by pgcrond's
  * or pg_cron's name or id. Loading itself is config_load.c's. */
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

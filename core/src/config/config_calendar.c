@@ -49,10 +49,9 @@ void config_parse_calendars(struct loader *L, const config_setting_t *s, const c
 		                 sizeof(*cfg->calendars)))
 			return;
 		struct conf_calendar *c = &cfg->calendars[cfg->n_calendars++];
-		memset(c, 0, sizeof(*c));
-		c->name = config_dup_str(L, name);
-		c->file = config_dup_str(L, setting_file(m, file));
-		c->line = setting_line(m);
+		*c = (struct conf_calendar){.name = config_dup_str(L, name),
+		                            .file = config_dup_str(L, setting_file(m, file)),
+		                            .line = setting_line(m)};
 		snprintf(where, sizeof(where), " in calendar \"%s\"", name);
 		config_parse_group(L, m, file, config_calendar_keys, c, where,
 		                   "a calendar takes ics (an .ics file or a directory of them), or "

@@ -40,27 +40,31 @@ static void put(struct line *l, const char *fmt, ...)
 	l->len += (size_t)n;
 }
 
-/* One changed key: its name, and for short values that say what happened, old -> new. */
-static void key(struct line *l, bool *first, const char *name)
+/* One key, when CHANGED: its name, and for short values that say what happened, old -> new.
+ * Returns CHANGED. */
+static bool key(struct line *l, bool *first, bool changed, const char *name)
 {
-	put(l, "%s%s", *first ? ": " : ", ", name);
-	*first = false;
+	if (changed)
+		put(l, "%s%s", *first ? ": " : ", ", name);
+	*first = *first && !changed;
+	return changed;
 }
 
 static void key_str(struct line *l, bool *first, const char *name, const char *a, const char *b)
 {
-	key(l, first, name);
-	put(l, " %s%s%s -> %s%s%s", a ? "\"" : "", a ? a : "(none)", a ? "\"" : "", b ? "\"" : "",
-	    b ? b : "(none)", b ? "\"" : "");
+	if (key(l, first, !config_str_eq(a, b), name))
+		put(l, " %s%s%s -> %s%s%s", a ? "\"" : "", a ? a : "(none)", a ? "\"" : "",
+		    b ? "\"" : "", b ? b : "(none)", b ? "\"" : "");
 }
 
 static void key_ms(struct line *l, bool *first, const char *name, int64_t a, int64_t b)
 {
 	char fa[32], fb[32];
 
+	if (!key(l, first, a != b, name))
+		return;
 	duration_format(a, fa, sizeof(fa));
 	duration_format(b, fb, sizeof(fb));
-	key(l, first, name);
 	put(l, " %s -> %s", a ? fa : "(none)", b ? fb : "(none)");
 }
 
@@ -70,89 +74,59 @@ static bool describe_change(const struct conf_job *a, const struct conf_job *b, 
 	const struct conf_job_more *am = a->more, *bm = b->more;
 	bool first = true;
 
-	if (!config_str_eq(a->plugin, b->plugin))
-		key_str(l, &first, "plugin", a->plugin, b->plugin);
-	if (!config_str_eq(am->sql.cron_name, bm->sql.cron_name))
-		key_str(l, &first, "cron.job name", am->sql.cron_name, bm->sql.cron_name);
+	key_str(l, &first, "plugin", a->plugin, b->plugin);
+	key_str(l, &first, "cron.job name", am->sql.cron_name, bm->sql.cron_name);
 	/* SQL can be long and is not for the log: say only that it changed */
-	if (!config_str_eq(a->command, b->command))
-		key(l, &first, "command");
-	if (!config_http_call_eq(a->http, b->http))
-		key(l, &first, "http"); /* headers may hold credentials: only that it changed */
-	if (!config_str_eq(a->database, b->database))
-		key_str(l, &first, "database", a->database, b->database);
-	if (!config_str_eq(a->schedule, b->schedule))
-		key_str(l, &first, "schedule", a->schedule, b->schedule);
-	if (!config_str_eq(am->cal.timezone, bm->cal.timezone))
-		key_str(l, &first, "timezone", am->cal.timezone, bm->cal.timezone);
-	if (!config_str_eq(am->cal.skip_dates, bm->cal.skip_dates))
-		key_str(l, &first, "skip_dates", am->cal.skip_dates, bm->cal.skip_dates);
-	if (!config_str_eq(am->cal.only_dates, bm->cal.only_dates))
-		key_str(l, &first, "only_dates", am->cal.only_dates, bm->cal.only_dates);
-	if (config_str_eq(am->cal.skip_dates, bm->cal.skip_dates) &&
-	    config_str_eq(am->cal.only_dates, bm->cal.only_dates) && a->cron.dates != b->cron.dates)
-		key(l, &first, "the dates of its calendar");
-	if (!config_str_eq(am->sql.username, bm->sql.username))
-		key_str(l, &first, "username", am->sql.username, bm->sql.username);
-	if (!config_names_eq(a->after, a->n_after, b->after, b->n_after))
-		key(l, &first, "after");
-	if (a->enabled != b->enabled)
-		key_str(l, &first, "enabled", a->enabled ? "true" : "false",
-		        b->enabled ? "true" : "false");
-	if (a->timeout_ms != b->timeout_ms)
-		key_ms(l, &first, "timeout", a->timeout_ms, b->timeout_ms);
-	if (am->cal.spread_ms != bm->cal.spread_ms)
-		key_ms(l, &first, "spread", am->cal.spread_ms, bm->cal.spread_ms);
-	if (a->overlap != b->overlap)
-		key(l, &first, "overlap");
-	if (a->retries != b->retries)
-		key(l, &first, "retries");
-	if (am->retry.delay_ms != bm->retry.delay_ms)
-		key(l, &first, "retry_delay");
-	if (am->retry.backoff != bm->retry.backoff)
-		key(l, &first, "retry_backoff");
-	if (am->retry.max_delay_ms != bm->retry.max_delay_ms)
-		key(l, &first, "retry_max_delay");
-	if (am->retry.on_timeout != bm->retry.on_timeout)
-		key(l, &first, "retry_on_timeout");
-	if (am->retry.on != bm->retry.on)
-		key(l, &first, "retry_on");
-	if (a->catchup != b->catchup)
-		key(l, &first, "catchup");
-	if (a->history != b->history)
-		key(l, &first, "history");
-	if (!config_str_eq(am->notify.listen, bm->notify.listen))
-		key_str(l, &first, "listen", am->notify.listen, bm->notify.listen);
-	if (am->notify.debounce_ms != bm->notify.debounce_ms)
-		key(l, &first, "debounce");
-	if (am->notify.max_delay_ms != bm->notify.max_delay_ms)
-		key(l, &first, "max_delay");
-	if (am->alerts.after != bm->alerts.after)
-		key(l, &first, "alert_after");
-	if (am->alerts.max_staleness_ms != bm->alerts.max_staleness_ms)
-		key_ms(l, &first, "max_staleness", am->alerts.max_staleness_ms,
-		       bm->alerts.max_staleness_ms);
-	if (am->alerts.warn_duration_ms != bm->alerts.warn_duration_ms)
-		key_ms(l, &first, "warn_duration", am->alerts.warn_duration_ms,
-		       bm->alerts.warn_duration_ms);
-	if (am->fresh.sla_ms != bm->fresh.sla_ms)
-		key_ms(l, &first, "freshness", am->fresh.sla_ms, bm->fresh.sla_ms);
-	if (!config_names_eq(am->fresh.sources, am->fresh.n_sources, bm->fresh.sources,
-	                     bm->fresh.n_sources))
-		key(l, &first, "sources");
+	key(l, &first, !config_str_eq(a->command, b->command), "command");
+	/* headers may hold credentials: only that it changed */
+	key(l, &first, !config_http_call_eq(a->http, b->http), "http");
+	key_str(l, &first, "database", a->database, b->database);
+	key_str(l, &first, "schedule", a->schedule, b->schedule);
+	key_str(l, &first, "timezone", am->cal.timezone, bm->cal.timezone);
+	key_str(l, &first, "skip_dates", am->cal.skip_dates, bm->cal.skip_dates);
+	key_str(l, &first, "only_dates", am->cal.only_dates, bm->cal.only_dates);
+	key(l, &first,
+	    config_str_eq(am->cal.skip_dates, bm->cal.skip_dates) &&
+	        config_str_eq(am->cal.only_dates, bm->cal.only_dates) &&
+	        a->cron.dates != b->cron.dates,
+	    "the dates of its calendar");
+	key_str(l, &first, "username", am->sql.username, bm->sql.username);
+	key(l, &first, !config_names_eq(a->after, a->n_after, b->after, b->n_after), "after");
+	key_str(l, &first, "enabled", a->enabled ? "true" : "false", b->enabled ? "true" : "false");
+	key_ms(l, &first, "timeout", a->timeout_ms, b->timeout_ms);
+	key_ms(l, &first, "spread", am->cal.spread_ms, bm->cal.spread_ms);
+	key(l, &first, a->overlap != b->overlap, "overlap");
+	key(l, &first, a->retries != b->retries, "retries");
+	key(l, &first, am->retry.delay_ms != bm->retry.delay_ms, "retry_delay");
+	key(l, &first, am->retry.backoff != bm->retry.backoff, "retry_backoff");
+	key(l, &first, am->retry.max_delay_ms != bm->retry.max_delay_ms, "retry_max_delay");
+	key(l, &first, am->retry.on_timeout != bm->retry.on_timeout, "retry_on_timeout");
+	key(l, &first, am->retry.on != bm->retry.on, "retry_on");
+	key(l, &first, a->catchup != b->catchup, "catchup");
+	key(l, &first, a->history != b->history, "history");
+	key_str(l, &first, "listen", am->notify.listen, bm->notify.listen);
+	key(l, &first, am->notify.debounce_ms != bm->notify.debounce_ms, "debounce");
+	key(l, &first, am->notify.max_delay_ms != bm->notify.max_delay_ms, "max_delay");
+	key(l, &first, am->alerts.after != bm->alerts.after, "alert_after");
+	key_ms(l, &first, "max_staleness", am->alerts.max_staleness_ms,
+	       bm->alerts.max_staleness_ms);
+	key_ms(l, &first, "warn_duration", am->alerts.warn_duration_ms,
+	       bm->alerts.warn_duration_ms);
+	key_ms(l, &first, "freshness", am->fresh.sla_ms, bm->fresh.sla_ms);
+	key(l, &first,
+	    !config_names_eq(am->fresh.sources, am->fresh.n_sources, bm->fresh.sources,
+	                     bm->fresh.n_sources),
+	    "sources");
 	/* a plugin's settings by name only: a query or a value may be long */
 	for (size_t i = 0; i < bm->n_settings; i++) {
 		const struct conf_setting *o = config_job_setting(a, bm->settings[i].key);
-		if (!o || !config_str_eq(o->value, bm->settings[i].value)) {
-			key(l, &first, "setting ");
+		if (key(l, &first, !o || !config_str_eq(o->value, bm->settings[i].value),
+		        "setting "))
 			put(l, "\"%s\"", bm->settings[i].key);
-		}
 	}
 	for (size_t i = 0; i < am->n_settings; i++) {
-		if (!config_job_setting(b, am->settings[i].key)) {
-			key(l, &first, "setting ");
+		if (key(l, &first, !config_job_setting(b, am->settings[i].key), "setting "))
 			put(l, "\"%s\"", am->settings[i].key);
-		}
 	}
 	return !first;
 }
@@ -281,9 +255,7 @@ out:
 
 void config_diff_free(struct config_diff *d)
 {
-	for (size_t i = 0; i < d->n; i++)
-		free(d->lines[i]);
-	free(d->lines);
+	text_free_list(d->lines, d->n);
 	free(d->gone);
 	free((void *)d->by_name);
 	memset(d, 0, sizeof(*d));

@@ -372,9 +372,7 @@ void config_http_call_free(struct conf_http_call **hp)
 		return;
 	free(h->url);
 	free(h->method);
-	for (size_t i = 0; i < h->n_headers; i++)
-		free(h->headers[i]);
-	free(h->headers);
+	text_free_list(h->headers, h->n_headers);
 	free(h->body);
 	free(h->expect);
 	free(h->shown);

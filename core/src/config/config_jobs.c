@@ -3,10 +3,8 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <libconfig.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,9 +24,7 @@
 /* The strings and arrays of M, a job's own. */
 static void more_free(struct conf_job_more *m)
 {
-	for (size_t i = 0; i < m->fresh.n_sources; i++)
-		free(m->fresh.sources[i]);
-	free(m->fresh.sources);
+	text_free_list(m->fresh.sources, m->fresh.n_sources);
 	free(m->notify.listen);
 	for (size_t i = 0; i < m->n_settings; i++) {
 		free(m->settings[i].key);

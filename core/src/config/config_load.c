@@ -61,17 +61,12 @@ static int load(const char *path, const struct pgc_config *prev, char *const *sk
                 struct pgc_config **out, struct diag_list *dl, char ***blamed, size_t *n_blamed,
                 bool *main_bad)
 {
-	struct loader L;
+	struct loader L = {.skip = skip, .n_skip = n_skip, .dl = dl, .dl_start = dl->n};
 	struct pgc_config *cfg;
 	config_t cf;
 	int rc = 0;
 
 	*out = NULL;
-	memset(&L, 0, sizeof(L));
-	L.skip = skip;
-	L.n_skip = n_skip;
-	L.dl = dl;
-	L.dl_start = dl->n;
 	cfg = calloc(1, sizeof(*cfg));
 	if (!cfg)
 		return -ENOMEM;

@@ -2,12 +2,9 @@
  * history, alert sinks), its databases, history and alerts settings, and the checks of what
  * it names (databases, trusted directories). */
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <libconfig.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -162,12 +159,11 @@ void config_parse_databases(struct loader *L, const config_setting_t *s, const c
 		                 sizeof(*cfg->databases)))
 			return;
 		struct conf_database *db = &cfg->databases[cfg->n_databases++];
-		memset(db, 0, sizeof(*db));
-		db->name = config_dup_str(L, name);
-		db->pool = 4;
-		db->idle_timeout_ms = 5 * 60 * 1000;
-		db->file = config_dup_str(L, setting_file(m, file));
-		db->line = setting_line(m);
+		*db = (struct conf_database){.name = config_dup_str(L, name),
+		                             .pool = 4,
+		                             .idle_timeout_ms = 5 * 60 * 1000,
+		                             .file = config_dup_str(L, setting_file(m, file)),
+		                             .line = setting_line(m)};
 		snprintf(where, sizeof(where), " in database \"%s\"", name);
 		config_parse_group(L, m, file, config_database_keys, db, where,
 		                   "a database takes conninfo, pool and idle_timeout");

@@ -9,12 +9,14 @@
  * (tests/fuzz/README.md). */
 #include "cron.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cron_cal.h"
 #include "cron_tz.h"
@@ -70,24 +72,10 @@ struct parser {
 	size_t errlen;
 };
 
-static bool is_blank(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
-static char lower(char c)
-{
-	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-}
-
 /* Case-insensitive: does [S, S+LEN) spell WORD? */
 static bool word_is(const char *s, size_t len, const char *word)
 {
-	size_t i;
-	for (i = 0; i < len && word[i]; i++)
-		if (lower(s[i]) != word[i])
-			return false;
-	return i == len && word[i] == '\0';
+	return strlen(word) == len && strncasecmp(s, word, len) == 0;
 }
 
 /* Writes '"<expression>": <message> (column N)' into ERR; always returns -EINVAL. */
@@ -422,10 +410,10 @@ int cron_parse(const char *text, cron_expr *out, char *err, size_t errlen)
 		err[0] = '\0';
 	if (!text)
 		text = "";
-	while (is_blank(*text))
+	while (isspace((unsigned char)*text))
 		text++;
 	const char *end = text + strlen(text);
-	while (end > text && is_blank(end[-1]))
+	while (end > text && isspace((unsigned char)end[-1]))
 		end--;
 	ps.text = text;
 	ps.len = (size_t)(end - text);
@@ -436,14 +424,14 @@ int cron_parse(const char *text, cron_expr *out, char *err, size_t errlen)
 		            "\"0 3 * * *\" or a macro like @daily");
 	for (const char *s = text; s < end;) {
 		const char *e = s;
-		while (e < end && !is_blank(*e))
+		while (e < end && !isspace((unsigned char)*e))
 			e++;
 		if (ntok == 7)
 			break;
 		tok[ntok].s = s;
 		tok[ntok].e = e;
 		ntok++;
-		while (e < end && is_blank(*e))
+		while (e < end && isspace((unsigned char)*e))
 			e++;
 		s = e;
 	}

@@ -122,6 +122,7 @@ static int phase_list(short *list, int cap, bool free_part, int to, int step)
 static int as_daily(struct icalrecurrencetype *r, char *msg, size_t msglen)
 {
 	static const char *const unit[] = {"second", "minute", "hour"};
+	static const char *const freq[] = {"SECOND", "MINUTE", "HOUR"};
 	int f = r->freq == ICAL_SECONDLY_RECURRENCE   ? 0
 	        : r->freq == ICAL_MINUTELY_RECURRENCE ? 1
 	                                              : 2;
@@ -134,9 +135,7 @@ static int as_daily(struct icalrecurrencetype *r, char *msg, size_t msglen)
 		    msg, msglen,
 		    "BYYEARDAY with FREQ=%sLY: pgcrond takes BYYEARDAY in a FREQ=YEARLY rule "
 		    "only; use BYMONTH and BYMONTHDAY",
-		    f == 0   ? "SECOND"
-		    : f == 1 ? "MINUTE"
-		             : "HOUR");
+		    freq[f]);
 		return -EINVAL;
 	}
 	if (!empty(r->by_set_pos)) {
@@ -161,10 +160,7 @@ static int as_daily(struct icalrecurrencetype *r, char *msg, size_t msglen)
 		    "INTERVAL=%d with FREQ=%sLY and BY parts: pgcrond computes such a rule when "
 		    "its interval divides a minute, an hour or a day evenly (like 15 minutes or 6 "
 		    "hours); list the times in BYHOUR and BYMINUTE of a FREQ=DAILY rule instead",
-		    n,
-		    f == 0   ? "SECOND"
-		    : f == 1 ? "MINUTE"
-		             : "HOUR");
+		    n, freq[f]);
 		return -EINVAL;
 	}
 	/* The FREQ leaves free the parts from its own unit up; a finer part left out is

@@ -2,17 +2,13 @@
  * as seconds, pg_cron reads the first five as minute to day-of-week and ignores a sixth.
  * sql/pg_cron_compat.sql's pgcrond.six_fields_note() words it the same for cron.schedule's
  * NOTICE; it_sqljobs compares the two. libc only. */
+#include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cron.h"
-
-static bool blank(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
 
 /* N when FIELD is "*" (1) or "* /N" (without the blank) with N dividing a minute or an hour
  * into equal steps (1-30 and a divisor of 60); else 0. Only then is "every N" true: "* /45"
@@ -49,10 +45,10 @@ bool cron_six_fields(const char *text, struct cron_six *out)
 	cron_expr e;
 
 	memset(out, 0, sizeof(*out));
-	while (*text && blank(*text))
+	while (*text && isspace((unsigned char)*text))
 		text++;
 	size_t len = strlen(text);
-	while (len > 0 && blank(text[len - 1]))
+	while (len > 0 && isspace((unsigned char)text[len - 1]))
 		len--;
 	if (len == 0 || len >= sizeof(buf) || *text == '@')
 		return false;
@@ -60,12 +56,12 @@ bool cron_six_fields(const char *text, struct cron_six *out)
 	buf[len] = '\0';
 	for (char *p = buf; *p && n < 7;) {
 		f[n++] = p;
-		while (*p && !blank(*p))
+		while (*p && !isspace((unsigned char)*p))
 			p++;
 		if (!*p)
 			break;
 		*p++ = '\0';
-		while (*p && blank(*p))
+		while (*p && isspace((unsigned char)*p))
 			p++;
 	}
 	if (n != 6 || cron_parse(text, &e, NULL, 0) < 0 || !(e.flags & CRON_SECONDS))

@@ -137,7 +137,6 @@ static void read_done(struct notify_read *rd, const struct stmtq_result *r)
 static void on_notify(void *arg, const char *channel, const char *payload)
 {
 	struct calreader *r = arg;
-	(void)channel;
 	(void)payload; /* untrusted, and not needed: every calendar of the database is read */
 	for (size_t i = 0; i < r->n_cals; i++)
 		notify_read_ask(r->n, &r->cals[i].rd);
@@ -145,7 +144,6 @@ static void on_notify(void *arg, const char *channel, const char *payload)
 
 static void on_listening(void *arg, bool first)
 {
-	(void)first;
 	on_notify(arg, CHANNEL, "");
 }
 

@@ -355,8 +355,6 @@ static void on_expired(void *arg, const PGresult *res)
 static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pgnet *pn = arg;
-	(void)fd;
-	(void)what;
 	claim(pn);
 	if (!pn->expiring && notify_query(pn->n, "SELECT pgcrond.net_expire(" EXPIRE_BATCH ")",
 	                                  NULL, 0, on_expired, pn) == 0)
@@ -365,7 +363,6 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 
 static void on_notify(void *arg, const char *channel, const char *payload)
 {
-	(void)channel;
 	(void)payload; /* any role may NOTIFY: only a wake-up, the queue table decides */
 	claim(arg);
 }
@@ -373,7 +370,6 @@ static void on_notify(void *arg, const char *channel, const char *payload)
 static void on_listening(void *arg, bool first)
 {
 	struct pgnet *pn = arg;
-	(void)first;
 	/* queries queued on a lost connection were dropped without a call */
 	pn->claiming = pn->expiring = false;
 	claim(pn);

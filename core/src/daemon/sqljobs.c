@@ -82,8 +82,6 @@ static void rows_release(struct sql_rows **rp)
 	free(rows);
 }
 
-static void send_files(struct sqljobs *sj);
-
 /* The columns of rows_sql. */
 #define N_COLUMNS 11
 
@@ -399,7 +397,6 @@ void sqljobs_note_refused(struct sqljobs *sj, const struct diag_list *dl, json_t
 static void on_notify(void *arg, const char *channel, const char *payload)
 {
 	struct sqljobs *sj = arg;
-	(void)channel;
 	(void)payload; /* untrusted, and not needed: the whole set is read again */
 	notify_read_ask(sj->n, &sj->rd);
 }
@@ -407,7 +404,6 @@ static void on_notify(void *arg, const char *channel, const char *payload)
 static void on_listening(void *arg, bool first)
 {
 	struct sqljobs *sj = arg;
-	(void)first;
 	sj->rec_busy = false;
 	notify_read_ask(sj->n, &sj->rd);
 	send_files(sj);
@@ -674,11 +670,9 @@ out:
 	}
 	for (size_t i = 0; jobs && i < n_jobs; i++)
 		free((char *)jobs[i].text);
-	for (size_t i = 0; origins && i < n; i++)
-		free(origins[i]);
+	text_free_list(origins, n);
 	free(dbs);
 	free(jobs);
-	free(origins);
 	return rc;
 }
 

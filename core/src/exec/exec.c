@@ -43,7 +43,6 @@
  * normally stops the statement itself and the connection stays usable. */
 #define CLIENT_TIMEOUT_SLACK_MS 500
 
-static void run_stop(struct exec_run *r, const char *message, bool timed_out);
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
 
 /* ---- runs ----------------------------------------------------------------------------- */
@@ -141,40 +140,6 @@ static void run_send_cancel(struct exec_run *r)
 		log_warning("could not queue a cancel request for backend %d", r->pid);
 }
 
-static void timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct exec_run *r = arg;
-	if (!r->stop.msg) {
-		char d[32], buf[160];
-		duration_format(r->timeout_ms, d, sizeof(d));
-		if (r->phase == EXEC_WAITING)
-			snprintf(buf, sizeof(buf),
-			         "timed out after %s waiting for a connection to database %s", d,
-			         r->pool->name);
-		else
-			snprintf(buf, sizeof(buf),
-			         "timed out after %s; the statement was cancelled", d);
-		run_stop(r, buf, true);
-		return;
-	}
-	/* escalation: cancel did not stop it in time */
-	if (r->stop.escalation == 1 && r->conn) {
-		log_warning("backend %d did not stop after a cancel request; asking again", r->pid);
-		r->stop.escalation = 2;
-		run_send_cancel(r);
-		struct timeval tv = exec_ms_tv(ESCALATE_MS);
-		event_add(&r->stop.timer_ev, &tv);
-		return;
-	}
-	/* Still no answer: give up on the connection. */
-	if (r->conn) {
-		struct conn *c = r->conn;
-		r->conn = NULL;
-		exec_conn_release(c, true);
-	}
-	exec_run_complete(r);
-}
-
 static void run_stop(struct exec_run *r, const char *message, bool timed_out)
 {
 	if (r->phase == EXEC_DONE || r->stop.msg)
@@ -211,6 +176,40 @@ static void run_stop(struct exec_run *r, const char *message, bool timed_out)
 	run_send_cancel(r);
 	struct timeval tv = exec_ms_tv(ESCALATE_MS);
 	event_add(&r->stop.timer_ev, &tv); /* (in place of the timeout, if armed) */
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct exec_run *r = arg;
+	if (!r->stop.msg) {
+		char d[32], buf[160];
+		duration_format(r->timeout_ms, d, sizeof(d));
+		if (r->phase == EXEC_WAITING)
+			snprintf(buf, sizeof(buf),
+			         "timed out after %s waiting for a connection to database %s", d,
+			         r->pool->name);
+		else
+			snprintf(buf, sizeof(buf),
+			         "timed out after %s; the statement was cancelled", d);
+		run_stop(r, buf, true);
+		return;
+	}
+	/* escalation: cancel did not stop it in time */
+	if (r->stop.escalation == 1 && r->conn) {
+		log_warning("backend %d did not stop after a cancel request; asking again", r->pid);
+		r->stop.escalation = 2;
+		run_send_cancel(r);
+		struct timeval tv = exec_ms_tv(ESCALATE_MS);
+		event_add(&r->stop.timer_ev, &tv);
+		return;
+	}
+	/* Still no answer: give up on the connection. */
+	if (r->conn) {
+		struct conn *c = r->conn;
+		r->conn = NULL;
+		exec_conn_release(c, true);
+	}
+	exec_run_complete(r);
 }
 
 /* P has a connection in STATE (its socket not looked at: exec_pool_idle does that). */

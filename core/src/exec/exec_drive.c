@@ -625,7 +625,6 @@ static void exec_on_conn_failed(void *arg, const char *why, bool was_ready)
 {
 	struct conn *c = arg;
 	struct exec_pool *p = c->pool;
-	(void)was_ready;
 
 	switch (c->state) {
 	case CONN_CONNECTING:
@@ -650,7 +649,6 @@ static void exec_on_conn_failed(void *arg, const char *why, bool was_ready)
 }
 
 static void on_conn_check(void *arg);
-static void conn_reuse(struct conn *c);
 
 /* The driver's silent(): nothing came for half the connection check while the run waits: the
  * pool's watch looks at its backend (exec_watch.c), at the loop's next turn. */
@@ -701,25 +699,6 @@ int exec_conn_open(struct exec_pool *p)
 	return 0;
 }
 
-/* The driver's check(): an idle connection no run has used for the pool's idle_timeout is
- * closed (the warm-up opens one again ahead of the next fire); the others are checked with a
- * reset, a round trip with a deadline, and harmless. A used one's check is its reset. */
-static void on_conn_check(void *arg)
-{
-	struct conn *c = arg;
-	if (c->state == CONN_USED) {
-		conn_reuse(c);
-		return;
-	}
-	if (c->state != CONN_IDLE)
-		return;
-	if (exec_conn_idle_expired(c)) {
-		exec_conn_close(&c);
-		return;
-	}
-	exec_conn_reset(c);
-}
-
 /* Reset C, which a run gave back, with the pool's first waiting run carried in the reset's round
  * trip if it may be (exec_reset.c). If that cannot be sent, C is closed (the run it reserved
  * waits again) or, when a run's statement went with it, that run's connection is lost (the
@@ -740,6 +719,25 @@ static void conn_reuse(struct conn *c)
 	exec_conn_close(&c);
 	ownsess_take_slot(p->ex->base, p->conninfo);
 	exec_pool_dispatch(p);
+}
+
+/* The driver's check(): an idle connection no run has used for the pool's idle_timeout is
+ * closed (the warm-up opens one again ahead of the next fire); the others are checked with a
+ * reset, a round trip with a deadline, and harmless. A used one's check is its reset. */
+static void on_conn_check(void *arg)
+{
+	struct conn *c = arg;
+	if (c->state == CONN_USED) {
+		conn_reuse(c);
+		return;
+	}
+	if (c->state != CONN_IDLE)
+		return;
+	if (exec_conn_idle_expired(c)) {
+		exec_conn_close(&c);
+		return;
+	}
+	exec_conn_reset(c);
 }
 
 /* A run is done with C: reset and back to the pool if it can be reused (exec_reset.c; the next

@@ -26,8 +26,6 @@
  * left the backend as cold, and it skipped the warm-up of the first minute after a start. */
 #define WARM_IDLE_MS 5000
 
-static void drained_cb(evutil_socket_t fd, short what, void *arg);
-
 /* ---- pools ---------------------------------------------------------------------------- */
 
 static void backoff_cb(evutil_socket_t fd, short what, void *arg)
@@ -134,6 +132,16 @@ void exec_retain_databases(struct exec *ex, const char *const *names, size_t n)
 }
 
 /* ---- lifetime ------------------------------------------------------------------------- */
+
+static void drained_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct exec *ex = arg;
+	void (*fn)(void *) = ex->on_drained;
+	if (!fn || ex->n_runs > 0)
+		return; /* a run began meanwhile: told when that one ends */
+	ex->on_drained = NULL;
+	fn(ex->drained_arg);
+}
 
 int exec_new(struct event_base *base, struct exec **out)
 {
@@ -249,16 +257,6 @@ size_t exec_waiting_runs(const struct exec *ex)
 	for (const struct exec_pool *p = ex->pools; p; p = p->next)
 		n += p->n_waiting;
 	return n;
-}
-
-static void drained_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct exec *ex = arg;
-	void (*fn)(void *) = ex->on_drained;
-	if (!fn || ex->n_runs > 0)
-		return; /* a run began meanwhile: told when that one ends */
-	ex->on_drained = NULL;
-	fn(ex->drained_arg);
 }
 
 void exec_set_drained_cb(struct exec *ex, void (*fn)(void *arg), void *arg)

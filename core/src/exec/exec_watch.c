@@ -184,7 +184,6 @@ static struct exec_pool *pool_of(struct ownsess_item *it)
 static void look_lost(struct ownsess_item *it, const char *why)
 {
 	struct exec_watch *w = &pool_of(it)->watch;
-	(void)why;
 	w->looking = false;
 	w->all_due = true; /* looked at again as the session comes back (watch_connected) */
 }
@@ -299,8 +298,6 @@ static void watch_connected(void *arg)
 static bool watch_failed(void *arg, const char *why, bool was_ready)
 {
 	struct exec_pool *p = arg;
-	(void)why;
-	(void)was_ready;
 	return p->watch.joined; /* it stays joined only while a run is silent */
 }
 
@@ -317,8 +314,6 @@ static void look(evutil_socket_t fd, short what, void *arg)
 	struct exec_watch *w = &p->watch;
 	int64_t now = clock_mono_us();
 	bool any = false, due = false;
-	(void)fd;
-	(void)what;
 
 	for (struct conn *c = p->conns; c; c = c->next)
 		if (silent(c, now)) {

@@ -101,6 +101,10 @@ struct sink {
 	int64_t timeout_ms;
 	struct log_complaint complaint;
 };
+/* a sink's type by the name alerts = ( { sink = "..." } ) gives it */
+static const char *const sink_types[] = {
+    [SINK_LOG] = "log", [SINK_NOTIFY] = "notify", [SINK_WEBHOOK] = "webhook", [SINK_EXEC] = "exec"};
+#define N_SINK_TYPES (sizeof(sink_types) / sizeof(sink_types[0]))
 
 struct alerter {
 	struct event_base *base;
@@ -181,23 +185,18 @@ static int load_sinks(struct alerter *a, const struct pgc_config *cfg)
 	for (size_t i = 0; i < cfg->n_alerts; i++) {
 		const struct conf_alert_sink *c = &cfg->alerts[i];
 		struct sink *s = &a->sinks[a->n_sinks];
-		if (strcmp(c->sink, "log") == 0) {
-			s->type = SINK_LOG;
-		} else if (strcmp(c->sink, "notify") == 0) {
-			s->type = SINK_NOTIFY;
-		} else if (strcmp(c->sink, "webhook") == 0) {
-			s->type = SINK_WEBHOOK;
-			char why[300];
-			if (!c->url || !httpc_url_ok(c->url, why, sizeof(why))) {
-				log_error("%s:%d: webhook url %s; alerts to it are disabled",
-				          c->file ? c->file : "?", c->line,
-				          c->url ? why : "is missing");
-				continue;
-			}
-		} else if (strcmp(c->sink, "exec") == 0) {
-			s->type = SINK_EXEC;
-		} else {
+		char why[300];
+		size_t t = 0;
+		while (t < N_SINK_TYPES && strcmp(c->sink, sink_types[t]) != 0)
+			t++;
+		if (t == N_SINK_TYPES)
 			continue; /* config validation reports unknown sinks */
+		s->type = t;
+		if (s->type == SINK_WEBHOOK &&
+		    (!c->url || !httpc_url_ok(c->url, why, sizeof(why)))) {
+			log_error("%s:%d: webhook url %s; alerts to it are disabled",
+			          c->file ? c->file : "?", c->line, c->url ? why : "is missing");
+			continue;
 		}
 		s->database = dup_or_null(c->database);
 		s->channel = dup_or_null(c->channel);
@@ -271,8 +270,6 @@ static void webhook_send(struct delivery *d);
 static void webhook_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct delivery *d = arg;
-	(void)fd;
-	(void)what;
 	webhook_send(d);
 }
 

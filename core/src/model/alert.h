@@ -14,7 +14,6 @@
  * stops the scheduler. */
 
 #include <stdbool.h>
-#include <stddef.h>
 #include <stdint.h>
 
 struct event_base;

@@ -1,7 +1,6 @@
 #include "dag.h"
 
 #include <errno.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,9 +92,7 @@ int dag_build(struct dag *g, size_t n, const char *const *names, const struct da
 	struct walk w = {0};
 	int ret = -ENOMEM;
 
-	memset(g, 0, sizeof(*g));
-	g->n = n;
-	g->names = names;
+	*g = (struct dag){.n = n, .names = names};
 	g->edges = malloc((n_edges ? n_edges : 1) * sizeof(*g->edges));
 	g->order = malloc((n ? n : 1) * sizeof(*g->order));
 	w.colour = calloc(n ? n : 1, 1);

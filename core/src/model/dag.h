@@ -6,7 +6,6 @@
  * relation). Pure logic: cycle detection with the cycle named, topological order, fan-out
  * lookups and Graphviz output. */
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 

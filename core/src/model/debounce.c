@@ -15,9 +15,7 @@ void debounce_init(struct debounce *d, int64_t debounce_ms, int64_t max_delay_ms
 
 static void drop_payloads(struct debounce *d)
 {
-	for (size_t i = 0; i < d->n; i++)
-		free(d->payloads[i]);
-	free(d->payloads);
+	text_free_list(d->payloads, d->n);
 	d->payloads = NULL;
 	d->n = d->cap = d->bytes = 0;
 }

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "plugin.h"
+#include "text.h"
 
 struct edges {
 	struct dag_edge *items;
@@ -96,8 +97,6 @@ void jobgraph_free(struct jobgraph *g)
 {
 	dag_free(&g->dag);
 	free(g->names);
-	for (size_t i = 0; i < g->n_whys; i++)
-		free(g->whys[i]);
-	free(g->whys);
+	text_free_list(g->whys, g->n_whys);
 	memset(g, 0, sizeof(*g));
 }

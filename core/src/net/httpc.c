@@ -283,8 +283,6 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct httpc *c = arg;
 	struct httpc_call *k;
-	(void)fd;
-	(void)what;
 	while ((k = c->done.head) != NULL) {
 		list_remove(&c->done, k);
 		deliver(k);
@@ -376,7 +374,6 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
 {
 	struct httpc *c = userp;
 	struct sockev *se = socketp;
-	(void)easy;
 	if (what == CURL_POLL_REMOVE) {
 		if (se) {
 			event_del(&se->ev);
@@ -405,8 +402,6 @@ static void timer_cb_ev(evutil_socket_t fd, short what, void *arg)
 {
 	struct httpc *c = arg;
 	int running;
-	(void)fd;
-	(void)what;
 	curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	check_multi(c);
 }
@@ -414,7 +409,6 @@ static void timer_cb_ev(evutil_socket_t fd, short what, void *arg)
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
 	struct httpc *c = userp;
-	(void)multi;
 	if (timeout_ms < 0) {
 		evtimer_del(&c->timer_ev);
 		return 0;

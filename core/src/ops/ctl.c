@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/queue.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -247,7 +248,7 @@ struct ctl {
 	char *state_dir;
 	char path[108];
 	struct evconnlistener *listener;
-	struct client *clients;
+	LIST_HEAD(, client) clients;
 	size_t n_clients;
 	struct log_complaint registry_complaint;
 };
@@ -259,7 +260,7 @@ struct client {
 	bool waiting;
 	bool closing; /* close once the answer is written */
 	char who[96]; /* the peer, for the log: "alice (uid 1000)" */
-	struct client *prev, *next;
+	LIST_ENTRY(client) link;
 };
 
 static void client_free(struct client *cl)
@@ -271,12 +272,7 @@ static void client_free(struct client *cl)
 	}
 	if (cl->waiting)
 		return; /* freed when the run's answer comes (waiter_done) */
-	if (cl->prev)
-		cl->prev->next = cl->next;
-	else
-		c->clients = cl->next;
-	if (cl->next)
-		cl->next->prev = cl->prev;
+	LIST_REMOVE(cl, link);
 	c->n_clients--;
 	free(cl);
 }
@@ -286,16 +282,11 @@ static void reply(struct client *cl, json_t *o)
 {
 	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
-	if (!cl->bev) {
-		free(text);
-		return;
-	}
-	struct evbuffer *out = bufferevent_get_output(cl->bev);
-	if (!text)
-		evbuffer_add_printf(out, "{\"ok\":false,\"code\":\"internal\",\"error\":\"out of "
-		                         "memory\"}\n");
-	else
-		evbuffer_add_printf(out, "%s\n", text);
+	if (cl->bev)
+		evbuffer_add_printf(
+		    bufferevent_get_output(cl->bev), "%s\n",
+		    text ? text
+		         : "{\"ok\":false,\"code\":\"internal\",\"error\":\"out of memory\"}");
 	free(text);
 }
 
@@ -659,10 +650,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 	cl->c = c;
 	cl->bev = bev;
-	cl->next = c->clients;
-	if (c->clients)
-		c->clients->prev = cl;
-	c->clients = cl;
+	LIST_INSERT_HEAD(&c->clients, cl, link);
 	c->n_clients++;
 	/* who connected, as the kernel says (no user name: an NSS lookup may block the loop) */
 	struct ucred cred;
@@ -764,8 +752,7 @@ void ctl_free(struct ctl **cp)
 		return;
 	evconnlistener_free(c->listener);
 	unlink(c->path);
-	while (c->clients) {
-		struct client *cl = c->clients;
+	for (struct client *cl; (cl = LIST_FIRST(&c->clients));) {
 		cl->waiting = false; /* the scheduler is gone: nothing will answer */
 		client_free(cl);
 	}

@@ -46,60 +46,7 @@ extern const size_t http_page_html_len, http_page_js_len;
 /* Scrapes rendering at once; a scraper asking for more is told to come back. */
 #define SCRAPES_MAX 4
 
-/* ---- replies ----------------------------------------------------------------------------- */
-
-/* Send BUF (may be NULL: an empty body) with the headers every reply carries. */
-void http_reply_buf(struct evhttp_request *req, int code, const char *reason, const char *type,
-                    struct evbuffer *buf)
-{
-	struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
-	evhttp_add_header(hdr, "Content-Type", type);
-	evhttp_add_header(hdr, "Cache-Control", "no-store");
-	evhttp_add_header(hdr, "X-Content-Type-Options", "nosniff");
-	evhttp_send_reply(req, code, reason, buf);
-}
-
-void http_reply(struct evhttp_request *req, int code, const char *reason, const char *type,
-                const char *body, size_t len)
-{
-	struct evbuffer *buf = evbuffer_new();
-	if (buf)
-		evbuffer_add(buf, body, len);
-	http_reply_buf(req, code, reason, type, buf);
-	if (buf)
-		evbuffer_free(buf);
-}
-
-/* Reply with J (taken) as JSON. */
-void http_reply_json(struct evhttp_request *req, int code, const char *reason, json_t *j)
-{
-	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	json_decref(j);
-	if (!text) {
-		http_reply(req, 500, "Internal Server Error", "text/plain; charset=utf-8",
-		           "out of memory\n", 14);
-		return;
-	}
-	http_reply(req, code, reason, "application/json", text, strlen(text));
-	free(text);
-}
-
-void http_reply_error(struct evhttp_request *req, int code, const char *reason, const char *message)
-{
-	http_reply_json(req, code, reason, json_pack("{s:s}", "error", message));
-}
-
 /* ---- authorization ---------------------------------------------------------------------- */
-
-/* Compare without an early exit, so the time taken tells nothing of the token. */
-bool http_same_secret(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	unsigned char diff = la != lb;
-	for (size_t i = 0; i < la; i++)
-		diff |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
-	return diff == 0;
-}
 
 static bool authorized(struct http *h, struct evhttp_request *req)
 {
@@ -107,16 +54,6 @@ static bool authorized(struct http *h, struct evhttp_request *req)
 	    evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
 	return h->token && auth && strncmp(auth, "Bearer ", 7) == 0 &&
 	       http_same_secret(auth + 7, h->token);
-}
-
-const char *http_peer(struct evhttp_request *req)
-{
-	char *peer = NULL;
-	ev_uint16_t port = 0;
-	struct evhttp_connection *c = evhttp_request_get_connection(req);
-	if (c)
-		evhttp_connection_get_peer(c, &peer, &port);
-	return peer ? peer : "?";
 }
 
 static void refuse(struct http *h, struct evhttp_request *req, bool control)
@@ -266,11 +203,7 @@ static void serve_page(struct http *h, struct evhttp_request *req, bool with_sta
 {
 	static const char marker[] = "/*STATUS*/null";
 	json_t *st = with_state ? status_doc(h) : NULL;
-	char *doc = st ? json_dumps(st, JSON_COMPACT) : strdup("null");
-	if (with_state && !st) {
-		free(doc);
-		doc = NULL;
-	}
+	char *doc = !with_state ? strdup("null") : st ? json_dumps(st, JSON_COMPACT) : NULL;
 	const char *at = memmem(http_page_html, http_page_html_len, marker, sizeof(marker) - 1);
 	struct evbuffer *buf = evbuffer_new();
 	json_decref(st);
@@ -314,39 +247,31 @@ struct health_req {
 	struct evhttp_request *req;
 };
 
+/* OK and WHY as the check says, or unavailable while pgcrond stops. */
 static void health_reply(struct http *h, struct evhttp_request *req, bool ok, const char *why)
 {
-	json_t *j = json_pack("{s:s,s:s,s:I,s:s?}", "status", ok ? "ok" : "unavailable", "version",
-	                      PGCROND_VERSION, "uptime_seconds",
-	                      (json_int_t)((clock_wall_us() - h->src.status->started_us) / 1000000),
-	                      "history_database", h->history_database);
-	if (j && !ok)
-		json_object_set_new(j, "reason", json_string(why));
-	if (ok)
-		http_reply_json(req, 200, "OK", j);
-	else
-		http_reply_json(req, 503, "Service Unavailable", j);
+	if (h->stopping) {
+		ok = false;
+		why = "pgcrond is shutting down";
+	}
+	http_reply_json(
+	    req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable",
+	    json_pack("{s:s,s:s,s:I,s:s?,s:s?}", "status", ok ? "ok" : "unavailable", "version",
+	              PGCROND_VERSION, "uptime_seconds",
+	              (json_int_t)((clock_wall_us() - h->src.status->started_us) / 1000000),
+	              "history_database", h->history_database, "reason", ok ? NULL : why));
 }
 
 static void health_done(void *arg, bool ok, const char *why)
 {
 	struct health_req *hr = arg;
-	struct http *h = hr->h;
-	if (h->stopping) {
-		ok = false;
-		why = "pgcrond is shutting down";
-	}
-	health_reply(h, hr->req, ok, why);
+	health_reply(hr->h, hr->req, ok, why);
 	free(hr);
 }
 
 static void serve_health(struct http *h, struct evhttp_request *req)
 {
-	if (h->stopping) {
-		health_reply(h, req, false, "pgcrond is shutting down");
-		return;
-	}
-	if (!h->health) {
+	if (h->stopping || !h->health) {
 		/* no history database: the loop answering is all there is to say */
 		health_reply(h, req, true, "");
 		return;
@@ -497,7 +422,7 @@ static void route(struct evhttp_request *req, void *arg)
  * (evhttp_set_bevcb), and once evhttp has set it up (its callbacks' argument is then the
  * connection), adopted with a close callback that counts it out. */
 struct conn {
-	struct conn *next, *prev;
+	LIST_ENTRY(conn) link;
 	struct http *h;
 	struct bufferevent *bev;         /* pending: referenced until adopted */
 	struct evhttp_connection *evcon; /* adopted */
@@ -508,32 +433,13 @@ struct conn {
 /* Connections accepted past the cap in one round of the listener, before adopt_cb makes room */
 #define CONNS_OVER_CAP 8
 
-static void unlink_conn(struct conn **head, struct conn *c)
-{
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		*head = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	c->next = c->prev = NULL;
-}
-
-static void link_conn(struct conn **head, struct conn *c)
-{
-	c->prev = NULL;
-	c->next = *head;
-	if (*head)
-		(*head)->prev = c;
-	*head = c;
-}
-
 /* A whole request came on EVCON (route). */
 static void mark_asked(struct http *h, const struct evhttp_connection *evcon)
 {
-	for (struct conn *c = h->conns.adopted; c; c = c->next)
-		if (c->evcon == evcon)
-			c->asked = true;
+	struct conn *c;
+	LIST_FOREACH(c, &h->conns.adopted, link)
+	if (c->evcon == evcon)
+		c->asked = true;
 }
 
 /* The oldest connection on which no whole request came yet, adopted before this round, or
@@ -544,10 +450,10 @@ static void mark_asked(struct http *h, const struct evhttp_connection *evcon)
  * newest.) */
 static struct conn *oldest_silent(const struct http *h, bool this_round_too)
 {
-	struct conn *oldest = NULL;
-	for (struct conn *c = h->conns.adopted; c; c = c->next)
-		if (!c->asked && (this_round_too || c->round != h->conns.round))
-			oldest = c;
+	struct conn *oldest = NULL, *c;
+	LIST_FOREACH(c, &h->conns.adopted, link)
+	if (!c->asked && (this_round_too || c->round != h->conns.round))
+		oldest = c;
 	return oldest;
 }
 
@@ -557,7 +463,7 @@ static void evict(struct http *h, struct conn *c)
 {
 	struct evhttp_connection *evcon = c->evcon;
 	evhttp_connection_set_closecb(evcon, NULL, NULL);
-	unlink_conn(&h->conns.adopted, c);
+	LIST_REMOVE(c, link);
 	free(c);
 	h->conns.n--;
 	evhttp_connection_free(evcon);
@@ -590,7 +496,7 @@ static void conn_closed(struct evhttp_connection *evcon, void *arg)
 	struct conn *c = arg;
 	struct http *h = c->h;
 	(void)evcon;
-	unlink_conn(&h->conns.adopted, c);
+	LIST_REMOVE(c, link);
 	free(c);
 	h->conns.n--;
 	listener_update(h);
@@ -602,10 +508,10 @@ static void adopt_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	h->conns.round++;
-	while (h->conns.pending) {
-		struct conn *c = h->conns.pending;
+	struct conn *c;
+	while ((c = LIST_FIRST(&h->conns.pending))) {
 		void *cbarg = NULL;
-		unlink_conn(&h->conns.pending, c);
+		LIST_REMOVE(c, link);
 		bufferevent_getcb(c->bev, NULL, NULL, NULL, &cbarg);
 		bufferevent_decref(c->bev);
 		c->bev = NULL;
@@ -617,12 +523,11 @@ static void adopt_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		c->evcon = cbarg;
 		c->round = h->conns.round;
-		link_conn(&h->conns.adopted, c);
+		LIST_INSERT_HEAD(&h->conns.adopted, c, link);
 		evhttp_connection_set_closecb(c->evcon, conn_closed, c);
 	}
-	struct conn *silent;
-	while (h->conns.n > h->conns.max && (silent = oldest_silent(h, false)) != NULL)
-		evict(h, silent);
+	while (h->conns.n > h->conns.max && (c = oldest_silent(h, false)) != NULL)
+		evict(h, c);
 	listener_update(h);
 }
 
@@ -640,7 +545,7 @@ static struct bufferevent *new_conn(struct event_base *base, void *arg)
 	c->h = h;
 	c->bev = bev;
 	bufferevent_incref(bev); /* until adopted: evhttp may free it first */
-	link_conn(&h->conns.pending, c);
+	LIST_INSERT_HEAD(&h->conns.pending, c, link);
 	h->conns.n++;
 	event_active(&h->conns.adopt_ev, EV_TIMEOUT, 1);
 	if (h->conns.n >= h->conns.max + CONNS_OVER_CAP && h->conns.lev)
@@ -826,9 +731,8 @@ void http_free(struct http **hp)
 		}
 		evhttp_free(h->evh); /* closes them: conn_closed frees each */
 	}
-	while (h->conns.adopted) {
-		struct conn *c = h->conns.adopted;
-		unlink_conn(&h->conns.adopted, c);
+	for (struct conn *c; (c = LIST_FIRST(&h->conns.adopted));) {
+		LIST_REMOVE(c, link);
 		free(c);
 	}
 	if (h->token) {

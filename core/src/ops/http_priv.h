@@ -1,8 +1,8 @@
 #ifndef PGCROND_HTTP_PRIV_H
 #define PGCROND_HTTP_PRIV_H
 
-/* Inside the HTTP listener: the listener's state, its replies, and the page's sessions
- * (http_session.c), which http.c routes to. */
+/* Inside the HTTP listener: the listener's state, its replies (http_reply.c), and the page's
+ * sessions (http_session.c), which http.c routes to. */
 
 #include <event2/event_struct.h>
 #include <event2/http.h>
@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "cron_tz.h"
 #include "http.h"
@@ -32,7 +33,7 @@ struct http {
 	char *conninfo; /* the history database's, whose host, port and dbname a login uses */
 	cron_tz *tz;    /* the daemon's zone, for the next fires of a schedule typed */
 	struct ssl_ctx_st *tls; /* NULL: plain HTTP */
-	struct sess *sessions;
+	LIST_HEAD(, sess) sessions;
 	int n_sessions;
 	struct bgwork *login_bg; /* the logins' connects (http_session.c) */
 	struct login_tries {
@@ -51,9 +52,9 @@ struct http {
 	struct {
 		struct evconnlistener *lev;
 		int n, max;
-		struct conn *adopted, *pending; /* PENDING: accepted, for adopt_cb to adopt */
-		struct event adopt_ev;          /* activated for the pending */
-		struct event backoff_ev;        /* re-enables the listener after a failed accept */
+		LIST_HEAD(, conn) adopted, pending; /* PENDING: accepted, for adopt_cb to adopt */
+		struct event adopt_ev;              /* activated for the pending */
+		struct event backoff_ev; /* re-enables the listener after a failed accept */
 		bool at_cap;
 		unsigned round; /* adopt_cb's rounds */
 		struct log_complaint accept_complaint, cap_complaint;

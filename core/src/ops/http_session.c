@@ -41,7 +41,7 @@
 enum sess_state { SESS_CONNECTING, SESS_IDLE, SESS_BUSY };
 
 struct sess {
-	struct sess *next;
+	LIST_ENTRY(sess) link;
 	struct http *h;
 	char id[33], csrf[33]; /* hex of 16 random bytes each */
 	char role[64];         /* NAMEDATALEN: the server cuts a longer name there too */
@@ -87,13 +87,8 @@ static void random_hex(char out[33])
 
 static void sess_free(struct sess *s)
 {
-	struct http *h = s->h;
-	for (struct sess **p = &h->sessions; *p; p = &(*p)->next)
-		if (*p == s) {
-			*p = s->next;
-			break;
-		}
-	h->n_sessions--;
+	LIST_REMOVE(s, link);
+	s->h->n_sessions--;
 	if (s->req)
 		http_reply_error(s->req, 503, "Service Unavailable",
 		                 "the session's database connection ended");
@@ -107,8 +102,8 @@ static void sess_free(struct sess *s)
 void http_sessions_free(struct http *h)
 {
 	bgwork_free(&h->login_bg); /* the logins under way end first */
-	while (h->sessions)
-		sess_free(h->sessions);
+	while (!LIST_EMPTY(&h->sessions))
+		sess_free(LIST_FIRST(&h->sessions));
 }
 
 static void idle_cb(evutil_socket_t fd, short what, void *arg)
@@ -141,9 +136,10 @@ static struct sess *find_sess(struct http *h, struct evhttp_request *req)
 	}
 	if (!*id)
 		return NULL;
-	for (struct sess *s = h->sessions; s; s = s->next)
-		if (s->state != SESS_CONNECTING && http_same_secret(id, s->id))
-			return s;
+	struct sess *s;
+	LIST_FOREACH(s, &h->sessions, link)
+	if (s->state != SESS_CONNECTING && http_same_secret(id, s->id))
+		return s;
 	return NULL;
 }
 
@@ -407,7 +403,9 @@ static void serve_login(struct http *h, struct evhttp_request *req, struct evkey
 		return;
 	}
 	int logins = 0, from_peer = 0, of_role = 0;
-	for (struct sess *o = h->sessions; o; o = o->next) {
+	struct sess *o;
+	LIST_FOREACH(o, &h->sessions, link)
+	{
 		logins += o->state == SESS_CONNECTING;
 		from_peer += o->state == SESS_CONNECTING && strcmp(o->peer, peer) == 0;
 		of_role += o->state != SESS_CONNECTING && strcmp(o->role, role) == 0;
@@ -443,8 +441,7 @@ static void serve_login(struct http *h, struct evhttp_request *req, struct evkey
 	random_hex(s->id);
 	random_hex(s->csrf);
 	evtimer_assign(&s->idle, h->base, idle_cb, s);
-	s->next = h->sessions;
-	h->sessions = s;
+	LIST_INSERT_HEAD(&h->sessions, s, link);
 	h->n_sessions++;
 	conndrv_init(&s->drv, h->base, &sess_ops, s, "the page's session", PGCONN_NOTICES_PER_MIN,
 	             60000, SESS_CONNECT_MS);

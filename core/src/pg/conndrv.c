@@ -273,8 +273,6 @@ static void dns_free(struct conndrv *d)
 	free(r);
 }
 
-static void dns_next(struct conndrv *d);
-
 static void on_dns_answer(int rc, struct evutil_addrinfo *res, void *arg)
 {
 	struct conndrv *d = arg;
@@ -290,14 +288,48 @@ static void on_dns_answer(int rc, struct evutil_addrinfo *res, void *arg)
 	event_active(&d->dns->next_ev, EV_TIMEOUT, 0);
 }
 
+/* Resolve the next name of the list, or, at its end, connect to what was found. */
+static void dns_next(struct conndrv *d)
+{
+	struct conndrv_dns *r = d->dns;
+
+	for (; r->i < r->n_hosts; r->i++) {
+		if (is_name(r->hosts[r->i])) {
+			struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC,
+			                                .ai_socktype = SOCK_STREAM,
+			                                .ai_protocol = IPPROTO_TCP};
+			/* may answer at once (the hosts file): on_dns_answer defers either way */
+			r->req = evdns_getaddrinfo(r->base, r->hosts[r->i], NULL, &hints,
+			                           on_dns_answer, d);
+			return;
+		}
+		/* a socket directory or an address: libpq needs no lookup for it */
+		if (add_entry(r, r->hosts[r->i], "") < 0) {
+			fail(d, "out of memory resolving the host names", FAIL_PLAIN);
+			return;
+		}
+	}
+	if (r->n_out == 0) {
+		char why[256];
+		snprintf(why, sizeof(why), "%s", r->why);
+		fail(d, why, FAIL_PLAIN);
+		return;
+	}
+	char *host = r->out_host, *addr = r->out_addr, *port = r->out_port;
+	r->out_host = r->out_addr = r->out_port = NULL;
+	dns_free(d);
+	(void)start_libpq(d, host, addr, port);
+	free(host);
+	free(addr);
+	free(port);
+}
+
 /* The answer for hosts[i] (from the loop): its addresses join the lists. */
 static void on_dns_next(evutil_socket_t fd, short what, void *arg)
 {
 	struct conndrv *d = arg;
 	struct conndrv_dns *r = d->dns;
 	int n = 0;
-	(void)fd;
-	(void)what;
 
 	if (r->rc == EVUTIL_EAI_AGAIN || r->rc == EVUTIL_EAI_FAIL)
 		snprintf(r->why, sizeof(r->why),
@@ -329,44 +361,6 @@ static void on_dns_next(evutil_socket_t fd, short what, void *arg)
 	}
 	r->i++;
 	dns_next(d);
-}
-
-/* Resolve the next name of the list, or, at its end, connect to what was found. */
-static void dns_next(struct conndrv *d)
-{
-	struct conndrv_dns *r = d->dns;
-
-	for (; r->i < r->n_hosts; r->i++) {
-		if (is_name(r->hosts[r->i])) {
-			struct evutil_addrinfo hints;
-			memset(&hints, 0, sizeof(hints));
-			hints.ai_family = AF_UNSPEC;
-			hints.ai_socktype = SOCK_STREAM;
-			hints.ai_protocol = IPPROTO_TCP;
-			/* may answer at once (the hosts file): on_dns_answer defers either way */
-			r->req = evdns_getaddrinfo(r->base, r->hosts[r->i], NULL, &hints,
-			                           on_dns_answer, d);
-			return;
-		}
-		/* a socket directory or an address: libpq needs no lookup for it */
-		if (add_entry(r, r->hosts[r->i], "") < 0) {
-			fail(d, "out of memory resolving the host names", FAIL_PLAIN);
-			return;
-		}
-	}
-	if (r->n_out == 0) {
-		char why[256];
-		snprintf(why, sizeof(why), "%s", r->why);
-		fail(d, why, FAIL_PLAIN);
-		return;
-	}
-	char *host = r->out_host, *addr = r->out_addr, *port = r->out_port;
-	r->out_host = r->out_addr = r->out_port = NULL;
-	dns_free(d);
-	(void)start_libpq(d, host, addr, port);
-	free(host);
-	free(addr);
-	free(port);
 }
 
 /* Start resolving the conninfo's host names, if it has any (and sets no "hostaddr"): true if
@@ -536,7 +530,6 @@ static void poll_connect(struct conndrv *d)
 void conndrv_serve(evutil_socket_t fd, short what, void *arg)
 {
 	struct conndrv *d = arg;
-	(void)fd;
 
 	if (d->state == CONNDRV_CONNECTING) {
 		poll_connect(d);
@@ -569,8 +562,6 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct conndrv *d = arg;
 	char why[128];
-	(void)fd;
-	(void)what;
 
 	if (d->state == CONNDRV_CONNECTING) {
 		/* libpq leaves a non-blocking connect's deadline to its caller */
@@ -598,8 +589,6 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
 	struct conndrv *d = arg;
-	(void)fd;
-	(void)what;
 
 	conndrv_unwait_server(&d->retry.wait);
 	if (d->conninfo && d->state == CONNDRV_DOWN)
@@ -609,15 +598,14 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 void conndrv_init(struct conndrv *d, struct event_base *base, const struct conndrv_ops *ops,
                   void *arg, const char *label, unsigned limit, int64_t window_ms, int64_t check_ms)
 {
-	memset(d, 0, sizeof(*d));
-	d->base = base;
-	d->ops = ops;
-	d->arg = arg;
-	d->priority = -1;
-	d->sock.fd = -1;
-	d->check_ms = check_ms;
-	d->retry.min_ms = CONNDRV_RETRY_MIN_MS;
-	d->retry.max_ms = CONNDRV_RETRY_MAX_MS;
+	*d = (struct conndrv){
+	    .base = base,
+	    .ops = ops,
+	    .arg = arg,
+	    .priority = -1,
+	    .sock.fd = -1,
+	    .check_ms = check_ms,
+	    .retry = {.min_ms = CONNDRV_RETRY_MIN_MS, .max_ms = CONNDRV_RETRY_MAX_MS}};
 	pgconn_notices_init(&d->notices, label, limit, window_ms);
 	evtimer_assign(&d->timer_ev, base, on_timer, d);
 	evtimer_assign(&d->retry.ev, base, on_retry, d);

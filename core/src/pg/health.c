@@ -97,8 +97,6 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct health *h = arg;
 	char why[160];
-	(void)fd;
-	(void)what;
 
 	/* a stopped server keeps its socket open: only the deadline tells */
 	snprintf(why, sizeof(why), "history database did not answer SELECT 1 within %d ms",
@@ -115,9 +113,7 @@ int health_check(struct health *h, health_fn fn, void *arg)
 	struct waiter *w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
-	w->fn = fn;
-	w->arg = arg;
-	w->next = h->waiters;
+	*w = (struct waiter){fn, arg, h->waiters};
 	bool idle = h->waiters == NULL;
 	h->waiters = w;
 	if (!idle)

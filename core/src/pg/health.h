@@ -19,7 +19,6 @@
  * newest one. */
 
 #include <stdbool.h>
-#include <stdint.h>
 
 struct event_base;
 struct health;

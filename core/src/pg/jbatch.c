@@ -8,23 +8,7 @@
 #include "notify.h"
 #include "pgconn.h"
 
-static void flush(struct jbatch *b);
-static bool send_batch(struct ownsess_item *it);
-static void answered(struct ownsess_item *it, const struct stmtq_result *r);
-static void lost(struct ownsess_item *it, const char *why);
-
 #define BATCH_OF(it) ((struct jbatch *)((char *)(it)-offsetof(struct jbatch, item)))
-
-int jbatch_init(struct jbatch *b, struct notify **n, const char *sql, jbatch_answer_fn answered_fn,
-                void *arg)
-{
-	*b = (struct jbatch){.n = n, .sql = sql, .answered = answered_fn, .arg = arg};
-	b->item = (struct ownsess_item){.send = send_batch, .done = answered, .lost = lost};
-	b->max_items = b->full_items = JBATCH_MAX_ITEMS;
-	b->max_bytes = JBATCH_MAX_BYTES;
-	b->waiting = json_array();
-	return b->waiting ? 0 : -ENOMEM;
-}
 
 void jbatch_free(struct jbatch *b)
 {
@@ -69,6 +53,14 @@ void jbatch_unsend(struct jbatch *b)
 	b->sending = NULL;
 }
 
+/* The next statement, unless one is in flight or queued (a retry waits), or nothing waits;
+ * none while the listener is down: jbatch_lost at the connect. */
+static void flush(struct jbatch *b)
+{
+	if (!b->sending && !b->item.queued && json_array_size(b->waiting) > 0)
+		(void)notify_queue(*b->n, &b->item);
+}
+
 static void answered(struct ownsess_item *it, const struct stmtq_result *r)
 {
 	struct jbatch *b = BATCH_OF(it);
@@ -98,7 +90,6 @@ static void answered(struct ownsess_item *it, const struct stmtq_result *r)
 /* The statement lost with its connection: its items wait for the next (jbatch_lost). */
 static void lost(struct ownsess_item *it, const char *why)
 {
-	(void)why;
 	jbatch_unsend(BATCH_OF(it));
 }
 
@@ -118,12 +109,15 @@ static bool send_batch(struct ownsess_item *it)
 	return true;
 }
 
-/* The next statement, unless one is in flight or queued (a retry waits), or nothing waits;
- * none while the listener is down: jbatch_lost at the connect. */
-static void flush(struct jbatch *b)
+int jbatch_init(struct jbatch *b, struct notify **n, const char *sql, jbatch_answer_fn answered_fn,
+                void *arg)
 {
-	if (!b->sending && !b->item.queued && json_array_size(b->waiting) > 0)
-		(void)notify_queue(*b->n, &b->item);
+	*b = (struct jbatch){.n = n, .sql = sql, .answered = answered_fn, .arg = arg};
+	b->item = (struct ownsess_item){.send = send_batch, .done = answered, .lost = lost};
+	b->max_items = b->full_items = JBATCH_MAX_ITEMS;
+	b->max_bytes = JBATCH_MAX_BYTES;
+	b->waiting = json_array();
+	return b->waiting ? 0 : -ENOMEM;
 }
 
 int jbatch_add(struct jbatch *b, json_t *item)

@@ -18,7 +18,6 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 
 #include "ownsess.h"
 

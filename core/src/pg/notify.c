@@ -33,9 +33,7 @@ struct notify {
 
 static void free_list(char ***v, size_t *n)
 {
-	for (size_t i = 0; i < *n; i++)
-		free((*v)[i]);
-	free(*v);
+	text_free_list(*v, *n);
 	*v = NULL;
 	*n = 0;
 }
@@ -58,7 +56,6 @@ static bool wanted(const struct notify *n, const char *channel)
 static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 {
 	struct notify *n = arg;
-	(void)was_ready;
 
 	free_list(&n->listened, &n->n_listened);
 	n->state = NL_DOWN;
@@ -305,7 +302,6 @@ static bool read_send(struct ownsess_item *it)
 
 static void read_lost(struct ownsess_item *it, const char *why)
 {
-	(void)why;
 	READ_OF(it)->state = NOTIFY_READ_NONE; /* on_listening asks again */
 }
 

@@ -13,6 +13,7 @@
 #include "conndrv.h"
 #include "log.h"
 #include "pgconn.h"
+#include "text.h"
 
 /* The connection check until the configuration's (ownsess_set_check). */
 #define DEF_CHECK_MS 30000
@@ -70,11 +71,7 @@ static void check_done(void *arg, const struct stmtq_result *r)
 		stmtq_fail(arg, r->err, 0);
 }
 
-static void forgotten(void *arg, const struct stmtq_result *r)
-{
-	(void)arg;
-	(void)r;
-}
+static void forgotten(void *arg, const struct stmtq_result *r) {}
 
 /* ---- the statement in flight ----------------------------------------------------------- */
 
@@ -376,7 +373,6 @@ static void ask_free(struct ownsess_item *it)
 static void ask_lost(struct ownsess_item *it, const char *why)
 {
 	struct ask *a = (struct ask *)it;
-	(void)why;
 	if (a->lost)
 		a->lost(a->arg);
 	ask_free(it);
@@ -507,8 +503,6 @@ static void on_idle(struct ownsess *s)
 static void on_turn(evutil_socket_t fd, short what, void *arg)
 {
 	struct ownsess *s = arg;
-	(void)fd;
-	(void)what;
 
 	if (stmtq_ready(&s->q) && !stmtq_busy(&s->q))
 		on_idle(s);
@@ -592,8 +586,6 @@ static const struct conndrv_ops drv_ops = {
 static void on_join_connected(evutil_socket_t fd, short what, void *arg)
 {
 	struct ownsess_client *cl = arg;
-	(void)fd;
-	(void)what;
 
 	if (cl->s && cl->s->q.gated) {
 		/* held by an older schema: as the other clients heard at the hold */
@@ -610,8 +602,6 @@ static void on_join_connected(evutil_socket_t fd, short what, void *arg)
 static void on_start(evutil_socket_t fd, short what, void *arg)
 {
 	struct ownsess *s = arg;
-	(void)fd;
-	(void)what;
 
 	(void)conndrv_connect(&s->q.drv, s->conninfo, OWNSESS_APP_NAME);
 }
@@ -681,9 +671,7 @@ void ownsess_leave(struct ownsess_client *cl)
 	if (!s)
 		return;
 	evtimer_del(&cl->join_ev);
-	for (size_t i = 0; i < cl->n_channels; i++)
-		free(cl->channels[i]);
-	free(cl->channels);
+	text_free_list(cl->channels, cl->n_channels);
 	cl->channels = NULL;
 	cl->n_channels = 0;
 	for (struct ownsess_client **pp = &s->clients; *pp; pp = &(*pp)->next)

@@ -8,7 +8,6 @@
  * replaced .so file takes effect at restart). Pure apart from dlopen(): no libpq, no
  * libevent; everything but loading is unit-testable without a database. */
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>

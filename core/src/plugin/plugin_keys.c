@@ -194,7 +194,8 @@ static int replace_failed(struct pgc_run *run, int rc, const char *what, const c
 int plugin_run_replace(struct pgc_run *run, const char *relation, const char *key_column,
                        const char *select_sql, const char *const *keys, size_t n_keys)
 {
-	char rel[1024], col[512], where[600] = "", *sql = NULL, *arr = NULL;
+	char rel[1024], col[512], where[600] = "", del[sizeof(rel) + sizeof(where) + 16];
+	char *sql = NULL, *arr = NULL;
 	int rc = -EINVAL;
 
 	if (!relation || (rc = plugin_quote_qualified(relation, rel, sizeof(rel))) < 0)
@@ -211,17 +212,10 @@ int plugin_run_replace(struct pgc_run *run, const char *relation, const char *ke
 	/* the rows of KEYS, given as $1; every row when there are none */
 	if (arr)
 		snprintf(where, sizeof(where), " WHERE %s OPERATOR(pg_catalog.=) ANY ($1)", col);
-	if ((rc = plugin_run_add(run, "BEGIN")) < 0)
-		goto out;
-	if (asprintf(&sql, "DELETE FROM %s%s", rel, where) < 0) {
-		sql = NULL;
-		rc = -ENOMEM;
-		goto out;
-	}
-	if ((rc = plugin_run_add(run, sql)) < 0 ||
+	snprintf(del, sizeof(del), "DELETE FROM %s%s", rel, where);
+	if ((rc = plugin_run_add(run, "BEGIN")) < 0 || (rc = plugin_run_add(run, del)) < 0 ||
 	    (arr && (rc = plugin_run_add_param(run, arr)) < 0))
 		goto out;
-	free(sql);
 	if (asprintf(&sql, "INSERT INTO %s %s", rel, select_sql) < 0) {
 		sql = NULL;
 		rc = -ENOMEM;

@@ -105,18 +105,16 @@ int sched_http_submit(struct run *r, httpc_done_fn on_done, char *err, size_t er
 		snprintf(err, errlen, "no HTTP client is set up in this process; not sent");
 		return -1;
 	}
-	/* a body without a Content-Type of its own is JSON, as pg_net's http_post sends */
-	bool has_ctype = false;
-	for (size_t i = 0; i < h->n_headers; i++)
-		has_ctype |= strncasecmp(h->headers[i], "Content-Type:", 13) == 0;
 	const char **hdrs = calloc(h->n_headers + 1, sizeof(*hdrs));
 	if (!hdrs) {
 		snprintf(err, errlen, "out of memory; not sent");
 		return -1;
 	}
+	/* a body without a Content-Type of its own is JSON, as pg_net's http_post sends */
+	bool has_ctype = false;
 	size_t n = 0;
-	for (size_t i = 0; i < h->n_headers; i++)
-		hdrs[n++] = h->headers[i];
+	for (; n < h->n_headers; n++)
+		has_ctype |= strncasecmp(hdrs[n] = h->headers[n], "Content-Type:", 13) == 0;
 	if (h->body && !has_ctype)
 		hdrs[n++] = "Content-Type: application/json";
 	struct httpc_request req = {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <time.h>
 
 #include "clock.h"
@@ -73,7 +74,7 @@ struct waited_run {
 	struct sched_waiter w;
 	struct triggers *t;
 	char id[24];
-	struct waited_run *prev, *next;
+	LIST_ENTRY(waited_run) link;
 };
 
 struct triggers {
@@ -85,7 +86,7 @@ struct triggers {
 	struct refusals refused;              /* requests pgcrond.trigger() recorded */
 	struct refusals unfounded;            /* notifications that name no request */
 	struct log_complaint claim_complaint; /* claims that fail */
-	struct waited_run *waits;             /* manual runs not ended yet */
+	LIST_HEAD(, waited_run) waits;        /* manual runs not ended yet */
 };
 
 /* ---- per job -------------------------------------------------------------------------- */
@@ -274,12 +275,7 @@ static void waited_run_done(struct sched_waiter *w, const struct sched_result *r
 	struct waited_run *wr = (struct waited_run *)((char *)w - offsetof(struct waited_run, w));
 	struct triggers *t = wr->t;
 	if (t) {
-		if (wr->prev)
-			wr->prev->next = wr->next;
-		else
-			t->waits = wr->next;
-		if (wr->next)
-			wr->next->prev = wr->prev;
+		LIST_REMOVE(wr, link);
 		struct tdb *db = t->dbs;
 		while (db && !db->trigger_channel)
 			db = db->next;
@@ -351,15 +347,10 @@ static void serve_request(struct tdb *db, const char *id, const char *job, bool 
 			wr->w.done = waited_run_done;
 			wr->t = t;
 			snprintf(wr->id, sizeof(wr->id), "%s", id);
-			wr->next = t->waits;
-			if (t->waits)
-				t->waits->prev = wr;
-			t->waits = wr;
+			LIST_INSERT_HEAD(&t->waits, wr, link);
 			rc = sched_trigger_wait(t->s, job, force, &wr->w);
 			if (rc < 0) { /* not taken: no answer will come */
-				t->waits = wr->next;
-				if (t->waits)
-					t->waits->prev = NULL;
+				LIST_REMOVE(wr, link);
 				free(wr);
 			}
 		} else {
@@ -757,8 +748,9 @@ void triggers_free(struct triggers **tp)
 	}
 	/* runs still going are announced no more; their waiter records are freed when the
 	 * scheduler tells their end */
-	for (struct waited_run *wr = t->waits; wr; wr = wr->next)
-		wr->t = NULL;
+	struct waited_run *wr;
+	LIST_FOREACH(wr, &t->waits, link)
+	wr->t = NULL;
 	refusals_free(&t->refused);
 	refusals_free(&t->unfounded);
 	free(t->instance);
