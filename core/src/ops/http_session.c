@@ -320,7 +320,8 @@ static void run(struct sess *s, struct evhttp_request *req, const char *sql, int
  * daemon's conninfo, which outlives every session). The history database's server and dbname
  * and how to reach it safely are the daemon's; the role and password are their own keywords;
  * the daemon's user, password, password file and client certificate stay its own, and
- * libpq's defaults for a client certificate (~/.postgresql, PGSSLCERT) are not taken. */
+ * libpq's defaults for a client certificate (~/.postgresql, PGSSLCERT) are not taken (the
+ * key is read only with a certificate). */
 static void login_work(struct bgwork_job *job)
 {
 	static const char *const take = " service host hostaddr port dbname sslmode sslrootcert "
@@ -329,23 +330,11 @@ static void login_work(struct bgwork_job *job)
 	                                "gssencmode krbsrvname ";
 	struct sess *s = (struct sess *)((char *)job - offsetof(struct sess, job));
 	PQconninfoOption *opts = PQconninfoParse(s->h->conninfo, NULL);
-	const char *kw[32] = {"user",
-	                      "password",
-	                      "sslcert",
-	                      "sslkey",
-	                      "options",
-	                      "fallback_application_name",
-	                      "client_encoding",
-	                      "connect_timeout"};
-	const char *val[32] = {s->role,
-	                       s->pw,
-	                       "/nonexistent/pgcrond-page.crt",
-	                       "/nonexistent/pgcrond-page.key",
-	                       PGCONN_PINNED_OPTION,
-	                       "pgcrond page",
-	                       "UTF8",
-	                       "10"};
-	size_t n = 8;
+	const char *kw[32] = {"connect_timeout", "client_encoding", "application_name", "user",
+	                      "password",        "options",         "sslcert"};
+	const char *val[32] = {
+	    "10", "UTF8", "pgcrond page", s->role, s->pw, PGCONN_PINNED_OPTION, "/nonexistent"};
+	size_t n = 7;
 	char k[40];
 	for (PQconninfoOption *o = opts; o && o->keyword && n < 31; o++) {
 		snprintf(k, sizeof(k), " %s ", o->keyword);
