@@ -54,7 +54,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION pgcrond.trigger(text, boolean) IS
-	'ask pgcrond to run a job now (force: also a disabled one); a member of pgcrond_operator: any job, another role: its own jobs made in SQL; returns the request id';
+	'ask pgcrond to run a job now (force: also a disabled one); a member of pgcrond_operator: any job, another role: its own jobs made in SQL, not forced; returns the request id';
 GRANT EXECUTE ON FUNCTION pgcrond.trigger(text, boolean) TO PUBLIC;
 
 -- The jobid of the job made in SQL that pgcrond names JOB, or that the caller named JOB in
