@@ -40,6 +40,11 @@ BEGIN
 				USING ERRCODE = 'insufficient_privilege',
 				      HINT = 'a job made in SQL: its owner; any job: a superuser or a member of pgcrond_operator';
 		END IF;
+		IF coalesce($2, false) THEN
+			RAISE EXCEPTION 'permission denied to force job "%" to run', $1
+				USING ERRCODE = 'insufficient_privilege',
+				      HINT = 'a disabled job is forced to run by a superuser or a member of pgcrond_operator';
+		END IF;
 	END IF;
 	INSERT INTO pgcrond.trigger_request (job_name, force, requested_by)
 	VALUES (nm, coalesce($2, false), session_user)
@@ -49,7 +54,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION pgcrond.trigger(text, boolean) IS
-	'ask pgcrond to run a job now (force: also a disabled one); a member of pgcrond_operator: any job, another role: its own jobs made in SQL; returns the request id';
+	'ask pgcrond to run a job now (force: also a disabled one); a member of pgcrond_operator: any job, another role: its own jobs made in SQL, not forced; returns the request id';
 GRANT EXECUTE ON FUNCTION pgcrond.trigger(text, boolean) TO PUBLIC;
 
 -- The jobid of the job made in SQL that pgcrond names JOB, or that the caller named JOB in

@@ -4,8 +4,8 @@
  * from the page and it runs as that role; pause, resume, edit, run now and unschedule do what
  * they do in SQL; the other role's job cannot be paused, run or unscheduled from its session;
  * a POST without the page's token and one from an ended session are refused; the session
- * cookie is HttpOnly and SameSite=Strict. Skipped (77) where selenium or chromedriver is
- * missing. */
+ * cookie is HttpOnly and SameSite=Strict (those cases are skipped where selenium or
+ * chromedriver is missing); and the login refuses what an attacker tries (page_refusals.py). */
 #include <arpa/inet.h>
 #include <check.h>
 #include <ifaddrs.h>
@@ -22,7 +22,8 @@
 #define DB "it_page_actions"
 #define ALICE "page_alice"
 #define BOB "page_bob"
-#define HBA_LINE "local all " ALICE "," BOB " scram-sha-256\n"
+#define SLOW "page_slow"
+#define HBA_LINE "local all " ALICE "," BOB "," SLOW " scram-sha-256\n"
 
 static bool have_selenium(void)
 {
@@ -224,20 +225,79 @@ START_TEST(logins_beyond_loopback_need_tls)
 }
 END_TEST
 
+/* The login refuses what an attacker tries (page_refusals.py): a role whose verifier names
+ * 2,000,000 iterations does not hold up the daemon while its login is checked; a POST from
+ * another site is refused; the cookie is found by its exact name; a role has at most four
+ * sessions and an address ten logins a minute for a role. In SQL, the owner of a job may run
+ * it now but not force it. */
+START_TEST(the_login_refuses_attacks)
+{
+	struct itest_env e;
+	itest_env_init(&e, "page-refusals", DB "_refusals");
+	itest_env_main(&e, "http = { listen = \"127.0.0.1:0\"; };\n");
+	roles(&e);
+	char cmd[4096], out[1100];
+	snprintf(out, sizeof(out), "%s/verifier.out", e.dir);
+	snprintf(cmd, sizeof(cmd),
+	         "/usr/bin/python3 %s/integration/page_refusals.py verifier its-password 2000000 "
+	         ">%s",
+	         TEST_SOURCE_DIR, out);
+	ck_assert_int_eq(system(cmd), 0);
+	char *verifier = itest_read_file(out), sql[512];
+	verifier[strcspn(verifier, "\n")] = '\0';
+	PQclear(PQexec(e.db, "CREATE ROLE " SLOW " LOGIN"));
+	snprintf(sql, sizeof(sql), "ALTER ROLE " SLOW " PASSWORD '%s'", verifier);
+	itest_exec(e.db, sql);
+	char *hba_path = NULL, *hba = ask_passwords(&e, &hba_path);
+	itest_env_start(&e);
+	int port = logged_port(e.log, "http");
+	snprintf(out, sizeof(out), "%s/refusals.out", e.dir);
+	snprintf(cmd, sizeof(cmd),
+	         "/usr/bin/python3 %s/integration/page_refusals.py http://127.0.0.1:%d/ %s %s %s "
+	         ">%s 2>&1",
+	         TEST_SOURCE_DIR, port, ALICE, BOB, SLOW, out);
+	int rc = system(cmd);
+	char *said = itest_read_file(out);
+	itest_write_file(hba_path, "%s", hba);
+	itest_exec(e.db, "SELECT pg_reload_conf()");
+	ck_assert_msg(rc == 0, "page_refusals.py: %d\n%s\ndaemon:\n%s", rc, said,
+	              itest_tail(e.log));
+	ck_assert_int_eq(itest_count_in_file(e.log, "secret"), 0);
+	ck_assert_int_eq(itest_count_in_file(e.log, "its-password"), 0);
+
+	/* a job's owner runs it now, but only an operator forces a disabled one */
+	itest_exec(e.db, "SET SESSION AUTHORIZATION " ALICE ";"
+	                 "SELECT cron.schedule('alices', '0 0 1 1 *', 'SELECT 1')");
+	itest_exec(e.db, "SELECT pgcrond.trigger('alices')");
+	PGresult *r = PQexec(e.db, "SELECT pgcrond.trigger('alices', true)");
+	const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	ck_assert_msg(st && strcmp(st, "42501") == 0, "force by the owner: %s",
+	              PQresultErrorMessage(r));
+	PQclear(r);
+	itest_exec(e.db, "RESET SESSION AUTHORIZATION");
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
+	free(said);
+	free(verifier);
+	free(hba);
+	free(hba_path);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
-	if (!have_selenium()) {
-		fprintf(
-		    stderr,
-		    "it_page_actions: skipped: chromium, chromium-driver or python3-selenium is "
-		    "missing (scripts/setup installs them)\n");
-		return 77;
-	}
 	Suite *s = suite_create("page_actions");
 	TCase *tc = tcase_create("page");
 	tcase_set_timeout(tc, 180);
-	tcase_add_test(tc, a_role_acts_from_the_page);
-	tcase_add_test(tc, logins_beyond_loopback_need_tls);
+	tcase_add_test(tc, the_login_refuses_attacks);
+	if (have_selenium()) {
+		tcase_add_test(tc, a_role_acts_from_the_page);
+		tcase_add_test(tc, logins_beyond_loopback_need_tls);
+	} else {
+		fprintf(stderr, "it_page_actions: the cases in chromium are skipped: chromium, "
+		                "chromium-driver or python3-selenium is missing (scripts/setup "
+		                "installs them)\n");
+	}
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

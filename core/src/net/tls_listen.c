@@ -36,6 +36,11 @@ struct bufferevent *tls_listen_bev(struct ssl_ctx_st *ctx, struct event_base *ba
 	return bev;
 }
 
+bool tls_listen_used(struct bufferevent *bev)
+{
+	return bev && bufferevent_openssl_get_ssl(bev);
+}
+
 void tls_listen_free(struct ssl_ctx_st **ctx)
 {
 	SSL_CTX_free(*ctx);

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
@@ -318,6 +319,27 @@ static void serve_trigger(struct http *h, struct evhttp_request *req, const char
 
 static void mark_asked(struct http *h, const struct evhttp_connection *evcon);
 
+/* A POST's Origin, when sent, is this listener's own scheme://Host, and its Sec-Fetch-Site,
+ * when sent, same-origin or none: another site's form or script is refused (403), so that it
+ * can neither log a browser in as its own role nor act through the browser's session. */
+static bool same_origin(const struct http *h, struct evhttp_request *req)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	const char *origin = evhttp_find_header(in, "Origin");
+	const char *site = evhttp_find_header(in, "Sec-Fetch-Site");
+	const char *host = evhttp_find_header(in, "Host");
+	char own[300];
+	snprintf(own, sizeof(own), "http%s://%s", h->tls ? "s" : "", host ? host : "");
+	if ((!origin || (host && strcasecmp(origin, own) == 0)) &&
+	    (!site || strcmp(site, "same-origin") == 0 || strcmp(site, "none") == 0))
+		return true;
+	log_warning("http: a POST from another site (Origin %.100s, Sec-Fetch-Site %.20s) refused",
+	            origin ? origin : "none", site ? site : "none");
+	http_reply_error(req, 403, "Forbidden",
+	                 "a POST from another site is refused (its Origin or Sec-Fetch-Site)");
+	return false;
+}
+
 static void route(struct evhttp_request *req, void *arg)
 {
 	struct http *h = arg;
@@ -333,6 +355,8 @@ static void route(struct evhttp_request *req, void *arg)
 		serve_health(h, req);
 		return;
 	}
+	if (cmd == EVHTTP_REQ_POST && !same_origin(h, req))
+		return;
 	bool bearer = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
 	if (!bearer && (cmd == EVHTTP_REQ_POST || get) &&
 	    http_session_route(h, req, path, cmd == EVHTTP_REQ_POST))

@@ -293,11 +293,14 @@ setInterval(render, 1000);
 /* ---- acting as a PostgreSQL role (POST /login): every action is SQL run as that role ---- */
 let session = null, editing = null;
 const $ = id => document.getElementById(id);
+/* a session serves one request at a time: the poll and an action go one after the other */
+let queue = Promise.resolve();
+const serial = f => (queue = queue.then(f, f));
 
 async function post(path, fields) {
   const body = new URLSearchParams(fields);
   if (session) body.set("csrf", session.csrf);
-  const r = await fetch(path, {method: "POST", body, cache: "no-store"});
+  const r = await serial(() => fetch(path, {method: "POST", body, cache: "no-store"}));
   let j = {};
   try { j = await r.json(); } catch (e) { j = {error: "HTTP " + r.status}; }
   if (r.status === 401 && path !== "login") showSignin("the session ended; log in again");
@@ -414,7 +417,7 @@ function renderSession() {
   }));
 }
 async function refreshSession() {
-  const r = await fetch("session.json", {cache: "no-store"});
+  const r = await serial(() => fetch("session.json", {cache: "no-store"}));
   if (r.status === 401) { if (session || $("signin").hidden) showSignin(); return; }
   if (!r.ok) return;
   const text = await r.text();

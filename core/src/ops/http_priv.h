@@ -35,11 +35,12 @@ struct http {
 	struct ssl_ctx_st *tls; /* NULL: plain HTTP */
 	LIST_HEAD(, sess) sessions;
 	int n_sessions;
+	struct bgwork *login_bg; /* the logins' connects (http_session.c) */
 	struct login_tries {
-		char peer[48];
+		char key[112]; /* the address and the role */
 		int64_t since_us;
 		int failed;
-	} tries[32]; /* the failed logins of the last addresses */
+	} tries[32]; /* the logins of the last addresses and roles */
 	struct log_complaint auth_complaint;
 	/* /metrics is rendered on a worker thread from copies: 10,000 jobs make 34 MB of text,
 	 * about 140 ms of formatting that would otherwise delay every fire due meanwhile */

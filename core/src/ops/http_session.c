@@ -1,8 +1,10 @@
 /* The page's sessions: a role logs in with its password, which pgcrond checks by connecting
  * to the history database as that role (whatever pg_hba.conf asks); that connection is the
  * session's, and every action is the SQL API called on it with parameters, so PostgreSQL
- * decides what the role may do. The password is given to libpq and wiped; a session ends on
- * logout, after SESS_IDLE_S without a request, and when its connection ends. */
+ * decides what the role may do. The connect runs on a worker thread: libpq computes the
+ * SCRAM proof with the iteration count the role's verifier names, which the role itself may
+ * set as high as it likes. The password is given to libpq and wiped; a session ends on
+ * logout, after SESS_IDLE_S without a POST, and when its connection ends. */
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -14,20 +16,27 @@
 #include <sys/queue.h>
 #include <sys/random.h>
 
+#include "bgwork.h"
 #include "clock.h"
 #include "config.h"
 #include "conndrv.h"
 #include "cron.h"
 #include "http_priv.h"
+#include "pgconn.h"
+#include "tls_listen.h"
 
 #define SESS_MAX 64
+#define SESS_PER_ROLE 4
+#define LOGINS_MAX 4 /* being checked at once; LOGINS_PER_PEER of them from one address */
+#define LOGINS_PER_PEER 2
 #define SESS_IDLE_S (30 * 60)
 #define SESS_CONNECT_MS 10000
 #define SESS_STATEMENT_MS 60000
-/* failed logins an address may make in LOGIN_WINDOW_S */
+/* logins an address may try for a role in LOGIN_WINDOW_S without one succeeding */
 #define LOGIN_TRIES 10
 #define LOGIN_WINDOW_S 60
-#define COOKIE "pgcrond_session="
+/* over TLS the __Host- prefix: a browser takes it only from this origin, Secure, Path=/ */
+#define COOKIE(h) ((h)->tls ? "__Host-pgcrond_session=" : "pgcrond_session=")
 
 enum sess_state { SESS_CONNECTING, SESS_IDLE, SESS_BUSY };
 
@@ -35,9 +44,11 @@ struct sess {
 	LIST_ENTRY(sess) link;
 	struct http *h;
 	char id[33], csrf[33]; /* hex of 16 random bytes each */
-	char *role;
-	char *conninfo; /* with the password: wiped once connected */
+	char role[64];         /* NAMEDATALEN: the server cuts a longer name there too */
 	char peer[48];
+	struct bgwork_job job; /* the login's connect, on a worker thread */
+	char pw[1024];         /* wiped once libpq has it */
+	PGconn *made;          /* what the worker made */
 	struct conndrv drv;
 	struct event idle;
 	enum sess_state state;
@@ -84,15 +95,13 @@ static void sess_free(struct sess *s)
 	conndrv_close(&s->drv);
 	event_del(&s->idle);
 	PQclear(s->res);
-	explicit_bzero(s->conninfo, strlen(s->conninfo));
-	free(s->conninfo);
 	explicit_bzero(s->id, sizeof(s->id));
-	free(s->role);
 	free(s);
 }
 
 void http_sessions_free(struct http *h)
 {
+	bgwork_free(&h->login_bg); /* the logins under way end first */
 	while (!LIST_EMPTY(&h->sessions))
 		sess_free(LIST_FIRST(&h->sessions));
 }
@@ -117,9 +126,15 @@ static void touch(struct sess *s)
 static struct sess *find_sess(struct http *h, struct evhttp_request *req)
 {
 	const char *c = evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie");
-	const char *at = c ? strstr(c, COOKIE) : NULL;
+	size_t n = strlen(COOKIE(h));
 	char id[33] = "";
-	if (!at || sscanf(at + strlen(COOKIE), "%32[0-9a-f]", id) != 1)
+	/* the cookie of that exact name: "a=pgcrond_session=..." is another cookie's value */
+	for (const char *p = c; p && !*id; p = strchr(p, ';') ? strchr(p, ';') + 1 : NULL) {
+		p += strspn(p, " \t");
+		if (strncmp(p, COOKIE(h), n) == 0 && strspn(p + n, "0123456789abcdef") == 32)
+			memcpy(id, p + n, 32);
+	}
+	if (!*id)
 		return NULL;
 	struct sess *s;
 	LIST_FOREACH(s, &h->sessions, link)
@@ -128,25 +143,29 @@ static struct sess *find_sess(struct http *h, struct evhttp_request *req)
 	return NULL;
 }
 
-/* The failed logins of PEER in the last window, counted up by one when FAILED. */
-static int login_tries(struct http *h, const char *peer, bool failed)
+/* The logins PEER tried as ROLE in the last window without success, after ADD: 1 when one
+ * starts (counted before it is checked, so that logins in parallel count too), 0 to look,
+ * -1 when one succeeded (which forgets them). */
+static int login_tries(struct http *h, const char *peer, const char *role, int add)
 {
 	int64_t now = clock_mono_us();
+	char key[sizeof(h->tries[0].key)];
 	struct login_tries *t = NULL, *oldest = &h->tries[0];
+	snprintf(key, sizeof(key), "%s %s", peer, role);
 	for (size_t i = 0; i < sizeof(h->tries) / sizeof(h->tries[0]); i++) {
-		if (strcmp(h->tries[i].peer, peer) == 0)
+		if (strcmp(h->tries[i].key, key) == 0)
 			t = &h->tries[i];
 		if (h->tries[i].since_us < oldest->since_us)
 			oldest = &h->tries[i];
 	}
-	if (t && now - t->since_us > (int64_t)LOGIN_WINDOW_S * 1000000)
+	if (t && (add < 0 || now - t->since_us > (int64_t)LOGIN_WINDOW_S * 1000000))
 		t->failed = 0;
-	if (!t && failed) {
+	if (!t && add > 0) {
 		t = oldest;
-		snprintf(t->peer, sizeof(t->peer), "%s", peer);
+		snprintf(t->key, sizeof(t->key), "%s", key);
 		t->failed = 0;
 	}
-	if (t && failed && t->failed++ == 0)
+	if (t && add > 0 && t->failed++ == 0)
 		t->since_us = now;
 	return t ? t->failed : 0;
 }
@@ -164,12 +183,12 @@ static bool form(struct evhttp_request *req, struct evkeyvalq *q)
 	return ok;
 }
 
-static void set_cookie(const struct http *h, struct evhttp_request *req, const char *id,
-                       int max_age)
+/* A cookie for the browser's session (none: ID ""), which the idle time ends on our side. */
+static void set_cookie(const struct http *h, struct evhttp_request *req, const char *id)
 {
 	char c[160];
-	snprintf(c, sizeof(c), COOKIE "%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Strict%s", id,
-	         max_age, h->tls ? "; Secure" : "");
+	snprintf(c, sizeof(c), "%s%s; Path=/;%s HttpOnly; SameSite=Strict%s", COOKIE(h), id,
+	         *id ? "" : " Max-Age=0;", h->tls ? "; Secure" : "");
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", c);
 }
 
@@ -180,7 +199,7 @@ static void login_done(struct sess *s, const char *error)
 	struct evhttp_request *req = s->req;
 	s->req = NULL;
 	if (error) {
-		int n = login_tries(s->h, s->peer, true);
+		int n = login_tries(s->h, s->peer, s->role, 0);
 		log_warning("http: login of role %s from %s refused (%d in the last minute): %s",
 		            s->role, s->peer, n, error);
 		http_reply_error(req, 401, "Unauthorized", error);
@@ -189,8 +208,9 @@ static void login_done(struct sess *s, const char *error)
 	}
 	s->state = SESS_IDLE;
 	touch(s);
+	login_tries(s->h, s->peer, s->role, -1);
 	log_notice("http: role %s logged in to the page from %s", s->role, s->peer);
-	set_cookie(s->h, req, s->id, SESS_IDLE_S);
+	set_cookie(s->h, req, s->id);
 	http_reply_json(req, 200, "OK", json_pack("{s:s,s:s}", "role", s->role, "csrf", s->csrf));
 }
 
@@ -200,7 +220,9 @@ static void connected(void *arg)
 	char *pw = PQpass(s->drv.conn); /* libpq's copy, and ours: not kept past the login */
 	if (pw)
 		explicit_bzero(pw, strlen(pw));
-	explicit_bzero(s->conninfo, strlen(s->conninfo));
+	const char *who = PQparameterStatus(s->drv.conn, "session_authorization");
+	if (who) /* the role as the server took it, for the log */
+		snprintf(s->role, sizeof(s->role), "%s", who);
 	/* pg_hba.conf trusting the connection (trust, peer, a certificate) takes any password */
 	login_done(s, PQconnectionUsedPassword(s->drv.conn)
 	                  ? NULL
@@ -285,7 +307,6 @@ static void run(struct sess *s, struct evhttp_request *req, const char *sql, int
 		                 "this session's last request is still under way; try again");
 		return;
 	}
-	touch(s);
 	s->state = SESS_BUSY;
 	s->req = req;
 	s->raw = raw;
@@ -295,37 +316,53 @@ static void run(struct sess *s, struct evhttp_request *req, const char *sql, int
 		conndrv_fail(&s->drv, NULL); /* failed() answers REQ */
 }
 
-/* "KEY='VALUE' " to F, VALUE quoted as libpq reads it. */
-static void put_option(FILE *f, const char *key, const char *v)
+/* The login's connect, blocking, on a worker thread (S's role and password, and the
+ * daemon's conninfo, which outlives every session). The history database's server and dbname
+ * and how to reach it safely are the daemon's; the role and password are their own keywords;
+ * the daemon's user, password, password file and client certificate stay its own, and
+ * libpq's defaults for a client certificate (~/.postgresql, PGSSLCERT) are not taken (the
+ * key is read only with a certificate). */
+static void login_work(struct bgwork_job *job)
 {
-	fprintf(f, "%s='", key);
-	for (; *v; v++)
-		fprintf(f, "%s%c", *v == '\\' || *v == '\'' ? "\\" : "", *v);
-	fputs("' ", f);
+	static const char *const take = " service host hostaddr port dbname sslmode sslrootcert "
+	                                "sslcrl sslcrldir channel_binding require_auth "
+	                                "ssl_min_protocol_version requirepeer target_session_attrs "
+	                                "gssencmode krbsrvname ";
+	struct sess *s = (struct sess *)((char *)job - offsetof(struct sess, job));
+	PQconninfoOption *opts = PQconninfoParse(s->h->conninfo, NULL);
+	const char *kw[32] = {"connect_timeout", "client_encoding", "application_name", "user",
+	                      "password",        "options",         "sslcert"};
+	const char *val[32] = {
+	    "10", "UTF8", "pgcrond page", s->role, s->pw, PGCONN_PINNED_OPTION, "/nonexistent"};
+	size_t n = 7;
+	char k[40];
+	for (PQconninfoOption *o = opts; o && o->keyword && n < 31; o++) {
+		snprintf(k, sizeof(k), " %s ", o->keyword);
+		if (o->val && *o->val && strstr(take, k)) {
+			kw[n] = o->keyword;
+			val[n++] = o->val;
+		}
+	}
+	s->made = opts ? PQconnectdbParams(kw, val, 0) : NULL;
+	PQconninfoFree(opts);
 }
 
-/* The history database's server and dbname with ROLE and PW (malloc'd, NULL when out of
- * memory); the rest of the daemon's conninfo (its user, password, password file, client
- * certificate) stays its own. */
-static char *login_conninfo(const char *daemon, const char *role, const char *pw)
+/* Back on the loop: the connection made becomes the session's (connected() or failed()). */
+static void login_made(struct bgwork_job *job, bool ran)
 {
-	static const char *const take = " host hostaddr port dbname sslmode sslrootcert ";
-	PQconninfoOption *opts = PQconninfoParse(daemon, NULL);
-	char *out = NULL, k[40];
-	size_t len = 0;
-	FILE *f = open_memstream(&out, &len);
-	for (PQconninfoOption *o = opts; f && o && o->keyword; o++) {
-		snprintf(k, sizeof(k), " %s ", o->keyword);
-		if (o->val && *o->val && strstr(take, k))
-			put_option(f, o->keyword, o->val);
+	struct sess *s = (struct sess *)((char *)job - offsetof(struct sess, job));
+	PGconn *c = s->made;
+	char why[512] = "the password could not be checked now (out of memory, or stopping)";
+	explicit_bzero(s->pw, sizeof(s->pw));
+	s->made = NULL;
+	if (c && PQstatus(c) == CONNECTION_OK) {
+		conndrv_adopt(&s->drv, c, s->h->conninfo);
+		return;
 	}
-	if (f) {
-		put_option(f, "user", role);
-		put_option(f, "password", pw);
-		fclose(f);
-	}
-	PQconninfoFree(opts);
-	return out;
+	if (ran && c)
+		pgconn_error_safe(c, NULL, why, sizeof(why));
+	PQfinish(c);
+	login_done(s, why);
 }
 
 /* ---- the requests ---------------------------------------------------------------------- */
@@ -335,7 +372,11 @@ static void serve_login(struct http *h, struct evhttp_request *req, struct evkey
 	const char *role = evhttp_find_header(q, "role");
 	char *pw = (char *)evhttp_find_header(q, "password");
 	const char *peer = http_peer(req);
-	if (!h->tls && !config_http_loopback(peer)) {
+	/* the connection's own TLS: a bufferevent that could not be made for TLS is plain */
+	bool tls =
+	    h->tls &&
+	    tls_listen_used(evhttp_connection_get_bufferevent(evhttp_request_get_connection(req)));
+	if (!tls && !config_http_loopback(peer)) {
 		http_reply_error(req, 403, "Forbidden",
 		                 "logging in from another host needs TLS (http.tls_cert_file and "
 		                 "tls_key_file): a password would cross the network in clear");
@@ -350,21 +391,33 @@ static void serve_login(struct http *h, struct evhttp_request *req, struct evkey
 		http_reply_error(req, 400, "Bad Request", "give a role and its password");
 		return;
 	}
-	if (login_tries(h, peer, false) >= LOGIN_TRIES || h->n_sessions >= SESS_MAX) {
+	int logins = 0, from_peer = 0, of_role = 0;
+	struct sess *o;
+	LIST_FOREACH(o, &h->sessions, link)
+	{
+		logins += o->state == SESS_CONNECTING;
+		from_peer += o->state == SESS_CONNECTING && strcmp(o->peer, peer) == 0;
+		of_role += o->state != SESS_CONNECTING && strcmp(o->role, role) == 0;
+	}
+	const char *busy = h->n_sessions >= SESS_MAX  ? "too many sessions are open"
+	                   : of_role >= SESS_PER_ROLE ? "this role has too many sessions open; "
+	                                                "log out of one"
+	                   : logins >= LOGINS_MAX || from_peer >= LOGINS_PER_PEER
+	                       ? "too many logins are being checked"
+	                   : login_tries(h, peer, role, 1) > LOGIN_TRIES
+	                       ? "too many logins of this role from this address"
+	                       : NULL;
+	if (busy) {
+		char m[160];
+		snprintf(m, sizeof(m), "%s; try again in a minute", busy);
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "60");
-		http_reply_error(req, 429, "Too Many Requests",
-		                 h->n_sessions >= SESS_MAX
-		                     ? "too many sessions are open; try again later"
-		                     : "too many failed logins from this address; try again in a "
-		                       "minute");
+		http_reply_error(req, 429, "Too Many Requests", m);
 		return;
 	}
 	struct sess *s = calloc(1, sizeof(*s));
-	if (s &&
-	    (!(s->role = strdup(role)) || !(s->conninfo = login_conninfo(h->conninfo, role, pw)))) {
-		free(s->role);
-		free(s);
-		s = NULL;
+	if (s) {
+		snprintf(s->role, sizeof(s->role), "%s", role);
+		snprintf(s->pw, sizeof(s->pw), "%s", pw); /* (one longer is a wrong password) */
 	}
 	explicit_bzero(pw, strlen(pw));
 	if (!s) {
@@ -381,7 +434,10 @@ static void serve_login(struct http *h, struct evhttp_request *req, struct evkey
 	h->n_sessions++;
 	conndrv_init(&s->drv, h->base, &sess_ops, s, "the page's session", PGCONN_NOTICES_PER_MIN,
 	             60000, SESS_CONNECT_MS);
-	(void)conndrv_connect(&s->drv, s->conninfo, "pgcrond page"); /* failed() may answer */
+	s->job = (struct bgwork_job){.work = login_work, .done = login_made};
+	if ((!h->login_bg && bgwork_new(h->base, LOGINS_MAX, &h->login_bg) < 0) ||
+	    bgwork_submit(h->login_bg, &s->job) < 0)
+		login_made(&s->job, false);
 }
 
 /* GET /schedule.json?schedule=TEXT: its next five fires as the daemon reads it (each Unix
@@ -441,6 +497,8 @@ bool http_session_route(struct http *h, struct evhttp_request *req, const char *
 	static const char prefix[] = "/jobs/";
 	const char *name = strncmp(path, prefix, sizeof(prefix) - 1) == 0 ? path + 6 : NULL;
 	const char *slash = name ? strrchr(name, '/') : NULL;
+	if (s && csrf && http_same_secret(csrf, s->csrf))
+		touch(s); /* the idle time counts from the last action, not the page's polls */
 	if (strcmp(path, "/login") == 0) {
 		serve_login(h, req, &q);
 	} else if (!s) {
@@ -454,7 +512,7 @@ bool http_session_route(struct http *h, struct evhttp_request *req, const char *
 		                 "the page's token (form field csrf) is missing or wrong");
 	} else if (strcmp(path, "/logout") == 0) {
 		log_notice("http: role %s logged out of the page", s->role);
-		set_cookie(h, req, "", 0);
+		set_cookie(h, req, "");
 		http_reply_json(req, 200, "OK", json_pack("{s:b}", "ok", 1));
 		sess_free(s);
 	} else if (strcmp(path, "/jobs") == 0) {

@@ -675,6 +675,17 @@ int conndrv_connect(struct conndrv *d, const char *conninfo, const char *applica
 	return start_libpq(d, NULL, NULL, NULL);
 }
 
+void conndrv_adopt(struct conndrv *d, PGconn *conn, const char *conninfo)
+{
+	conndrv_close(d);
+	conndrv_server_key(conninfo, d->server, sizeof(d->server));
+	d->conninfo = conninfo;
+	d->conn = conn;
+	d->state = CONNDRV_CONNECTING;
+	pgconn_log_notices(d->conn, &d->notices);
+	connected(d);
+}
+
 void conndrv_close(struct conndrv *d)
 {
 	drop(d);

@@ -179,6 +179,10 @@ void conndrv_set_backoff(struct conndrv *d, int64_t min_ms, int64_t max_ms);
  * do not touch it). */
 int conndrv_connect(struct conndrv *d, const char *conninfo, const char *application_name);
 
+/* Take CONN, connected in blocking mode elsewhere (CONNINFO, which must outlive it, names
+ * its server), as if D had made it: connected() or failed() follows before this returns. */
+void conndrv_adopt(struct conndrv *d, PGconn *conn, const char *conninfo);
+
 /* Close the connection and remove every event of D, without a callback. D may then be
  * freed or connected again. */
 void conndrv_close(struct conndrv *d);
