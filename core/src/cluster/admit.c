@@ -213,19 +213,17 @@ static void early_answered(void *arg, enum cluster_verdict v, const char *why)
 	if (!fn && e->granted)
 		return; /* kept for its instant */
 	/* not granted, its run waiting: asked again, as at its instant */
-	int rc = fn && !e->granted ? cluster_fire_key(TRIGGER_SCHEDULE, e->scheduled_us, NULL, 1, 0,
-	                                              key, sizeof(key), &window) > 0 &&
-	                                     cluster_claim(a->c, e->job, key, 0, fn, run) == 0
-	                                 ? 1
-	                                 : -1
-	                           : 0;
-	if (rc < 0)
+	bool again = fn && !e->granted;
+	bool oom = again && (cluster_fire_key(TRIGGER_SCHEDULE, e->scheduled_us, NULL, 1, 0, key,
+	                                      sizeof(key), &window) <= 0 ||
+	                     cluster_claim(a->c, e->job, key, 0, fn, run) < 0);
+	if (oom)
 		log_msg(LOG_LVL_ERROR, e->job,
 		        "out of memory claiming the fire; running unclaimed");
 	early_free(a, e);
-	if (rc < 0)
+	if (oom)
 		fn(run, CLUSTER_UNCLAIMED, "out of memory claiming the fire");
-	else if (fn && rc == 0)
+	else if (fn && !again)
 		fn(run, v, why);
 }
 
