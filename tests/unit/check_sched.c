@@ -108,12 +108,19 @@ static unsigned held_by(const struct sched *s, const struct job *j, const struct
 	for (size_t i = 0; i < s->queue.n; i++)
 		if (s->queue.items[i].data == r)
 			h |= H_QUEUE;
-	for (const struct run *l = s->flow.head; l; l = l->defer_next)
-		h |= l == r ? H_FLOW : 0;
-	for (const struct run *l = s->ended.head; l; l = l->defer_next)
-		h |= l == r ? H_ENDED : 0;
+	const struct run *l;
+	TAILQ_FOREACH(l, &s->flow, defer)
+	h |= l == r ? H_FLOW : 0;
+	TAILQ_FOREACH(l, &s->ended, defer)
+	h |= l == r ? H_ENDED : 0;
 	return h;
 }
+
+/* A scheduler with nothing but its lists of runs, set up as sched_new_with does. */
+#define BARE_SCHED(s)                                                                              \
+	struct sched s = {0};                                                                      \
+	TAILQ_INIT(&s.flow);                                                                       \
+	TAILQ_INIT(&s.ended)
 
 #define COUNTED_RUNNING(st) ((st) == RUN_RUNNING || (st) == RUN_ENDING)
 
@@ -133,7 +140,7 @@ START_TEST(run_moves_only_between_allowed_states)
 	int moves = 0;
 	for (int from = 0; from < RUN_STATES; from++)
 		for (int to = 0; to < RUN_STATES; to++) {
-			struct sched s = {0};
+			BARE_SCHED(s);
 			struct job j = {.s = &s, .name = name};
 			struct run r = {.job = &j};
 			reach(&r, (enum run_state)from);
@@ -165,7 +172,7 @@ END_TEST
 START_TEST(run_slot_holds_one)
 {
 	char name[] = "j";
-	struct sched s = {0};
+	BARE_SCHED(s);
 	struct job j = {.s = &s, .name = name};
 	struct run a = {.job = &j}, b = {.job = &j};
 	ck_assert(sched_run_to(&a, RUN_RUNNING));
@@ -187,7 +194,7 @@ END_TEST
  * counts come back to zero. */
 START_TEST(run_life_keeps_the_counts)
 {
-	struct sched s = {0};
+	BARE_SCHED(s);
 	char name[] = "j";
 	struct job j = {.s = &s, .name = name};
 	struct run r = {.job = &j};

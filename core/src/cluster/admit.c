@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "clock.h"
 #include "cluster.h"
@@ -53,7 +54,7 @@ struct admit {
 	struct strmap early; /* the fires claimed before their instant, by job (struct early) */
 	/* scheduled fires not claimed here while other instances were live, checked once this
 	 * instance can claim (oldest first), and the timer that checks */
-	struct unclaimed *uncl_head, *uncl_tail;
+	TAILQ_HEAD(, unclaimed) uncl;
 	size_t n_uncl;
 	struct clock_timer uncl_ev;
 	bool uncl_asking; /* a check is under way */
@@ -212,19 +213,17 @@ static void early_answered(void *arg, enum cluster_verdict v, const char *why)
 	if (!fn && e->granted)
 		return; /* kept for its instant */
 	/* not granted, its run waiting: asked again, as at its instant */
-	int rc = fn && !e->granted ? cluster_fire_key(TRIGGER_SCHEDULE, e->scheduled_us, NULL, 1, 0,
-	                                              key, sizeof(key), &window) > 0 &&
-	                                     cluster_claim(a->c, e->job, key, 0, fn, run) == 0
-	                                 ? 1
-	                                 : -1
-	                           : 0;
-	if (rc < 0)
+	bool again = fn && !e->granted;
+	bool oom = again && (cluster_fire_key(TRIGGER_SCHEDULE, e->scheduled_us, NULL, 1, 0, key,
+	                                      sizeof(key), &window) <= 0 ||
+	                     cluster_claim(a->c, e->job, key, 0, fn, run) < 0);
+	if (oom)
 		log_msg(LOG_LVL_ERROR, e->job,
 		        "out of memory claiming the fire; running unclaimed");
 	early_free(a, e);
-	if (rc < 0)
+	if (oom)
 		fn(run, CLUSTER_UNCLAIMED, "out of memory claiming the fire");
-	else if (fn && rc == 0)
+	else if (fn && !again)
 		fn(run, v, why);
 }
 
@@ -286,7 +285,7 @@ void admit_early_drop(struct admit *a, const char *job, int64_t scheduled_us, co
 #define UNCLAIMED_BATCH 1000
 
 struct unclaimed {
-	struct unclaimed *next;
+	TAILQ_ENTRY(unclaimed) link;
 	char *job;
 	char *why;
 	int64_t scheduled_us;
@@ -316,23 +315,19 @@ static void entry_free(struct unclaimed *u)
  * entries it asked go) or it failed, and no entry is in a statement any more. */
 static void sweep(struct admit *a, const struct admit_fire *ran, bool drop)
 {
-	struct unclaimed **pp = &a->uncl_head;
-	a->uncl_tail = NULL;
-	while (*pp) {
-		struct unclaimed *u = *pp;
+	for (struct unclaimed *u = TAILQ_FIRST(&a->uncl), *next; u; u = next) {
+		next = TAILQ_NEXT(u, link);
 		bool of_ran = ran && u->scheduled_us / 1000000 == ran->scheduled_us / 1000000 &&
 		              strcmp(u->job, ran->job) == 0;
 		u->ran = u->ran || (of_ran && u->sent);
 		if (ran ? of_ran && !u->sent : u->sent && drop) {
-			*pp = u->next;
+			TAILQ_REMOVE(&a->uncl, u, link);
 			entry_free(u);
 			a->n_uncl--;
 			continue;
 		}
 		if (!ran)
 			u->sent = u->unseen = false;
-		a->uncl_tail = u;
-		pp = &u->next;
 	}
 }
 
@@ -371,11 +366,7 @@ static bool park(struct admit *a, const struct admit_fire *f, const char *why, b
 	u->due_us = skip ? now : f->scheduled_us + UNCLAIMED_SETTLE_US;
 	u->skip = skip;
 	u->trigger = f->trigger;
-	if (a->uncl_tail)
-		a->uncl_tail->next = u;
-	else
-		a->uncl_head = u;
-	a->uncl_tail = u;
+	TAILQ_INSERT_TAIL(&a->uncl, u, link);
 	a->n_uncl++;
 	if (!a->uncl_asking)
 		arm(a, u->due_us - now, !skip);
@@ -409,6 +400,7 @@ void admit_ran(struct admit *a, const struct admit_fire *f)
 static void asked(void *arg, const PGresult *res, const char *err, const char *sqlstate)
 {
 	struct admit *a = arg;
+	struct unclaimed *u;
 	(void)sqlstate;
 	a->uncl_asking = false;
 	if (!res || (err && *err)) {
@@ -424,16 +416,16 @@ static void asked(void *arg, const PGresult *res, const char *err, const char *s
 	log_complaint_reset(&a->uncl_complaint);
 	for (int i = 0; i < PQntuples(res); i++) {
 		const char *job = PQgetvalue(res, i, 0), *key = PQgetvalue(res, i, 1);
-		for (struct unclaimed *u = a->uncl_head; u; u = u->next)
-			if (u->sent && !u->unseen && strcmp(u->key, key) == 0 &&
-			    strcmp(u->job, job) == 0) {
-				u->unseen = true;
-				break;
-			}
+		TAILQ_FOREACH(u, &a->uncl, link)
+		if (u->sent && !u->unseen && strcmp(u->key, key) == 0 && strcmp(u->job, job) == 0) {
+			u->unseen = true;
+			break;
+		}
 	}
 	size_t served = 0, none = 0;
 	bool soon = false;
-	for (struct unclaimed *u = a->uncl_head; u; u = u->next) {
+	TAILQ_FOREACH(u, &a->uncl, link)
+	{
 		if (!u->sent) {
 			soon = soon || u->skip;
 			continue;
@@ -468,19 +460,20 @@ static void asked(void *arg, const PGresult *res, const char *err, const char *s
 	 * second */
 	if (soon)
 		arm(a, 0, false);
-	else if (a->uncl_head)
+	else if (!TAILQ_EMPTY(&a->uncl))
 		arm(a, UNCLAIMED_RETRY_US, false);
 }
 
 static void unclaimed_cb(void *arg)
 {
 	struct admit *a = arg;
-	if (a->uncl_asking || !a->uncl_head)
+	struct unclaimed *u;
+	if (a->uncl_asking || TAILQ_EMPTY(&a->uncl))
 		return;
 	int64_t now = now_us(a), next = INT64_MAX;
 	const char *jobs[UNCLAIMED_BATCH], *keys[UNCLAIMED_BATCH];
 	size_t n = 0;
-	for (struct unclaimed *u = a->uncl_head; u && n < UNCLAIMED_BATCH; u = u->next) {
+	for (u = TAILQ_FIRST(&a->uncl); u && n < UNCLAIMED_BATCH; u = TAILQ_NEXT(u, link)) {
 		int64_t due = u->due_us;
 		if (due > now) {
 			next = due < next ? due : next;
@@ -501,7 +494,7 @@ static void unclaimed_cb(void *arg)
 	}
 	a->uncl_asking = true;
 	size_t k = 0;
-	for (struct unclaimed *u = a->uncl_head; u && k < n; u = u->next)
+	for (u = TAILQ_FIRST(&a->uncl); u && k < n; u = TAILQ_NEXT(u, link))
 		if (u->due_us <= now) {
 			u->sent = true;
 			k++;
@@ -654,6 +647,7 @@ int admit_new(struct clock *clock, const struct admit_hooks *hooks, struct admit
 		return -ENOMEM;
 	a->hooks = *hooks;
 	a->clock = clock;
+	TAILQ_INIT(&a->uncl);
 	clock_timer_init(&a->uncl_ev, unclaimed_cb, a);
 	*out = a;
 	return 0;
@@ -673,9 +667,8 @@ void admit_free(struct admit **ap)
 		log_notice("cluster: %zu fire(s) not claimed here were not checked (were they run "
 		           "by another instance?): those that were not have no history row",
 		           a->n_uncl);
-	while (a->uncl_head) {
-		struct unclaimed *u = a->uncl_head;
-		a->uncl_head = u->next;
+	for (struct unclaimed *u; (u = TAILQ_FIRST(&a->uncl));) {
+		TAILQ_REMOVE(&a->uncl, u, link);
 		entry_free(u);
 	}
 	free(a);

@@ -199,6 +199,8 @@ int cluster_open(struct event_base *base, const char *db_name, const char *conni
 	if (!c)
 		return -ENOMEM;
 	c->base = base;
+	TAILQ_INIT(&c->claims);
+	STAILQ_INIT(&c->lone.fires);
 	snprintf(c->db_name, sizeof(c->db_name), "%s", db_name);
 	c->conninfo = strdup(conninfo);
 	c->instance = strdup(instance);
@@ -253,12 +255,10 @@ void cluster_close(struct cluster **cp)
 	event_del(&c->tick_ev);
 	event_del(&c->flush_ev);
 	/* forget the claims: nobody waits for them any more */
-	while (c->head) {
-		struct claim *q = c->head;
-		c->head = q->next;
+	for (struct claim *q; (q = TAILQ_FIRST(&c->claims));) {
+		TAILQ_REMOVE(&c->claims, q, link);
 		cluster_claim_free(q);
 	}
-	c->tail = NULL;
 	/* a clean stop says so, so no survivor takes this instance for dead; bounded, since
 	 * the daemon is exiting (the statements of the stop first: other modules' items) */
 	if (stmtq_ready(c->q) && c->state == CS_LOCKED) {

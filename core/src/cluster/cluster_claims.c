@@ -157,23 +157,16 @@ static void answer(struct cluster *c, bool (*which)(struct cluster *, const stru
                    enum cluster_verdict (*verdict)(struct cluster *, struct claim *, char *,
                                                    size_t))
 {
-	struct claim *mine = NULL, **mt = &mine, **pp = &c->head;
-	c->tail = NULL;
-	while (*pp) {
-		struct claim *q = *pp;
+	TAILQ_HEAD(, claim) mine = TAILQ_HEAD_INITIALIZER(mine);
+	for (struct claim *q = TAILQ_FIRST(&c->claims), *next; q; q = next) {
+		next = TAILQ_NEXT(q, link);
 		if (which(c, q)) {
-			*pp = q->next;
-			q->next = NULL;
-			*mt = q;
-			mt = &q->next;
-		} else {
-			c->tail = q;
-			pp = &q->next;
+			TAILQ_REMOVE(&c->claims, q, link);
+			TAILQ_INSERT_TAIL(&mine, q, link);
 		}
 	}
-	while (mine) {
-		struct claim *q = mine;
-		mine = q->next;
+	for (struct claim *q; (q = TAILQ_FIRST(&mine));) {
+		TAILQ_REMOVE(&mine, q, link);
 		char why[1400] = "";
 		enum cluster_verdict v = verdict(c, q, why, sizeof(why));
 		c->st.granted += v == CLUSTER_GRANTED;
@@ -249,11 +242,7 @@ int cluster_claim(struct cluster *c, const char *job, const char *key, int64_t w
 	q->window_ms = window_ms;
 	q->fn = fn;
 	q->arg = arg;
-	if (c->tail)
-		c->tail->next = q;
-	else
-		c->head = q;
-	c->tail = q;
+	TAILQ_INSERT_TAIL(&c->claims, q, link);
 	c->st.claims++;
 	/* answered from the loop, never from inside this call */
 	if (!evtimer_pending(&c->flush_ev, NULL))
@@ -265,23 +254,17 @@ void cluster_claim_forget(struct cluster *c, void *arg)
 {
 	if (!c)
 		return;
-	struct claim **pp = &c->head;
-	c->tail = NULL;
-	while (*pp) {
-		struct claim *q = *pp;
-		if (q->arg == arg && q->fn && q->sent) {
-			/* its statement is on its way: the answer must still give back the job lock
-			 * a grant takes (answer), so it stays, unowned */
-			q->fn = NULL;
-			q->arg = NULL;
-			c->tail = q;
-			pp = &q->next;
-		} else if (q->arg == arg && q->fn) {
-			*pp = q->next;
+	for (struct claim *q = TAILQ_FIRST(&c->claims), *next; q; q = next) {
+		next = TAILQ_NEXT(q, link);
+		if (q->arg != arg || !q->fn)
+			continue;
+		/* one whose statement is on its way stays, unowned: the answer must still give
+		 * back the job lock a grant takes (answer) */
+		q->fn = NULL;
+		q->arg = NULL;
+		if (!q->sent) {
+			TAILQ_REMOVE(&c->claims, q, link);
 			cluster_claim_free(q);
-		} else {
-			c->tail = q;
-			pp = &q->next;
 		}
 	}
 }
@@ -294,7 +277,7 @@ void cluster_claim_forget(struct cluster *c, void *arg)
 static void claim_match(struct cluster *c, const PGresult *r)
 {
 	struct strmap sent = {0};
-	for (struct claim *q = c->head; q; q = q->next)
+	for (struct claim *q = TAILQ_FIRST(&c->claims); q; q = TAILQ_NEXT(q, link))
 		if (q->sent && !q->granted)
 			strmap_insert(&sent, &q->sent_node, q->job);
 	for (int i = 0; i < PQntuples(r); i++) {
@@ -327,7 +310,7 @@ static void claims_done(struct cluster *c, const struct stmtq_result *sr)
 	} else if (sr->failed && cluster_resend_worthy(sr->sqlstate) && c->claim_retries++ < 3) {
 		/* send the same claims again: nothing of the failed statement stayed */
 		log_debug("cluster: claim statement retried: %s", sr->err);
-		for (struct claim *q = c->head; q; q = q->next)
+		for (struct claim *q = TAILQ_FIRST(&c->claims); q; q = TAILQ_NEXT(q, link))
 			q->sent = false;
 		return;
 	} else if (sr->failed) {
@@ -337,7 +320,7 @@ static void claims_done(struct cluster *c, const struct stmtq_result *sr)
 	c->claim_retries = 0;
 	/* a turn goes alone (claims_send): its row, if any, grants it */
 	bool turn = false;
-	for (struct claim *q = c->head; q; q = q->next)
+	for (struct claim *q = TAILQ_FIRST(&c->claims); q; q = TAILQ_NEXT(q, link))
 		if (q->sent && q->window_ms > 0) {
 			turn = true;
 			q->granted = r && !sr->failed && PQntuples(r) == 1;
@@ -364,9 +347,9 @@ static void claims_lost(struct cluster *c)
 /* The claims not sent yet, if any. */
 static bool claims_send(struct cluster *c)
 {
-	struct claim *first = c->head;
+	struct claim *first = TAILQ_FIRST(&c->claims);
 	while (first && first->sent)
-		first = first->next;
+		first = TAILQ_NEXT(first, link);
 	if (!first)
 		return false;
 	c->claim_sent_us = clock_mono_us();
@@ -388,12 +371,12 @@ static bool claims_send(struct cluster *c)
 		return true;
 	}
 	size_t n = 0, cap = c->claim_cap ? c->claim_cap : CLAIM_FIRST;
-	for (struct claim *q = first; q && n < cap && q->window_ms == 0; q = q->next)
+	for (struct claim *q = first; q && n < cap && q->window_ms == 0; q = TAILQ_NEXT(q, link))
 		n++;
 	c->claim_cap = cap * 4 < CLAIM_BATCH_MAX ? cap * 4 : CLAIM_BATCH_MAX;
 	const char **v = malloc(2 * n * sizeof(*v)); /* the jobs, then the keys */
 	struct claim *q = first;
-	for (size_t i = 0; v && i < n; i++, q = q->next) {
+	for (size_t i = 0; v && i < n; i++, q = TAILQ_NEXT(q, link)) {
 		v[i] = q->job;
 		v[n + i] = q->key;
 	}
@@ -407,7 +390,7 @@ static bool claims_send(struct cluster *c)
 		return false;
 	}
 	q = first;
-	for (size_t i = 0; i < n; i++, q = q->next)
+	for (size_t i = 0; i < n; i++, q = TAILQ_NEXT(q, link))
 		q->sent = true;
 	const char *p[] = {jobs, keys, c->instance, c->boot_id, cluster_marks_runs(c) ? "t" : "f"};
 	c->st.statements++;

@@ -393,9 +393,10 @@ bool cluster_resend_worthy(const char *sqlstate)
 
 bool cluster_has_unsent(const struct cluster *c)
 {
-	for (const struct claim *q = c->head; q; q = q->next)
-		if (!q->sent)
-			return true;
+	const struct claim *q;
+	TAILQ_FOREACH(q, &c->claims, link)
+	if (!q->sent)
+		return true;
 	return false;
 }
 

@@ -25,6 +25,16 @@
 	"    AND w.boot_id OPERATOR(pg_catalog.=) $2 AND w.stopped_at IS NOT NULL"                 \
 	"    AND" SQL_FOUND_DEAD_W "),"
 
+/* SQL: what the lock (sql_lock) and the heartbeat (sql_beat) write into this process's row of
+ * pgcrond.instance (alias i) when it is there already. */
+#define SQL_INSTANCE_UPSERT                                                                        \
+	"  ON CONFLICT (name) DO UPDATE SET last_seen = pg_catalog.now(), stopped_at = NULL,"      \
+	"   stop_note = NULL, dead_after_ms = EXCLUDED.dead_after_ms,"                             \
+	"   started_at = CASE WHEN i.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id"              \
+	"    THEN i.started_at ELSE pg_catalog.now() END,"                                         \
+	"   boot_id = EXCLUDED.boot_id, host = EXCLUDED.host, pid = EXCLUDED.pid,"                 \
+	"   version = EXCLUDED.version"
+
 static const char sql_holder[] =
     "SELECT coalesce(host, '?'), coalesce(pid, 0), boot_id,"
     " (EXTRACT(epoch FROM last_seen) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8,"
@@ -53,14 +63,8 @@ static const char sql_lock[] =
     "   (name, boot_id, host, pid, version, backend_pid, backend_start, dead_after_ms)"
     "  SELECT $1, $2, $3, $4::pg_catalog.int4, $5, pg_catalog.pg_backend_pid(), me.backend_start,"
     "   $6::pg_catalog.int4"
-    "   FROM me"
-    "  ON CONFLICT (name) DO UPDATE SET last_seen = pg_catalog.now(), stopped_at = NULL,"
-    "   stop_note = NULL,"
-    "   started_at = CASE WHEN i.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id"
-    "    THEN i.started_at ELSE pg_catalog.now() END,"
-    "   boot_id = EXCLUDED.boot_id, host = EXCLUDED.host, pid = EXCLUDED.pid,"
-    "   version = EXCLUDED.version, backend_pid = EXCLUDED.backend_pid,"
-    "   backend_start = EXCLUDED.backend_start, dead_after_ms = EXCLUDED.dead_after_ms"
+    "   FROM me" SQL_INSTANCE_UPSERT ", backend_pid = EXCLUDED.backend_pid,"
+    "   backend_start = EXCLUDED.backend_start"
     "  WHERE i.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id OR i.backend_pid IS NULL"
     "   OR NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity a"
     "    WHERE a.pid OPERATOR(pg_catalog.=) i.backend_pid"
@@ -92,13 +96,7 @@ static const char sql_lock[] =
 static const char sql_beat[] =
     "WITH hb AS (INSERT INTO pgcrond.instance AS i (name, boot_id, host, pid, version,"
     "   dead_after_ms)"
-    "  VALUES ($1, $2, $3, $4::pg_catalog.int4, $5, $6::pg_catalog.int4)"
-    "  ON CONFLICT (name) DO UPDATE SET last_seen = pg_catalog.now(), stopped_at = NULL,"
-    "   stop_note = NULL, dead_after_ms = EXCLUDED.dead_after_ms,"
-    "   started_at = CASE WHEN i.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id"
-    "    THEN i.started_at ELSE pg_catalog.now() END,"
-    "   boot_id = EXCLUDED.boot_id, host = EXCLUDED.host, pid = EXCLUDED.pid,"
-    "   version = EXCLUDED.version"
+    "  VALUES ($1, $2, $3, $4::pg_catalog.int4, $5, $6::pg_catalog.int4)" SQL_INSTANCE_UPSERT
     "  RETURNING 1)"
     " SELECT (SELECT pg_catalog.count(*) FROM hb),"
     "  (SELECT pg_catalog.count(*) FROM pgcrond.instance WHERE" SQL_LIVE_OTHER "),"

@@ -39,7 +39,7 @@
 /* A fire granted lone, its job's name and text in one block: noting it at each fire takes one
  * allocation, no lookup of its job and no key (made at the switch: fire_key). */
 struct lone_fire {
-	struct lone_fire *next;
+	STAILQ_ENTRY(lone_fire) link;
 	int64_t at_ms; /* monotonic */
 	int64_t scheduled_us;
 	int attempt;
@@ -136,18 +136,15 @@ static struct lone_job *job_get(struct cluster_lone *l, const char *name, bool m
  * last goes). */
 static void prune(struct cluster_lone *l, int64_t now_ms)
 {
-	while (l->head &&
-	       (now_ms - l->head->at_ms > LONE_RECENT_MS || l->n_fires > LONE_RECENT_MAX)) {
-		struct lone_fire *f = l->head;
+	for (struct lone_fire *f;
+	     (f = STAILQ_FIRST(&l->fires)) &&
+	     (now_ms - f->at_ms > LONE_RECENT_MS || l->n_fires > LONE_RECENT_MAX);) {
 		struct lone_job *j = job_get(l, f->name, true);
 		if (!j) /* out of memory: it stays a recent one, claimed again as those are */
 			return;
-		l->head = f->next;
-		if (!l->head)
-			l->tail = NULL;
+		STAILQ_REMOVE_HEAD(&l->fires, link);
 		l->n_fires--;
 		free(j->last);
-		f->next = NULL;
 		j->last = f;
 	}
 }
@@ -191,16 +188,11 @@ static bool note_fire(struct cluster_lone *l, const char *job, const struct lone
 	if (!n)
 		return false;
 	*n = *f;
-	n->next = NULL;
 	n->at_ms = now_ms;
 	n->text = n->name + nj;
 	memcpy(n->name, job, nj);
 	memcpy(n->name + nj, f->text, nt);
-	if (l->tail)
-		l->tail->next = n;
-	else
-		l->head = n;
-	l->tail = n;
+	STAILQ_INSERT_TAIL(&l->fires, n, link);
 	l->n_fires++;
 	return true;
 }
@@ -355,7 +347,7 @@ static void on_lone(void *arg, const PGresult *res, const char *err, const char 
 		return;
 	}
 	/* claims waiting: answered now, without their statement */
-	if (c->head && !evtimer_pending(&c->flush_ev, NULL))
+	if (!TAILQ_EMPTY(&c->claims) && !evtimer_pending(&c->flush_ev, NULL))
 		cluster_arm_ms(&c->flush_ev, 0);
 }
 
@@ -389,12 +381,10 @@ static void forget(struct cluster *c, bool release)
 		n = next;
 	}
 	strmap_free(&l->jobs);
-	while (l->head) {
-		struct lone_fire *f = l->head;
-		l->head = f->next;
+	for (struct lone_fire *f; (f = STAILQ_FIRST(&l->fires));) {
+		STAILQ_REMOVE_HEAD(&l->fires, link);
 		free(f);
 	}
-	l->tail = NULL;
 	l->n_fires = 0;
 }
 
@@ -457,7 +447,7 @@ static void switch_send(struct cluster *c)
 	char *lit[5] = {NULL}; /* $3 to $7 */
 	if (!fj || !fk || !hj || !age || !held)
 		goto out;
-	for (struct lone_fire *f = l->head; f; f = f->next, i++) {
+	for (struct lone_fire *f = STAILQ_FIRST(&l->fires); f; f = STAILQ_NEXT(f, link), i++) {
 		fj[i] = f->name;
 		fk[i] = fire_key(f);
 		age[i] = now - f->at_ms;

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "clock.h"
 #include "cluster.h"
@@ -151,7 +152,7 @@
 	    "      AND pgcrond.xact_committed(r.xid, r.server) IS NULL))))")
 
 struct claim {
-	struct claim *next;
+	TAILQ_ENTRY(claim) link; /* in struct cluster's claims, oldest first */
 	char *job, *key;
 	int64_t window_ms;
 	cluster_claim_fn fn;
@@ -249,7 +250,7 @@ struct cluster_lone {
 	int64_t since_us;                     /* when it went lone last (wall clock) */
 	int64_t told_since_us, told_until_us; /* what hooks.lone was told last (lone_tell) */
 	struct strmap jobs;
-	struct lone_fire *head, *tail; /* oldest first */
+	STAILQ_HEAD(, lone_fire) fires; /* oldest first */
 	size_t n_fires;
 };
 
@@ -308,7 +309,7 @@ struct cluster {
 	int64_t claim_rtt_us;   /* summed over the claim statements answered */
 	unsigned claim_retries; /* consecutive deadlock / serialization retries */
 
-	struct claim *head, *tail;
+	TAILQ_HEAD(, claim) claims;
 	/* the configured jobs, sent in parts by name after each connect and each
 	 * cluster_set_jobs (while OP_JOBS is due): the configuration (a reference of ours), its
 	 * jobs by name (byte order), the next to send */

@@ -484,7 +484,7 @@ void sched_ended_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sched *s = arg;
 	struct run *r;
-	while ((r = s->ended.head) != NULL) {
+	while ((r = TAILQ_FIRST(&s->ended)) != NULL) {
 		struct flow_outcome fo = {.ok = false,
 		                          .cancelled = r->cancelled,
 		                          .message = r->start_error ? r->start_error
@@ -640,7 +640,7 @@ void sched_deferred_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sched *s = arg;
 	struct run *r;
-	while ((r = s->flow.head) != NULL) {
+	while ((r = TAILQ_FIRST(&s->flow)) != NULL) {
 		sched_run_to(r, RUN_DUE);
 		if (!flow_deferred_taken(r))
 			sched_fire_run(r);

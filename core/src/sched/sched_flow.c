@@ -342,14 +342,12 @@ bool flow_deferred_taken(struct run *r)
 static void drop_deferred(struct job *j, const char *why)
 {
 	struct run *next;
-	for (struct run *r = j->s->flow.head; r; r = next) {
-		next = r->defer_next;
+	for (struct run *r = TAILQ_FIRST(&j->s->flow); r; r = next) {
+		next = TAILQ_NEXT(r, defer);
 		if (r->job != j)
 			continue;
-		if (why) {
-			sched_job_log(j, LOG_LVL_INFO, "skipped: %s", why);
-			sched_record(&r, SCHED_SKIPPED, why);
-		}
+		if (why)
+			sched_record_skipped(&r, why);
 		sched_run_free(&r);
 	}
 }

@@ -110,7 +110,7 @@ struct fresh_dbjob {
 };
 
 struct fresh_db {
-	struct fresh_db *next;
+	LIST_ENTRY(fresh_db) link; /* in s->fresh_dbs, or s->fresh_orphans */
 	struct sched *s;
 	/* dropped by a reload or a stop while its check was in flight: on s->fresh_orphans,
 	 * freed when the check ends, or by fresh_free() if the daemon stops first */
@@ -221,8 +221,10 @@ static int64_t oldest_change(const struct fresh_job *f)
 	return f->up_since_us && (!since || f->up_since_us < since) ? f->up_since_us : since;
 }
 
-static void plan(struct fresh_job *f)
+/* Plan fresh job F's next run (F: a struct fresh_job; also its timer's callback). */
+static void plan(void *arg)
 {
+	struct fresh_job *f = arg;
 	lag_alerts(f);
 	struct job *j = f->j;
 	struct sched *s = j->s;
@@ -250,11 +252,6 @@ static void plan(struct fresh_job *f)
 		return;
 	}
 	arm(s->clock, &f->ev, at - now);
-}
-
-static void plan_cb(void *arg)
-{
-	plan(arg);
 }
 
 /* A skipped row at most once a freshness period (and a minute): the history shows the job
@@ -373,6 +370,7 @@ static void publish(struct sched *s)
 		return;
 	int64_t now = sched_now_us(s);
 	uint64_t sig = 1469598103934665603ULL;
+	json_t *a = json_array();
 	for (struct job *j = s->jobs; j; j = j->next) {
 		if (!published(j))
 			continue;
@@ -384,24 +382,18 @@ static void publish(struct sched *s)
 		sig = (sig ^ strmap_hash(j->name)) * 1099511628211ULL;
 		sig = (sig ^ strmap_hash(key)) * 1099511628211ULL;
 		sig = (sig ^ (v.fallback ? strmap_hash(v.fallback) : 0)) * 1099511628211ULL;
-	}
-	if (sig == s->fresh_pub_sig && now - s->fresh_pub_us < PUBLISH_EVERY_US)
-		return;
-	json_t *a = json_array();
-	for (struct job *j = s->jobs; a && j; j = j->next) {
-		if (!published(j))
-			continue;
-		struct fresh_view v;
-		fresh_view(j, now, &v);
-		if (json_array_append_new(a, state_json(j, &v, now)) < 0) {
+		if (a && json_array_append_new(a, state_json(j, &v, now)) < 0) {
 			json_decref(a);
 			a = NULL;
 		}
 	}
-	char *json = a ? json_dumps(a, JSON_COMPACT) : NULL;
+	/* the state published last, and recently: nothing is sent */
+	char *json = a && (sig != s->fresh_pub_sig || now - s->fresh_pub_us >= PUBLISH_EVERY_US)
+	                 ? json_dumps(a, JSON_COMPACT)
+	                 : NULL;
 	json_decref(a);
 	if (!json)
-		return; /* out of memory: the next check tries again */
+		return; /* (or out of memory: the next check tries again) */
 	s->fresh_pub_sig = sig;
 	s->fresh_pub_us = now;
 	hist_publish_freshness(s->hist, json);
@@ -427,11 +419,7 @@ static void check_done(void *arg, const struct exec_outcome *o)
 	struct fresh_db *d = arg;
 	d->inflight = false;
 	if (d->orphan) {
-		struct fresh_db **pp = &d->s->fresh_orphans;
-		while (*pp && *pp != d)
-			pp = &(*pp)->next;
-		if (*pp)
-			*pp = d->next;
+		LIST_REMOVE(d, link);
 		db_free(d);
 		return;
 	}
@@ -601,7 +589,7 @@ static void job_state(struct job *j, int64_t now)
 			return;
 		f->j = j;
 		f->created_us = now;
-		clock_timer_init(&f->ev, plan_cb, f);
+		clock_timer_init(&f->ev, plan, f);
 		j->fresh = f;
 	}
 	j->fresh->sla_us = c->more->fresh.sla_ms * 1000;
@@ -666,12 +654,13 @@ static void def_applied(struct job *j, uint64_t def, int64_t now)
 	    sla);
 }
 
-static struct fresh_db *db_for(struct sched *s, struct fresh_db **list, const char *name)
+static struct fresh_db *db_for(struct sched *s, const char *name)
 {
-	for (struct fresh_db *d = *list; d; d = d->next)
-		if (strcmp(d->name, name) == 0)
-			return d;
-	struct fresh_db *d = calloc(1, sizeof(*d));
+	struct fresh_db *d;
+	LIST_FOREACH(d, &s->fresh_dbs, link)
+	if (strcmp(d->name, name) == 0)
+		return d;
+	d = calloc(1, sizeof(*d));
 	if (!d || !(d->name = strdup(name))) {
 		free(d);
 		return NULL;
@@ -679,8 +668,7 @@ static struct fresh_db *db_for(struct sched *s, struct fresh_db **list, const ch
 	d->s = s;
 	d->every_us = INT64_MAX;
 	clock_timer_init(&d->ev, check_cb, d);
-	d->next = *list;
-	*list = d;
+	LIST_INSERT_HEAD(&s->fresh_dbs, d, link);
 	return d;
 }
 
@@ -724,20 +712,15 @@ static bool db_add_job(struct fresh_db *d, const struct job *j, const char **src
 
 static void drop_dbs(struct sched *s)
 {
-	struct fresh_db *d = s->fresh_dbs;
-	s->fresh_dbs = NULL;
-	while (d) {
-		struct fresh_db *next = d->next;
+	for (struct fresh_db *d; (d = LIST_FIRST(&s->fresh_dbs));) {
+		LIST_REMOVE(d, link);
 		clock_disarm(s->clock, &d->ev);
-		d->next = NULL;
 		if (d->inflight) {
 			d->orphan = true;
-			d->next = s->fresh_orphans;
-			s->fresh_orphans = d;
+			LIST_INSERT_HEAD(&s->fresh_orphans, d, link);
 		} else {
 			db_free(d);
 		}
-		d = next;
 	}
 }
 
@@ -775,12 +758,14 @@ void fresh_applied(struct sched *s)
 			plan(j->fresh);
 			continue;
 		}
-		struct fresh_db *d = j->database ? db_for(s, &s->fresh_dbs, j->database) : NULL;
+		struct fresh_db *d = j->database ? db_for(s, j->database) : NULL;
 		if (!d || !db_add_job(d, j, srcs, n))
 			sched_job_log(j, LOG_LVL_ERROR,
 			              "out of memory; its sources are not watched");
 	}
-	for (struct fresh_db *d = s->fresh_dbs; d; d = d->next) {
+	struct fresh_db *d;
+	LIST_FOREACH(d, &s->fresh_dbs, link)
+	{
 		d->param = text_pg_array((const char *const *)d->sources, d->n_sources);
 		d->got = calloc(d->n_sources + 1, sizeof(*d->got));
 		if (!d->param || !d->got || d->n_jobs == 0)
@@ -813,9 +798,8 @@ void fresh_free(struct sched *s)
 	fresh_stop(s);
 	/* checks still in flight: the executor, freed after the scheduler, drops their
 	 * answers unread */
-	while (s->fresh_orphans) {
-		struct fresh_db *d = s->fresh_orphans;
-		s->fresh_orphans = d->next;
+	for (struct fresh_db *d; (d = LIST_FIRST(&s->fresh_orphans));) {
+		LIST_REMOVE(d, link);
 		db_free(d);
 	}
 }

@@ -236,11 +236,10 @@ void sched_cluster_cancel(struct sched *s, const char *job, const char *by)
 {
 	struct job *j = sched_job_find(s, job);
 	struct run *r = j ? j->active : NULL;
+	char why[256];
+	snprintf(why, sizeof(why),
+	         "cancelled: replaced by a newer run on instance %s (overlap = replace)", by);
 	if (r && r->state == RUN_RUNNING && !r->er && (r->hc || r->mark_wait)) {
-		char why[256];
-		snprintf(why, sizeof(why),
-		         "cancelled: replaced by a newer run on instance %s (overlap = replace)",
-		         by);
 		sched_http_cancel(r, why);
 		return;
 	}
@@ -250,12 +249,9 @@ void sched_cluster_cancel(struct sched *s, const char *job, const char *by)
 		         by, job);
 		return;
 	}
-	char msg[256];
-	snprintf(msg, sizeof(msg),
-	         "cancelled: replaced by a newer run on instance %s (overlap = replace)", by);
 	sched_job_log(j, LOG_LVL_NOTICE,
 	              "instance \"%s\" replaces this run; cancelling it (overlap = replace)", by);
-	exec_cancel(r->er, msg);
+	exec_cancel(r->er, why);
 }
 
 void sched_cluster_graph(struct sched *s, const char *job, bool started)

@@ -266,6 +266,8 @@ int sched_new_with(struct event_base *base, struct clock *clock, const struct sc
 	event_assign(&s->drained_ev, base, -1, 0, drained_cb, s);
 	event_assign(&s->ended_ev, base, -1, 0, sched_ended_cb, s);
 	event_assign(&s->flow_ev, base, -1, 0, sched_deferred_cb, s);
+	TAILQ_INIT(&s->ended);
+	TAILQ_INIT(&s->flow);
 	s->clock_offset_us = clock_now_us(clock) - clock_mono_now_us(clock);
 	const struct admit_hooks ah = {.claiming_again = claiming_again,
 	                               .now_us = admit_now_us,

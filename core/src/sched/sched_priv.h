@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "admit.h"
 #include "clock.h"
@@ -35,10 +36,8 @@ struct metrics_job;
 struct plugin;
 struct run;
 
-/* Runs in arrival order, linked through their defer_prev and defer_next (sched_run_to). */
-struct run_list {
-	struct run *head, *tail;
-};
+/* Runs in arrival order, linked through their field defer (sched_run_to). */
+TAILQ_HEAD(run_list, run);
 
 /* A configuration being put in force, a slice of jobs per loop turn (sched_apply.c). */
 struct sched_apply_state {
@@ -255,9 +254,8 @@ struct run {
 	size_t n_payloads;
 	struct clock_timer slow_ev; /* warn_duration */
 	bool slow_armed, slow_alerted;
-	struct run *defer_prev, *defer_next; /* RUN_DEFERRED, RUN_ENDING: in a list the loop
-	                                      * drains */
-	char *start_error; /* why it could not start (ended from the loop); NULL */
+	TAILQ_ENTRY(run) defer; /* RUN_DEFERRED, RUN_ENDING: in a list the loop drains */
+	char *start_error;      /* why it could not start (ended from the loop); NULL */
 };
 
 struct sched {
@@ -321,12 +319,12 @@ struct sched {
 	struct event drained_ev;
 	void (*drained)(void *);
 	void *drained_arg;
-	struct sched_apply_state ap;    /* sched_apply.c */
-	struct fresh_db *fresh_dbs;     /* sched_fresh.c: one change check per database */
-	struct fresh_db *fresh_orphans; /* dropped while their check was in flight */
-	int64_t fresh_pub_us;           /* the freshness state last published (wall) ... */
-	uint64_t fresh_pub_sig;         /* ... and what it said */
-	char fresh_key[33];             /* sched_fresh.c: the key of the change prints (hex) */
+	struct sched_apply_state ap; /* sched_apply.c */
+	/* sched_fresh.c: one change check per database; those dropped while it was in flight */
+	LIST_HEAD(, fresh_db) fresh_dbs, fresh_orphans;
+	int64_t fresh_pub_us;   /* the freshness state last published (wall) ... */
+	uint64_t fresh_pub_sig; /* ... and what it said */
+	char fresh_key[33];     /* sched_fresh.c: the key of the change prints (hex) */
 	/* jobs paused by name (sched_pause), kept across reloads: a job that comes back by
 	 * that name is paused */
 	char **paused;

@@ -108,30 +108,6 @@ static struct holder holder(struct job *j, enum run_state st)
 	};
 }
 
-static void list_append(struct run_list *l, struct run *r)
-{
-	r->defer_prev = l->tail;
-	r->defer_next = NULL;
-	if (l->tail)
-		l->tail->defer_next = r;
-	else
-		l->head = r;
-	l->tail = r;
-}
-
-static void list_remove(struct run_list *l, struct run *r)
-{
-	if (r->defer_prev)
-		r->defer_prev->defer_next = r->defer_next;
-	else if (l->head == r)
-		l->head = r->defer_next;
-	if (r->defer_next)
-		r->defer_next->defer_prev = r->defer_prev;
-	else if (l->tail == r)
-		l->tail = r->defer_prev;
-	r->defer_prev = r->defer_next = NULL;
-}
-
 /* Whether R, leaving FROM for its end, holds anything of several instances that admit_end
  * gives back: a job lock, a claim asked (its own, or its fire's before its instant), a start
  * mark, pending work. A run of an instance alone holds none, and its end enters no file of
@@ -185,13 +161,13 @@ bool sched_run_to(struct run *r, enum run_state to)
 	if (from == RUN_QUEUED)
 		sched_queue_remove(&s->queue, r); /* the first, sched_admit_queued's, at once */
 	if (in.list)
-		list_remove(in.list, r);
+		TAILQ_REMOVE(in.list, r, defer);
 	if (in.slot && *in.slot == r && in.slot != out.slot)
 		*in.slot = NULL;
 	if (out.slot)
 		*out.slot = r;
 	if (out.list)
-		list_append(out.list, r);
+		TAILQ_INSERT_TAIL(out.list, r, defer);
 	s->n_claiming -= from == RUN_CLAIMING;
 	s->n_running -= in.running;
 	s->n_claiming += to == RUN_CLAIMING;
