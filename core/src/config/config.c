@@ -7,13 +7,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <libconfig.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "array.h"
 #include "config.h"
 #include "config_priv.h"
 #include "strmap.h"
@@ -25,11 +25,7 @@
 void config_report(struct loader *L, const char *file, int line, const char *fmt, ...)
 {
 	char msg[MSG_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap); /* a long message cut short still helps */
-	va_end(ap);
+	TEXT_VA_FORMAT(msg, sizeof(msg), fmt); /* a long message cut short still helps */
 	diag_add(L->dl, file, line, "%s", msg);
 	L->n_errors++;
 }
@@ -38,11 +34,7 @@ void config_report_at(struct loader *L, const config_setting_t *s, const char *f
                       const char *fmt, ...)
 {
 	char msg[MSG_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	TEXT_VA_FORMAT(msg, sizeof(msg), fmt);
 	config_report(L, setting_file(s, fallback_file), setting_line(s), "%s", msg);
 }
 
@@ -111,17 +103,10 @@ char *config_join_path(struct loader *L, const char *dir, const char *name)
 
 bool config_grow(struct loader *L, void **items, size_t n, size_t *cap, size_t size)
 {
-	if (n < *cap)
+	if (array_grow(items, n, cap, size, 8) == 0)
 		return true;
-	size_t ncap = *cap ? *cap * 2 : 8;
-	void *p = realloc(*items, ncap * size);
-	if (!p) {
-		L->oom = true;
-		return false;
-	}
-	*items = p;
-	*cap = ncap;
-	return true;
+	L->oom = true;
+	return false;
 }
 
 /* Refuse PATH (IS_DIR) when others could change it (trust.h), reporting at FILE:LINE as

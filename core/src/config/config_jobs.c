@@ -732,11 +732,6 @@ static void load_job_file(struct loader *L, const char *path, int fd, size_t *cu
 	add_job_file(L, path, f, first);
 }
 
-static int cmp_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static bool has_conf_suffix(const char *name)
 {
 	size_t n = strlen(name);
@@ -779,7 +774,7 @@ void config_load_conf_dir(struct loader *L)
 	}
 	closedir(d);
 	if (n)
-		qsort(names, n, sizeof(*names), cmp_names);
+		qsort(names, n, sizeof(*names), text_cmp_ptrs);
 	for (size_t i = 0; i < n; i++) {
 		char *path = config_join_path(L, cfg->conf_dir, names[i]);
 		struct stat st;

@@ -5,7 +5,6 @@
 #include "plugin.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include "duration.h"
 #include "log.h"
 #include "plugin_priv.h"
+#include "text.h"
 
 /* What a plugin's settings handle is, core side. */
 struct pgc_settings {
@@ -181,11 +181,7 @@ static void api_setting_error(const struct pgc_settings *s, const char *key, con
 static void api_setting_error(const struct pgc_settings *s, const char *key, const char *fmt, ...)
 {
 	char msg[768];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	TEXT_VA_FORMAT(msg, sizeof(msg), fmt);
 	if (s->n_errors)
 		(*s->n_errors)++;
 	const struct conf_setting *js = config_job_setting(s->job, key);
@@ -218,11 +214,7 @@ static int refresh_failed(struct pgc_run *run, int rc, const char *fmt, ...)
 static int refresh_failed(struct pgc_run *run, int rc, const char *fmt, ...)
 {
 	char msg[768];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	TEXT_VA_FORMAT(msg, sizeof(msg), fmt);
 	plugin_run_error(run, "%s", msg);
 	return rc;
 }
