@@ -40,10 +40,8 @@ static int unit_at(const char *p, size_t *len)
 	return best;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
+                                                      ...)
 {
 	if (err && errlen)
 		TEXT_VA_FORMAT(err, errlen, fmt); /* a truncated message is still a message */

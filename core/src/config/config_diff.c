@@ -21,8 +21,7 @@ struct line {
 	bool full;
 };
 
-static void put(struct line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(struct line *l, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void put(struct line *l, const char *fmt, ...)
 {
 	va_list ap;
 	int n;

@@ -128,9 +128,7 @@ static int line_holding(const char *text, const char *what, int from)
 	return from;
 }
 
-static int fail(struct ics *x, int line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(struct ics *x, int line, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int fail(struct ics *x, int line, const char *fmt, ...)
 {
 	if (x->err && x->errlen)
 		TEXT_VA_FORMAT(x->err, x->errlen, fmt);

@@ -421,6 +421,27 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 
 /* ---- a transfer -------------------------------------------------------------------- */
 
+/* N bytes at PTR after the *LEN of *BUF, NUL-terminated; its room *CAP grows by doubling from
+ * FIRST, never past MAX. False: out of memory (nothing added). */
+static bool append(char **buf, size_t *len, size_t *cap, const char *ptr, size_t n, size_t first,
+                   size_t max)
+{
+	if (*len + n + 1 > *cap) {
+		size_t c = *cap ? *cap : first;
+		while (c < *len + n + 1)
+			c *= 2;
+		char *p = realloc(*buf, c < max ? c : max);
+		if (!p)
+			return false;
+		*buf = p;
+		*cap = c < max ? c : max;
+	}
+	memcpy(*buf + *len, ptr, n);
+	*len += n;
+	(*buf)[*len] = '\0';
+	return true;
+}
+
 static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 {
 	struct httpc_call *k = arg;
@@ -428,21 +449,9 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 	size_t room = (size_t)k->max_response - k->resp.body_len;
 	size_t take = n < room ? n : room;
 
-	if (k->resp.body_len + take + 1 > k->resp.body_cap) {
-		size_t cap = k->resp.body_cap ? k->resp.body_cap : 4096;
-		while (cap < k->resp.body_len + take + 1)
-			cap *= 2;
-		if (cap > (size_t)k->max_response + 1)
-			cap = (size_t)k->max_response + 1;
-		char *p = realloc(k->resp.body, cap);
-		if (!p)
-			return 0;
-		k->resp.body = p;
-		k->resp.body_cap = cap;
-	}
-	memcpy(k->resp.body + k->resp.body_len, ptr, take);
-	k->resp.body_len += take;
-	k->resp.body[k->resp.body_len] = '\0';
+	if (!append(&k->resp.body, &k->resp.body_len, &k->resp.body_cap, ptr, take, 4096,
+	            (size_t)k->max_response + 1))
+		return 0;
 	if (take < n) {
 		k->resp.truncated = true;
 		return 0; /* stops the transfer: the rest is never read */
@@ -460,19 +469,7 @@ static size_t header_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 		k->resp.hdr_len = 0;
 	if (k->resp.hdr_len + n + 1 > HTTPC_MAX_HEADERS)
 		return n; /* dropped, not fatal */
-	if (k->resp.hdr_len + n + 1 > k->resp.hdr_cap) {
-		size_t cap = k->resp.hdr_cap ? k->resp.hdr_cap : 1024;
-		while (cap < k->resp.hdr_len + n + 1)
-			cap *= 2;
-		char *p = realloc(k->resp.hdr, cap);
-		if (!p)
-			return n;
-		k->resp.hdr = p;
-		k->resp.hdr_cap = cap;
-	}
-	memcpy(k->resp.hdr + k->resp.hdr_len, ptr, n);
-	k->resp.hdr_len += n;
-	k->resp.hdr[k->resp.hdr_len] = '\0';
+	append(&k->resp.hdr, &k->resp.hdr_len, &k->resp.hdr_cap, ptr, n, 1024, HTTPC_MAX_HEADERS);
 	return n;
 }
 

@@ -176,9 +176,8 @@ static bool api_setting_is_set(const struct pgc_settings *s, const char *key)
 	return config_job_setting(s->job, key) != NULL;
 }
 
-static void api_setting_error(const struct pgc_settings *s, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void api_setting_error(const struct pgc_settings *s, const char *key, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void
+api_setting_error(const struct pgc_settings *s, const char *key, const char *fmt, ...)
 {
 	char msg[768];
 	TEXT_VA_FORMAT(msg, sizeof(msg), fmt);
@@ -209,9 +208,8 @@ static int job_relations(const struct plugin *p, const struct conf_job *job, str
 
 /* A run_refresh() failure: the reason goes into the run like run_error()'s, so a plugin that
  * ignores the return value still gets a failed build with a message. */
-static int refresh_failed(struct pgc_run *run, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int refresh_failed(struct pgc_run *run, int rc, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int refresh_failed(struct pgc_run *run, int rc,
+                                                                const char *fmt, ...)
 {
 	char msg[768];
 	TEXT_VA_FORMAT(msg, sizeof(msg), fmt);

@@ -20,9 +20,7 @@
 
 /* The run falls back to recomputing everything: remember why and log it, once per run (a
  * plugin asking twice, e.g. for two tables, does not log twice). */
-static int full_run(struct pgc_run *run, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int full_run(struct pgc_run *run, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static int full_run(struct pgc_run *run, const char *fmt, ...)
 {
 	char msg[512];
 	TEXT_VA_FORMAT(msg, sizeof(msg), fmt);

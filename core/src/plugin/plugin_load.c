@@ -185,10 +185,8 @@ static int check_files(const char *dir, const char *name, const char *path, char
 
 /* Refuse plugin NAME (file PATH): "plugin "NAME" (PATH): " and what FMT says, into ERR.
  * Returns -ENOEXEC. */
-static int refuse(const char *name, const char *path, char *err, size_t errlen, const char *fmt,
-                  ...) __attribute__((format(printf, 5, 6)));
-static int refuse(const char *name, const char *path, char *err, size_t errlen, const char *fmt,
-                  ...)
+__attribute__((format(printf, 5, 6))) static int
+refuse(const char *name, const char *path, char *err, size_t errlen, const char *fmt, ...)
 {
 	char msg[1024];
 	TEXT_VA_FORMAT(msg, sizeof(msg), fmt);
