@@ -66,6 +66,47 @@ char **config_dup_strs(char *const *src, size_t *n, bool *oom)
 	return d;
 }
 
+#define AT(f) offsetof(struct pgc_config, f)
+const size_t config_main_strs[] = {AT(file),       AT(timezone),         AT(plugin_dir),
+                                   AT(conf_dir),   AT(state_dir),        AT(instance),
+                                   AT(log_level),  AT(history_database), AT(http_client.ca_file),
+                                   CONFIG_STRS_END};
+#undef AT
+#define AT(f) offsetof(struct conf_http, f)
+const size_t config_http_strs[] = {AT(listen),       AT(host),  AT(token_file), AT(tls_cert_file),
+                                   AT(tls_key_file), AT(token), AT(file),       CONFIG_STRS_END};
+#undef AT
+#define AT(f) offsetof(struct conf_database, f)
+const size_t config_database_strs[] = {AT(name), AT(conninfo), AT(file), CONFIG_STRS_END};
+#undef AT
+#define AT(f) offsetof(struct conf_alert_sink, f)
+const size_t config_alert_strs[] = {AT(sink),    AT(database), AT(channel),    AT(url),
+                                    AT(command), AT(file),     CONFIG_STRS_END};
+#undef AT
+#define AT(f) offsetof(struct conf_calendar, f)
+const size_t config_calendar_strs[] = {AT(name),  AT(ics),  AT(database),
+                                       AT(table), AT(file), CONFIG_STRS_END};
+#undef AT
+#define AT(f) offsetof(struct conf_job_more, f)
+const size_t config_more_strs[] = {AT(notify.listen),  AT(sql.username), AT(sql.database),
+                                   AT(sql.cron_name),  AT(cal.timezone), AT(cal.skip_dates),
+                                   AT(cal.only_dates), CONFIG_STRS_END};
+#undef AT
+
+void config_strs_free(void *obj, const size_t *offs)
+{
+	for (; *offs != CONFIG_STRS_END; offs++)
+		free(*(char **)((char *)obj + *offs));
+}
+
+void config_strs_dup(void *obj, const size_t *offs, bool *oom)
+{
+	for (; *offs != CONFIG_STRS_END; offs++) {
+		char **s = (char **)((char *)obj + *offs);
+		*s = config_dup_or(*s, oom);
+	}
+}
+
 bool config_str_eq(const char *a, const char *b)
 {
 	return a == b || (a && b && strcmp(a, b) == 0);
