@@ -1,4 +1,5 @@
 /* Time readings, and the scheduler's clock (see clock.h). */
+#include "array.h"
 #include "clock.h"
 
 #include <errno.h>
@@ -148,14 +149,9 @@ int clock_arm(struct clock *c, struct clock_timer *t, int64_t delay_us)
 		delay_us = 0;
 	if (t->slot)
 		h_remove(c, t);
-	if (c->n == c->cap) { /* T was not armed (an armed one left room): nothing changed yet */
-		size_t cap = c->cap ? c->cap * 2 : 64;
-		struct clock_timer **heap = realloc(c->heap, cap * sizeof(*heap));
-		if (!heap)
-			return -ENOMEM;
-		c->heap = heap;
-		c->cap = cap;
-	}
+	/* T was not armed when the heap is full (an armed one left room): nothing changed yet */
+	if (array_grow(&c->heap, c->n, &c->cap, sizeof(*c->heap), 64) < 0)
+		return -ENOMEM;
 	t->due_us = clock_mono_now_us(c) + delay_us;
 	t->seq = ++c->seq;
 	h_up(c, c->n++, t);

@@ -1,26 +1,17 @@
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "diag.h"
+#include "text.h"
 
 void diag_add(struct diag_list *dl, const char *file, int line, const char *fmt, ...)
 {
 	char buf[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (dl->n == dl->cap) {
-		size_t cap = dl->cap ? dl->cap * 2 : 8;
-		struct diag *items = realloc(dl->items, cap * sizeof(*items));
-		if (!items)
-			abort(); /* out of memory while reporting errors: nothing sane to do */
-		dl->items = items;
-		dl->cap = cap;
-	}
+	TEXT_VA_FORMAT(buf, sizeof(buf), fmt);
+	if (array_grow(&dl->items, dl->n, &dl->cap, sizeof(*dl->items), 8) < 0)
+		abort(); /* out of memory while reporting errors: nothing sane to do */
 	struct diag *d = &dl->items[dl->n++];
 	d->file = file ? strdup(file) : NULL;
 	d->line = line;

@@ -3,11 +3,11 @@
  * counted in milliseconds. */
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "duration.h"
+#include "text.h"
 
 #define DURATION_HINT "use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""
 
@@ -40,18 +40,11 @@ static int unit_at(const char *p, size_t *len)
 	return best;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
+                                                      ...)
 {
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap); /* a truncated message is still a message */
-		va_end(ap);
-	}
+	if (err && errlen)
+		TEXT_VA_FORMAT(err, errlen, fmt); /* a truncated message is still a message */
 	return -EINVAL;
 }
 

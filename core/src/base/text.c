@@ -345,3 +345,8 @@ void text_free_list(char **v, size_t n)
 		free(v[i]);
 	free(v);
 }
+
+int text_cmp_ptrs(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}

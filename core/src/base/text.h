@@ -27,6 +27,15 @@ void text_utf8_trim(char *s);
 int text_format(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int text_vformat(char *buf, size_t len, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
+/* In a function whose last named parameter is FMT: its "..." formatted by FMT into BUF (LEN
+ * bytes) with text_vformat, for a function that formats a message and passes it on. */
+#define TEXT_VA_FORMAT(buf, len, fmt)                                                              \
+	do {                                                                                       \
+		va_list ap_;                                                                       \
+		va_start(ap_, fmt);                                                                \
+		text_vformat(buf, len, fmt, ap_);                                                  \
+		va_end(ap_);                                                                       \
+	} while (0)
 
 /* Copy SRC into DST (DSTLEN bytes, NUL-terminated), cut on a character boundary. Returns
  * true when it had to cut. */
@@ -92,5 +101,8 @@ char *text_pg_array(const char *const *items, size_t n) __attribute__((warn_unus
 
 /* Free the N strings of V (malloc'd, any of them NULL), then V. */
 void text_free_list(char **v, size_t n);
+
+/* strcmp for qsort: A and B point to char pointers (or to structs whose first member is one). */
+int text_cmp_ptrs(const void *a, const void *b);
 
 #endif

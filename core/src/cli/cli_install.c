@@ -356,9 +356,8 @@ static int install_refresh_guard(PGconn *conn, const char *dbname)
 }
 
 /* A job whose objects were not installed, at its FILE:LINE so the operator can find it. */
-static void job_failed(const struct conf_job *job, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void job_failed(const struct conf_job *job, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void job_failed(const struct conf_job *job,
+                                                             const char *fmt, ...)
 {
 	va_list ap;
 	fprintf(stderr, "%s:%d: job \"%s\": ", job->file, job->line, job->name);

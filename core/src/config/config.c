@@ -7,13 +7,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <libconfig.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "array.h"
 #include "config.h"
 #include "config_priv.h"
 #include "strmap.h"
@@ -25,11 +25,7 @@
 void config_report(struct loader *L, const char *file, int line, const char *fmt, ...)
 {
 	char msg[MSG_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap); /* a long message cut short still helps */
-	va_end(ap);
+	TEXT_VA_FORMAT(msg, sizeof(msg), fmt); /* a long message cut short still helps */
 	diag_add(L->dl, file, line, "%s", msg);
 	L->n_errors++;
 }
@@ -38,11 +34,7 @@ void config_report_at(struct loader *L, const config_setting_t *s, const char *f
                       const char *fmt, ...)
 {
 	char msg[MSG_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	TEXT_VA_FORMAT(msg, sizeof(msg), fmt);
 	config_report(L, setting_file(s, fallback_file), setting_line(s), "%s", msg);
 }
 
@@ -72,6 +64,47 @@ char **config_dup_strs(char *const *src, size_t *n, bool *oom)
 	for (size_t i = 0; d && i < *n; i++)
 		d[i] = config_dup_or(src[i], oom);
 	return d;
+}
+
+#define AT(f) offsetof(struct pgc_config, f)
+const size_t config_main_strs[] = {AT(file),       AT(timezone),         AT(plugin_dir),
+                                   AT(conf_dir),   AT(state_dir),        AT(instance),
+                                   AT(log_level),  AT(history_database), AT(http_client.ca_file),
+                                   CONFIG_STRS_END};
+#undef AT
+#define AT(f) offsetof(struct conf_http, f)
+const size_t config_http_strs[] = {AT(listen),       AT(host),  AT(token_file), AT(tls_cert_file),
+                                   AT(tls_key_file), AT(token), AT(file),       CONFIG_STRS_END};
+#undef AT
+#define AT(f) offsetof(struct conf_database, f)
+const size_t config_database_strs[] = {AT(name), AT(conninfo), AT(file), CONFIG_STRS_END};
+#undef AT
+#define AT(f) offsetof(struct conf_alert_sink, f)
+const size_t config_alert_strs[] = {AT(sink),    AT(database), AT(channel),    AT(url),
+                                    AT(command), AT(file),     CONFIG_STRS_END};
+#undef AT
+#define AT(f) offsetof(struct conf_calendar, f)
+const size_t config_calendar_strs[] = {AT(name),  AT(ics),  AT(database),
+                                       AT(table), AT(file), CONFIG_STRS_END};
+#undef AT
+#define AT(f) offsetof(struct conf_job_more, f)
+const size_t config_more_strs[] = {AT(notify.listen),  AT(sql.username), AT(sql.database),
+                                   AT(sql.cron_name),  AT(cal.timezone), AT(cal.skip_dates),
+                                   AT(cal.only_dates), CONFIG_STRS_END};
+#undef AT
+
+void config_strs_free(void *obj, const size_t *offs)
+{
+	for (; *offs != CONFIG_STRS_END; offs++)
+		free(*(char **)((char *)obj + *offs));
+}
+
+void config_strs_dup(void *obj, const size_t *offs, bool *oom)
+{
+	for (; *offs != CONFIG_STRS_END; offs++) {
+		char **s = (char **)((char *)obj + *offs);
+		*s = config_dup_or(*s, oom);
+	}
 }
 
 bool config_str_eq(const char *a, const char *b)
@@ -111,17 +144,10 @@ char *config_join_path(struct loader *L, const char *dir, const char *name)
 
 bool config_grow(struct loader *L, void **items, size_t n, size_t *cap, size_t size)
 {
-	if (n < *cap)
+	if (array_grow(items, n, cap, size, 8) == 0)
 		return true;
-	size_t ncap = *cap ? *cap * 2 : 8;
-	void *p = realloc(*items, ncap * size);
-	if (!p) {
-		L->oom = true;
-		return false;
-	}
-	*items = p;
-	*cap = ncap;
-	return true;
+	L->oom = true;
+	return false;
 }
 
 /* Refuse PATH (IS_DIR) when others could change it (trust.h), reporting at FILE:LINE as

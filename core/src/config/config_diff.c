@@ -1,6 +1,7 @@
 /* The jobs a reload adds, removes and changes, said in the words of the job files: an operator
  * who sent SIGHUP reads in the log whether the daemon saw the edit they meant. */
 #include "config_diff.h"
+#include "array.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -20,8 +21,7 @@ struct line {
 	bool full;
 };
 
-static void put(struct line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(struct line *l, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void put(struct line *l, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -133,14 +133,8 @@ static bool describe_change(const struct conf_job *a, const struct conf_job *b, 
 
 static int add_line(struct config_diff *d, const struct line *l)
 {
-	if (d->n == d->cap) {
-		size_t cap = d->cap ? d->cap * 2 : 16;
-		char **lines = realloc(d->lines, cap * sizeof(*lines));
-		if (!lines)
-			return -ENOMEM;
-		d->lines = lines;
-		d->cap = cap;
-	}
+	if (array_grow(&d->lines, d->n, &d->cap, sizeof(*d->lines), 16) < 0)
+		return -ENOMEM;
 	if (!(d->lines[d->n] = strdup(l->buf)))
 		return -ENOMEM;
 	d->n++;
@@ -148,14 +142,9 @@ static int add_line(struct config_diff *d, const struct line *l)
 }
 
 struct named {
-	const char *name;
+	const char *name; /* first: text_cmp_ptrs sorts by it */
 	const struct conf_job *job;
 };
-
-static int cmp_named(const void *x, const void *y)
-{
-	return strcmp(((const struct named *)x)->name, ((const struct named *)y)->name);
-}
 
 /* CFG's jobs sorted by name. The names are sorted beside their jobs: a comparison that went
  * through each job to its name is two cache misses, not one (100,000 jobs: 1.7 million). */
@@ -171,7 +160,7 @@ static const struct conf_job **sorted_jobs(const struct pgc_config *cfg)
 	}
 	for (size_t i = 0; i < n; i++)
 		w[i] = (struct named){cfg->jobs[i].name, &cfg->jobs[i]};
-	qsort(w, n, sizeof(*w), cmp_named);
+	qsort(w, n, sizeof(*w), text_cmp_ptrs);
 	for (size_t i = 0; i < n; i++)
 		v[i] = w[i].job;
 	free(w);
@@ -228,14 +217,8 @@ int config_diff_jobs(const struct pgc_config *old, const struct pgc_config *new_
 		struct line l = {.len = 0};
 		if (counterpart(new_cfg, old, i))
 			continue;
-		if (out->removed == cap_gone) {
-			size_t cap = cap_gone ? 2 * cap_gone : 16;
-			size_t *g = realloc(out->gone, cap * sizeof(*g));
-			if (!g)
-				goto out;
-			out->gone = g;
-			cap_gone = cap;
-		}
+		if (array_grow(&out->gone, out->removed, &cap_gone, sizeof(*out->gone), 16) < 0)
+			goto out;
 		out->gone[out->removed] = i;
 		put(&l, "removed job \"%s\"", a->name);
 		out->removed++;

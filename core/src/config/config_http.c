@@ -290,15 +290,8 @@ void config_http_finish(struct loader *L)
 
 void config_http_free(struct conf_http *h)
 {
-	free(h->listen);
-	free(h->host);
-	free(h->token_file);
-	free(h->tls_cert_file);
-	free(h->tls_key_file);
-	if (h->token) {
+	if (h->token)
 		explicit_bzero(h->token, strlen(h->token));
-		free(h->token);
-	}
-	free(h->file);
+	config_strs_free(h, config_http_strs);
 	memset(h, 0, sizeof(*h));
 }

@@ -25,18 +25,12 @@
 static void more_free(struct conf_job_more *m)
 {
 	text_free_list(m->fresh.sources, m->fresh.n_sources);
-	free(m->notify.listen);
+	config_strs_free(m, config_more_strs);
 	for (size_t i = 0; i < m->n_settings; i++) {
 		free(m->settings[i].key);
 		free(m->settings[i].value);
 	}
 	free(m->settings);
-	free(m->sql.username);
-	free(m->sql.database);
-	free(m->sql.cron_name);
-	free(m->cal.timezone);
-	free(m->cal.skip_dates);
-	free(m->cal.only_dates);
 	if (m->cal.tz)
 		cron_tz_free(&m->cal.tz);
 	free(m);
@@ -69,13 +63,7 @@ static struct conf_job_more *more_copy(const struct conf_job_more *src)
 	if (oom)
 		return NULL;
 	*m = *src;
-	m->notify.listen = config_dup_or(src->notify.listen, &oom);
-	m->sql.username = config_dup_or(src->sql.username, &oom);
-	m->sql.database = config_dup_or(src->sql.database, &oom);
-	m->sql.cron_name = config_dup_or(src->sql.cron_name, &oom);
-	m->cal.timezone = config_dup_or(src->cal.timezone, &oom);
-	m->cal.skip_dates = config_dup_or(src->cal.skip_dates, &oom);
-	m->cal.only_dates = config_dup_or(src->cal.only_dates, &oom);
+	config_strs_dup(m, config_more_strs, &oom);
 	m->cal.tz = NULL;
 	if (m->cal.timezone && cron_tz_open(m->cal.timezone, &m->cal.tz, NULL, 0) < 0)
 		oom = true; /* it opened when the files were read */
@@ -732,11 +720,6 @@ static void load_job_file(struct loader *L, const char *path, int fd, size_t *cu
 	add_job_file(L, path, f, first);
 }
 
-static int cmp_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static bool has_conf_suffix(const char *name)
 {
 	size_t n = strlen(name);
@@ -779,7 +762,7 @@ void config_load_conf_dir(struct loader *L)
 	}
 	closedir(d);
 	if (n)
-		qsort(names, n, sizeof(*names), cmp_names);
+		qsort(names, n, sizeof(*names), text_cmp_ptrs);
 	for (size_t i = 0; i < n; i++) {
 		char *path = config_join_path(L, cfg->conf_dir, names[i]);
 		struct stat st;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "config_priv.h"
 #include "duration.h"
 #include "text.h"
@@ -114,14 +115,8 @@ static bool load_source(struct loader *L, const char *path)
 	for (size_t i = 0; i <= L->src.len; i++) {
 		if (i != 0 && L->src.buf[i - 1] != '\n')
 			continue;
-		if (L->src.n_lines == cap) {
-			size_t ncap = cap ? cap * 2 : 256;
-			size_t *nl = realloc(L->src.lines, ncap * sizeof(*nl));
-			if (!nl)
-				return false;
-			L->src.lines = nl;
-			cap = ncap;
-		}
+		if (array_grow(&L->src.lines, L->src.n_lines, &cap, sizeof(*L->src.lines), 256) < 0)
+			return false;
 		L->src.lines[L->src.n_lines++] = i;
 	}
 	return true;

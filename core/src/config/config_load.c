@@ -265,40 +265,17 @@ void config_free(struct pgc_config **pcfg)
 		*pcfg = NULL;
 		return;
 	}
-	free(cfg->file);
-	free(cfg->timezone);
-	free(cfg->plugin_dir);
-	free(cfg->conf_dir);
-	free(cfg->state_dir);
-	free(cfg->instance);
-	free(cfg->log_level);
-	for (size_t i = 0; i < cfg->n_databases; i++) {
-		free(cfg->databases[i].name);
-		free(cfg->databases[i].conninfo);
-		free(cfg->databases[i].file);
-	}
+	config_strs_free(cfg, config_main_strs);
+	for (size_t i = 0; i < cfg->n_databases; i++)
+		config_strs_free(&cfg->databases[i], config_database_strs);
 	free(cfg->databases);
-	free(cfg->history_database);
-	for (size_t i = 0; i < cfg->n_alerts; i++) {
-		struct conf_alert_sink *a = &cfg->alerts[i];
-		free(a->sink);
-		free(a->database);
-		free(a->channel);
-		free(a->url);
-		free(a->command);
-		free(a->file);
-	}
+	for (size_t i = 0; i < cfg->n_alerts; i++)
+		config_strs_free(&cfg->alerts[i], config_alert_strs);
 	free(cfg->alerts);
-	for (size_t i = 0; i < cfg->n_calendars; i++) {
-		free(cfg->calendars[i].name);
-		free(cfg->calendars[i].ics);
-		free(cfg->calendars[i].database);
-		free(cfg->calendars[i].table);
-		free(cfg->calendars[i].file);
-	}
+	for (size_t i = 0; i < cfg->n_calendars; i++)
+		config_strs_free(&cfg->calendars[i], config_calendar_strs);
 	free(cfg->calendars);
 	config_http_free(&cfg->http);
-	free(cfg->http_client.ca_file);
 	for (size_t i = 0; i < cfg->n_jobs; i++)
 		config_job_fields_free(&cfg->jobs[i]);
 	free(cfg->jobs);

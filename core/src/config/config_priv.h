@@ -204,6 +204,14 @@ void config_parse_group(struct loader *L, const config_setting_t *s, const char 
 /* the longest LISTEN channel: a PostgreSQL identifier (NAMEDATALEN - 1) */
 #define CHANNEL_MAX 63
 /* config.c */
+/* The strings a part of a configuration owns, as offsets ended by CONFIG_STRS_END: freed by
+ * config_free and copied by a clone from the one list, so neither can miss a field. */
+#define CONFIG_STRS_END ((size_t)-1)
+extern const size_t config_main_strs[], config_http_strs[], config_database_strs[],
+    config_alert_strs[], config_calendar_strs[], config_more_strs[];
+/* Each string at OFFS of the struct at OBJ freed; or replaced by a copy (config_dup_or). */
+void config_strs_free(void *obj, const size_t *offs);
+void config_strs_dup(void *obj, const size_t *offs, bool *oom);
 void config_report(struct loader *L, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 char *config_join_path(struct loader *L, const char *dir, const char *name);

@@ -27,22 +27,8 @@ static struct pgc_config *clone(const struct pgc_config *src, size_t n_dbs)
 	c->str_blocks = NULL; /* its own (config_pack_strs) */
 	c->n_str_blocks = c->str_left = 0;
 	c->str_next = NULL;
-	c->file = config_dup_or(src->file, &oom);
-	c->timezone = config_dup_or(src->timezone, &oom);
-	c->plugin_dir = config_dup_or(src->plugin_dir, &oom);
-	c->conf_dir = config_dup_or(src->conf_dir, &oom);
-	c->state_dir = config_dup_or(src->state_dir, &oom);
-	c->instance = config_dup_or(src->instance, &oom);
-	c->log_level = config_dup_or(src->log_level, &oom);
-	c->history_database = config_dup_or(src->history_database, &oom);
-	c->http.listen = config_dup_or(src->http.listen, &oom);
-	c->http.host = config_dup_or(src->http.host, &oom);
-	c->http.token_file = config_dup_or(src->http.token_file, &oom);
-	c->http.tls_cert_file = config_dup_or(src->http.tls_cert_file, &oom);
-	c->http.tls_key_file = config_dup_or(src->http.tls_key_file, &oom);
-	c->http.token = config_dup_or(src->http.token, &oom);
-	c->http.file = config_dup_or(src->http.file, &oom);
-	c->http_client.ca_file = config_dup_or(src->http_client.ca_file, &oom);
+	config_strs_dup(c, config_main_strs, &oom);
+	config_strs_dup(&c->http, config_http_strs, &oom);
 	c->databases = calloc(src->n_databases + n_dbs + 1, sizeof(*c->databases));
 	c->alerts = calloc(src->n_alerts + 1, sizeof(*c->alerts));
 	c->jobs = calloc(src->n_jobs + 1, sizeof(*c->jobs));
@@ -53,32 +39,16 @@ static struct pgc_config *clone(const struct pgc_config *src, size_t n_dbs)
 		return NULL;
 	}
 	for (size_t i = 0; i < src->n_databases; i++, c->n_databases++) {
-		const struct conf_database *s = &src->databases[i];
-		struct conf_database *d = &c->databases[i];
-		*d = *s;
-		d->name = config_dup_or(s->name, &oom);
-		d->conninfo = config_dup_or(s->conninfo, &oom);
-		d->file = config_dup_or(s->file, &oom);
+		c->databases[i] = src->databases[i];
+		config_strs_dup(&c->databases[i], config_database_strs, &oom);
 	}
 	for (size_t i = 0; i < src->n_alerts; i++, c->n_alerts++) {
-		const struct conf_alert_sink *s = &src->alerts[i];
-		struct conf_alert_sink *d = &c->alerts[i];
-		*d = *s;
-		d->sink = config_dup_or(s->sink, &oom);
-		d->database = config_dup_or(s->database, &oom);
-		d->channel = config_dup_or(s->channel, &oom);
-		d->url = config_dup_or(s->url, &oom);
-		d->command = config_dup_or(s->command, &oom);
-		d->file = config_dup_or(s->file, &oom);
+		c->alerts[i] = src->alerts[i];
+		config_strs_dup(&c->alerts[i], config_alert_strs, &oom);
 	}
 	for (size_t i = 0; i < src->n_calendars; i++, c->n_calendars++) {
-		struct conf_calendar *d = &c->calendars[i];
-		*d = src->calendars[i];
-		d->name = config_dup_or(d->name, &oom);
-		d->ics = config_dup_or(d->ics, &oom);
-		d->database = config_dup_or(d->database, &oom);
-		d->table = config_dup_or(d->table, &oom);
-		d->file = config_dup_or(d->file, &oom);
+		c->calendars[i] = src->calendars[i];
+		config_strs_dup(&c->calendars[i], config_calendar_strs, &oom);
 	}
 	for (size_t i = 0; i < src->n_jobs; i++, c->n_jobs++)
 		config_job_copy(c, &src->jobs[i], &c->jobs[i], &oom);

@@ -79,10 +79,8 @@ static bool word_is(const char *s, size_t len, const char *word)
 }
 
 /* Writes '"<expression>": <message> (column N)' into ERR; always returns -EINVAL. */
-static int fail(const struct parser *ps, const char *at, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(const struct parser *ps, const char *at, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int fail(const struct parser *ps, const char *at,
+                                                      const char *fmt, ...)
 {
 	char msg[256];
 	va_list ap;

@@ -4,7 +4,6 @@
  * that cron_expr stays plain data and a calendar read again unchanged is the same pointer. */
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +12,10 @@
 
 #include <libical/ical.h>
 
+#include "array.h"
 #include "cron.h"
 #include "cron_cal.h"
+#include "text.h"
 
 /* ---- the interned sets ---- */
 
@@ -127,15 +128,10 @@ static int line_holding(const char *text, const char *what, int from)
 	return from;
 }
 
-static int fail(struct ics *x, int line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(struct ics *x, int line, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int fail(struct ics *x, int line, const char *fmt, ...)
 {
-	va_list ap;
-	va_start(ap, fmt);
 	if (x->err && x->errlen)
-		vsnprintf(x->err, x->errlen, fmt, ap);
-	va_end(ap);
+		TEXT_VA_FORMAT(x->err, x->errlen, fmt);
 	*x->line = line;
 	return -EINVAL;
 }
@@ -148,14 +144,8 @@ static int add_day(struct ics *x, int64_t day, int line)
 		            "every day (a schedule says that): split it or shorten its repeating "
 		            "events",
 		            CRON_DATES_MAX);
-	if (*x->n == *x->cap) {
-		size_t cap = *x->cap ? 2 * *x->cap : 64;
-		int64_t *p = realloc(*x->days, cap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		*x->days = p;
-		*x->cap = cap;
-	}
+	if (array_grow(x->days, *x->n, x->cap, sizeof(**x->days), 64) < 0)
+		return -ENOMEM;
 	(*x->days)[(*x->n)++] = day;
 	return 0;
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "httpc.h"
 #include "jbatch.h"
@@ -28,7 +29,7 @@
 struct pgnet_req {
 	struct pgnet *pn;
 	struct httpc_call *call;
-	struct pgnet_req *prev, *next;
+	LIST_ENTRY(pgnet_req) link; /* in its pgnet's reqs */
 	long long id;
 	char *username;
 };
@@ -37,10 +38,10 @@ struct pgnet {
 	struct notify *n;
 	struct httpc *http;
 	struct event sweep;
-	struct pgnet_req *reqs; /* in flight */
-	struct jbatch done;     /* responses to write to the database */
-	unsigned outstanding;   /* claimed, and not yet answered in the database */
-	int64_t max_response;   /* bytes of a body kept (pgnet_configure) */
+	LIST_HEAD(, pgnet_req) reqs; /* in flight */
+	struct jbatch done;          /* responses to write to the database */
+	unsigned outstanding;        /* claimed, and not yet answered in the database */
+	int64_t max_response;        /* bytes of a body kept (pgnet_configure) */
 	bool claiming, claim_again, expiring;
 	struct log_complaint complaint;
 };
@@ -153,13 +154,7 @@ static void add_response(struct pgnet *pn, long long id, const char *username,
 
 static void req_unlink(struct pgnet_req *q)
 {
-	struct pgnet *pn = q->pn;
-	if (q->prev)
-		q->prev->next = q->next;
-	else
-		pn->reqs = q->next;
-	if (q->next)
-		q->next->prev = q->prev;
+	LIST_REMOVE(q, link);
 	free(q->username);
 	free(q);
 }
@@ -260,10 +255,7 @@ static void send_row(struct pgnet *pn, const PGresult *res, int i)
 	                           .arg = q};
 	q->pn = pn;
 	q->id = id;
-	q->next = pn->reqs;
-	if (pn->reqs)
-		pn->reqs->prev = q;
-	pn->reqs = q;
+	LIST_INSERT_HEAD(&pn->reqs, q, link);
 	if (httpc_submit(pn->http, &rq, &q->call) < 0) {
 		add_response(pn, id, username, NULL, "out of memory");
 		req_unlink(q);
@@ -420,9 +412,9 @@ void pgnet_free(struct pgnet **pnp)
 		return;
 	if (event_initialized(&pn->sweep))
 		event_del(&pn->sweep);
-	while (pn->reqs) {
-		httpc_drop(&pn->reqs->call);
-		req_unlink(pn->reqs);
+	for (struct pgnet_req *q; (q = LIST_FIRST(&pn->reqs));) {
+		httpc_drop(&q->call);
+		req_unlink(q);
 	}
 	notify_free(&pn->n);
 	jbatch_free(&pn->done);

@@ -215,7 +215,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 /* P has a connection in STATE (its socket not looked at: exec_pool_idle does that). */
 static bool pool_has(const struct exec_pool *p, enum conn_state state)
 {
-	for (const struct conn *c = p->conns; c; c = c->next)
+	for (const struct conn *c = LIST_FIRST(&p->conns); c; c = LIST_NEXT(c, in_pool))
 		if (c->state == state)
 			return true;
 	return false;
@@ -238,15 +238,12 @@ int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_r
 		struct timeval tv = exec_ms_tv(r->timeout_ms + CLIENT_TIMEOUT_SLACK_MS);
 		event_add(&r->stop.timer_ev, &tv);
 	}
-	r->link.anext = ex->runs;
-	if (ex->runs)
-		ex->runs->link.aprev = r;
-	ex->runs = r;
+	LIST_INSERT_HEAD(&ex->runs, r, link.all);
 	ex->n_runs++;
 	*out = r;
 	/* an idle connection, no run waiting before R, none given back (R rides its reset:
 	 * exec_pool_dispatch): R is its run at once, never queued */
-	struct conn *idle = ex->halted || p->wait_head || pool_has(p, CONN_USED)
+	struct conn *idle = ex->halted || TAILQ_FIRST(&p->waiting) || pool_has(p, CONN_USED)
 	                        ? NULL
 	                        : exec_pool_idle(p, CONN_IDLE);
 	if (idle) {
@@ -255,15 +252,10 @@ int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_r
 	}
 	/* others wait too, or every connection is connected and taken (none idle) */
 	if (spec->name_unless_burst &&
-	    (p->wait_head ||
+	    (TAILQ_FIRST(&p->waiting) ||
 	     (p->n_conns - p->n_connecting >= (size_t)p->size && !pool_has(p, CONN_IDLE))))
 		r->app_name[0] = '\0';
-	r->link.wprev = p->wait_tail;
-	if (p->wait_tail)
-		p->wait_tail->link.wnext = r;
-	else
-		p->wait_head = r;
-	p->wait_tail = r;
+	TAILQ_INSERT_TAIL(&p->waiting, r, link.wait);
 	p->n_waiting++;
 	if (ex->halted)
 		run_stop(r, "not started: pgcrond was stopping", false);

@@ -463,8 +463,8 @@ static void exec_conn_connect_failed(struct conn *c, const char *why)
 	 * sessions ends. They fail when no connection is left for another cause. */
 	bool full = err && conndrv_server_full(err);
 	if (!full && p->n_connecting == 0 && p->n_conns == 0) {
-		while (p->wait_head) {
-			struct exec_run *r = p->wait_head;
+		while (TAILQ_FIRST(&p->waiting)) {
+			struct exec_run *r = TAILQ_FIRST(&p->waiting);
 			exec_wait_remove(r);
 			exec_run_fail(r, err ? err : "could not connect", "08001");
 		}
@@ -584,7 +584,7 @@ static void conn_reset_read(struct conn *c)
 		r->link.reserved = NULL;
 		exec_run_start(r, c);
 	}
-	if (p->wait_head || p->probing) /* else nothing waits for a connection */
+	if (TAILQ_FIRST(&p->waiting) || p->probing) /* else nothing waits for a connection */
 		exec_pool_dispatch(p);
 }
 
@@ -688,10 +688,7 @@ int exec_conn_open(struct exec_pool *p)
 	             p->ex->check_ms);
 	conndrv_set_priority(&c->drv, EXEC_IO_PRIORITY);
 	conndrv_set_job_session(&c->drv); /* a job's session keeps the user's search_path */
-	c->next = p->conns;
-	if (p->conns)
-		p->conns->prev = c;
-	p->conns = c;
+	LIST_INSERT_HEAD(&p->conns, c, in_pool);
 	p->n_conns++;
 	p->n_connecting++;
 	/* a connect refused at once has been failed (exec_conn_connect_failed) already */
@@ -708,7 +705,7 @@ static void conn_reuse(struct conn *c)
 	struct exec_pool *p = c->pool;
 	if (exec_conn_reset_send(c, true)) {
 		/* the reset took the run first in the queue, if any: the others still wait */
-		if (p->wait_head || p->probing)
+		if (TAILQ_FIRST(&p->waiting) || p->probing)
 			exec_pool_dispatch(p);
 		return;
 	}
@@ -765,7 +762,7 @@ void exec_conn_release(struct conn *c, bool broken)
 	                PQstatus(c->drv.conn) == CONNECTION_OK &&
 	                p->n_conns - p->n_connecting <= (size_t)p->size &&
 	                !(*p->ex->own_starving && ownsess_starved(p->ex->base, p->conninfo));
-	if (reusable && !p->wait_head && !p->ex->halted &&
+	if (reusable && !TAILQ_FIRST(&p->waiting) && !p->ex->halted &&
 	    PQtransactionStatus(c->drv.conn) == PQTRANS_IDLE) {
 		c->state = CONN_USED; /* its check resets it (on_conn_check) */
 		conndrv_idle_within(&c->drv, RESET_LATER_MS);
@@ -787,14 +784,14 @@ void exec_pool_dispatch(struct exec_pool *p)
 	if (p->ex->halted)
 		return; /* no run starts (exec_halt) */
 	/* A probe opens one connection when nothing else would (exec_probe). */
-	if (p->probing && !p->wait_head && !p->backing_off && !p->removed && p->n_connecting == 0 &&
-	    p->n_conns < (size_t)p->size) {
+	if (p->probing && !TAILQ_FIRST(&p->waiting) && !p->backing_off && !p->removed &&
+	    p->n_connecting == 0 && p->n_conns < (size_t)p->size) {
 		if (exec_conn_open(p) < 0)
 			p->probing = false;
 		return;
 	}
-	while (p->wait_head) {
-		struct exec_run *r = p->wait_head;
+	while (TAILQ_FIRST(&p->waiting)) {
+		struct exec_run *r = TAILQ_FIRST(&p->waiting);
 		/* one a run gave back first: its reset carries this run, one send (and goes on with
 		 * the queue); an idle one's run goes alone, and that one's reset after it */
 		struct conn *c = exec_pool_idle(p, CONN_USED);

@@ -43,8 +43,8 @@ void exec_warm(struct exec *ex, const char *database, size_t n)
 		return;
 	size_t want = n < (size_t)p->size ? n : (size_t)p->size;
 	int64_t now = clock_mono_us();
-	for (struct conn *c = p->conns, *next; c; c = next) {
-		next = c->next; /* a reset that cannot be sent closes C */
+	for (struct conn *c = LIST_FIRST(&p->conns), *next; c; c = next) {
+		next = LIST_NEXT(c, in_pool); /* a reset that cannot be sent closes C */
 		if (p->n_conns > want && exec_conn_idle_expired(c))
 			exec_conn_close(&c); /* not needed now, and unused for idle_timeout */
 		else if (c->state == CONN_IDLE && c->generation == p->generation && !c->tainted &&
@@ -59,9 +59,9 @@ void exec_warm(struct exec *ex, const char *database, size_t n)
 
 static void pool_close_idle(struct exec_pool *p)
 {
-	struct conn *c = p->conns, *next;
+	struct conn *c = LIST_FIRST(&p->conns), *next;
 	for (; c; c = next) {
-		next = c->next;
+		next = LIST_NEXT(c, in_pool);
 		if (c->state != CONN_BUSY)
 			exec_conn_close(&c);
 	}
@@ -106,6 +106,7 @@ int exec_set_database(struct exec *ex, const char *name, const char *conninfo, i
 	conndrv_server_key(p->conninfo, p->server, sizeof(p->server));
 	evtimer_assign(&p->backoff_ev, ex->base, backoff_cb, p);
 	exec_watch_init(p);
+	TAILQ_INIT(&p->waiting);
 	p->next = ex->pools;
 	ex->pools = p;
 	return 0;
@@ -121,8 +122,8 @@ void exec_retain_databases(struct exec *ex, const char *const *names, size_t n)
 			/* Kept as a husk: running runs still point at it; no new ones can come. */
 			p->removed = true;
 			pool_close_idle(p);
-			while (p->wait_head) {
-				struct exec_run *r = p->wait_head;
+			while (TAILQ_FIRST(&p->waiting)) {
+				struct exec_run *r = TAILQ_FIRST(&p->waiting);
 				exec_wait_remove(r);
 				exec_run_fail(r, "the database was removed from the configuration",
 				              "08003");
@@ -167,21 +168,18 @@ void exec_free(struct exec **exp)
 	if (!ex)
 		return;
 	for (struct exec_pool *p = ex->pools; p; p = p->next)
-		for (struct conn *c = p->conns; c; c = c->next)
+		for (struct conn *c = LIST_FIRST(&p->conns); c; c = LIST_NEXT(c, in_pool))
 			c->reset.next_run = NULL; /* freed below with every run */
-	while (ex->runs) {
-		struct exec_run *r = ex->runs;
-		ex->runs = r->link.anext;
+	for (struct exec_run *r; (r = LIST_FIRST(&ex->runs));) {
+		LIST_REMOVE(r, link.all);
 		exec_run_free(&r);
 	}
 	while (ex->pools) {
 		struct exec_pool *p = ex->pools;
 		ex->pools = p->next;
 		exec_watch_free(p);
-		while (p->conns) {
-			struct conn *c = p->conns;
+		for (struct conn *c; (c = LIST_FIRST(&p->conns));)
 			exec_conn_close(&c);
-		}
 		event_del(&p->backoff_ev);
 		conndrv_unwait_server(&p->wait);
 		free(p->name);
@@ -199,7 +197,7 @@ void exec_set_connection_check(struct exec *ex, int64_t ms)
 {
 	ex->check_ms = ms > 0 ? ms : CONNECTION_CHECK_DEFAULT_MS;
 	for (struct exec_pool *p = ex->pools; p; p = p->next)
-		for (struct conn *c = p->conns; c; c = c->next) {
+		for (struct conn *c = LIST_FIRST(&p->conns); c; c = LIST_NEXT(c, in_pool)) {
 			conndrv_set_check(&c->drv, ex->check_ms);
 			if (c->state == CONN_USED) /* its check is its reset: soon still */
 				conndrv_idle_within(&c->drv, RESET_LATER_MS);
@@ -220,7 +218,8 @@ size_t exec_database_stats(const struct exec *ex, struct exec_db_stats *out, siz
 			                             .waiting = p->n_waiting,
 			                             .failures = p->failures,
 			                             .last_error = p->last_error};
-			for (const struct conn *c = p->conns; c; c = c->next) {
+			for (const struct conn *c = LIST_FIRST(&p->conns); c;
+			     c = LIST_NEXT(c, in_pool)) {
 				if (c->state == CONN_CONNECTING)
 					continue;
 				st->open++;

@@ -9,6 +9,7 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "conndrv.h"
 #include "exec.h"
@@ -41,7 +42,7 @@ struct conn {
 	/* BUSY: its run waits for an answer and nothing came for connection check / 2
 	 * (conndrv's silent()): the pool's watch looks at its backend (exec_watch.c) */
 	bool watch_due;
-	struct conn *prev, *next;
+	LIST_ENTRY(conn) in_pool; /* in its pool's conns */
 	/* RESETTING (conn_reset): the STEP of reset_sql being answered, the SYNCS answered,
 	 * whether a step FAILED (then it is closed), the statement_timeout and application_name
 	 * its last step sets (TIMEOUT_MS -1: it SHOWs the default instead; APP "": the startup
@@ -91,9 +92,9 @@ struct exec_pool {
 	int size;
 	int64_t idle_timeout_ms; /* exec_set_database's; 0: never */
 	unsigned generation;
-	struct conn *conns;
+	LIST_HEAD(, conn) conns;
 	size_t n_conns, n_connecting;
-	struct exec_run *wait_head, *wait_tail;
+	TAILQ_HEAD(, exec_run) waiting; /* the runs that wait for a connection, first first */
 	size_t n_waiting;
 	int failures;
 	bool backing_off;
@@ -195,16 +196,16 @@ struct exec_run {
 	} out;
 	char *name; /* the job's name, for the log lines of its server notices; may be NULL */
 	struct {    /* where it is linked */
-		struct exec_run *wprev, *wnext; /* its pool's wait queue */
-		struct conn *reserved;          /* out of it: the resetting connection it gets */
-		struct exec_run *aprev, *anext; /* exec's list of all runs */
+		TAILQ_ENTRY(exec_run) wait; /* its pool's wait queue */
+		struct conn *reserved;      /* out of it: the resetting connection it gets */
+		LIST_ENTRY(exec_run) all;   /* exec's list of all runs */
 	} link;
 };
 
 struct exec {
 	struct event_base *base;
 	struct exec_pool *pools;
-	struct exec_run *runs;
+	LIST_HEAD(, exec_run) runs;
 	size_t n_runs;
 	void (*on_reachable)(void *arg, const char *database);
 	void *reachable_arg;

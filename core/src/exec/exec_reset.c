@@ -94,7 +94,7 @@ bool exec_conn_reset_send(struct conn *c, bool carry)
 {
 	PGTransactionStatusType ts = PQtransactionStatus(c->drv.conn);
 	/* the run that waits first, which this connection serves next: none once halted */
-	struct exec_run *next = c->pool->ex->halted ? NULL : c->pool->wait_head;
+	struct exec_run *next = c->pool->ex->halted ? NULL : TAILQ_FIRST(&c->pool->waiting);
 	const char *params[2] = {NULL, NULL};
 	/* the timeout the session has now, if only pgcrond set it */
 	bool guard = c->guard_reset || c->timeout_ms < 0 ||

@@ -362,12 +362,7 @@ void exec_run_report(struct exec_run *r)
 	    .connect_us = r->connect_us,
 	    .carried = r->carried,
 	};
-	if (r->link.aprev)
-		r->link.aprev->link.anext = r->link.anext;
-	else
-		ex->runs = r->link.anext;
-	if (r->link.anext)
-		r->link.anext->link.aprev = r->link.aprev;
+	LIST_REMOVE(r, link.all);
 	ex->n_runs--;
 	if (r->cb.on_done)
 		r->cb.on_done(r->cb.arg, &o); /* may submit more runs */
@@ -427,12 +422,7 @@ void exec_conn_close(struct conn **cp)
 	conndrv_close(&c->drv);
 	if (c->state == CONN_CONNECTING)
 		p->n_connecting--;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		p->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	LIST_REMOVE(c, in_pool);
 	p->n_conns--;
 	free(c);
 	*cp = NULL;
@@ -459,17 +449,8 @@ bool exec_conn_idle_expired(const struct conn *c)
 
 void exec_wait_remove(struct exec_run *r)
 {
-	struct exec_pool *p = r->pool;
-	if (r->link.wprev)
-		r->link.wprev->link.wnext = r->link.wnext;
-	else
-		p->wait_head = r->link.wnext;
-	if (r->link.wnext)
-		r->link.wnext->link.wprev = r->link.wprev;
-	else
-		p->wait_tail = r->link.wprev;
-	r->link.wprev = r->link.wnext = NULL;
-	p->n_waiting--;
+	TAILQ_REMOVE(&r->pool->waiting, r, link.wait);
+	r->pool->n_waiting--;
 }
 
 /* A run reserved by a connection that will not serve it after all (exec_conn_unreserve), or whose
@@ -477,20 +458,14 @@ void exec_wait_remove(struct exec_run *r)
  * was. */
 void exec_wait_push_front(struct exec_pool *p, struct exec_run *r)
 {
-	r->link.wprev = NULL;
-	r->link.wnext = p->wait_head;
-	if (p->wait_head)
-		p->wait_head->link.wprev = r;
-	else
-		p->wait_tail = r;
-	p->wait_head = r;
+	TAILQ_INSERT_HEAD(&p->waiting, r, link.wait);
 	p->n_waiting++;
 }
 
 struct conn *exec_pool_idle(struct exec_pool *p, enum conn_state state)
 {
-	for (struct conn *c = p->conns, *next; c; c = next) {
-		next = c->next;
+	for (struct conn *c = LIST_FIRST(&p->conns), *next; c; c = next) {
+		next = LIST_NEXT(c, in_pool);
 		if (c->state != state || c->generation != p->generation || c->tainted)
 			continue;
 		/* whatever the server sent it is read now, without blocking, and parsed: EOF, or

@@ -217,9 +217,9 @@ static void looked(struct ownsess_item *it, const struct stmtq_result *r)
 				    p->name);
 			break;
 		}
-		struct conn *c = p->conns;
+		struct conn *c = LIST_FIRST(&p->conns);
 		while (c && !(c->state == CONN_BUSY && awaiting(c->run) && c->run->pid == pid))
-			c = c->next;
+			c = LIST_NEXT(c, in_pool);
 		/* still silent since the look went out, and on the server the session sees */
 		if (!c || c->drv.io_us >= w->sent_us || !same_server(own, c->drv.conn))
 			continue;
@@ -265,7 +265,7 @@ static bool send_look(struct ownsess_item *it)
 	size_t np = 0, nq = 0, n = 0;
 
 	pids[np++] = quiet[nq++] = '{';
-	for (struct conn *c = p->conns; c && n < LOOK_MAX; c = c->next) {
+	for (struct conn *c = LIST_FIRST(&p->conns); c && n < LOOK_MAX; c = LIST_NEXT(c, in_pool)) {
 		if (!silent(c, now_us) || !(c->watch_due || w->all_due))
 			continue;
 		c->watch_due = false;
@@ -315,7 +315,7 @@ static void look(evutil_socket_t fd, short what, void *arg)
 	int64_t now = clock_mono_us();
 	bool any = false, due = false;
 
-	for (struct conn *c = p->conns; c; c = c->next)
+	for (struct conn *c = LIST_FIRST(&p->conns); c; c = LIST_NEXT(c, in_pool))
 		if (silent(c, now)) {
 			any = true;
 			due |= c->watch_due || w->all_due;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -113,8 +114,8 @@ struct alerter {
 	void *notify_arg;
 	struct sink *sinks;
 	size_t n_sinks;
-	struct httpc *http;          /* webhooks go through it (alert_set_http) */
-	struct delivery *deliveries; /* webhook POSTs in flight or waiting to retry */
+	struct httpc *http;               /* webhooks go through it (alert_set_http) */
+	LIST_HEAD(, delivery) deliveries; /* webhook POSTs in flight or waiting to retry */
 	int64_t repeat_ms;
 	/* Looked up on every run's end, so found by job (then kind, among a job's few): a list
 	 * walk would make each run cost O(jobs), the daemon's main CPU cost with thousands of
@@ -132,8 +133,8 @@ struct delivery {
 	int64_t timeout_ms;
 	int attempt;
 	struct httpc_call *call;
-	struct event retry_ev; /* assigned with the delivery */
-	struct delivery *prev, *next;
+	struct event retry_ev;     /* assigned with the delivery */
+	LIST_ENTRY(delivery) link; /* in its alerter's deliveries */
 };
 
 /* A webhook that fails for a moment (refused, timed out, 5xx) is tried this many times. */
@@ -141,12 +142,7 @@ struct delivery {
 
 static void delivery_free(struct delivery *d)
 {
-	if (d->prev)
-		d->prev->next = d->next;
-	else
-		d->a->deliveries = d->next;
-	if (d->next)
-		d->next->prev = d->prev;
+	LIST_REMOVE(d, link);
 	httpc_drop(&d->call);
 	event_del(&d->retry_ev);
 	free(d->url);
@@ -156,8 +152,9 @@ static void delivery_free(struct delivery *d)
 
 static void free_sinks(struct alerter *a)
 {
-	for (struct delivery *d = a->deliveries; d; d = d->next)
-		d->s = NULL; /* they go on, and report to the log only */
+	struct delivery *d;
+	LIST_FOREACH(d, &a->deliveries, link)
+	d->s = NULL; /* they go on, and report to the log only */
 	for (size_t i = 0; i < a->n_sinks; i++) {
 		struct sink *s = &a->sinks[i];
 		free(s->database);
@@ -241,8 +238,8 @@ void alert_close(struct alerter **ap)
 	if (!a)
 		return;
 	free_sinks(a);
-	while (a->deliveries)
-		delivery_free(a->deliveries);
+	while (!LIST_EMPTY(&a->deliveries))
+		delivery_free(LIST_FIRST(&a->deliveries));
 	for (struct strmap_node *n = strmap_first(&a->conditions), *next; n; n = next) {
 		next = strmap_next(&a->conditions, n);
 		struct condition *c = STRMAP_ENTRY(n, struct condition, node);
@@ -340,10 +337,7 @@ static void send_webhook(struct alerter *a, struct sink *s, const char *json)
 	d->json = strdup(json);
 	d->timeout_ms = s->timeout_ms;
 	snprintf(d->shown, sizeof(d->shown), "%s", s->shown);
-	d->next = a->deliveries;
-	if (a->deliveries)
-		a->deliveries->prev = d;
-	a->deliveries = d;
+	LIST_INSERT_HEAD(&a->deliveries, d, link);
 	if (!d->url || !d->json) {
 		sink_failed(s, "out of memory");
 		delivery_free(d);

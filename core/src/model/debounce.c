@@ -1,4 +1,5 @@
 #include "debounce.h"
+#include "array.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -56,15 +57,9 @@ enum debounce_result debounce_note(struct debounce *d, int64_t now_ms, const cha
 		d->overflowed = true;
 		return DEBOUNCE_NOTED;
 	}
-	if (d->n == d->cap) {
-		size_t cap = d->cap ? d->cap * 2 : 16;
-		char **np = realloc(d->payloads, cap * sizeof(*np));
-		if (!np) {
-			d->overflowed = true;
-			return DEBOUNCE_NOTED;
-		}
-		d->payloads = np;
-		d->cap = cap;
+	if (array_grow(&d->payloads, d->n, &d->cap, sizeof(*d->payloads), 16) < 0) {
+		d->overflowed = true;
+		return DEBOUNCE_NOTED;
 	}
 	char *copy = strdup(payload);
 	if (!copy) {

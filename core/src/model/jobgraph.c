@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "config.h"
 #include "plugin.h"
 #include "text.h"
@@ -17,14 +18,8 @@ struct edges {
 static int add_edge(struct edges *e, size_t from, size_t to, const struct conf_job *j, int line,
                     const char *why)
 {
-	if (e->n == e->cap) {
-		size_t cap = e->cap ? e->cap * 2 : 16;
-		struct dag_edge *items = realloc(e->items, cap * sizeof(*items));
-		if (!items)
-			return -ENOMEM;
-		e->items = items;
-		e->cap = cap;
-	}
+	if (array_grow(&e->items, e->n, &e->cap, sizeof(*e->items), 16) < 0)
+		return -ENOMEM;
 	e->items[e->n++] = (struct dag_edge){from, to, j->file, line > 0 ? line : j->line, why};
 	return 0;
 }

@@ -15,21 +15,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 
 #include "clock.h"
 #include "log.h"
 
-enum call_state { CALL_QUEUED, CALL_ACTIVE, CALL_DONE };
-
-struct call_list {
-	struct httpc_call *head, *tail;
-	size_t n;
-};
+enum call_state { CALL_QUEUED, CALL_ACTIVE, CALL_DONE, N_CALL_STATES };
 
 struct httpc_call {
 	struct httpc *c;
 	enum call_state state;
-	struct httpc_call *prev, *next; /* in the list of its state */
+	TAILQ_ENTRY(httpc_call) link; /* in the list of its state */
 	CURL *easy;
 	struct curl_slist *hdrs;     /* the request's headers, for the origin of its URL */
 	struct curl_slist *plain;    /* those that carry no credentials, for any other origin */
@@ -68,7 +64,8 @@ struct httpc {
 	struct event done_ev;
 	struct httpc_opts o;
 	char *ca_file;
-	struct call_list queued, active, done;
+	TAILQ_HEAD(, httpc_call) calls[N_CALL_STATES]; /* by their state */
+	size_t n_active;
 };
 
 static bool curl_ready;
@@ -99,35 +96,17 @@ bool httpc_result_transient(enum httpc_result r)
 
 /* ---- lists ------------------------------------------------------------------------- */
 
-static void list_push(struct call_list *l, struct httpc_call *k)
+/* K at the end of the list of its state, or out of it. */
+static void list_push(struct httpc_call *k)
 {
-	k->next = NULL;
-	k->prev = l->tail;
-	if (l->tail)
-		l->tail->next = k;
-	else
-		l->head = k;
-	l->tail = k;
-	l->n++;
+	TAILQ_INSERT_TAIL(&k->c->calls[k->state], k, link);
+	k->c->n_active += k->state == CALL_ACTIVE;
 }
 
-static void list_remove(struct call_list *l, struct httpc_call *k)
+static void list_remove(struct httpc_call *k)
 {
-	if (k->prev)
-		k->prev->next = k->next;
-	else
-		l->head = k->next;
-	if (k->next)
-		k->next->prev = k->prev;
-	else
-		l->tail = k->prev;
-	k->prev = k->next = NULL;
-	l->n--;
-}
-
-static struct call_list *list_of(struct httpc *c, enum call_state st)
-{
-	return st == CALL_QUEUED ? &c->queued : st == CALL_ACTIVE ? &c->active : &c->done;
+	TAILQ_REMOVE(&k->c->calls[k->state], k, link);
+	k->c->n_active -= k->state == CALL_ACTIVE;
 }
 
 static void call_free(struct httpc_call *k)
@@ -195,7 +174,7 @@ static bool is_https(const char *url)
 static void finish(struct httpc_call *k, enum httpc_result result, const char *error)
 {
 	struct httpc *c = k->c;
-	list_remove(list_of(c, k->state), k);
+	list_remove(k);
 	if (k->easy) {
 		curl_multi_remove_handle(c->multi, k->easy); /* keeps the handle's info */
 	}
@@ -203,7 +182,7 @@ static void finish(struct httpc_call *k, enum httpc_result result, const char *e
 	k->result = result;
 	if (error && !k->error)
 		k->error = strdup(error);
-	list_push(&c->done, k);
+	list_push(k);
 	event_active(&c->done_ev, 0, 0);
 }
 
@@ -283,8 +262,8 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct httpc *c = arg;
 	struct httpc_call *k;
-	while ((k = c->done.head) != NULL) {
-		list_remove(&c->done, k);
+	while ((k = TAILQ_FIRST(&c->calls[CALL_DONE])) != NULL) {
+		list_remove(k);
 		deliver(k);
 		call_free(k);
 	}
@@ -421,6 +400,27 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 
 /* ---- a transfer -------------------------------------------------------------------- */
 
+/* N bytes at PTR after the *LEN of *BUF, NUL-terminated; its room *CAP grows by doubling from
+ * FIRST, never past MAX. False: out of memory (nothing added). */
+static bool append(char **buf, size_t *len, size_t *cap, const char *ptr, size_t n, size_t first,
+                   size_t max)
+{
+	if (*len + n + 1 > *cap) {
+		size_t c = *cap ? *cap : first;
+		while (c < *len + n + 1)
+			c *= 2;
+		char *p = realloc(*buf, c < max ? c : max);
+		if (!p)
+			return false;
+		*buf = p;
+		*cap = c < max ? c : max;
+	}
+	memcpy(*buf + *len, ptr, n);
+	*len += n;
+	(*buf)[*len] = '\0';
+	return true;
+}
+
 static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 {
 	struct httpc_call *k = arg;
@@ -428,21 +428,9 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 	size_t room = (size_t)k->max_response - k->resp.body_len;
 	size_t take = n < room ? n : room;
 
-	if (k->resp.body_len + take + 1 > k->resp.body_cap) {
-		size_t cap = k->resp.body_cap ? k->resp.body_cap : 4096;
-		while (cap < k->resp.body_len + take + 1)
-			cap *= 2;
-		if (cap > (size_t)k->max_response + 1)
-			cap = (size_t)k->max_response + 1;
-		char *p = realloc(k->resp.body, cap);
-		if (!p)
-			return 0;
-		k->resp.body = p;
-		k->resp.body_cap = cap;
-	}
-	memcpy(k->resp.body + k->resp.body_len, ptr, take);
-	k->resp.body_len += take;
-	k->resp.body[k->resp.body_len] = '\0';
+	if (!append(&k->resp.body, &k->resp.body_len, &k->resp.body_cap, ptr, take, 4096,
+	            (size_t)k->max_response + 1))
+		return 0;
 	if (take < n) {
 		k->resp.truncated = true;
 		return 0; /* stops the transfer: the rest is never read */
@@ -460,19 +448,7 @@ static size_t header_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 		k->resp.hdr_len = 0;
 	if (k->resp.hdr_len + n + 1 > HTTPC_MAX_HEADERS)
 		return n; /* dropped, not fatal */
-	if (k->resp.hdr_len + n + 1 > k->resp.hdr_cap) {
-		size_t cap = k->resp.hdr_cap ? k->resp.hdr_cap : 1024;
-		while (cap < k->resp.hdr_len + n + 1)
-			cap *= 2;
-		char *p = realloc(k->resp.hdr, cap);
-		if (!p)
-			return n;
-		k->resp.hdr = p;
-		k->resp.hdr_cap = cap;
-	}
-	memcpy(k->resp.hdr + k->resp.hdr_len, ptr, n);
-	k->resp.hdr_len += n;
-	k->resp.hdr[k->resp.hdr_len] = '\0';
+	append(&k->resp.hdr, &k->resp.hdr_len, &k->resp.hdr_cap, ptr, n, 1024, HTTPC_MAX_HEADERS);
 	return n;
 }
 
@@ -553,9 +529,9 @@ static bool plain_header(const char *h)
 static void start_one(struct httpc *c, struct httpc_call *k)
 {
 	int64_t remaining_ms = (k->deadline_us - clock_mono_us()) / 1000;
-	list_remove(&c->queued, k);
+	list_remove(k);
 	k->state = CALL_ACTIVE;
-	list_push(&c->active, k);
+	list_push(k);
 	if (remaining_ms <= 0) {
 		snprintf(
 		    k->errbuf, sizeof(k->errbuf),
@@ -679,8 +655,8 @@ static bool redirect(struct httpc_call *k, enum httpc_result *res)
 
 static void start_queued(struct httpc *c)
 {
-	while (c->queued.head && c->active.n < (size_t)c->o.max_concurrent)
-		start_one(c, c->queued.head);
+	while (!TAILQ_EMPTY(&c->calls[CALL_QUEUED]) && c->n_active < (size_t)c->o.max_concurrent)
+		start_one(c, TAILQ_FIRST(&c->calls[CALL_QUEUED]));
 }
 
 static char *dup_mem(const void *p, size_t n)
@@ -767,7 +743,7 @@ int httpc_submit(struct httpc *c, const struct httpc_request *req, struct httpc_
 	}
 
 	k->state = CALL_QUEUED;
-	list_push(&c->queued, k);
+	list_push(k);
 	if (out)
 		*out = k;
 	if (!httpc_url_ok(k->url, why, sizeof(why))) {
@@ -809,7 +785,7 @@ void httpc_drop(struct httpc_call **kp)
 	if (!k)
 		return;
 	struct httpc *c = k->c;
-	list_remove(list_of(c, k->state), k);
+	list_remove(k);
 	call_free(k);
 	*kp = NULL;
 	start_queued(c);
@@ -838,6 +814,8 @@ int httpc_new(struct event_base *base, const struct httpc_opts *o, struct httpc 
 	if (!c)
 		return -ENOMEM;
 	c->base = base;
+	for (size_t i = 0; i < N_CALL_STATES; i++)
+		TAILQ_INIT(&c->calls[i]);
 	evtimer_assign(&c->timer_ev, base, timer_cb_ev, c);
 	event_assign(&c->done_ev, base, -1, 0, done_cb, c);
 	if (httpc_configure(c, o) < 0) {
@@ -853,11 +831,10 @@ void httpc_free(struct httpc **cp)
 	struct httpc *c = *cp;
 	if (!c)
 		return;
-	struct call_list *lists[] = {&c->queued, &c->active, &c->done};
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < N_CALL_STATES; i++) {
 		struct httpc_call *k;
-		while ((k = lists[i]->head) != NULL) {
-			list_remove(lists[i], k);
+		while ((k = TAILQ_FIRST(&c->calls[i])) != NULL) {
+			list_remove(k);
 			call_free(k); /* removes its handle: socket_cb frees its events */
 		}
 	}

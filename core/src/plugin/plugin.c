@@ -5,7 +5,6 @@
 #include "plugin.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include "duration.h"
 #include "log.h"
 #include "plugin_priv.h"
+#include "text.h"
 
 /* What a plugin's settings handle is, core side. */
 struct pgc_settings {
@@ -176,16 +176,11 @@ static bool api_setting_is_set(const struct pgc_settings *s, const char *key)
 	return config_job_setting(s->job, key) != NULL;
 }
 
-static void api_setting_error(const struct pgc_settings *s, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void api_setting_error(const struct pgc_settings *s, const char *key, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void
+api_setting_error(const struct pgc_settings *s, const char *key, const char *fmt, ...)
 {
 	char msg[768];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	TEXT_VA_FORMAT(msg, sizeof(msg), fmt);
 	if (s->n_errors)
 		(*s->n_errors)++;
 	const struct conf_setting *js = config_job_setting(s->job, key);
@@ -213,16 +208,11 @@ static int job_relations(const struct plugin *p, const struct conf_job *job, str
 
 /* A run_refresh() failure: the reason goes into the run like run_error()'s, so a plugin that
  * ignores the return value still gets a failed build with a message. */
-static int refresh_failed(struct pgc_run *run, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int refresh_failed(struct pgc_run *run, int rc, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int refresh_failed(struct pgc_run *run, int rc,
+                                                                const char *fmt, ...)
 {
 	char msg[768];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	TEXT_VA_FORMAT(msg, sizeof(msg), fmt);
 	plugin_run_error(run, "%s", msg);
 	return rc;
 }

@@ -6,7 +6,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,23 +18,12 @@
 /* Payloads are quoted in the fallback message up to this many bytes. */
 #define QUOTE_MAX 80
 
-static int cmp_key(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* The run falls back to recomputing everything: remember why and log it, once per run (a
  * plugin asking twice, e.g. for two tables, does not log twice). */
-static int full_run(struct pgc_run *run, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int full_run(struct pgc_run *run, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static int full_run(struct pgc_run *run, const char *fmt, ...)
 {
 	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	TEXT_VA_FORMAT(msg, sizeof(msg), fmt);
 	if (!run->full_reason) {
 		run->full_reason = strdup(msg);
 		plugin_log(PGC_LOG_NOTICE,
@@ -157,7 +145,7 @@ int plugin_payload_keys(struct pgc_run *run, const char *const *payloads, size_t
 	bool complete = n_got == n_payloads;
 	size_t n_distinct = 0;
 	if (complete) {
-		qsort(got, n_got, sizeof(*got), cmp_key);
+		qsort(got, n_got, sizeof(*got), text_cmp_ptrs);
 		for (size_t i = 0; i < n_got; i++) {
 			if (n_distinct > 0 && strcmp(got[n_distinct - 1], got[i]) == 0)
 				free(got[i]);

@@ -10,16 +10,17 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "array.h"
 #include "config.h"
 #include "log.h"
 #include "plugin_priv.h"
+#include "text.h"
 #include "trust.h"
 
 /* Every plugin loaded by this process, never unloaded (see plugin.h). The daemon calls the
@@ -52,11 +53,6 @@ static bool setting_name_is_valid(const char *name)
 
 /* ---- loading ------------------------------------------------------------------------ */
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* What a missing plugin's message offers instead: "did you mean "x"? plugin_dir holds: a, b"
  * (sorted), or "plugin_dir holds no plugins". Only names that could be loaded are listed. */
 static void list_plugin_files(const char *dir, const char *want, char *out, size_t outlen)
@@ -87,7 +83,7 @@ static void list_plugin_files(const char *dir, const char *want, char *out, size
 	closedir(d);
 	if (n == 0)
 		return;
-	qsort(names, n, sizeof(names[0]), cmp_str);
+	qsort(names, n, sizeof(names[0]), text_cmp_ptrs);
 	for (size_t i = 0; i < n; i++)
 		config_suggest(&sg, names[i]);
 	if (sg.best)
@@ -189,17 +185,11 @@ static int check_files(const char *dir, const char *name, const char *path, char
 
 /* Refuse plugin NAME (file PATH): "plugin "NAME" (PATH): " and what FMT says, into ERR.
  * Returns -ENOEXEC. */
-static int refuse(const char *name, const char *path, char *err, size_t errlen, const char *fmt,
-                  ...) __attribute__((format(printf, 5, 6)));
-static int refuse(const char *name, const char *path, char *err, size_t errlen, const char *fmt,
-                  ...)
+__attribute__((format(printf, 5, 6))) static int
+refuse(const char *name, const char *path, char *err, size_t errlen, const char *fmt, ...)
 {
 	char msg[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	TEXT_VA_FORMAT(msg, sizeof(msg), fmt);
 	plugin_set_err(err, errlen, "plugin \"%s\" (%s): %s", name, path, msg);
 	return -ENOEXEC;
 }
@@ -474,15 +464,9 @@ int plugin_load(const char *plugin_dir, const char *name, const struct plugin **
 			return 0;
 		}
 	}
-	if (n_loaded == cap_loaded) {
-		size_t cap = cap_loaded ? cap_loaded * 2 : 8;
-		struct plugin **l = realloc(loaded, cap * sizeof(*l));
-		if (!l) {
-			plugin_set_err(err, errlen, "plugin \"%s\": out of memory", name);
-			return -ENOMEM;
-		}
-		loaded = l;
-		cap_loaded = cap;
+	if (array_grow(&loaded, n_loaded, &cap_loaded, sizeof(*loaded), 8) < 0) {
+		plugin_set_err(err, errlen, "plugin \"%s\": out of memory", name);
+		return -ENOMEM;
 	}
 	struct plugin *p = NULL;
 	if ((rc = open_plugin(name, path, &p, err, errlen)) < 0)
@@ -551,14 +535,8 @@ const struct plugin *plugin_registry_find(const struct plugin_registry *reg, con
 static int remember_failure(struct plugin_registry *r, const char *name, const char *message,
                             int rc)
 {
-	if (r->n_failures == r->cap_failures) {
-		size_t cap = r->cap_failures ? r->cap_failures * 2 : 4;
-		struct plugin_failure *f = realloc(r->failures, cap * sizeof(*f));
-		if (!f)
-			return -ENOMEM;
-		r->failures = f;
-		r->cap_failures = cap;
-	}
+	if (array_grow(&r->failures, r->n_failures, &r->cap_failures, sizeof(*r->failures), 4) < 0)
+		return -ENOMEM;
 	struct plugin_failure *f = &r->failures[r->n_failures];
 	f->name = strdup(name);
 	f->message = strdup(message);
@@ -597,15 +575,10 @@ int plugin_registry_get(struct plugin_registry *reg, const char *name, const str
 			return -ENOMEM;
 		return rc;
 	}
-	if (reg->n_plugins == reg->cap_plugins) {
-		size_t cap = reg->cap_plugins ? reg->cap_plugins * 2 : 8;
-		const struct plugin **l = realloc(reg->plugins, cap * sizeof(*l));
-		if (!l) {
-			plugin_set_err(err, errlen, "plugin \"%s\": out of memory", name);
-			return -ENOMEM;
-		}
-		reg->plugins = l;
-		reg->cap_plugins = cap;
+	if (array_grow(&reg->plugins, reg->n_plugins, &reg->cap_plugins, sizeof(*reg->plugins), 8) <
+	    0) {
+		plugin_set_err(err, errlen, "plugin \"%s\": out of memory", name);
+		return -ENOMEM;
 	}
 	reg->plugins[reg->n_plugins++] = p;
 	*out = p;

@@ -6,11 +6,11 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "config.h"
 #include "log.h"
 #include "plugin_priv.h"
@@ -27,13 +27,8 @@ static char log_context[192];
 
 void plugin_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap); /* a cut message is still better than none */
-	va_end(ap);
+	if (err && errlen)
+		TEXT_VA_FORMAT(err, errlen, fmt); /* a cut message is still better than none */
 }
 
 void plugin_set_context(const struct plugin *p, const struct conf_job *job)
@@ -62,15 +57,12 @@ const char *plugin_log_context(void)
 void plugin_log(int level, const char *fmt, ...)
 {
 	char msg[1024];
-	va_list ap;
 
 	if (level < PGC_LOG_ERROR)
 		level = PGC_LOG_ERROR;
 	if (level > PGC_LOG_DEBUG)
 		level = PGC_LOG_DEBUG;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap); /* a cut log line is still a log line */
-	va_end(ap);
+	TEXT_VA_FORMAT(msg, sizeof(msg), fmt); /* a cut log line is still a log line */
 	log_msg((enum log_level)level, log_context[0] ? log_context : NULL, "%s", msg);
 }
 
@@ -142,14 +134,8 @@ int plugin_run_add(struct pgc_run *run, const char *sql)
 {
 	if (!sql || !*sql)
 		return add_failed(run, -EINVAL);
-	if (run->n_stmts == run->cap) {
-		size_t cap = run->cap ? run->cap * 2 : 4;
-		struct plugin_stmt *st = realloc(run->stmts, cap * sizeof(*st));
-		if (!st)
-			return add_failed(run, -ENOMEM);
-		run->stmts = st;
-		run->cap = cap;
-	}
+	if (array_grow(&run->stmts, run->n_stmts, &run->cap, sizeof(*run->stmts), 4) < 0)
+		return add_failed(run, -ENOMEM);
 	char *copy = strdup(sql);
 	if (!copy)
 		return add_failed(run, -ENOMEM);
@@ -181,11 +167,7 @@ int plugin_run_add_param(struct pgc_run *run, const char *value)
 void plugin_run_error(struct pgc_run *run, const char *fmt, ...)
 {
 	char msg[768];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	TEXT_VA_FORMAT(msg, sizeof(msg), fmt);
 	if (run->error)
 		return;           /* the first reason is the one that matters */
 	run->error = strdup(msg); /* on ENOMEM the run still fails, with a generic message */
