@@ -328,7 +328,7 @@ static void take_done(void *arg, const PGresult *r, const char *err, const char 
 		w.payloads = payloads;
 		w.n_payloads = n;
 		if (!cluster_is_stopping(co->c)) {
-			co->hooks.take_work(co->hooks.arg, &w);
+			co->hooks.take_work(co->hooks.sched, &w);
 		} else {
 			/* taken by a statement sent before this stop began: the scheduler runs
 			 * nothing more, so the row goes back to whom it was taken from, and the
@@ -400,7 +400,7 @@ static void cancels_done(void *arg, const PGresult *r, const char *err, const ch
 		return;
 	for (int i = 0; i < PQntuples(r); i++)
 		if (strcmp(PQgetvalue(r, i, 2), "t") == 0)
-			co->hooks.cancel(co->hooks.arg, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+			co->hooks.cancel(co->hooks.sched, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
 }
 
 /* ---- the paused set -------------------------------------------------------------------- */
@@ -429,7 +429,7 @@ static void paused_done(void *arg, const PGresult *r, const char *err, const cha
 		else if (!ch->pause && k < n)
 			names[k] = names[--n];
 	}
-	if (co->hooks.follow_paused(co->hooks.arg, names, n) && co->hooks.paused_changed)
+	if (co->hooks.follow_paused(co->hooks.sched, names, n) && co->hooks.paused_changed)
 		co->hooks.paused_changed(co->hooks.arg);
 	free(names);
 }
@@ -499,7 +499,7 @@ void coord_identity(struct coord *co)
 	 * the connection went): what stopped instances left is taken once, by the DELETE */
 	wake(co, WAKE_STOPPED);
 	/* a run waiting for another instance's end may have missed it while we were away */
-	co->hooks.ended(co->hooks.arg, NULL);
+	co->hooks.ended(co->hooks.sched, NULL);
 }
 
 void coord_reaped(struct coord *co, const char *dead)
@@ -511,7 +511,7 @@ void coord_reaped(struct coord *co, const char *dead)
 		return;
 	take(co, dead, "");
 	/* its session, and with it the locks of its runs, is gone: no end will be announced */
-	co->hooks.ended(co->hooks.arg, NULL);
+	co->hooks.ended(co->hooks.sched, NULL);
 }
 
 /* A run of a graph job started or succeeded here: a row for each other live instance (at
@@ -555,7 +555,8 @@ static void graph_read(void *arg, const PGresult *r, const char *err, const char
 	if (failed(co, "cannot read the other instances' graph runs", err, sqlstate) || !r)
 		return;
 	for (int i = 0; i < PQntuples(r); i++)
-		co->hooks.graph(co->hooks.arg, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1)[0] == 't');
+		co->hooks.graph(co->hooks.sched, PQgetvalue(r, i, 0),
+		                PQgetvalue(r, i, 1)[0] == 't');
 }
 
 static bool pass_send(struct coord *co, enum wake_kind kind)
@@ -587,7 +588,7 @@ void coord_notified(struct coord *co, const char *payload)
 	if (strcmp(payload, "graph") == 0)
 		wake(co, WAKE_GRAPH);
 	else if (strncmp(payload, "end ", 4) == 0)
-		co->hooks.ended(co->hooks.arg, payload + 4); /* claims again: the row decides */
+		co->hooks.ended(co->hooks.sched, payload + 4); /* claims again: the row decides */
 	else if (strcmp(payload, "stopped") == 0)
 		wake(co, WAKE_STOPPED);
 	else if (strcmp(payload, "pause") == 0)

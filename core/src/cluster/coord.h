@@ -30,25 +30,28 @@ struct cluster;
 struct coord;
 
 /* What coord asks of the scheduler above it, and tells the daemon; wired in daemon.c (coord
- * knows no scheduler: it sits below sched/). Each is called from the loop with ARG. */
+ * knows the scheduler only by name: it sits below sched/). Each is called from the loop with
+ * SCHED (the scheduler's own functions fit), paused_changed with ARG. */
+struct sched;
 struct coord_hooks {
 	/* Pending work W of a dead instance (or of an earlier process of this one): run it
 	 * here (sched_take_work). */
-	void (*take_work)(void *arg, const struct coord_work *w);
+	void (*take_work)(struct sched *s, const struct coord_work *w);
 	/* A run of JOB on another instance ended; NULL: any may have (sched_cluster_ended). */
-	void (*ended)(void *arg, const char *job);
+	void (*ended)(struct sched *s, const char *job);
 	/* Another instance started (STARTED) or ended with success a run of graph job JOB
 	 * (sched_cluster_graph). */
-	void (*graph)(void *arg, const char *job, bool started);
+	void (*graph)(struct sched *s, const char *job, bool started);
 	/* Instance BY replaces JOB's run here: cancel it (sched_cluster_cancel). */
-	void (*cancel)(void *arg, const char *job, const char *by);
+	void (*cancel)(struct sched *s, const char *job, const char *by);
 	/* The cluster's paused set is NAMES (N): follow it; true if anything changed here
 	 * (sched_follow_paused). */
-	bool (*follow_paused)(void *arg, const char *const *names, size_t n);
+	bool (*follow_paused)(struct sched *s, const char *const *names, size_t n);
 	/* The paused set changed through another instance (the scheduler's set was updated):
 	 * keep the local copy (state_dir) in step. May be NULL. */
 	void (*paused_changed)(void *arg);
 	void *arg;
+	struct sched *sched;
 };
 
 /* On cluster C with HOOKS (copied; every hook but paused_changed is required), on BASE (the

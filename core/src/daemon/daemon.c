@@ -504,32 +504,6 @@ static void cluster_notified(void *arg, const char *payload)
 	coord_notified(((struct daemon *)arg)->coord, payload);
 }
 
-/* coord's hooks: what it asks of the scheduler (coord.h) */
-static void hook_take_work(void *arg, const struct coord_work *w)
-{
-	sched_take_work(((struct daemon *)arg)->sched, w);
-}
-
-static void hook_ended(void *arg, const char *job)
-{
-	sched_cluster_ended(((struct daemon *)arg)->sched, job);
-}
-
-static void hook_graph(void *arg, const char *job, bool started)
-{
-	sched_cluster_graph(((struct daemon *)arg)->sched, job, started);
-}
-
-static void hook_cancel(void *arg, const char *job, const char *by)
-{
-	sched_cluster_cancel(((struct daemon *)arg)->sched, job, by);
-}
-
-static bool hook_follow_paused(void *arg, const char *const *names, size_t n)
-{
-	return sched_follow_paused(((struct daemon *)arg)->sched, names, n);
-}
-
 static void cluster_paused_changed(void *arg)
 {
 	ctl_paused_changed(((struct daemon *)arg)->ops.ctl);
@@ -797,11 +771,12 @@ static int open_parts(struct daemon *d)
 	sched_set_http(d->sched, d->httpc);
 	sched_set_context(d->sched, d->alerts, d->instance);
 	sched_set_cluster(d->sched, d->cluster);
-	struct coord_hooks ch = {.take_work = hook_take_work,
-	                         .ended = hook_ended,
-	                         .graph = hook_graph,
-	                         .cancel = hook_cancel,
-	                         .follow_paused = hook_follow_paused,
+	struct coord_hooks ch = {.take_work = sched_take_work,
+	                         .ended = sched_cluster_ended,
+	                         .graph = sched_cluster_graph,
+	                         .cancel = sched_cluster_cancel,
+	                         .follow_paused = sched_follow_paused,
+	                         .sched = d->sched,
 	                         .paused_changed = cluster_paused_changed,
 	                         .arg = d};
 	if (d->cluster && coord_open(d->base, d->cluster, &ch, &d->coord) < 0) {

@@ -19,16 +19,16 @@
 #define DEF_CHECK_MS 30000
 
 struct ownsess {
-	struct ownsess *next; /* the open sessions (loop thread only) */
+	LIST_ENTRY(ownsess) link; /* in the open sessions (loop thread only) */
 	struct event_base *base;
 	char *conninfo;
 	struct stmtq q;
-	struct ownsess_client *clients; /* in the order they joined */
-	struct event start_ev;          /* the first connect, at the loop's next turn */
-	struct event turn_ev;           /* the clients' turns (on_idle), from the loop */
-	struct event later_ev;          /* the first item queued for later comes due ... */
-	int64_t later_ms;               /* ... at this monotonic time */
-	struct ownsess_item *flight;    /* the item whose statement is in flight */
+	TAILQ_HEAD(, ownsess_client) clients; /* in the order they joined */
+	struct event start_ev;                /* the first connect, at the loop's next turn */
+	struct event turn_ev;                 /* the clients' turns (on_idle), from the loop */
+	struct event later_ev;                /* the first item queued for later comes due ... */
+	int64_t later_ms;                     /* ... at this monotonic time */
+	struct ownsess_item *flight;          /* the item whose statement is in flight */
 	bool full;          /* the last connect was refused because the server takes no more
 	                     * (conndrv_server_full): ownsess_starved() (set_full) */
 	const char *steps;  /* ownsess_need_steps' (NULL: none needed) ... */
@@ -41,7 +41,7 @@ struct ownsess {
 	bool woken; /* a notification on it since the steps were last read */
 };
 
-static struct ownsess *sessions;
+static LIST_HEAD(, ownsess) sessions;
 static unsigned n_full;                 /* of them, full (ownsess_starving) */
 static int64_t check_ms = DEF_CHECK_MS; /* ownsess_set_check's */
 
@@ -214,8 +214,9 @@ static void tell_connected(struct ownsess *s)
 {
 	s->gating = false;
 	unhold(s);
-	for (struct ownsess_client *cl = s->clients, *next; cl && stmtq_ready(&s->q); cl = next) {
-		next = cl->next;
+	for (struct ownsess_client *cl = TAILQ_FIRST(&s->clients), *next; cl && stmtq_ready(&s->q);
+	     cl = next) {
+		next = TAILQ_NEXT(cl, link);
 		if (cl->ops->connected)
 			cl->ops->connected(cl->arg);
 	}
@@ -395,10 +396,10 @@ static void ask_done(struct ownsess_item *it, const struct stmtq_result *r)
  * the connect), else dropped without a call (its client leaves). */
 static void lose_items(struct ownsess_client *cl, const char *tell)
 {
-	struct ownsess_item *it = cl->head;
-	cl->head = cl->tail = NULL;
+	struct ownsess_item *it = STAILQ_FIRST(&cl->outbox);
+	STAILQ_INIT(&cl->outbox);
 	while (it) {
-		struct ownsess_item *next = it->next;
+		struct ownsess_item *next = STAILQ_NEXT(it, link);
 		it->queued = false;
 		if (tell && it->lost)
 			it->lost(it, tell);
@@ -413,10 +414,10 @@ static void lose_items(struct ownsess_client *cl, const char *tell)
 static bool tell_failed(struct ownsess *s, const char *why, bool was_ready)
 {
 	bool again = false;
-	for (struct ownsess_client *cl = s->clients; cl; cl = cl->next)
+	for (struct ownsess_client *cl = TAILQ_FIRST(&s->clients); cl; cl = TAILQ_NEXT(cl, link))
 		lose_items(cl, why ? why : "the connection was lost");
-	for (struct ownsess_client *cl = s->clients, *next; cl; cl = next) {
-		next = cl->next;
+	for (struct ownsess_client *cl = TAILQ_FIRST(&s->clients), *next; cl; cl = next) {
+		next = TAILQ_NEXT(cl, link);
 		if (cl->ops->failed)
 			again |= cl->ops->failed(cl->arg, why, was_ready);
 	}
@@ -445,7 +446,7 @@ static void on_failed(void *arg, const char *why, bool was_ready)
 /* CL's first item, if it is due (else the timer for when it is). */
 static struct ownsess_item *due_item(struct ownsess *s, struct ownsess_client *cl)
 {
-	struct ownsess_item *it = cl->head;
+	struct ownsess_item *it = STAILQ_FIRST(&cl->outbox);
 	int64_t wait = it ? it->not_before_ms - clock_mono_ms() : 0;
 	if (wait <= 0)
 		return it;
@@ -462,9 +463,7 @@ static struct ownsess_item *due_item(struct ownsess *s, struct ownsess_client *c
 static bool client_turn(struct ownsess *s, struct ownsess_client *cl)
 {
 	for (struct ownsess_item *it; (it = due_item(s, cl)) != NULL;) {
-		cl->head = it->next;
-		if (!cl->head)
-			cl->tail = NULL;
+		STAILQ_REMOVE_HEAD(&cl->outbox, link);
 		it->queued = false;
 		if (it->send(it) || !stmtq_ready(&s->q) || stmtq_busy(&s->q))
 			return true;
@@ -476,7 +475,7 @@ static bool client_turn(struct ownsess *s, struct ownsess_client *cl)
  * statement completed last. */
 static void on_idle(struct ownsess *s)
 {
-	struct ownsess_client *cl = s->clients;
+	struct ownsess_client *cl = TAILQ_FIRST(&s->clients);
 
 	if (s->q.gated) { /* held by an older schema: no turns, the steps read if woken */
 		if (s->woken)
@@ -484,16 +483,18 @@ static void on_idle(struct ownsess *s)
 		return;
 	}
 
-	for (struct ownsess_client *o = s->clients; o; o = o->next)
+	for (struct ownsess_client *o = cl; o; o = TAILQ_NEXT(o, link))
 		if (o->arg == s->q.last_arg) {
-			cl = o->next ? o->next : s->clients;
+			cl = TAILQ_NEXT(o, link) ? TAILQ_NEXT(o, link) : TAILQ_FIRST(&s->clients);
 			break;
 		}
 
 	evtimer_del(&s->later_ev);
 	for (struct ownsess_client *first = cl; cl;) {
-		struct ownsess_client *next = cl->next ? cl->next : s->clients;
-		if (cl->head && client_turn(s, cl)) /* (an empty outbox has no turn to take) */
+		struct ownsess_client *next =
+		    TAILQ_NEXT(cl, link) ? TAILQ_NEXT(cl, link) : TAILQ_FIRST(&s->clients);
+		/* (an empty outbox has no turn to take) */
+		if (!STAILQ_EMPTY(&cl->outbox) && client_turn(s, cl))
 			return;
 		cl = next == first ? NULL : next;
 	}
@@ -541,8 +542,8 @@ static void on_notify(struct ownsess *s, const char *channel, const char *extra)
 		if (s->q.gated && idle(&s->q))
 			on_idle(s);
 	}
-	for (struct ownsess_client *cl = s->clients, *next; cl; cl = next) {
-		next = cl->next;
+	for (struct ownsess_client *cl = TAILQ_FIRST(&s->clients), *next; cl; cl = next) {
+		next = TAILQ_NEXT(cl, link);
 		if (cl->ops->notify && claims(cl, channel, NULL))
 			cl->ops->notify(cl->arg, channel, extra);
 	}
@@ -624,11 +625,12 @@ static void session_label(const char *conninfo, char *out, size_t len)
 int ownsess_join(struct ownsess_client *cl, struct event_base *base, const char *conninfo,
                  const struct ownsess_ops *ops, void *arg)
 {
-	struct ownsess *s = sessions;
+	struct ownsess *s = LIST_FIRST(&sessions);
 
 	while (s && (s->base != base || strcmp(s->conninfo, conninfo) != 0))
-		s = s->next;
+		s = LIST_NEXT(s, link);
 	memset(cl, 0, sizeof(*cl));
+	STAILQ_INIT(&cl->outbox);
 	cl->ops = ops;
 	cl->arg = arg;
 	evtimer_assign(&cl->join_ev, base, on_join_connected, cl);
@@ -640,6 +642,7 @@ int ownsess_join(struct ownsess_client *cl, struct event_base *base, const char 
 			return -ENOMEM;
 		}
 		s->base = base;
+		TAILQ_INIT(&s->clients);
 		s->q.schema_step = -1;
 		char label[96];
 		session_label(conninfo, label, sizeof(label));
@@ -649,13 +652,9 @@ int ownsess_join(struct ownsess_client *cl, struct event_base *base, const char 
 		evtimer_assign(&s->start_ev, base, on_start, s);
 		evtimer_assign(&s->turn_ev, base, on_turn, s);
 		evtimer_assign(&s->later_ev, base, on_turn, s);
-		s->next = sessions;
-		sessions = s;
+		LIST_INSERT_HEAD(&sessions, s, link);
 	}
-	struct ownsess_client **tail = &s->clients;
-	while (*tail)
-		tail = &(*tail)->next;
-	*tail = cl;
+	TAILQ_INSERT_TAIL(&s->clients, cl, link);
 	cl->s = s;
 	if (fresh)
 		event_active(&s->start_ev, EV_TIMEOUT, 0);
@@ -674,11 +673,7 @@ void ownsess_leave(struct ownsess_client *cl)
 	text_free_list(cl->channels, cl->n_channels);
 	cl->channels = NULL;
 	cl->n_channels = 0;
-	for (struct ownsess_client **pp = &s->clients; *pp; pp = &(*pp)->next)
-		if (*pp == cl) {
-			*pp = cl->next;
-			break;
-		}
+	TAILQ_REMOVE(&s->clients, cl, link);
 	cl->s = NULL;
 	struct ownsess_item *flight = s->flight && s->flight->cl == cl ? s->flight : NULL;
 	if (flight && s->q.sent && s->q.cur.arg == flight) {
@@ -696,7 +691,7 @@ void ownsess_leave(struct ownsess_client *cl)
 			ask_free(flight);
 	}
 	lose_items(cl, NULL);
-	if (s->clients)
+	if (!TAILQ_EMPTY(&s->clients))
 		return;
 	evtimer_del(&s->start_ev);
 	evtimer_del(&s->turn_ev);
@@ -705,11 +700,7 @@ void ownsess_leave(struct ownsess_client *cl)
 	conndrv_close(&s->q.drv);
 	result_reset(&s->q.cur.r);
 	conndrv_cancel_retry(&s->q.drv);
-	for (struct ownsess **pp = &sessions; *pp; pp = &(*pp)->next)
-		if (*pp == s) {
-			*pp = s->next;
-			break;
-		}
+	LIST_REMOVE(s, link);
 	free(s->conninfo);
 	free(s);
 }
@@ -726,13 +717,8 @@ static void enqueue(struct ownsess_client *cl, struct ownsess_item *it, int64_t 
 	it->not_before_ms = not_before_ms;
 	if (!it->queued) {
 		it->cl = cl;
-		it->next = NULL;
 		it->queued = true;
-		if (cl->tail)
-			cl->tail->next = it;
-		else
-			cl->head = it;
-		cl->tail = it;
+		STAILQ_INSERT_TAIL(&cl->outbox, it, link);
 	}
 	if (stmtq_ready(&cl->s->q) && !stmtq_busy(&cl->s->q))
 		event_active(&cl->s->turn_ev, EV_TIMEOUT, 0);
@@ -863,7 +849,8 @@ void ownsess_release_channel(struct ownsess_client *cl, const char *channel)
 
 bool ownsess_claimed_elsewhere(const struct ownsess_client *cl, const char *channel)
 {
-	for (const struct ownsess_client *o = cl->s ? cl->s->clients : NULL; o; o = o->next)
+	for (const struct ownsess_client *o = cl->s ? TAILQ_FIRST(&cl->s->clients) : NULL; o;
+	     o = TAILQ_NEXT(o, link))
 		if (o != cl && claims(o, channel, NULL))
 			return true;
 	return false;
@@ -872,7 +859,7 @@ bool ownsess_claimed_elsewhere(const struct ownsess_client *cl, const char *chan
 void ownsess_set_check(int64_t ms)
 {
 	check_ms = ms > 0 ? ms : DEF_CHECK_MS;
-	for (struct ownsess *s = sessions; s; s = s->next)
+	for (struct ownsess *s = LIST_FIRST(&sessions); s; s = LIST_NEXT(s, link))
 		conndrv_set_check(&s->q.drv, check_ms);
 }
 
@@ -889,7 +876,7 @@ void ownsess_set_backoff(struct ownsess_client *cl, int64_t min_ms, int64_t max_
 
 static struct ownsess *starved(const struct event_base *base, const char *conninfo)
 {
-	for (struct ownsess *s = sessions; s; s = s->next)
+	for (struct ownsess *s = LIST_FIRST(&sessions); s; s = LIST_NEXT(s, link))
 		if (s->base == base && s->full && !stmtq_ready(&s->q) &&
 		    strcmp(s->conninfo, conninfo) == 0)
 			return s;

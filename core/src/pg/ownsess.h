@@ -33,6 +33,7 @@
 #include <event2/event_struct.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include <libpq-fe.h>
 
@@ -135,9 +136,9 @@ struct ownsess_item {
 	void (*lost)(struct ownsess_item *it, const char *why);
 	/* private */
 	struct ownsess_client *cl;
-	struct ownsess_item *next;
-	int64_t not_before_ms; /* ownsess_queue_later's, monotonic; 0: due */
-	unsigned failures;     /* in a row, for the backoff; 0 after an answer that worked */
+	STAILQ_ENTRY(ownsess_item) link; /* in its client's outbox */
+	int64_t not_before_ms;           /* ownsess_queue_later's, monotonic; 0: due */
+	unsigned failures; /* in a row, for the backoff; 0 after an answer that worked */
 	bool queued;
 };
 
@@ -161,8 +162,8 @@ struct ownsess_client {
 	struct ownsess *s;
 	const struct ownsess_ops *ops;
 	void *arg;
-	struct ownsess_client *next;
-	struct ownsess_item *head, *tail; /* its outbox */
+	TAILQ_ENTRY(ownsess_client) link; /* in its session's clients */
+	STAILQ_HEAD(, ownsess_item) outbox;
 	struct event join_ev;
 };
 
