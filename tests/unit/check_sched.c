@@ -110,9 +110,9 @@ static unsigned held_by(const struct sched *s, const struct job *j, const struct
 			h |= H_QUEUE;
 	const struct run *l;
 	TAILQ_FOREACH(l, &s->flow, defer)
-	h |= l == r ? H_FLOW : 0;
+		h |= l == r ? H_FLOW : 0;
 	TAILQ_FOREACH(l, &s->ended, defer)
-	h |= l == r ? H_ENDED : 0;
+		h |= l == r ? H_ENDED : 0;
 	return h;
 }
 

@@ -417,15 +417,15 @@ static void asked(void *arg, const PGresult *res, const char *err, const char *s
 	for (int i = 0; i < PQntuples(res); i++) {
 		const char *job = PQgetvalue(res, i, 0), *key = PQgetvalue(res, i, 1);
 		TAILQ_FOREACH(u, &a->uncl, link)
-		if (u->sent && !u->unseen && strcmp(u->key, key) == 0 && strcmp(u->job, job) == 0) {
-			u->unseen = true;
-			break;
-		}
+			if (u->sent && !u->unseen && strcmp(u->key, key) == 0 &&
+			    strcmp(u->job, job) == 0) {
+				u->unseen = true;
+				break;
+			}
 	}
 	size_t served = 0, none = 0;
 	bool soon = false;
-	TAILQ_FOREACH(u, &a->uncl, link)
-	{
+	TAILQ_FOREACH(u, &a->uncl, link) {
 		if (!u->sent) {
 			soon = soon || u->skip;
 			continue;

@@ -395,8 +395,8 @@ bool cluster_has_unsent(const struct cluster *c)
 {
 	const struct claim *q;
 	TAILQ_FOREACH(q, &c->claims, link)
-	if (!q->sent)
-		return true;
+		if (!q->sent)
+			return true;
 	return false;
 }
 

@@ -154,7 +154,7 @@ static void free_sinks(struct alerter *a)
 {
 	struct delivery *d;
 	LIST_FOREACH(d, &a->deliveries, link)
-	d->s = NULL; /* they go on, and report to the log only */
+		d->s = NULL; /* they go on, and report to the log only */
 	for (size_t i = 0; i < a->n_sinks; i++) {
 		struct sink *s = &a->sinks[i];
 		free(s->database);

@@ -438,8 +438,8 @@ static void mark_asked(struct http *h, const struct evhttp_connection *evcon)
 {
 	struct conn *c;
 	LIST_FOREACH(c, &h->conns.adopted, link)
-	if (c->evcon == evcon)
-		c->asked = true;
+		if (c->evcon == evcon)
+			c->asked = true;
 }
 
 /* The oldest connection on which no whole request came yet, adopted before this round, or
@@ -452,8 +452,8 @@ static struct conn *oldest_silent(const struct http *h, bool this_round_too)
 {
 	struct conn *oldest = NULL, *c;
 	LIST_FOREACH(c, &h->conns.adopted, link)
-	if (!c->asked && (this_round_too || c->round != h->conns.round))
-		oldest = c;
+		if (!c->asked && (this_round_too || c->round != h->conns.round))
+			oldest = c;
 	return oldest;
 }
 

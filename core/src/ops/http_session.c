@@ -138,8 +138,8 @@ static struct sess *find_sess(struct http *h, struct evhttp_request *req)
 		return NULL;
 	struct sess *s;
 	LIST_FOREACH(s, &h->sessions, link)
-	if (s->state != SESS_CONNECTING && http_same_secret(id, s->id))
-		return s;
+		if (s->state != SESS_CONNECTING && http_same_secret(id, s->id))
+			return s;
 	return NULL;
 }
 
@@ -393,8 +393,7 @@ static void serve_login(struct http *h, struct evhttp_request *req, struct evkey
 	}
 	int logins = 0, from_peer = 0, of_role = 0;
 	struct sess *o;
-	LIST_FOREACH(o, &h->sessions, link)
-	{
+	LIST_FOREACH(o, &h->sessions, link) {
 		logins += o->state == SESS_CONNECTING;
 		from_peer += o->state == SESS_CONNECTING && strcmp(o->peer, peer) == 0;
 		of_role += o->state != SESS_CONNECTING && strcmp(o->role, role) == 0;

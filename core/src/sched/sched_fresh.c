@@ -658,8 +658,8 @@ static struct fresh_db *db_for(struct sched *s, const char *name)
 {
 	struct fresh_db *d;
 	LIST_FOREACH(d, &s->fresh_dbs, link)
-	if (strcmp(d->name, name) == 0)
-		return d;
+		if (strcmp(d->name, name) == 0)
+			return d;
 	d = calloc(1, sizeof(*d));
 	if (!d || !(d->name = strdup(name))) {
 		free(d);
@@ -764,8 +764,7 @@ void fresh_applied(struct sched *s)
 			              "out of memory; its sources are not watched");
 	}
 	struct fresh_db *d;
-	LIST_FOREACH(d, &s->fresh_dbs, link)
-	{
+	LIST_FOREACH(d, &s->fresh_dbs, link) {
 		d->param = text_pg_array((const char *const *)d->sources, d->n_sources);
 		d->got = calloc(d->n_sources + 1, sizeof(*d->got));
 		if (!d->param || !d->got || d->n_jobs == 0)

@@ -750,7 +750,7 @@ void triggers_free(struct triggers **tp)
 	 * scheduler tells their end */
 	struct waited_run *wr;
 	LIST_FOREACH(wr, &t->waits, link)
-	wr->t = NULL;
+		wr->t = NULL;
 	refusals_free(&t->refused);
 	refusals_free(&t->unfounded);
 	free(t->instance);
