@@ -86,7 +86,8 @@ void sched_job_arm(struct job *j, int64_t now)
 
 bool sched_job_schedulable(const struct job *j)
 {
-	return j->enabled && !j->removed && j->schedule && j->cron->kind != CRON_REBOOT;
+	return j->conf->enabled && !j->removed && j->conf->schedule &&
+	       j->conf->cron.kind != CRON_REBOOT;
 }
 
 /* J's next_fire moved (a new schedule, a clock step, disabled): a fire claimed before its
@@ -102,7 +103,7 @@ void sched_job_schedule(struct job *j, int64_t prev)
 {
 	int64_t now = sched_now_us(j->s);
 	j->next_fire = sched_job_schedulable(j)
-	                   ? sched_next_fire(j->cron, j->tz, prev, now / 1000000)
+	                   ? sched_next_fire(&j->conf->cron, j->tz, prev, now / 1000000)
 	                   : CRON_NEVER;
 	early_stale(j);
 	sched_job_arm(j, now);
@@ -123,8 +124,8 @@ void sched_job_free(struct job **jp)
 	if (j->last)
 		free(j->last->message);
 	free(j->last);
-	if (j->own_strs)
-		free((char *)j->name); /* the block of them all (sched_jobs.c: own_strs) */
+	if (j->own_conf)
+		free((void *)j->conf); /* with its strings (sched_apply.c: own_conf) */
 	free(j);
 	*jp = NULL;
 }
@@ -240,7 +241,7 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 
 	/* history = "failures": a success is counted, its row goes (the claim fences a run, not
 	 * its row: docs/several-instances.md) */
-	if (s->hist && ok && j->conf && j->conf->history == HISTORY_FAILURES) {
+	if (s->hist && ok && !j->removed && j->conf->history == HISTORY_FAILURES) {
 		struct hist_run hr = {.job_name = j->name,
 		                      .trigger = run_trigger_names[r->trigger],
 		                      .scheduled_us = r->scheduled_us,
@@ -285,7 +286,7 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	 * a job with none of them, no alert raised since its last success and no warn_duration
 	 * alert of its own, has nothing there. */
 	if (!ok || j->n_downs || j->fresh || r->slow_alerted || !j->alerts_clear ||
-	    (j->conf && j->conf->more->alerts.max_staleness_ms > 0))
+	    j->conf->more->alerts.max_staleness_ms > 0)
 		flow_run_end(r, o, end);
 	if (r->waiter) /* a trigger --wait */
 		sched_run_answer(r, status, message, sqlstate);
@@ -320,7 +321,7 @@ static const char *with_install_hint(const struct run *r, const struct exec_outc
                                      size_t len)
 {
 	/* a job made in SQL logs in as its owner: say what lets it (sqljobs.h) */
-	const char *owner = r->job->conf ? r->job->conf->more->sql.username : NULL;
+	const char *owner = r->job->conf->more->sql.username;
 	if (owner && o->sqlstate && strcmp(o->sqlstate, "08001") == 0 && o->message) {
 		int n =
 		    snprintf(buf, len,
@@ -331,7 +332,7 @@ static const char *with_install_hint(const struct run *r, const struct exec_outc
 		             o->message, owner);
 		return n < 0 || (size_t)n >= len ? o->message : buf;
 	}
-	if (!r->job->plugin || !o->sqlstate || !o->message ||
+	if (!r->job->conf->plugin || !o->sqlstate || !o->message ||
 	    (strcmp(o->sqlstate, "42P01") != 0 && strcmp(o->sqlstate, "3F000") != 0) ||
 	    strstr(o->message, " HINT: "))
 		return o->message;
@@ -377,15 +378,15 @@ static bool cluster_busy(struct run *r, const char *why)
 {
 	struct job *j = r->job;
 	bool notify = r->trigger == TRIGGER_NOTIFY;
-	if (j->overlap == OVERLAP_SKIP && !notify)
+	if (j->conf->overlap == OVERLAP_SKIP && !notify)
 		return false;
 	/* its instance announces the end (cluster.c's unlock), or dies (coord_reaped) */
 	sched_run_to(r, RUN_CLUSTER_WAIT);
 	sched_job_log(j, LOG_LVL_INFO, "%s; waiting for it to end (%s)", why,
-	              j->overlap == OVERLAP_QUEUE     ? "overlap = queue"
-	              : j->overlap == OVERLAP_REPLACE ? "overlap = replace"
-	                                              : "notifications are never skipped");
-	if (j->overlap == OVERLAP_REPLACE)
+	              j->conf->overlap == OVERLAP_QUEUE     ? "overlap = queue"
+	              : j->conf->overlap == OVERLAP_REPLACE ? "overlap = replace"
+	                                                    : "notifications are never skipped");
+	if (j->conf->overlap == OVERLAP_REPLACE)
 		admit_cancel_other(j->s->admit, j->name);
 	return true;
 }
@@ -401,7 +402,7 @@ static void on_admit(void *arg, enum cluster_verdict v, const char *why)
 	admit_answered(&r->adm, v);
 	if (!s->draining && (v == CLUSTER_GRANTED || v == CLUSTER_UNCLAIMED)) {
 		sched_run_admit(r);
-		if (j->overlap == OVERLAP_SKIP && j->pending && j->active) {
+		if (j->conf->overlap == OVERLAP_SKIP && j->pending && j->active) {
 			struct run *held = j->pending; /* a fire held while R was claimed */
 			sched_run_to(held, RUN_DUE);
 			sched_fire_run(held); /* skipped now: R runs */
@@ -425,7 +426,7 @@ static void on_admit(void *arg, enum cluster_verdict v, const char *why)
 	} else if (v == CLUSTER_BUSY) {
 		admit_ran(s->admit, &f); /* the claim is ours: this row is the fire's */
 		snprintf(msg, sizeof(msg), "%s; overlap = %s", why,
-		         config_overlap_names[j->overlap]);
+		         config_overlap_names[j->conf->overlap]);
 		sched_record_skipped(&r, msg);
 	} else
 		sched_job_log(j, LOG_LVL_DEBUG, "%s fire served by another instance",
@@ -509,8 +510,7 @@ static void run_started(struct run *r)
 		r->start_us = ran_end_us;
 	r->start_mono_us = sched_mono_us(s);
 	j->start_seq = ++s->flow_seq; /* its upstreams' successes count from here (fan-in) */
-	if (j->n_ups || j->n_downs || j->fresh ||
-	    (j->conf && j->conf->more->alerts.warn_duration_ms > 0))
+	if (j->n_ups || j->n_downs || j->fresh || j->conf->more->alerts.warn_duration_ms > 0)
 		flow_run_begin(r); /* nothing there for a job without them */
 	if (r->trigger == TRIGGER_CATCHUP && r->scheduled_us / 1000000 > j->catchup_s)
 		j->catchup_s = r->scheduled_us / 1000000;
@@ -522,7 +522,7 @@ static void run_begin(struct run *r)
 	struct job *j = r->job;
 	struct sched *s = j->s;
 	char err[512] = "", command[COMMAND_KEEP];
-	struct exec_stmt one = {.sql = j->command, .simple = true};
+	struct exec_stmt one = {.sql = j->conf->command, .simple = true};
 	struct run_stmts b = {.v = &one, .n = 1};
 	bool build_failed = false;
 
@@ -532,12 +532,12 @@ static void run_begin(struct run *r)
 	/* A command job runs its SQL as given, like pg_cron: operator-written config text that
 	 * may hold several statements, hence the simple protocol. */
 	const char *shown = command; /* what its history row says it runs */
-	switch (j->kind) {
+	switch (j->conf->kind) {
 	case JOB_KIND_HTTP:
-		shown = j->http->shown;
+		shown = j->conf->http->shown;
 		break;
 	case JOB_KIND_SQL:
-		shown = sched_command_kept(j->command, command);
+		shown = sched_command_kept(j->conf->command, command);
 		break;
 	case JOB_KIND_PLUGIN:
 		b.v = NULL;
@@ -553,7 +553,7 @@ static void run_begin(struct run *r)
 	bool marked = admit_marks(s->admit);
 	/* a SQL run not marked records its start as it is handed to the executor, with its
 	 * backend's pid when a connection was free for it (sched_on_pid): one record */
-	bool start_with_pid = j->kind != JOB_KIND_HTTP && !build_failed && !marked;
+	bool start_with_pid = j->conf->kind != JOB_KIND_HTTP && !build_failed && !marked;
 	if (!start_with_pid)
 		r->hist_key = sched_hist_put(r, r->start_us, shown, NULL, NULL);
 	sched_run_log_started(r);
@@ -566,7 +566,7 @@ static void run_begin(struct run *r)
 		         "memory, or too many marks waiting to be written)");
 		goto fail;
 	}
-	if (j->kind == JOB_KIND_HTTP) {
+	if (j->conf->kind == JOB_KIND_HTTP) {
 		/* a request marked waits for its mark, as a statement does: http_marked_cb */
 		if (mark == 1) {
 			event_assign(&r->mark_ev, s->base, -1, 0, http_marked_cb, r);
@@ -581,12 +581,12 @@ static void run_begin(struct run *r)
 	/* its statements to the executor (marked: sched_on_pid, sched_on_xid and on_done hear of
 	 * its backend, transaction and end) */
 	struct exec_run_spec spec = {
-	    .database = j->database,
+	    .database = j->conf->database,
 	    .pool = &j->pool,
 	    .name = j->name,
 	    .stmts = b.v,
 	    .n_stmts = b.n,
-	    .timeout_ms = j->timeout_ms,
+	    .timeout_ms = j->conf->timeout_ms,
 	    .name_backend =
 	        marked || !j->last || !j->last->end_us || j->last->backend_ms >= NAMED_RUN_MS,
 	    /* a job not run since the start, whose runs may be short: not in a burst (the first
@@ -595,7 +595,7 @@ static void run_begin(struct run *r)
 	    .on_pid = sched_on_pid,
 	    .on_xid = marked ? sched_on_xid : NULL,
 	    /* several statements in one transaction: pgcrond opens it, to know its id */
-	    .own_xact = marked && j->kind == JOB_KIND_SQL && !j->fenced,
+	    .own_xact = marked && j->conf->kind == JOB_KIND_SQL && !j->conf->fenced,
 	    .hold = r->mark_wait,
 	    .on_done = on_done,
 	    .arg = r,
@@ -608,13 +608,13 @@ static void run_begin(struct run *r)
 	if (rc == 0)
 		goto out;
 	if (rc == -ENOENT)
-		snprintf(err, sizeof(err), "database \"%s\" is not configured", j->database);
+		snprintf(err, sizeof(err), "database \"%s\" is not configured", j->conf->database);
 	else
 		snprintf(err, sizeof(err), "cannot start the run: %s", strerror(-rc));
 fail:
 	sched_run_end_later(r, err);
 out:
-	if (j->kind == JOB_KIND_PLUGIN)
+	if (j->conf->kind == JOB_KIND_PLUGIN)
 		sched_plugin_stmts_free(&b);
 }
 
@@ -676,7 +676,7 @@ void sched_fire_run(struct run *r)
 	}
 	char msg[256], what[128];
 	sched_run_describe(j->active, j->active->state, what, sizeof(what));
-	switch (j->overlap) {
+	switch (j->conf->overlap) {
 	case OVERLAP_SKIP:
 		if (j->active->state == RUN_CLAIMING && !j->pending) {
 			/* no run yet, a claim in flight: on_admit decides */
@@ -755,7 +755,7 @@ void sched_fire_run(struct run *r)
 static void job_due(struct job *j, int64_t now_us, const char *cause)
 {
 	int64_t first = j->next_fire;
-	int64_t next = cron_next(j->cron, j->tz, first);
+	int64_t next = cron_next(&j->conf->cron, j->tz, first);
 	if ((next == CRON_NEVER || next > now_us / 1000000) &&
 	    now_us - first * 1000000 <= MISSED_TOLERANCE_US) {
 		/* on time, none missed: the instant after it is the next fire, computed once */
@@ -768,7 +768,8 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 		return;
 	}
 	long later = 0;
-	int64_t latest = flow_catchup_instant(j->cron, j->tz, first, now_us / 1000000, &later);
+	int64_t latest =
+	    flow_catchup_instant(&j->conf->cron, j->tz, first, now_us / 1000000, &later);
 	if (latest == CRON_NEVER)
 		latest = first;
 	bool latest_on_time = now_us - latest * 1000000 <= MISSED_TOLERANCE_US;
@@ -782,7 +783,7 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 	}
 	int64_t last_missed = latest;
 	if (latest_on_time) {
-		last_missed = flow_catchup_instant(j->cron, j->tz, first, latest - 1, NULL);
+		last_missed = flow_catchup_instant(&j->conf->cron, j->tz, first, latest - 1, NULL);
 		if (last_missed == CRON_NEVER)
 			last_missed = first;
 	}
@@ -801,9 +802,9 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 		snprintf(why, sizeof(why), "%ld fires from %s to %s missed (%s)", missed, from, to,
 		         cause);
 
-	if (first != (j->conf && j->conf->catchup == CATCHUP_ONCE ? latest : last_missed))
+	if (first != (j->conf->catchup == CATCHUP_ONCE ? latest : last_missed))
 		admit_early_drop(j->s->admit, j->name, first * 1000000, why);
-	if (j->conf && j->conf->catchup == CATCHUP_ONCE) {
+	if (j->conf->catchup == CATCHUP_ONCE) {
 		cron_time_format(latest, to, sizeof(to));
 		sched_job_log(j, LOG_LVL_NOTICE, "%s; running once for %s (catchup = once)", why,
 		              to);
@@ -848,8 +849,8 @@ void sched_check_clock(struct sched *s)
 		if (step > 0 && j->next_fire * 1000000 <= now)
 			job_due(j, sched_now_us(s),
 			        cause); /* it arms the next fire from this time */
-		else if (step < 0 && (far_back || (j->cron->flags & CRON_WILDCARD) ||
-		                      j->cron->kind == CRON_INTERVAL))
+		else if (step < 0 && (far_back || (j->conf->cron.flags & CRON_WILDCARD) ||
+		                      j->conf->cron.kind == CRON_INTERVAL))
 			sched_job_schedule(j, 0);
 		else /* read again: a step's pass over many jobs takes a while */
 			sched_job_arm(j, sched_now_us(s));

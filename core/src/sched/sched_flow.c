@@ -142,7 +142,7 @@ static bool owed_upstream_pending(const struct job *j)
  * for a run: sched_fresh.c). */
 static bool upstream_driven(const struct job *j)
 {
-	return j->n_ups > 0 && !j->schedule && !j->fresh && j->enabled && !j->removed;
+	return j->n_ups > 0 && !j->conf->schedule && !j->fresh && j->conf->enabled && !j->removed;
 }
 
 static char *dup_or_null(const char *s)
@@ -244,11 +244,11 @@ static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s,
 
 static void stale_arm(struct job *j)
 {
-	int64_t max_ms = j->conf ? j->conf->more->alerts.max_staleness_ms : 0;
+	int64_t max_ms = j->conf->more->alerts.max_staleness_ms;
 
 	stale_disarm(j);
 	/* a disabled job is not expected to run, so it cannot be stale */
-	if (max_ms <= 0 || j->removed || !j->enabled || j->s->draining)
+	if (max_ms <= 0 || j->removed || !j->conf->enabled || j->s->draining)
 		return;
 	int64_t now = sched_now_us(j->s);
 	/* no success known (here or in the history): counted from when pgcrond started */
@@ -277,8 +277,7 @@ int flow_job_edges(struct job *j, const struct dag *g, size_t i)
 
 void flow_job_applied(struct job *j)
 {
-	int64_t want =
-	    j->conf && !j->removed && j->enabled ? j->conf->more->alerts.max_staleness_ms : 0;
+	int64_t want = !j->removed && j->conf->enabled ? j->conf->more->alerts.max_staleness_ms : 0;
 	if (want <= 0)
 		stale_disarm(j);
 	else if (!j->stale || !clock_armed(&j->stale->ev) || j->stale->ms != want)
@@ -436,7 +435,7 @@ static void on_success(struct run *r)
 		condition(j, ALERT_STALE, false, "refreshed again");
 		j->alerts_clear = true;
 	}
-	if (j->conf && j->conf->more->alerts.max_staleness_ms > 0)
+	if (j->conf->more->alerts.max_staleness_ms > 0)
 		stale_arm(j);
 	/* fan-out: every ready downstream starts now, within max_running */
 	for (size_t i = 0; i < j->n_downs; i++) {
@@ -460,10 +459,10 @@ static void on_final_failure(struct run *r, const struct flow_outcome *o)
 
 	j->consecutive++;
 	if (o->sqlstate && strncmp(o->sqlstate, "08", 2) == 0 && c && c->catchup == CATCHUP_ONCE &&
-	    j->schedule && !s->draining) {
+	    j->conf->schedule && !s->draining) {
 		/* the database did not answer: run once when it does (catch-up) */
 		j->owed_catchup = true;
-		if (s->ex.probe(s->ex.ctx, j->database) < 0)
+		if (s->ex.probe(s->ex.ctx, j->conf->database) < 0)
 			j->owed_catchup = false;
 	}
 	int after = c && c->more->alerts.after > 1 ? c->more->alerts.after : 1;
@@ -499,7 +498,7 @@ void flow_run_begin(struct run *r)
 	}
 	if (j->fresh)
 		fresh_run_begin(r);
-	if (j->conf && j->conf->more->alerts.warn_duration_ms > 0) {
+	if (j->conf->more->alerts.warn_duration_ms > 0) {
 		clock_timer_init(&r->slow_ev, flow_slow_cb, r);
 		r->slow_armed = clock_arm(s->clock, &r->slow_ev,
 		                          j->conf->more->alerts.warn_duration_ms * 1000) == 0;
@@ -516,11 +515,10 @@ void flow_slow_cb(void *arg)
 	char d[32], msg[160];
 	r->slow_armed = false;
 	/* a job removed while it ran has no warn_duration any more, and nobody to alert about */
-	if (!r->job->conf || r->job->removed)
+	if (r->job->removed)
 		return;
 	r->slow_alerted = true;
-	duration_format(r->job->conf ? r->job->conf->more->alerts.warn_duration_ms : 0, d,
-	                sizeof(d));
+	duration_format(r->job->conf->more->alerts.warn_duration_ms, d, sizeof(d));
 	snprintf(msg, sizeof(msg), "running for more than %s (warn_duration); still running", d);
 	condition(r->job, ALERT_SLOW, true, msg);
 }
@@ -558,8 +556,8 @@ static void stale_cb(void *arg)
 	struct job *j = arg;
 	struct sched *s = j->s;
 	char d[32], age[32], msg[256];
-	int64_t max_ms = j->conf ? j->conf->more->alerts.max_staleness_ms : 0;
-	if (max_ms <= 0 || !j->enabled || j->removed || s->draining)
+	int64_t max_ms = j->conf->more->alerts.max_staleness_ms;
+	if (max_ms <= 0 || !j->conf->enabled || j->removed || s->draining)
 		return;
 	/* freshness: sources seen unchanged since the last success count as one */
 	struct fresh_view fv;
@@ -593,8 +591,8 @@ static void stale_cb(void *arg)
 
 static bool catchup_wanted(const struct job *j)
 {
-	return j->conf && j->conf->catchup == CATCHUP_ONCE && j->enabled && !j->removed &&
-	       j->schedule && j->cron->kind != CRON_REBOOT && !j->s->draining;
+	return j->conf->catchup == CATCHUP_ONCE && j->conf->enabled && !j->removed &&
+	       j->conf->schedule && j->conf->cron.kind != CRON_REBOOT && !j->s->draining;
 }
 
 static void fire_catchup(struct job *j, int64_t instant_s, const char *why)
@@ -622,7 +620,7 @@ static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s,
 	/* staleness counts from the last success any earlier process saw, not from our start */
 	if (last_success_us > j->last_success_us) {
 		j->last_success_us = last_success_us;
-		if (j->conf && j->conf->more->alerts.max_staleness_ms > 0)
+		if (j->conf->more->alerts.max_staleness_ms > 0)
 			stale_arm(j);
 	}
 	if (!catchup_wanted(j) || last_fire_s <= 0)
@@ -634,7 +632,7 @@ static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s,
 		return;
 	long missed = 0;
 	int64_t now = sched_now_us(s) / 1000000;
-	int64_t at = flow_catchup_instant(j->cron, j->tz, last_fire_s, now, &missed);
+	int64_t at = flow_catchup_instant(&j->conf->cron, j->tz, last_fire_s, now, &missed);
 	if (at == CRON_NEVER)
 		return;
 	char why[160];
@@ -647,7 +645,7 @@ void flow_db_reachable(void *arg, const char *database)
 {
 	struct sched *s = arg;
 	for (struct job *j = s->jobs; j; j = j->next) {
-		if (!j->owed_catchup || strcmp(j->database, database) != 0)
+		if (!j->owed_catchup || strcmp(j->conf->database, database) != 0)
 			continue;
 		j->owed_catchup = false;
 		if (!catchup_wanted(j))

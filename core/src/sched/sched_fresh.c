@@ -187,7 +187,7 @@ static void fmt_time(int64_t us, char *out, size_t len)
 
 static bool can_run(const struct job *j)
 {
-	return j->conf && j->enabled && !j->removed && !j->paused && !j->active && !j->s->draining;
+	return j->conf->enabled && !j->removed && !j->paused && !j->active && !j->s->draining;
 }
 
 /* Seed 000's alerts: the lag over the SLA (warning), over twice the SLA. Judged at each
@@ -195,14 +195,14 @@ static bool can_run(const struct job *j)
 static void lag_alerts(struct fresh_job *f)
 {
 	struct job *j = f->j;
-	if (!j->s->alerts || !j->conf)
+	if (!j->s->alerts || j->removed)
 		return;
 	struct fresh_view v;
 	fresh_view(j, sched_now_us(j->s), &v);
 	char sla[32], lag[32], msg[160];
 	duration_format(v.sla_ms, sla, sizeof(sla));
 	duration_format(v.lag_us / 1000000 * 1000, lag, sizeof(lag));
-	bool on = j->enabled && !j->paused && !j->removed;
+	bool on = j->conf->enabled && !j->paused && !j->removed;
 	bool over = on && v.lag_us > v.sla_ms * 1000;
 	bool over2 = on && v.lag_us > 2 * v.sla_ms * 1000;
 	snprintf(msg, sizeof(msg), "freshness lag %s, over its SLA (%s)", lag, sla);
@@ -240,7 +240,7 @@ static void plan(void *arg)
 	int64_t at = fresh_plan(&in);
 	clock_disarm(s->clock, &f->ev);
 	f->planned_us = at == INT64_MAX ? 0 : at;
-	if (at == INT64_MAX || s->draining || !j->conf)
+	if (at == INT64_MAX || s->draining || j->removed)
 		return;
 	if (at <= now) {
 		if (!can_run(j))
@@ -263,7 +263,7 @@ static void quiet_row(struct fresh_job *f, int64_t now)
 	int64_t last = f->last_row_us > f->last_ok_start_us ? f->last_row_us : f->last_ok_start_us;
 	if (!last)
 		last = f->created_us;
-	if (now - last < every || !j->enabled || j->paused || j->removed)
+	if (now - last < every || !j->conf->enabled || j->paused || j->removed)
 		return;
 	struct run *r = sched_run_new(j, now, TRIGGER_FRESHNESS);
 	if (!r)
@@ -617,7 +617,7 @@ static size_t job_sources(const struct job *j, const char **out)
 static uint64_t def_hash(const struct job *j, const char *const *srcs, size_t n)
 {
 	const struct conf_job *c = j->conf;
-	const char *text[] = {j->database, c->command, c->plugin};
+	const char *text[] = {j->conf->database, c->command, c->plugin};
 	uint64_t h = 1;
 	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
 		h = (h ^ strmap_hash(text[i] ? text[i] : "")) * 1099511628211ULL;
@@ -758,7 +758,7 @@ void fresh_applied(struct sched *s)
 			plan(j->fresh);
 			continue;
 		}
-		struct fresh_db *d = j->database ? db_for(s, j->database) : NULL;
+		struct fresh_db *d = j->conf->database ? db_for(s, j->conf->database) : NULL;
 		if (!d || !db_add_job(d, j, srcs, n))
 			sched_job_log(j, LOG_LVL_ERROR,
 			              "out of memory; its sources are not watched");

@@ -56,7 +56,7 @@ static void serve_unserved(struct job *j, const struct cluster_orphan *o)
 		         (o->stopped && !o->died) || strcmp(o->dead, j->s->instance) == 0
 		             ? "was stopped"
 		             : "died");
-	if (!j->enabled)
+	if (!j->conf->enabled)
 		return;
 	if (served_here(j, o->scheduled_us)) {
 		sched_job_log(j, LOG_LVL_INFO, "%s; a run here serves it", why);
@@ -105,7 +105,7 @@ void sched_takeover(struct sched *s, const struct cluster_orphan *o)
 {
 	struct job *j = sched_job_find(s, o->job_name);
 	if (o->unserved) {
-		if (j && j->conf && !j->removed && !s->draining)
+		if (j && !j->removed && !s->draining)
 			serve_unserved(j, o);
 		else
 			log_warning(
@@ -116,7 +116,7 @@ void sched_takeover(struct sched *s, const struct cluster_orphan *o)
 			                : "the job is not configured here");
 		return;
 	}
-	if (!j || !j->conf || j->removed) {
+	if (!j || j->removed) {
 		log_info("cluster: instance %s died running job %s, which is not configured here; "
 		         "not retried here",
 		         o->dead, o->job_name);
@@ -153,7 +153,7 @@ void sched_takeover(struct sched *s, const struct cluster_orphan *o)
 void sched_take_work(struct sched *s, const struct coord_work *w)
 {
 	struct job *j = sched_job_find(s, w->job);
-	if (!j || !j->conf || j->removed || s->draining) {
+	if (!j || j->removed || s->draining) {
 		log_info("cluster: pending %s work of job %s taken over from a dead instance is "
 		         "dropped: %s",
 		         run_trigger_names[w->kind], w->job,
@@ -364,7 +364,7 @@ int sched_trigger_check(struct sched *s, const char *name, bool force)
 	struct job *j = sched_job_find(s, name);
 	if (!j || j->removed)
 		return -ENOENT;
-	return !j->enabled && !force ? -EPERM : 0;
+	return !j->conf->enabled && !force ? -EPERM : 0;
 }
 
 int sched_trigger(struct sched *s, const char *name, enum run_trigger trigger, bool force)

@@ -73,30 +73,19 @@ struct sched_apply_state {
 
 struct job {
 	struct sched *s;
-	/* The configuration's strings (conf's, or the config's history database), not copies:
-	 * 100,000 jobs would keep 400,000 of them twice. A removed job, whose configuration goes,
-	 * gets copies of its own (own_strs). */
-	const char *name;
-	const char *command;
-	const struct conf_http_call *http; /* an HTTP job's request (conf's; NULL once removed) */
-	const char *plugin;
+	/* Its entry in the configuration in force, read there (name ... enabled), not copied:
+	 * 100,000 jobs would keep it twice. A removed job, whose configuration goes, gets a copy
+	 * of what its run reads (own_conf). Never NULL. */
+	const struct conf_job *conf;
+	const char *name;          /* conf's, and the index's key (hnode) */
 	const struct plugin *plug; /* found once in the registry in force (NULL: not loaded) */
-	const char *database;
-	const char *schedule;
-	const cron_expr *cron; /* conf's compiled schedule (valid when schedule is set) */
-	const cron_tz *tz;     /* its zone: its own, else the daemon's (job_update) */
-	int64_t timeout_ms;
-	enum overlap_policy overlap;
-	enum job_kind kind; /* conf's (kept once removed), */
-	const char *fenced; /* and its class if fenced (config_fenced) */
-	bool enabled;
-	bool removed;  /* gone from the config; freed when its run ends */
-	bool seen;     /* == s->ap.parity: the apply under way has visited it */
-	bool own_strs; /* name ... schedule are the job's own (removed) */
+	const cron_tz *tz;         /* its zone: its own, else the daemon's (job_update) */
+	bool removed;              /* gone from the config; freed when its run ends */
+	bool seen;                 /* == s->ap.parity: the apply under way has visited it */
+	bool own_conf;             /* conf is the job's own copy (removed) */
 	/* pause (sched_pause) */
 	bool paused;
-	bool paused_owed;            /* a notification or upstream fire came while paused */
-	const struct conf_job *conf; /* NULL once removed */
+	bool paused_owed; /* a notification or upstream fire came while paused */
 	struct clock_timer
 	    timer;           /* armed and disarmed only by sched_job_arm / sched_timer_disarm */
 	int64_t next_fire;   /* Unix seconds or CRON_NEVER */

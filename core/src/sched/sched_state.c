@@ -403,17 +403,18 @@ uint64_t sched_hist_put(const struct run *r, int64_t start_us, const char *shown
 {
 	const struct job *j = r->job;
 	/* what a SQL job is in cron.job (a removed job: nothing) */
-	const struct conf_job_sql *sql = j->conf ? &j->conf->more->sql : NULL;
+	const struct conf_job_sql *sql = &j->conf->more->sql;
 	char command[COMMAND_KEEP];
 	if (!j->s->hist)
 		return 0;
 	struct hist_run hr = {
 	    .job_name = j->name,
 	    /* a SQL job's rows name its real database and its owner, as pg_cron's do */
-	    .database = sql && sql->database ? sql->database : j->database,
-	    .username = sql ? sql->username : NULL,
-	    .command =
-	        shown ? shown : sched_command_kept(j->command ? j->command : j->plugin, command),
+	    .database = sql->database ? sql->database : j->conf->database,
+	    .username = sql->username,
+	    .command = shown ? shown
+	                     : sched_command_kept(
+	                           j->conf->command ? j->conf->command : j->conf->plugin, command),
 	    .trigger = run_trigger_names[r->trigger],
 	    .graph_run = r->graph_run,
 	    .scheduled_us = r->scheduled_us,
@@ -559,7 +560,7 @@ int sched_mark_start(struct run *r)
 	char key[96];
 	hist_run_key(s->hist, r->hist_key, key, sizeof(key));
 	/* (a command whose commit a takeover cannot ask about: its class, for the history) */
-	int w = admit_mark_start(s->admit, &f, r->adm, key, r->job->fenced, on_marked, r);
+	int w = admit_mark_start(s->admit, &f, r->adm, key, r->job->conf->fenced, on_marked, r);
 	/* (with its FN, a mark noted is always waited for) */
 	r->mark_wait = r->marked = w == 1;
 	s->n_marked += r->marked;
@@ -606,11 +607,11 @@ struct admit_fire sched_admit_fire(const struct run *r)
 	    .trigger = r->trigger,
 	    .graph_run = r->graph_run,
 	    .scheduled_us = r->scheduled_us,
-	    .debounce_ms = j->conf ? j->conf->more->notify.debounce_ms : 0,
+	    .debounce_ms = j->conf->more->notify.debounce_ms,
 	    .attempt = r->attempt,
 	    /* not answered in the call while draining, nor with a fire held for R's answer
 	     * (OVERLAP_SKIP): sched.c decides those on the answer */
-	    .later = j->s->draining || (j->overlap == OVERLAP_SKIP && j->pending),
+	    .later = j->s->draining || (j->conf->overlap == OVERLAP_SKIP && j->pending),
 	    .noted = r->noted,
 	};
 }

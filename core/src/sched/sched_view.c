@@ -30,12 +30,12 @@ int sched_job_view(struct sched *s, const char *name, int64_t now_us, struct sch
 	const struct job_last *l = j->last;
 	*out = (struct sched_job_view){
 	    .name = j->name,
-	    .plugin = j->plugin,
-	    .kind = j->kind,
-	    .database = j->database,
-	    .schedule = j->schedule,
-	    .conf = j->conf,
-	    .enabled = j->enabled,
+	    .plugin = j->conf->plugin,
+	    .kind = j->conf->kind,
+	    .database = j->conf->database,
+	    .schedule = j->conf->schedule,
+	    .conf = j->removed ? NULL : j->conf,
+	    .enabled = j->conf->enabled,
 	    .paused = j->paused,
 	    .removed = j->removed,
 	    .parked = j->parked != NULL,
