@@ -193,7 +193,7 @@ static void update_one(struct sched *s, size_t i)
 	if (fresh || reschedule || ap->tz_changed)
 		sched_job_schedule(j, 0);
 	flow_job_applied(j);
-	if (j->n_ups || j->n_downs || (ap->has_edges && ap->has_edges[i]))
+	if (sched_n_ups(j) || sched_n_downs(j) || (ap->has_edges && ap->has_edges[i]))
 		note_edged(ap, j);
 }
 

@@ -96,15 +96,26 @@ static void condition(struct job *j, enum alert_kind kind, bool active, const ch
 		alert_condition(j->s->alerts, kind, j->name, active, message);
 }
 
+size_t sched_n_ups(const struct job *j)
+{
+	return j->graph ? j->graph->n_ups : 0;
+}
+
+size_t sched_n_downs(const struct job *j)
+{
+	return j->graph ? j->graph->n_downs : 0;
+}
+
 static bool job_ready(const struct job *j)
 {
 	uint64_t seqs[64];
-	if (j->n_ups == 0)
+	size_t n_ups = sched_n_ups(j);
+	if (n_ups == 0)
 		return false;
-	for (size_t i = 0; i < j->n_ups; i += 64) {
-		size_t n = j->n_ups - i < 64 ? j->n_ups - i : 64;
+	for (size_t i = 0; i < n_ups; i += 64) {
+		size_t n = n_ups - i < 64 ? n_ups - i : 64;
 		for (size_t k = 0; k < n; k++)
-			seqs[k] = j->ups[i + k]->success_seq;
+			seqs[k] = j->graph->ups[i + k]->success_seq;
 		if (!flow_fanin_ready(seqs, n, j->start_seq))
 			return false;
 	}
@@ -113,17 +124,19 @@ static bool job_ready(const struct job *j)
 
 static bool active_upstream(const struct job *j)
 {
-	for (size_t i = 0; i < j->n_ups; i++)
-		if (j->ups[i]->active)
+	for (size_t i = 0; i < sched_n_ups(j); i++)
+		if (j->graph->ups[i]->active)
 			return true;
 	return false;
 }
 
 static const struct job *busy_upstream(const struct job *j)
 {
-	for (size_t i = 0; i < j->n_ups; i++)
-		if (j->ups[i]->active || j->ups[i]->notify_pending)
-			return j->ups[i];
+	for (size_t i = 0; i < sched_n_ups(j); i++) {
+		const struct job *u = j->graph->ups[i];
+		if (u->active || u->notify_pending)
+			return u;
+	}
 	return NULL;
 }
 
@@ -131,9 +144,11 @@ static const struct job *busy_upstream(const struct job *j)
  * catch-up, or a run in progress or waiting). */
 static bool owed_upstream_pending(const struct job *j)
 {
-	for (size_t i = 0; i < j->n_ups; i++)
-		if (j->ups[i]->reconnect_owed || j->ups[i]->active || j->ups[i]->notify_wait)
+	for (size_t i = 0; i < sched_n_ups(j); i++) {
+		const struct job *u = j->graph->ups[i];
+		if (u->reconnect_owed || u->active || u->notify_wait)
 			return true;
+	}
 	return false;
 }
 
@@ -142,7 +157,8 @@ static bool owed_upstream_pending(const struct job *j)
  * for a run: sched_fresh.c). */
 static bool upstream_driven(const struct job *j)
 {
-	return j->n_ups > 0 && !j->conf->schedule && !j->fresh && j->conf->enabled && !j->removed;
+	return sched_n_ups(j) > 0 && !j->conf->schedule && !j->fresh && j->conf->enabled &&
+	       !j->removed;
 }
 
 static char *dup_or_null(const char *s)
@@ -187,8 +203,10 @@ void flow_job_free(struct job *j)
 	sched_run_free(&j->parked);
 	sched_run_free(&j->notify_wait);
 	drop_deferred(j, NULL);
-	free(j->graph_again_id);
-	j->graph_again_id = NULL;
+	if (j->graph)
+		free(j->graph->graph_again_id);
+	free(j->graph);
+	j->graph = NULL;
 }
 
 /* ---- the graph ------------------------------------------------------------------------ */
@@ -216,6 +234,8 @@ static struct job **jobs_of(struct sched *s, const struct dag *g, const size_t *
 static int set_edges(struct sched *s, struct job *j, const struct dag *g, size_t i)
 {
 	size_t nu = dag_upstreams(g, i, NULL, 0), nd = dag_downstreams(g, i, NULL, 0);
+	if (nu == 0 && nd == 0)
+		return 0; /* no edge: no graph made */
 	size_t *idx = calloc((nu > nd ? nu : nd) + 1, sizeof(*idx));
 	if (!idx)
 		return -ENOMEM;
@@ -225,17 +245,16 @@ static int set_edges(struct sched *s, struct job *j, const struct dag *g, size_t
 	dag_downstreams(g, i, idx, nd);
 	struct job **downs = jobs_of(s, g, idx, nd, &nd);
 	free(idx);
-	if ((want_ups && !ups) || (want_downs && !downs)) {
+	if ((want_ups && !ups) || (want_downs && !downs) ||
+	    (!j->graph && !(j->graph = calloc(1, sizeof(*j->graph))))) {
 		free(ups);
 		free(downs);
 		return -ENOMEM;
 	}
-	free(j->ups);
-	free(j->downs);
-	j->ups = ups;
-	j->n_ups = nu;
-	j->downs = downs;
-	j->n_downs = nd;
+	j->graph->ups = ups;
+	j->graph->n_ups = nu;
+	j->graph->downs = downs;
+	j->graph->n_downs = nd;
 	return 0;
 }
 
@@ -263,10 +282,12 @@ static void stale_arm(struct job *j)
 
 void flow_job_unlink(struct job *j)
 {
-	free(j->ups);
-	free(j->downs);
-	j->ups = j->downs = NULL;
-	j->n_ups = j->n_downs = 0;
+	if (!j->graph)
+		return;
+	free(j->graph->ups);
+	free(j->graph->downs);
+	j->graph->ups = j->graph->downs = NULL;
+	j->graph->n_ups = j->graph->n_downs = 0;
 }
 
 int flow_job_edges(struct job *j, const struct dag *g, size_t i)
@@ -325,14 +346,14 @@ static void fire_downstream(struct job *d, const char *graph_run)
 bool flow_deferred_taken(struct run *r)
 {
 	struct job *d = r->job;
-	if (!d->active || r->trigger != TRIGGER_UPSTREAM)
+	if (!d->active || r->trigger != TRIGGER_UPSTREAM || !d->graph)
 		return false;
 	/* it runs now with older data: run once more when it ends */
-	d->graph_again = true;
-	free(d->graph_again_id);
-	d->graph_again_id = r->graph_run;
+	d->graph->graph_again = true;
+	free(d->graph->graph_again_id);
+	d->graph->graph_again_id = r->graph_run;
 	r->graph_run = NULL;
-	sched_job_owes(d, d->graph_again_id); /* a survivor runs it if we die */
+	sched_job_owes(d, d->graph->graph_again_id); /* a survivor runs it if we die */
 	sched_run_free(&r);
 	return true;
 }
@@ -360,17 +381,17 @@ void flow_job_removed(struct job *j, const char *why)
 
 void flow_job_idle(struct job *j)
 {
-	if (j->graph_again) {
-		j->graph_again = false;
+	if (j->graph && j->graph->graph_again) {
+		j->graph->graph_again = false;
 		sched_job_owes_not(j);
-		char *id = j->graph_again_id;
-		j->graph_again_id = NULL;
+		char *id = j->graph->graph_again_id;
+		j->graph->graph_again_id = NULL;
 		if (job_ready(j))
 			fire_downstream(j, id);
 		free(id);
 	}
-	for (size_t i = 0; i < j->n_downs; i++) {
-		struct job *d = j->downs[i];
+	for (size_t i = 0; i < sched_n_downs(j); i++) {
+		struct job *d = j->graph->downs[i];
 		/* The parked run waited for the upstream runs due when it fired; one that merely
 		 * has notifications pending again does not hold it back, or a downstream of a job
 		 * notified without pause would never run. */
@@ -386,9 +407,9 @@ void flow_job_idle(struct job *j)
 static void fail_downstream(struct job *d, const struct job *u, const struct job *root,
                             const char *graph_run, uint64_t mark)
 {
-	if (d->mark == mark || d->removed)
+	if (d->graph->mark == mark || d->removed)
 		return;
-	d->mark = mark;
+	d->graph->mark = mark;
 	if (d->fresh && !d->reconnect_owed) {
 		/* not started by its upstreams: a run of it waiting for U goes on with what it
 		 * has (its own sources' changes, an earlier success of U) */
@@ -413,16 +434,17 @@ static void fail_downstream(struct job *d, const struct job *u, const struct job
 	}
 	sched_job_log(d, LOG_LVL_WARNING, "%s", msg);
 	condition(d, ALERT_UPSTREAM_FAILED, true, msg);
-	for (size_t i = 0; i < d->n_downs; i++)
-		fail_downstream(d->downs[i], d, root, graph_run, mark);
+	for (size_t i = 0; i < sched_n_downs(d); i++)
+		fail_downstream(d->graph->downs[i], d, root, graph_run, mark);
 }
 
 static void on_success(struct run *r)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
-	for (size_t i = 0; i < j->n_downs; i++)
-		if (j->downs[i]->n_ups > 1) { /* a fan-in's other upstreams may run elsewhere */
+	for (size_t i = 0; i < sched_n_downs(j); i++)
+		if (sched_n_ups(j->graph->downs[i]) >
+		    1) { /* a fan-in's other upstreams may run elsewhere */
 			admit_graph(s->admit, j->name, false);
 			break;
 		}
@@ -438,8 +460,8 @@ static void on_success(struct run *r)
 	if (j->conf->more->alerts.max_staleness_ms > 0)
 		stale_arm(j);
 	/* fan-out: every ready downstream starts now, within max_running */
-	for (size_t i = 0; i < j->n_downs; i++) {
-		struct job *d = j->downs[i];
+	for (size_t i = 0; i < sched_n_downs(j); i++) {
+		struct job *d = j->graph->downs[i];
 		/* a listener reconnect's catch-up: the downstream runs after its upstreams, in
 		 * the same graph run, whether or not it has a schedule of its own */
 		bool owed = d->reconnect_owed && !d->removed && !owed_upstream_pending(d);
@@ -482,16 +504,17 @@ static void on_final_failure(struct run *r, const struct flow_outcome *o)
 		              j->consecutive, after);
 	}
 	uint64_t mark = ++s->flow_seq;
-	j->mark = mark;
-	for (size_t i = 0; i < j->n_downs; i++)
-		fail_downstream(j->downs[i], j, j, r->graph_run, mark);
+	if (j->graph)
+		j->graph->mark = mark;
+	for (size_t i = 0; i < sched_n_downs(j); i++)
+		fail_downstream(j->graph->downs[i], j, j, r->graph_run, mark);
 }
 
 void flow_run_begin(struct run *r)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
-	if (!r->graph_run && (j->n_downs > 0 || j->n_ups > 0)) {
+	if (!r->graph_run && (sched_n_downs(j) > 0 || sched_n_ups(j) > 0)) {
 		char id[320];
 		if (flow_graph_run_id(id, sizeof(id), s->instance, r->start_us, j->name) == 0)
 			r->graph_run = strdup(id);
@@ -505,7 +528,7 @@ void flow_run_begin(struct run *r)
 		if (!r->slow_armed)
 			log_error("out of memory arming a timer");
 	}
-	if (j->n_ups > 1)
+	if (sched_n_ups(j) > 1)
 		admit_graph(s->admit, j->name, true);
 }
 
@@ -532,7 +555,7 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 		clock_disarm(s->clock, &r->slow_ev);
 		r->slow_armed = false;
 	}
-	if (j->fresh || j->n_downs) /* its own freshness, its downstreams' sources */
+	if (j->fresh || sched_n_downs(j)) /* its own freshness, its downstreams' sources */
 		fresh_run_end(r, o->ok, end_us);
 	if (r->slow_alerted) {
 		char msg[96];

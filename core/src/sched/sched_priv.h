@@ -80,12 +80,6 @@ struct job {
 	const char *name;          /* conf's, and the index's key (hnode) */
 	const struct plugin *plug; /* found once in the registry in force (NULL: not loaded) */
 	const cron_tz *tz;         /* its zone: its own, else the daemon's (job_update) */
-	bool removed;              /* gone from the config; freed when its run ends */
-	bool seen;                 /* == s->ap.parity: the apply under way has visited it */
-	bool own_conf;             /* conf is the job's own copy (removed) */
-	/* pause (sched_pause) */
-	bool paused;
-	bool paused_owed; /* a notification or upstream fire came while paused */
 	struct clock_timer
 	    timer;           /* armed and disarmed only by sched_job_arm / sched_timer_disarm */
 	int64_t next_fire;   /* Unix seconds or CRON_NEVER */
@@ -104,13 +98,10 @@ struct job {
 
 	/* ---- sched_flow.c ---- */
 	/* (fields grouped by size so that the struct has no holes: 100,000 jobs) */
-	struct job **ups, **downs; /* the job graph (upstreams / downstreams) */
-	size_t n_ups, n_downs;
-	uint64_t success_seq; /* flow sequence number of the last success */
-	uint64_t start_seq;   /* ... of the last start */
-	uint64_t mark;        /* upstream_failed propagation visit mark */
-	struct run *parked;   /* a fire waiting for a running upstream */
-	char *graph_again_id; /* the graph-run id for that run */
+	struct job_graph *graph; /* made at its first edge: most jobs have none */
+	uint64_t success_seq;    /* flow sequence number of the last success */
+	uint64_t start_seq;      /* ... of the last start */
+	struct run *parked;      /* a fire waiting for a running upstream */
 	/* made at first use: most jobs never retry and set no max_staleness */
 	struct job_retry *retry; /* for RUN_RETRY_WAIT, which needs it (sched.c retry) */
 	struct job_stale *stale; /* sched_flow.c stale_arm */
@@ -118,12 +109,16 @@ struct job {
 	struct run *notify_wait; /* a notification run waiting for the active run to end */
 	struct fresh_job *fresh; /* sched_fresh.c: NULL for a job without freshness */
 	int consecutive;         /* final failures since the last success */
+	bool removed;            /* gone from the config; freed when its run ends */
+	bool seen;               /* == s->ap.parity: the apply under way has visited it */
+	bool own_conf;           /* conf is the job's own copy (removed) */
+	bool paused;             /* sched_pause */
+	bool paused_owed;        /* a notification or upstream fire came while paused */
 	bool alerts_clear;       /* none of the alerts a success ends is raised (on_success
 	                          * ended them, condition() raised none since): a success
 	                          * asks the alerter nothing */
 	bool notify_pending;     /* notifications not yet served: a run comes within max_delay,
 	                          * so downstreams wait for it as for a running job (triggers.c) */
-	bool graph_again;        /* upstreams succeeded while it ran: run again after */
 	bool owed_catchup;       /* its database was unreachable across a fire */
 	bool reconnect_owed;     /* a listener reconnect owes it a run, which comes after its
 	                          * upstreams' catch-up runs, in their graph run */
@@ -134,6 +129,18 @@ struct job {
 	struct sched_recent
 	    *recent; /* its last runs (sched_recent_priv.h); NULL before the first */
 };
+
+/* A job's place in the job graph, made at its first edge (kept when it has none again). */
+struct job_graph {
+	struct job **ups, **downs; /* upstreams / downstreams */
+	size_t n_ups, n_downs;
+	uint64_t mark;        /* upstream_failed propagation visit mark */
+	char *graph_again_id; /* the graph-run id for the run graph_again owes */
+	bool graph_again;     /* upstreams succeeded while it ran: run again after */
+};
+/* sched_flow.c: how many upstreams / downstreams J has (0 without a graph) */
+size_t sched_n_ups(const struct job *j);
+size_t sched_n_downs(const struct job *j);
 
 /* A job's retry timer and when it fires. */
 struct job_retry {
