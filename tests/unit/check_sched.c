@@ -139,12 +139,11 @@ static void reach(struct run *r, enum run_state st)
 
 START_TEST(run_moves_only_between_allowed_states)
 {
-	char name[] = "j";
 	int moves = 0;
 	for (int from = 0; from < RUN_STATES; from++)
 		for (int to = 0; to < RUN_STATES; to++) {
 			BARE_SCHED(s);
-			struct job j = {.s = &s, .conf = &bare_conf, .name = name};
+			struct job j = {.s = &s, .conf = &bare_conf};
 			struct run r = {.job = &j};
 			reach(&r, (enum run_state)from);
 			ck_assert_uint_eq(held_by(&s, &j, &r), holder[from]);
@@ -174,9 +173,8 @@ END_TEST
  * it was; the first one's leaving frees the slot. */
 START_TEST(run_slot_holds_one)
 {
-	char name[] = "j";
 	BARE_SCHED(s);
-	struct job j = {.s = &s, .conf = &bare_conf, .name = name};
+	struct job j = {.s = &s, .conf = &bare_conf};
 	struct run a = {.job = &j}, b = {.job = &j};
 	ck_assert(sched_run_to(&a, RUN_RUNNING));
 	ck_assert(!sched_run_to(&b, RUN_QUEUED));
@@ -198,8 +196,7 @@ END_TEST
 START_TEST(run_life_keeps_the_counts)
 {
 	BARE_SCHED(s);
-	char name[] = "j";
-	struct job j = {.s = &s, .conf = &bare_conf, .name = name};
+	struct job j = {.s = &s, .conf = &bare_conf};
 	struct run r = {.job = &j};
 	const enum run_state life[] = {RUN_CLAIMING, RUN_DUE, RUN_QUEUED, RUN_RUNNING};
 	for (size_t i = 0; i < sizeof(life) / sizeof(life[0]); i++) {

@@ -95,7 +95,7 @@ bool sched_job_schedulable(const struct job *j)
 static void early_stale(struct job *j)
 {
 	if (j->early_us > j->last_fire * 1000000 && j->early_us != j->next_fire * 1000000)
-		admit_early_drop(j->s->admit, j->name, j->early_us, NULL);
+		admit_early_drop(j->s->admit, j->conf->name, j->early_us, NULL);
 }
 
 /* Compute the next instant from now (after PREV) and arm it (none: disarmed). */
@@ -117,7 +117,7 @@ void sched_job_free(struct job **jp)
 	if (!j)
 		return;
 	sched_timer_disarm(j);
-	admit_early_drop(j->s->admit, j->name, 0, NULL);
+	admit_early_drop(j->s->admit, j->conf->name, 0, NULL);
 	fresh_job_free(j);
 	flow_job_free(j);
 	sched_recent_job_free(j);
@@ -242,7 +242,7 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	/* history = "failures": a success is counted, its row goes (the claim fences a run, not
 	 * its row: docs/several-instances.md) */
 	if (s->hist && ok && !j->removed && j->conf->history == HISTORY_FAILURES) {
-		struct hist_run hr = {.job_name = j->name,
+		struct hist_run hr = {.job_name = j->conf->name,
 		                      .trigger = run_trigger_names[r->trigger],
 		                      .scheduled_us = r->scheduled_us,
 		                      .start_us = r->start_us}; /* what a count says of its run */
@@ -252,7 +252,7 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	}
 	/* lateness of scheduled first attempts only: a retry or a catch-up is late on purpose */
 	bool timely = r->attempt == 1 && r->scheduled_us && r->trigger == TRIGGER_SCHEDULE;
-	struct metrics_run mr = {.job = j->name,
+	struct metrics_run mr = {.job = j->conf->name,
 	                         .counters = &j->counters,
 	                         .status = status,
 	                         .duration_us = end - r->start_us,
@@ -387,7 +387,7 @@ static bool cluster_busy(struct run *r, const char *why)
 	              : j->conf->overlap == OVERLAP_REPLACE ? "overlap = replace"
 	                                                    : "notifications are never skipped");
 	if (j->conf->overlap == OVERLAP_REPLACE)
-		admit_cancel_other(j->s->admit, j->name);
+		admit_cancel_other(j->s->admit, j->conf->name);
 	return true;
 }
 
@@ -459,7 +459,7 @@ static void preclaim_ask(struct job *j)
 	/* A run of the job still under way (or waiting for its claim) decides the fire at its
 	 * instant (overlap): it is claimed then, if it runs at all, as without this */
 	struct admit_fire f = {
-	    .job = j->name, .trigger = TRIGGER_SCHEDULE, .scheduled_us = j->early_us};
+	    .job = j->conf->name, .trigger = TRIGGER_SCHEDULE, .scheduled_us = j->early_us};
 	if (!j->active)
 		admit_early(j->s->admit, &f); /* not asked: at its instant */
 }
@@ -584,7 +584,7 @@ static void run_begin(struct run *r)
 	struct exec_run_spec spec = {
 	    .database = j->conf->database,
 	    .pool = &j->pool,
-	    .name = j->name,
+	    .name = j->conf->name,
 	    .stmts = b.v,
 	    .n_stmts = b.n,
 	    .timeout_ms = j->conf->timeout_ms,
@@ -804,7 +804,7 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 		         cause);
 
 	if (first != (j->conf->catchup == CATCHUP_ONCE ? latest : last_missed))
-		admit_early_drop(j->s->admit, j->name, first * 1000000, why);
+		admit_early_drop(j->s->admit, j->conf->name, first * 1000000, why);
 	if (j->conf->catchup == CATCHUP_ONCE) {
 		cron_time_format(latest, to, sizeof(to));
 		sched_job_log(j, LOG_LVL_NOTICE, "%s; running once for %s (catchup = once)", why,
@@ -902,6 +902,6 @@ void sched_job_disarm(struct job *j)
 	/* paused: the fire may not come (a fire already at its instant waits for its claim's
 	 * answer as the job's active run, and goes on as a run under way does); resumed, it is
 	 * claimed early again */
-	admit_early_drop(j->s->admit, j->name, 0, NULL);
+	admit_early_drop(j->s->admit, j->conf->name, 0, NULL);
 	j->early_us = 0;
 }

@@ -51,7 +51,7 @@ static struct job *job_add(struct sched *s, const struct conf_job *cj)
 	struct job *j = calloc(1, sizeof(*j));
 	if (!j)
 		return NULL;
-	j->name = cj->name;
+	j->conf = cj;
 	j->s = s;
 	j->next_fire = CRON_NEVER;
 	j->paused = sched_is_paused(s, cj->name);
@@ -60,7 +60,7 @@ static struct job *job_add(struct sched *s, const struct conf_job *cj)
 	if (s->jobs)
 		s->jobs->prev = j;
 	s->jobs = j;
-	strmap_insert(&s->index, &j->hnode, j->name);
+	strmap_insert(&s->index, &j->hnode, j->conf->name);
 	return j;
 }
 
@@ -84,7 +84,6 @@ static void own_conf(struct job *j)
 		              "out of memory copying the removed job's definition");
 		strmap_remove(&j->s->index, &j->hnode);
 		j->conf = &lost;
-		j->name = lost.name;
 		return;
 	}
 	*c = (struct conf_job){.timeout_ms = cj->timeout_ms,
@@ -103,8 +102,7 @@ static void own_conf(struct job *j)
 		p += n;
 	}
 	j->conf = c;
-	j->name = c->name;
-	j->hnode.key = j->name; /* the index's key: the copy, equal to the one going */
+	j->hnode.key = j->conf->name; /* the index's key: the copy, equal to the one going */
 	j->own_conf = true;
 }
 
@@ -129,8 +127,8 @@ static void job_retire(struct job *j)
 static bool job_update(struct job *j, const struct conf_job *cj)
 {
 	const struct conf_job *o = j->conf;
-	const char *old_tz = o ? o->more->cal.timezone : NULL;
-	bool sched_changed = !o || (o->schedule == NULL) != (cj->schedule == NULL) ||
+	const char *old_tz = o->more->cal.timezone;
+	bool sched_changed = (o->schedule == NULL) != (cj->schedule == NULL) ||
 	                     (o->schedule && strcmp(o->schedule, cj->schedule) != 0) ||
 	                     o->enabled != cj->enabled ||
 	                     (old_tz == NULL) != (cj->more->cal.timezone == NULL) ||
@@ -139,8 +137,7 @@ static bool job_update(struct job *j, const struct conf_job *cj)
 	                     o->cron.dates != cj->cron.dates || o->cron.flags != cj->cron.flags;
 	/* CFG's entry, kept for as long as CFG is in force (sched_apply) */
 	j->conf = cj;
-	j->name = cj->name;
-	j->hnode.key = j->name; /* the index's key (an equal string) goes with it */
+	j->hnode.key = j->conf->name; /* the index's key (an equal string) goes with it */
 	j->plug =
 	    cj->plugin && j->s->plugins ? plugin_registry_find(j->s->plugins, cj->plugin) : NULL;
 	j->pool = NULL; /* the database's pool, found again at its next run (exec.h) */
@@ -174,7 +171,7 @@ static void update_one(struct sched *s, size_t i)
 	bool fresh = false;
 
 	/* the job of the old configuration's entry I, if it has this one's name */
-	if (!j || j->conf != &ap->old->jobs[i] || strcmp(j->name, cj->name) != 0)
+	if (!j || j->conf != &ap->old->jobs[i] || strcmp(j->conf->name, cj->name) != 0)
 		j = sched_job_find(s, cj->name);
 	if (j && j->seen == ap->parity)
 		return; /* a second job of that name (the configuration's check refuses it) */

@@ -93,7 +93,7 @@ static void condition(struct job *j, enum alert_kind kind, bool active, const ch
 	if (active)
 		j->alerts_clear = false;
 	if (j->s->alerts)
-		alert_condition(j->s->alerts, kind, j->name, active, message);
+		alert_condition(j->s->alerts, kind, j->conf->name, active, message);
 }
 
 size_t sched_n_ups(const struct job *j)
@@ -327,7 +327,7 @@ bool flow_park(struct run *r)
 		sched_record(&j->parked, SCHED_SKIPPED,
 		             "superseded by a newer fire while waiting for an upstream job");
 	sched_run_to(r, RUN_PARKED);
-	sched_job_log(j, LOG_LVL_INFO, "waiting for upstream job %s to finish", u->name);
+	sched_job_log(j, LOG_LVL_INFO, "waiting for upstream job %s to finish", u->conf->name);
 	return true;
 }
 
@@ -422,10 +422,10 @@ static void fail_downstream(struct job *d, const struct job *u, const struct job
 	d->reconnect_owed = false;
 	char msg[512];
 	if (u == root)
-		snprintf(msg, sizeof(msg), "not run: upstream job %s failed", root->name);
+		snprintf(msg, sizeof(msg), "not run: upstream job %s failed", root->conf->name);
 	else
-		snprintf(msg, sizeof(msg), "not run: upstream job %s failed (via %s)", root->name,
-		         u->name);
+		snprintf(msg, sizeof(msg), "not run: upstream job %s failed (via %s)",
+		         root->conf->name, u->conf->name);
 	struct run *r = d->parked ? d->parked : sched_run_new(d, 0, TRIGGER_UPSTREAM);
 	if (r) {
 		if (!r->graph_run)
@@ -445,7 +445,7 @@ static void on_success(struct run *r)
 	for (size_t i = 0; i < sched_n_downs(j); i++)
 		if (sched_n_ups(j->graph->downs[i]) >
 		    1) { /* a fan-in's other upstreams may run elsewhere */
-			admit_graph(s->admit, j->name, false);
+			admit_graph(s->admit, j->conf->name, false);
 			break;
 		}
 	/* ends the alerts raised since the last success (one lookup each): a job that stays
@@ -516,7 +516,7 @@ void flow_run_begin(struct run *r)
 	struct sched *s = j->s;
 	if (!r->graph_run && (sched_n_downs(j) > 0 || sched_n_ups(j) > 0)) {
 		char id[320];
-		if (flow_graph_run_id(id, sizeof(id), s->instance, r->start_us, j->name) == 0)
+		if (flow_graph_run_id(id, sizeof(id), s->instance, r->start_us, j->conf->name) == 0)
 			r->graph_run = strdup(id);
 	}
 	if (j->fresh)
@@ -529,7 +529,7 @@ void flow_run_begin(struct run *r)
 			log_error("out of memory arming a timer");
 	}
 	if (sched_n_ups(j) > 1)
-		admit_graph(s->admit, j->name, true);
+		admit_graph(s->admit, j->conf->name, true);
 }
 
 void flow_slow_cb(void *arg)

@@ -206,10 +206,10 @@ static void lag_alerts(struct fresh_job *f)
 	bool over = on && v.lag_us > v.sla_ms * 1000;
 	bool over2 = on && v.lag_us > 2 * v.sla_ms * 1000;
 	snprintf(msg, sizeof(msg), "freshness lag %s, over its SLA (%s)", lag, sla);
-	alert_condition(j->s->alerts, ALERT_FRESHNESS_LAG, j->name, over,
+	alert_condition(j->s->alerts, ALERT_FRESHNESS_LAG, j->conf->name, over,
 	                over ? msg : "freshness lag back under its SLA");
 	snprintf(msg, sizeof(msg), "freshness lag %s, over twice its SLA (%s)", lag, sla);
-	alert_condition(j->s->alerts, ALERT_FRESHNESS_LAG_2X, j->name, over2,
+	alert_condition(j->s->alerts, ALERT_FRESHNESS_LAG_2X, j->conf->name, over2,
 	                over2 ? msg : "freshness lag back under twice its SLA");
 }
 
@@ -359,7 +359,7 @@ static json_t *state_json(const struct job *j, const struct fresh_view *v, int64
 	if (!why)
 		why = json_string("its sources cannot be read (the reason is not UTF-8)");
 	return json_pack(
-	    "{s:s, s:I, s:o, s:I, s:o}", "job", j->name, "sla_ms", (json_int_t)v->sla_ms,
+	    "{s:s, s:I, s:o, s:I, s:o}", "job", j->conf->name, "sla_ms", (json_int_t)v->sla_ms,
 	    "changed_since", v->changed_since_us ? json_integer(v->changed_since_us) : json_null(),
 	    "checked_at", (json_int_t)(f->ups_only ? now : f->checked_us), "fallback", why);
 }
@@ -379,7 +379,7 @@ static void publish(struct sched *s)
 		char key[64];
 		snprintf(key, sizeof(key), "%lld %lld", (long long)v.changed_since_us,
 		         (long long)v.sla_ms);
-		sig = (sig ^ strmap_hash(j->name)) * 1099511628211ULL;
+		sig = (sig ^ strmap_hash(j->conf->name)) * 1099511628211ULL;
 		sig = (sig ^ strmap_hash(key)) * 1099511628211ULL;
 		sig = (sig ^ (v.fallback ? strmap_hash(v.fallback) : 0)) * 1099511628211ULL;
 		if (a && json_array_append_new(a, state_json(j, &v, now)) < 0) {
@@ -679,7 +679,7 @@ static bool db_add_job(struct fresh_db *d, const struct job *j, const char **src
 		return false;
 	d->jobs = jobs;
 	size_t *idx = calloc(n ? n : 1, sizeof(*idx));
-	char *name = strdup(j->name);
+	char *name = strdup(j->conf->name);
 	if (!idx || !name) {
 		free(idx);
 		free(name);

@@ -89,7 +89,7 @@ static void serve_unserved(struct job *j, const struct cluster_orphan *o)
  * which the others take when this instance's stop wakes them. */
 static void hand_over_retry(struct job *j, const struct cluster_orphan *o)
 {
-	struct coord_work w = {.job = j->name,
+	struct coord_work w = {.job = j->conf->name,
 	                       .kind = TRIGGER_RETRY,
 	                       .graph_run = o->graph_run,
 	                       .scheduled_us = o->scheduled_us,
@@ -349,7 +349,7 @@ int sched_notify_catchup(struct sched *s, const char *const *names, size_t n)
 			              "runs after its upstream jobs' catch-up runs");
 			continue;
 		}
-		int r = sched_notify_run(s, j->name, NULL, 0);
+		int r = sched_notify_run(s, j->conf->name, NULL, 0);
 		if (r < 0 && rc == 0)
 			rc = r;
 	}

@@ -210,7 +210,7 @@ static void claiming_again(void *arg)
 	struct sched *s = arg;
 	for (struct job *j = s->jobs; j; j = j->next)
 		if (j->active)
-			admit_claim_again(s->admit, &j->active->adm, j->name);
+			admit_claim_again(s->admit, &j->active->adm, j->conf->name);
 }
 
 /* admit_hooks.now_us and record */

@@ -73,11 +73,10 @@ struct sched_apply_state {
 
 struct job {
 	struct sched *s;
-	/* Its entry in the configuration in force, read there (name ... enabled), not copied:
-	 * 100,000 jobs would keep it twice. A removed job, whose configuration goes, gets a copy
-	 * of what its run reads (own_conf). Never NULL. */
+	/* Its entry in the configuration in force, read there (its name, command, schedule ...),
+	 * not copied: 100,000 jobs would keep it twice. A removed job, whose configuration goes,
+	 * gets a copy of what its run reads (own_conf). Never NULL. */
 	const struct conf_job *conf;
-	const char *name;          /* conf's, and the index's key (hnode) */
 	const struct plugin *plug; /* found once in the registry in force (NULL: not loaded) */
 	const cron_tz *tz;         /* its zone: its own, else the daemon's (job_update) */
 	struct clock_timer
@@ -88,8 +87,8 @@ struct job {
 	struct run *active;  /* the run started, waiting for a slot, or waiting to retry */
 	struct run *pending; /* overlap = queue | replace: the fire to run after it */
 	struct job *prev, *next;
-	struct strmap_node hnode; /* in the sched's name index: its key is name, and moves
-	                           * with it to an equal string (job_update, own_strs) */
+	struct strmap_node hnode; /* in the sched's name index: its key is conf's name,
+	                           * and moves with it to an equal string (job_update, own_conf) */
 	int64_t
 	    early_us; /* the instant its timer woke before, to claim it (sched.c: preclaim_ask) */
 	struct metrics_job *counters; /* its counters in s->metrics, kept at its first recorded

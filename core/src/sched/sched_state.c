@@ -150,7 +150,7 @@ bool sched_run_to(struct run *r, enum run_state to)
 	else if (out.slot && *out.slot && *out.slot != r)
 		why = "finds another run where it would go as";
 	if (why) {
-		log_error("job %s: internal error: a run %s %s %s; please report it", j->name,
+		log_error("job %s: internal error: a run %s %s %s; please report it", j->conf->name,
 		          sched_run_state_name(from), why, sched_run_state_name(to));
 		return false;
 	}
@@ -226,7 +226,7 @@ void sched_job_log(const struct job *j, enum log_level level, const char *fmt, .
 {
 	va_list ap;
 	va_start(ap, fmt);
-	log_vmsg(level, j->name, fmt, ap);
+	log_vmsg(level, j->conf->name, fmt, ap);
 	va_end(ap);
 }
 
@@ -388,7 +388,7 @@ void sched_run_answer(struct run *r, const char *status, const char *message, co
 		return;
 	r->waiter = NULL;
 	struct sched_result res = {
-	    .job = r->job->name,
+	    .job = r->job->conf->name,
 	    .status = status,
 	    .message = message ? message : "",
 	    .sqlstate = sqlstate,
@@ -408,7 +408,7 @@ uint64_t sched_hist_put(const struct run *r, int64_t start_us, const char *shown
 	if (!j->s->hist)
 		return 0;
 	struct hist_run hr = {
-	    .job_name = j->name,
+	    .job_name = j->conf->name,
 	    /* a SQL job's rows name its real database and its owner, as pg_cron's do */
 	    .database = sql->database ? sql->database : j->conf->database,
 	    .username = sql->username,
@@ -447,7 +447,7 @@ static void record(struct run **rp, enum sched_status st, const char *message, b
 	int64_t now = sched_now_us(s);
 	sched_run_answer(r, status, message, NULL);
 	uint64_t key = rowless ? 0 : sched_hist_put(r, now, NULL, status, message);
-	struct metrics_run mr = {.job = r->job->name,
+	struct metrics_run mr = {.job = r->job->conf->name,
 	                         .counters = &r->job->counters,
 	                         .status = status,
 	                         .duration_us = -1,
@@ -603,7 +603,7 @@ struct admit_fire sched_admit_fire(const struct run *r)
 {
 	const struct job *j = r->job;
 	return (struct admit_fire){
-	    .job = j->name,
+	    .job = j->conf->name,
 	    .trigger = r->trigger,
 	    .graph_run = r->graph_run,
 	    .scheduled_us = r->scheduled_us,
@@ -627,7 +627,7 @@ static bool work_note(struct sched *s, const struct coord_work *w)
 
 void sched_work_note(struct run *r, int64_t due_us)
 {
-	struct coord_work w = {.job = r->job->name,
+	struct coord_work w = {.job = r->job->conf->name,
 	                       .kind = r->trigger,
 	                       .graph_run = r->graph_run,
 	                       .scheduled_us = r->scheduled_us,
@@ -650,7 +650,8 @@ const char *sched_work_keep(struct run *r, const char *why)
 
 void sched_job_owes(struct job *j, const char *graph_run)
 {
-	struct coord_work w = {.job = j->name, .kind = TRIGGER_UPSTREAM, .graph_run = graph_run};
+	struct coord_work w = {
+	    .job = j->conf->name, .kind = TRIGGER_UPSTREAM, .graph_run = graph_run};
 	if (work_note(j->s, &w))
 		j->up_noted = true;
 }
@@ -659,7 +660,7 @@ void sched_job_owes_not(struct job *j)
 {
 	if (!j->up_noted)
 		return;
-	admit_work_done(j->s->admit, j->name, TRIGGER_UPSTREAM);
+	admit_work_done(j->s->admit, j->conf->name, TRIGGER_UPSTREAM);
 	j->up_noted = false;
 }
 
@@ -765,11 +766,11 @@ void sched_backlog_cb(void *arg)
 				young = true;
 				continue;
 			}
-			snprintf(key, sizeof(key), "%s %d %lld %d", j->name, (int)w[i].why,
+			snprintf(key, sizeof(key), "%s %d %lld %d", j->conf->name, (int)w[i].why,
 			         (long long)w[i].scheduled_us, w[i].attempt);
 			sig = (sig ^ strmap_hash(key)) * 1099511628211ULL;
 			json_t *o =
-			    json_pack("{s:s, s:s, s:s, s:I, s:I, s:i}", "job", j->name, "for",
+			    json_pack("{s:s, s:s, s:s, s:I, s:I, s:i}", "job", j->conf->name, "for",
 			              sched_wait_names[w[i].why], "trigger", w[i].trigger, "since",
 			              (json_int_t)w[i].since_us, "scheduled_for",
 			              (json_int_t)w[i].scheduled_us, "attempt", w[i].attempt);

@@ -29,7 +29,7 @@ int sched_job_view(struct sched *s, const char *name, int64_t now_us, struct sch
 	const struct run *a = j->active;
 	const struct job_last *l = j->last;
 	*out = (struct sched_job_view){
-	    .name = j->name,
+	    .name = j->conf->name,
 	    .plugin = j->conf->plugin,
 	    .kind = j->conf->kind,
 	    .database = j->conf->database,
