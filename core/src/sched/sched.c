@@ -473,8 +473,8 @@ static void http_marked_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (r->state != RUN_RUNNING || r->hc)
 		return;
-	if (r->mark_why)
-		sched_run_end_later(r, r->mark_why);
+	if (r->mark_ev->why)
+		sched_run_end_later(r, r->mark_ev->why);
 	else if (sched_http_submit(r, on_http_done, err, sizeof(err)) < 0)
 		sched_run_end_later(r, err);
 	else
@@ -570,8 +570,10 @@ static void run_begin(struct run *r)
 	if (j->conf->kind == JOB_KIND_HTTP) {
 		/* a request marked waits for its mark, as a statement does: http_marked_cb */
 		if (mark == 1) {
-			event_assign(&r->mark_ev, s->base, -1, 0, http_marked_cb, r);
-			r->mark_ev_set = true;
+			snprintf(err, sizeof(err), "not started: out of memory");
+			if (!(r->mark_ev = calloc(1, sizeof(*r->mark_ev))))
+				goto fail;
+			event_assign(&r->mark_ev->ev, s->base, -1, 0, http_marked_cb, r);
 			sched_backlog_changed(s, r); /* it waits: pgcrond drop withdraws it */
 			goto out;
 		}

@@ -146,9 +146,9 @@ bool sched_http_cancel(struct run *r, const char *why)
 {
 	if (sched_http_unsent(r)) {
 		r->cancelled = true;
-		if (!r->mark_why)
-			r->mark_why = strdup(why ? why : "cancelled");
-		event_active(&r->mark_ev, 0, 0); /* sched.c ends it, having sent nothing */
+		if (!r->mark_ev->why)
+			r->mark_ev->why = strdup(why ? why : "cancelled");
+		event_active(&r->mark_ev->ev, 0, 0); /* sched.c ends it, having sent nothing */
 		return true;
 	}
 	if (!r->hc)

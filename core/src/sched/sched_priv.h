@@ -217,12 +217,14 @@ struct run {
 	                 * connection or its start mark (sched_drop): it ends skipped, having
 	                 * sent nothing */
 	bool cancelled; /* an HTTP run cancelled while it waited for its start mark */
-	/* an HTTP run's wait for its start mark: woken by the mark's answer (sched_state.c)
-	 * or a cancel (sched_http.c), it sends the request or ends the run from the loop
-	 * (sched.c); MARK_WHY: why it must send nothing (NULL: it may) */
-	bool mark_ev_set;
-	struct event mark_ev;
-	char *mark_why;
+	/* an HTTP run's wait for its start mark, made as it starts waiting (several instances):
+	 * woken by the mark's answer (sched_state.c) or a cancel (sched_http.c), it sends the
+	 * request or ends the run from the loop (sched.c); WHY: why it must send nothing (NULL:
+	 * it may) */
+	struct run_mark_wait {
+		struct event ev;
+		char *why;
+	} * mark_ev;
 	bool waited; /* already waited for its upstreams */
 	/* the fires skipped behind it (overlap = skip): the first has its row; of those after it
 	 * (sched_skip_rowless), the last has one written as this run ends, from its instant and

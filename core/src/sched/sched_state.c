@@ -367,9 +367,11 @@ void sched_run_free(struct run **rp)
 	if (r->waiter)
 		sched_run_answer(r, "cancelled",
 		                 "the run was dropped before it ended (shutdown or reload)", NULL);
-	if (r->mark_ev_set)
-		event_del(&r->mark_ev);
-	free(r->mark_why);
+	if (r->mark_ev) {
+		event_del(&r->mark_ev->ev);
+		free(r->mark_ev->why);
+	}
+	free(r->mark_ev);
 	if (r->slow_armed)
 		clock_disarm(r->job->s->clock, &r->slow_ev);
 	for (size_t i = 0; i < r->n_payloads; i++)
@@ -536,11 +538,11 @@ static void on_marked(void *arg, bool ok, const char *why)
 		r->unmarked = true;
 	if (r->er) /* else it ended already, or it is an HTTP run's request */
 		s->ex.release(r->er, ok, why);
-	else if (r->mark_ev_set && r->state == RUN_RUNNING && !r->hc) {
-		if (!ok && !r->mark_why)
-			r->mark_why =
+	else if (r->mark_ev && r->state == RUN_RUNNING && !r->hc) {
+		if (!ok && !r->mark_ev->why)
+			r->mark_ev->why =
 			    strdup(why ? why : "not started: its start mark was not written");
-		event_active(&r->mark_ev, 0, 0); /* sched.c sends its request, or ends it */
+		event_active(&r->mark_ev->ev, 0, 0); /* sched.c sends its request, or ends it */
 	}
 }
 
@@ -668,7 +670,7 @@ void sched_job_owes_not(struct job *j)
  * asks it, and sched_http.c stays off a SQL run's way) */
 bool sched_http_unsent(const struct run *r)
 {
-	return r->state == RUN_RUNNING && !r->hc && r->mark_ev_set && r->mark_wait && !r->cancelled;
+	return r->state == RUN_RUNNING && !r->hc && r->mark_ev && r->mark_wait && !r->cancelled;
 }
 
 /* ---- what waits (the backlog: status, pgcrond drop, pgcrond.view_backlog) ------------- */
