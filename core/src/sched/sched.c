@@ -99,11 +99,16 @@ static void early_stale(struct job *j)
 }
 
 /* Compute the next instant from now (after PREV) and arm it (none: disarmed). */
+const cron_tz *sched_job_tz(const struct job *j)
+{
+	return j->conf->more->cal.tz ? j->conf->more->cal.tz : j->s->tz;
+}
+
 void sched_job_schedule(struct job *j, int64_t prev)
 {
 	int64_t now = sched_now_us(j->s);
 	j->next_fire = sched_job_schedulable(j)
-	                   ? sched_next_fire(&j->conf->cron, j->tz, prev, now / 1000000)
+	                   ? sched_next_fire(&j->conf->cron, sched_job_tz(j), prev, now / 1000000)
 	                   : CRON_NEVER;
 	early_stale(j);
 	sched_job_arm(j, now);
@@ -758,7 +763,7 @@ void sched_fire_run(struct run *r)
 static void job_due(struct job *j, int64_t now_us, const char *cause)
 {
 	int64_t first = j->next_fire;
-	int64_t next = cron_next(&j->conf->cron, j->tz, first);
+	int64_t next = cron_next(&j->conf->cron, sched_job_tz(j), first);
 	if ((next == CRON_NEVER || next > now_us / 1000000) &&
 	    now_us - first * 1000000 <= MISSED_TOLERANCE_US) {
 		/* on time, none missed: the instant after it is the next fire, computed once */
@@ -772,7 +777,7 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 	}
 	long later = 0;
 	int64_t latest =
-	    flow_catchup_instant(&j->conf->cron, j->tz, first, now_us / 1000000, &later);
+	    flow_catchup_instant(&j->conf->cron, sched_job_tz(j), first, now_us / 1000000, &later);
 	if (latest == CRON_NEVER)
 		latest = first;
 	bool latest_on_time = now_us - latest * 1000000 <= MISSED_TOLERANCE_US;
@@ -786,7 +791,8 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 	}
 	int64_t last_missed = latest;
 	if (latest_on_time) {
-		last_missed = flow_catchup_instant(&j->conf->cron, j->tz, first, latest - 1, NULL);
+		last_missed =
+		    flow_catchup_instant(&j->conf->cron, sched_job_tz(j), first, latest - 1, NULL);
 		if (last_missed == CRON_NEVER)
 			last_missed = first;
 	}

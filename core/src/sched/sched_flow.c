@@ -655,7 +655,8 @@ static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s,
 		return;
 	long missed = 0;
 	int64_t now = sched_now_us(s) / 1000000;
-	int64_t at = flow_catchup_instant(&j->conf->cron, j->tz, last_fire_s, now, &missed);
+	int64_t at =
+	    flow_catchup_instant(&j->conf->cron, sched_job_tz(j), last_fire_s, now, &missed);
 	if (at == CRON_NEVER)
 		return;
 	char why[160];

@@ -128,8 +128,8 @@ int sched_resume(struct sched *s, const char *name)
 	sched_job_owes_not(j);
 	int64_t latest = now / 1000000;
 	if (due) {
-		int64_t l =
-		    flow_catchup_instant(&j->conf->cron, j->tz, j->next_fire, now / 1000000, NULL);
+		int64_t l = flow_catchup_instant(&j->conf->cron, sched_job_tz(j), j->next_fire,
+		                                 now / 1000000, NULL);
 		latest = l == CRON_NEVER ? j->next_fire : l;
 		j->last_fire = latest;
 		sched_job_schedule(j, latest);

@@ -77,8 +77,6 @@ struct job {
 	 * not copied: 100,000 jobs would keep it twice. A removed job, whose configuration goes,
 	 * gets a copy of what its run reads (own_conf). Never NULL. */
 	const struct conf_job *conf;
-	const struct plugin *plug; /* found once in the registry in force (NULL: not loaded) */
-	const cron_tz *tz;         /* its zone: its own, else the daemon's (job_update) */
 	struct clock_timer
 	    timer;           /* armed and disarmed only by sched_job_arm / sched_timer_disarm */
 	int64_t next_fire;   /* Unix seconds or CRON_NEVER */
@@ -451,7 +449,8 @@ void sched_log_stages(const struct run *r, const struct exec_outcome *o);
  * (admit_early), so that its run starts at the instant instead of a round trip (and the
  * claims of a busy second) after it. */
 #define PRECLAIM_LEAD_US 100000
-/* sched.c: the timers and fires, for the other files. */
+/* sched.c: the timers and fires, for the other files. J's zone: its own, else the daemon's. */
+const cron_tz *sched_job_tz(const struct job *j);
 void sched_job_disarm(struct job *j);
 /* Arm J's timer for j->next_fire, from NOW_US: the caller's reading of sched_now_us, taken
  * for its callback, not again for each step of it */
@@ -482,6 +481,8 @@ struct run_stmts {
 int sched_plugin_stmts(struct run *r, struct run_stmts *b, char *command, size_t cmdlen, char *err,
                        size_t errlen);
 void sched_plugin_stmts_free(struct run_stmts *b);
+/* J's plugin in the registry in force (NULL: none, not loaded, or J removed). */
+const struct plugin *sched_job_plugin(const struct job *j);
 void sched_clock_cb(void *arg);
 void sched_ended_cb(evutil_socket_t fd, short what, void *arg);
 void sched_deferred_cb(evutil_socket_t fd, short what, void *arg);
