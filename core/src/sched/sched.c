@@ -290,7 +290,7 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	/* the graph, freshness, staleness, alerts (a final failure: no retry came). A success of
 	 * a job with none of them, no alert raised since its last success and no warn_duration
 	 * alert of its own, has nothing there. */
-	if (!ok || sched_n_downs(j) || j->fresh || r->slow_alerted || !j->alerts_clear ||
+	if (!ok || j->graph || j->fresh || r->slow_alerted || !j->alerts_clear ||
 	    j->conf->more->alerts.max_staleness_ms > 0)
 		flow_run_end(r, o, end);
 	if (r->waiter) /* a trigger --wait */
@@ -311,7 +311,7 @@ static void after_run(struct job *j)
 		sched_run_to(p, RUN_DUE);
 		sched_run_admit(p);
 	}
-	if (!j->active && !s->draining && j->graph && (j->graph->n_downs || j->graph->graph_again))
+	if (!j->active && !s->draining && j->graph)
 		flow_job_idle(j); /* its downstreams, or its own run once more */
 	if (j->removed && !j->active && !j->pending && !j->notify_wait)
 		sched_job_unlink_free(j);
@@ -515,8 +515,7 @@ static void run_started(struct run *r)
 		r->start_us = ran_end_us;
 	r->start_mono_us = sched_mono_us(s);
 	j->start_seq = ++s->flow_seq; /* its upstreams' successes count from here (fan-in) */
-	if (sched_n_ups(j) || sched_n_downs(j) || j->fresh ||
-	    j->conf->more->alerts.warn_duration_ms > 0)
+	if (j->graph || j->fresh || j->conf->more->alerts.warn_duration_ms > 0)
 		flow_run_begin(r); /* nothing there for a job without them */
 	if (r->trigger == TRIGGER_CATCHUP && r->scheduled_us / 1000000 > j->catchup_s)
 		j->catchup_s = r->scheduled_us / 1000000;
@@ -676,7 +675,7 @@ void sched_fire_run(struct run *r)
 		return;
 	}
 	/* a scheduled job whose upstream is running waits for it */
-	if (sched_n_ups(j) && flow_park(r))
+	if (j->graph && flow_park(r))
 		return;
 	if (!j->active) {
 		sched_run_admit(r);

@@ -86,12 +86,7 @@ static void own_conf(struct job *j)
 		j->conf = &lost;
 		return;
 	}
-	*c = (struct conf_job){.timeout_ms = cj->timeout_ms,
-	                       .more = &none,
-	                       .fenced = cj->fenced,
-	                       .overlap = cj->overlap,
-	                       .kind = cj->kind,
-	                       .enabled = cj->enabled};
+	*c = (struct conf_job){.more = &none, .kind = cj->kind, .enabled = cj->enabled};
 	char **to[] = {&c->name, &c->command, &c->plugin, &c->database, &c->schedule};
 	char *p = (char *)(c + 1);
 	for (size_t i = 0; i < sizeof(from) / sizeof(from[0]); i++) {
@@ -184,7 +179,7 @@ static void update_one(struct sched *s, size_t i)
 	if (fresh || reschedule || ap->tz_changed)
 		sched_job_schedule(j, 0);
 	flow_job_applied(j);
-	if (sched_n_ups(j) || sched_n_downs(j) || (ap->has_edges && ap->has_edges[i]))
+	if (j->graph || (ap->has_edges && ap->has_edges[i]))
 		note_edged(ap, j);
 }
 

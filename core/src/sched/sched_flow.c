@@ -96,20 +96,10 @@ static void condition(struct job *j, enum alert_kind kind, bool active, const ch
 		alert_condition(j->s->alerts, kind, j->conf->name, active, message);
 }
 
-size_t sched_n_ups(const struct job *j)
-{
-	return j->graph ? j->graph->n_ups : 0;
-}
-
-size_t sched_n_downs(const struct job *j)
-{
-	return j->graph ? j->graph->n_downs : 0;
-}
-
 static bool job_ready(const struct job *j)
 {
 	uint64_t seqs[64];
-	size_t n_ups = sched_n_ups(j);
+	size_t n_ups = j->graph ? j->graph->n_ups : 0;
 	if (n_ups == 0)
 		return false;
 	for (size_t i = 0; i < n_ups; i += 64) {
@@ -122,34 +112,18 @@ static bool job_ready(const struct job *j)
 	return true;
 }
 
-static bool active_upstream(const struct job *j)
+/* J's first upstream whose run started or waits, or with NOTIFIED one with notifications
+ * pending, or with OWED one that owes a listener-reconnect run (its catch-up) or holds
+ * notifications for after its run; NULL if none. */
+static const struct job *upstream_busy(const struct job *j, bool notified, bool owed)
 {
-	for (size_t i = 0; i < sched_n_ups(j); i++)
-		if (j->graph->ups[i]->active)
-			return true;
-	return false;
-}
-
-static const struct job *busy_upstream(const struct job *j)
-{
-	for (size_t i = 0; i < sched_n_ups(j); i++) {
+	for (size_t i = 0; j->graph && i < j->graph->n_ups; i++) {
 		const struct job *u = j->graph->ups[i];
-		if (u->active || u->notify_pending)
+		if (u->active || (notified && u->notify_pending) ||
+		    (owed && (u->reconnect_owed || u->notify_wait)))
 			return u;
 	}
 	return NULL;
-}
-
-/* J owes a listener-reconnect run and an upstream of it will still run first (its own
- * catch-up, or a run in progress or waiting). */
-static bool owed_upstream_pending(const struct job *j)
-{
-	for (size_t i = 0; i < sched_n_ups(j); i++) {
-		const struct job *u = j->graph->ups[i];
-		if (u->reconnect_owed || u->active || u->notify_wait)
-			return true;
-	}
-	return false;
 }
 
 /* A job its upstreams' successes start: one with neither a schedule nor freshness (with
@@ -157,8 +131,8 @@ static bool owed_upstream_pending(const struct job *j)
  * for a run: sched_fresh.c). */
 static bool upstream_driven(const struct job *j)
 {
-	return sched_n_ups(j) > 0 && !j->conf->schedule && !j->fresh && j->conf->enabled &&
-	       !j->removed;
+	return j->graph && j->graph->n_ups > 0 && !j->conf->schedule && !j->fresh &&
+	       j->conf->enabled && !j->removed;
 }
 
 static char *dup_or_null(const char *s)
@@ -319,7 +293,7 @@ bool flow_park(struct run *r)
 	struct job *j = r->job;
 	if (r->waited || r->trigger == TRIGGER_UPSTREAM || r->trigger == TRIGGER_RETRY)
 		return false;
-	const struct job *u = busy_upstream(j);
+	const struct job *u = upstream_busy(j, true, false);
 	if (!u)
 		return false;
 	r->waited = true;
@@ -390,12 +364,12 @@ void flow_job_idle(struct job *j)
 			fire_downstream(j, id);
 		free(id);
 	}
-	for (size_t i = 0; i < sched_n_downs(j); i++) {
+	for (size_t i = 0; j->graph && i < j->graph->n_downs; i++) {
 		struct job *d = j->graph->downs[i];
 		/* The parked run waited for the upstream runs due when it fired; one that merely
 		 * has notifications pending again does not hold it back, or a downstream of a job
 		 * notified without pause would never run. */
-		if (d->parked && !active_upstream(d)) {
+		if (d->parked && !upstream_busy(d, false, false)) {
 			sched_job_log(d, LOG_LVL_DEBUG, "upstream jobs done; running");
 			sched_run_defer(d->parked);
 		}
@@ -434,7 +408,7 @@ static void fail_downstream(struct job *d, const struct job *u, const struct job
 	}
 	sched_job_log(d, LOG_LVL_WARNING, "%s", msg);
 	condition(d, ALERT_UPSTREAM_FAILED, true, msg);
-	for (size_t i = 0; i < sched_n_downs(d); i++)
+	for (size_t i = 0; d->graph && i < d->graph->n_downs; i++)
 		fail_downstream(d->graph->downs[i], d, root, graph_run, mark);
 }
 
@@ -442,8 +416,8 @@ static void on_success(struct run *r)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
-	for (size_t i = 0; i < sched_n_downs(j); i++)
-		if (sched_n_ups(j->graph->downs[i]) >
+	for (size_t i = 0; j->graph && i < j->graph->n_downs; i++)
+		if (j->graph->downs[i]->graph->n_ups >
 		    1) { /* a fan-in's other upstreams may run elsewhere */
 			admit_graph(s->admit, j->conf->name, false);
 			break;
@@ -460,11 +434,11 @@ static void on_success(struct run *r)
 	if (j->conf->more->alerts.max_staleness_ms > 0)
 		stale_arm(j);
 	/* fan-out: every ready downstream starts now, within max_running */
-	for (size_t i = 0; i < sched_n_downs(j); i++) {
+	for (size_t i = 0; j->graph && i < j->graph->n_downs; i++) {
 		struct job *d = j->graph->downs[i];
 		/* a listener reconnect's catch-up: the downstream runs after its upstreams, in
 		 * the same graph run, whether or not it has a schedule of its own */
-		bool owed = d->reconnect_owed && !d->removed && !owed_upstream_pending(d);
+		bool owed = d->reconnect_owed && !d->removed && !upstream_busy(d, false, true);
 		if ((upstream_driven(d) && job_ready(d)) || owed) {
 			d->reconnect_owed = false;
 			fire_downstream(d, r->graph_run);
@@ -506,7 +480,7 @@ static void on_final_failure(struct run *r, const struct flow_outcome *o)
 	uint64_t mark = ++s->flow_seq;
 	if (j->graph)
 		j->graph->mark = mark;
-	for (size_t i = 0; i < sched_n_downs(j); i++)
+	for (size_t i = 0; j->graph && i < j->graph->n_downs; i++)
 		fail_downstream(j->graph->downs[i], j, j, r->graph_run, mark);
 }
 
@@ -514,7 +488,7 @@ void flow_run_begin(struct run *r)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
-	if (!r->graph_run && (sched_n_downs(j) > 0 || sched_n_ups(j) > 0)) {
+	if (!r->graph_run && j->graph && (j->graph->n_downs || j->graph->n_ups)) {
 		char id[320];
 		if (flow_graph_run_id(id, sizeof(id), s->instance, r->start_us, j->conf->name) == 0)
 			r->graph_run = strdup(id);
@@ -528,7 +502,7 @@ void flow_run_begin(struct run *r)
 		if (!r->slow_armed)
 			log_error("out of memory arming a timer");
 	}
-	if (sched_n_ups(j) > 1)
+	if (j->graph && j->graph->n_ups > 1)
 		admit_graph(s->admit, j->conf->name, true);
 }
 
@@ -555,7 +529,8 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 		clock_disarm(s->clock, &r->slow_ev);
 		r->slow_armed = false;
 	}
-	if (j->fresh || sched_n_downs(j)) /* its own freshness, its downstreams' sources */
+	if (j->fresh ||
+	    (j->graph && j->graph->n_downs)) /* its own freshness, its downstreams' sources */
 		fresh_run_end(r, o->ok, end_us);
 	if (r->slow_alerted) {
 		char msg[96];

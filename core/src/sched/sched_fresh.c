@@ -165,7 +165,7 @@ static int64_t sla_in_force(const struct job *j, int depth)
 	int64_t sla = j->fresh ? j->fresh->sla_us : INT64_MAX;
 	if (depth > 8)
 		return sla;
-	for (size_t i = 0; i < sched_n_downs(j); i++) {
+	for (size_t i = 0; j->graph && i < j->graph->n_downs; i++) {
 		const struct job *d = j->graph->downs[i];
 		int64_t ds = sla_in_force(d, depth + 1);
 		if (ds == INT64_MAX)
@@ -735,7 +735,7 @@ void fresh_applied(struct sched *s)
 			continue;
 		const char *srcs[MAX_SOURCES];
 		size_t n = job_sources(j, srcs);
-		j->fresh->ups_only = n == 0 && sched_n_ups(j) > 0;
+		j->fresh->ups_only = n == 0 && j->graph && j->graph->n_ups > 0;
 		def_applied(j, def_hash(j, srcs, n), now);
 		if (n == 0) {
 			/* nothing to watch: its upstreams' successes are its changes (after); with
@@ -746,7 +746,7 @@ void fresh_applied(struct sched *s)
 				 * its upstreams changed when it was made, so it runs once within
 				 * its SLA */
 				j->fresh->change_since_us = j->fresh->created_us;
-			if (sched_n_ups(j) == 0 && !j->fresh->fallback) {
+			if ((!j->graph || !j->graph->n_ups) && !j->fresh->fallback) {
 				j->fresh->fallback =
 				    strdup("no sources declared (neither its plugin nor "
 				           "sources = [ ... ] names a table)");
@@ -843,7 +843,7 @@ void fresh_run_end(struct run *r, bool ok, int64_t end_us)
 	 * oldest change it reflected */
 	if (ok) {
 		int64_t since = f && f->run.since_us ? f->run.since_us : r->start_us;
-		for (size_t i = 0; i < sched_n_downs(j); i++) {
+		for (size_t i = 0; j->graph && i < j->graph->n_downs; i++) {
 			struct fresh_job *df = j->graph->downs[i]->fresh;
 			if (!df)
 				continue;

@@ -317,7 +317,7 @@ int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t 
 
 static bool upstream_in(const struct job *j, struct job *const *set, size_t n)
 {
-	for (size_t i = 0; i < sched_n_ups(j); i++)
+	for (size_t i = 0; j->graph && i < j->graph->n_ups; i++)
 		for (size_t k = 0; k < n; k++)
 			if (j->graph->ups[i] == set[k])
 				return true;

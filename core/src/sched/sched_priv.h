@@ -135,9 +135,6 @@ struct job_graph {
 	char *graph_again_id; /* the graph-run id for the run graph_again owes */
 	bool graph_again;     /* upstreams succeeded while it ran: run again after */
 };
-/* sched_flow.c: how many upstreams / downstreams J has (0 without a graph) */
-size_t sched_n_ups(const struct job *j);
-size_t sched_n_downs(const struct job *j);
 
 /* A job's retry timer and when it fires. */
 struct job_retry {
