@@ -517,8 +517,9 @@ static void run_started(struct run *r)
 	j->start_seq = ++s->flow_seq; /* its upstreams' successes count from here (fan-in) */
 	if (j->graph || j->fresh || j->conf->more->alerts.warn_duration_ms > 0)
 		flow_run_begin(r); /* nothing there for a job without them */
-	if (r->trigger == TRIGGER_CATCHUP && r->scheduled_us / 1000000 > j->catchup_s)
-		j->catchup_s = r->scheduled_us / 1000000;
+	struct job_last *l = r->trigger == TRIGGER_CATCHUP ? sched_job_last(j) : NULL;
+	if (l && r->scheduled_us / 1000000 > l->catchup_s)
+		l->catchup_s = r->scheduled_us / 1000000;
 }
 
 /* R starts, once admitted: its statements or request go out, its start is recorded. */

@@ -107,6 +107,7 @@ static void job_retire(struct job *j)
 {
 	sched_job_log(j, LOG_LVL_INFO, "removed from the configuration");
 	j->removed = true;
+	j->plug = NULL; /* (the registry goes with the configuration) */
 	own_conf(j);
 	sched_timer_disarm(j);
 	const char *why = "the job was removed from the configuration";
@@ -131,6 +132,8 @@ static bool job_update(struct job *j, const struct conf_job *cj)
 	/* CFG's entry, kept for as long as CFG is in force (sched_apply) */
 	j->conf = cj;
 	j->hnode.key = j->conf->name; /* the index's key (an equal string) goes with it */
+	j->plug =
+	    cj->plugin && j->s->plugins ? plugin_registry_find(j->s->plugins, cj->plugin) : NULL;
 	j->pool = NULL; /* the database's pool, found again at its next run (exec.h) */
 	return sched_changed;
 }

@@ -626,7 +626,7 @@ static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s,
 	/* a fire served since pgcrond started already ran "as soon as it could"; so did a fire
 	 * after the last one recorded that a killed process claimed and never ran, which this
 	 * one served as its catch-up (sched_input.c) */
-	if (j->last_fire > last_fire_s || j->catchup_s > last_fire_s)
+	if (j->last_fire > last_fire_s || (j->last && j->last->catchup_s > last_fire_s))
 		return;
 	long missed = 0;
 	int64_t now = sched_now_us(s) / 1000000;

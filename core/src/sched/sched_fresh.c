@@ -599,8 +599,7 @@ static void job_state(struct job *j, int64_t now)
 static size_t job_sources(const struct job *j, const char **out)
 {
 	size_t n = 0;
-	const struct plugin *p = sched_job_plugin(j);
-	const char *const *ps = p ? p->decl.sources : NULL;
+	const char *const *ps = j->plug ? j->plug->decl.sources : NULL;
 	for (size_t i = 0; ps && ps[i] && n < MAX_SOURCES; i++)
 		out[n++] = ps[i];
 	for (size_t i = 0; i < j->conf->more->fresh.n_sources && n < MAX_SOURCES; i++) {

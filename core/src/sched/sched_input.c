@@ -27,7 +27,7 @@
 static bool served_here(const struct job *j, int64_t us)
 {
 	const struct run *mine[] = {j->active, j->pending, j->parked};
-	if (j->catchup_s >= us / 1000000)
+	if (j->last && j->last->catchup_s >= us / 1000000)
 		return true;
 	for (size_t i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
 		if (mine[i] &&

@@ -8,12 +8,6 @@
 #include "sched_priv.h"
 #include "text.h"
 
-const struct plugin *sched_job_plugin(const struct job *j)
-{
-	const struct plugin_registry *reg = j->removed ? NULL : j->s->plugins;
-	return reg && j->conf->plugin ? plugin_registry_find(reg, j->conf->plugin) : NULL;
-}
-
 int sched_plugin_stmts(struct run *r, struct run_stmts *b, char *command, size_t cmdlen, char *err,
                        size_t errlen)
 {
@@ -21,7 +15,7 @@ int sched_plugin_stmts(struct run *r, struct run_stmts *b, char *command, size_t
 	    "SELECT pgcrond.prepare_concurrent_refresh($1::pg_catalog.regclass)";
 	struct job *j = r->job;
 	/* built by its plugin (values as parameters) */
-	const struct plugin *p = sched_job_plugin(j);
+	const struct plugin *p = j->plug;
 	int rc = -1;
 	if (!p)
 		snprintf(err, errlen, "plugin \"%s\" is not loaded", j->conf->plugin);

@@ -77,11 +77,11 @@ struct job {
 	 * not copied: 100,000 jobs would keep it twice. A removed job, whose configuration goes,
 	 * gets a copy of what its run reads (own_conf). Never NULL. */
 	const struct conf_job *conf;
+	const struct plugin *plug; /* found once in the registry in force (NULL: not loaded) */
 	struct clock_timer
 	    timer;           /* armed and disarmed only by sched_job_arm / sched_timer_disarm */
 	int64_t next_fire;   /* Unix seconds or CRON_NEVER */
 	int64_t last_fire;   /* the last scheduled instant fired (Unix seconds), 0 if none */
-	int64_t catchup_s;   /* the latest instant a catch-up run of this process served */
 	struct run *active;  /* the run started, waiting for a slot, or waiting to retry */
 	struct run *pending; /* overlap = queue | replace: the fire to run after it */
 	struct job *prev, *next;
@@ -154,6 +154,7 @@ struct job_last {
 	char *message; /* its return_message */
 	int64_t start_us, end_us;
 	int64_t ran_end_us; /* the end of this process's last run of it (run_start) */
+	int64_t catchup_s;  /* the latest instant a catch-up run of this process served */
 	int64_t runid;      /* its row's runid once known; 0 */
 	uint64_t hist_key;  /* its history key (hist_start); 0 if read back */
 	int attempt;
@@ -478,8 +479,6 @@ struct run_stmts {
 int sched_plugin_stmts(struct run *r, struct run_stmts *b, char *command, size_t cmdlen, char *err,
                        size_t errlen);
 void sched_plugin_stmts_free(struct run_stmts *b);
-/* J's plugin in the registry in force (NULL: none, not loaded, or J removed). */
-const struct plugin *sched_job_plugin(const struct job *j);
 void sched_clock_cb(void *arg);
 void sched_ended_cb(evutil_socket_t fd, short what, void *arg);
 void sched_deferred_cb(evutil_socket_t fd, short what, void *arg);
