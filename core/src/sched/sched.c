@@ -575,9 +575,10 @@ static void run_begin(struct run *r)
 	if (j->conf->kind == JOB_KIND_HTTP) {
 		/* a request marked waits for its mark, as a statement does: http_marked_cb */
 		if (mark == 1) {
-			snprintf(err, sizeof(err), "not started: out of memory");
-			if (!(r->mark_ev = calloc(1, sizeof(*r->mark_ev))))
+			if (!(r->mark_ev = calloc(1, sizeof(*r->mark_ev)))) {
+				snprintf(err, sizeof(err), "not started: out of memory");
 				goto fail;
+			}
 			event_assign(&r->mark_ev->ev, s->base, -1, 0, http_marked_cb, r);
 			sched_backlog_changed(s, r); /* it waits: pgcrond drop withdraws it */
 			goto out;
