@@ -99,11 +99,6 @@ static void early_stale(struct job *j)
 }
 
 /* Compute the next instant from now (after PREV) and arm it (none: disarmed). */
-const cron_tz *sched_job_tz(const struct job *j)
-{
-	return j->conf->more->cal.tz ? j->conf->more->cal.tz : j->s->tz;
-}
-
 void sched_job_schedule(struct job *j, int64_t prev)
 {
 	int64_t now = sched_now_us(j->s);

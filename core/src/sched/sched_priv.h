@@ -336,6 +336,8 @@ int64_t sched_mono_us(const struct sched *s);
  * (hist_backlogged): they wait for a slot until it catches up. */
 bool sched_held_back(const struct sched *s);
 struct job *sched_job_find(struct sched *s, const char *name);
+/* sched_state.c: J's zone: its own, else the daemon's. */
+const cron_tz *sched_job_tz(const struct job *j);
 /* sched_state.c: a run of J's fire at SCHEDULED_US (0 for a manual run) with TRIGGER, due
  * (NULL: out of memory, logged) / R ended if it was not, and
  * freed with what it holds: its job lock, its pending work (coord.h), its marks, its waiter (told
@@ -447,8 +449,7 @@ void sched_log_stages(const struct run *r, const struct exec_outcome *o);
  * (admit_early), so that its run starts at the instant instead of a round trip (and the
  * claims of a busy second) after it. */
 #define PRECLAIM_LEAD_US 100000
-/* sched.c: the timers and fires, for the other files. J's zone: its own, else the daemon's. */
-const cron_tz *sched_job_tz(const struct job *j);
+/* sched.c: the timers and fires, for the other files. */
 void sched_job_disarm(struct job *j);
 /* Arm J's timer for j->next_fire, from NOW_US: the caller's reading of sched_now_us, taken
  * for its callback, not again for each step of it */

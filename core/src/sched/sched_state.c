@@ -814,6 +814,11 @@ bool sched_held_back(const struct sched *s)
 	return hist_backlogged(s->hist);
 }
 
+const cron_tz *sched_job_tz(const struct job *j)
+{
+	return j->conf->more->cal.tz ? j->conf->more->cal.tz : j->s->tz;
+}
+
 struct job *sched_job_find(struct sched *s, const char *name)
 {
 	for (struct strmap_node *n = strmap_find(&s->index, name); n; n = strmap_find_next(n)) {
