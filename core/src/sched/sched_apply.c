@@ -129,7 +129,7 @@ static bool job_update(struct job *j, const struct conf_job *cj)
 	                     (old_tz && strcmp(old_tz, cj->more->cal.timezone) != 0) ||
 	                     o->more->cal.spread_ms != cj->more->cal.spread_ms ||
 	                     o->cron.dates != cj->cron.dates || o->cron.flags != cj->cron.flags;
-	/* CFG's entry, kept for as long as CFG is in force (sched_apply) */
+	/* kept for as long as its configuration is in force (sched_apply) */
 	j->conf = cj;
 	j->hnode.key = j->conf->name; /* the index's key (an equal string) goes with it */
 	j->plug =

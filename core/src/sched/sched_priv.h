@@ -195,6 +195,14 @@ enum run_state {
 /* run.skipped */
 enum { SKIPPED_NONE, SKIPPED_ROW, SKIPPED_ROWLESS };
 
+/* An HTTP run's wait for its start mark (several instances), made as it starts waiting: woken
+ * by the mark's answer (sched_state.c) or a cancel (sched_http.c), it sends the request or ends
+ * the run from the loop (sched.c). */
+struct run_mark_wait {
+	struct event ev;
+	char *why; /* why it must send nothing (NULL: it may) */
+};
+
 struct run {
 	struct job *job;
 	enum run_state state; /* sched_run_to() only */
@@ -213,15 +221,8 @@ struct run {
 	                 * connection or its start mark (sched_drop): it ends skipped, having
 	                 * sent nothing */
 	bool cancelled; /* an HTTP run cancelled while it waited for its start mark */
-	/* an HTTP run's wait for its start mark, made as it starts waiting (several instances):
-	 * woken by the mark's answer (sched_state.c) or a cancel (sched_http.c), it sends the
-	 * request or ends the run from the loop (sched.c); WHY: why it must send nothing (NULL:
-	 * it may) */
-	struct run_mark_wait {
-		struct event ev;
-		char *why;
-	} * mark_ev;
-	bool waited; /* already waited for its upstreams */
+	struct run_mark_wait *mark_ev; /* NULL: not waiting for its start mark */
+	bool waited;                   /* already waited for its upstreams */
 	/* the fires skipped behind it (overlap = skip): the first has its row; of those after it
 	 * (sched_skip_rowless), the last has one written as this run ends, from its instant and
 	 * trigger and the state this run was in then, whose message it says again
