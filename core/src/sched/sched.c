@@ -192,7 +192,7 @@ static void retry(struct run *r, const struct flow_outcome *o)
 	struct job *j = r->job;
 	struct sched *s = j->s;
 	const struct conf_job *c = j->conf;
-	if (!c || o->cancelled || s->draining || j->removed || o->unknown_commit ||
+	if (o->cancelled || s->draining || j->removed || o->unknown_commit ||
 	    !retry_should(c, r->attempt, o->transient ? RETRY_SQLSTATE_CONNECTION : o->sqlstate,
 	                  o->transient ? false : o->timed_out))
 		return; /* cancelled: pgcrond stopped it (replace, shutdown), policy */

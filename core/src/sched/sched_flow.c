@@ -454,14 +454,14 @@ static void on_final_failure(struct run *r, const struct flow_outcome *o)
 	char msg[768];
 
 	j->consecutive++;
-	if (o->sqlstate && strncmp(o->sqlstate, "08", 2) == 0 && c && c->catchup == CATCHUP_ONCE &&
-	    j->conf->schedule && !s->draining) {
+	if (o->sqlstate && strncmp(o->sqlstate, "08", 2) == 0 && !j->removed &&
+	    c->catchup == CATCHUP_ONCE && j->conf->schedule && !s->draining) {
 		/* the database did not answer: run once when it does (catch-up) */
 		j->owed_catchup = true;
 		if (s->ex.probe(s->ex.ctx, j->conf->database) < 0)
 			j->owed_catchup = false;
 	}
-	int after = c && c->more->alerts.after > 1 ? c->more->alerts.after : 1;
+	int after = c->more->alerts.after > 1 ? c->more->alerts.after : 1;
 	if (after <= 1) {
 		/* the kind already says "failed": the message says why, once; cut on a character
 		 * (a notify sink's NOTIFY refuses a broken one) */

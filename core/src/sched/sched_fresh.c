@@ -579,7 +579,7 @@ static void check_cb(void *arg)
 static void job_state(struct job *j, int64_t now)
 {
 	const struct conf_job *c = j->conf;
-	if (!c || c->more->fresh.sla_ms <= 0) {
+	if (c->more->fresh.sla_ms <= 0) {
 		fresh_job_free(j);
 		return;
 	}
