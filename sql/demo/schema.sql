@@ -136,7 +136,7 @@ BEGIN
 END;
 $$;
 
--- Fires when an existing submission moves to 'scored' (the production trigger; the WHEN clause
+-- Fires when an existing submission moves to 'scored' (as in production; the WHEN clause
 -- keeps other status changes from even queueing an event).
 CREATE OR REPLACE TRIGGER trg_notify_submission_scored
 	AFTER UPDATE OF status ON public.submissions
