@@ -808,8 +808,6 @@ void hist_request_last_results(struct hist *h, int max_failures, int max_runs,
 	kick(h);
 }
 
-/* Drive only this connection (not the daemon's loop: other modules are shutting down)
- * until everything is written or the grace period is over. */
 /* How long the stop still waits for the writes (flush_for_close): until its deadline, or
  * CLOSE_STALL_MS without a batch acknowledged; 0 once nothing is left to write. */
 static int64_t close_left(void *arg)
@@ -828,12 +826,12 @@ static int64_t close_left(void *arg)
 	return stall < left ? stall : left;
 }
 
+/* Drive only this connection (not the daemon's loop: other modules are shutting down)
+ * until everything is written or the grace period is over. */
 static void flush_for_close(struct hist *h)
 {
 	int64_t start = clock_mono_ms(), deadline = start + h->tun.close_grace_ms;
 
-	if (hist_pending(h) > CLOSE_BACKLOG_MAX && deadline > start + CLOSE_STALL_MS)
-		deadline = start + CLOSE_STALL_MS;
 	/* the stop's flushes (hist_flush_stopping, then hist_close) share one grace period */
 	if (h->close_deadline_ms && h->close_deadline_ms < deadline)
 		deadline = h->close_deadline_ms;

@@ -113,8 +113,7 @@ struct hist_tuning {
 	                            * error [256 MiB] */
 	int64_t purge_interval_ms; /* [10 min]; a purge also runs after each connect */
 	int64_t close_grace_ms;    /* hist_close's wait for pending writes [5 s]; it
-	                            * stops after 1 s without progress, or after 1 s when
-	                            * more than 5,000 records wait */
+	                            * stops after 1 s without progress */
 	int64_t retry_min_ms;      /* reconnect backoff [the own session's: ownsess.h] */
 	int64_t retry_max_ms;
 	uint64_t backlog_max; /* records waiting, while the database is connected and
