@@ -169,7 +169,7 @@ static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
 
 /* Send the next batch of lines from HEAD, the spool's. Returns 1 if a batch went out, 0 if the
  * head line was unreadable and dropped (try the next), -1 if the connection failed. */
-static int send_batch(struct hist *h, const struct hist_spool_line *head)
+static int send_batch(struct hist *h, struct hist_spool_line *head)
 {
 	size_t taken = 0;
 	PGconn *conn = stmtq_conn(h->q);
@@ -301,7 +301,7 @@ static bool send_next(struct ownsess_item *it)
 			send_stmt(h, OP_LAST_RESULTS, hist_sql_last_results, 3, p);
 			return true;
 		}
-		const struct hist_spool_line *head = hist_spool_head(h->spool);
+		struct hist_spool_line *head = hist_spool_head(h->spool);
 		/* after the records, or between batches under a load that never empties the spool
 		 */
 		if (h->fresh_json && !h->closing &&

@@ -193,7 +193,7 @@ struct hist {
 /* history_record.c's, for history.c */
 /* The rows of this process's runs an answer of a record statement holds (HIST_WRITTEN_CLOSE),
  * kept until the batch ends; then told (COMMITTED) or forgotten (it failed: a line is sent
- * again, and its row gets another runid). */
+ * again, and its row gets another runid; no line is merged any more: hist_batch_unmerge). */
 void hist_written_rows(struct hist *h, const PGresult *r);
 void hist_written_done(struct hist *h, bool committed);
 /* The backlog's state after records came (ON_ONLY: only whether it begins, from a hist_*()
