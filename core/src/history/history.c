@@ -20,19 +20,15 @@
  * that line is dropped. */
 #include "history.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -222,21 +218,15 @@ static int send_batch(struct hist *h, struct hist_spool_line *head)
 
 static void send_orphans(struct hist *h)
 {
-	char msg[512];
-	int w = snprintf(msg, sizeof(msg),
-	                 "pgcrond process ended while this run was in progress (closed at restart "
-	                 "by instance %s)",
-	                 h->instance);
-
-	if (w < 0 || (size_t)w >= sizeof(msg))
-		snprintf(msg, sizeof(msg),
-		         "pgcrond process ended while this run was in progress "
-		         "(closed at restart)");
-	char floor[40];
-	if (hist_startup_floor(clock_wall_us(), h->retain_ms, floor, sizeof(floor)) < 0)
-		snprintf(floor, sizeof(floor), "-infinity");
-	char *notes = job_kind_lost_notes_json();
-	const char *p[] = {h->instance, h->boot_id, msg, floor, notes ? notes : "{}"};
+	char msg[512]; /* fits: an instance's name is at most 63 bytes, a host name's 64 */
+	snprintf(msg, sizeof(msg),
+	         "pgcrond process ended while this run was in progress (closed at restart by "
+	         "instance %s)",
+	         h->instance);
+	char floor[40], *notes = job_kind_lost_notes_json();
+	const char *p[] = {h->instance, h->boot_id, msg,
+	                   hist_startup_floor(clock_wall_us(), h->retain_ms, floor, sizeof(floor)),
+	                   notes ? notes : "{}"};
 	send_stmt(h, OP_ORPHANS, hist_sql_orphans, 5, p);
 	free(notes);
 }
@@ -283,21 +273,18 @@ static bool send_next(struct ownsess_item *it)
 		}
 		if (h->orphans == ORPHANS_CLOSED && h->last_fires_fn) {
 			char floor[40];
-			if (hist_startup_floor(clock_wall_us(), h->retain_ms, floor,
-			                       sizeof(floor)) < 0)
-				snprintf(floor, sizeof(floor), "-infinity");
-			const char *p[] = {floor};
+			const char *p[] = {hist_startup_floor(clock_wall_us(), h->retain_ms, floor,
+			                                      sizeof(floor))};
 			send_stmt(h, OP_LAST_FIRES, hist_sql_last_fires, 1, p);
 			return true;
 		}
 		if (h->orphans == ORPHANS_CLOSED && h->last_results_fn) {
 			char floor[40], fails[16], runs[16];
-			if (hist_startup_floor(clock_wall_us(), h->retain_ms, floor,
-			                       sizeof(floor)) < 0)
-				snprintf(floor, sizeof(floor), "-infinity");
 			snprintf(fails, sizeof(fails), "%d", h->last_results_failures);
 			snprintf(runs, sizeof(runs), "%d", h->last_results_runs);
-			const char *p[] = {floor, fails, runs};
+			const char *p[] = {
+			    hist_startup_floor(clock_wall_us(), h->retain_ms, floor, sizeof(floor)),
+			    fails, runs};
 			send_stmt(h, OP_LAST_RESULTS, hist_sql_last_results, 3, p);
 			return true;
 		}

@@ -103,8 +103,6 @@ void hist_set_written_fn(struct hist *h, hist_written_fn fn, void *arg);
 /* Records waiting to be written (memory + spill file), for tests and status. */
 uint64_t hist_pending(const struct hist *h);
 
-/* ---- additions (history engineer) --------------------------------------------------- */
-
 /* Limits; a zero field keeps the default (in brackets). */
 struct hist_tuning {
 	size_t memory_limit;       /* records kept in memory while waiting [10000]; the rest
