@@ -124,10 +124,10 @@ START_TEST(stop_writes_a_large_backlog)
 	                             " WHERE status = 'succeeded'",
 	                             MANY / 2),
 	              "the runs were not recorded:\n%s", tail(itest_read_file(e.log)));
-	/* a server that takes a while for a row (1 ms for one in five), as a busy one does: the
+	/* a server that takes a while for a row (1 ms for one in ten), as a busy one does: the
 	 * backlog takes more than a second to write */
 	itest_exec(e.db, "CREATE FUNCTION public.slow() RETURNS trigger LANGUAGE plpgsql AS"
-	                 " 'BEGIN IF hashtext(NEW.run_key) % 5 = 0 THEN"
+	                 " 'BEGIN IF hashtext(NEW.run_key) % 10 = 0 THEN"
 	                 "  PERFORM pg_sleep(0.001); END IF; RETURN NEW; END';"
 	                 "CREATE TRIGGER slow BEFORE INSERT ON pgcrond.job_run_details"
 	                 " FOR EACH ROW EXECUTE FUNCTION public.slow()");
