@@ -43,21 +43,27 @@ static void write_jobs(const struct itest_env *e, const char *schedule, int n)
 	free(path);
 }
 
+/* A daemon in E (NAME) with N jobs every second, once their first N runs are recorded. */
+static void start_ticking(struct itest_env *e, const char *name, int n)
+{
+	itest_env_setup(e, name, "it_stop_spool");
+	itest_env_main(e, "shutdown_grace = \"5s\";\n");
+	itest_exec(e->db, "CREATE TABLE public.ticks (job text, at timestamptz);"
+	                  "GRANT ALL ON public.ticks TO PUBLIC");
+	write_jobs(e, "* * * * * *", n);
+	itest_env_start(e);
+	ck_assert_msg(itest_env_wait(e, 30,
+	                             "SELECT count(*) >= %d FROM pgcrond.job_run_details"
+	                             " WHERE status = 'succeeded'",
+	                             n),
+	              "the runs were not recorded:\n%s", tail(itest_read_file(e->log)));
+}
+
 START_TEST(stop_spools_pending_history_fast)
 {
 	struct itest_env e;
 
-	itest_env_setup(&e, "stop-spool", "it_stop_spool");
-	itest_env_main(&e, "shutdown_grace = \"5s\";\n");
-	itest_exec(e.db, "CREATE TABLE public.ticks (job text, at timestamptz);"
-	                 "GRANT ALL ON public.ticks TO PUBLIC");
-	write_jobs(&e, "* * * * * *", JOBS);
-	itest_env_start(&e);
-	ck_assert_msg(itest_env_wait(&e, 20,
-	                             "SELECT count(*) >= %d FROM pgcrond.job_run_details"
-	                             " WHERE status = 'succeeded'",
-	                             JOBS),
-	              "the runs were not recorded:\n%s", tail(itest_read_file(e.log)));
+	start_ticking(&e, "stop-spool", JOBS);
 
 	/* the history writer now waits for the lock: every record stays pending */
 	PGconn *locker = itest_connect(e.ci);
@@ -113,17 +119,7 @@ START_TEST(stop_writes_a_large_backlog)
 {
 	struct itest_env e;
 
-	itest_env_setup(&e, "stop-backlog", "it_stop_spool");
-	itest_env_main(&e, "shutdown_grace = \"5s\";\n");
-	itest_exec(e.db, "CREATE TABLE public.ticks (job text, at timestamptz);"
-	                 "GRANT ALL ON public.ticks TO PUBLIC");
-	write_jobs(&e, "* * * * * *", MANY);
-	itest_env_start(&e);
-	ck_assert_msg(itest_env_wait(&e, 30,
-	                             "SELECT count(*) >= %d FROM pgcrond.job_run_details"
-	                             " WHERE status = 'succeeded'",
-	                             MANY / 2),
-	              "the runs were not recorded:\n%s", tail(itest_read_file(e.log)));
+	start_ticking(&e, "stop-backlog", MANY);
 	/* a server that takes a while for a row (1 ms for one in ten), as a busy one does: the
 	 * backlog takes more than a second to write */
 	itest_exec(e.db, "CREATE FUNCTION public.slow() RETURNS trigger LANGUAGE plpgsql AS"

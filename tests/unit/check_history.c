@@ -367,6 +367,17 @@ static const struct batch_case {
      "pid=42 end=200 start=100 seq=1; i1/a.4 - pid=- end=200 start=100 seq=2"},
 };
 
+/* ROWS and TAKEN are what WANT and WANT_TAKEN say (WHY if not); RS's records are freed. */
+static void expect_rows(struct recs *rs, const char *why, const char *rows, size_t taken,
+                        const char *want, size_t want_taken)
+{
+	ck_assert_msg(strcmp(rows, want) == 0 && taken == want_taken,
+	              "%s:\n got %s (%zu records)\nwant %s (%zu)", why, rows, taken, want,
+	              want_taken);
+	for (size_t i = 0; i < rs->n; i++)
+		free(rs->l[i]);
+}
+
 START_TEST(batch_rows)
 {
 	const struct batch_case *c = &batch_cases[_i];
@@ -375,11 +386,7 @@ START_TEST(batch_rows)
 	size_t taken;
 	recs_parse(&rs, c->recs, buf, sizeof(buf));
 	const char *rows = batch(&rs, c->from, 16, &taken);
-	ck_assert_msg(strcmp(rows, c->rows) == 0 && taken == c->taken,
-	              "%s:\n got %s (%zu records)\nwant %s (%zu)", c->why, rows, taken, c->rows,
-	              c->taken);
-	for (size_t i = 0; i < rs.n; i++)
-		free(rs.l[i]);
+	expect_rows(&rs, c->why, rows, taken, c->rows, c->taken);
 }
 END_TEST
 
@@ -417,11 +424,7 @@ START_TEST(batch_merges)
 		hist_batch_unmerge(rs.l[0]);
 	size_t len = strlen(rows);
 	snprintf(rows + len, sizeof(rows) - len, " || %s", batch(&rs, taken, 16, &next));
-	ck_assert_msg(strcmp(rows, c->rows) == 0 && taken == c->taken,
-	              "%s:\n got %s (%zu records)\nwant %s (%zu)", c->why, rows, taken, c->rows,
-	              c->taken);
-	for (size_t i = 0; i < rs.n; i++)
-		free(rs.l[i]);
+	expect_rows(&rs, c->why, rows, taken, c->rows, c->taken);
 }
 END_TEST
 
