@@ -112,9 +112,8 @@ int hist_batch_make(struct hist_spool_line *head, size_t max, struct hist_batch_
 	struct hist_batch_row **starts = order + cap,
 	                      *rows = (struct hist_batch_row *)(starts + cap);
 
-	/* the rows point into the records' fields: no copy, no decoding. Past the batch's N
-	 * records, the later lines of its runs (a run that ended before its start went out)
-	 * complete their start's row, and are not written again */
+	/* the rows point into the records' fields: no copy, no decoding; the lines behind the
+	 * batch complete the rows of its runs that ended before it went out (hist_batch.h) */
 	struct hist_spool_line *l = head;
 	for (size_t i = 0; l; i++, l = l->next) {
 		bool beyond = i >= n;
@@ -255,8 +254,8 @@ int hist_batch_send(PGconn *conn, struct hist_spool_line *head, size_t max, bool
 		ctx->unknown += !r->f[HB_JOBID];
 		r->f[HB_CLAIMS] = run_lone(ctx, r) ? "f" : "t";
 	}
-	/* the batch's transaction is bounded (hist_batch.h); a batch of lines whose rows went
-	 * with their starts' is this statement alone */
+	/* the batch's transaction is bounded (hist_batch.h); a batch of merged lines is this alone
+	 */
 	if (!PQsendQueryParams(conn, sql_timeout, 1, NULL, (const char *const[]){timeout_ms}, NULL,
 	                       NULL, 0))
 		goto out;

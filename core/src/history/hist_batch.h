@@ -3,13 +3,12 @@
 
 /* The history's writes (used by history.c), set-based. A batch of the spool's records becomes at
  * most four statements instead of one per line: one INSERT of every row (a run's start, its pid
- * and its end merged into one complete row when the pid and end have come before the start
- * goes, in the batch or behind it, so a short run costs one row written once and no UPDATE),
- * one UPDATE of the pids and ends of runs whose row
- * an earlier batch wrote, one more for such lines that do not name their run's start, and one
- * call adding the successes counted instead of written (a job's history = "failures": a short
- * run's start and its count in one batch write no row at all). A
- * run's lines are found with its start by the number its run key ends in, without a lookup.
+ * and its end merged into one complete row when they came before the start went out, so a
+ * short run costs one row written once and no UPDATE), one UPDATE of the pids and ends of runs
+ * whose row an earlier batch wrote, one more for such lines that do not name their run's start,
+ * and one call adding the successes counted instead of written (a job's history = "failures": a
+ * short run's start and its count write no row at all). A run's lines are found with its start
+ * by the number its run key ends in, without a lookup.
  * Values travel as array parameters unnested on the server. The updates name the row's
  * start_time, so each touches one day's partition. This is the only way records are written:
  * a line the database refuses is found by halving the batch (history.c).
@@ -141,8 +140,7 @@ struct hist_batch_row {
  * allocated), or -ENOMEM. */
 int hist_batch_make(struct hist_spool_line *head, size_t max, struct hist_batch_row ***order,
                     size_t nset[4]) __attribute__((warn_unused_result));
-/* A batch failed, or its answer was lost: no line from HEAD on is merged any more (each goes
- * with its start's row again, or as an update of its own). */
+/* A batch failed, or its answer was lost: no line from HEAD on is merged any more. */
 void hist_batch_unmerge(struct hist_spool_line *head);
 
 /* What the sender knows beside the records, so that a row costs no lookup on the server. */

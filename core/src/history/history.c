@@ -99,10 +99,18 @@ static void pop(struct hist *h, size_t n)
 
 /* ---- the connection ---------------------------------------------------------------- */
 
+/* The batch in flight failed, or its answer is lost: its lines go again, never merged. */
+static void batch_forget(struct hist *h)
+{
+	hist_written_done(h, false);
+	if (h->spool)
+		hist_batch_unmerge(hist_spool_head(h->spool));
+}
+
 /* The statement state that dies with a connection (the session's: ownsess.h). */
 static void forget_conn(struct hist *h)
 {
-	hist_written_done(h, false);
+	batch_forget(h);
 	if (h->writes == WRITES_WAIT)
 		h->writes = WRITES_RETRY;
 }
@@ -525,7 +533,7 @@ static void op_done(struct ownsess_item *it, const struct stmtq_result *r)
 
 	h->op = OP_NONE;
 	if (op == OP_BATCH && r->failed)
-		hist_written_done(h, false); /* rolled back: the lines go again */
+		batch_forget(h); /* rolled back: the lines go again */
 	if (PQstatus(stmtq_conn(h->q)) == CONNECTION_BAD) {
 		stmtq_fail(h->q, NULL, 0); /* libpq failed */
 		return;
@@ -856,11 +864,10 @@ void hist_close(struct hist **hp)
 	 * the count of those it does not is exact */
 	hist_spool_close(&h->spool);
 	ownsess_leave(&h->sess);
-	forget_conn(h);
+	forget_conn(h); /* (the rows of a batch in flight are forgotten) */
 	evtimer_del(&h->linger_ev);
 	hist_set_caught_up_fn(h, NULL, NULL);
 	hist_jobids_free(h);
-	hist_written_done(h, false);
 	free(h->written);
 	free(h->conninfo);
 	free(h->instance);

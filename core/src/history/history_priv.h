@@ -25,10 +25,8 @@
 #define DEF_SPILL_MAX_BYTES (256LL << 20)
 #define DEF_PURGE_INTERVAL_MS (10 * 60 * 1000LL)
 #define DEF_CLOSE_GRACE_MS 5000
-/* A stop writes what is pending within the close grace while the database takes it, however
- * much waits (every run of a busy second is written before the process ends); once no batch
- * was acknowledged for CLOSE_STALL_MS (a locked history table, a server gone slow), the rest
- * waits in the spill file for the next start. */
+/* A stop writes what is pending within the close grace, however much, until no batch was
+ * acknowledged for CLOSE_STALL_MS (a locked history table): the rest waits in the spill file. */
 #define CLOSE_STALL_MS 1000
 /* Records waiting past which new runs are held back (hist_backlogged): two full batches, a
  * second or two of a busy history's writing. */
@@ -193,7 +191,7 @@ struct hist {
 /* history_record.c's, for history.c */
 /* The rows of this process's runs an answer of a record statement holds (HIST_WRITTEN_CLOSE),
  * kept until the batch ends; then told (COMMITTED) or forgotten (it failed: a line is sent
- * again, and its row gets another runid; no line is merged any more: hist_batch_unmerge). */
+ * again, and its row gets another runid). */
 void hist_written_rows(struct hist *h, const PGresult *r);
 void hist_written_done(struct hist *h, bool committed);
 /* The backlog's state after records came (ON_ONLY: only whether it begins, from a hist_*()

@@ -318,10 +318,10 @@ void hist_set_written_fn(struct hist *h, hist_written_fn fn, void *arg)
 	h->written_arg = arg;
 }
 
+/* The rows the batch in flight wrote: told (COMMITTED) or forgotten (it failed: a line is sent
+ * again, and its row gets another runid). */
 void hist_written_done(struct hist *h, bool committed)
 {
-	if (!committed && h->spool)
-		hist_batch_unmerge(hist_spool_head(h->spool));
 	for (size_t i = 0; i < h->n_written; i++) {
 		struct written *w = &h->written[i];
 		if (committed && h->written_fn)
