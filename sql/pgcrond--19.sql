@@ -55,7 +55,7 @@ REVOKE ALL ON FUNCTION pgcrond.freshness_publish(text, jsonb) FROM PUBLIC;
 -- step 13's view, and four columns: freshness_lag as `pgcrond status` shows it (NULL: no
 -- freshness, or not measured within two check intervals and a minute: the daemon is
 -- stopped or cannot reach the history), freshness_over ('OK', 'WARNING' past the SLA,
--- 'ALERT' past twice it: seed 000's threshold; NULL for a disabled job, as for its alerts),
+-- 'ALERT' past twice it; NULL for a disabled job, as for its alerts),
 -- freshness_checked_at and freshness_fallback (why the sources cannot be read: the job runs
 -- every period, and the lag counts from the start of its last success)
 CREATE OR REPLACE VIEW pgcrond.view_status AS

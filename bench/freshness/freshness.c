@@ -1,10 +1,10 @@
-/* bench_freshness: freshness against schedules (docs/freshness.md) on the five seed views.
+/* bench_freshness: freshness against schedules (docs/freshness.md) on the five analytics views.
  * Generates SUBMISSIONS (default 1,000,000) submissions of the demo (sql/demo), installs the
- * seed view plugins with `pgcrond install`, then lives through one simulated day twice, each
- * time with the daemon running the five view jobs:
- *   "cron":      the seeds' schedules (every 10 min, 30 min, hourly, 4-hourly, hourly);
+ * analytics view plugins with `pgcrond install`, then lives through one simulated day twice,
+ * each time with the daemon running the five view jobs:
+ *   "cron":      the original schedules (every 10 min, 30 min, hourly, 4-hourly, hourly);
  *   "freshness": freshness = the same periods, no schedule.
- * Neither has `listen` (the seeds' lane and weakness jobs do): the comparison is of the
+ * Neither has `listen` (the shipped lane and weakness jobs do): the comparison is of the
  * clock against the SLA alone. Writes come only in a few hours of the day (default 09:00 to
  * 13:00): every 0.25-0.75 s (real time) a transaction scores 10 random submissions again and
  * logs one chat request, and the time after its commit is kept.
@@ -43,9 +43,9 @@
 
 static const struct view {
 	const char *job, *plugin;
-	const char *upstream; /* the view it reads (its plugin's edge), or NULL */
-	int period_s;         /* simulated: the seed's schedule */
-	const char *seed_schedule;
+	const char *upstream;      /* the view it reads (its plugin's edge), or NULL */
+	int period_s;              /* simulated: the original schedule's period */
+	const char *original_cron; /* that schedule */
 } views[] = {
     {"refresh-lane-distributions", "lane_distribution", NULL, 600, "*/10 * * * *"},
     {"refresh-weakness-patterns", "weakness_patterns", "refresh-lane-distributions", 1800,
@@ -376,7 +376,7 @@ int main(int argc, char **argv)
 	day(c, "cron", hours, from, to, max_id, cron);
 	day(c, "freshness", hours, from, to, max_id, fresh);
 
-	printf("\n%-34s %9s | %-40s | %-40s\n", "", "", "cron (the seeds' schedules)",
+	printf("\n%-34s %9s | %-40s | %-40s\n", "", "", "cron (the original schedules)",
 	       "freshness = the same periods");
 	printf("%-34s %9s | %5s %12s %21s | %5s %12s %21s\n", "view", "period", "runs", "refresh s",
 	       "worst staleness", "runs", "refresh s", "worst staleness");

@@ -262,6 +262,22 @@ static double recorded_per_s(PGconn *c, double from, double to)
 	return v;
 }
 
+/* The rows the history's partitions were given so far: inserted into *INS, updated into *UPD
+ * (a run's row written twice: inserted at its start, completed at its end). */
+static void hist_rows(PGconn *c, double *ins, double *upd)
+{
+	PGresult *r =
+	    bench_query(c,
+	                "SELECT coalesce(sum(n_tup_ins), 0), coalesce(sum(n_tup_upd), 0) FROM"
+	                " pg_stat_user_tables WHERE relid IN (SELECT inhrelid FROM pg_inherits"
+	                " WHERE inhparent = 'pgcrond.job_run_details'::regclass)",
+	                0, NULL);
+	*ins = atof(PQgetvalue(r, 0, 0));
+	*upd = atof(PQgetvalue(r, 0, 1));
+	PQclear(r);
+	PQclear(bench_query(c, "SELECT pg_stat_clear_snapshot()", 0, NULL));
+}
+
 /* The floor KIND for TICKS jobs: 1 s of warm-up, then 3 whole seconds measured as pgcrond's
  * quiet window is: the worst lateness into LATE, the runs a second into RUNS_S. */
 static void floor_ticks(PGconn *c, const char *kind, int ticks, double *late, double *runs_s)
@@ -377,6 +393,7 @@ int main(int argc, char **argv)
 		double reload[MAX_RUNS * MAX_RELOADS], late_in[MAX_RUNS * MAX_RELOADS];
 		double hold[MAX_RUNS * MAX_RELOADS], late_out[MAX_RUNS];
 		double rss0[MAX_RUNS], rss1[MAX_RUNS], recorded[MAX_RUNS], tps[MAX_RUNS];
+		double twice[MAX_RUNS], ins0, upd0, ins1, upd1;
 		double fl_late[MAX_FLOORS][MAX_RUNS], fl_runs[MAX_FLOORS][MAX_RUNS];
 		int n_reload = 0, n_in = 0, n_hold = 0, n_out = 0;
 		long fires_in = 0, fires_out = 0, want_in = 0, want_out = 0;
@@ -385,6 +402,7 @@ int main(int argc, char **argv)
 			list[r] = time_cmd(conf, "list");
 			snprintf(log, sizeof(log), "%s/daemon-%d-%d.log", dir, n, r);
 			double t0 = bench_now();
+			hist_rows(c, &ins0, &upd0);
 			pid_t pid = bench_daemon_start(conf, log);
 			start[r] = wait_log(log, "started:", t0);
 			bench_sleep(2);
@@ -422,6 +440,9 @@ int main(int argc, char **argv)
 			for (int i = 0; i < nfloor; i++)
 				floor_ticks(c, kinds[i], ticks, &fl_late[i][r], &fl_runs[i][r]);
 			tps[r] = pgbench_s > 0 ? pgbench_tps(dir, pgbench_s) : -1;
+			bench_sleep(1); /* the daemon's session has reported its counts */
+			hist_rows(c, &ins1, &upd1);
+			twice[r] = ins1 > ins0 ? 100 * (upd1 - upd0) / (ins1 - ins0) : 0;
 		}
 		printf("N=%d jobs in %d files, %d runs, median (min-max):\n", n, (n + 999) / 1000,
 		       runs);
@@ -448,6 +469,7 @@ int main(int argc, char **argv)
 			report("longest loop hold, reload", hold, n_hold, "reloads", "ms", 1);
 		double pg_rec =
 		    report("ticks' runs/s recorded, quiet", recorded, runs, "runs", "/s", 1);
+		report("history rows updated, of inserted", twice, runs, "runs", "%", 1);
 		if (nfloor)
 			printf(
 			    "  the floor: a minimal libpq client, %d connections, %d INSERTs every "

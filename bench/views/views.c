@@ -1,4 +1,4 @@
-/* bench_views: what the seed view plugins cost. Starts its own pg-sandbox, loads the demo
+/* bench_views: what the analytics view plugins cost. Starts its own pg-sandbox, loads the demo
  * schema, and for each size (default 100,000 then 1,000,000 submissions) generates the data,
  * makes every relation complete, then prints for each table a plugin keeps per partition
  * (ABI 1.2), median and min..max over VIEWS_RUNS runs (default 3), each after 20 submissions

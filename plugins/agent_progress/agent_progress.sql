@@ -5,7 +5,7 @@
 -- the agent's previous week with submissions on that challenge (wow_composite_delta; NULL
 -- for its first week).
 --
--- Guards against the failures of seed 002: weeks are cut in UTC explicitly,
+-- Guards against weeks that move with the clock's zone: weeks are cut in UTC explicitly,
 -- date_trunc('week', created_at AT TIME ZONE 'UTC'), so they do not move with the server's
 -- or the session's TimeZone. `week` is the Monday 00:00 UTC that starts the week, as a
 -- timestamp without time zone (it is a UTC calendar label, not an instant).

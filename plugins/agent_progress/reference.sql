@@ -1,4 +1,4 @@
--- Reference for public.mv_agent_progress: seed 002's query with its fix (weeks cut in UTC),
+-- Reference for public.mv_agent_progress: the original query with its fix (weeks cut in UTC),
 -- written independently of the view (a join with the previous week instead of LAG), for the
 -- tests to compare with the view row for row (EXCEPT ALL both ways); run it under any
 -- TimeZone. composite_score is read as numeric, whatever its column type, as the view

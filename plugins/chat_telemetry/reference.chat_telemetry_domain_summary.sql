@@ -1,4 +1,4 @@
--- Reference for public.chat_telemetry_domain_summary (seed 004's column list), written
+-- Reference for public.chat_telemetry_domain_summary (the original column list), written
 -- independently of the view, for the tests to compare with the view row for row (EXCEPT ALL
 -- both ways). now() must be the refresh's: run REFRESH and this query in one transaction.
 -- Whatever chat_telemetry's numeric column types, it reads costs and durations as numeric

@@ -1,16 +1,16 @@
 -- lane_distribution: public.mv_lane_score_distribution, lane score percentiles per challenge.
 --
 -- One row per (challenge, lane) over the scored submissions: how many lane scores there are,
--- their mean, spread and percentiles. Percentiles are computed per challenge (seed 002: mixing
+-- their mean, spread and percentiles. Percentiles are computed per challenge (mixing
 -- challenges mixes incomparable distributions). Read by mv_weakness_patterns.
 --
--- Guards against the failures of seed 002:
+-- Guards against malformed rows and small samples:
 --   * final_lane_scores may be SQL NULL, a JSON null, an array, or hold non-numeric lane
 --     values ("n/a", null): only JSON objects are expanded and only numeric values counted,
 --     so a bad row never fails the refresh;
 --   * a (challenge, lane) needs at least 5 scores to get a row: no percentiles from one
---     submission (the seed filtered sample_count >= 5 in every reader; here no reader can
---     forget it).
+--     submission (the original query left sample_count >= 5 to every reader; here no reader
+--     can forget it).
 -- Scores are read as numeric, so means and spreads are exact and do not depend on row order.
 --
 -- A table the plugin fills, not a materialized view (despite the mv_ name readers know), so

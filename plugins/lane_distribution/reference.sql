@@ -1,4 +1,4 @@
--- Reference for public.mv_lane_score_distribution: seed 002's query with its fixes, written
+-- Reference for public.mv_lane_score_distribution: the original query with its fixes, written
 -- independently of the view (lane values read through their text form), for the tests to
 -- compare with the view row for row (EXCEPT ALL both ways). One SELECT with the view's
 -- columns in the view's order and no trailing semicolon, so a test can wrap it in

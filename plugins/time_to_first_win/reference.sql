@@ -1,4 +1,4 @@
--- Reference for public.mv_time_to_first_win: seed 002's validation query ("Step 1"),
+-- Reference for public.mv_time_to_first_win: the original validation query,
 -- written independently of the view (one pass with conditional aggregates), for the tests to
 -- compare with the view row for row (EXCEPT ALL both ways). One SELECT in the view's column
 -- order, no trailing semicolon.

@@ -6,8 +6,8 @@
 -- (avg_days_to_first_win). A win is a bout_results row whose winner_agent_id is the
 -- submission's agent; draws (winner NULL) are not wins.
 --
--- Guards against the failures of seed 002: a challenge needs at least 5 agents with a win to
--- get a row (sample-count guard, as in the seed).
+-- Sample-count guard: a challenge needs at least 5 agents with a win to get a row, so no mean
+-- comes from one or two agents.
 --
 -- A table the plugin fills, not a materialized view (the mv_ name is kept for readers): a
 -- challenge's row depends on that challenge's submissions (and their bouts' results) only,

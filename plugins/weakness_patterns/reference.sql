@@ -1,4 +1,4 @@
--- Reference for public.mv_weakness_patterns: seed 002's query with its fixes, computing the
+-- Reference for public.mv_weakness_patterns: the original query with its fixes, computing the
 -- challenge percentiles itself instead of reading mv_lane_score_distribution, for the tests
 -- to compare with the view row for row (EXCEPT ALL both ways) once both views are
 -- refreshed. One SELECT in the view's column order, no trailing semicolon.

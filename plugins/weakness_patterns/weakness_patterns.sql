@@ -8,7 +8,7 @@
 -- score_trend_slope is the least-squares slope of the lane score against time, in score
 -- points per second: positive means improving.
 --
--- Guards against the failures of seed 002:
+-- Guards against malformed rows, single-point slopes and small samples:
 --   * only JSON-object final_lane_scores are expanded and only numeric lane values counted;
 --   * REGR_SLOPE is computed only for groups of two or more points (HAVING count(*) >= 2);
 --     it is still NULL when all of them have the same created_at;

@@ -32,9 +32,9 @@ for f in bin/pgcrond include/pgcrond/plugin.h share/pkgconfig/pgcrond-plugin.pc 
          lib/sysusers.d/pgcrond.conf lib/tmpfiles.d/pgcrond.conf; do
   [ -f "$stage$prefix/$f" ] || fail "$prefix/$f is missing; installed: $(cd "$stage" && find . -type f)"
 done
-# the seed views' jobs are shipped off (a subdirectory is not loaded), with the README that
+# the analytics views' jobs are shipped off (a subdirectory is not loaded), with the README that
 # says how to turn one on
-for f in seed-views/README seed-views/10-lane-distribution.conf; do
+for f in analytics-views/README analytics-views/10-lane-distribution.conf; do
   [ -f "$stage$prefix/etc/pgcrond/conf.d/examples/$f" ] || fail "$prefix/etc/pgcrond/conf.d/examples/$f is missing"
 done
 # the shipped files point at installed documents, not at the source tree's docs/

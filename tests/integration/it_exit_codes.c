@@ -107,7 +107,7 @@ START_TEST(every_code_of_the_docs)
 	itest_write_file(file, "job = { name = \"lanes\"; plugin = \"lane_distribution\";"
 	                       " database = \"app\"; schedule = \"*/10 * * * *\"; };\n");
 	free(file);
-	/* (a database of its own: no seed tables, and the running daemon's registry untouched) */
+	/* (a database of its own: no analytics tables, the running daemon's registry untouched) */
 	char *refused_ci = itest_fresh_db(DB "_refused");
 	char *refused = main_file(&e, "refused.conf", "refused.d", refused_ci);
 	/* a job made in SQL whose day no month has: the running daemon leaves it out */

@@ -1,8 +1,8 @@
-/* Per-partition refresh of the seed 002 plugins (lane_distribution, weakness_patterns and
+/* Per-partition refresh of the agent analytics plugins (lane_distribution, weakness_patterns and
  * time_to_first_win per challenge, agent_progress per agent), as a property: random
  * batches of changes to public.submissions (newly scored, re-scored, moved out of scored, a
  * new lane appearing in a challenge, deleted), each batch one transaction that announces
- * every submission it touched the seed's way (one pg_notify on submission_scored per
+ * every submission it touched the production way (one pg_notify on submission_scored per
  * submission, with submission_id, challenge_id and agent_id). The test receives the
  * notifications on its own LISTEN, hands them to each plugin's build_run() as the daemon
  * does, runs the statements, and then checks that each table equals its reference query run
@@ -41,7 +41,7 @@ static const struct table {
 };
 #define N_TABLES (sizeof(tables) / sizeof(tables[0]))
 
-/* Announce each row a change returns, as seed 002 does. */
+/* Announce each row a change returns, as the production trigger does. */
 #define ANNOUNCE                                                                                   \
 	" RETURNING pg_notify('submission_scored', json_build_object('submission_id', u.id, "      \
 	"'challenge_id', u.challenge_id, 'agent_id', u.agent_id)::text)"

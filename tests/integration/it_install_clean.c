@@ -1,8 +1,8 @@
 /* A fresh install with the shipped configuration is clean: against a bare
- * database (no seed tables), `pgcrond install` with the shipped conf.d exits 0 and prints
- * only its own lines, no server NOTICE and no error; the seed view jobs are shipped under
- * conf.d/examples/ and not loaded. When a job's objects cannot be created, install never
- * says they were. */
+ * database (no analytics tables), `pgcrond install` with the shipped conf.d exits 0 and
+ * prints only its own lines, no server NOTICE and no error; the analytics view jobs are
+ * shipped under conf.d/examples/ and not loaded. When a job's objects cannot be created,
+ * install never says they were. */
 #include <check.h>
 #include <dirent.h>
 #include <stdio.h>
@@ -66,7 +66,7 @@ START_TEST(never_created_what_was_not)
 	int status;
 	char *out;
 
-	/* a seed view job turned on in a database without the seed tables */
+	/* an analytics view job turned on in a database without the tables it reads */
 	itest_env_init(&e, "install-refused", DB);
 	itest_env_plugin(&e, PLUGIN_BUILD_DIR "/lane_distribution.so", "lane_distribution");
 	itest_env_job(&e, "10-lanes.conf",

@@ -135,9 +135,9 @@ START_TEST(killed_listener_reconnects_and_runs_once)
 }
 END_TEST
 
-/* Seed 002's case: the lane and weakness jobs both listen on submission_scored, and weakness
- * reads lane's view. One notification reaches both; the downstream must not start on its
- * upstream's stale data: it waits for the upstream's coming run to finish. */
+/* The agent analytics case: the lane and weakness jobs both listen on submission_scored, and
+ * weakness reads lane's view. One notification reaches both; the downstream must not start
+ * on its upstream's stale data: it waits for the upstream's coming run to finish. */
 START_TEST(shared_channel_downstream_waits_for_upstream)
 {
 	struct itest_env e;

@@ -321,9 +321,9 @@ START_TEST(test_bad_column)
 }
 END_TEST
 
-/* The shipped examples (conf.d/examples/, seeds 003, 001, 000) against the tables of
- * sql/demo/examples.sql with sample data: every job installs, populates, refreshes
- * concurrently, and its view has rows. */
+/* The shipped examples (conf.d/examples/: action analytics, near-real-time tier, queue
+ * metrics) against the tables of sql/demo/examples.sql with sample data: every job installs,
+ * populates, refreshes concurrently, and its view has rows. */
 START_TEST(test_shipped_examples)
 {
 	struct pgc_config *cfg = NULL;
@@ -355,12 +355,12 @@ START_TEST(test_shipped_examples)
 	for (size_t i = 0; i < cfg->n_jobs; i++) {
 		struct job_def d = {.job = cfg->jobs[i]};
 		char q[512];
-		/* seed 003: WARNING past 5 minutes, STALE past 10, so view_status.staleness is
-		 * never NULL for these jobs */
+		/* action analytics: WARNING past 5 minutes, STALE past 10, so view_status.staleness
+		 * is never NULL for these jobs */
 		if (strstr(d.job.file, "30-action-analytics.conf"))
 			ck_assert_msg(d.job.more->alerts.max_staleness_ms == 600000,
-			              "%s: max_staleness is %lld ms, seed 003 says 10m", d.job.name,
-			              (long long)d.job.more->alerts.max_staleness_ms);
+			              "%s: max_staleness is %lld ms, not the 10m of STALE",
+			              d.job.name, (long long)d.job.more->alerts.max_staleness_ms);
 		ck_assert_int_eq(plugin_check_job(sql_view, &d.job, &dl), 0);
 		expect_ok(install(&d));
 		expect_said(guard(&d), "populated");

@@ -1,9 +1,10 @@
-/* A stop does not wait for the history database to catch up (at 15,000 runs a second,
- * writing the records still pending would take most of the stop's grace). Forty jobs
- * run every second while another session holds a lock on the history table, so every record
- * stays pending; SIGTERM must end the daemon within a few seconds, the records not written
- * wait in the spill file (the daemon says how many), and the next start writes them all:
- * one succeeded row per statement the jobs ran, none left running. */
+/* A stop writes what waits while the history database takes it, and does not wait for one
+ * that does not. Forty jobs run every second while another session holds a lock on the
+ * history table, so every record stays pending; SIGTERM must end the daemon within a few
+ * seconds, the records not written wait in the spill file (the daemon says how many), and
+ * the next start writes them all: one succeeded row per statement the jobs ran, none left
+ * running. With thousands of records waiting and the lock gone as SIGTERM lands, the stop
+ * writes them all: every run is in the history once the process has ended. */
 #include <check.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "itest.h"
 
 #define JOBS 40
+#define MANY 500 /* jobs a second of the large backlog */
 
 /* The end of a log, for a failure message (Check cuts long ones off). */
 static const char *tail(const char *log)
@@ -22,37 +24,46 @@ static const char *tail(const char *log)
 	return n > 2000 ? log + n - 2000 : log;
 }
 
-/* The job file: JOBS jobs on SCHEDULE, each recording its run in public.ticks. */
-static void write_jobs(const struct itest_env *e, const char *schedule)
+/* The job file: N jobs on SCHEDULE, each recording its run in public.ticks. */
+static void write_jobs(const struct itest_env *e, const char *schedule, int n)
 {
-	char jobs[8192] = "jobs = (\n";
-	for (int i = 0; i < JOBS; i++) {
+	static char jobs[MANY * 200];
+	snprintf(jobs, sizeof(jobs), "jobs = (\n");
+	for (int i = 0; i < n; i++) {
 		size_t used = strlen(jobs);
 		snprintf(
 		    jobs + used, sizeof(jobs) - used,
 		    "{ name = \"j%d\"; database = \"app\"; schedule = \"%s\"; catchup = \"skip\";"
 		    "  command = \"INSERT INTO public.ticks VALUES ('j%d', clock_timestamp())\"; "
 		    "}%s\n",
-		    i, schedule, i, i + 1 < JOBS ? "," : "");
+		    i, schedule, i, i + 1 < n ? "," : "");
 	}
-	itest_env_job(e, "10-jobs.conf", "%s);\n", jobs);
+	char *path = itest_env_path(e, "conf.d/10-jobs.conf");
+	itest_write_file(path, "%s);\n", jobs);
+	free(path);
+}
+
+/* A daemon in E (NAME) with N jobs every second, once their first N runs are recorded. */
+static void start_ticking(struct itest_env *e, const char *name, int n)
+{
+	itest_env_setup(e, name, "it_stop_spool");
+	itest_env_main(e, "shutdown_grace = \"5s\";\n");
+	itest_exec(e->db, "CREATE TABLE public.ticks (job text, at timestamptz);"
+	                  "GRANT ALL ON public.ticks TO PUBLIC");
+	write_jobs(e, "* * * * * *", n);
+	itest_env_start(e);
+	ck_assert_msg(itest_env_wait(e, 30,
+	                             "SELECT count(*) >= %d FROM pgcrond.job_run_details"
+	                             " WHERE status = 'succeeded'",
+	                             n),
+	              "the runs were not recorded:\n%s", tail(itest_read_file(e->log)));
 }
 
 START_TEST(stop_spools_pending_history_fast)
 {
 	struct itest_env e;
 
-	itest_env_setup(&e, "stop-spool", "it_stop_spool");
-	itest_env_main(&e, "shutdown_grace = \"5s\";\n");
-	itest_exec(e.db, "CREATE TABLE public.ticks (job text, at timestamptz);"
-	                 "GRANT ALL ON public.ticks TO PUBLIC");
-	write_jobs(&e, "* * * * * *");
-	itest_env_start(&e);
-	ck_assert_msg(itest_env_wait(&e, 20,
-	                             "SELECT count(*) >= %d FROM pgcrond.job_run_details"
-	                             " WHERE status = 'succeeded'",
-	                             JOBS),
-	              "the runs were not recorded:\n%s", tail(itest_read_file(e.log)));
+	start_ticking(&e, "stop-spool", JOBS);
 
 	/* the history writer now waits for the lock: every record stays pending */
 	PGconn *locker = itest_connect(e.ci);
@@ -80,7 +91,7 @@ START_TEST(stop_spools_pending_history_fast)
 	/* the next start writes every record the stop left: a succeeded row per statement the
 	 * jobs ran (no job fires any more), none left running */
 	long long ticks = itest_env_count(&e, "SELECT count(*) FROM public.ticks");
-	write_jobs(&e, "0 0 1 1 *");
+	write_jobs(&e, "0 0 1 1 *", JOBS);
 	itest_env_start(&e);
 	ck_assert_msg(itest_env_wait(&e, 30,
 	                             "SELECT count(*) = %lld FROM pgcrond.job_run_details"
@@ -96,6 +107,57 @@ START_TEST(stop_spools_pending_history_fast)
 	                                     " WHERE status IN ('starting', 'running')"),
 	                 0);
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* MANY jobs run every second with the history table locked until thousands of records wait;
+ * the lock goes and SIGTERM follows at once: the stop writes them all (the database takes
+ * them), so that once the process has ended every statement the jobs ran has its succeeded
+ * row, none is left running, and the spill file is empty. */
+START_TEST(stop_writes_a_large_backlog)
+{
+	struct itest_env e;
+
+	start_ticking(&e, "stop-backlog", MANY);
+	/* a server that takes a while for a row (1 ms for one in ten), as a busy one does: the
+	 * backlog takes more than a second to write */
+	itest_exec(e.db, "CREATE FUNCTION public.slow() RETURNS trigger LANGUAGE plpgsql AS"
+	                 " 'BEGIN IF hashtext(NEW.run_key) % 10 = 0 THEN"
+	                 "  PERFORM pg_sleep(0.001); END IF; RETURN NEW; END';"
+	                 "CREATE TRIGGER slow BEFORE INSERT ON pgcrond.job_run_details"
+	                 " FOR EACH ROW EXECUTE FUNCTION public.slow()");
+	PGconn *locker = itest_connect(e.ci);
+	itest_exec(locker, "BEGIN; LOCK TABLE pgcrond.job_run_details IN SHARE MODE");
+	long long before = itest_env_count(&e, "SELECT count(*) FROM public.ticks");
+	/* two records a run (its start, its end) */
+	ck_assert_msg(
+	    itest_env_wait(&e, 60, "SELECT count(*) >= %lld FROM public.ticks", before + 5000),
+	    "the jobs stopped running while the history was locked:\n%s",
+	    tail(itest_read_file(e.log)));
+	PQfinish(locker); /* the lock goes with its session */
+	double t0 = itest_now();
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
+	double took = itest_now() - t0;
+	char *log = itest_read_file(e.log);
+	ck_assert_msg(!strstr(log, "run records not yet written wait in"),
+	              "the stop left records in the spill file:\n%s", tail(log));
+	free(log);
+	char *spool = itest_env_path(&e, "state/history.spool");
+	ck_assert_int_eq(itest_file_size(spool), 0);
+	free(spool);
+	long long ticks = itest_env_count(&e, "SELECT count(*) FROM public.ticks");
+	long long rows = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                     " WHERE status = 'succeeded'");
+	ck_assert_msg(rows == ticks,
+	              "%lld statements ran but %lld succeeded rows were written by "
+	              "the stop (%.1f s)",
+	              ticks, rows, took);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                     " WHERE status IN ('starting', 'running')"),
+	                 0);
+	ck_assert_msg(took < 8.0, "the stop took %.1f s (shutdown_grace and the history's 5 s)",
+	              took);
 	itest_env_teardown(&e);
 }
 END_TEST
@@ -216,6 +278,7 @@ int main(void)
 	TCase *tc = tcase_create("stop_spool");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, stop_spools_pending_history_fast);
+	tcase_add_test(tc, stop_writes_a_large_backlog);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("served");
 	tcase_set_timeout(tc, 120);

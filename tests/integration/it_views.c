@@ -1,9 +1,9 @@
-/* The five seed view plugins against a real PostgreSQL, on data from sql/demo/generate.sql.
+/* The five analytics view plugins against a real PostgreSQL, on data from sql/demo/generate.sql.
  * The test plays the core's part for a run the way the daemon does it: for each CONCURRENT
  * view of the plugin the guard of sql/refresh.sql, then the statements build_run() gives,
  * each with its parameters, stopping at the first error. It asserts what an operator would
  * check: `pgcrond install` creates everything and a second install changes and says
- * nothing; each view equals, row for row, the plain query written from its seed
+ * nothing; each view equals, row for row, the original query with its fixes
  * (plugins/<name>/reference*.sql), also when the tables' numeric columns are double
  * precision, real or integer and the JSON lane scores all whole or all fractions, and its
  * column types stay those of the shipped schema; a view that lost its unique index is
@@ -688,8 +688,8 @@ END_TEST
 
 /* ---- the views on other column types ------------------------------------------------ */
 
-/* Production schemas differ from schema.sql in their numeric types (seed 002 casts with
- * ::NUMERIC for that reason). Each variant gives every numeric column of the demo tables
+/* Production schemas differ from schema.sql in their numeric types (the original queries cast
+ * with ::NUMERIC for that reason). Each variant gives every numeric column of the demo tables
  * that is not a key one type, and the JSON lane scores one form: "integer" (every numeric
  * lane a whole number) or "fraction" (none a whole number, each with a long fraction). The
  * generator's own mix of both is test_install_and_reference's. */

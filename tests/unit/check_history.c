@@ -273,13 +273,13 @@ static void recs_parse(struct recs *rs, const char *text, char *buf, size_t len)
  * ROW | update: ... | update any: ...", a row "INSTANCE/KEY STATUS pid=PID end=END" (and
  * "start=START" for an update naming it, "start=START seq=SEQ" for a count), "-" for none;
  * then " | count: ..." if the batch counts any. *TAKEN: the records it holds. */
-static const char *batch(struct recs *rs, size_t from, size_t *taken)
+static const char *batch(struct recs *rs, size_t from, size_t max, size_t *taken)
 {
 	static char out[1024];
 	static const char *const names[] = {"insert:", " | update:", " | update any:", " | count:"};
 	struct hist_batch_row **order;
 	size_t nset[4], len = 0;
-	int n = hist_batch_make(rs->l[from], 16, &order, nset);
+	int n = hist_batch_make(rs->l[from], max, &order, nset);
 	ck_assert_int_gt(n, 0);
 	*taken = (size_t)n;
 	out[0] = '\0';
@@ -347,9 +347,10 @@ static const struct batch_case {
      "i1/a.18446744073709551615 succeeded pid=2 end=200; i1/b.0 running pid=- end=- | "
      "update: i1/a.99999999999999999999 - pid=1 end=- start=100; i1/b.0 - pid=3 end=- "
      "start=100 | update any:"},
-    {"a start the spill file holds twice: the batch ends before the second",
+    {"a start the spill file holds twice: the batch ends before the second (the end behind it "
+     "completes the row)",
      "S1 i1 a.5; P2 i1 a.5 42; S1 i1 a.5; F2 i1 a.5 succeeded", 0, 2,
-     "insert: i1/a.5 running pid=42 end=- | update: | update any:"},
+     "insert: i1/a.5 succeeded pid=42 end=200 | update: | update any:"},
     {"... which begins the next batch (a replay: its insert completes the row)",
      "S1 i1 a.5; P2 i1 a.5 42; S1 i1 a.5; F2 i1 a.5 succeeded", 2, 2,
      "insert: i1/a.5 succeeded pid=- end=200 | update: | update any:"},
@@ -366,6 +367,17 @@ static const struct batch_case {
      "pid=42 end=200 start=100 seq=1; i1/a.4 - pid=- end=200 start=100 seq=2"},
 };
 
+/* ROWS and TAKEN are what WANT and WANT_TAKEN say (WHY if not); RS's records are freed. */
+static void expect_rows(struct recs *rs, const char *why, const char *rows, size_t taken,
+                        const char *want, size_t want_taken)
+{
+	ck_assert_msg(strcmp(rows, want) == 0 && taken == want_taken,
+	              "%s:\n got %s (%zu records)\nwant %s (%zu)", why, rows, taken, want,
+	              want_taken);
+	for (size_t i = 0; i < rs->n; i++)
+		free(rs->l[i]);
+}
+
 START_TEST(batch_rows)
 {
 	const struct batch_case *c = &batch_cases[_i];
@@ -373,12 +385,46 @@ START_TEST(batch_rows)
 	char buf[512];
 	size_t taken;
 	recs_parse(&rs, c->recs, buf, sizeof(buf));
-	const char *rows = batch(&rs, c->from, &taken);
-	ck_assert_msg(strcmp(rows, c->rows) == 0 && taken == c->taken,
-	              "%s:\n got %s (%zu records)\nwant %s (%zu)", c->why, rows, taken, c->rows,
-	              c->taken);
-	for (size_t i = 0; i < rs.n; i++)
-		free(rs.l[i]);
+	const char *rows = batch(&rs, c->from, 16, &taken);
+	expect_rows(&rs, c->why, rows, taken, c->rows, c->taken);
+}
+END_TEST
+
+/* A batch of MAX records from the first, then the next batch's (UNMERGE: as if the first had
+ * failed), as batch_cases' rows joined by " || ": a pid or end behind the batch completes its
+ * start's row there, and is not written again. */
+static const struct merge_case {
+	const char *why, *recs;
+	size_t max, taken;
+	const char *rows;
+	bool unmerge;
+} merge_cases[] = {
+    {"a run that ended before its start went out: its pid and end behind the batch complete "
+     "the start's row, and the next batch writes nothing of them",
+     "S1 i1 a.5; S1 i1 a.6; P2 i1 a.5 42; F2 i1 a.5 succeeded; F2 i1 a.6 failed; S1 i1 a.7", 2, 2,
+     "insert: i1/a.5 succeeded pid=42 end=200; i1/a.6 failed pid=- end=200 | update: | update "
+     "any: || insert: i1/a.7 running pid=- end=- | update: | update any:",
+     false},
+    {"... unless that batch failed: the lines go again as if never merged",
+     "S1 i1 a.5; F2 i1 a.5 succeeded", 1, 1,
+     "insert: i1/a.5 succeeded pid=- end=200 | update: | update any: || insert: | update: "
+     "i1/a.5 succeeded pid=- end=200 start=100 | update any:",
+     true},
+};
+
+START_TEST(batch_merges)
+{
+	const struct merge_case *c = &merge_cases[_i];
+	struct recs rs = {0};
+	char buf[512], rows[2048];
+	size_t taken, next;
+	recs_parse(&rs, c->recs, buf, sizeof(buf));
+	snprintf(rows, sizeof(rows), "%s", batch(&rs, 0, c->max, &taken));
+	if (c->unmerge)
+		hist_batch_unmerge(rs.l[0]);
+	size_t len = strlen(rows);
+	snprintf(rows + len, sizeof(rows) - len, " || %s", batch(&rs, taken, 16, &next));
+	expect_rows(&rs, c->why, rows, taken, c->rows, c->taken);
 }
 END_TEST
 
@@ -397,6 +443,7 @@ int main(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("batch");
 	tcase_add_loop_test(tc, batch_rows, 0, sizeof(batch_cases) / sizeof(batch_cases[0]));
+	tcase_add_loop_test(tc, batch_merges, 0, sizeof(merge_cases) / sizeof(merge_cases[0]));
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -367,9 +367,9 @@ START_TEST(test_run_refresh_direct)
 }
 END_TEST
 
-/* The seed plugins are declarations plus run_refresh(NULL): chat_telemetry's two views come
- * out in declaration order, CONCURRENTLY. */
-START_TEST(test_seed_plugin_run)
+/* A view plugin is declarations plus run_refresh(NULL): chat_telemetry's two views come out
+ * in declaration order, CONCURRENTLY. */
+START_TEST(test_chat_telemetry_run)
 {
 	const struct plugin *p;
 	struct pgc_run *run;
@@ -444,8 +444,8 @@ START_TEST(test_partial_runs)
 	expect_full(run, NULL);
 	plugin_run_free(&run);
 
-	/* the seed's payloads: their distinct challenges, sorted, as one array parameter */
-	const char *const seed[] = {
+	/* the trigger's payloads: their distinct challenges, sorted, as one array parameter */
+	const char *const scored[] = {
 	    "{\"submission_id\" : 7, \"challenge_id\" : \"aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee\", "
 	    "\"agent_id\" : "
 	    "\"a1\"}",
@@ -455,7 +455,7 @@ START_TEST(test_partial_runs)
 	    "\"agent_id\":\"a2\"}",
 	    "{\"challenge_id\":\"0123456789ABCDEF0123456789abcdef\"}",
 	};
-	run = lane_run(p, seed, 4, "");
+	run = lane_run(p, scored, 4, "");
 	ck_assert_uint_eq(run->n_stmts, 4);
 	ck_assert_str_eq(run->stmts[1].sql,
 	                 "DELETE FROM \"public\".\"mv_lane_score_distribution\" "
@@ -472,7 +472,7 @@ START_TEST(test_partial_runs)
 	plugin_run_free(&run);
 
 	/* the fallbacks, each with its reason */
-	const char *const not_json[] = {seed[0], "not json"};
+	const char *const not_json[] = {scored[0], "not json"};
 	run = lane_run(p, not_json, 2, "");
 	ck_assert_uint_eq(run->n_stmts, 4);
 	ck_assert_int_eq(run->stmts[1].n_params, 0);
@@ -487,7 +487,7 @@ START_TEST(test_partial_runs)
 	expect_full(run, "payload 1 of 1 is not a JSON object: '[1, 2]'");
 	plugin_run_free(&run);
 
-	const char *const bulk[] = {seed[0], "{\"bulk_load\": true, \"submissions\": 1000000}"};
+	const char *const bulk[] = {scored[0], "{\"bulk_load\": true, \"submissions\": 1000000}"};
 	run = lane_run(p, bulk, 2, "");
 	expect_full(run, "payload 2 of 2 has no \"challenge_id\": '{\"bulk_load\": true, "
 	                 "\"submissions\": 1000000}'");
@@ -506,14 +506,14 @@ START_TEST(test_partial_runs)
 		plugin_run_free(&run);
 	}
 
-	run = lane_run(p, seed, 4, "2");
+	run = lane_run(p, scored, 4, "2");
 	expect_full(run, "the 4 payloads name 3 distinct \"challenge_id\" values, more than "
 	                 "max_partitions = 2");
 	plugin_run_free(&run);
-	run = lane_run(p, seed, 4, "3");
+	run = lane_run(p, scored, 4, "3");
 	ck_assert_int_eq(run->stmts[1].n_params, 1);
 	plugin_run_free(&run);
-	run = lane_run(p, seed, 1, "0");
+	run = lane_run(p, scored, 1, "0");
 	expect_full(run, "the job allows no partial refresh (max_partitions = 0)");
 	plugin_run_free(&run);
 
@@ -1210,7 +1210,7 @@ static Suite *plugin_suite(void)
 	tcase_add_test(tc, test_example_build_run);
 	tcase_add_test(tc, test_run_refresh);
 	tcase_add_test(tc, test_run_refresh_direct);
-	tcase_add_test(tc, test_seed_plugin_run);
+	tcase_add_test(tc, test_chat_telemetry_run);
 	tcase_add_test(tc, test_partial_runs);
 	tcase_add_test(tc, test_partial_fallback_logged_once);
 	tcase_add_test(tc, test_partial_api);

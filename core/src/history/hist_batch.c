@@ -97,7 +97,7 @@ static const char sql_count[] =
 static const char sql_timeout[] = "SELECT pg_catalog.set_config('statement_timeout', $1, true),"
                                   " pg_catalog.set_config('lock_timeout', $1, true)";
 
-int hist_batch_make(const struct hist_spool_line *head, size_t max, struct hist_batch_row ***out,
+int hist_batch_make(struct hist_spool_line *head, size_t max, struct hist_batch_row ***out,
                     size_t nset[4])
 {
 	size_t n = 0;
@@ -112,9 +112,13 @@ int hist_batch_make(const struct hist_spool_line *head, size_t max, struct hist_
 	struct hist_batch_row **starts = order + cap,
 	                      *rows = (struct hist_batch_row *)(starts + cap);
 
-	/* the rows point into the records' fields: no copy, no decoding */
-	const struct hist_spool_line *l = head;
-	for (size_t i = 0; i < n; i++, l = l->next) {
+	/* the rows point into the records' fields: no copy, no decoding; the lines behind the
+	 * batch complete the rows of its runs that ended before it went out (hist_batch.h) */
+	struct hist_spool_line *l = head;
+	for (size_t i = 0; l; i++, l = l->next) {
+		bool beyond = i >= n;
+		if (l->merged)
+			continue;
 		const char *kind = l->kind ? l->kind : "";
 		const char *const *f = l->f;
 		int nf = l->n;
@@ -130,8 +134,8 @@ int hist_batch_make(const struct hist_spool_line *head, size_t max, struct hist_
 				free(order); /* a damaged line at the head: the caller drops it */
 				return 0;
 			}
-			n = i; /* the batch ends before it */
-			break;
+			n = beyond ? n : i; /* the batch ends before it */
+			continue;
 		}
 		/* a run key ends in its run's number, one more for each run of a process
 		 * (hist_run_key); the starts of a batch mostly follow one another */
@@ -147,12 +151,14 @@ int hist_batch_make(const struct hist_spool_line *head, size_t max, struct hist_
 		            strcmp(its->f[HB_INSTANCE], f[HB_INSTANCE]) != 0))
 			its = NULL;
 		struct hist_batch_row *r = &rows[nrows];
+		if (beyond && !(its && !start && !record))
+			continue;
 		if (start || record) {
 			if (its) {
 				n = i; /* the same start twice (a spill line written again): it
 				          goes in the next batch, which it would fail (23505/21000)
 				        */
-				break;
+				continue;
 			}
 			memcpy(r->f, f, sizeof(*f) * (size_t)(start ? 12 : nf));
 			r->f[HB_STATUS] = start ? "running" : r->f[HB_STATUS];
@@ -171,6 +177,7 @@ int hist_batch_make(const struct hist_spool_line *head, size_t max, struct hist_
 		/* a later line of a run whose start is in the batch completes that row; one
 		 * whose start is not is an update of its own (a pid and an end: input rows the
 		 * UPDATE groups) */
+		l->merged = beyond; /* (hist_batch_unmerge if the batch fails) */
 		if (its) {
 			r = its;
 		} else {
@@ -224,12 +231,18 @@ static bool run_lone(const struct hist_batch_ctx *ctx, const struct hist_batch_r
 	return strtoull(key + boot + 1, NULL, 10) >= ctx->lone_first;
 }
 
-int hist_batch_send(PGconn *conn, const struct hist_spool_line *head, size_t max, bool replay,
+void hist_batch_unmerge(struct hist_spool_line *head)
+{
+	for (; head; head = head->next)
+		head->merged = false;
+}
+
+int hist_batch_send(PGconn *conn, struct hist_spool_line *head, size_t max, bool replay,
                     const char *timeout_ms, struct hist_batch_ctx *ctx, size_t *taken)
 {
 	struct hist_batch_row **order;
 	size_t nset[4];
-	int n = hist_batch_make(head, max, &order, nset), rc = -1, sent = 0;
+	int n = hist_batch_make(head, max, &order, nset), rc = -1, sent = 1;
 	if (n <= 0)
 		return n < 0 ? -1 : 0;
 	*taken = (size_t)n;
@@ -241,12 +254,11 @@ int hist_batch_send(PGconn *conn, const struct hist_spool_line *head, size_t max
 		ctx->unknown += !r->f[HB_JOBID];
 		r->f[HB_CLAIMS] = run_lone(ctx, r) ? "f" : "t";
 	}
-	/* the batch's transaction is bounded (hist_batch.h) */
-	if (timeout_ms) {
-		const char *p[] = {timeout_ms};
-		if (!PQsendQueryParams(conn, sql_timeout, 1, NULL, p, NULL, NULL, 0))
-			goto out;
-	}
+	/* the batch's transaction is bounded (hist_batch.h); a batch of merged lines is this alone
+	 */
+	if (!PQsendQueryParams(conn, sql_timeout, 1, NULL, (const char *const[]){timeout_ms}, NULL,
+	                       NULL, 0))
+		goto out;
 	/* the inserts first: an update may be for a row of the same batch's transaction */
 	static const int upd_cols[] = {HB_INSTANCE, HB_RUN_KEY, HB_START_US, HB_STATUS, HB_MESSAGE,
 	                               HB_SQLSTATE, HB_END_US,  HB_PID}; /* SQL_UPD's */

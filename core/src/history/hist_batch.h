@@ -3,12 +3,12 @@
 
 /* The history's writes (used by history.c), set-based. A batch of the spool's records becomes at
  * most four statements instead of one per line: one INSERT of every row (a run's start, its pid
- * and its end merged into one complete row when they are all in the batch, so a short run
- * costs one row written once and no UPDATE), one UPDATE of the pids and ends of runs whose row
- * an earlier batch wrote, one more for such lines that do not name their run's start, and one
- * call adding the successes counted instead of written (a job's history = "failures": a short
- * run's start and its count in one batch write no row at all). A
- * run's lines are found with its start by the number its run key ends in, without a lookup.
+ * and its end merged into one complete row when they came before the start went out, so a
+ * short run costs one row written once and no UPDATE), one UPDATE of the pids and ends of runs
+ * whose row an earlier batch wrote, one more for such lines that do not name their run's start,
+ * and one call adding the successes counted instead of written (a job's history = "failures": a
+ * short run's start and its count write no row at all). A run's lines are found with its start
+ * by the number its run key ends in, without a lookup.
  * Values travel as array parameters unnested on the server. The updates name the row's
  * start_time, so each touches one day's partition. This is the only way records are written:
  * a line the database refuses is found by halving the batch (history.c).
@@ -127,16 +127,21 @@ struct hist_batch_row {
 	             * pgcrond.job_run_counts */
 };
 
-/* The rows of a batch of records from HEAD on (hist_spool.h), at most MAX, pure: a pid or an
- * end completes its run's start row only if the start in the batch has its key and instance,
- * else it is an update row; a count makes its run's start row (or a row of its own) a count
- * row, which inserts nothing. The batch ends before a record it cannot read (damaged, or of a
- * kind this version does not know) and before a start it holds already (a spill line written
- * twice). *ORDER (one allocation: free it): the rows by statement, NSET[0] inserts, NSET[1]
- * updates naming their start, NSET[2] those that do not, NSET[3] counts. Returns the records taken
- * (>= 1), 0 if the first cannot be read (nothing allocated), or -ENOMEM. */
-int hist_batch_make(const struct hist_spool_line *head, size_t max, struct hist_batch_row ***order,
+/* The rows of a batch of records from HEAD on (hist_spool.h), at most MAX: a pid or an end
+ * completes its run's start row only if the start in the batch has its key and instance, else
+ * it is an update row; a count makes its run's start row (or a row of its own) a count row,
+ * which inserts nothing. A pid, end or count behind the batch whose start is in it completes
+ * that row too and is marked merged: its batch skips it, its fields are in the table once this
+ * one commits (hist_batch_unmerge undoes the marks when it fails). The batch ends before a
+ * record it cannot read (damaged, or of a kind this version does not know) and before a start
+ * it holds already (a spill line written twice). *ORDER (one allocation: free it): the rows by
+ * statement, NSET[0] inserts, NSET[1] updates naming their start, NSET[2] those that do not,
+ * NSET[3] counts. Returns the records taken (>= 1), 0 if the first cannot be read (nothing
+ * allocated), or -ENOMEM. */
+int hist_batch_make(struct hist_spool_line *head, size_t max, struct hist_batch_row ***order,
                     size_t nset[4]) __attribute__((warn_unused_result));
+/* A batch failed, or its answer was lost: no line from HEAD on is merged any more. */
+void hist_batch_unmerge(struct hist_spool_line *head);
 
 /* What the sender knows beside the records, so that a row costs no lookup on the server. */
 struct hist_batch_ctx {
@@ -158,14 +163,13 @@ struct hist_batch_ctx {
  * rows point into the records until this returns); *TAKEN is set to the records it holds.
  * REPLAY: some record may have been sent before (its rows may be there: the insert skips or
  * completes them); false only when none was, and then a row already there fails the batch
- * (23505) and the same records go again as a replay (history.c). Returns the number of statements
- * queued
- * (>= 1), 0 if the first record cannot be read (the caller drops it), or -1 if libpq failed
- * (the connection's error says why) or memory ran out. TIMEOUT_MS (NULL: none) bounds the
+ * (23505) and the same records go again as a replay (history.c). Returns the number of
+ * statements queued (>= 1), 0 if the first record cannot be read (the caller drops it), or -1
+ * if libpq failed (the connection's error says why) or memory ran out. TIMEOUT_MS bounds the
  * batch's statements and their lock waits (statement_timeout and lock_timeout for its
  * transaction): the session it goes on is shared (ownsess.h), and the cluster's heartbeat
  * waits behind it. */
-int hist_batch_send(PGconn *conn, const struct hist_spool_line *head, size_t max, bool replay,
+int hist_batch_send(PGconn *conn, struct hist_spool_line *head, size_t max, bool replay,
                     const char *timeout_ms, struct hist_batch_ctx *ctx, size_t *taken);
 
 #endif

@@ -634,7 +634,7 @@ void hist_spool_put(struct hist_spool *s, const char *kind, const char *const *f
 	pump(s);
 }
 
-const struct hist_spool_line *hist_spool_head(struct hist_spool *s)
+struct hist_spool_line *hist_spool_head(struct hist_spool *s)
 {
 	if (s->ov_head)
 		promote(s);

@@ -29,6 +29,7 @@ struct hist_spool_line {
 	                   * file's size when it was queued) */
 	bool spilled;     /* it is in the spill file */
 	bool writing;     /* ... it is being written there now */
+	bool merged;      /* a batch took its fields with its run's start (hist_batch.c) */
 	size_t len;       /* its spill line's bytes, without the '\n' (0 when KIND is NULL) */
 	const char *kind; /* K_START... (history_priv.h); NULL: read back from the file
 	                   * damaged (the sender drops it) */
@@ -58,7 +59,7 @@ void hist_spool_put(struct hist_spool *s, const char *kind, const char *const *f
 
 /* The oldest unacknowledged line in memory, or NULL. When lines wait in the file only,
  * NULL starts reading them (on the writer thread; READY follows). */
-const struct hist_spool_line *hist_spool_head(struct hist_spool *s);
+struct hist_spool_line *hist_spool_head(struct hist_spool *s);
 
 /* The N oldest lines (a batch's) are acknowledged: drop them (and give their file space back
  * in time). */

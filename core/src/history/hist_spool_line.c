@@ -105,7 +105,7 @@ struct hist_spool_line *hist_spool_line_new(const char *kind, const char *const 
 	char *o = (char *)&l->f[n];
 	l->next = NULL;
 	l->end_off = 0;
-	l->spilled = l->writing = false;
+	l->spilled = l->writing = l->merged = false;
 	l->n = n;
 	l->kind = kind ? memcpy(o, kind, klen) : NULL;
 	o += klen;

@@ -2,7 +2,6 @@
  * (hist_startup.h). */
 #include "hist_startup.h"
 
-#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,20 +133,15 @@ long long hist_orphans_closed(const PGresult *res)
 	return closed;
 }
 
-int hist_startup_floor(int64_t now_us, int64_t retain_ms, char *out, size_t outlen)
+const char *hist_startup_floor(int64_t now_us, int64_t retain_ms, char *out, size_t outlen)
 {
-	int n;
-	if (retain_ms <= 0) {
-		n = snprintf(out, outlen, "-infinity");
-	} else {
-		int64_t s = now_us / 1000000 - retain_ms / 1000;
-		s -= ((s % 86400) + 86400) % 86400; /* the start of its UTC day */
-		time_t t = (time_t)s;
-		struct tm tm;
-		if (!gmtime_r(&t, &tm))
-			return -ENOSPC;
-		n = snprintf(out, outlen, "%04d-%02d-%02d 00:00:00+00", tm.tm_year + 1900,
-		             tm.tm_mon + 1, tm.tm_mday);
-	}
-	return n < 0 || (size_t)n >= outlen ? -ENOSPC : 0;
+	int64_t s = now_us / 1000000 - retain_ms / 1000;
+	s -= ((s % 86400) + 86400) % 86400; /* the start of its UTC day */
+	time_t t = (time_t)s;
+	struct tm tm;
+	int n = retain_ms > 0 && gmtime_r(&t, &tm)
+	            ? snprintf(out, outlen, "%04d-%02d-%02d 00:00:00+00", tm.tm_year + 1900,
+	                       tm.tm_mon + 1, tm.tm_mday)
+	            : -1;
+	return n < 0 || (size_t)n >= outlen ? "-infinity" : out;
 }

@@ -26,8 +26,8 @@ extern const char hist_sql_last_results[];
 
 /* The oldest start_time the history still keeps at NOW_US (Unix µs) with RETAIN_MS of
  * retention: the start of the UTC day that holds NOW - RETAIN (the retention drops whole
- * days once they ended more than RETAIN ago), written into OUT as a timestamptz literal.
- * RETAIN_MS <= 0 (keep everything): "-infinity". Returns 0 or -ENOSPC. */
-int hist_startup_floor(int64_t now_us, int64_t retain_ms, char *out, size_t outlen);
+ * days once they ended more than RETAIN ago), written into OUT as a timestamptz literal, and
+ * returned; "-infinity" with RETAIN_MS <= 0 (keep everything) or a day OUT cannot hold. */
+const char *hist_startup_floor(int64_t now_us, int64_t retain_ms, char *out, size_t outlen);
 
 #endif

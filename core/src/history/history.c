@@ -20,19 +20,15 @@
  * that line is dropped. */
 #include "history.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -103,10 +99,18 @@ static void pop(struct hist *h, size_t n)
 
 /* ---- the connection ---------------------------------------------------------------- */
 
+/* The batch in flight failed, or its answer is lost: its lines go again, never merged. */
+static void batch_forget(struct hist *h)
+{
+	hist_written_done(h, false);
+	if (h->spool)
+		hist_batch_unmerge(hist_spool_head(h->spool));
+}
+
 /* The statement state that dies with a connection (the session's: ownsess.h). */
 static void forget_conn(struct hist *h)
 {
-	hist_written_done(h, false);
+	batch_forget(h);
 	if (h->writes == WRITES_WAIT)
 		h->writes = WRITES_RETRY;
 }
@@ -169,7 +173,7 @@ static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
 
 /* Send the next batch of lines from HEAD, the spool's. Returns 1 if a batch went out, 0 if the
  * head line was unreadable and dropped (try the next), -1 if the connection failed. */
-static int send_batch(struct hist *h, const struct hist_spool_line *head)
+static int send_batch(struct hist *h, struct hist_spool_line *head)
 {
 	size_t taken = 0;
 	PGconn *conn = stmtq_conn(h->q);
@@ -222,21 +226,15 @@ static int send_batch(struct hist *h, const struct hist_spool_line *head)
 
 static void send_orphans(struct hist *h)
 {
-	char msg[512];
-	int w = snprintf(msg, sizeof(msg),
-	                 "pgcrond process ended while this run was in progress (closed at restart "
-	                 "by instance %s)",
-	                 h->instance);
-
-	if (w < 0 || (size_t)w >= sizeof(msg))
-		snprintf(msg, sizeof(msg),
-		         "pgcrond process ended while this run was in progress "
-		         "(closed at restart)");
-	char floor[40];
-	if (hist_startup_floor(clock_wall_us(), h->retain_ms, floor, sizeof(floor)) < 0)
-		snprintf(floor, sizeof(floor), "-infinity");
-	char *notes = job_kind_lost_notes_json();
-	const char *p[] = {h->instance, h->boot_id, msg, floor, notes ? notes : "{}"};
+	char msg[512]; /* fits: an instance's name is at most 63 bytes, a host name's 64 */
+	snprintf(msg, sizeof(msg),
+	         "pgcrond process ended while this run was in progress (closed at restart by "
+	         "instance %s)",
+	         h->instance);
+	char floor[40], *notes = job_kind_lost_notes_json();
+	const char *p[] = {h->instance, h->boot_id, msg,
+	                   hist_startup_floor(clock_wall_us(), h->retain_ms, floor, sizeof(floor)),
+	                   notes ? notes : "{}"};
 	send_stmt(h, OP_ORPHANS, hist_sql_orphans, 5, p);
 	free(notes);
 }
@@ -283,25 +281,22 @@ static bool send_next(struct ownsess_item *it)
 		}
 		if (h->orphans == ORPHANS_CLOSED && h->last_fires_fn) {
 			char floor[40];
-			if (hist_startup_floor(clock_wall_us(), h->retain_ms, floor,
-			                       sizeof(floor)) < 0)
-				snprintf(floor, sizeof(floor), "-infinity");
-			const char *p[] = {floor};
+			const char *p[] = {hist_startup_floor(clock_wall_us(), h->retain_ms, floor,
+			                                      sizeof(floor))};
 			send_stmt(h, OP_LAST_FIRES, hist_sql_last_fires, 1, p);
 			return true;
 		}
 		if (h->orphans == ORPHANS_CLOSED && h->last_results_fn) {
 			char floor[40], fails[16], runs[16];
-			if (hist_startup_floor(clock_wall_us(), h->retain_ms, floor,
-			                       sizeof(floor)) < 0)
-				snprintf(floor, sizeof(floor), "-infinity");
 			snprintf(fails, sizeof(fails), "%d", h->last_results_failures);
 			snprintf(runs, sizeof(runs), "%d", h->last_results_runs);
-			const char *p[] = {floor, fails, runs};
+			const char *p[] = {
+			    hist_startup_floor(clock_wall_us(), h->retain_ms, floor, sizeof(floor)),
+			    fails, runs};
 			send_stmt(h, OP_LAST_RESULTS, hist_sql_last_results, 3, p);
 			return true;
 		}
-		const struct hist_spool_line *head = hist_spool_head(h->spool);
+		struct hist_spool_line *head = hist_spool_head(h->spool);
 		/* after the records, or between batches under a load that never empties the spool
 		 */
 		if (h->fresh_json && !h->closing &&
@@ -538,7 +533,7 @@ static void op_done(struct ownsess_item *it, const struct stmtq_result *r)
 
 	h->op = OP_NONE;
 	if (op == OP_BATCH && r->failed)
-		hist_written_done(h, false); /* rolled back: the lines go again */
+		batch_forget(h); /* rolled back: the lines go again */
 	if (PQstatus(stmtq_conn(h->q)) == CONNECTION_BAD) {
 		stmtq_fail(h->q, NULL, 0); /* libpq failed */
 		return;
@@ -808,8 +803,6 @@ void hist_request_last_results(struct hist *h, int max_failures, int max_runs,
 	kick(h);
 }
 
-/* Drive only this connection (not the daemon's loop: other modules are shutting down)
- * until everything is written or the grace period is over. */
 /* How long the stop still waits for the writes (flush_for_close): until its deadline, or
  * CLOSE_STALL_MS without a batch acknowledged; 0 once nothing is left to write. */
 static int64_t close_left(void *arg)
@@ -828,12 +821,12 @@ static int64_t close_left(void *arg)
 	return stall < left ? stall : left;
 }
 
+/* Drive only this connection (not the daemon's loop: other modules are shutting down)
+ * until everything is written or the grace period is over. */
 static void flush_for_close(struct hist *h)
 {
 	int64_t start = clock_mono_ms(), deadline = start + h->tun.close_grace_ms;
 
-	if (hist_pending(h) > CLOSE_BACKLOG_MAX && deadline > start + CLOSE_STALL_MS)
-		deadline = start + CLOSE_STALL_MS;
 	/* the stop's flushes (hist_flush_stopping, then hist_close) share one grace period */
 	if (h->close_deadline_ms && h->close_deadline_ms < deadline)
 		deadline = h->close_deadline_ms;
@@ -871,11 +864,10 @@ void hist_close(struct hist **hp)
 	 * the count of those it does not is exact */
 	hist_spool_close(&h->spool);
 	ownsess_leave(&h->sess);
-	forget_conn(h);
+	forget_conn(h); /* (the rows of a batch in flight are forgotten) */
 	evtimer_del(&h->linger_ev);
 	hist_set_caught_up_fn(h, NULL, NULL);
 	hist_jobids_free(h);
-	hist_written_done(h, false);
 	free(h->written);
 	free(h->conninfo);
 	free(h->instance);

@@ -103,8 +103,6 @@ void hist_set_written_fn(struct hist *h, hist_written_fn fn, void *arg);
 /* Records waiting to be written (memory + spill file), for tests and status. */
 uint64_t hist_pending(const struct hist *h);
 
-/* ---- additions (history engineer) --------------------------------------------------- */
-
 /* Limits; a zero field keeps the default (in brackets). */
 struct hist_tuning {
 	size_t memory_limit;       /* records kept in memory while waiting [10000]; the rest
@@ -113,8 +111,7 @@ struct hist_tuning {
 	                            * error [256 MiB] */
 	int64_t purge_interval_ms; /* [10 min]; a purge also runs after each connect */
 	int64_t close_grace_ms;    /* hist_close's wait for pending writes [5 s]; it
-	                            * stops after 1 s without progress, or after 1 s when
-	                            * more than 5,000 records wait */
+	                            * stops after 1 s without progress */
 	int64_t retry_min_ms;      /* reconnect backoff [the own session's: ownsess.h] */
 	int64_t retry_max_ms;
 	uint64_t backlog_max; /* records waiting, while the database is connected and

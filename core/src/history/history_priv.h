@@ -25,14 +25,9 @@
 #define DEF_SPILL_MAX_BYTES (256LL << 20)
 #define DEF_PURGE_INTERVAL_MS (10 * 60 * 1000LL)
 #define DEF_CLOSE_GRACE_MS 5000
-/* A stop writes what is pending within the close grace, but only while the database keeps up:
- * it leaves the rest in the spill file (where every record is already, or goes at close) for
- * the next start once no batch was acknowledged for CLOSE_STALL_MS, or after CLOSE_STALL_MS
- * when more than CLOSE_BACKLOG_MAX records wait. At 15,000 runs a second the history trails
- * by tens of thousands of records, and a stop would spend its whole grace trying to write them
- * (it_stop_spool checks it with a locked history table). */
+/* A stop writes what is pending within the close grace, however much, until no batch was
+ * acknowledged for CLOSE_STALL_MS (a locked history table): the rest waits in the spill file. */
 #define CLOSE_STALL_MS 1000
-#define CLOSE_BACKLOG_MAX 5000
 /* Records waiting past which new runs are held back (hist_backlogged): two full batches, a
  * second or two of a busy history's writing. */
 #define DEF_BACKLOG_MAX (2 * SET_BATCH_MAX)

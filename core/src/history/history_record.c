@@ -3,7 +3,6 @@
  * next batch. And what comes back of them: the rows written (their run ids, for the status)
  * and the rows of the status's start-up read. history.c calls this file, and nothing here
  * calls history.c: a record waits in the spool, and the linger timer sends it. */
-#include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <inttypes.h>
@@ -11,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "clock.h"
 #include "conndrv.h"
