@@ -238,6 +238,7 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	const char *message = o->message, *sqlstate = r->unmarked ? NULL : o->sqlstate;
 	enum sched_status st = ok ? SCHED_SUCCEEDED : r->unmarked ? SCHED_SKIPPED : SCHED_FAILED;
 	const char *status = sched_recent_statuses[st];
+	struct job_last *l = sched_job_last(j); /* NULL: out of memory */
 
 	/* history = "failures": a success is counted, its row goes (the claim fences a run, not
 	 * its row: docs/several-instances.md) */
@@ -253,7 +254,7 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	/* lateness of scheduled first attempts only: a retry or a catch-up is late on purpose */
 	bool timely = r->attempt == 1 && r->scheduled_us && r->trigger == TRIGGER_SCHEDULE;
 	struct metrics_run mr = {.job = j->conf->name,
-	                         .counters = &j->counters,
+	                         .counters = l ? &l->counters : NULL,
 	                         .status = status,
 	                         .duration_us = end - r->start_us,
 	                         .lateness_us = timely ? r->start_us - r->scheduled_us : -1,
@@ -278,7 +279,8 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 		j->success_seq = ++s->flow_seq;
 		j->owed_catchup = false;
 		j->consecutive = 0;
-		j->last_success_us = end;
+		if (l)
+			l->success_us = end;
 	}
 	if (!ok)
 		retry(r, o); /* the waiter moves to it */
@@ -595,7 +597,7 @@ static void run_begin(struct run *r)
 	        marked || !j->last || !j->last->end_us || j->last->backend_ms >= NAMED_RUN_MS,
 	    /* a job not run since the start, whose runs may be short: not in a burst (the first
 	     * minute after a start would pay a statement per run that no later minute pays) */
-	    .name_unless_burst = !marked && !j->last,
+	    .name_unless_burst = !marked && (!j->last || !j->last->end_us),
 	    .on_pid = sched_on_pid,
 	    .on_xid = marked ? sched_on_xid : NULL,
 	    /* several statements in one transaction: pgcrond opens it, to know its id */

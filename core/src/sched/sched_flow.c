@@ -245,7 +245,7 @@ static void stale_arm(struct job *j)
 		return;
 	int64_t now = sched_now_us(j->s);
 	/* no success known (here or in the history): counted from when pgcrond started */
-	int64_t base = j->last_success_us ? j->last_success_us : now;
+	int64_t base = j->last && j->last->success_us ? j->last->success_us : now;
 	if (!j->stale && (j->stale = malloc(sizeof(*j->stale))) != NULL)
 		clock_timer_init(&j->stale->ev, stale_cb, j);
 	if (!j->stale)
@@ -559,17 +559,16 @@ static void stale_cb(void *arg)
 		return;
 	/* freshness: sources seen unchanged since the last success count as one */
 	struct fresh_view fv;
-	int64_t now = sched_now_us(s);
+	int64_t now = sched_now_us(s), ok_us = j->last ? j->last->success_us : 0;
 	fresh_view(j, now, &fv);
-	if (fv.fresh_as_of_us > j->last_success_us && now - fv.fresh_as_of_us < max_ms * 1000) {
+	if (fv.fresh_as_of_us > ok_us && now - fv.fresh_as_of_us < max_ms * 1000) {
 		arm_ms(s, &j->stale->ev, (fv.fresh_as_of_us - now) / 1000 + max_ms);
 		return;
 	}
 	duration_format(max_ms, d, sizeof(d));
-	if (j->last_success_us) {
+	if (ok_us) {
 		/* whole seconds: "1h2s", not "1h2s13ms" */
-		duration_format((sched_now_us(s) - j->last_success_us) / 1000000 * 1000, age,
-		                sizeof(age));
+		duration_format((sched_now_us(s) - ok_us) / 1000000 * 1000, age, sizeof(age));
 		snprintf(msg, sizeof(msg), "last success %s ago, older than max_staleness (%s)",
 		         age, d);
 	} else {
@@ -616,8 +615,9 @@ static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s,
 	if (!j)
 		return;
 	/* staleness counts from the last success any earlier process saw, not from our start */
-	if (last_success_us > j->last_success_us) {
-		j->last_success_us = last_success_us;
+	struct job_last *l = last_success_us > 0 ? sched_job_last(j) : NULL;
+	if (l && last_success_us > l->success_us) {
+		l->success_us = last_success_us;
 		if (j->conf->more->alerts.max_staleness_ms > 0)
 			stale_arm(j);
 	}

@@ -39,7 +39,8 @@ void sched_set_metrics(struct sched *s, struct metrics *m)
 	s->metrics = m;
 	/* the counters a job keeps were the old metrics' */
 	for (struct job *j = s->jobs; j; j = j->next)
-		j->counters = NULL;
+		if (j->last)
+			j->last->counters = NULL;
 }
 
 void sched_set_context(struct sched *s, struct alerter *alerts, const char *instance)

@@ -89,9 +89,7 @@ struct job {
 	                           * and moves with it to an equal string (job_update, own_conf) */
 	int64_t
 	    early_us; /* the instant its timer woke before, to claim it (sched.c: preclaim_ask) */
-	struct metrics_job *counters; /* its counters in s->metrics, kept at its first recorded
-	                               * run: no lookup by name on every run (metrics_run) */
-	struct exec_pool *pool;       /* its database's pool, kept at its first run (exec.h) */
+	struct exec_pool *pool; /* its database's pool, kept at its first run (exec.h) */
 
 	/* ---- sched_flow.c ---- */
 	/* (fields grouped by size so that the struct has no holes: 100,000 jobs) */
@@ -102,7 +100,6 @@ struct job {
 	/* made at first use: most jobs never retry and set no max_staleness */
 	struct job_retry *retry; /* for RUN_RETRY_WAIT, which needs it (sched.c retry) */
 	struct job_stale *stale; /* sched_flow.c stale_arm */
-	int64_t last_success_us;
 	struct run *notify_wait; /* a notification run waiting for the active run to end */
 	struct fresh_job *fresh; /* sched_fresh.c: NULL for a job without freshness */
 	int consecutive;         /* final failures since the last success */
@@ -155,8 +152,12 @@ struct job_last {
 	int64_t start_us, end_us;
 	int64_t ran_end_us; /* the end of this process's last run of it (run_start) */
 	int64_t catchup_s;  /* the latest instant a catch-up run of this process served */
-	int64_t runid;      /* its row's runid once known; 0 */
-	uint64_t hist_key;  /* its history key (hist_start); 0 if read back */
+	int64_t success_us; /* its last success (here or in the history); 0 if none known */
+	/* its counters in s->metrics, kept at its first recorded run: no lookup by name on
+	 * every run (metrics_run) */
+	struct metrics_job *counters;
+	int64_t runid;     /* its row's runid once known; 0 */
+	uint64_t hist_key; /* its history key (hist_start); 0 if read back */
 	int attempt;
 	int32_t backend_ms; /* how long its last run had a connection (sched.c NAMED_RUN_MS) */
 	const char *status; /* one of sched_recent_statuses; NULL before the first */

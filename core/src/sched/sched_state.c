@@ -449,8 +449,9 @@ static void record(struct run **rp, enum sched_status st, const char *message, b
 	int64_t now = sched_now_us(s);
 	sched_run_answer(r, status, message, NULL);
 	uint64_t key = rowless ? 0 : sched_hist_put(r, now, NULL, status, message);
+	struct job_last *l = sched_job_last(r->job);
 	struct metrics_run mr = {.job = r->job->conf->name,
-	                         .counters = &r->job->counters,
+	                         .counters = l ? &l->counters : NULL,
 	                         .status = status,
 	                         .duration_us = -1,
 	                         .lateness_us = -1,

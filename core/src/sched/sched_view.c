@@ -58,7 +58,7 @@ int sched_job_view(struct sched *s, const char *name, int64_t now_us, struct sch
 	    .last.attempt = l ? l->attempt : 0,
 	    .last.start_us = l ? l->start_us : 0,
 	    .last.end_us = l ? l->end_us : 0,
-	    .last_success_us = j->last_success_us,
+	    .last_success_us = l ? l->success_us : 0,
 	    .consecutive = j->consecutive,
 	    .last.runid = l ? l->runid : 0,
 	    .recent = j->recent,
