@@ -238,7 +238,6 @@ static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s,
 static void stale_arm(struct job *j)
 {
 	int64_t max_ms = j->conf->more->alerts.max_staleness_ms;
-
 	stale_disarm(j);
 	/* a disabled job is not expected to run, so it cannot be stale */
 	if (max_ms <= 0 || j->removed || !j->conf->enabled || j->s->draining)
@@ -431,8 +430,7 @@ static void on_success(struct run *r)
 		condition(j, ALERT_STALE, false, "refreshed again");
 		j->alerts_clear = true;
 	}
-	if (j->conf->more->alerts.max_staleness_ms > 0)
-		stale_arm(j);
+	stale_arm(j); /* (none without max_staleness) */
 	/* fan-out: every ready downstream starts now, within max_running */
 	for (size_t i = 0; j->graph && i < j->graph->n_downs; i++) {
 		struct job *d = j->graph->downs[i];
@@ -618,8 +616,7 @@ static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s,
 	struct job_last *l = last_success_us > 0 ? sched_job_last(j) : NULL;
 	if (l && last_success_us > l->success_us) {
 		l->success_us = last_success_us;
-		if (j->conf->more->alerts.max_staleness_ms > 0)
-			stale_arm(j);
+		stale_arm(j);
 	}
 	if (!catchup_wanted(j) || last_fire_s <= 0)
 		return;
