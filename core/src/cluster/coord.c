@@ -340,9 +340,7 @@ static void take_done(void *arg, const PGresult *r, const char *err, const char 
 			    run_trigger_names[w.kind], w.job, from);
 			coord_note(co, &w, from);
 		}
-		for (size_t k = 0; k < n; k++)
-			free(payloads[k]);
-		free(payloads);
+		text_free_list(payloads, n);
 	}
 }
 

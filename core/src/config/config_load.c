@@ -279,13 +279,9 @@ void config_free(struct pgc_config **pcfg)
 	for (size_t i = 0; i < cfg->n_jobs; i++)
 		config_job_fields_free(&cfg->jobs[i]);
 	free(cfg->jobs);
-	for (size_t i = 0; i < cfg->n_job_strs; i++)
-		free(cfg->job_strs[i]);
-	free(cfg->job_strs);
+	text_free_list(cfg->job_strs, cfg->n_job_strs);
 	free(cfg->job_files);
-	for (size_t i = 0; i < cfg->n_str_blocks; i++)
-		free(cfg->str_blocks[i]);
-	free(cfg->str_blocks);
+	text_free_list(cfg->str_blocks, cfg->n_str_blocks);
 	if (cfg->tz)
 		cron_tz_free(&cfg->tz);
 	config_index_free(&cfg->job_index);
