@@ -32,6 +32,12 @@ int64_t clock_mono_ms(void)
 	return clock_mono_us() / 1000;
 }
 
+void clock_event_in(struct event *ev, int64_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	evtimer_add(ev, &tv);
+}
+
 /* How long one callback of the loop fires due timers (run_due) before the loop reads its
  * sockets again. A minute's burst of a hundred job timers takes under a millisecond and
  * goes in one pass, so every run is queued before the first answers come back and each

@@ -53,12 +53,6 @@ static const char sql_unlock[] =
     " SELECT pg_catalog.pg_notify('" CLUSTER_CHANNEL "', 'end ' OPERATOR(pg_catalog.||)"
     "  dl.job_name) FROM dl WHERE dl.job_name OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.text[])";
 
-void cluster_arm_ms(struct event *ev, int64_t ms)
-{
-	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-	evtimer_add(ev, &tv);
-}
-
 /* ---- the table's turns ----------------------------------------------------------------- */
 
 static const struct cluster_row *row_of(const struct cluster *c, enum op op)
@@ -78,7 +72,7 @@ static void arm_tick(struct cluster *c, int64_t at)
 	int64_t wait = at - clock_mono_ms();
 	evtimer_del(&c->tick_ev);
 	c->tick_at_ms = at;
-	cluster_arm_ms(&c->tick_ev, wait > 0 ? wait : 0);
+	clock_event_in(&c->tick_ev, wait > 0 ? wait : 0);
 }
 
 void cluster_due_at(struct cluster *c, enum op op, int64_t at)

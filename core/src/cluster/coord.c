@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "cluster.h"
 #include "job_kind.h"
 #include "log.h"
@@ -206,11 +207,8 @@ static void pass_start(struct wake *w)
 {
 	w->again = false;
 	w->busy = pass_send(w->co, w->kind);
-	if (w->busy) {
-		int ms = wake_gap_ms[w->kind];
-		struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-		evtimer_add(w->gap, &tv);
-	}
+	if (w->busy)
+		clock_event_in(w->gap, wake_gap_ms[w->kind]);
 }
 
 /* A wake-up of KIND (a notification, or a connect's first read). */

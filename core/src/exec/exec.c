@@ -174,8 +174,7 @@ static void run_stop(struct exec_run *r, const char *message, bool timed_out)
 	}
 	r->stop.escalation = 1;
 	run_send_cancel(r);
-	struct timeval tv = exec_ms_tv(ESCALATE_MS);
-	event_add(&r->stop.timer_ev, &tv); /* (in place of the timeout, if armed) */
+	clock_event_in(&r->stop.timer_ev, ESCALATE_MS); /* (in place of the timeout, if armed) */
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -199,8 +198,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		log_warning("backend %d did not stop after a cancel request; asking again", r->pid);
 		r->stop.escalation = 2;
 		run_send_cancel(r);
-		struct timeval tv = exec_ms_tv(ESCALATE_MS);
-		event_add(&r->stop.timer_ev, &tv);
+		clock_event_in(&r->stop.timer_ev, ESCALATE_MS);
 		return;
 	}
 	/* Still no answer: give up on the connection. */
@@ -234,10 +232,8 @@ int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_r
 	if (err < 0)
 		return err;
 	r->pool = p; /* r->phase: EXEC_WAITING, as calloc'd */
-	if (r->timeout_ms > 0) {
-		struct timeval tv = exec_ms_tv(r->timeout_ms + CLIENT_TIMEOUT_SLACK_MS);
-		event_add(&r->stop.timer_ev, &tv);
-	}
+	if (r->timeout_ms > 0)
+		clock_event_in(&r->stop.timer_ev, r->timeout_ms + CLIENT_TIMEOUT_SLACK_MS);
 	LIST_INSERT_HEAD(&ex->runs, r, link.all);
 	ex->n_runs++;
 	*out = r;

@@ -472,9 +472,8 @@ static void exec_conn_connect_failed(struct conn *c, const char *why)
 	/* a full server is asked again every FULL_RETRY_MAX_MS at most: runs wait on it */
 	int64_t delay = pgconn_backoff_ms((unsigned)(p->failures - 1), CONNDRV_RETRY_MIN_MS,
 	                                  full ? FULL_RETRY_MAX_MS : CONNDRV_RETRY_MAX_MS);
-	struct timeval tv = exec_ms_tv(delay);
 	p->backing_off = true;
-	event_add(&p->backoff_ev, &tv);
+	clock_event_in(&p->backoff_ev, delay);
 	/* another connection to the server succeeding ends the backoff, unless the server
 	 * itself refused this one (a role that may not log in) */
 	if (!too_old && !conndrv_server_answered(err ? err : ""))

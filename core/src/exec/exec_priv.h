@@ -286,7 +286,6 @@ void exec_run_report(struct exec_run *r);
 void exec_run_free(struct exec_run **rp);
 
 /* exec_run.c: connections and pools as records */
-struct timeval exec_ms_tv(int64_t ms);
 char *exec_conn_error(const PGconn *pg, const char *conninfo);
 void exec_conn_close(struct conn **cp);
 void exec_conn_unreserve(struct conn *c);

@@ -398,12 +398,6 @@ void exec_run_free(struct exec_run **rp)
 
 /* ---- connections ---------------------------------------------------------------------- */
 
-struct timeval exec_ms_tv(int64_t ms)
-{
-	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-	return tv;
-}
-
 /* libpq's error for the connection as one line (malloc'd; NULL if out of memory). */
 char *exec_conn_error(const PGconn *pg, const char *conninfo)
 {

@@ -408,10 +408,9 @@ out:
 
 static void arm(struct conndrv *d, struct event *ev, int64_t ms)
 {
-	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
 	if (ev == &d->timer_ev)
 		d->timer_ms = ms;
-	evtimer_add(ev, &tv);
+	clock_event_in(ev, ms);
 }
 
 /* Watch the socket for WHAT (0: nothing). The socket can change while connecting (libpq tries each

@@ -118,8 +118,7 @@ int health_check(struct health *h, health_fn fn, void *arg)
 	h->waiters = w;
 	if (!idle)
 		return 0; /* joins the check under way */
-	struct timeval tv = {HEALTH_TIMEOUT_MS / 1000, (HEALTH_TIMEOUT_MS % 1000) * 1000};
-	event_add(&h->deadline, &tv);
+	clock_event_in(&h->deadline, HEALTH_TIMEOUT_MS);
 	ask(h);
 	return 0;
 }
