@@ -177,22 +177,17 @@ void config_parse_databases(struct loader *L, const config_setting_t *s, const c
 			                 name);
 		} else if (db->conninfo) {
 			const char *problem = conninfo_problem(db->conninfo);
-			if (problem && strcasestr(db->conninfo, "password")) {
-				/* a malformed string may hide a password no parser can find */
+			/* a malformed string may hide a password no parser can find: then it is
+			 * named by its database; without a password the string itself helps most */
+			bool secret = strcasestr(db->conninfo, "password");
+			if (problem) {
 				config_report_at(
 				    L, ci, file,
-				    "conninfo of database \"%s\" %s; write key=value pairs like "
-				    "\"host=db1 dbname=analytics\", or a URI like "
-				    "\"postgresql://db1/analytics\"",
-				    name, problem);
-			} else if (problem) {
-				/* no password anywhere in it: the string itself helps most */
-				config_report_at(
-				    L, ci, file,
-				    "conninfo \"%s\" %s; write key=value pairs like \"host=db1 "
+				    "conninfo %s\"%s\" %s; write key=value pairs like \"host=db1 "
 				    "dbname=analytics\", or a URI like "
 				    "\"postgresql://db1/analytics\"",
-				    db->conninfo, problem);
+				    secret ? "of database " : "", secret ? name : db->conninfo,
+				    problem);
 			} else if (!pgconn_conninfo_parses(db->conninfo)) {
 				/* what libpq would refuse at every connect, URIs included; libpq's
 				 * message is not shown because it may quote the password */
