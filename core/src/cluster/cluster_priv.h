@@ -294,7 +294,7 @@ struct cluster {
 	char *xact_inflight;   /* the lines of the statement in flight, sent again if it fails */
 	unsigned xact_retries; /* of that statement, after a deadlock or a serialization failure */
 	struct strmap xact_keys;
-	struct mark_wait *mark_unsent, *mark_sent; /* runs waiting for their marks */
+	STAILQ_HEAD(mark_waits, mark_wait) mark_unsent, mark_sent; /* runs awaiting marks */
 	/* After a reconnect (the database restarted or failed over) every instance's lock is
 	 * gone and its heartbeat old until it reconnects too: no reaping before this. */
 	int64_t reap_after_ms;
