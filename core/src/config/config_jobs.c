@@ -31,8 +31,7 @@ static void more_free(struct conf_job_more *m)
 		free(m->settings[i].value);
 	}
 	free(m->settings);
-	if (m->cal.tz)
-		cron_tz_free(&m->cal.tz);
+	cron_tz_free(&m->cal.tz);
 	free(m);
 }
 

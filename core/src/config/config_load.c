@@ -282,8 +282,7 @@ void config_free(struct pgc_config **pcfg)
 	text_free_list(cfg->job_strs, cfg->n_job_strs);
 	free(cfg->job_files);
 	text_free_list(cfg->str_blocks, cfg->n_str_blocks);
-	if (cfg->tz)
-		cron_tz_free(&cfg->tz);
+	cron_tz_free(&cfg->tz);
 	config_index_free(&cfg->job_index);
 	free(cfg);
 	*pcfg = NULL;
