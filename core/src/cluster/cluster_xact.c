@@ -444,11 +444,9 @@ const struct cluster_row cluster_row_marks = {
 
 void cluster_xact_free(struct cluster *c)
 {
-	struct strmap_node *n = strmap_first(&c->xact_keys);
-	while (n) {
-		struct strmap_node *next = strmap_next(&c->xact_keys, n);
+	for (struct strmap_node *n = strmap_first(&c->xact_keys), *next; n; n = next) {
+		next = strmap_next(&c->xact_keys, n);
 		free(STRMAP_ENTRY(n, struct xact_key, node));
-		n = next;
 	}
 	strmap_free(&c->xact_keys);
 	/* no callback after a stop (cluster_close): the runs that waited end with the daemon */
