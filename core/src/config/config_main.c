@@ -23,38 +23,6 @@
 static const char *const log_level_values[] = {"error", "warning", "notice", "info", "debug", NULL};
 static const char *const sink_values[] = {"log", "notify", "webhook", "exec", NULL};
 
-#define CFG(field) offsetof(struct pgc_config, field)
-const struct key_spec config_main_keys[] = {
-    {"timezone", K_STRING, CFG(timezone), "\"UTC\"", NULL, 0, false, NULL},
-    {"plugin_dir", K_STRING, CFG(plugin_dir), "\"/usr/lib/pgcrond/plugins\"", NULL, 0, false, NULL},
-    {"conf_dir", K_STRING, CFG(conf_dir), "\"/etc/pgcrond/conf.d\"", NULL, 0, false, NULL},
-    {"state_dir", K_STRING, CFG(state_dir), "\"/var/lib/pgcrond\"", NULL, 0, false, NULL},
-    {"log_level", K_CHOICE, CFG(log_level), "\"info\"", log_level_values, 0, false, NULL},
-    {"databases", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_databases},
-    {"history", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_history},
-    {"max_running", K_INT, CFG(max_running), "32", NULL, 1, false, NULL},
-    {"max_command_size", K_INT, CFG(max_command_size), "1048576", NULL, 64, false, NULL},
-    {"max_jobs_per_role", K_INT, CFG(max_jobs_per_role), "1000", NULL, 1, false, NULL},
-    {"shutdown_grace", K_DURATION, CFG(shutdown_grace_ms), "\"30s\"", NULL, 0, false, NULL},
-    {"alerts", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_alerts},
-    {"calendars", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_calendars},
-    {"alert_repeat", K_DURATION, CFG(alert_repeat_ms), "\"1h\"", NULL, 0, false, NULL},
-    /* min: seconds */
-    /* default: the host name; see docs/several-instances.md */
-    {"instance", K_STRING, CFG(instance), "\"db-host-1\"", NULL, 0, false, NULL},
-    {"connection_check", K_DURATION, CFG(connection_check_ms), "\"30s\"", NULL, 2, false, NULL},
-    /* min: 4 heartbeats of at least 1.25 s each (cluster.h: CLUSTER_HEARTBEAT_MS) */
-    {"cluster_dead_after", K_DURATION, CFG(cluster_dead_after_ms), "\"20s\"", NULL,
-     CONFIG_DEAD_AFTER_MIN_S, false, NULL},
-    {"http", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_http},
-    {"http_client", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_http_client},
-    {NULL, 0, 0, NULL, NULL, 0, false, NULL},
-};
-
-_Static_assert(sizeof(config_main_keys) / sizeof(config_main_keys[0]) <=
-                   sizeof(((struct loader *)0)->main_line) / sizeof(int),
-               "loader.main_line[] too small");
-
 #define DB(field) offsetof(struct conf_database, field)
 const struct key_spec config_database_keys[] = {
     {"conninfo", K_STRING, DB(conninfo), "\"host=db1 dbname=analytics\"", NULL, 0, true, NULL},
@@ -123,7 +91,7 @@ static const char *conninfo_problem(const char *ci)
 	}
 }
 
-void config_parse_databases(struct loader *L, const config_setting_t *s, const char *file)
+static void config_parse_databases(struct loader *L, const config_setting_t *s, const char *file)
 {
 	struct pgc_config *cfg = L->cfg;
 	size_t cap = 0;
@@ -201,7 +169,7 @@ void config_parse_databases(struct loader *L, const config_setting_t *s, const c
 	}
 }
 
-void config_parse_history(struct loader *L, const config_setting_t *s, const char *file)
+static void config_parse_history(struct loader *L, const config_setting_t *s, const char *file)
 {
 	if (!config_setting_is_group(s)) {
 		config_report_at(
@@ -217,7 +185,7 @@ void config_parse_history(struct loader *L, const config_setting_t *s, const cha
 	                   "history takes database, retain and backlog");
 }
 
-void config_parse_alerts(struct loader *L, const config_setting_t *s, const char *file)
+static void config_parse_alerts(struct loader *L, const config_setting_t *s, const char *file)
 {
 	struct pgc_config *cfg = L->cfg;
 	size_t cap = 0;
@@ -312,6 +280,39 @@ void config_parse_alerts(struct loader *L, const config_setting_t *s, const char
 		}
 	}
 }
+
+/* The main file's own keys: the groups above are parsed by their own functions. */
+#define CFG(field) offsetof(struct pgc_config, field)
+const struct key_spec config_main_keys[] = {
+    {"timezone", K_STRING, CFG(timezone), "\"UTC\"", NULL, 0, false, NULL},
+    {"plugin_dir", K_STRING, CFG(plugin_dir), "\"/usr/lib/pgcrond/plugins\"", NULL, 0, false, NULL},
+    {"conf_dir", K_STRING, CFG(conf_dir), "\"/etc/pgcrond/conf.d\"", NULL, 0, false, NULL},
+    {"state_dir", K_STRING, CFG(state_dir), "\"/var/lib/pgcrond\"", NULL, 0, false, NULL},
+    {"log_level", K_CHOICE, CFG(log_level), "\"info\"", log_level_values, 0, false, NULL},
+    {"databases", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_databases},
+    {"history", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_history},
+    {"max_running", K_INT, CFG(max_running), "32", NULL, 1, false, NULL},
+    {"max_command_size", K_INT, CFG(max_command_size), "1048576", NULL, 64, false, NULL},
+    {"max_jobs_per_role", K_INT, CFG(max_jobs_per_role), "1000", NULL, 1, false, NULL},
+    {"shutdown_grace", K_DURATION, CFG(shutdown_grace_ms), "\"30s\"", NULL, 0, false, NULL},
+    {"alerts", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_alerts},
+    {"calendars", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_calendars},
+    {"alert_repeat", K_DURATION, CFG(alert_repeat_ms), "\"1h\"", NULL, 0, false, NULL},
+    /* min: seconds */
+    /* default: the host name; see docs/several-instances.md */
+    {"instance", K_STRING, CFG(instance), "\"db-host-1\"", NULL, 0, false, NULL},
+    {"connection_check", K_DURATION, CFG(connection_check_ms), "\"30s\"", NULL, 2, false, NULL},
+    /* min: 4 heartbeats of at least 1.25 s each (cluster.h: CLUSTER_HEARTBEAT_MS) */
+    {"cluster_dead_after", K_DURATION, CFG(cluster_dead_after_ms), "\"20s\"", NULL,
+     CONFIG_DEAD_AFTER_MIN_S, false, NULL},
+    {"http", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_http},
+    {"http_client", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_http_client},
+    {NULL, 0, 0, NULL, NULL, 0, false, NULL},
+};
+
+_Static_assert(sizeof(config_main_keys) / sizeof(config_main_keys[0]) <=
+                   sizeof(((struct loader *)0)->main_line) / sizeof(int),
+               "loader.main_line[] too small");
 
 void config_parse_main(struct loader *L, const config_setting_t *root, const char *file)
 {
