@@ -79,6 +79,12 @@ static int load(const char *path, const struct pgc_config *prev, char *const *sk
 	cfg->alert_repeat_ms = 3600000;
 	cfg->connection_check_ms = 30000;
 	cfg->cluster_dead_after_ms = 20000;
+	cfg->http_client.max_concurrent = 16;
+	cfg->http_client.timeout_ms = 30000;
+	cfg->http_client.connect_timeout_ms = 10000;
+	cfg->http_client.max_request = cfg->http_client.max_response = 1024 * 1024;
+	cfg->http_client.pg_net_max_response = CONFIG_PG_NET_MAX_BYTES;
+	cfg->http_client.max_redirects = 5;
 
 	const char *slash = strrchr(path, '/');
 	if (slash == path)
