@@ -72,6 +72,12 @@ static int load(const char *path, const struct pgc_config *prev, char *const *sk
 		return -ENOMEM;
 	L.cfg = cfg;
 	cfg->file = config_dup_str(&L, path);
+	/* the defaults, each replaced by a setting of the main file */
+	cfg->conf_dir = config_dup_str(&L, "conf.d");
+	cfg->plugin_dir = config_dup_str(&L, PGCROND_DEFAULT_PLUGIN_DIR);
+	cfg->state_dir = config_dup_str(&L, "/var/lib/pgcrond");
+	cfg->timezone = config_dup_str(&L, "UTC");
+	cfg->log_level = config_dup_str(&L, "info");
 	cfg->history_retain_ms = 30LL * 86400000;
 	cfg->history_backlog = 8192;
 	cfg->max_running = 32;

@@ -445,12 +445,6 @@ void config_finish_main(struct loader *L, const config_setting_t *root)
 	char *p;
 
 	/* relative paths are relative to the main file's directory, not the cwd */
-	if (!cfg->conf_dir)
-		cfg->conf_dir = config_dup_str(L, "conf.d");
-	if (!cfg->plugin_dir)
-		cfg->plugin_dir = config_dup_str(L, PGCROND_DEFAULT_PLUGIN_DIR);
-	if (!cfg->state_dir)
-		cfg->state_dir = config_dup_str(L, "/var/lib/pgcrond");
 	char **dirs[] = {&cfg->conf_dir, &cfg->plugin_dir, &cfg->state_dir};
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		if (!*dirs[i])
@@ -466,10 +460,6 @@ void config_finish_main(struct loader *L, const config_setting_t *root)
 		    "'-'; give each pgcrond sharing a history database its own (the host name is "
 		    "the default)",
 		    cfg->instance);
-	if (!cfg->timezone)
-		cfg->timezone = config_dup_str(L, "UTC");
-	if (!cfg->log_level)
-		cfg->log_level = config_dup_str(L, "info");
 
 	if (cfg->timezone) {
 		int rc = cron_tz_open(cfg->timezone, &cfg->tz, err, sizeof(err));
