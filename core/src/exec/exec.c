@@ -55,7 +55,6 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
 
 static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct exec_run **out)
 {
-	int err = -ENOMEM;
 	struct exec_run *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
@@ -115,7 +114,7 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 	return 0;
 out:
 	exec_run_free(&r);
-	return err;
+	return -ENOMEM;
 }
 
 static void cancel_done(void *arg, bool ok, const char *message)
