@@ -62,12 +62,11 @@ static int load(const char *path, const struct pgc_config *prev, char *const *sk
                 bool *main_bad)
 {
 	struct loader L = {.skip = skip, .n_skip = n_skip, .dl = dl, .dl_start = dl->n};
-	struct pgc_config *cfg;
 	config_t cf;
 	int rc = 0;
 
 	*out = NULL;
-	cfg = calloc(1, sizeof(*cfg));
+	struct pgc_config *cfg = calloc(1, sizeof(*cfg));
 	if (!cfg)
 		return -ENOMEM;
 	L.cfg = cfg;
