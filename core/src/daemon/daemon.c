@@ -35,6 +35,7 @@
 #include "sched.h"
 #include "sdnotify.h"
 #include "status.h"
+#include "text.h"
 #include "pgnet.h"
 #include "sqljobs.h"
 #include "triggers.h"
@@ -116,7 +117,7 @@ static int load_paused(struct daemon *d)
 	rc = sched_set_paused(d->sched, (const char *const *)names, n);
 	for (size_t i = 0; i < n && rc == 0; i++)
 		log_notice("job %s is paused ('pgcrond resume %s' resumes it)", names[i], names[i]);
-	ctl_names_free(&names, n);
+	text_free_list(names, n);
 	return rc;
 }
 

@@ -20,6 +20,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "array.h"
 #include "config.h"
 #include "coord.h"
 #include "exec.h"
@@ -159,18 +160,10 @@ int ctl_socket_path(const char *state_dir, char *out, size_t outlen)
 
 /* ---- the paused jobs, kept in state_dir ------------------------------------------------ */
 
-void ctl_names_free(char ***names, size_t n)
-{
-	for (size_t i = 0; *names && i < n; i++)
-		free((*names)[i]);
-	free(*names);
-	*names = NULL;
-}
-
 int ctl_load_paused(const char *state_dir, char ***names, size_t *n)
 {
 	char path[4096], *line = NULL;
-	size_t cap = 0, k = 0;
+	size_t cap = 0, k = 0, cap_v = 0;
 	char **v = NULL;
 	int rc = 0;
 
@@ -187,19 +180,16 @@ int ctl_load_paused(const char *state_dir, char ***names, size_t *n)
 			line[--len] = '\0';
 		if (!config_valid_job_name(line))
 			continue; /* blank or damaged: nothing to pause */
-		char **nv = realloc(v, (k + 1) * sizeof(*nv));
-		if (!nv || !(nv[k] = strdup(line))) {
-			v = nv ? nv : v;
+		if (array_grow(&v, k, &cap_v, sizeof(*v), 8) < 0 || !(v[k] = strdup(line))) {
 			rc = -ENOMEM;
 			break;
 		}
-		v = nv;
 		k++;
 	}
 	free(line);
 	fclose(f);
 	if (rc < 0) {
-		ctl_names_free(&v, k);
+		text_free_list(v, k);
 		return rc;
 	}
 	*names = v;
