@@ -763,12 +763,11 @@ static int open_parts(struct daemon *d)
 		return EX_UNAVAILABLE;
 	struct httpc_opts ho = httpc_opts_of(d->cfg);
 	if (httpc_new(d->base, &ho, &d->httpc) < 0 ||
-	    alert_open(d->base, d->cfg, d->instance, alert_notify, d, &d->alerts) < 0 ||
+	    alert_open(d->base, d->cfg, d->instance, alert_notify, d, d->httpc, &d->alerts) < 0 ||
 	    sched_new(d->base, d->ex, d->hist, &d->sched) < 0) {
 		log_error("cannot schedule the jobs: out of memory");
 		return EX_UNAVAILABLE;
 	}
-	alert_set_http(d->alerts, d->httpc);
 	sched_set_http(d->sched, d->httpc);
 	sched_set_context(d->sched, d->alerts, d->instance);
 	sched_set_cluster(d->sched, d->cluster);
