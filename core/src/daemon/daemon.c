@@ -490,11 +490,6 @@ static void history_earlier_written(void *arg)
 	cluster_serve_unserved(((struct daemon *)arg)->cluster);
 }
 
-static void cluster_orphan(void *arg, const struct cluster_orphan *o)
-{
-	sched_takeover(((struct daemon *)arg)->sched, o);
-}
-
 static void cluster_reaped(void *arg, const char *name)
 {
 	coord_reaped(((struct daemon *)arg)->coord, name);
@@ -535,18 +530,6 @@ static bool cluster_busy(void *arg)
 	return true;
 }
 
-/* The history database's clock is the one fires go by (docs/several-instances.md). */
-static void hook_clock_offset(void *arg, int64_t offset_us)
-{
-	sched_set_db_offset(((struct daemon *)arg)->sched, offset_us);
-}
-
-/* Whether this instance runs alone changed: its history's rows say (hist_set_lone). */
-static void cluster_lone_told(void *arg, int64_t since_us, int64_t until_us)
-{
-	hist_set_lone(((struct daemon *)arg)->hist, since_us, until_us);
-}
-
 static int open_cluster(struct daemon *d)
 {
 	const struct conf_database *db = config_database(d->cfg, d->cfg->history_database);
@@ -554,13 +537,17 @@ static int open_cluster(struct daemon *d)
 		return 0;
 	struct cluster_hooks hooks = {.refused = cluster_refused,
 	                              .identity = cluster_identity,
-	                              .orphan = cluster_orphan,
+	                              .orphan = sched_takeover,
 	                              .reaped = cluster_reaped,
 	                              .notified = cluster_notified,
 	                              .busy = cluster_busy,
-	                              .clock_offset = hook_clock_offset,
-	                              .lone = cluster_lone_told,
-	                              .arg = d};
+	                              /* fires go by the history database's clock
+	                               * (docs/several-instances.md) */
+	                              .clock_offset = sched_set_db_offset,
+	                              .lone = hist_set_lone, /* said in its history's rows */
+	                              .arg = d,
+	                              .sched = d->sched,
+	                              .hist = d->hist};
 	hist_hold_orphans(d->hist, true);
 	hist_set_earlier_fn(d->hist, history_earlier_written, d);
 	int rc = cluster_open(d->base, db->name, db->conninfo, d->instance, hist_boot_id(d->hist),
@@ -743,8 +730,8 @@ static bool name_instance(struct daemon *d)
 	return true;
 }
 
-/* The parts on one event loop, wired together: the executor, the history and the cluster,
- * the scheduler and what it reports to. Returns EX_OK, or the status to exit with (what was
+/* The parts on one event loop, wired together: the executor, the history, the scheduler and
+ * what it reports to, the cluster. Returns EX_OK, or the status to exit with (what was
  * opened is close_parts'). */
 static int open_parts(struct daemon *d)
 {
@@ -759,7 +746,7 @@ static int open_parts(struct daemon *d)
 	}
 	if (!name_instance(d))
 		return EX_CONFIG;
-	if (open_history(d) < 0 || open_cluster(d) < 0)
+	if (open_history(d) < 0)
 		return EX_UNAVAILABLE;
 	struct httpc_opts ho = httpc_opts_of(d->cfg);
 	if (httpc_new(d->base, &ho, &d->httpc) < 0 ||
@@ -768,6 +755,8 @@ static int open_parts(struct daemon *d)
 		log_error("cannot schedule the jobs: out of memory");
 		return EX_UNAVAILABLE;
 	}
+	if (open_cluster(d) < 0) /* its hooks reach the scheduler */
+		return EX_UNAVAILABLE;
 	sched_set_http(d->sched, d->httpc);
 	sched_set_context(d->sched, d->alerts, d->instance);
 	sched_set_cluster(d->sched, d->cluster);
