@@ -538,17 +538,13 @@ static int build(const struct plugin *p, const struct conf_job *job, bool instal
 	plugin_clear_context();
 	if (rc >= 0 && run->error)
 		rc = -EINVAL; /* it said why it failed but returned success: believe the words */
-	if (rc >= 0 && run->add_error) {
+	bool add_failed = rc >= 0 && run->add_error;
+	if (add_failed)
 		rc = run->add_error;
-		plugin_set_err(err, errlen,
-		               "plugin \"%s\" could not build %s: adding a statement failed: %s",
-		               p->name, what, strerror(-rc));
-		plugin_run_free(&run);
-		return rc;
-	}
 	if (rc < 0) {
-		plugin_set_err(err, errlen, "plugin \"%s\" could not build %s: %s", p->name, what,
-		               run->error ? run->error : strerror(-rc));
+		plugin_set_err(err, errlen, "plugin \"%s\" could not build %s: %s%s", p->name, what,
+		               add_failed ? "adding a statement failed: " : "",
+		               run->error && !add_failed ? run->error : strerror(-rc));
 		plugin_run_free(&run);
 		return rc;
 	}
