@@ -9,9 +9,7 @@
 
 #include "cli.h"
 #include "config.h"
-#include "cron.h"
 #include "duration.h"
-#include "history.h"
 #include "pgconn.h"
 #include "text.h"
 

@@ -15,7 +15,6 @@
 #include "config.h"
 #include "config_sql.h"
 #include "cron.h"
-#include "history.h"
 #include "pgconn.h"
 
 struct src_job {

@@ -10,7 +10,6 @@
 
 #include "cli.h"
 #include "config.h"
-#include "history.h"
 #include "hist_install.h"
 #include "job_kind.h"
 #include "pgconn.h"

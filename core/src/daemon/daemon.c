@@ -27,7 +27,6 @@
 #include "ownsess.h"
 #include "http.h"
 #include "httpc.h"
-#include "jobgraph.h"
 #include "log.h"
 #include "metrics.h"
 #include "plugin.h"
