@@ -184,9 +184,7 @@ void plugin_run_free(struct pgc_run **run)
 	if (!r)
 		return;
 	for (size_t i = 0; i < r->n_stmts; i++) {
-		for (int j = 0; j < r->stmts[i].n_params; j++)
-			free(r->stmts[i].params[j]);
-		free(r->stmts[i].params);
+		text_free_list(r->stmts[i].params, (size_t)r->stmts[i].n_params);
 		free(r->stmts[i].sql);
 	}
 	free(r->stmts);
