@@ -42,6 +42,10 @@
 static const int signals[] = {SIGHUP, SIGTERM, SIGINT}; /* the daemon's (signal_cb) */
 #define N_SIGNALS (sizeof(signals) / sizeof(signals[0]))
 
+/* A SIGHUP's reload, beside RELOAD_MERGE_*: the files read again (those unchanged are not
+ * parsed again), merged with what the databases hold. */
+#define RELOAD_FILES 4u
+
 struct daemon {
 	const char *config_path;
 	struct event_base *base;
@@ -79,9 +83,7 @@ struct daemon {
 		struct reloader *loader;
 		unsigned merging; /* the build under way merges what the databases changed only
 		                     (RELOAD_MERGE_*, its log lines' label); 0: a SIGHUP's reload */
-		bool again;       /* a SIGHUP came during a build */
-		unsigned
-		    merge_again; /* what the databases changed during a build (RELOAD_MERGE_*) */
+		unsigned again;   /* what came during a build, for after it (rebuild's WHAT) */
 		/* a configuration being put in force, the jobs a slice a turn (install_begin) */
 		struct reload_result swap;
 		bool swapping;
@@ -176,8 +178,7 @@ static void log_files_parsed(const struct pgc_config *files)
 	         files->n_job_files - taken, files->n_job_files, taken);
 }
 
-static void reload_begin(struct daemon *d);
-static void merge(struct daemon *d, unsigned what);
+static void rebuild(struct daemon *d, unsigned what);
 static void installed(void *arg, int rc);
 
 /* Out of memory half-way: the scheduler may already point into the new configuration, so it
@@ -306,15 +307,10 @@ static void after_install(struct daemon *d, double plugins_ms, const struct sche
 	          "turn(s) of at most %.2f ms and %zu job(s); the first %.2f ms, the last %.2f ms",
 	          reload_label(d->reload.merging), plugins_ms, swap->total_us / 1000.0, swap->turns,
 	          swap->longest_us / 1000.0, swap->most_jobs, first_us / 1000.0, last_us / 1000.0);
-	if (d->reload.again && !d->stopping) {
-		d->reload.again = false;
-		d->reload.merge_again = 0; /* the reload merges the databases' as they are now */
-		reload_begin(d);
-	} else if (d->reload.merge_again && !d->stopping) {
-		unsigned again = d->reload.merge_again;
-		d->reload.merge_again = 0;
-		merge(d, again);
-	}
+	unsigned again = d->reload.again;
+	d->reload.again = 0;
+	if (again) /* a reload merges the databases' as they are then */
+		rebuild(d, again & RELOAD_FILES ? RELOAD_FILES : again);
 }
 
 /* The turns that held the loop for a swap: the first (BEGIN_US), the scheduler's slices, the
@@ -397,39 +393,34 @@ static void build(struct daemon *d, const char *path, const struct pgc_config *f
 	reload_result_clear(&r);
 }
 
-/* WHAT (RELOAD_MERGE_*) changed, as the jobs made in SQL (sqljobs.h) or a table calendar's dates
- * (caltables.h) said: merge them with the file jobs as they stand. */
-static void merge(struct daemon *d, unsigned what)
+/* Build the configuration again: WHAT is RELOAD_FILES, or what changed as the jobs made in
+ * SQL (sqljobs.h) or a table calendar's dates (caltables.h) said (RELOAD_MERGE_*), merged with
+ * the file jobs as they stand. During a build, after it (with the rows then). */
+static void rebuild(struct daemon *d, unsigned what)
 {
+	bool files = what & RELOAD_FILES;
 	if (d->stopping)
 		return;
 	if ((d->reload.loader && reloader_busy(d->reload.loader)) || d->reload.swapping) {
-		d->reload.merge_again |= what; /* after the build under way, with the rows then */
+		if (files)
+			log_notice("SIGHUP: a reload is in progress; reloading again after it");
+		d->reload.again |= what;
 		return;
 	}
-	d->reload.merging = what;
-	build(d, NULL, d->files);
+	if (files) {
+		sdnotify_reloading();
+		log_notice("SIGHUP: reloading %s", d->config_path);
+	}
+	d->reload.merging = files ? 0 : what;
+	build(d, files ? d->config_path : NULL, d->files);
 }
 static void sql_changed(void *arg)
 {
-	merge(arg, RELOAD_MERGE_SQL);
+	rebuild(arg, RELOAD_MERGE_SQL);
 }
 static void cal_changed(void *arg)
 {
-	merge(arg, RELOAD_MERGE_CAL);
-}
-
-static void reload_begin(struct daemon *d)
-{
-	if ((d->reload.loader && reloader_busy(d->reload.loader)) || d->reload.swapping) {
-		log_notice("SIGHUP: a reload is in progress; reloading again after it");
-		d->reload.again = true;
-		return;
-	}
-	sdnotify_reloading();
-	log_notice("SIGHUP: reloading %s", d->config_path);
-	d->reload.merging = 0;
-	build(d, d->config_path, d->files); /* its unchanged files are not parsed again */
+	rebuild(arg, RELOAD_MERGE_CAL);
 }
 
 static void drained(void *arg)
@@ -565,7 +556,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		if (d->stopping)
 			log_notice("SIGHUP ignored: shutting down");
 		else
-			reload_begin(d);
+			rebuild(d, RELOAD_FILES);
 		return;
 	}
 	shutdown_begin(d, (int)sig);
