@@ -581,9 +581,10 @@ static const char pause_usage[] =
     "  -c, --config FILE  the main configuration file (default " PGCROND_DEFAULT_CONF ")\n"
     "  -h, --help         show this help\n";
 
-static int pause_resume(int argc, char **argv, enum ctl_cmd cmd)
+int cli_pause_resume(int argc, char **argv)
 {
 	const char *conf, *name = argv[0];
+	enum ctl_cmd cmd = strcmp(name, "pause") == 0 ? CTL_PAUSE : CTL_RESUME;
 	int first;
 	int rc = cli_parse_args(argc, argv, pause_usage, &conf, NULL, 1, 1, &first);
 	if (rc)
@@ -609,16 +610,6 @@ static int pause_resume(int argc, char **argv, enum ctl_cmd cmd)
 		fprintf(stderr, "pgcrond %s: warning: %s\n", name, warn);
 	json_decref(a);
 	return EX_OK;
-}
-
-int cli_pause(int argc, char **argv)
-{
-	return pause_resume(argc, argv, CTL_PAUSE);
-}
-
-int cli_resume(int argc, char **argv)
-{
-	return pause_resume(argc, argv, CTL_RESUME);
 }
 
 static const char drop_usage[] =
