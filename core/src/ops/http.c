@@ -663,7 +663,6 @@ int http_open(struct event_base *base, const struct pgc_config *cfg, const struc
 		          c->tls_cert_file, c->tls_key_file, err);
 		goto fail;
 	}
-	rc = -ENOMEM;
 	http_apply(h, cfg);
 	evhttp_set_allowed_methods(h->evh, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
 	evhttp_set_max_body_size(h->evh, 65536); /* a job's command, from the page */
