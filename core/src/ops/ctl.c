@@ -413,6 +413,17 @@ static void no_such_job(struct client *cl, const struct ctl_request *rq)
 	            text_quote(rq->job, q, sizeof(q)));
 }
 
+/* Answer RC, what a command on RQ's job returned, when it failed (no such job, or any other
+ * error): true then. */
+static bool answered_failure(struct client *cl, const struct ctl_request *rq, int rc)
+{
+	if (rc == -ENOENT)
+		no_such_job(cl, rq);
+	else if (rc < 0)
+		reply_error(cl, "internal", "%s", strerror(-rc));
+	return rc < 0;
+}
+
 static void do_status(struct client *cl, struct ctl_request *rq)
 {
 	if (!resolve(cl, rq))
@@ -439,19 +450,13 @@ static void do_pause(struct client *cl, struct ctl_request *rq)
 	if (rc == 0)
 		log_notice("%s of %s requested on the control socket by %s",
 		           pause ? "pause" : "resume", rq->job, cl->who);
-	if (rc == -ENOENT) {
-		no_such_job(cl, rq);
-		return;
-	}
 	if (rc == -EALREADY) {
 		reply(cl, json_pack("{s:b, s:s, s:b, s:b}", "ok", 1, "job", rq->job, "paused",
 		                    pause, "changed", 0));
 		return;
 	}
-	if (rc < 0) {
-		reply_error(cl, "internal", "%s", strerror(-rc));
+	if (answered_failure(cl, rq, rc))
 		return;
-	}
 	const char *const *names;
 	size_t n = sched_paused_names(c->src->sched, &names);
 	int src = save_paused(c->state_dir, names, n);
@@ -487,14 +492,8 @@ static void do_drop(struct client *cl, struct ctl_request *rq)
 	snprintf(why, sizeof(why), "dropped by %s, %s", rq->by[0] ? rq->by : "an unnamed user",
 	         cl->who);
 	int n = sched_drop(cl->c->src->sched, rq->job, why);
-	if (n == -ENOENT) {
-		no_such_job(cl, rq);
+	if (answered_failure(cl, rq, n))
 		return;
-	}
-	if (n < 0) {
-		reply_error(cl, "internal", "%s", strerror(-n));
-		return;
-	}
 	log_notice("%s: %d waiting run(s) %s on the control socket", rq->job, n, why);
 	reply(cl,
 	      json_pack("{s:b, s:s, s:i, s:s}", "ok", 1, "job", rq->job, "dropped", n, "by", why));
@@ -551,9 +550,6 @@ static void do_trigger(struct client *cl, struct ctl_request *rq)
 		return;
 	}
 	switch (rc) {
-	case -ENOENT:
-		no_such_job(cl, rq);
-		break;
 	case -EPERM:
 		reply_error(
 		    cl, "disabled",
@@ -565,7 +561,7 @@ static void do_trigger(struct client *cl, struct ctl_request *rq)
 		reply_error(cl, "shutting_down", "pgcrond is shutting down; no new run starts");
 		break;
 	default:
-		reply_error(cl, "internal", "%s", strerror(-rc));
+		answered_failure(cl, rq, rc);
 	}
 }
 
