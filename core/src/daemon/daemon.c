@@ -758,15 +758,12 @@ static int open_parts(struct daemon *d)
 	                         .sched = d->sched,
 	                         .paused_changed = cluster_paused_changed,
 	                         .arg = d};
-	if (d->cluster && coord_open(d->base, d->cluster, &ch, &d->coord) < 0) {
+	if ((d->cluster && coord_open(d->base, d->cluster, &ch, &d->coord) < 0) ||
+	    metrics_new(&d->ops.metrics) < 0) {
 		log_error("out of memory");
 		return EX_UNAVAILABLE;
 	}
 	sched_set_coord(d->sched, d->coord);
-	if (metrics_new(&d->ops.metrics) < 0) {
-		log_error("out of memory");
-		return EX_UNAVAILABLE;
-	}
 	sched_set_metrics(d->sched, d->ops.metrics);
 	d->ops.status = (struct status_src){.sched = d->sched,
 	                                    .ex = d->ex,
@@ -846,9 +843,8 @@ static int serve(struct daemon *d)
 		log_error("the event loop failed");
 		return EX_UNAVAILABLE;
 	}
-	int status = d->refused ? EX_CONFIG : EX_OK;
 	log_notice("pgcrond stopped");
-	return status;
+	return d->refused ? EX_CONFIG : EX_OK;
 }
 
 /* Close what open_parts and open_inputs opened, as far as they came, in the order the parts
@@ -909,13 +905,10 @@ int daemon_main(const char *config_path)
 	if (status != EX_OK)
 		return status;
 	status = open_parts(&d);
-	if (status != EX_OK)
-		goto out;
-	status = open_inputs(&d);
-	if (status != EX_OK)
-		goto out;
-	status = serve(&d);
-out:
+	if (status == EX_OK)
+		status = open_inputs(&d);
+	if (status == EX_OK)
+		status = serve(&d);
 	close_parts(&d);
 	return status;
 }
