@@ -280,9 +280,8 @@ static void reply(struct client *cl, json_t *o)
 	free(text);
 }
 
-static void reply_error(struct client *cl, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void reply_error(struct client *cl, const char *code, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void reply_error(struct client *cl, const char *code,
+                                                              const char *fmt, ...)
 {
 	char msg[2048];
 	va_list ap;
