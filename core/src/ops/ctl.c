@@ -197,10 +197,12 @@ int ctl_load_paused(const char *state_dir, char ***names, size_t *n)
 	return 0;
 }
 
-/* Write the paused set: a temporary file, fsync, rename, so a crash leaves the old or the new
- * list, never half of one. */
-static int save_paused(const char *state_dir, const char *const *names, size_t n)
+/* Write the scheduler's paused set: a temporary file, fsync, rename, so a crash leaves the old
+ * or the new list, never half of one. */
+static int save_paused(const char *state_dir, const struct sched *s)
 {
+	const char *const *names;
+	size_t n = sched_paused_names(s, &names);
 	char path[4096], tmp[4112];
 	if (snprintf(path, sizeof(path), "%s/%s", state_dir, CTL_PAUSED_FILE) >=
 	        (int)sizeof(path) ||
@@ -346,9 +348,7 @@ void ctl_paused_changed(struct ctl *c)
 {
 	if (!c)
 		return;
-	const char *const *names;
-	size_t n = sched_paused_names(c->src->sched, &names);
-	int rc = save_paused(c->state_dir, names, n);
+	int rc = save_paused(c->state_dir, c->src->sched);
 	if (rc < 0)
 		log_warning("cannot save the paused jobs in %s/%s: %s", c->state_dir,
 		            CTL_PAUSED_FILE, strerror(-rc));
@@ -456,9 +456,7 @@ static void do_pause(struct client *cl, struct ctl_request *rq)
 	}
 	if (answered_failure(cl, rq, rc))
 		return;
-	const char *const *names;
-	size_t n = sched_paused_names(c->src->sched, &names);
-	int src = save_paused(c->state_dir, names, n);
+	int src = save_paused(c->state_dir, c->src->sched);
 	char warn[512] = "";
 	/* several instances: every one follows (coord.h); while the history database is
 	 * away, this one alone until it is back */
