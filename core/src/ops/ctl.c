@@ -313,19 +313,13 @@ void ctl_sync_registry(struct ctl *c)
 	if (!cfg || !cfg->history_database)
 		return;
 	size_t n = sched_paused_names(c->src->sched, &names);
-	json_t *arr = json_array();
-	for (size_t i = 0; arr && i < n; i++)
-		json_array_append_new(arr, json_string(names[i]));
-	char *text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
-	json_decref(arr);
+	char *text = text_pg_array(names, n);
 	if (!text)
 		return;
 	const char *params[] = {text};
 	/* on a job's session of the history database (exec.h), whose search_path is the server's:
 	 * every name qualified, IS DISTINCT FROM (an unqualified "=") spelled out */
-#define PAUSED_NOW                                                                                 \
-	"(jobname OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT"                                        \
-	" pg_catalog.jsonb_array_elements_text($1::pg_catalog.jsonb))))"
+#define PAUSED_NOW "(jobname OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[]))"
 	struct exec_stmt st = {.sql = "UPDATE pgcrond.job SET paused = " PAUSED_NOW
 	                              " WHERE (paused OPERATOR(pg_catalog.=) " PAUSED_NOW
 	                              ") IS NOT TRUE",
