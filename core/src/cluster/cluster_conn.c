@@ -200,7 +200,7 @@ void cluster_lone_tell(struct cluster *c)
 	l->told_since_us = since;
 	l->told_until_us = until;
 	if (c->hooks.lone && !c->closing)
-		c->hooks.lone(c->hooks.arg, since, until);
+		c->hooks.lone(c->hooks.hist, since, until);
 }
 
 /* ---- the connection -------------------------------------------------------------------- */
