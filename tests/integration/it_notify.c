@@ -61,7 +61,6 @@ START_TEST(notifications_and_reconnect)
 	ck_assert_int_eq(notify_set_channels(n, channels, 2), 0);
 	ck_assert_msg(loop_until(base, &s.listening, 1, 10), "never listening");
 	ck_assert_int_eq(s.first, 1);
-	ck_assert(notify_is_listening(n));
 
 	itest_exec(c, "SELECT pg_notify('submission_scored', '{\"submission_id\": 42}')");
 	ck_assert(loop_until(base, &s.notifications, 1, 5));
@@ -110,7 +109,7 @@ START_TEST(notifications_and_reconnect)
 	    1);
 	ck_assert_msg(loop_until(base, &s.listening, 2, 15), "did not reconnect");
 	ck_assert_int_eq(s.first, 1);
-	ck_assert_uint_eq(notify_connects(n), 2);
+	ck_assert_int_eq(s.listening, 2);
 	itest_exec(c, "SELECT pg_notify('submission_scored', 'after-reconnect')");
 	ck_assert(loop_until(base, &s.notifications, 6, 5));
 	ck_assert_str_eq(s.last_payload, "after-reconnect");

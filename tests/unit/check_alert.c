@@ -134,8 +134,7 @@ START_TEST(webhook_receives_json)
 	struct httpc *hc;
 	struct httpc_opts ho = test_http_opts();
 	ck_assert_int_eq(httpc_new(base, &ho, &hc), 0);
-	ck_assert_int_eq(alert_open(base, cfg, "test-host", NULL, NULL, &a), 0);
-	alert_set_http(a, hc);
+	ck_assert_int_eq(alert_open(base, cfg, "test-host", NULL, NULL, hc, &a), 0);
 	alert_condition(a, ALERT_STALE, "lane", true, "mv_lane_score_distribution is 2h old");
 	alert_condition(a, ALERT_STALE, "lane", true, "still stale"); /* ongoing: no second alert */
 	run_loop_for(base, 0.5);
@@ -175,8 +174,7 @@ START_TEST(webhook_down_does_not_disturb)
 	struct httpc *hc;
 	struct httpc_opts ho = test_http_opts();
 	ck_assert_int_eq(httpc_new(base, &ho, &hc), 0);
-	ck_assert_int_eq(alert_open(base, cfg, "h", NULL, NULL, &a), 0);
-	alert_set_http(a, hc);
+	ck_assert_int_eq(alert_open(base, cfg, "h", NULL, NULL, hc, &a), 0);
 	struct event *t = event_new(base, -1, EV_PERSIST, tick, NULL);
 	struct timeval tv = {0, 50000};
 	evtimer_add(t, &tv);
@@ -207,7 +205,7 @@ START_TEST(exec_gets_environment)
 	struct conf_alert_sink sink = {.sink = "exec", .command = cmd, .timeout_ms = 5000};
 	struct pgc_config *cfg = config_with_sinks(&sink, 1);
 	struct alerter *a;
-	ck_assert_int_eq(alert_open(base, cfg, "h", NULL, NULL, &a), 0);
+	ck_assert_int_eq(alert_open(base, cfg, "h", NULL, NULL, NULL, &a), 0);
 	alert_condition(a, ALERT_UPSTREAM_FAILED, "weakness", true,
 	                "upstream lane failed; not run");
 	char buf[256] = "";
@@ -247,7 +245,7 @@ START_TEST(notify_goes_through_callback)
 	struct pgc_config *cfg = config_with_sinks(sinks, 2);
 	struct alerter *a;
 	notified = 0;
-	ck_assert_int_eq(alert_open(base, cfg, "h", on_notify, NULL, &a), 0);
+	ck_assert_int_eq(alert_open(base, cfg, "h", on_notify, NULL, NULL, &a), 0);
 	alert_condition(a, ALERT_CONSECUTIVE, "j", true, "3 consecutive failures");
 	alert_condition(a, ALERT_CONSECUTIVE, "j", true, "4 consecutive failures");
 	ck_assert_int_eq(notified, 1);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "text.h"
 
 static int parse(const char *line, struct ctl_request *rq, char *err, size_t errlen)
 {
@@ -151,8 +152,7 @@ START_TEST(paused_file)
 	ck_assert_str_eq(names[0], "alpha");
 	ck_assert_str_eq(names[1], "beta");
 	ck_assert_str_eq(names[2], "gamma");
-	ctl_names_free(&names, n);
-	ck_assert_ptr_null(names);
+	text_free_list(names, n);
 	unlink(path);
 	rmdir(dir);
 }

@@ -1088,7 +1088,7 @@ START_TEST(failed_alert_recovers_each_time)
 	h.cfg.n_alerts = 1;
 	h_job(&h, "a", "* * * * *");
 	h_start(&h);
-	ck_assert_int_eq(alert_open(h.base, &h.cfg, "test", NULL, NULL, &a), 0);
+	ck_assert_int_eq(alert_open(h.base, &h.cfg, "test", NULL, NULL, NULL, &a), 0);
 	sched_set_context(h.s, a, "test");
 	bool ok[] = {false, true, true, false, true};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {

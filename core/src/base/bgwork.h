@@ -7,6 +7,7 @@
  * the spill file (history.c). A job's WORK touches only the job's own data. */
 
 #include <stdbool.h>
+#include <sys/queue.h>
 
 struct event_base;
 struct bgwork;
@@ -21,8 +22,8 @@ struct bgwork_job {
 	 * wake the loop, or from bgwork_free(). For a job whose end the owner needs to know only
 	 * when it next looks (false when the owner zeroes it). Set before bgwork_submit. */
 	bool quiet;
-	bool ran;                /* private */
-	struct bgwork_job *next; /* private */
+	bool ran;                      /* private */
+	STAILQ_ENTRY(bgwork_job) link; /* private */
 };
 
 /* THREADS workers (started with the first job) for BASE. 0 or -errno. */

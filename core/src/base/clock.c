@@ -8,11 +8,16 @@
 #include <stdlib.h>
 #include <time.h>
 
-int64_t clock_wall_us(void)
+static int64_t read_us(clockid_t id)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(id, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t clock_wall_us(void)
+{
+	return read_us(CLOCK_REALTIME);
 }
 
 int64_t clock_wall_ms(void)
@@ -22,14 +27,18 @@ int64_t clock_wall_ms(void)
 
 int64_t clock_mono_us(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	return read_us(CLOCK_MONOTONIC);
 }
 
 int64_t clock_mono_ms(void)
 {
 	return clock_mono_us() / 1000;
+}
+
+void clock_event_in(struct event *ev, int64_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	evtimer_add(ev, &tv);
 }
 
 /* How long one callback of the loop fires due timers (run_due) before the loop reads its

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct event;
 struct event_base;
 
 /* ---- readings ---------------------------------------------------------------------------- */
@@ -24,6 +25,9 @@ int64_t clock_wall_ms(void);
 /* CLOCK_MONOTONIC: microseconds / milliseconds since an arbitrary point. */
 int64_t clock_mono_us(void);
 int64_t clock_mono_ms(void);
+/* Arm libevent's timer EV to fire MS milliseconds from now (as evtimer_add: a pending one is
+ * moved). */
+void clock_event_in(struct event *ev, int64_t ms);
 
 /* ---- the scheduler's clock ---------------------------------------------------------------- */
 

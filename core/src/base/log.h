@@ -7,8 +7,8 @@
 
 /* One logging function for the whole daemon. Lines go to stderr, one per event, with a
  * level prefix journald understands ("<3>" ...) when stderr is the journal, and a
- * timestamp otherwise. The job or plugin name is added through log_set_context() by the
- * core, so messages do not repeat it. */
+ * timestamp otherwise. The job or plugin a line is about is its context argument, which
+ * log_msg prints before the message, so messages do not repeat it. */
 
 enum log_level {
 	LOG_LVL_ERROR = 3,

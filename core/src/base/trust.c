@@ -104,7 +104,7 @@ int trust_open(const char *path, bool is_dir, uid_t self, int *out, char *err, s
 {
 	struct walk *w = calloc(1, sizeof(*w));
 	char *rest = malloc(PATH_MAX * 2), *tmp = malloc(PATH_MAX * 2);
-	int rc = 0, links = 0;
+	int rc = 0, links = 0, fd = -1; /* FD: the name being looked at */
 	/* what a failure below says of PATH, unless it wrote a message of its own (NULL: none) */
 	const char *cannot = "cannot examine";
 
@@ -133,7 +133,7 @@ int trust_open(const char *path, bool is_dir, uid_t self, int *out, char *err, s
 		text_format(err, errlen, "cannot examine /: %s", strerror(-rc));
 		goto out;
 	}
-	strcpy(w->paths[0], "/");
+	text_copy(w->paths[0], PATH_MAX, "/");
 	w->depth = 1;
 	char shown0[PATH_MAX + 64];
 	text_format(shown0, sizeof(shown0), "directory / above %s", path);
@@ -175,7 +175,7 @@ int trust_open(const char *path, bool is_dir, uid_t self, int *out, char *err, s
 				close(w->fds[--w->depth]);
 			continue;
 		}
-		int fd = openat(w->fds[w->depth - 1], name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		fd = openat(w->fds[w->depth - 1], name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0) {
 			rc = -errno;
 			cannot = rc == -ENOENT ? NULL : cannot; /* the caller's to tell */
@@ -184,7 +184,6 @@ int trust_open(const char *path, bool is_dir, uid_t self, int *out, char *err, s
 		struct stat st;
 		if (fstat(fd, &st) < 0) {
 			rc = -errno;
-			close(fd);
 			goto out;
 		}
 		char here[PATH_MAX];
@@ -192,13 +191,12 @@ int trust_open(const char *path, bool is_dir, uid_t self, int *out, char *err, s
 		text_format(here, sizeof(here), "%s%s%s", up, strcmp(up, "/") ? "/" : "", name);
 		if (S_ISLNK(st.st_mode)) {
 			/* whoever can write where a link is can replace it */
-			if ((rc = check_holder(w, path, self, err, errlen)) < 0) {
-				close(fd);
+			if ((rc = check_holder(w, path, self, err, errlen)) < 0)
 				goto out;
-			}
 			char target[PATH_MAX];
 			ssize_t tl = readlinkat(fd, "", target, sizeof(target) - 1);
 			close(fd);
+			fd = -1;
 			cannot = "cannot resolve";
 			if (tl < 0 || ++links > MAX_LINKS) {
 				rc = tl < 0 ? -errno : -ELOOP;
@@ -217,7 +215,6 @@ int trust_open(const char *path, bool is_dir, uid_t self, int *out, char *err, s
 		}
 		if (S_ISDIR(st.st_mode) && !(last && !is_dir)) {
 			if (w->depth >= MAX_DEPTH) {
-				close(fd);
 				rc = -ELOOP;
 				cannot = "cannot resolve";
 				goto out;
@@ -225,28 +222,24 @@ int trust_open(const char *path, bool is_dir, uid_t self, int *out, char *err, s
 			char shown[PATH_MAX * 2 + 32];
 			text_format(shown, sizeof(shown), "directory %s above %s", here, path);
 			if (!last &&
-			    (rc = check_one(&st, shown, here, false, self, err, errlen)) < 0) {
-				close(fd);
+			    (rc = check_one(&st, shown, here, false, self, err, errlen)) < 0)
 				goto out;
-			}
 			w->fds[w->depth] = fd;
+			fd = -1;
 			text_copy(w->paths[w->depth], PATH_MAX, here);
 			w->depth++;
 			continue;
 		}
 		/* the target, in the directory the walk is in */
 		if (!last || (is_dir && !S_ISDIR(st.st_mode))) {
-			close(fd);
 			rc = -ENOTDIR;
 			goto out;
 		}
 		rc = check_one(&st, path, path, true, self, err, errlen);
 		if (rc == 0)
 			rc = check_holder(w, path, self, err, errlen);
-		if (rc < 0) {
-			close(fd);
+		if (rc < 0)
 			goto out;
-		}
 		/* readable, as it was checked: the directory holding it is trusted, so
 		 * nobody else can have swapped the name since */
 		int rfd = S_ISREG(st.st_mode)
@@ -254,7 +247,6 @@ int trust_open(const char *path, bool is_dir, uid_t self, int *out, char *err, s
 		                       O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
 		              : -1;
 		struct stat rst;
-		close(fd);
 		if (rfd >= 0 &&
 		    (fstat(rfd, &rst) < 0 || rst.st_dev != st.st_dev || rst.st_ino != st.st_ino)) {
 			close(rfd);
@@ -269,6 +261,8 @@ int trust_open(const char *path, bool is_dir, uid_t self, int *out, char *err, s
 out:
 	if (rc < 0 && cannot && errlen && !err[0])
 		text_format(err, errlen, "%s %s: %s", cannot, path, strerror(-rc));
+	if (fd >= 0)
+		close(fd);
 	if (w)
 		walk_free(w);
 	free(w);

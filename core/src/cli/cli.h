@@ -18,9 +18,8 @@ int cli_trigger(int argc, char **argv);
 int cli_history(int argc, char **argv);
 int cli_graph(int argc, char **argv);
 int cli_status(int argc, char **argv);
-int cli_pause(int argc, char **argv);
+int cli_pause_resume(int argc, char **argv); /* pause or resume, as ARGV[0] says */
 int cli_drop(int argc, char **argv);
-int cli_resume(int argc, char **argv);
 
 /* The client side of the daemon's control socket (ctl.h), in cli_status.c: load CONF for its
  * state_dir, send RQ, wait up to TIMEOUT_MS (< 0: no limit) for the answer. Returns 0 with

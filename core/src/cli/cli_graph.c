@@ -52,10 +52,8 @@ int cli_graph(int argc, char **argv)
 	struct plugin_registry *reg = NULL;
 	PGconn *hist = NULL;
 	struct jobgraph g;
-	int ret = EX_CONFIG;
-
 	char *skipped = NULL;
-	ret = cli_load_config("graph", conf, &cfg, &skipped);
+	int ret = cli_load_config("graph", conf, &cfg, &skipped);
 	if (ret)
 		goto out;
 	ret = EX_CONFIG;

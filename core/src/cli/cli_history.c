@@ -9,9 +9,7 @@
 
 #include "cli.h"
 #include "config.h"
-#include "cron.h"
 #include "duration.h"
-#include "history.h"
 #include "pgconn.h"
 #include "text.h"
 
@@ -310,6 +308,7 @@ int cli_history(int argc, char **argv)
 		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 		char why[512];
 		pgconn_result_error(r, why, sizeof(why));
+		rc = EX_UNAVAILABLE;
 		if (state && since && strncmp(state, "22", 2) == 0) {
 			fprintf(stderr,
 			        "pgcrond history: --since \"%s\" is neither a duration (\"2h\", "
@@ -323,8 +322,6 @@ int cli_history(int argc, char **argv)
 			        why);
 		else
 			fprintf(stderr, "pgcrond history: %s\n", why);
-		if (rc != EX_USAGE)
-			rc = EX_UNAVAILABLE;
 	} else if (PQntuples(r) == 0 &&
 	           (rc = say_no_runs(conn, cfg, job, failed, since != NULL, json)) != 0) {
 		/* no such job: said */

@@ -15,7 +15,6 @@
 #include "config.h"
 #include "config_sql.h"
 #include "cron.h"
-#include "history.h"
 #include "pgconn.h"
 
 struct src_job {
@@ -247,13 +246,8 @@ static bool owner_can_log_in(PGconn *dst, const char *role, const char *database
 	const char *vals[] = {PQhost(dst), PQport(dst), role, database, "pgcrond import", NULL};
 	PGconn *c = PQconnectdbParams(keys, vals, 0);
 	bool ok = PQstatus(c) == CONNECTION_OK;
-	if (!ok) {
-		const char *m = PQerrorMessage(c);
-		snprintf(why, whylen, "%s", m);
-		size_t l = strlen(why);
-		while (l && (why[l - 1] == '\n' || why[l - 1] == ' '))
-			why[--l] = '\0';
-	}
+	if (!ok) /* on one line, for the warning's */
+		pgconn_error_safe(c, NULL, why, whylen);
 	PQfinish(c);
 	return ok;
 }

@@ -10,7 +10,6 @@
 
 #include "cli.h"
 #include "config.h"
-#include "history.h"
 #include "hist_install.h"
 #include "job_kind.h"
 #include "pgconn.h"
@@ -205,13 +204,8 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 	enum { CHUNK = 200 };
 	for (size_t first = 0; first < cfg->n_jobs && rc == 0; first += CHUNK) {
 		size_t last = first + CHUNK < cfg->n_jobs ? first + CHUNK : cfg->n_jobs;
-		if (!PQenterPipelineMode(conn)) {
-			fprintf(stderr, "pgcrond install: recording the jobs: %s\n",
-			        PQerrorMessage(conn));
-			rc = -EIO;
-			break;
-		}
-		for (size_t i = first; i < last && rc == 0; i++) {
+		bool sent = PQenterPipelineMode(conn);
+		for (size_t i = first; i < last && sent; i++) {
 			const struct conf_job *job = &cfg->jobs[i];
 			char staleness[24], fresh[24], at[4200], shown[1000];
 			char *after = text_pg_array((const char *const *)job->after, job->n_after);
@@ -237,16 +231,14 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 			                   rel,
 			                   at,
 			                   job->more->fresh.sla_ms > 0 ? fresh : NULL};
-			if (!PQsendQueryParams(conn, upsert, 13, NULL, p, NULL, NULL, 0))
-				rc = -EIO;
+			sent = PQsendQueryParams(conn, upsert, 13, NULL, p, NULL, NULL, 0);
 			free(after);
 			free(rel);
 		}
-		if (rc == 0 && !PQpipelineSync(conn))
-			rc = -EIO;
-		if (rc < 0) {
+		if (!sent || !PQpipelineSync(conn)) {
 			fprintf(stderr, "pgcrond install: recording the jobs: %s\n",
 			        PQerrorMessage(conn));
+			rc = -EIO;
 			break;
 		}
 		/* each statement's result and its NULL, then the sync's */
@@ -267,8 +259,7 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 			PQclear(r);
 			PQclear(PQgetResult(conn)); /* the NULL ending the statement */
 		}
-		PGresult *sync = PQgetResult(conn);
-		PQclear(sync);
+		PQclear(PQgetResult(conn));
 		if (!PQexitPipelineMode(conn) && rc == 0) {
 			fprintf(stderr, "pgcrond install: recording the jobs: %s\n",
 			        PQerrorMessage(conn));

@@ -196,13 +196,10 @@ int cli_next(int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
-	if (from) {
-		if (cron_time_parse(from, &t, err, sizeof(err)) < 0) {
-			fprintf(stderr, "pgcrond next: --from: %s\n", err);
-			return EX_USAGE;
-		}
-	} else {
-		t = (int64_t)time(NULL);
+	t = (int64_t)time(NULL);
+	if (from && cron_time_parse(from, &t, err, sizeof(err)) < 0) {
+		fprintf(stderr, "pgcrond next: --from: %s\n", err);
+		return EX_USAGE;
 	}
 	if (job) {
 		if ((rc = find_job(conf ? conf : PGCROND_DEFAULT_CONF, job, &cfg, &loaded, &cj)) !=

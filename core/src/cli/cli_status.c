@@ -132,9 +132,8 @@ int cli_ctl_error(const char *cmd, const json_t *answer)
 	const char *code = json_string_value(json_object_get(answer, "code"));
 	const char *err = json_string_value(json_object_get(answer, "error"));
 	fprintf(stderr, "pgcrond %s: %s\n", cmd, err ? err : "the daemon refused the request");
-	if (code && (strcmp(code, "no_such_job") == 0 || strcmp(code, "ambiguous") == 0))
-		return EX_USAGE;
-	if (code && (strcmp(code, "disabled") == 0 || strcmp(code, "bad_request") == 0))
+	if (code && (strcmp(code, "no_such_job") == 0 || strcmp(code, "ambiguous") == 0 ||
+	             strcmp(code, "disabled") == 0 || strcmp(code, "bad_request") == 0))
 		return EX_USAGE;
 	if (code && strcmp(code, "refused") == 0)
 		return EX_DATAERR; /* a job made in SQL the daemon cannot run: its settings */
@@ -543,22 +542,22 @@ int cli_status(int argc, char **argv)
 	rc = ask("status", conf, &rq, argc - first == 1 ? argv[first] : NULL, &a);
 	if (rc)
 		return rc;
-	json_t *st = json_object_get(a, "status");
-	if (!as_json) {
-		quote_cron_names(st);
-		escape_strings(st);
-	}
+	json_t *st = json_object_get(a, "status"),
+	       *job = json_array_get(json_object_get(st, "jobs"), 0);
 	if (as_json) {
 		json_dumpf(st, stdout, JSON_INDENT(2));
 		printf("\n");
-	} else if (rq.job[0]) {
-		print_job(json_array_get(json_object_get(st, "jobs"), 0));
-		print_waiting(st, json_array_get(json_object_get(st, "jobs"), 0));
-		print_failures(st);
 	} else {
-		print_daemon(st);
-		print_jobs_table(st);
-		print_waiting(st, NULL);
+		quote_cron_names(st);
+		escape_strings(st);
+		if (rq.job[0]) {
+			print_job(job);
+			print_waiting(st, job);
+		} else {
+			print_daemon(st);
+			print_jobs_table(st);
+			print_waiting(st, NULL);
+		}
 		print_failures(st);
 	}
 	json_decref(a);
@@ -582,9 +581,10 @@ static const char pause_usage[] =
     "  -c, --config FILE  the main configuration file (default " PGCROND_DEFAULT_CONF ")\n"
     "  -h, --help         show this help\n";
 
-static int pause_resume(int argc, char **argv, enum ctl_cmd cmd)
+int cli_pause_resume(int argc, char **argv)
 {
 	const char *conf, *name = argv[0];
+	enum ctl_cmd cmd = strcmp(name, "pause") == 0 ? CTL_PAUSE : CTL_RESUME;
 	int first;
 	int rc = cli_parse_args(argc, argv, pause_usage, &conf, NULL, 1, 1, &first);
 	if (rc)
@@ -610,16 +610,6 @@ static int pause_resume(int argc, char **argv, enum ctl_cmd cmd)
 		fprintf(stderr, "pgcrond %s: warning: %s\n", name, warn);
 	json_decref(a);
 	return EX_OK;
-}
-
-int cli_pause(int argc, char **argv)
-{
-	return pause_resume(argc, argv, CTL_PAUSE);
-}
-
-int cli_resume(int argc, char **argv)
-{
-	return pause_resume(argc, argv, CTL_RESUME);
 }
 
 static const char drop_usage[] =

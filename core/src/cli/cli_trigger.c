@@ -263,11 +263,9 @@ int cli_trigger(int argc, char **argv)
 	rc = trigger_local(&a);
 	if (rc >= 0)
 		return rc;
-	const char *conf = a.conf;
 	char job[64];
-	bool force = a.force;
 
-	rc = hist_cli_open("trigger", conf, "the jobs in them cannot be triggered", &cfg, &conn);
+	rc = hist_cli_open("trigger", a.conf, "the jobs in them cannot be triggered", &cfg, &conn);
 	if (rc != EX_OK)
 		return rc;
 	rc = cli_resolve_job("trigger", conn, a.job, job, sizeof(job));
@@ -281,11 +279,11 @@ int cli_trigger(int argc, char **argv)
 		fprintf(stderr,
 		        "pgcrond trigger: no job %s in %s and its conf.d, nor made in SQL; "
 		        "'pgcrond list' shows the configured jobs\n",
-		        text_quote(job, q, sizeof(q)), conf);
+		        text_quote(job, q, sizeof(q)), a.conf);
 		rc = EX_USAGE;
 		goto out;
 	}
-	if ((j ? !j->enabled : !sql_enabled) && !force) {
+	if ((j ? !j->enabled : !sql_enabled) && !a.force) {
 		fprintf(stderr,
 		        "pgcrond trigger: job \"%s\" is disabled (enabled = false); "
 		        "'pgcrond trigger --force %s' runs it anyway\n",
@@ -294,7 +292,7 @@ int cli_trigger(int argc, char **argv)
 		goto out;
 	}
 
-	const char *params[] = {job, force ? "true" : "false"};
+	const char *params[] = {job, a.force ? "true" : "false"};
 	PGresult *r = PQexec(conn, "LISTEN " PGCROND_TRIGGER_OUTCOME_CHANNEL);
 	PQclear(r);
 	r = PQexecParams(conn, "SELECT pgcrond.trigger($1, $2::pg_catalog.bool)", 2, NULL, params,

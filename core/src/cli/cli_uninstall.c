@@ -14,7 +14,6 @@
 #include "cli.h"
 #include "config.h"
 #include "ctl.h"
-#include "history.h"
 #include "pgconn.h"
 
 /* What install writes on the role it creates (sql/pgcrond--2.sql) and on its cron schema

@@ -201,6 +201,8 @@ int cluster_open(struct event_base *base, const char *db_name, const char *conni
 	c->base = base;
 	TAILQ_INIT(&c->claims);
 	STAILQ_INIT(&c->lone.fires);
+	STAILQ_INIT(&c->mark_unsent);
+	STAILQ_INIT(&c->mark_sent);
 	snprintf(c->db_name, sizeof(c->db_name), "%s", db_name);
 	c->conninfo = strdup(conninfo);
 	c->instance = strdup(instance);
@@ -275,9 +277,8 @@ void cluster_close(struct cluster **cp)
 		    "handed over to the others are served when their holder is found dead, "
 		    "or never");
 	ownsess_leave(&c->sess);
-	for (size_t i = 0; i < c->n_unlock; i++)
-		free(c->unlock[i]); /* unlocks never sent: the rows hold nothing once we are gone */
-	free(c->unlock);
+	/* unlocks never sent: the rows hold nothing once we are gone */
+	text_free_list(c->unlock, c->n_unlock);
 	free(c->announce);
 	cluster_xact_free(c);
 	cluster_lone_free(c);

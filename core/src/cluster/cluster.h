@@ -44,6 +44,11 @@ struct cluster;
  * early by its offset. */
 #define CLUSTER_MAX_OFFSET_MS 1000
 
+struct sched;
+struct hist;
+
+/* Called on the loop. SCHED and HIST are the targets of the hooks that take them, ARG that of
+ * the others. */
 struct cluster_hooks {
 	/* The instance name is held by another live instance, or the history database's server
 	 * is one pgcrond does not support: MESSAGE says which, or is NULL when another
@@ -54,7 +59,7 @@ struct cluster_hooks {
 	 * may now be closed (hist_open_orphans). Called after each (re)connect. */
 	void (*identity)(void *arg);
 	/* A dead instance's running row was closed: apply the retry policy. */
-	void (*orphan)(void *arg, const struct cluster_orphan *o);
+	void (*orphan)(struct sched *s, const struct cluster_orphan *o);
 	/* Instance NAME was found dead by this one (after its orphans): its pending work is
 	 * this instance's to take over (coord.h). May be NULL. */
 	void (*reaped)(void *arg, const char *name);
@@ -69,7 +74,7 @@ struct cluster_hooks {
 	/* A heartbeat measured the history database's clock: OFFSET_US is its time minus this
 	 * host's (within CLUSTER_MAX_OFFSET_MS; beyond it this instance claims nothing, and
 	 * this is not called). May be NULL. */
-	void (*clock_offset)(void *arg, int64_t offset_us);
+	void (*clock_offset)(struct sched *s, int64_t offset_us);
 	/* Whether claims are answered alone changed (cluster_lone): SINCE_US, when (Unix µs) this
 	 * instance began to run alone without a break (no other instance's claim got through
 	 * since), and UNTIL_US, until when (monotonic, clock_mono_us) that holds without another
@@ -77,8 +82,10 @@ struct cluster_hooks {
 	 * connection change, never per claim (the history writes the rows of runs started in
 	 * that period without looking for another instance's claim: hist_set_lone). Not called
 	 * once cluster_close() began. May be NULL. */
-	void (*lone)(void *arg, int64_t since_us, int64_t until_us);
+	void (*lone)(struct hist *h, int64_t since_us, int64_t until_us);
 	void *arg;
+	struct sched *sched;
+	struct hist *hist;
 };
 
 /* The channel instances wake each other on (coord.h). */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "array.h"
 #include "clock.h"
 #include "cluster.h"
 #include "cluster_priv.h"
@@ -52,12 +53,6 @@ static const char sql_unlock[] =
     " SELECT pg_catalog.pg_notify('" CLUSTER_CHANNEL "', 'end ' OPERATOR(pg_catalog.||)"
     "  dl.job_name) FROM dl WHERE dl.job_name OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.text[])";
 
-void cluster_arm_ms(struct event *ev, int64_t ms)
-{
-	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-	evtimer_add(ev, &tv);
-}
-
 /* ---- the table's turns ----------------------------------------------------------------- */
 
 static const struct cluster_row *row_of(const struct cluster *c, enum op op)
@@ -77,7 +72,7 @@ static void arm_tick(struct cluster *c, int64_t at)
 	int64_t wait = at - clock_mono_ms();
 	evtimer_del(&c->tick_ev);
 	c->tick_at_ms = at;
-	cluster_arm_ms(&c->tick_ev, wait > 0 ? wait : 0);
+	clock_event_in(&c->tick_ev, wait > 0 ? wait : 0);
 }
 
 void cluster_due_at(struct cluster *c, enum op op, int64_t at)
@@ -205,7 +200,7 @@ void cluster_lone_tell(struct cluster *c)
 	l->told_since_us = since;
 	l->told_until_us = until;
 	if (c->hooks.lone && !c->closing)
-		c->hooks.lone(c->hooks.arg, since, until);
+		c->hooks.lone(c->hooks.hist, since, until);
 }
 
 /* ---- the connection -------------------------------------------------------------------- */
@@ -422,14 +417,9 @@ static void unlock_gather(struct cluster *c)
 
 void cluster_unlock(struct cluster *c, const char *job)
 {
-	if (c->n_unlock == c->cap_unlock) {
-		size_t cap = c->cap_unlock ? 2 * c->cap_unlock : 16;
-		char **u = realloc(c->unlock, cap * sizeof(*u));
-		if (!u)
-			return; /* the row stays until this process ends (then it holds nothing) */
-		c->unlock = u;
-		c->cap_unlock = cap;
-	}
+	/* out of memory: the row stays until this process ends (then it holds nothing) */
+	if (array_grow(&c->unlock, c->n_unlock, &c->cap_unlock, sizeof(*c->unlock), 16) < 0)
+		return;
 	char *name = strdup(job);
 	if (!name)
 		return;

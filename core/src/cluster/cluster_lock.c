@@ -356,7 +356,7 @@ static void beat_done(struct cluster *c, const struct stmtq_result *sr)
 			int64_t use = cluster_offset_filter(&c->offset, off_us, rtt_us);
 			c->st.clock_offset_ms = use / 1000; /* status shows the offset fired by */
 			if (c->hooks.clock_offset)
-				c->hooks.clock_offset(c->hooks.arg, use);
+				c->hooks.clock_offset(c->hooks.sched, use);
 		}
 	}
 	cluster_lone_beat(c, dead, atoll(PQgetvalue(r, 0, 6)) > 0);
@@ -618,7 +618,7 @@ static void reap_done(struct cluster *c, const struct stmtq_result *sr)
 		    .attempt = cluster_res_val(r, i, 5) ? atoi(PQgetvalue(r, i, 5)) : 1,
 		};
 		if (c->hooks.orphan)
-			c->hooks.orphan(c->hooks.arg, &o);
+			c->hooks.orphan(c->hooks.sched, &o);
 	}
 	if (stopping) {
 		const int cols[4] = {1, 9, 0, 10}; /* job, key, instance, boot id */

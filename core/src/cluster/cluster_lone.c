@@ -348,7 +348,7 @@ static void on_lone(void *arg, const PGresult *res, const char *err, const char 
 	}
 	/* claims waiting: answered now, without their statement */
 	if (!TAILQ_EMPTY(&c->claims) && !evtimer_pending(&c->flush_ev, NULL))
-		cluster_arm_ms(&c->flush_ev, 0);
+		clock_event_in(&c->flush_ev, 0);
 }
 
 static void go_lone(struct cluster *c)
@@ -368,9 +368,8 @@ static void go_lone(struct cluster *c)
 static void forget(struct cluster *c, bool release)
 {
 	struct cluster_lone *l = &c->lone;
-	struct strmap_node *n = strmap_first(&l->jobs);
-	while (n) {
-		struct strmap_node *next = strmap_next(&l->jobs, n);
+	for (struct strmap_node *n = strmap_first(&l->jobs), *next; n; n = next) {
+		next = strmap_next(&l->jobs, n);
 		struct lone_job *j = STRMAP_ENTRY(n, struct lone_job, node);
 		strmap_remove(&l->jobs, n);
 		for (int i = 0; release && i < j->ended; i++)
@@ -378,7 +377,6 @@ static void forget(struct cluster *c, bool release)
 		free(j->name);
 		free(j->last);
 		free(j);
-		n = next;
 	}
 	strmap_free(&l->jobs);
 	for (struct lone_fire *f; (f = STAILQ_FIRST(&l->fires));) {

@@ -294,7 +294,7 @@ struct cluster {
 	char *xact_inflight;   /* the lines of the statement in flight, sent again if it fails */
 	unsigned xact_retries; /* of that statement, after a deadlock or a serialization failure */
 	struct strmap xact_keys;
-	struct mark_wait *mark_unsent, *mark_sent; /* runs waiting for their marks */
+	STAILQ_HEAD(mark_waits, mark_wait) mark_unsent, mark_sent; /* runs awaiting marks */
 	/* After a reconnect (the database restarted or failed over) every instance's lock is
 	 * gone and its heartbeat old until it reconnects too: no reaping before this. */
 	int64_t reap_after_ms;
@@ -360,7 +360,6 @@ void cluster_due_at(struct cluster *c, enum op op, int64_t at);
 /* Push statement OP (its row's answer takes it). False if the connection failed meanwhile. */
 bool cluster_send_stmt(struct cluster *c, enum op op, const char *sql, int n,
                        const char *const *params);
-void cluster_arm_ms(struct event *ev, int64_t ms);
 const char *cluster_res_val(const PGresult *r, int row, int col);
 /* A statement of this instance's that failed with SQLSTATE changed nothing and may simply be
  * sent again: a deadlock, a serialization failure, a row lock it could not get. */

@@ -205,7 +205,7 @@ static void serve(struct cluster *c, enum serve_kind k, const PGresult *r, const
 		    .silent = k == SERVE_SILENT,
 		};
 		if (c->hooks.orphan)
-			c->hooks.orphan(c->hooks.arg, &o);
+			c->hooks.orphan(c->hooks.sched, &o);
 	}
 }
 

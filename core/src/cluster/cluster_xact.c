@@ -123,7 +123,7 @@ static const char cluster_sql_xact[] =
 /* A run waiting for its start mark to be written (cluster_note_start), or for its
  * transaction id before its COMMIT (cluster_note_xact). */
 struct mark_wait {
-	struct mark_wait *next;
+	STAILQ_ENTRY(mark_wait) link;
 	cluster_mark_fn fn; /* NULL: forgotten */
 	void *arg;
 	bool ok;        /* its mark is among the rows the statement wrote */
@@ -199,8 +199,7 @@ static struct mark_wait *mark_wait_new(struct cluster *c, const char *run_key, b
 	w->arg = arg;
 	w->ok = w->lock_gone = false;
 	w->xid = xid;
-	w->next = c->mark_unsent;
-	c->mark_unsent = w;
+	STAILQ_INSERT_HEAD(&c->mark_unsent, w, link);
 	return w;
 }
 
@@ -208,7 +207,7 @@ static struct mark_wait *mark_wait_new(struct cluster *c, const char *run_key, b
 static void mark_wait_undo(struct cluster *c, struct mark_wait *w)
 {
 	if (w)
-		c->mark_unsent = w->next;
+		STAILQ_REMOVE_HEAD(&c->mark_unsent, link);
 	free(w);
 }
 
@@ -249,31 +248,35 @@ int cluster_note_start(struct cluster *c, const char *run_key, const char *job, 
 /* The marks go first while a run waits for one: its statement waits for it now. */
 static bool marks_awaited_skip(struct cluster *c)
 {
-	return c->mark_unsent == NULL;
+	return STAILQ_EMPTY(&c->mark_unsent);
 }
 
 /* ... otherwise while any wait (lines to send, or runs waiting: xact_send), and not in the
  * middle of a burst of claims, whose runs wait for them. */
 static bool marks_skip(struct cluster *c)
 {
-	return (!c->xact_len && !c->mark_unsent) || cluster_in_burst(c);
+	return (!c->xact_len && STAILQ_EMPTY(&c->mark_unsent)) || cluster_in_burst(c);
 }
 
 void cluster_mark_forget(struct cluster *c, void *arg)
 {
-	struct mark_wait *lists[] = {c ? c->mark_unsent : NULL, c ? c->mark_sent : NULL};
+	if (!c)
+		return;
+	struct mark_waits *lists[] = {&c->mark_unsent, &c->mark_sent};
 	for (size_t i = 0; i < 2; i++)
-		for (struct mark_wait *w = lists[i]; w; w = w->next)
+		for (struct mark_wait *w = STAILQ_FIRST(lists[i]); w; w = STAILQ_NEXT(w, link))
 			if (w->arg == arg)
 				w->fn = NULL;
 }
 
-/* Answer the runs of W, whose marks went in the statement answered by SR (NULL: none will
- * be). A mark is written if the statement returned its run's key; with REFUSED, none is, for
- * that reason. */
-static void marks_answered(struct cluster *c, struct mark_wait *w, const struct stmtq_result *sr,
-                           const char *refused)
+/* Answer the runs of LIST, emptied first (an answer may make more), whose marks went in the
+ * statement answered by SR (NULL: none will be). A mark is written if the statement returned
+ * its run's key; with REFUSED, none is, for that reason. */
+static void marks_answered(struct cluster *c, struct mark_waits *list,
+                           const struct stmtq_result *sr, const char *refused)
 {
+	struct mark_waits ws = STAILQ_HEAD_INITIALIZER(ws);
+	STAILQ_CONCAT(&ws, list);
 	if (sr && !sr->failed && sr->res)
 		for (int i = 0; i < PQntuples(sr->res); i++) {
 			struct xact_key *k = key_of(c, PQgetvalue(sr->res, i, 0));
@@ -290,8 +293,8 @@ static void marks_answered(struct cluster *c, struct mark_wait *w, const struct 
 	          "the claim's lease)"
 	        : "not started: its start could not be written to the history "
 	          "database (another instance may serve the fire)";
-	while (w) {
-		struct mark_wait *next = w->next;
+	for (struct mark_wait *w; (w = STAILQ_FIRST(&ws));) {
+		STAILQ_REMOVE_HEAD(&ws, link);
 		struct xact_key *k = key_of(c, w->key);
 		if (k && k->wait == w)
 			k->wait = NULL;
@@ -312,15 +315,12 @@ static void marks_answered(struct cluster *c, struct mark_wait *w, const struct 
 			            "or cut off for over " LOCK_LEASE "); the job runs there"
 			          : why);
 		free(w);
-		w = next;
 	}
 }
 
 void cluster_marks_refuse(struct cluster *c)
 {
-	struct mark_wait *w = c->mark_unsent;
-	c->mark_unsent = NULL;
-	marks_answered(c, w, NULL,
+	marks_answered(c, &c->mark_unsent, NULL,
 	               "not started: this instance was found dead by another instance while the "
 	               "run waited for its start mark; the fire is left to that instance");
 }
@@ -372,8 +372,7 @@ static bool xact_send(struct cluster *c)
 	cluster_send_stmt(c, OP_XACT, cluster_sql_xact, 3, p);
 	c->xact_len = 0;
 	c->xact_dropped = 0;
-	c->mark_sent = c->mark_unsent;
-	c->mark_unsent = NULL;
+	STAILQ_CONCAT(&c->mark_sent, &c->mark_unsent);
 	return true;
 }
 
@@ -391,12 +390,8 @@ static bool xact_requeue(struct cluster *c)
 	memmove(c->xact_buf + n, c->xact_buf, c->xact_len);
 	memcpy(c->xact_buf, c->xact_inflight, n);
 	c->xact_len += n;
-	struct mark_wait **tail = &c->mark_sent;
-	while (*tail)
-		tail = &(*tail)->next;
-	*tail = c->mark_unsent;
-	c->mark_unsent = c->mark_sent;
-	c->mark_sent = NULL;
+	STAILQ_CONCAT(&c->mark_sent, &c->mark_unsent);
+	STAILQ_CONCAT(&c->mark_unsent, &c->mark_sent);
 	free(c->xact_inflight); /* its lines are queued again: not in flight any more */
 	c->xact_inflight = NULL;
 	cluster_kick(c);
@@ -412,9 +407,7 @@ static void xact_lost(struct cluster *c)
 		return;
 	free(c->xact_inflight);
 	c->xact_inflight = NULL;
-	struct mark_wait *w = c->mark_sent;
-	c->mark_sent = NULL;
-	marks_answered(c, w, NULL, NULL); /* none, or lines that could not be kept */
+	marks_answered(c, &c->mark_sent, NULL, NULL); /* none, or lines that could not be kept */
 }
 
 static void xact_done(struct cluster *c, const struct stmtq_result *sr)
@@ -431,9 +424,7 @@ static void xact_done(struct cluster *c, const struct stmtq_result *sr)
 	c->xact_retries = 0;
 	free(c->xact_inflight);
 	c->xact_inflight = NULL;
-	struct mark_wait *w = c->mark_sent;
-	c->mark_sent = NULL;
-	marks_answered(c, w, sr, NULL);
+	marks_answered(c, &c->mark_sent, sr, NULL);
 	if (!sr->failed)
 		return;
 	log_warning("cluster: cannot mark runs under way (pgcrond.run_start): %s; a run closed "
@@ -453,22 +444,17 @@ const struct cluster_row cluster_row_marks = {
 
 void cluster_xact_free(struct cluster *c)
 {
-	struct strmap_node *n = strmap_first(&c->xact_keys);
-	while (n) {
-		struct strmap_node *next = strmap_next(&c->xact_keys, n);
+	for (struct strmap_node *n = strmap_first(&c->xact_keys), *next; n; n = next) {
+		next = strmap_next(&c->xact_keys, n);
 		free(STRMAP_ENTRY(n, struct xact_key, node));
-		n = next;
 	}
 	strmap_free(&c->xact_keys);
 	/* no callback after a stop (cluster_close): the runs that waited end with the daemon */
-	struct mark_wait *lists[] = {c->mark_unsent, c->mark_sent};
-	for (size_t i = 0; i < 2; i++)
-		while (lists[i]) {
-			struct mark_wait *next = lists[i]->next;
-			free(lists[i]);
-			lists[i] = next;
-		}
-	c->mark_unsent = c->mark_sent = NULL;
+	STAILQ_CONCAT(&c->mark_unsent, &c->mark_sent);
+	for (struct mark_wait *w; (w = STAILQ_FIRST(&c->mark_unsent));) {
+		STAILQ_REMOVE_HEAD(&c->mark_unsent, link);
+		free(w);
+	}
 	free(c->xact_buf);
 	free(c->xact_inflight);
 	c->xact_buf = c->xact_inflight = NULL;

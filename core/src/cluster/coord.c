@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
+#include "clock.h"
 #include "cluster.h"
 #include "job_kind.h"
 #include "log.h"
@@ -100,7 +102,7 @@ static const char sql_paused[] = "SELECT job_name FROM pgcrond.job_pause ORDER B
 
 /* A pause or resume not yet in pgcrond.job_pause. */
 struct change {
-	struct change *next;
+	STAILQ_ENTRY(change) link;
 	char *job;
 	bool pause;
 	bool sent;
@@ -131,7 +133,7 @@ struct coord {
 	struct cluster *c;
 	struct coord_hooks hooks;
 	struct wake wake[WAKE_KINDS];
-	struct change *changes;
+	STAILQ_HEAD(, change) changes; /* in the order made */
 	struct log_complaint complaint;
 };
 
@@ -145,6 +147,7 @@ int coord_open(struct event_base *base, struct cluster *c, const struct coord_ho
 		return -ENOMEM;
 	co->c = c;
 	co->hooks = *hooks;
+	STAILQ_INIT(&co->changes);
 	for (int k = 0; k < WAKE_KINDS; k++) {
 		struct wake *w = &co->wake[k];
 		w->co = co;
@@ -167,9 +170,8 @@ void coord_free(struct coord **cop)
 	for (int k = 0; k < WAKE_KINDS; k++)
 		if (co->wake[k].gap)
 			event_free(co->wake[k].gap);
-	while (co->changes) {
-		struct change *ch = co->changes;
-		co->changes = ch->next;
+	for (struct change *ch; (ch = STAILQ_FIRST(&co->changes));) {
+		STAILQ_REMOVE_HEAD(&co->changes, link);
 		free(ch->job);
 		free(ch);
 	}
@@ -206,11 +208,8 @@ static void pass_start(struct wake *w)
 {
 	w->again = false;
 	w->busy = pass_send(w->co, w->kind);
-	if (w->busy) {
-		int ms = wake_gap_ms[w->kind];
-		struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-		evtimer_add(w->gap, &tv);
-	}
+	if (w->busy)
+		clock_event_in(w->gap, wake_gap_ms[w->kind]);
 }
 
 /* A wake-up of KIND (a notification, or a connect's first read). */
@@ -340,9 +339,7 @@ static void take_done(void *arg, const PGresult *r, const char *err, const char 
 			    run_trigger_names[w.kind], w.job, from);
 			coord_note(co, &w, from);
 		}
-		for (size_t k = 0; k < n; k++)
-			free(payloads[k]);
-		free(payloads);
+		text_free_list(payloads, n);
 	}
 }
 
@@ -412,7 +409,7 @@ static void paused_done(void *arg, const PGresult *r, const char *err, const cha
 	if (failed(co, "cannot read the paused jobs", err, sqlstate) || !r)
 		return;
 	size_t n = (size_t)PQntuples(r), extra = 0;
-	for (struct change *ch = co->changes; ch; ch = ch->next)
+	for (struct change *ch = STAILQ_FIRST(&co->changes); ch; ch = STAILQ_NEXT(ch, link))
 		extra++;
 	const char **names = calloc(n + extra + 1, sizeof(*names));
 	if (!names)
@@ -420,7 +417,7 @@ static void paused_done(void *arg, const PGresult *r, const char *err, const cha
 	for (size_t i = 0; i < n; i++)
 		names[i] = PQgetvalue(r, (int)i, 0);
 	/* a change of ours not yet in the table stays as this instance made it */
-	for (struct change *ch = co->changes; ch; ch = ch->next) {
+	for (struct change *ch = STAILQ_FIRST(&co->changes); ch; ch = STAILQ_NEXT(ch, link)) {
 		size_t k = 0;
 		while (k < n && strcmp(names[k], ch->job) != 0)
 			k++;
@@ -439,24 +436,23 @@ static void change_sent(void *arg, const PGresult *r, const char *err, const cha
 	struct coord *co = arg;
 	(void)r;
 	/* the oldest change sent is the one answered (statements are answered in order) */
-	struct change **pp = &co->changes;
-	while (*pp && !(*pp)->sent)
-		pp = &(*pp)->next;
-	struct change *ch = *pp;
+	struct change *ch = STAILQ_FIRST(&co->changes);
+	while (ch && !ch->sent)
+		ch = STAILQ_NEXT(ch, link);
 	if (!ch)
 		return;
 	if (failed(co, "cannot share a pause or resume with the other instances", err, sqlstate)) {
 		ch->sent = false; /* sent again at the next connect */
 		return;
 	}
-	*pp = ch->next;
+	STAILQ_REMOVE(&co->changes, ch, change, link);
 	free(ch->job);
 	free(ch);
 }
 
 static void send_changes(struct coord *co)
 {
-	for (struct change *ch = co->changes; ch; ch = ch->next) {
+	for (struct change *ch = STAILQ_FIRST(&co->changes); ch; ch = STAILQ_NEXT(ch, link)) {
 		const char *p[] = {ch->job, cluster_instance(co->c), ch->pause ? "true" : "false"};
 		if (!ch->sent)
 			ch->sent = send_stmt(co, "cannot share a pause or resume", sql_pause, 3, p,
@@ -468,15 +464,13 @@ int coord_pause(struct coord *co, const char *job, bool pause)
 {
 	if (!co)
 		return 0;
-	struct change *ch = calloc(1, sizeof(*ch)), **tail = &co->changes;
+	struct change *ch = calloc(1, sizeof(*ch));
 	if (!ch || !(ch->job = strdup(job))) {
 		free(ch);
 		return -ENOMEM;
 	}
 	ch->pause = pause;
-	while (*tail)
-		tail = &(*tail)->next;
-	*tail = ch;
+	STAILQ_INSERT_TAIL(&co->changes, ch, link);
 	send_changes(co);
 	return ch->sent ? 0 : -ENOTCONN;
 }
@@ -487,7 +481,7 @@ void coord_identity(struct coord *co)
 {
 	if (!co)
 		return;
-	for (struct change *ch = co->changes; ch; ch = ch->next)
+	for (struct change *ch = STAILQ_FIRST(&co->changes); ch; ch = STAILQ_NEXT(ch, link))
 		ch->sent = false;
 	/* what an earlier process of this instance left: ours to run */
 	take(co, cluster_instance(co->c), cluster_boot_id(co->c));

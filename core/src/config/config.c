@@ -187,24 +187,14 @@ static void remember_file(struct loader *L, const char *path)
  * in *LEN; NULL after reporting at PATH. Closes FD. */
 static char *slurp(struct loader *L, int fd, const char *path, size_t *len)
 {
-	size_t cap = 65536, n = 0;
-	char *buf = malloc(cap);
+	size_t cap = 0, n = 0;
+	char *buf = NULL;
 	ssize_t r = 0;
 
-	if (!buf) {
-		L->oom = true;
-		close(fd);
-		return NULL;
-	}
 	while (n <= CONFIG_FILE_MAX) {
-		if (n + 1 >= cap) {
-			char *nb = realloc(buf, cap * 2);
-			if (!nb) {
-				L->oom = true;
-				break;
-			}
-			buf = nb;
-			cap *= 2;
+		if (array_grow(&buf, n + 1, &cap, 1, 65536) < 0) {
+			L->oom = true;
+			break;
 		}
 		r = read(fd, buf + n, cap - 1 - n);
 		if (r < 0 && errno == EINTR)

@@ -255,8 +255,7 @@ struct conf_http_client {
 	 * CONFIG_PG_NET_MAX_BYTES */
 	int64_t pg_net_max_response;
 	int max_redirects; /* default 5; 0: none followed */
-	bool max_redirects_set;
-	int line; /* of the group; 0 if absent */
+	int line;          /* of the group; 0 if absent */
 };
 #define CONFIG_HTTP_MAX_BYTES (256LL * 1024 * 1024)
 /* A pg_net response goes to the database as a string in a jsonb batch (pg/jbatch.h), and

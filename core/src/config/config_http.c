@@ -225,15 +225,14 @@ void config_http_finish(struct loader *L)
 		tls_files(L, h);
 	if (!h->token_file || !h->listen)
 		return;
-	const char *file = h->file, *tf = h->token_file;
+	const char *file = h->file;
 	int line = h->token_line;
 	/* relative to the main file, like the directories */
-	char *p = config_join_path(L, L->main_dir, tf);
-	if (!p)
+	char *tf = config_join_path(L, L->main_dir, h->token_file);
+	if (!tf)
 		return;
 	free(h->token_file);
-	h->token_file = p;
-	tf = p;
+	h->token_file = tf;
 	int rc = config_check_trusted(L, tf, false, "token_file", file, line);
 	if (rc == -ENOENT)
 		config_report(

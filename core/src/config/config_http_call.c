@@ -139,14 +139,11 @@ void config_parse_http_client(struct loader *L, const config_setting_t *s, const
 			apply_size(L, m, file, name, &h->pg_net_max_response,
 			           CONFIG_PG_NET_MAX_BYTES, "64MB");
 		} else if (config_apply_key(L, m, k, L->cfg, file)) {
-			if (strcmp(name, "max_redirects") == 0) {
-				h->max_redirects_set = true;
-				if (h->max_redirects > 50)
-					config_report_at(
-					    L, m, file,
-					    "max_redirects is %d; at most 50 are followed "
-					    "(5 is plenty for real services)",
-					    h->max_redirects);
+			if (strcmp(name, "max_redirects") == 0 && h->max_redirects > 50) {
+				config_report_at(L, m, file,
+				                 "max_redirects is %d; at most 50 are followed "
+				                 "(5 is plenty for real services)",
+				                 h->max_redirects);
 			} else if (strcmp(name, "max_concurrent") == 0 &&
 			           h->max_concurrent > 10000) {
 				config_report_at(
@@ -163,20 +160,6 @@ void config_http_client_finish(struct loader *L)
 {
 	struct conf_http_client *h = &L->cfg->http_client;
 
-	if (!h->max_concurrent)
-		h->max_concurrent = 16;
-	if (!h->timeout_ms)
-		h->timeout_ms = 30000;
-	if (!h->connect_timeout_ms)
-		h->connect_timeout_ms = 10000;
-	if (!h->max_request)
-		h->max_request = 1024 * 1024;
-	if (!h->max_response)
-		h->max_response = 1024 * 1024;
-	if (!h->pg_net_max_response)
-		h->pg_net_max_response = CONFIG_PG_NET_MAX_BYTES;
-	if (!h->max_redirects_set)
-		h->max_redirects = 5;
 	if (!h->ca_file)
 		return;
 	char *p = config_join_path(L, L->main_dir, h->ca_file);

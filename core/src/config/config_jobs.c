@@ -31,8 +31,7 @@ static void more_free(struct conf_job_more *m)
 		free(m->settings[i].value);
 	}
 	free(m->settings);
-	if (m->cal.tz)
-		cron_tz_free(&m->cal.tz);
+	cron_tz_free(&m->cal.tz);
 	free(m);
 }
 
@@ -45,9 +44,7 @@ void config_job_fields_free(struct conf_job *j)
 		free(j->schedule);
 	}
 	config_http_call_free(&j->http);
-	for (size_t i = 0; i < j->n_after; i++)
-		free(j->after[i]);
-	free(j->after);
+	text_free_list(j->after, j->n_after);
 	/* j->file and j->database belong to the config (config_own_str) */
 	if (j->more && j->more != &config_job_more_defaults)
 		more_free((struct conf_job_more *)j->more);

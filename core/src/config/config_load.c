@@ -62,16 +62,21 @@ static int load(const char *path, const struct pgc_config *prev, char *const *sk
                 bool *main_bad)
 {
 	struct loader L = {.skip = skip, .n_skip = n_skip, .dl = dl, .dl_start = dl->n};
-	struct pgc_config *cfg;
 	config_t cf;
 	int rc = 0;
 
 	*out = NULL;
-	cfg = calloc(1, sizeof(*cfg));
+	struct pgc_config *cfg = calloc(1, sizeof(*cfg));
 	if (!cfg)
 		return -ENOMEM;
 	L.cfg = cfg;
 	cfg->file = config_dup_str(&L, path);
+	/* the defaults, each replaced by a setting of the main file */
+	cfg->conf_dir = config_dup_str(&L, "conf.d");
+	cfg->plugin_dir = config_dup_str(&L, PGCROND_DEFAULT_PLUGIN_DIR);
+	cfg->state_dir = config_dup_str(&L, "/var/lib/pgcrond");
+	cfg->timezone = config_dup_str(&L, "UTC");
+	cfg->log_level = config_dup_str(&L, "info");
 	cfg->history_retain_ms = 30LL * 86400000;
 	cfg->history_backlog = 8192;
 	cfg->max_running = 32;
@@ -79,6 +84,12 @@ static int load(const char *path, const struct pgc_config *prev, char *const *sk
 	cfg->alert_repeat_ms = 3600000;
 	cfg->connection_check_ms = 30000;
 	cfg->cluster_dead_after_ms = 20000;
+	cfg->http_client.max_concurrent = 16;
+	cfg->http_client.timeout_ms = 30000;
+	cfg->http_client.connect_timeout_ms = 10000;
+	cfg->http_client.max_request = cfg->http_client.max_response = 1024 * 1024;
+	cfg->http_client.pg_net_max_response = CONFIG_PG_NET_MAX_BYTES;
+	cfg->http_client.max_redirects = 5;
 
 	const char *slash = strrchr(path, '/');
 	if (slash == path)
@@ -279,15 +290,10 @@ void config_free(struct pgc_config **pcfg)
 	for (size_t i = 0; i < cfg->n_jobs; i++)
 		config_job_fields_free(&cfg->jobs[i]);
 	free(cfg->jobs);
-	for (size_t i = 0; i < cfg->n_job_strs; i++)
-		free(cfg->job_strs[i]);
-	free(cfg->job_strs);
+	text_free_list(cfg->job_strs, cfg->n_job_strs);
 	free(cfg->job_files);
-	for (size_t i = 0; i < cfg->n_str_blocks; i++)
-		free(cfg->str_blocks[i]);
-	free(cfg->str_blocks);
-	if (cfg->tz)
-		cron_tz_free(&cfg->tz);
+	text_free_list(cfg->str_blocks, cfg->n_str_blocks);
+	cron_tz_free(&cfg->tz);
 	config_index_free(&cfg->job_index);
 	free(cfg);
 	*pcfg = NULL;

@@ -23,38 +23,6 @@
 static const char *const log_level_values[] = {"error", "warning", "notice", "info", "debug", NULL};
 static const char *const sink_values[] = {"log", "notify", "webhook", "exec", NULL};
 
-#define CFG(field) offsetof(struct pgc_config, field)
-const struct key_spec config_main_keys[] = {
-    {"timezone", K_STRING, CFG(timezone), "\"UTC\"", NULL, 0, false, NULL},
-    {"plugin_dir", K_STRING, CFG(plugin_dir), "\"/usr/lib/pgcrond/plugins\"", NULL, 0, false, NULL},
-    {"conf_dir", K_STRING, CFG(conf_dir), "\"/etc/pgcrond/conf.d\"", NULL, 0, false, NULL},
-    {"state_dir", K_STRING, CFG(state_dir), "\"/var/lib/pgcrond\"", NULL, 0, false, NULL},
-    {"log_level", K_CHOICE, CFG(log_level), "\"info\"", log_level_values, 0, false, NULL},
-    {"databases", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_databases},
-    {"history", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_history},
-    {"max_running", K_INT, CFG(max_running), "32", NULL, 1, false, NULL},
-    {"max_command_size", K_INT, CFG(max_command_size), "1048576", NULL, 64, false, NULL},
-    {"max_jobs_per_role", K_INT, CFG(max_jobs_per_role), "1000", NULL, 1, false, NULL},
-    {"shutdown_grace", K_DURATION, CFG(shutdown_grace_ms), "\"30s\"", NULL, 0, false, NULL},
-    {"alerts", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_alerts},
-    {"calendars", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_calendars},
-    {"alert_repeat", K_DURATION, CFG(alert_repeat_ms), "\"1h\"", NULL, 0, false, NULL},
-    /* min: seconds */
-    /* default: the host name; see docs/several-instances.md */
-    {"instance", K_STRING, CFG(instance), "\"db-host-1\"", NULL, 0, false, NULL},
-    {"connection_check", K_DURATION, CFG(connection_check_ms), "\"30s\"", NULL, 2, false, NULL},
-    /* min: 4 heartbeats of at least 1.25 s each (cluster.h: CLUSTER_HEARTBEAT_MS) */
-    {"cluster_dead_after", K_DURATION, CFG(cluster_dead_after_ms), "\"20s\"", NULL,
-     CONFIG_DEAD_AFTER_MIN_S, false, NULL},
-    {"http", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_http},
-    {"http_client", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_http_client},
-    {NULL, 0, 0, NULL, NULL, 0, false, NULL},
-};
-
-_Static_assert(sizeof(config_main_keys) / sizeof(config_main_keys[0]) <=
-                   sizeof(((struct loader *)0)->main_line) / sizeof(int),
-               "loader.main_line[] too small");
-
 #define DB(field) offsetof(struct conf_database, field)
 const struct key_spec config_database_keys[] = {
     {"conninfo", K_STRING, DB(conninfo), "\"host=db1 dbname=analytics\"", NULL, 0, true, NULL},
@@ -123,7 +91,7 @@ static const char *conninfo_problem(const char *ci)
 	}
 }
 
-void config_parse_databases(struct loader *L, const config_setting_t *s, const char *file)
+static void config_parse_databases(struct loader *L, const config_setting_t *s, const char *file)
 {
 	struct pgc_config *cfg = L->cfg;
 	size_t cap = 0;
@@ -177,22 +145,17 @@ void config_parse_databases(struct loader *L, const config_setting_t *s, const c
 			                 name);
 		} else if (db->conninfo) {
 			const char *problem = conninfo_problem(db->conninfo);
-			if (problem && strcasestr(db->conninfo, "password")) {
-				/* a malformed string may hide a password no parser can find */
+			/* a malformed string may hide a password no parser can find: then it is
+			 * named by its database; without a password the string itself helps most */
+			bool secret = strcasestr(db->conninfo, "password");
+			if (problem) {
 				config_report_at(
 				    L, ci, file,
-				    "conninfo of database \"%s\" %s; write key=value pairs like "
-				    "\"host=db1 dbname=analytics\", or a URI like "
-				    "\"postgresql://db1/analytics\"",
-				    name, problem);
-			} else if (problem) {
-				/* no password anywhere in it: the string itself helps most */
-				config_report_at(
-				    L, ci, file,
-				    "conninfo \"%s\" %s; write key=value pairs like \"host=db1 "
+				    "conninfo %s\"%s\" %s; write key=value pairs like \"host=db1 "
 				    "dbname=analytics\", or a URI like "
 				    "\"postgresql://db1/analytics\"",
-				    db->conninfo, problem);
+				    secret ? "of database " : "", secret ? name : db->conninfo,
+				    problem);
 			} else if (!pgconn_conninfo_parses(db->conninfo)) {
 				/* what libpq would refuse at every connect, URIs included; libpq's
 				 * message is not shown because it may quote the password */
@@ -206,7 +169,7 @@ void config_parse_databases(struct loader *L, const config_setting_t *s, const c
 	}
 }
 
-void config_parse_history(struct loader *L, const config_setting_t *s, const char *file)
+static void config_parse_history(struct loader *L, const config_setting_t *s, const char *file)
 {
 	if (!config_setting_is_group(s)) {
 		config_report_at(
@@ -222,7 +185,7 @@ void config_parse_history(struct loader *L, const config_setting_t *s, const cha
 	                   "history takes database, retain and backlog");
 }
 
-void config_parse_alerts(struct loader *L, const config_setting_t *s, const char *file)
+static void config_parse_alerts(struct loader *L, const config_setting_t *s, const char *file)
 {
 	struct pgc_config *cfg = L->cfg;
 	size_t cap = 0;
@@ -317,6 +280,39 @@ void config_parse_alerts(struct loader *L, const config_setting_t *s, const char
 		}
 	}
 }
+
+/* The main file's own keys: the groups above are parsed by their own functions. */
+#define CFG(field) offsetof(struct pgc_config, field)
+const struct key_spec config_main_keys[] = {
+    {"timezone", K_STRING, CFG(timezone), "\"UTC\"", NULL, 0, false, NULL},
+    {"plugin_dir", K_STRING, CFG(plugin_dir), "\"/usr/lib/pgcrond/plugins\"", NULL, 0, false, NULL},
+    {"conf_dir", K_STRING, CFG(conf_dir), "\"/etc/pgcrond/conf.d\"", NULL, 0, false, NULL},
+    {"state_dir", K_STRING, CFG(state_dir), "\"/var/lib/pgcrond\"", NULL, 0, false, NULL},
+    {"log_level", K_CHOICE, CFG(log_level), "\"info\"", log_level_values, 0, false, NULL},
+    {"databases", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_databases},
+    {"history", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_history},
+    {"max_running", K_INT, CFG(max_running), "32", NULL, 1, false, NULL},
+    {"max_command_size", K_INT, CFG(max_command_size), "1048576", NULL, 64, false, NULL},
+    {"max_jobs_per_role", K_INT, CFG(max_jobs_per_role), "1000", NULL, 1, false, NULL},
+    {"shutdown_grace", K_DURATION, CFG(shutdown_grace_ms), "\"30s\"", NULL, 0, false, NULL},
+    {"alerts", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_alerts},
+    {"calendars", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_calendars},
+    {"alert_repeat", K_DURATION, CFG(alert_repeat_ms), "\"1h\"", NULL, 0, false, NULL},
+    /* min: seconds */
+    /* default: the host name; see docs/several-instances.md */
+    {"instance", K_STRING, CFG(instance), "\"db-host-1\"", NULL, 0, false, NULL},
+    {"connection_check", K_DURATION, CFG(connection_check_ms), "\"30s\"", NULL, 2, false, NULL},
+    /* min: 4 heartbeats of at least 1.25 s each (cluster.h: CLUSTER_HEARTBEAT_MS) */
+    {"cluster_dead_after", K_DURATION, CFG(cluster_dead_after_ms), "\"20s\"", NULL,
+     CONFIG_DEAD_AFTER_MIN_S, false, NULL},
+    {"http", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_http},
+    {"http_client", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_http_client},
+    {NULL, 0, 0, NULL, NULL, 0, false, NULL},
+};
+
+_Static_assert(sizeof(config_main_keys) / sizeof(config_main_keys[0]) <=
+                   sizeof(((struct loader *)0)->main_line) / sizeof(int),
+               "loader.main_line[] too small");
 
 void config_parse_main(struct loader *L, const config_setting_t *root, const char *file)
 {
@@ -449,12 +445,6 @@ void config_finish_main(struct loader *L, const config_setting_t *root)
 	char *p;
 
 	/* relative paths are relative to the main file's directory, not the cwd */
-	if (!cfg->conf_dir)
-		cfg->conf_dir = config_dup_str(L, "conf.d");
-	if (!cfg->plugin_dir)
-		cfg->plugin_dir = config_dup_str(L, PGCROND_DEFAULT_PLUGIN_DIR);
-	if (!cfg->state_dir)
-		cfg->state_dir = config_dup_str(L, "/var/lib/pgcrond");
 	char **dirs[] = {&cfg->conf_dir, &cfg->plugin_dir, &cfg->state_dir};
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		if (!*dirs[i])
@@ -470,10 +460,6 @@ void config_finish_main(struct loader *L, const config_setting_t *root)
 		    "'-'; give each pgcrond sharing a history database its own (the host name is "
 		    "the default)",
 		    cfg->instance);
-	if (!cfg->timezone)
-		cfg->timezone = config_dup_str(L, "UTC");
-	if (!cfg->log_level)
-		cfg->log_level = config_dup_str(L, "info");
 
 	if (cfg->timezone) {
 		int rc = cron_tz_open(cfg->timezone, &cfg->tz, err, sizeof(err));

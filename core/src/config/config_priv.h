@@ -92,10 +92,6 @@ char **config_dup_strs(char *const *src, size_t *n, bool *oom);
 bool config_str_eq(const char *a, const char *b);
 bool config_names_eq(char *const *a, size_t na, char *const *b, size_t nb);
 
-/* The main file's groups that are more than a table of keys (config_main.c). */
-void config_parse_databases(struct loader *L, const config_setting_t *s, const char *file);
-void config_parse_history(struct loader *L, const config_setting_t *s, const char *file);
-void config_parse_alerts(struct loader *L, const config_setting_t *s, const char *file);
 /* config_calendar.c: the calendars group; then, once L->self is known, their files' dates;
  * a job's skip_dates or only_dates (its group S, its schedule and zone read), and once all
  * jobs are in, the dates of a job taken again from the configuration before. */

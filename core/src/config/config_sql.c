@@ -66,12 +66,10 @@ static bool reaches(const struct pgc_config *cfg, size_t first, const struct con
 	bool *seen = calloc(n + 1, sizeof(*seen));
 	bool found = false;
 
-	if (!stack || !seen) {
-		free(stack);
-		free(seen);
-		return false; /* out of memory: jobgraph_build still refuses a cycle */
-	}
-	stack[sp++] = (size_t)(j - cfg->jobs);
+	/* (out of memory: nothing is walked, so none is found; jobgraph_build still refuses a
+	 * cycle) */
+	if (stack && seen)
+		stack[sp++] = (size_t)(j - cfg->jobs);
 	while (sp && !found) {
 		const struct conf_job *k = &cfg->jobs[stack[--sp]];
 		for (size_t a = 0; a < k->n_after && !found; a++) {

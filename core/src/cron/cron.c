@@ -125,6 +125,17 @@ static const char *show_char(char c, char buf[8])
 	return buf;
 }
 
+/* The digits at *SP (before END) as a number, which stops growing past INT_MAX (anything that
+ * big is out of range anyway); *SP moves past them. */
+static long read_digits(const char **sp, const char *end)
+{
+	long v = 0;
+	for (; *sp < end && is_digit(**sp); (*sp)++)
+		if (v <= INT_MAX)
+			v = v * 10 + (**sp - '0');
+	return v;
+}
+
 static int find_name(const char *const *names, int n, const char *s, size_t len)
 {
 	for (int i = 0; i < n; i++)
@@ -141,12 +152,7 @@ static int parse_value(const struct parser *ps, const struct field_spec *f, cons
 	char cb[8];
 
 	if (s < end && is_digit(*s)) {
-		long v = 0;
-		while (s < end && is_digit(*s)) {
-			if (v < 1000000) /* saturate: anything this big is out of range anyway */
-				v = v * 10 + (*s - '0');
-			s++;
-		}
+		long v = read_digits(&s, end);
 		if (v < f->lo || v > f->hi)
 			return fail(ps, start, "%s %.*s is out of range %d-%d", f->name,
 			            (int)(s - start), start, f->lo, f->hi);
@@ -229,12 +235,7 @@ static int parse_element(const struct parser *ps, const struct field_spec *f, co
 		s++;
 		const char *st = s;
 		if (s < end && is_digit(*s)) {
-			long v = 0;
-			while (s < end && is_digit(*s)) {
-				if (v <= INT_MAX)
-					v = v * 10 + (*s - '0'); /* stops growing past INT_MAX */
-				s++;
-			}
+			long v = read_digits(&s, end);
 			if (v < 1)
 				return fail(ps, st, "step must be at least 1");
 			/* a step past any int is a typo, not a wish for "the start alone" */
@@ -318,10 +319,8 @@ static int parse_interval(const struct parser *ps, const struct token *tok, int 
 	}
 	if (!word_is(word, wlen, "seconds") && !word_is(word, wlen, "second"))
 		return 0;
-	long v = 0;
-	for (const char *q = num; q < p; q++)
-		if (v < 1000000)
-			v = v * 10 + (*q - '0');
+	const char *q = num;
+	long v = read_digits(&q, p);
 	if (v < 1 || v > 59) {
 		*res = fail(ps, num,
 		            "an interval must be 1 to 59 seconds, not %.*s; for longer intervals "

@@ -27,7 +27,6 @@
 #include "ownsess.h"
 #include "http.h"
 #include "httpc.h"
-#include "jobgraph.h"
 #include "log.h"
 #include "metrics.h"
 #include "plugin.h"
@@ -35,12 +34,17 @@
 #include "sched.h"
 #include "sdnotify.h"
 #include "status.h"
+#include "text.h"
 #include "pgnet.h"
 #include "sqljobs.h"
 #include "triggers.h"
 
 static const int signals[] = {SIGHUP, SIGTERM, SIGINT}; /* the daemon's (signal_cb) */
 #define N_SIGNALS (sizeof(signals) / sizeof(signals[0]))
+
+/* A SIGHUP's reload, beside RELOAD_MERGE_*: the files read again (those unchanged are not
+ * parsed again), merged with what the databases hold. */
+#define RELOAD_FILES 4u
 
 struct daemon {
 	const char *config_path;
@@ -79,9 +83,7 @@ struct daemon {
 		struct reloader *loader;
 		unsigned merging; /* the build under way merges what the databases changed only
 		                     (RELOAD_MERGE_*, its log lines' label); 0: a SIGHUP's reload */
-		bool again;       /* a SIGHUP came during a build */
-		unsigned
-		    merge_again; /* what the databases changed during a build (RELOAD_MERGE_*) */
+		unsigned again;   /* what came during a build, for after it (rebuild's WHAT) */
 		/* a configuration being put in force, the jobs a slice a turn (install_begin) */
 		struct reload_result swap;
 		bool swapping;
@@ -116,7 +118,7 @@ static int load_paused(struct daemon *d)
 	rc = sched_set_paused(d->sched, (const char *const *)names, n);
 	for (size_t i = 0; i < n && rc == 0; i++)
 		log_notice("job %s is paused ('pgcrond resume %s' resumes it)", names[i], names[i]);
-	ctl_names_free(&names, n);
+	text_free_list(names, n);
 	return rc;
 }
 
@@ -176,8 +178,7 @@ static void log_files_parsed(const struct pgc_config *files)
 	         files->n_job_files - taken, files->n_job_files, taken);
 }
 
-static void reload_begin(struct daemon *d);
-static void merge(struct daemon *d, unsigned what);
+static void rebuild(struct daemon *d, unsigned what);
 static void installed(void *arg, int rc);
 
 /* Out of memory half-way: the scheduler may already point into the new configuration, so it
@@ -306,15 +307,10 @@ static void after_install(struct daemon *d, double plugins_ms, const struct sche
 	          "turn(s) of at most %.2f ms and %zu job(s); the first %.2f ms, the last %.2f ms",
 	          reload_label(d->reload.merging), plugins_ms, swap->total_us / 1000.0, swap->turns,
 	          swap->longest_us / 1000.0, swap->most_jobs, first_us / 1000.0, last_us / 1000.0);
-	if (d->reload.again && !d->stopping) {
-		d->reload.again = false;
-		d->reload.merge_again = 0; /* the reload merges the databases' as they are now */
-		reload_begin(d);
-	} else if (d->reload.merge_again && !d->stopping) {
-		unsigned again = d->reload.merge_again;
-		d->reload.merge_again = 0;
-		merge(d, again);
-	}
+	unsigned again = d->reload.again;
+	d->reload.again = 0;
+	if (again) /* a reload merges the databases' as they are then */
+		rebuild(d, again & RELOAD_FILES ? RELOAD_FILES : again);
 }
 
 /* The turns that held the loop for a swap: the first (BEGIN_US), the scheduler's slices, the
@@ -397,39 +393,34 @@ static void build(struct daemon *d, const char *path, const struct pgc_config *f
 	reload_result_clear(&r);
 }
 
-/* WHAT (RELOAD_MERGE_*) changed, as the jobs made in SQL (sqljobs.h) or a table calendar's dates
- * (caltables.h) said: merge them with the file jobs as they stand. */
-static void merge(struct daemon *d, unsigned what)
+/* Build the configuration again: WHAT is RELOAD_FILES, or what changed as the jobs made in
+ * SQL (sqljobs.h) or a table calendar's dates (caltables.h) said (RELOAD_MERGE_*), merged with
+ * the file jobs as they stand. During a build, after it (with the rows then). */
+static void rebuild(struct daemon *d, unsigned what)
 {
+	bool files = what & RELOAD_FILES;
 	if (d->stopping)
 		return;
 	if ((d->reload.loader && reloader_busy(d->reload.loader)) || d->reload.swapping) {
-		d->reload.merge_again |= what; /* after the build under way, with the rows then */
+		if (files)
+			log_notice("SIGHUP: a reload is in progress; reloading again after it");
+		d->reload.again |= what;
 		return;
 	}
-	d->reload.merging = what;
-	build(d, NULL, d->files);
+	if (files) {
+		sdnotify_reloading();
+		log_notice("SIGHUP: reloading %s", d->config_path);
+	}
+	d->reload.merging = files ? 0 : what;
+	build(d, files ? d->config_path : NULL, d->files);
 }
 static void sql_changed(void *arg)
 {
-	merge(arg, RELOAD_MERGE_SQL);
+	rebuild(arg, RELOAD_MERGE_SQL);
 }
 static void cal_changed(void *arg)
 {
-	merge(arg, RELOAD_MERGE_CAL);
-}
-
-static void reload_begin(struct daemon *d)
-{
-	if ((d->reload.loader && reloader_busy(d->reload.loader)) || d->reload.swapping) {
-		log_notice("SIGHUP: a reload is in progress; reloading again after it");
-		d->reload.again = true;
-		return;
-	}
-	sdnotify_reloading();
-	log_notice("SIGHUP: reloading %s", d->config_path);
-	d->reload.merging = 0;
-	build(d, d->config_path, d->files); /* its unchanged files are not parsed again */
+	rebuild(arg, RELOAD_MERGE_CAL);
 }
 
 static void drained(void *arg)
@@ -489,11 +480,6 @@ static void history_earlier_written(void *arg)
 	cluster_serve_unserved(((struct daemon *)arg)->cluster);
 }
 
-static void cluster_orphan(void *arg, const struct cluster_orphan *o)
-{
-	sched_takeover(((struct daemon *)arg)->sched, o);
-}
-
 static void cluster_reaped(void *arg, const char *name)
 {
 	coord_reaped(((struct daemon *)arg)->coord, name);
@@ -534,18 +520,6 @@ static bool cluster_busy(void *arg)
 	return true;
 }
 
-/* The history database's clock is the one fires go by (docs/several-instances.md). */
-static void hook_clock_offset(void *arg, int64_t offset_us)
-{
-	sched_set_db_offset(((struct daemon *)arg)->sched, offset_us);
-}
-
-/* Whether this instance runs alone changed: its history's rows say (hist_set_lone). */
-static void cluster_lone_told(void *arg, int64_t since_us, int64_t until_us)
-{
-	hist_set_lone(((struct daemon *)arg)->hist, since_us, until_us);
-}
-
 static int open_cluster(struct daemon *d)
 {
 	const struct conf_database *db = config_database(d->cfg, d->cfg->history_database);
@@ -553,13 +527,17 @@ static int open_cluster(struct daemon *d)
 		return 0;
 	struct cluster_hooks hooks = {.refused = cluster_refused,
 	                              .identity = cluster_identity,
-	                              .orphan = cluster_orphan,
+	                              .orphan = sched_takeover,
 	                              .reaped = cluster_reaped,
 	                              .notified = cluster_notified,
 	                              .busy = cluster_busy,
-	                              .clock_offset = hook_clock_offset,
-	                              .lone = cluster_lone_told,
-	                              .arg = d};
+	                              /* fires go by the history database's clock
+	                               * (docs/several-instances.md) */
+	                              .clock_offset = sched_set_db_offset,
+	                              .lone = hist_set_lone, /* said in its history's rows */
+	                              .arg = d,
+	                              .sched = d->sched,
+	                              .hist = d->hist};
 	hist_hold_orphans(d->hist, true);
 	hist_set_earlier_fn(d->hist, history_earlier_written, d);
 	int rc = cluster_open(d->base, db->name, db->conninfo, d->instance, hist_boot_id(d->hist),
@@ -578,7 +556,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		if (d->stopping)
 			log_notice("SIGHUP ignored: shutting down");
 		else
-			reload_begin(d);
+			rebuild(d, RELOAD_FILES);
 		return;
 	}
 	shutdown_begin(d, (int)sig);
@@ -742,8 +720,8 @@ static bool name_instance(struct daemon *d)
 	return true;
 }
 
-/* The parts on one event loop, wired together: the executor, the history and the cluster,
- * the scheduler and what it reports to. Returns EX_OK, or the status to exit with (what was
+/* The parts on one event loop, wired together: the executor, the history, the scheduler and
+ * what it reports to, the cluster. Returns EX_OK, or the status to exit with (what was
  * opened is close_parts'). */
 static int open_parts(struct daemon *d)
 {
@@ -758,16 +736,17 @@ static int open_parts(struct daemon *d)
 	}
 	if (!name_instance(d))
 		return EX_CONFIG;
-	if (open_history(d) < 0 || open_cluster(d) < 0)
+	if (open_history(d) < 0)
 		return EX_UNAVAILABLE;
 	struct httpc_opts ho = httpc_opts_of(d->cfg);
 	if (httpc_new(d->base, &ho, &d->httpc) < 0 ||
-	    alert_open(d->base, d->cfg, d->instance, alert_notify, d, &d->alerts) < 0 ||
+	    alert_open(d->base, d->cfg, d->instance, alert_notify, d, d->httpc, &d->alerts) < 0 ||
 	    sched_new(d->base, d->ex, d->hist, &d->sched) < 0) {
 		log_error("cannot schedule the jobs: out of memory");
 		return EX_UNAVAILABLE;
 	}
-	alert_set_http(d->alerts, d->httpc);
+	if (open_cluster(d) < 0) /* its hooks reach the scheduler */
+		return EX_UNAVAILABLE;
 	sched_set_http(d->sched, d->httpc);
 	sched_set_context(d->sched, d->alerts, d->instance);
 	sched_set_cluster(d->sched, d->cluster);
@@ -779,15 +758,12 @@ static int open_parts(struct daemon *d)
 	                         .sched = d->sched,
 	                         .paused_changed = cluster_paused_changed,
 	                         .arg = d};
-	if (d->cluster && coord_open(d->base, d->cluster, &ch, &d->coord) < 0) {
+	if ((d->cluster && coord_open(d->base, d->cluster, &ch, &d->coord) < 0) ||
+	    metrics_new(&d->ops.metrics) < 0) {
 		log_error("out of memory");
 		return EX_UNAVAILABLE;
 	}
 	sched_set_coord(d->sched, d->coord);
-	if (metrics_new(&d->ops.metrics) < 0) {
-		log_error("out of memory");
-		return EX_UNAVAILABLE;
-	}
 	sched_set_metrics(d->sched, d->ops.metrics);
 	d->ops.status = (struct status_src){.sched = d->sched,
 	                                    .ex = d->ex,
@@ -867,9 +843,8 @@ static int serve(struct daemon *d)
 		log_error("the event loop failed");
 		return EX_UNAVAILABLE;
 	}
-	int status = d->refused ? EX_CONFIG : EX_OK;
 	log_notice("pgcrond stopped");
-	return status;
+	return d->refused ? EX_CONFIG : EX_OK;
 }
 
 /* Close what open_parts and open_inputs opened, as far as they came, in the order the parts
@@ -930,13 +905,10 @@ int daemon_main(const char *config_path)
 	if (status != EX_OK)
 		return status;
 	status = open_parts(&d);
-	if (status != EX_OK)
-		goto out;
-	status = open_inputs(&d);
-	if (status != EX_OK)
-		goto out;
-	status = serve(&d);
-out:
+	if (status == EX_OK)
+		status = open_inputs(&d);
+	if (status == EX_OK)
+		status = serve(&d);
 	close_parts(&d);
 	return status;
 }

@@ -114,15 +114,13 @@ static int parse_rows(const PGresult *res, struct sql_rows **rows_out, char **al
 		}
 		struct sql_row *r = &rows->row[i];
 		char **f[] = {&r->jobid,    &r->name,     &r->schedule, &r->command,
-		              &r->database, &r->username, &r->options};
-		for (int c = 0; c < 7; c++)
+		              &r->database, &r->username, &r->options,  &r->cron_name};
+		for (int c = 0; c < 8; c++)
 			if (!PQgetisnull(res, i, c) && !(*f[c] = strdup(PQgetvalue(res, i, c))))
 				oom = true;
-		r->enabled = PQgetvalue(res, i, 7)[0] == 't';
-		r->can_login = PQgetvalue(res, i, 8)[0] == 't';
-		r->bytes = strtoll(PQgetvalue(res, i, 9), NULL, 10);
-		if (!PQgetisnull(res, i, 10) && !(r->cron_name = strdup(PQgetvalue(res, i, 10))))
-			oom = true;
+		r->enabled = PQgetvalue(res, i, 8)[0] == 't';
+		r->can_login = PQgetvalue(res, i, 9)[0] == 't';
+		r->bytes = strtoll(PQgetvalue(res, i, 10), NULL, 10);
 	}
 	*o = '\0';
 	if (oom) {
@@ -171,10 +169,10 @@ static const char rows_sql[] =
     "SELECT jobid, jobname, schedule,"
     "       CASE WHEN pg_catalog.octet_length(command) OPERATOR(pg_catalog.>) $1::bigint"
     "            THEN NULL ELSE command END,"
-    "       database, username, options::pg_catalog.text, enabled,"
+    "       database, username, options::pg_catalog.text, cron_jobname, enabled,"
     "       coalesce((SELECT r.rolcanlogin FROM pg_catalog.pg_roles r"
     "                  WHERE r.rolname OPERATOR(pg_catalog.=) j.username), false),"
-    "       pg_catalog.octet_length(command), cron_jobname"
+    "       pg_catalog.octet_length(command)"
     "  FROM pgcrond.job j WHERE source OPERATOR(pg_catalog.=) 'sql' AND removed_at IS NULL"
     " ORDER BY jobid";
 

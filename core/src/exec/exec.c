@@ -55,7 +55,6 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
 
 static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct exec_run **out)
 {
-	int err = -ENOMEM;
 	struct exec_run *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
@@ -115,7 +114,7 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 	return 0;
 out:
 	exec_run_free(&r);
-	return err;
+	return -ENOMEM;
 }
 
 static void cancel_done(void *arg, bool ok, const char *message)
@@ -174,8 +173,7 @@ static void run_stop(struct exec_run *r, const char *message, bool timed_out)
 	}
 	r->stop.escalation = 1;
 	run_send_cancel(r);
-	struct timeval tv = exec_ms_tv(ESCALATE_MS);
-	event_add(&r->stop.timer_ev, &tv); /* (in place of the timeout, if armed) */
+	clock_event_in(&r->stop.timer_ev, ESCALATE_MS); /* (in place of the timeout, if armed) */
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -199,8 +197,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		log_warning("backend %d did not stop after a cancel request; asking again", r->pid);
 		r->stop.escalation = 2;
 		run_send_cancel(r);
-		struct timeval tv = exec_ms_tv(ESCALATE_MS);
-		event_add(&r->stop.timer_ev, &tv);
+		clock_event_in(&r->stop.timer_ev, ESCALATE_MS);
 		return;
 	}
 	/* Still no answer: give up on the connection. */
@@ -234,10 +231,8 @@ int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_r
 	if (err < 0)
 		return err;
 	r->pool = p; /* r->phase: EXEC_WAITING, as calloc'd */
-	if (r->timeout_ms > 0) {
-		struct timeval tv = exec_ms_tv(r->timeout_ms + CLIENT_TIMEOUT_SLACK_MS);
-		event_add(&r->stop.timer_ev, &tv);
-	}
+	if (r->timeout_ms > 0)
+		clock_event_in(&r->stop.timer_ev, r->timeout_ms + CLIENT_TIMEOUT_SLACK_MS);
 	LIST_INSERT_HEAD(&ex->runs, r, link.all);
 	ex->n_runs++;
 	*out = r;

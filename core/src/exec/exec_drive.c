@@ -58,7 +58,8 @@ void exec_run_start(struct exec_run *r, struct conn *c)
 	if ((r->timeout_ms >= 0 && c->timeout_ms != r->timeout_ms) || app || xid) {
 		const char *params[2] = {r->timeout_text, r->app_name};
 		const char *sql = app ? SET_RUN_SQL : SET_TIMEOUT_SQL;
-		if (exec_run_may_carry(r) && PQenterPipelineMode(c->drv.conn)) {
+		bool carry = exec_run_may_carry(r) && PQenterPipelineMode(c->drv.conn);
+		if (carry) {
 			/* read as the last step of a reset whose first part is answered */
 			c->reset.step = RESET_STEPS - 1;
 			c->reset.no_set = false;
@@ -67,16 +68,12 @@ void exec_run_start(struct exec_run *r, struct conn *c)
 			c->reset.timeout_ms = r->timeout_ms;
 			snprintf(c->reset.app, sizeof(c->reset.app), "%s",
 			         app ? r->app_name : c->app_name);
-			if (!PQsendQueryParams(c->drv.conn, sql, app ? 2 : 1, NULL, params, NULL,
-			                       NULL, 0) ||
-			    !exec_conn_carry(c, r) || !PQpipelineSync(c->drv.conn) ||
-			    !conndrv_flush(&c->drv))
-				exec_run_conn_lost(r, NULL);
-			return;
+		} else {
+			exec_run_to(r, EXEC_SETTING);
 		}
-		exec_run_to(r, EXEC_SETTING);
 		if (!PQsendQueryParams(c->drv.conn, sql, app ? 2 : 1, NULL, params, NULL, NULL,
 		                       0) ||
+		    (carry && (!exec_conn_carry(c, r) || !PQpipelineSync(c->drv.conn))) ||
 		    !conndrv_flush(&c->drv))
 			exec_run_conn_lost(r, NULL);
 		return;
@@ -472,9 +469,8 @@ static void exec_conn_connect_failed(struct conn *c, const char *why)
 	/* a full server is asked again every FULL_RETRY_MAX_MS at most: runs wait on it */
 	int64_t delay = pgconn_backoff_ms((unsigned)(p->failures - 1), CONNDRV_RETRY_MIN_MS,
 	                                  full ? FULL_RETRY_MAX_MS : CONNDRV_RETRY_MAX_MS);
-	struct timeval tv = exec_ms_tv(delay);
 	p->backing_off = true;
-	event_add(&p->backoff_ev, &tv);
+	clock_event_in(&p->backoff_ev, delay);
 	/* another connection to the server succeeding ends the backoff, unless the server
 	 * itself refused this one (a role that may not log in) */
 	if (!too_old && !conndrv_server_answered(err ? err : ""))

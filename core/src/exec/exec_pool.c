@@ -122,8 +122,7 @@ void exec_retain_databases(struct exec *ex, const char *const *names, size_t n)
 			/* Kept as a husk: running runs still point at it; no new ones can come. */
 			p->removed = true;
 			pool_close_idle(p);
-			while (TAILQ_FIRST(&p->waiting)) {
-				struct exec_run *r = TAILQ_FIRST(&p->waiting);
+			for (struct exec_run *r; (r = TAILQ_FIRST(&p->waiting));) {
 				exec_wait_remove(r);
 				exec_run_fail(r, "the database was removed from the configuration",
 				              "08003");

@@ -286,10 +286,8 @@ void exec_run_report(struct exec_run *r);
 void exec_run_free(struct exec_run **rp);
 
 /* exec_run.c: connections and pools as records */
-struct timeval exec_ms_tv(int64_t ms);
 char *exec_conn_error(const PGconn *pg, const char *conninfo);
 void exec_conn_close(struct conn **cp);
-void exec_conn_unreserve(struct conn *c);
 /* C is idle and no run used it for its pool's idle_timeout: it may be closed, the pool's last
  * one too (the warm-up opens it again ahead of the database's next fire: sched_warm.c). */
 bool exec_conn_idle_expired(const struct conn *c);

@@ -95,7 +95,6 @@ bool exec_conn_reset_send(struct conn *c, bool carry)
 	PGTransactionStatusType ts = PQtransactionStatus(c->drv.conn);
 	/* the run that waits first, which this connection serves next: none once halted */
 	struct exec_run *next = c->pool->ex->halted ? NULL : TAILQ_FIRST(&c->pool->waiting);
-	const char *params[2] = {NULL, NULL};
 	/* the timeout the session has now, if only pgcrond set it */
 	bool guard = c->guard_reset || c->timeout_ms < 0 ||
 	             (c->timeout_ms > 0 && c->timeout_ms < RESET_GUARD_MS) || ts != PQTRANS_IDLE;
@@ -149,8 +148,7 @@ bool exec_conn_reset_send(struct conn *c, bool carry)
 			ok = exec_conn_carry(c, next);
 	} else if (next && next->timeout_ms >= 0) {
 		bool app = next->app_name[0] != '\0';
-		params[0] = next->timeout_text;
-		params[1] = next->app_name;
+		const char *params[2] = {next->timeout_text, next->app_name};
 		c->reset.timeout_ms = next->timeout_ms;
 		if (app)
 			snprintf(c->reset.app, sizeof(c->reset.app), "%s", next->app_name);

@@ -398,12 +398,6 @@ void exec_run_free(struct exec_run **rp)
 
 /* ---- connections ---------------------------------------------------------------------- */
 
-struct timeval exec_ms_tv(int64_t ms)
-{
-	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-	return tv;
-}
-
 /* libpq's error for the connection as one line (malloc'd; NULL if out of memory). */
 char *exec_conn_error(const PGconn *pg, const char *conninfo)
 {
@@ -412,23 +406,7 @@ char *exec_conn_error(const PGconn *pg, const char *conninfo)
 	return strdup(pgconn_error_safe(pg, conninfo, buf, sizeof(buf)));
 }
 
-void exec_conn_close(struct conn **cp)
-{
-	struct conn *c = *cp;
-	if (!c)
-		return;
-	struct exec_pool *p = c->pool;
-	exec_conn_unreserve(c);
-	conndrv_close(&c->drv);
-	if (c->state == CONN_CONNECTING)
-		p->n_connecting--;
-	LIST_REMOVE(c, in_pool);
-	p->n_conns--;
-	free(c);
-	*cp = NULL;
-}
-
-void exec_conn_unreserve(struct conn *c)
+static void conn_unreserve(struct conn *c)
 {
 	struct exec_run *r = c->reset.next_run;
 	if (!r)
@@ -436,6 +414,22 @@ void exec_conn_unreserve(struct conn *c)
 	c->reset.next_run = NULL;
 	r->link.reserved = NULL;
 	exec_wait_push_front(c->pool, r);
+}
+
+void exec_conn_close(struct conn **cp)
+{
+	struct conn *c = *cp;
+	if (!c)
+		return;
+	struct exec_pool *p = c->pool;
+	conn_unreserve(c);
+	conndrv_close(&c->drv);
+	if (c->state == CONN_CONNECTING)
+		p->n_connecting--;
+	LIST_REMOVE(c, in_pool);
+	p->n_conns--;
+	free(c);
+	*cp = NULL;
 }
 
 bool exec_conn_idle_expired(const struct conn *c)
@@ -453,7 +447,7 @@ void exec_wait_remove(struct exec_run *r)
 	r->pool->n_waiting--;
 }
 
-/* A run reserved by a connection that will not serve it after all (exec_conn_unreserve), or whose
+/* A run reserved by a connection that will not serve it after all (conn_unreserve), or whose
  * statement the server skipped (exec_run_unsend), goes back to the head of the queue, where it
  * was. */
 void exec_wait_push_front(struct exec_pool *p, struct exec_run *r)

@@ -114,7 +114,7 @@ struct alerter {
 	void *notify_arg;
 	struct sink *sinks;
 	size_t n_sinks;
-	struct httpc *http;               /* webhooks go through it (alert_set_http) */
+	struct httpc *http;               /* webhooks go through it (alert_open) */
 	LIST_HEAD(, delivery) deliveries; /* webhook POSTs in flight or waiting to retry */
 	int64_t repeat_ms;
 	/* Looked up on every run's end, so found by job (then kind, among a job's few): a list
@@ -208,7 +208,7 @@ static int load_sinks(struct alerter *a, const struct pgc_config *cfg)
 }
 
 int alert_open(struct event_base *base, const struct pgc_config *cfg, const char *instance,
-               alert_notify_fn notify, void *notify_arg, struct alerter **out)
+               alert_notify_fn notify, void *notify_arg, struct httpc *http, struct alerter **out)
 {
 	struct alerter *a = calloc(1, sizeof(*a));
 	if (!a)
@@ -217,6 +217,7 @@ int alert_open(struct event_base *base, const struct pgc_config *cfg, const char
 	a->instance = strdup(instance ? instance : "");
 	a->notify = notify;
 	a->notify_arg = notify_arg;
+	a->http = http;
 	if (!a->instance || load_sinks(a, cfg) != 0) {
 		alert_close(&a);
 		return -ENOMEM;
@@ -344,11 +345,6 @@ static void send_webhook(struct alerter *a, struct sink *s, const char *json)
 		return;
 	}
 	webhook_send(d);
-}
-
-void alert_set_http(struct alerter *a, struct httpc *c)
-{
-	a->http = c;
 }
 
 /* Give the command the alert JSON on its standard input, as pgcrond.conf(5) says. A helper

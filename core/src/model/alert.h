@@ -56,13 +56,13 @@ typedef void (*alert_notify_fn)(void *arg, const char *database, const char *cha
                                 const char *json);
 
 struct alerter;
-
-int alert_open(struct event_base *base, const struct pgc_config *cfg, const char *instance,
-               alert_notify_fn notify, void *notify_arg, struct alerter **out)
-    __attribute__((warn_unused_result));
-/* Webhooks are sent through C (borrowed until alert_close(); NULL: webhooks send nothing). */
 struct httpc;
-void alert_set_http(struct alerter *a, struct httpc *c);
+
+/* Webhooks are sent through HTTP (borrowed until alert_close(); NULL: webhooks send
+ * nothing). */
+int alert_open(struct event_base *base, const struct pgc_config *cfg, const char *instance,
+               alert_notify_fn notify, void *notify_arg, struct httpc *http, struct alerter **out)
+    __attribute__((warn_unused_result));
 /* A new config (reload): sinks and repeat interval change; condition states are kept. */
 void alert_reconfigure(struct alerter *a, const struct pgc_config *cfg);
 void alert_close(struct alerter **a);

@@ -128,9 +128,8 @@ int dag_build(struct dag *g, size_t n, const char *const *names, const struct da
 out:
 	free(w.colour);
 	free(w.stack);
-	if (ret != 0) {
+	if (ret != 0)
 		dag_free(g);
-	}
 	return ret;
 }
 

@@ -14,17 +14,10 @@ void debounce_init(struct debounce *d, int64_t debounce_ms, int64_t max_delay_ms
 	d->first_ms = d->last_ms = -1;
 }
 
-static void drop_payloads(struct debounce *d)
-{
-	text_free_list(d->payloads, d->n);
-	d->payloads = NULL;
-	d->n = d->cap = d->bytes = 0;
-}
-
 void debounce_free(struct debounce *d)
 {
-	drop_payloads(d);
-	d->first_ms = d->last_ms = -1;
+	text_free_list(d->payloads, d->n);
+	debounce_init(d, d->debounce_ms, d->max_delay_ms);
 }
 
 /* True if S is valid UTF-8 (text.h) without control characters other than tab/newline/CR. */
@@ -53,16 +46,10 @@ enum debounce_result debounce_note(struct debounce *d, int64_t now_ms, const cha
 		return DEBOUNCE_OVERSIZED;
 	if (!payload_ok(payload, len))
 		return DEBOUNCE_MALFORMED;
-	if (d->n >= DEBOUNCE_MAX_PAYLOADS || d->bytes + len > DEBOUNCE_MAX_BYTES) {
-		d->overflowed = true;
-		return DEBOUNCE_NOTED;
-	}
-	if (array_grow(&d->payloads, d->n, &d->cap, sizeof(*d->payloads), 16) < 0) {
-		d->overflowed = true;
-		return DEBOUNCE_NOTED;
-	}
-	char *copy = strdup(payload);
-	if (!copy) {
+	char *copy = NULL; /* no room (the bounds, or memory): noted as overflowed */
+	if (d->n >= DEBOUNCE_MAX_PAYLOADS || d->bytes + len > DEBOUNCE_MAX_BYTES ||
+	    array_grow(&d->payloads, d->n, &d->cap, sizeof(*d->payloads), 16) < 0 ||
+	    !(copy = strdup(payload))) {
 		d->overflowed = true;
 		return DEBOUNCE_NOTED;
 	}
@@ -86,9 +73,6 @@ char **debounce_take(struct debounce *d, size_t *n, bool *overflowed)
 	*n = d->n;
 	if (overflowed)
 		*overflowed = d->overflowed;
-	d->payloads = NULL;
-	d->n = d->cap = d->bytes = 0;
-	d->overflowed = false;
-	d->first_ms = d->last_ms = -1;
+	debounce_init(d, d->debounce_ms, d->max_delay_ms); /* afresh: the payloads are OUT's */
 	return out;
 }

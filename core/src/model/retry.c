@@ -5,10 +5,8 @@
 
 #include "config.h"
 
-bool retry_is_transient(const char *sqlstate, bool timed_out, bool retry_on_timeout)
+static bool transient(const char *sqlstate)
 {
-	if (timed_out)
-		return retry_on_timeout;
 	if (!sqlstate || strlen(sqlstate) != 5)
 		return false;
 	if (strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "53", 2) == 0)
@@ -28,9 +26,7 @@ bool retry_should(const struct conf_job *job, int attempt, const char *sqlstate,
 		return false;
 	if (timed_out && !r->on_timeout)
 		return false;
-	if (r->on == RETRY_ON_ANY)
-		return true;
-	return retry_is_transient(sqlstate, timed_out, r->on_timeout);
+	return r->on == RETRY_ON_ANY || timed_out || transient(sqlstate);
 }
 
 int64_t retry_delay_ms(const struct conf_job *job, int attempt, uint32_t random)

@@ -12,12 +12,11 @@ struct conf_job;
  * connection): class 08, connection_failure. */
 #define RETRY_SQLSTATE_CONNECTION "08006"
 
-/* Transient by default: class 08 (connection), 40001 serialization_failure, 40P01
+/* Should the run whose attempt number ATTEMPT (1 = first) just failed be tried again? A
+ * timeout only if the job says retry_on_timeout; other failures, with retry_on = "any", or
+ * when transient (the default): class 08 (connection), 40001 serialization_failure, 40P01
  * deadlock_detected, 55P03 lock_not_available, 57P01 admin_shutdown, class 53 (insufficient
- * resources). A timeout only if the job says retry_on_timeout. */
-bool retry_is_transient(const char *sqlstate, bool timed_out, bool retry_on_timeout);
-
-/* Should the run whose attempt number ATTEMPT (1 = first) just failed be tried again? */
+ * resources). */
 bool retry_should(const struct conf_job *job, int attempt, const char *sqlstate, bool timed_out);
 
 /* The delay before attempt ATTEMPT+1: retry_delay * retry_backoff^(ATTEMPT-1), capped at

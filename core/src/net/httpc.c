@@ -393,8 +393,7 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 		return 0;
 	}
 	/* 0: as soon as the loop turns, never from inside libcurl */
-	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-	evtimer_add(&c->timer_ev, &tv);
+	clock_event_in(&c->timer_ev, timeout_ms);
 	return 0;
 }
 

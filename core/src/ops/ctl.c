@@ -20,6 +20,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "array.h"
 #include "config.h"
 #include "coord.h"
 #include "exec.h"
@@ -159,18 +160,10 @@ int ctl_socket_path(const char *state_dir, char *out, size_t outlen)
 
 /* ---- the paused jobs, kept in state_dir ------------------------------------------------ */
 
-void ctl_names_free(char ***names, size_t n)
-{
-	for (size_t i = 0; *names && i < n; i++)
-		free((*names)[i]);
-	free(*names);
-	*names = NULL;
-}
-
 int ctl_load_paused(const char *state_dir, char ***names, size_t *n)
 {
 	char path[4096], *line = NULL;
-	size_t cap = 0, k = 0;
+	size_t cap = 0, k = 0, cap_v = 0;
 	char **v = NULL;
 	int rc = 0;
 
@@ -187,19 +180,16 @@ int ctl_load_paused(const char *state_dir, char ***names, size_t *n)
 			line[--len] = '\0';
 		if (!config_valid_job_name(line))
 			continue; /* blank or damaged: nothing to pause */
-		char **nv = realloc(v, (k + 1) * sizeof(*nv));
-		if (!nv || !(nv[k] = strdup(line))) {
-			v = nv ? nv : v;
+		if (array_grow(&v, k, &cap_v, sizeof(*v), 8) < 0 || !(v[k] = strdup(line))) {
 			rc = -ENOMEM;
 			break;
 		}
-		v = nv;
 		k++;
 	}
 	free(line);
 	fclose(f);
 	if (rc < 0) {
-		ctl_names_free(&v, k);
+		text_free_list(v, k);
 		return rc;
 	}
 	*names = v;
@@ -207,10 +197,12 @@ int ctl_load_paused(const char *state_dir, char ***names, size_t *n)
 	return 0;
 }
 
-/* Write the paused set: a temporary file, fsync, rename, so a crash leaves the old or the new
- * list, never half of one. */
-static int save_paused(const char *state_dir, const char *const *names, size_t n)
+/* Write the scheduler's paused set: a temporary file, fsync, rename, so a crash leaves the old
+ * or the new list, never half of one. */
+static int save_paused(const char *state_dir, const struct sched *s)
 {
+	const char *const *names;
+	size_t n = sched_paused_names(s, &names);
 	char path[4096], tmp[4112];
 	if (snprintf(path, sizeof(path), "%s/%s", state_dir, CTL_PAUSED_FILE) >=
 	        (int)sizeof(path) ||
@@ -290,9 +282,8 @@ static void reply(struct client *cl, json_t *o)
 	free(text);
 }
 
-static void reply_error(struct client *cl, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void reply_error(struct client *cl, const char *code, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void reply_error(struct client *cl, const char *code,
+                                                              const char *fmt, ...)
 {
 	char msg[2048];
 	va_list ap;
@@ -322,19 +313,13 @@ void ctl_sync_registry(struct ctl *c)
 	if (!cfg || !cfg->history_database)
 		return;
 	size_t n = sched_paused_names(c->src->sched, &names);
-	json_t *arr = json_array();
-	for (size_t i = 0; arr && i < n; i++)
-		json_array_append_new(arr, json_string(names[i]));
-	char *text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
-	json_decref(arr);
+	char *text = text_pg_array(names, n);
 	if (!text)
 		return;
 	const char *params[] = {text};
 	/* on a job's session of the history database (exec.h), whose search_path is the server's:
 	 * every name qualified, IS DISTINCT FROM (an unqualified "=") spelled out */
-#define PAUSED_NOW                                                                                 \
-	"(jobname OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT"                                        \
-	" pg_catalog.jsonb_array_elements_text($1::pg_catalog.jsonb))))"
+#define PAUSED_NOW "(jobname OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[]))"
 	struct exec_stmt st = {.sql = "UPDATE pgcrond.job SET paused = " PAUSED_NOW
 	                              " WHERE (paused OPERATOR(pg_catalog.=) " PAUSED_NOW
 	                              ") IS NOT TRUE",
@@ -357,9 +342,7 @@ void ctl_paused_changed(struct ctl *c)
 {
 	if (!c)
 		return;
-	const char *const *names;
-	size_t n = sched_paused_names(c->src->sched, &names);
-	int rc = save_paused(c->state_dir, names, n);
+	int rc = save_paused(c->state_dir, c->src->sched);
 	if (rc < 0)
 		log_warning("cannot save the paused jobs in %s/%s: %s", c->state_dir,
 		            CTL_PAUSED_FILE, strerror(-rc));
@@ -423,6 +406,17 @@ static void no_such_job(struct client *cl, const struct ctl_request *rq)
 	            text_quote(rq->job, q, sizeof(q)));
 }
 
+/* Answer RC, what a command on RQ's job returned, when it failed (no such job, or any other
+ * error): true then. */
+static bool answered_failure(struct client *cl, const struct ctl_request *rq, int rc)
+{
+	if (rc == -ENOENT)
+		no_such_job(cl, rq);
+	else if (rc < 0)
+		reply_error(cl, "internal", "%s", strerror(-rc));
+	return rc < 0;
+}
+
 static void do_status(struct client *cl, struct ctl_request *rq)
 {
 	if (!resolve(cl, rq))
@@ -449,22 +443,14 @@ static void do_pause(struct client *cl, struct ctl_request *rq)
 	if (rc == 0)
 		log_notice("%s of %s requested on the control socket by %s",
 		           pause ? "pause" : "resume", rq->job, cl->who);
-	if (rc == -ENOENT) {
-		no_such_job(cl, rq);
-		return;
-	}
 	if (rc == -EALREADY) {
 		reply(cl, json_pack("{s:b, s:s, s:b, s:b}", "ok", 1, "job", rq->job, "paused",
 		                    pause, "changed", 0));
 		return;
 	}
-	if (rc < 0) {
-		reply_error(cl, "internal", "%s", strerror(-rc));
+	if (answered_failure(cl, rq, rc))
 		return;
-	}
-	const char *const *names;
-	size_t n = sched_paused_names(c->src->sched, &names);
-	int src = save_paused(c->state_dir, names, n);
+	int src = save_paused(c->state_dir, c->src->sched);
 	char warn[512] = "";
 	/* several instances: every one follows (coord.h); while the history database is
 	 * away, this one alone until it is back */
@@ -497,14 +483,8 @@ static void do_drop(struct client *cl, struct ctl_request *rq)
 	snprintf(why, sizeof(why), "dropped by %s, %s", rq->by[0] ? rq->by : "an unnamed user",
 	         cl->who);
 	int n = sched_drop(cl->c->src->sched, rq->job, why);
-	if (n == -ENOENT) {
-		no_such_job(cl, rq);
+	if (answered_failure(cl, rq, n))
 		return;
-	}
-	if (n < 0) {
-		reply_error(cl, "internal", "%s", strerror(-n));
-		return;
-	}
 	log_notice("%s: %d waiting run(s) %s on the control socket", rq->job, n, why);
 	reply(cl,
 	      json_pack("{s:b, s:s, s:i, s:s}", "ok", 1, "job", rq->job, "dropped", n, "by", why));
@@ -561,9 +541,6 @@ static void do_trigger(struct client *cl, struct ctl_request *rq)
 		return;
 	}
 	switch (rc) {
-	case -ENOENT:
-		no_such_job(cl, rq);
-		break;
 	case -EPERM:
 		reply_error(
 		    cl, "disabled",
@@ -575,7 +552,7 @@ static void do_trigger(struct client *cl, struct ctl_request *rq)
 		reply_error(cl, "shutting_down", "pgcrond is shutting down; no new run starts");
 		break;
 	default:
-		reply_error(cl, "internal", "%s", strerror(-rc));
+		answered_failure(cl, rq, rc);
 	}
 }
 

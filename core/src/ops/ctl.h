@@ -52,10 +52,9 @@ int ctl_socket_path(const char *state_dir, char *out, size_t outlen)
     __attribute__((warn_unused_result));
 
 /* The paused jobs saved in STATE_DIR: *NAMES (each and the array malloc'd; free with
- * ctl_names_free) and *N; a missing file is none. 0 or a negative errno. */
+ * text_free_list) and *N; a missing file is none. 0 or a negative errno. */
 int ctl_load_paused(const char *state_dir, char ***names, size_t *n)
     __attribute__((warn_unused_result));
-void ctl_names_free(char ***names, size_t n);
 
 struct event_base;
 struct status_src;

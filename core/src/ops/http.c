@@ -102,8 +102,6 @@ static void scrape_work(struct bgwork_job *job)
 
 static void free_text(const void *data, size_t len, void *arg)
 {
-	(void)len;
-	(void)arg;
 	free((void *)data);
 }
 
@@ -495,7 +493,6 @@ static void conn_closed(struct evhttp_connection *evcon, void *arg)
 {
 	struct conn *c = arg;
 	struct http *h = c->h;
-	(void)evcon;
 	LIST_REMOVE(c, link);
 	free(c);
 	h->conns.n--;
@@ -505,8 +502,6 @@ static void conn_closed(struct evhttp_connection *evcon, void *arg)
 static void adopt_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct http *h = arg;
-	(void)fd;
-	(void)what;
 	h->conns.round++;
 	struct conn *c;
 	while ((c = LIST_FIRST(&h->conns.pending))) {
@@ -556,8 +551,6 @@ static struct bufferevent *new_conn(struct event_base *base, void *arg)
 static void backoff_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct http *h = arg;
-	(void)fd;
-	(void)what;
 	listener_update(h);
 }
 
@@ -567,7 +560,6 @@ static void accept_error(struct evconnlistener *lev, void *arg)
 {
 	struct http *h = arg;
 	int err = EVUTIL_SOCKET_ERROR();
-	(void)lev;
 	if (log_complain(&h->conns.accept_complaint, NULL))
 		log_error("http: cannot accept a connection: %s (%d HTTP connections open); the "
 		          "listener pauses %d ms after each failure (this is logged at most once a "
@@ -663,7 +655,6 @@ int http_open(struct event_base *base, const struct pgc_config *cfg, const struc
 		          c->tls_cert_file, c->tls_key_file, err);
 		goto fail;
 	}
-	rc = -ENOMEM;
 	http_apply(h, cfg);
 	evhttp_set_allowed_methods(h->evh, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
 	evhttp_set_max_body_size(h->evh, 65536); /* a job's command, from the page */

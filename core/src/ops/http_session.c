@@ -109,8 +109,6 @@ void http_sessions_free(struct http *h)
 static void idle_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sess *s = arg;
-	(void)fd;
-	(void)what;
 	log_notice("http: the page's session of role %s ended after %d minutes idle", s->role,
 	           SESS_IDLE_S / 60);
 	sess_free(s);

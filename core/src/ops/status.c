@@ -260,16 +260,16 @@ static json_t *job_json(const struct status_src *src, const struct sched_job_vie
 		                          json_real((double)(now - j->last_success_us) / 1e6));
 	}
 	int64_t max_stale = c ? c->more->alerts.max_staleness_ms : 0;
+	bool stale = false;
 	if (max_stale > 0) {
 		rc |= put_int(o, "max_staleness_s", max_stale / 1000);
 		/* never succeeded counts as stale only once the daemon has run that long */
 		int64_t base = j->last_success_us ? j->last_success_us : src->started_us;
 		if (fv.fresh_as_of_us > base)
 			base = fv.fresh_as_of_us; /* sources seen unchanged since: still fresh */
-		rc |= put_bool(o, "stale", now - base > max_stale * 1000);
-	} else {
-		rc |= put_bool(o, "stale", false);
+		stale = now - base > max_stale * 1000;
 	}
+	rc |= put_bool(o, "stale", stale);
 	if (fv.on)
 		rc |= fresh_json(o, &fv);
 	rc |= put_int(o, "consecutive_failures", j->consecutive);

@@ -70,24 +70,19 @@ struct cancel_req *cancel_send(struct cancel *cq, PGconn *pg,
 	if (!cq || !pg)
 		return NULL;
 	struct cancel_req *r = calloc(1, sizeof(*r));
-	if (!r)
-		return NULL;
-	r->key = PQgetCancel(pg);
-	if (!r->key) {
-		free(r);
-		return NULL;
+	PGcancel *key = r ? PQgetCancel(pg) : NULL;
+	if (key) {
+		*r = (struct cancel_req){.job = {.work = req_work, .done = req_done},
+		                         .cq = cq,
+		                         .key = key,
+		                         .done = done,
+		                         .arg = arg};
+		if (bgwork_submit(cq->workers, &r->job) == 0)
+			return r;
 	}
-	r->cq = cq;
-	r->done = done;
-	r->arg = arg;
-	r->job.work = req_work;
-	r->job.done = req_done;
-	if (bgwork_submit(cq->workers, &r->job) < 0) {
-		PQfreeCancel(r->key);
-		free(r);
-		return NULL;
-	}
-	return r;
+	PQfreeCancel(key); /* (NULL: nothing) */
+	free(r);
+	return NULL;
 }
 
 void cancel_forget(struct cancel_req *req)

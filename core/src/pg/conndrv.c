@@ -24,7 +24,7 @@ static int start_libpq(struct conndrv *d, const char *host, const char *hostaddr
 
 /* ---- servers (conndrv.h) ----------------------------------------------------------------- */
 
-static struct conndrv_waiter *waiters; /* loop thread only */
+static LIST_HEAD(, conndrv_waiter) waiters = LIST_HEAD_INITIALIZER(waiters); /* loop thread only */
 
 /* The last word on each server, and the conninfos found on a server too old, each said once
  * (conndrv_tell_too_old) until a connection with the same conninfo succeeds; few, so a small
@@ -94,13 +94,7 @@ void conndrv_unwait_server(struct conndrv_waiter *w)
 {
 	if (!w->linked)
 		return;
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		waiters = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
-	w->prev = w->next = NULL;
+	LIST_REMOVE(w, link);
 	w->linked = false;
 }
 
@@ -112,11 +106,7 @@ void conndrv_wait_server(struct conndrv_waiter *w, struct event_base *base, cons
 	w->server = server;
 	w->wake = wake;
 	w->arg = arg;
-	w->prev = NULL;
-	w->next = waiters;
-	if (waiters)
-		waiters->prev = w;
-	waiters = w;
+	LIST_INSERT_HEAD(&waiters, w, link);
 	w->linked = true;
 }
 
@@ -133,9 +123,8 @@ static void server_up(struct event_base *base, const char *server)
 {
 	server_tell(base, server, 1, NULL);
 	/* WAKE only arms timers, so the list does not change under the walk but for W itself */
-	struct conndrv_waiter *next;
-	for (struct conndrv_waiter *w = waiters; w; w = next) {
-		next = w->next;
+	for (struct conndrv_waiter *w = LIST_FIRST(&waiters), *next; w; w = next) {
+		next = LIST_NEXT(w, link);
 		if (w->base != base || strcmp(w->server, server) != 0)
 			continue;
 		conndrv_unwait_server(w);
@@ -419,10 +408,9 @@ out:
 
 static void arm(struct conndrv *d, struct event *ev, int64_t ms)
 {
-	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
 	if (ev == &d->timer_ev)
 		d->timer_ms = ms;
-	evtimer_add(ev, &tv);
+	clock_event_in(ev, ms);
 }
 
 /* Watch the socket for WHAT (0: nothing). The socket can change while connecting (libpq tries each

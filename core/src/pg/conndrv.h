@@ -34,6 +34,7 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "pgconn.h"
 
@@ -55,8 +56,8 @@ struct conndrv_dns; /* a resolution under way (conndrv.c) */
 void conndrv_server_key(const char *conninfo, char *out, size_t outlen);
 
 struct conndrv_waiter {
-	struct conndrv_waiter *prev, *next; /* private */
-	bool linked;                        /* private */
+	LIST_ENTRY(conndrv_waiter) link; /* private */
+	bool linked;                     /* private */
 	struct event_base *base;
 	const char *server; /* borrowed: outlives the wait */
 	void (*wake)(void *arg);

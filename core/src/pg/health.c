@@ -37,13 +37,12 @@ static void answer(struct health *h, bool ok, const char *why)
 	h->ok = ok;
 	text_copy(h->why, sizeof(h->why), ok ? "" : why); /* cut on a character if long */
 	h->answered_ms = clock_mono_ms();
-	struct waiter *w = h->waiters;
+	struct waiter *w = h->waiters, *n;
 	h->waiters = NULL;
-	while (w) {
-		struct waiter *n = w->next;
+	for (; w; w = n) {
+		n = w->next;
 		w->fn(w->arg, ok, h->why);
 		free(w);
-		w = n;
 	}
 }
 
@@ -118,8 +117,7 @@ int health_check(struct health *h, health_fn fn, void *arg)
 	h->waiters = w;
 	if (!idle)
 		return 0; /* joins the check under way */
-	struct timeval tv = {HEALTH_TIMEOUT_MS / 1000, (HEALTH_TIMEOUT_MS % 1000) * 1000};
-	event_add(&h->deadline, &tv);
+	clock_event_in(&h->deadline, HEALTH_TIMEOUT_MS);
 	ask(h);
 	return 0;
 }

@@ -327,12 +327,3 @@ void notify_read_ask(struct notify *n, struct notify_read *r)
 		r->state = notify_queue(n, &r->it) == 0 ? NOTIFY_READ_QUEUED : NOTIFY_READ_NONE;
 	}
 }
-
-bool notify_is_listening(const struct notify *n)
-{
-	return n->state == NL_LISTENING;
-}
-unsigned notify_connects(const struct notify *n)
-{
-	return n->connects;
-}

@@ -74,8 +74,4 @@ struct notify_read {
 };
 void notify_read_ask(struct notify *n, struct notify_read *r);
 
-bool notify_is_listening(const struct notify *n);
-/* How many times the connection was (re)established; for tests and status. */
-unsigned notify_connects(const struct notify *n);
-
 #endif

@@ -450,10 +450,9 @@ static struct ownsess_item *due_item(struct ownsess *s, struct ownsess_client *c
 	int64_t wait = it ? it->not_before_ms - clock_mono_ms() : 0;
 	if (wait <= 0)
 		return it;
-	struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
 	if (!evtimer_pending(&s->later_ev, NULL) || it->not_before_ms < s->later_ms) {
 		s->later_ms = it->not_before_ms;
-		evtimer_add(&s->later_ev, &tv);
+		clock_event_in(&s->later_ev, wait);
 	}
 	return NULL;
 }

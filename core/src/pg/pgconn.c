@@ -12,26 +12,6 @@
 #include "log.h"
 #include "text.h"
 
-/* Every connection speaks UTF8 whatever the database's encoding: the server converts job
- * output and error messages (a LATIN1 database's "café"), so history rows, logs and alerts
- * only ever hold UTF-8. As a startup parameter, not a SET: a session reset (DISCARD ALL)
- * returns to startup values, so it keeps this one. It comes after "dbname" so that a
- * client_encoding in the operator's conninfo cannot turn it off. */
-#define CONN_KEYS                                                                                  \
-	{                                                                                          \
-		"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",        \
-		    "tcp_user_timeout", "dbname", "fallback_application_name", "client_encoding",  \
-		    NULL                                                                           \
-	}
-/* TCP keepalives on, and sent data unacknowledged for 30 s ends the connection, so a peer
- * that vanished (a host down, a NAT that forgot the connection) is noticed in about 25 s,
- * not the kernel's two hours. They come before "dbname", so the operator's conninfo may set
- * its own (unix sockets ignore them). */
-#define CONN_VALS(conninfo, application_name)                                                      \
-	{                                                                                          \
-		"1", "10", "5", "3", "30000", (conninfo), (application_name), "UTF8", NULL         \
-	}
-
 /* The "options" of pgcrond's own connections: the conninfo's own (or PGOPTIONS when it sets
  * none, which libpq would have used) followed by the pinned search_path, which wins since
  * the server applies "-c" settings in order. malloc'd; NULL when out of memory. */
@@ -57,32 +37,45 @@ const char *pgconn_option(const PQconninfoOption *opts, const char *key)
 	return "";
 }
 
-/* The keywords and values of a connection to CONNINFO: CONN_KEYS, then (PINNED) the
- * merged "options", then the resolved address lists. KEYS and VALS have room for
- * CONN_KEYS + 4 entries. */
+/* The keywords and values of a connection to CONNINFO, those without a value left out: the
+ * same for every connection, then (PINNED) the merged "options", then the resolved address
+ * lists. KEYS and VALS have room for N_CONN_PARAMS entries.
+ * TCP keepalives on, and sent data unacknowledged for 30 s ends the connection, so a peer
+ * that vanished (a host down, a NAT that forgot the connection) is noticed in about 25 s, not
+ * the kernel's two hours. They come before "dbname", so the operator's conninfo may set its
+ * own (unix sockets ignore them).
+ * Every connection speaks UTF8 whatever the database's encoding: the server converts job
+ * output and error messages (a LATIN1 database's "café"), so history rows, logs and alerts
+ * only ever hold UTF-8. As a startup parameter, not a SET: a session reset (DISCARD ALL)
+ * returns to startup values, so it keeps this one. It comes after "dbname" so that a
+ * client_encoding in the operator's conninfo cannot turn it off. */
+#define N_CONN_PARAMS 13
 static void conn_params(const char *conninfo, const char *application_name, const char *options,
                         const char *host, const char *hostaddr, const char *port, const char **keys,
                         const char **vals)
 {
-	const char *ck[] = CONN_KEYS;
-	const char *cv[] = CONN_VALS(conninfo, application_name);
+	const char *const kv[N_CONN_PARAMS - 1][2] = {
+	    {"keepalives", "1"},
+	    {"keepalives_idle", "10"},
+	    {"keepalives_interval", "5"},
+	    {"keepalives_count", "3"},
+	    {"tcp_user_timeout", "30000"},
+	    {"dbname", conninfo},
+	    {"fallback_application_name", application_name},
+	    {"client_encoding", "UTF8"},
+	    {"options", options},
+	    {"host", host},
+	    {"hostaddr", hostaddr},
+	    {"port", port}};
 	size_t n = 0;
 
-	for (; ck[n]; n++) {
-		keys[n] = ck[n];
-		vals[n] = cv[n];
-	}
-	const char *extra_k[] = {"options", "host", "hostaddr", "port"};
-	const char *extra_v[] = {options, host, hostaddr, port};
-	for (size_t i = 0; i < 4; i++)
-		if (extra_v[i]) {
-			keys[n] = extra_k[i];
-			vals[n++] = extra_v[i];
+	for (size_t i = 0; i < N_CONN_PARAMS - 1; i++)
+		if (kv[i][1]) {
+			keys[n] = kv[i][0];
+			vals[n++] = kv[i][1];
 		}
 	keys[n] = vals[n] = NULL;
 }
-
-#define N_CONN_PARAMS (sizeof((const char *[])CONN_KEYS) / sizeof(const char *) + 4)
 
 int pgconn_start_at(const char *conninfo, const char *application_name, bool pinned,
                     const char *host, const char *hostaddr, const char *port, PGconn **out)

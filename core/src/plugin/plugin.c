@@ -345,18 +345,12 @@ static int job_relations(const struct plugin *p, const struct conf_job *job, str
 
 	*out = NULL;
 	*n_out = 0;
-	if (!rels) {
-		plugin_set_err(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < p->n_relations; i++) {
+	if (!rels)
+		goto oom;
+	for (size_t i = 0; i < p->n_relations; i++, n++) {
 		rels[n] = p->decl.relations[i];
-		if (!(rels[n].name = strdup(p->decl.relations[i].name))) {
-			plugin_set_err(err, errlen, "out of memory");
-			rc = -ENOMEM;
-			goto out;
-		}
-		n++;
+		if (!(rels[n].name = strdup(p->decl.relations[i].name)))
+			goto oom;
 	}
 	if (p->decl.job_relation) {
 		struct pgc_relation_decl r = {0};
@@ -391,18 +385,16 @@ static int job_relations(const struct plugin *p, const struct conf_job *job, str
 			rc = -EINVAL;
 			goto out;
 		}
-		if (!(rels[n].name = strdup(r.name))) {
-			plugin_set_err(err, errlen, "out of memory");
-			rc = -ENOMEM;
-			goto out;
-		}
-		rels[n].kind = r.kind;
-		rels[n].flags = r.flags;
-		n++;
+		rels[n] = r;
+		if (!(rels[n++].name = strdup(r.name)))
+			goto oom;
 	}
 	*out = rels;
 	*n_out = n;
-	rels = NULL;
+	return 0;
+oom:
+	plugin_set_err(err, errlen, "out of memory");
+	rc = -ENOMEM;
 out:
 	plugin_relations_free(&rels);
 	return rc;
@@ -538,17 +530,13 @@ static int build(const struct plugin *p, const struct conf_job *job, bool instal
 	plugin_clear_context();
 	if (rc >= 0 && run->error)
 		rc = -EINVAL; /* it said why it failed but returned success: believe the words */
-	if (rc >= 0 && run->add_error) {
+	bool add_failed = rc >= 0 && run->add_error;
+	if (add_failed)
 		rc = run->add_error;
-		plugin_set_err(err, errlen,
-		               "plugin \"%s\" could not build %s: adding a statement failed: %s",
-		               p->name, what, strerror(-rc));
-		plugin_run_free(&run);
-		return rc;
-	}
 	if (rc < 0) {
-		plugin_set_err(err, errlen, "plugin \"%s\" could not build %s: %s", p->name, what,
-		               run->error ? run->error : strerror(-rc));
+		plugin_set_err(err, errlen, "plugin \"%s\" could not build %s: %s%s", p->name, what,
+		               add_failed ? "adding a statement failed: " : "",
+		               run->error && !add_failed ? run->error : strerror(-rc));
 		plugin_run_free(&run);
 		return rc;
 	}

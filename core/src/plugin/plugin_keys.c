@@ -52,25 +52,18 @@ static bool key_has_form(const char *k, unsigned flags)
 {
 	if (flags & PGC_KEY_INT) {
 		k += *k == '-';
-		if (!*k)
-			return false;
-		for (; *k; k++)
-			if (*k < '0' || *k > '9')
-				return false;
-		return true;
+		return *k && strspn(k, "0123456789") == strlen(k);
 	}
 	if (flags & PGC_KEY_UUID) {
-		size_t len = strlen(k), digits = 0;
-		bool dashed = len == 36;
+		/* 32 hex digits, or 36 characters with the dashes of 8-4-4-4-12 */
+		size_t len = strlen(k);
 		if (len != 36 && len != 32)
 			return false;
 		for (size_t i = 0; i < len; i++) {
-			bool dash_here = dashed && (i == 8 || i == 13 || i == 18 || i == 23);
+			bool dash_here = len == 36 && (i == 8 || i == 13 || i == 18 || i == 23);
 			if (dash_here ? k[i] != '-' : !isxdigit((unsigned char)k[i]))
 				return false;
-			digits += !dash_here;
 		}
-		return digits == 32;
 	}
 	return true;
 }

@@ -28,27 +28,20 @@
 static struct plugin **loaded;
 static size_t n_loaded, cap_loaded;
 
+#define LOWER_DIGITS "abcdefghijklmnopqrstuvwxyz0123456789_"
+
+/* A plugin's name: letters, digits, '_' and '-'. */
 static bool name_is_valid(const char *name)
 {
-	if (!name || !*name)
-		return false;
-	for (const char *c = name; *c; c++) {
-		bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-		          (*c >= '0' && *c <= '9') || *c == '_' || *c == '-';
-		if (!ok)
-			return false;
-	}
-	return true;
+	return name && *name &&
+	       strspn(name, LOWER_DIGITS "-ABCDEFGHIJKLMNOPQRSTUVWXYZ") == strlen(name);
 }
 
+/* A setting's name: lower-case letters, digits and '_', not first a digit. */
 static bool setting_name_is_valid(const char *name)
 {
-	if (!name || !*name || (*name >= '0' && *name <= '9'))
-		return false;
-	for (const char *c = name; *c; c++)
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'))
-			return false;
-	return true;
+	return name && *name && !(*name >= '0' && *name <= '9') &&
+	       strspn(name, LOWER_DIGITS) == strlen(name);
 }
 
 /* ---- loading ------------------------------------------------------------------------ */

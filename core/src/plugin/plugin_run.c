@@ -33,15 +33,12 @@ void plugin_set_err(char *err, size_t errlen, const char *fmt, ...)
 
 void plugin_set_context(const struct plugin *p, const struct conf_job *job)
 {
-	int n;
-
+	/* long names: a cut prefix will do */
 	if (job)
-		n = snprintf(log_context, sizeof(log_context), "job %s (plugin %s)", job->name,
-		             p->name);
+		text_format(log_context, sizeof(log_context), "job %s (plugin %s)", job->name,
+		            p->name);
 	else
-		n = snprintf(log_context, sizeof(log_context), "plugin %s", p->name);
-	if (n < 0 || (size_t)n >= sizeof(log_context))
-		log_context[sizeof(log_context) - 1] = '\0'; /* long names: a cut prefix will do */
+		text_format(log_context, sizeof(log_context), "plugin %s", p->name);
 }
 
 void plugin_clear_context(void)
@@ -187,9 +184,7 @@ void plugin_run_free(struct pgc_run **run)
 	if (!r)
 		return;
 	for (size_t i = 0; i < r->n_stmts; i++) {
-		for (int j = 0; j < r->stmts[i].n_params; j++)
-			free(r->stmts[i].params[j]);
-		free(r->stmts[i].params);
+		text_free_list(r->stmts[i].params, (size_t)r->stmts[i].n_params);
 		free(r->stmts[i].sql);
 	}
 	free(r->stmts);
