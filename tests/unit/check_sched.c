@@ -122,6 +122,9 @@ static unsigned held_by(const struct sched *s, const struct job *j, const struct
 	TAILQ_INIT(&s.flow);                                                                       \
 	TAILQ_INIT(&s.ended)
 
+/* The configuration entry of the bare scheduler's job */
+static const struct conf_job bare_conf = {.name = "j", .more = &config_job_more_defaults};
+
 #define COUNTED_RUNNING(st) ((st) == RUN_RUNNING || (st) == RUN_ENDING)
 
 /* Bring R, due, to state ST through the table's moves (a run ends from the loop once it
@@ -136,12 +139,11 @@ static void reach(struct run *r, enum run_state st)
 
 START_TEST(run_moves_only_between_allowed_states)
 {
-	char name[] = "j";
 	int moves = 0;
 	for (int from = 0; from < RUN_STATES; from++)
 		for (int to = 0; to < RUN_STATES; to++) {
 			BARE_SCHED(s);
-			struct job j = {.s = &s, .name = name};
+			struct job j = {.s = &s, .conf = &bare_conf};
 			struct run r = {.job = &j};
 			reach(&r, (enum run_state)from);
 			ck_assert_uint_eq(held_by(&s, &j, &r), holder[from]);
@@ -171,9 +173,8 @@ END_TEST
  * it was; the first one's leaving frees the slot. */
 START_TEST(run_slot_holds_one)
 {
-	char name[] = "j";
 	BARE_SCHED(s);
-	struct job j = {.s = &s, .name = name};
+	struct job j = {.s = &s, .conf = &bare_conf};
 	struct run a = {.job = &j}, b = {.job = &j};
 	ck_assert(sched_run_to(&a, RUN_RUNNING));
 	ck_assert(!sched_run_to(&b, RUN_QUEUED));
@@ -195,8 +196,7 @@ END_TEST
 START_TEST(run_life_keeps_the_counts)
 {
 	BARE_SCHED(s);
-	char name[] = "j";
-	struct job j = {.s = &s, .name = name};
+	struct job j = {.s = &s, .conf = &bare_conf};
 	struct run r = {.job = &j};
 	const enum run_state life[] = {RUN_CLAIMING, RUN_DUE, RUN_QUEUED, RUN_RUNNING};
 	for (size_t i = 0; i < sizeof(life) / sizeof(life[0]); i++) {

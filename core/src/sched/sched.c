@@ -86,7 +86,8 @@ void sched_job_arm(struct job *j, int64_t now)
 
 bool sched_job_schedulable(const struct job *j)
 {
-	return j->enabled && !j->removed && j->schedule && j->cron->kind != CRON_REBOOT;
+	return j->conf->enabled && !j->removed && j->conf->schedule &&
+	       j->conf->cron.kind != CRON_REBOOT;
 }
 
 /* J's next_fire moved (a new schedule, a clock step, disabled): a fire claimed before its
@@ -94,7 +95,7 @@ bool sched_job_schedulable(const struct job *j)
 static void early_stale(struct job *j)
 {
 	if (j->early_us > j->last_fire * 1000000 && j->early_us != j->next_fire * 1000000)
-		admit_early_drop(j->s->admit, j->name, j->early_us, NULL);
+		admit_early_drop(j->s->admit, j->conf->name, j->early_us, NULL);
 }
 
 /* Compute the next instant from now (after PREV) and arm it (none: disarmed). */
@@ -102,7 +103,7 @@ void sched_job_schedule(struct job *j, int64_t prev)
 {
 	int64_t now = sched_now_us(j->s);
 	j->next_fire = sched_job_schedulable(j)
-	                   ? sched_next_fire(j->cron, j->tz, prev, now / 1000000)
+	                   ? sched_next_fire(&j->conf->cron, sched_job_tz(j), prev, now / 1000000)
 	                   : CRON_NEVER;
 	early_stale(j);
 	sched_job_arm(j, now);
@@ -116,15 +117,15 @@ void sched_job_free(struct job **jp)
 	if (!j)
 		return;
 	sched_timer_disarm(j);
-	admit_early_drop(j->s->admit, j->name, 0, NULL);
+	admit_early_drop(j->s->admit, j->conf->name, 0, NULL);
 	fresh_job_free(j);
 	flow_job_free(j);
 	sched_recent_job_free(j);
 	if (j->last)
 		free(j->last->message);
 	free(j->last);
-	if (j->own_strs)
-		free((char *)j->name); /* the block of them all (sched_jobs.c: own_strs) */
+	if (j->own_conf)
+		free((void *)j->conf); /* with its strings (sched_apply.c: own_conf) */
 	free(j);
 	*jp = NULL;
 }
@@ -191,7 +192,7 @@ static void retry(struct run *r, const struct flow_outcome *o)
 	struct job *j = r->job;
 	struct sched *s = j->s;
 	const struct conf_job *c = j->conf;
-	if (!c || o->cancelled || s->draining || j->removed || o->unknown_commit ||
+	if (o->cancelled || s->draining || j->removed || o->unknown_commit ||
 	    !retry_should(c, r->attempt, o->transient ? RETRY_SQLSTATE_CONNECTION : o->sqlstate,
 	                  o->transient ? false : o->timed_out))
 		return; /* cancelled: pgcrond stopped it (replace, shutdown), policy */
@@ -237,11 +238,12 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	const char *message = o->message, *sqlstate = r->unmarked ? NULL : o->sqlstate;
 	enum sched_status st = ok ? SCHED_SUCCEEDED : r->unmarked ? SCHED_SKIPPED : SCHED_FAILED;
 	const char *status = sched_recent_statuses[st];
+	struct job_last *l = sched_job_last(j); /* NULL: out of memory */
 
 	/* history = "failures": a success is counted, its row goes (the claim fences a run, not
 	 * its row: docs/several-instances.md) */
-	if (s->hist && ok && j->conf && j->conf->history == HISTORY_FAILURES) {
-		struct hist_run hr = {.job_name = j->name,
+	if (s->hist && ok && !j->removed && j->conf->history == HISTORY_FAILURES) {
+		struct hist_run hr = {.job_name = j->conf->name,
 		                      .trigger = run_trigger_names[r->trigger],
 		                      .scheduled_us = r->scheduled_us,
 		                      .start_us = r->start_us}; /* what a count says of its run */
@@ -251,8 +253,8 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	}
 	/* lateness of scheduled first attempts only: a retry or a catch-up is late on purpose */
 	bool timely = r->attempt == 1 && r->scheduled_us && r->trigger == TRIGGER_SCHEDULE;
-	struct metrics_run mr = {.job = j->name,
-	                         .counters = &j->counters,
+	struct metrics_run mr = {.job = j->conf->name,
+	                         .counters = l ? &l->counters : NULL,
 	                         .status = status,
 	                         .duration_us = end - r->start_us,
 	                         .lateness_us = timely ? r->start_us - r->scheduled_us : -1,
@@ -277,15 +279,16 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 		j->success_seq = ++s->flow_seq;
 		j->owed_catchup = false;
 		j->consecutive = 0;
-		j->last_success_us = end;
+		if (l)
+			l->success_us = end;
 	}
 	if (!ok)
 		retry(r, o); /* the waiter moves to it */
 	/* the graph, freshness, staleness, alerts (a final failure: no retry came). A success of
 	 * a job with none of them, no alert raised since its last success and no warn_duration
 	 * alert of its own, has nothing there. */
-	if (!ok || j->n_downs || j->fresh || r->slow_alerted || !j->alerts_clear ||
-	    (j->conf && j->conf->more->alerts.max_staleness_ms > 0))
+	if (!ok || j->graph || j->fresh || r->slow_alerted || !j->alerts_clear ||
+	    j->conf->more->alerts.max_staleness_ms > 0)
 		flow_run_end(r, o, end);
 	if (r->waiter) /* a trigger --wait */
 		sched_run_answer(r, status, message, sqlstate);
@@ -305,7 +308,7 @@ static void after_run(struct job *j)
 		sched_run_to(p, RUN_DUE);
 		sched_run_admit(p);
 	}
-	if (!j->active && !s->draining && (j->n_downs || j->graph_again))
+	if (!j->active && !s->draining && j->graph)
 		flow_job_idle(j); /* its downstreams, or its own run once more */
 	if (j->removed && !j->active && !j->pending && !j->notify_wait)
 		sched_job_unlink_free(j);
@@ -320,7 +323,7 @@ static const char *with_install_hint(const struct run *r, const struct exec_outc
                                      size_t len)
 {
 	/* a job made in SQL logs in as its owner: say what lets it (sqljobs.h) */
-	const char *owner = r->job->conf ? r->job->conf->more->sql.username : NULL;
+	const char *owner = r->job->conf->more->sql.username;
 	if (owner && o->sqlstate && strcmp(o->sqlstate, "08001") == 0 && o->message) {
 		int n =
 		    snprintf(buf, len,
@@ -331,7 +334,7 @@ static const char *with_install_hint(const struct run *r, const struct exec_outc
 		             o->message, owner);
 		return n < 0 || (size_t)n >= len ? o->message : buf;
 	}
-	if (!r->job->plugin || !o->sqlstate || !o->message ||
+	if (!r->job->conf->plugin || !o->sqlstate || !o->message ||
 	    (strcmp(o->sqlstate, "42P01") != 0 && strcmp(o->sqlstate, "3F000") != 0) ||
 	    strstr(o->message, " HINT: "))
 		return o->message;
@@ -377,16 +380,16 @@ static bool cluster_busy(struct run *r, const char *why)
 {
 	struct job *j = r->job;
 	bool notify = r->trigger == TRIGGER_NOTIFY;
-	if (j->overlap == OVERLAP_SKIP && !notify)
+	if (j->conf->overlap == OVERLAP_SKIP && !notify)
 		return false;
 	/* its instance announces the end (cluster.c's unlock), or dies (coord_reaped) */
 	sched_run_to(r, RUN_CLUSTER_WAIT);
 	sched_job_log(j, LOG_LVL_INFO, "%s; waiting for it to end (%s)", why,
-	              j->overlap == OVERLAP_QUEUE     ? "overlap = queue"
-	              : j->overlap == OVERLAP_REPLACE ? "overlap = replace"
-	                                              : "notifications are never skipped");
-	if (j->overlap == OVERLAP_REPLACE)
-		admit_cancel_other(j->s->admit, j->name);
+	              j->conf->overlap == OVERLAP_QUEUE     ? "overlap = queue"
+	              : j->conf->overlap == OVERLAP_REPLACE ? "overlap = replace"
+	                                                    : "notifications are never skipped");
+	if (j->conf->overlap == OVERLAP_REPLACE)
+		admit_cancel_other(j->s->admit, j->conf->name);
 	return true;
 }
 
@@ -401,7 +404,7 @@ static void on_admit(void *arg, enum cluster_verdict v, const char *why)
 	admit_answered(&r->adm, v);
 	if (!s->draining && (v == CLUSTER_GRANTED || v == CLUSTER_UNCLAIMED)) {
 		sched_run_admit(r);
-		if (j->overlap == OVERLAP_SKIP && j->pending && j->active) {
+		if (j->conf->overlap == OVERLAP_SKIP && j->pending && j->active) {
 			struct run *held = j->pending; /* a fire held while R was claimed */
 			sched_run_to(held, RUN_DUE);
 			sched_fire_run(held); /* skipped now: R runs */
@@ -425,7 +428,7 @@ static void on_admit(void *arg, enum cluster_verdict v, const char *why)
 	} else if (v == CLUSTER_BUSY) {
 		admit_ran(s->admit, &f); /* the claim is ours: this row is the fire's */
 		snprintf(msg, sizeof(msg), "%s; overlap = %s", why,
-		         config_overlap_names[j->overlap]);
+		         config_overlap_names[j->conf->overlap]);
 		sched_record_skipped(&r, msg);
 	} else
 		sched_job_log(j, LOG_LVL_DEBUG, "%s fire served by another instance",
@@ -458,7 +461,7 @@ static void preclaim_ask(struct job *j)
 	/* A run of the job still under way (or waiting for its claim) decides the fire at its
 	 * instant (overlap): it is claimed then, if it runs at all, as without this */
 	struct admit_fire f = {
-	    .job = j->name, .trigger = TRIGGER_SCHEDULE, .scheduled_us = j->early_us};
+	    .job = j->conf->name, .trigger = TRIGGER_SCHEDULE, .scheduled_us = j->early_us};
 	if (!j->active)
 		admit_early(j->s->admit, &f); /* not asked: at its instant */
 }
@@ -472,8 +475,8 @@ static void http_marked_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (r->state != RUN_RUNNING || r->hc)
 		return;
-	if (r->mark_why)
-		sched_run_end_later(r, r->mark_why);
+	if (r->mark_ev->why)
+		sched_run_end_later(r, r->mark_ev->why);
 	else if (sched_http_submit(r, on_http_done, err, sizeof(err)) < 0)
 		sched_run_end_later(r, err);
 	else
@@ -509,11 +512,11 @@ static void run_started(struct run *r)
 		r->start_us = ran_end_us;
 	r->start_mono_us = sched_mono_us(s);
 	j->start_seq = ++s->flow_seq; /* its upstreams' successes count from here (fan-in) */
-	if (j->n_ups || j->n_downs || j->fresh ||
-	    (j->conf && j->conf->more->alerts.warn_duration_ms > 0))
+	if (j->graph || j->fresh || j->conf->more->alerts.warn_duration_ms > 0)
 		flow_run_begin(r); /* nothing there for a job without them */
-	if (r->trigger == TRIGGER_CATCHUP && r->scheduled_us / 1000000 > j->catchup_s)
-		j->catchup_s = r->scheduled_us / 1000000;
+	struct job_last *l = r->trigger == TRIGGER_CATCHUP ? sched_job_last(j) : NULL;
+	if (l && r->scheduled_us / 1000000 > l->catchup_s)
+		l->catchup_s = r->scheduled_us / 1000000;
 }
 
 /* R starts, once admitted: its statements or request go out, its start is recorded. */
@@ -522,7 +525,7 @@ static void run_begin(struct run *r)
 	struct job *j = r->job;
 	struct sched *s = j->s;
 	char err[512] = "", command[COMMAND_KEEP];
-	struct exec_stmt one = {.sql = j->command, .simple = true};
+	struct exec_stmt one = {.sql = j->conf->command, .simple = true};
 	struct run_stmts b = {.v = &one, .n = 1};
 	bool build_failed = false;
 
@@ -532,12 +535,12 @@ static void run_begin(struct run *r)
 	/* A command job runs its SQL as given, like pg_cron: operator-written config text that
 	 * may hold several statements, hence the simple protocol. */
 	const char *shown = command; /* what its history row says it runs */
-	switch (j->kind) {
+	switch (j->conf->kind) {
 	case JOB_KIND_HTTP:
-		shown = j->http->shown;
+		shown = j->conf->http->shown;
 		break;
 	case JOB_KIND_SQL:
-		shown = sched_command_kept(j->command, command);
+		shown = sched_command_kept(j->conf->command, command);
 		break;
 	case JOB_KIND_PLUGIN:
 		b.v = NULL;
@@ -553,7 +556,7 @@ static void run_begin(struct run *r)
 	bool marked = admit_marks(s->admit);
 	/* a SQL run not marked records its start as it is handed to the executor, with its
 	 * backend's pid when a connection was free for it (sched_on_pid): one record */
-	bool start_with_pid = j->kind != JOB_KIND_HTTP && !build_failed && !marked;
+	bool start_with_pid = j->conf->kind != JOB_KIND_HTTP && !build_failed && !marked;
 	if (!start_with_pid)
 		r->hist_key = sched_hist_put(r, r->start_us, shown, NULL, NULL);
 	sched_run_log_started(r);
@@ -566,11 +569,14 @@ static void run_begin(struct run *r)
 		         "memory, or too many marks waiting to be written)");
 		goto fail;
 	}
-	if (j->kind == JOB_KIND_HTTP) {
+	if (j->conf->kind == JOB_KIND_HTTP) {
 		/* a request marked waits for its mark, as a statement does: http_marked_cb */
 		if (mark == 1) {
-			event_assign(&r->mark_ev, s->base, -1, 0, http_marked_cb, r);
-			r->mark_ev_set = true;
+			if (!(r->mark_ev = calloc(1, sizeof(*r->mark_ev)))) {
+				snprintf(err, sizeof(err), "not started: out of memory");
+				goto fail;
+			}
+			event_assign(&r->mark_ev->ev, s->base, -1, 0, http_marked_cb, r);
 			sched_backlog_changed(s, r); /* it waits: pgcrond drop withdraws it */
 			goto out;
 		}
@@ -581,21 +587,21 @@ static void run_begin(struct run *r)
 	/* its statements to the executor (marked: sched_on_pid, sched_on_xid and on_done hear of
 	 * its backend, transaction and end) */
 	struct exec_run_spec spec = {
-	    .database = j->database,
+	    .database = j->conf->database,
 	    .pool = &j->pool,
-	    .name = j->name,
+	    .name = j->conf->name,
 	    .stmts = b.v,
 	    .n_stmts = b.n,
-	    .timeout_ms = j->timeout_ms,
+	    .timeout_ms = j->conf->timeout_ms,
 	    .name_backend =
 	        marked || !j->last || !j->last->end_us || j->last->backend_ms >= NAMED_RUN_MS,
 	    /* a job not run since the start, whose runs may be short: not in a burst (the first
 	     * minute after a start would pay a statement per run that no later minute pays) */
-	    .name_unless_burst = !marked && !j->last,
+	    .name_unless_burst = !marked && (!j->last || !j->last->end_us),
 	    .on_pid = sched_on_pid,
 	    .on_xid = marked ? sched_on_xid : NULL,
 	    /* several statements in one transaction: pgcrond opens it, to know its id */
-	    .own_xact = marked && j->kind == JOB_KIND_SQL && !j->fenced,
+	    .own_xact = marked && j->conf->kind == JOB_KIND_SQL && !j->conf->fenced,
 	    .hold = r->mark_wait,
 	    .on_done = on_done,
 	    .arg = r,
@@ -608,13 +614,13 @@ static void run_begin(struct run *r)
 	if (rc == 0)
 		goto out;
 	if (rc == -ENOENT)
-		snprintf(err, sizeof(err), "database \"%s\" is not configured", j->database);
+		snprintf(err, sizeof(err), "database \"%s\" is not configured", j->conf->database);
 	else
 		snprintf(err, sizeof(err), "cannot start the run: %s", strerror(-rc));
 fail:
 	sched_run_end_later(r, err);
 out:
-	if (j->kind == JOB_KIND_PLUGIN)
+	if (j->conf->kind == JOB_KIND_PLUGIN)
 		sched_plugin_stmts_free(&b);
 }
 
@@ -668,7 +674,7 @@ void sched_fire_run(struct run *r)
 		return;
 	}
 	/* a scheduled job whose upstream is running waits for it */
-	if (j->n_ups && flow_park(r))
+	if (j->graph && flow_park(r))
 		return;
 	if (!j->active) {
 		sched_run_admit(r);
@@ -676,7 +682,7 @@ void sched_fire_run(struct run *r)
 	}
 	char msg[256], what[128];
 	sched_run_describe(j->active, j->active->state, what, sizeof(what));
-	switch (j->overlap) {
+	switch (j->conf->overlap) {
 	case OVERLAP_SKIP:
 		if (j->active->state == RUN_CLAIMING && !j->pending) {
 			/* no run yet, a claim in flight: on_admit decides */
@@ -755,7 +761,7 @@ void sched_fire_run(struct run *r)
 static void job_due(struct job *j, int64_t now_us, const char *cause)
 {
 	int64_t first = j->next_fire;
-	int64_t next = cron_next(j->cron, j->tz, first);
+	int64_t next = cron_next(&j->conf->cron, sched_job_tz(j), first);
 	if ((next == CRON_NEVER || next > now_us / 1000000) &&
 	    now_us - first * 1000000 <= MISSED_TOLERANCE_US) {
 		/* on time, none missed: the instant after it is the next fire, computed once */
@@ -768,7 +774,8 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 		return;
 	}
 	long later = 0;
-	int64_t latest = flow_catchup_instant(j->cron, j->tz, first, now_us / 1000000, &later);
+	int64_t latest =
+	    flow_catchup_instant(&j->conf->cron, sched_job_tz(j), first, now_us / 1000000, &later);
 	if (latest == CRON_NEVER)
 		latest = first;
 	bool latest_on_time = now_us - latest * 1000000 <= MISSED_TOLERANCE_US;
@@ -782,7 +789,8 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 	}
 	int64_t last_missed = latest;
 	if (latest_on_time) {
-		last_missed = flow_catchup_instant(j->cron, j->tz, first, latest - 1, NULL);
+		last_missed =
+		    flow_catchup_instant(&j->conf->cron, sched_job_tz(j), first, latest - 1, NULL);
 		if (last_missed == CRON_NEVER)
 			last_missed = first;
 	}
@@ -801,9 +809,9 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 		snprintf(why, sizeof(why), "%ld fires from %s to %s missed (%s)", missed, from, to,
 		         cause);
 
-	if (first != (j->conf && j->conf->catchup == CATCHUP_ONCE ? latest : last_missed))
-		admit_early_drop(j->s->admit, j->name, first * 1000000, why);
-	if (j->conf && j->conf->catchup == CATCHUP_ONCE) {
+	if (first != (j->conf->catchup == CATCHUP_ONCE ? latest : last_missed))
+		admit_early_drop(j->s->admit, j->conf->name, first * 1000000, why);
+	if (j->conf->catchup == CATCHUP_ONCE) {
 		cron_time_format(latest, to, sizeof(to));
 		sched_job_log(j, LOG_LVL_NOTICE, "%s; running once for %s (catchup = once)", why,
 		              to);
@@ -848,8 +856,8 @@ void sched_check_clock(struct sched *s)
 		if (step > 0 && j->next_fire * 1000000 <= now)
 			job_due(j, sched_now_us(s),
 			        cause); /* it arms the next fire from this time */
-		else if (step < 0 && (far_back || (j->cron->flags & CRON_WILDCARD) ||
-		                      j->cron->kind == CRON_INTERVAL))
+		else if (step < 0 && (far_back || (j->conf->cron.flags & CRON_WILDCARD) ||
+		                      j->conf->cron.kind == CRON_INTERVAL))
 			sched_job_schedule(j, 0);
 		else /* read again: a step's pass over many jobs takes a while */
 			sched_job_arm(j, sched_now_us(s));
@@ -900,6 +908,6 @@ void sched_job_disarm(struct job *j)
 	/* paused: the fire may not come (a fire already at its instant waits for its claim's
 	 * answer as the job's active run, and goes on as a run under way does); resumed, it is
 	 * claimed early again */
-	admit_early_drop(j->s->admit, j->name, 0, NULL);
+	admit_early_drop(j->s->admit, j->conf->name, 0, NULL);
 	j->early_us = 0;
 }

@@ -45,15 +45,13 @@ enum phase { AP_NONE, AP_UPDATE, AP_EDGES, AP_UNLINK, AP_RETIRE, AP_DONE };
 
 static void apply_turn(void *arg);
 
-static const cron_expr no_cron;
-
 /* A new job of configuration entry CJ, linked and indexed (NULL: out of memory). */
 static struct job *job_add(struct sched *s, const struct conf_job *cj)
 {
 	struct job *j = calloc(1, sizeof(*j));
 	if (!j)
 		return NULL;
-	j->name = cj->name;
+	j->conf = cj;
 	j->s = s;
 	j->next_fire = CRON_NEVER;
 	j->paused = sched_is_paused(s, cj->name);
@@ -62,41 +60,45 @@ static struct job *job_add(struct sched *s, const struct conf_job *cj)
 	if (s->jobs)
 		s->jobs->prev = j;
 	s->jobs = j;
-	strmap_insert(&s->index, &j->hnode, j->name);
+	strmap_insert(&s->index, &j->hnode, j->conf->name);
 	return j;
 }
 
-/* J is removed: the configuration its strings point into goes after this reload, while a
- * run of J may go on. They are copied into one block, the name first (sched_job_free frees it). */
-static void own_strs(struct job *j)
+/* J is removed: the configuration its entry is in goes after this reload, while a run of J may
+ * go on. What the run reads of the entry is copied with its strings into one block; its other
+ * keys are zero (sched_job_free frees it). */
+static void own_conf(struct job *j)
 {
-	const char **f[] = {&j->name, &j->command, &j->plugin, &j->database, &j->schedule};
-	j->http = NULL; /* a request in flight has its own copy (httpc_submit) */
-	size_t len = 0;
-	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
-		len += *f[i] ? strlen(*f[i]) + 1 : 0;
-	char *block = malloc(len);
-	if (!block) {
+	static const struct conf_job_more none; /* a removed job's keys: none set */
+	static const struct conf_job lost = {.name = "?", .more = &none};
+	const struct conf_job *cj = j->conf;
+	size_t len = sizeof(*cj);
+	const char *from[] = {cj->name, cj->command, cj->plugin, cj->database, cj->schedule};
+	for (size_t i = 0; i < sizeof(from) / sizeof(from[0]); i++)
+		len += from[i] ? strlen(from[i]) + 1 : 0;
+	struct conf_job *c = malloc(len);
+	if (!c) {
 		/* Its run ends without them. The name changes: out of the index first (the
 		 * later removal will not find it there, and does nothing). */
 		sched_job_log(j, LOG_LVL_ERROR,
 		              "out of memory copying the removed job's definition");
 		strmap_remove(&j->s->index, &j->hnode);
-		j->name = "?";
-		j->command = j->plugin = j->schedule = NULL;
-		j->database = "";
+		j->conf = &lost;
 		return;
 	}
-	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
-		if (!*f[i])
+	*c = (struct conf_job){.more = &none, .kind = cj->kind, .enabled = cj->enabled};
+	char **to[] = {&c->name, &c->command, &c->plugin, &c->database, &c->schedule};
+	char *p = (char *)(c + 1);
+	for (size_t i = 0; i < sizeof(from) / sizeof(from[0]); i++) {
+		if (!from[i])
 			continue;
-		size_t n = strlen(*f[i]) + 1;
-		memcpy(block, *f[i], n);
-		*f[i] = block;
-		block += n;
+		size_t n = strlen(from[i]) + 1;
+		*to[i] = memcpy(p, from[i], n);
+		p += n;
 	}
-	j->hnode.key = j->name; /* the index's key: the copy, equal to the one going */
-	j->own_strs = true;
+	j->conf = c;
+	j->hnode.key = j->conf->name; /* the index's key: the copy, equal to the one going */
+	j->own_conf = true;
 }
 
 /* J is gone from the configuration: stop it, record its waiting fires as skipped, free it
@@ -105,11 +107,8 @@ static void job_retire(struct job *j)
 {
 	sched_job_log(j, LOG_LVL_INFO, "removed from the configuration");
 	j->removed = true;
-	j->conf = NULL;
 	j->plug = NULL; /* (the registry goes with the configuration) */
-	own_strs(j);
-	j->cron = &no_cron; /* never read: a removed job is not scheduled */
-	j->tz = NULL;       /* nor its zone (the apply's goes with the next one) */
+	own_conf(j);
 	sched_timer_disarm(j);
 	const char *why = "the job was removed from the configuration";
 	(void)sched_job_drop_waiting(j, why);
@@ -118,39 +117,24 @@ static void job_retire(struct job *j)
 		sched_job_unlink_free(j);
 }
 
-/* Point J at its entry CJ of CFG; true if its next instant must be computed again. */
-static bool job_update(struct job *j, const struct conf_job *cj, const struct pgc_config *cfg)
+/* Point J at its entry CJ; true if its next instant must be computed again. */
+static bool job_update(struct job *j, const struct conf_job *cj)
 {
-	const char *db = cj->database ? cj->database : cfg->history_database;
-	const char *old_tz = j->conf ? j->conf->more->cal.timezone : NULL;
-	bool sched_changed = (j->schedule == NULL) != (cj->schedule == NULL) ||
-	                     (j->schedule && strcmp(j->schedule, cj->schedule) != 0) ||
-	                     j->enabled != cj->enabled ||
+	const struct conf_job *o = j->conf;
+	const char *old_tz = o->more->cal.timezone;
+	bool sched_changed = (o->schedule == NULL) != (cj->schedule == NULL) ||
+	                     (o->schedule && strcmp(o->schedule, cj->schedule) != 0) ||
+	                     o->enabled != cj->enabled ||
 	                     (old_tz == NULL) != (cj->more->cal.timezone == NULL) ||
 	                     (old_tz && strcmp(old_tz, cj->more->cal.timezone) != 0) ||
-	                     (j->conf && (j->conf->more->cal.spread_ms != cj->more->cal.spread_ms ||
-	                                  j->conf->cron.dates != cj->cron.dates ||
-	                                  j->conf->cron.flags != cj->cron.flags));
-	/* CFG's strings, kept for as long as CFG is in force (sched_apply) */
-	j->name = cj->name;
-	j->hnode.key = j->name; /* the index's key (an equal string) goes with it */
-	j->command = cj->command;
-	j->http = cj->http;
-	j->plugin = cj->plugin;
+	                     o->more->cal.spread_ms != cj->more->cal.spread_ms ||
+	                     o->cron.dates != cj->cron.dates || o->cron.flags != cj->cron.flags;
+	/* kept for as long as its configuration is in force (sched_apply) */
+	j->conf = cj;
+	j->hnode.key = j->conf->name; /* the index's key (an equal string) goes with it */
 	j->plug =
 	    cj->plugin && j->s->plugins ? plugin_registry_find(j->s->plugins, cj->plugin) : NULL;
 	j->pool = NULL; /* the database's pool, found again at its next run (exec.h) */
-	j->database = db ? db : "";
-	j->schedule = cj->schedule;
-	j->cron = &cj->cron; /* valid when cj->schedule is set */
-	/* read at each fire: the zone of this apply's (s->tz, in force until the next one) */
-	j->tz = cj->more->cal.tz ? cj->more->cal.tz : j->s->tz;
-	j->timeout_ms = cj->timeout_ms;
-	j->overlap = cj->overlap;
-	j->kind = cj->kind;
-	j->fenced = cj->fenced;
-	j->enabled = cj->enabled;
-	j->conf = cj;
 	return sched_changed;
 }
 
@@ -179,7 +163,7 @@ static void update_one(struct sched *s, size_t i)
 	bool fresh = false;
 
 	/* the job of the old configuration's entry I, if it has this one's name */
-	if (!j || j->conf != &ap->old->jobs[i] || strcmp(j->name, cj->name) != 0)
+	if (!j || j->conf != &ap->old->jobs[i] || strcmp(j->conf->name, cj->name) != 0)
 		j = sched_job_find(s, cj->name);
 	if (j && j->seen == ap->parity)
 		return; /* a second job of that name (the configuration's check refuses it) */
@@ -194,11 +178,11 @@ static void update_one(struct sched *s, size_t i)
 	j->seen = ap->parity;
 	if (ap->places.next)
 		ap->places.next[i] = j;
-	bool reschedule = job_update(j, cj, s->cfg);
+	bool reschedule = job_update(j, cj);
 	if (fresh || reschedule || ap->tz_changed)
 		sched_job_schedule(j, 0);
 	flow_job_applied(j);
-	if (j->n_ups || j->n_downs || (ap->has_edges && ap->has_edges[i]))
+	if (j->graph || (ap->has_edges && ap->has_edges[i]))
 		note_edged(ap, j);
 }
 
@@ -281,7 +265,8 @@ static void finish(struct sched *s)
 	fresh_applied(s);
 	if (ap->first) {
 		for (struct job *j = s->jobs; j; j = j->next)
-			if (j->enabled && j->schedule && j->cron->kind == CRON_REBOOT)
+			if (j->conf->enabled && j->conf->schedule &&
+			    j->conf->cron.kind == CRON_REBOOT)
 				sched_job_fire(j, sched_now_us(s) / 1000000 * 1000000,
 				               TRIGGER_REBOOT);
 	}

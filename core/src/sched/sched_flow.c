@@ -93,48 +93,37 @@ static void condition(struct job *j, enum alert_kind kind, bool active, const ch
 	if (active)
 		j->alerts_clear = false;
 	if (j->s->alerts)
-		alert_condition(j->s->alerts, kind, j->name, active, message);
+		alert_condition(j->s->alerts, kind, j->conf->name, active, message);
 }
 
 static bool job_ready(const struct job *j)
 {
 	uint64_t seqs[64];
-	if (j->n_ups == 0)
+	size_t n_ups = j->graph ? j->graph->n_ups : 0;
+	if (n_ups == 0)
 		return false;
-	for (size_t i = 0; i < j->n_ups; i += 64) {
-		size_t n = j->n_ups - i < 64 ? j->n_ups - i : 64;
+	for (size_t i = 0; i < n_ups; i += 64) {
+		size_t n = n_ups - i < 64 ? n_ups - i : 64;
 		for (size_t k = 0; k < n; k++)
-			seqs[k] = j->ups[i + k]->success_seq;
+			seqs[k] = j->graph->ups[i + k]->success_seq;
 		if (!flow_fanin_ready(seqs, n, j->start_seq))
 			return false;
 	}
 	return true;
 }
 
-static bool active_upstream(const struct job *j)
+/* J's first upstream whose run started or waits, or with NOTIFIED one with notifications
+ * pending, or with OWED one that owes a listener-reconnect run (its catch-up) or holds
+ * notifications for after its run; NULL if none. */
+static const struct job *upstream_busy(const struct job *j, bool notified, bool owed)
 {
-	for (size_t i = 0; i < j->n_ups; i++)
-		if (j->ups[i]->active)
-			return true;
-	return false;
-}
-
-static const struct job *busy_upstream(const struct job *j)
-{
-	for (size_t i = 0; i < j->n_ups; i++)
-		if (j->ups[i]->active || j->ups[i]->notify_pending)
-			return j->ups[i];
+	for (size_t i = 0; j->graph && i < j->graph->n_ups; i++) {
+		const struct job *u = j->graph->ups[i];
+		if (u->active || (notified && u->notify_pending) ||
+		    (owed && (u->reconnect_owed || u->notify_wait)))
+			return u;
+	}
 	return NULL;
-}
-
-/* J owes a listener-reconnect run and an upstream of it will still run first (its own
- * catch-up, or a run in progress or waiting). */
-static bool owed_upstream_pending(const struct job *j)
-{
-	for (size_t i = 0; i < j->n_ups; i++)
-		if (j->ups[i]->reconnect_owed || j->ups[i]->active || j->ups[i]->notify_wait)
-			return true;
-	return false;
 }
 
 /* A job its upstreams' successes start: one with neither a schedule nor freshness (with
@@ -142,7 +131,8 @@ static bool owed_upstream_pending(const struct job *j)
  * for a run: sched_fresh.c). */
 static bool upstream_driven(const struct job *j)
 {
-	return j->n_ups > 0 && !j->schedule && !j->fresh && j->enabled && !j->removed;
+	return j->graph && j->graph->n_ups > 0 && !j->conf->schedule && !j->fresh &&
+	       j->conf->enabled && !j->removed;
 }
 
 static char *dup_or_null(const char *s)
@@ -187,8 +177,10 @@ void flow_job_free(struct job *j)
 	sched_run_free(&j->parked);
 	sched_run_free(&j->notify_wait);
 	drop_deferred(j, NULL);
-	free(j->graph_again_id);
-	j->graph_again_id = NULL;
+	if (j->graph)
+		free(j->graph->graph_again_id);
+	free(j->graph);
+	j->graph = NULL;
 }
 
 /* ---- the graph ------------------------------------------------------------------------ */
@@ -216,6 +208,8 @@ static struct job **jobs_of(struct sched *s, const struct dag *g, const size_t *
 static int set_edges(struct sched *s, struct job *j, const struct dag *g, size_t i)
 {
 	size_t nu = dag_upstreams(g, i, NULL, 0), nd = dag_downstreams(g, i, NULL, 0);
+	if (nu == 0 && nd == 0)
+		return 0; /* no edge: no graph made */
 	size_t *idx = calloc((nu > nd ? nu : nd) + 1, sizeof(*idx));
 	if (!idx)
 		return -ENOMEM;
@@ -225,17 +219,16 @@ static int set_edges(struct sched *s, struct job *j, const struct dag *g, size_t
 	dag_downstreams(g, i, idx, nd);
 	struct job **downs = jobs_of(s, g, idx, nd, &nd);
 	free(idx);
-	if ((want_ups && !ups) || (want_downs && !downs)) {
+	if ((want_ups && !ups) || (want_downs && !downs) ||
+	    (!j->graph && !(j->graph = calloc(1, sizeof(*j->graph))))) {
 		free(ups);
 		free(downs);
 		return -ENOMEM;
 	}
-	free(j->ups);
-	free(j->downs);
-	j->ups = ups;
-	j->n_ups = nu;
-	j->downs = downs;
-	j->n_downs = nd;
+	j->graph->ups = ups;
+	j->graph->n_ups = nu;
+	j->graph->downs = downs;
+	j->graph->n_downs = nd;
 	return 0;
 }
 
@@ -244,15 +237,14 @@ static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s,
 
 static void stale_arm(struct job *j)
 {
-	int64_t max_ms = j->conf ? j->conf->more->alerts.max_staleness_ms : 0;
-
+	int64_t max_ms = j->conf->more->alerts.max_staleness_ms;
 	stale_disarm(j);
 	/* a disabled job is not expected to run, so it cannot be stale */
-	if (max_ms <= 0 || j->removed || !j->enabled || j->s->draining)
+	if (max_ms <= 0 || j->removed || !j->conf->enabled || j->s->draining)
 		return;
 	int64_t now = sched_now_us(j->s);
 	/* no success known (here or in the history): counted from when pgcrond started */
-	int64_t base = j->last_success_us ? j->last_success_us : now;
+	int64_t base = j->last && j->last->success_us ? j->last->success_us : now;
 	if (!j->stale && (j->stale = malloc(sizeof(*j->stale))) != NULL)
 		clock_timer_init(&j->stale->ev, stale_cb, j);
 	if (!j->stale)
@@ -263,10 +255,12 @@ static void stale_arm(struct job *j)
 
 void flow_job_unlink(struct job *j)
 {
-	free(j->ups);
-	free(j->downs);
-	j->ups = j->downs = NULL;
-	j->n_ups = j->n_downs = 0;
+	if (!j->graph)
+		return;
+	free(j->graph->ups);
+	free(j->graph->downs);
+	j->graph->ups = j->graph->downs = NULL;
+	j->graph->n_ups = j->graph->n_downs = 0;
 }
 
 int flow_job_edges(struct job *j, const struct dag *g, size_t i)
@@ -277,8 +271,7 @@ int flow_job_edges(struct job *j, const struct dag *g, size_t i)
 
 void flow_job_applied(struct job *j)
 {
-	int64_t want =
-	    j->conf && !j->removed && j->enabled ? j->conf->more->alerts.max_staleness_ms : 0;
+	int64_t want = !j->removed && j->conf->enabled ? j->conf->more->alerts.max_staleness_ms : 0;
 	if (want <= 0)
 		stale_disarm(j);
 	else if (!j->stale || !clock_armed(&j->stale->ev) || j->stale->ms != want)
@@ -299,7 +292,7 @@ bool flow_park(struct run *r)
 	struct job *j = r->job;
 	if (r->waited || r->trigger == TRIGGER_UPSTREAM || r->trigger == TRIGGER_RETRY)
 		return false;
-	const struct job *u = busy_upstream(j);
+	const struct job *u = upstream_busy(j, true, false);
 	if (!u)
 		return false;
 	r->waited = true;
@@ -307,7 +300,7 @@ bool flow_park(struct run *r)
 		sched_record(&j->parked, SCHED_SKIPPED,
 		             "superseded by a newer fire while waiting for an upstream job");
 	sched_run_to(r, RUN_PARKED);
-	sched_job_log(j, LOG_LVL_INFO, "waiting for upstream job %s to finish", u->name);
+	sched_job_log(j, LOG_LVL_INFO, "waiting for upstream job %s to finish", u->conf->name);
 	return true;
 }
 
@@ -326,14 +319,14 @@ static void fire_downstream(struct job *d, const char *graph_run)
 bool flow_deferred_taken(struct run *r)
 {
 	struct job *d = r->job;
-	if (!d->active || r->trigger != TRIGGER_UPSTREAM)
+	if (!d->active || r->trigger != TRIGGER_UPSTREAM || !d->graph)
 		return false;
 	/* it runs now with older data: run once more when it ends */
-	d->graph_again = true;
-	free(d->graph_again_id);
-	d->graph_again_id = r->graph_run;
+	d->graph->graph_again = true;
+	free(d->graph->graph_again_id);
+	d->graph->graph_again_id = r->graph_run;
 	r->graph_run = NULL;
-	sched_job_owes(d, d->graph_again_id); /* a survivor runs it if we die */
+	sched_job_owes(d, d->graph->graph_again_id); /* a survivor runs it if we die */
 	sched_run_free(&r);
 	return true;
 }
@@ -361,21 +354,21 @@ void flow_job_removed(struct job *j, const char *why)
 
 void flow_job_idle(struct job *j)
 {
-	if (j->graph_again) {
-		j->graph_again = false;
+	if (j->graph && j->graph->graph_again) {
+		j->graph->graph_again = false;
 		sched_job_owes_not(j);
-		char *id = j->graph_again_id;
-		j->graph_again_id = NULL;
+		char *id = j->graph->graph_again_id;
+		j->graph->graph_again_id = NULL;
 		if (job_ready(j))
 			fire_downstream(j, id);
 		free(id);
 	}
-	for (size_t i = 0; i < j->n_downs; i++) {
-		struct job *d = j->downs[i];
+	for (size_t i = 0; j->graph && i < j->graph->n_downs; i++) {
+		struct job *d = j->graph->downs[i];
 		/* The parked run waited for the upstream runs due when it fired; one that merely
 		 * has notifications pending again does not hold it back, or a downstream of a job
 		 * notified without pause would never run. */
-		if (d->parked && !active_upstream(d)) {
+		if (d->parked && !upstream_busy(d, false, false)) {
 			sched_job_log(d, LOG_LVL_DEBUG, "upstream jobs done; running");
 			sched_run_defer(d->parked);
 		}
@@ -387,9 +380,9 @@ void flow_job_idle(struct job *j)
 static void fail_downstream(struct job *d, const struct job *u, const struct job *root,
                             const char *graph_run, uint64_t mark)
 {
-	if (d->mark == mark || d->removed)
+	if (d->graph->mark == mark || d->removed)
 		return;
-	d->mark = mark;
+	d->graph->mark = mark;
 	if (d->fresh && !d->reconnect_owed) {
 		/* not started by its upstreams: a run of it waiting for U goes on with what it
 		 * has (its own sources' changes, an earlier success of U) */
@@ -402,10 +395,10 @@ static void fail_downstream(struct job *d, const struct job *u, const struct job
 	d->reconnect_owed = false;
 	char msg[512];
 	if (u == root)
-		snprintf(msg, sizeof(msg), "not run: upstream job %s failed", root->name);
+		snprintf(msg, sizeof(msg), "not run: upstream job %s failed", root->conf->name);
 	else
-		snprintf(msg, sizeof(msg), "not run: upstream job %s failed (via %s)", root->name,
-		         u->name);
+		snprintf(msg, sizeof(msg), "not run: upstream job %s failed (via %s)",
+		         root->conf->name, u->conf->name);
 	struct run *r = d->parked ? d->parked : sched_run_new(d, 0, TRIGGER_UPSTREAM);
 	if (r) {
 		if (!r->graph_run)
@@ -414,17 +407,18 @@ static void fail_downstream(struct job *d, const struct job *u, const struct job
 	}
 	sched_job_log(d, LOG_LVL_WARNING, "%s", msg);
 	condition(d, ALERT_UPSTREAM_FAILED, true, msg);
-	for (size_t i = 0; i < d->n_downs; i++)
-		fail_downstream(d->downs[i], d, root, graph_run, mark);
+	for (size_t i = 0; d->graph && i < d->graph->n_downs; i++)
+		fail_downstream(d->graph->downs[i], d, root, graph_run, mark);
 }
 
 static void on_success(struct run *r)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
-	for (size_t i = 0; i < j->n_downs; i++)
-		if (j->downs[i]->n_ups > 1) { /* a fan-in's other upstreams may run elsewhere */
-			admit_graph(s->admit, j->name, false);
+	for (size_t i = 0; j->graph && i < j->graph->n_downs; i++)
+		if (j->graph->downs[i]->graph->n_ups >
+		    1) { /* a fan-in's other upstreams may run elsewhere */
+			admit_graph(s->admit, j->conf->name, false);
 			break;
 		}
 	/* ends the alerts raised since the last success (one lookup each): a job that stays
@@ -436,14 +430,13 @@ static void on_success(struct run *r)
 		condition(j, ALERT_STALE, false, "refreshed again");
 		j->alerts_clear = true;
 	}
-	if (j->conf && j->conf->more->alerts.max_staleness_ms > 0)
-		stale_arm(j);
+	stale_arm(j); /* (none without max_staleness) */
 	/* fan-out: every ready downstream starts now, within max_running */
-	for (size_t i = 0; i < j->n_downs; i++) {
-		struct job *d = j->downs[i];
+	for (size_t i = 0; j->graph && i < j->graph->n_downs; i++) {
+		struct job *d = j->graph->downs[i];
 		/* a listener reconnect's catch-up: the downstream runs after its upstreams, in
 		 * the same graph run, whether or not it has a schedule of its own */
-		bool owed = d->reconnect_owed && !d->removed && !owed_upstream_pending(d);
+		bool owed = d->reconnect_owed && !d->removed && !upstream_busy(d, false, true);
 		if ((upstream_driven(d) && job_ready(d)) || owed) {
 			d->reconnect_owed = false;
 			fire_downstream(d, r->graph_run);
@@ -459,14 +452,14 @@ static void on_final_failure(struct run *r, const struct flow_outcome *o)
 	char msg[768];
 
 	j->consecutive++;
-	if (o->sqlstate && strncmp(o->sqlstate, "08", 2) == 0 && c && c->catchup == CATCHUP_ONCE &&
-	    j->schedule && !s->draining) {
+	if (o->sqlstate && strncmp(o->sqlstate, "08", 2) == 0 && !j->removed &&
+	    c->catchup == CATCHUP_ONCE && j->conf->schedule && !s->draining) {
 		/* the database did not answer: run once when it does (catch-up) */
 		j->owed_catchup = true;
-		if (s->ex.probe(s->ex.ctx, j->database) < 0)
+		if (s->ex.probe(s->ex.ctx, j->conf->database) < 0)
 			j->owed_catchup = false;
 	}
-	int after = c && c->more->alerts.after > 1 ? c->more->alerts.after : 1;
+	int after = c->more->alerts.after > 1 ? c->more->alerts.after : 1;
 	if (after <= 1) {
 		/* the kind already says "failed": the message says why, once; cut on a character
 		 * (a notify sink's NOTIFY refuses a broken one) */
@@ -483,31 +476,32 @@ static void on_final_failure(struct run *r, const struct flow_outcome *o)
 		              j->consecutive, after);
 	}
 	uint64_t mark = ++s->flow_seq;
-	j->mark = mark;
-	for (size_t i = 0; i < j->n_downs; i++)
-		fail_downstream(j->downs[i], j, j, r->graph_run, mark);
+	if (j->graph)
+		j->graph->mark = mark;
+	for (size_t i = 0; j->graph && i < j->graph->n_downs; i++)
+		fail_downstream(j->graph->downs[i], j, j, r->graph_run, mark);
 }
 
 void flow_run_begin(struct run *r)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
-	if (!r->graph_run && (j->n_downs > 0 || j->n_ups > 0)) {
+	if (!r->graph_run && j->graph && (j->graph->n_downs || j->graph->n_ups)) {
 		char id[320];
-		if (flow_graph_run_id(id, sizeof(id), s->instance, r->start_us, j->name) == 0)
+		if (flow_graph_run_id(id, sizeof(id), s->instance, r->start_us, j->conf->name) == 0)
 			r->graph_run = strdup(id);
 	}
 	if (j->fresh)
 		fresh_run_begin(r);
-	if (j->conf && j->conf->more->alerts.warn_duration_ms > 0) {
+	if (j->conf->more->alerts.warn_duration_ms > 0) {
 		clock_timer_init(&r->slow_ev, flow_slow_cb, r);
 		r->slow_armed = clock_arm(s->clock, &r->slow_ev,
 		                          j->conf->more->alerts.warn_duration_ms * 1000) == 0;
 		if (!r->slow_armed)
 			log_error("out of memory arming a timer");
 	}
-	if (j->n_ups > 1)
-		admit_graph(s->admit, j->name, true);
+	if (j->graph && j->graph->n_ups > 1)
+		admit_graph(s->admit, j->conf->name, true);
 }
 
 void flow_slow_cb(void *arg)
@@ -516,11 +510,10 @@ void flow_slow_cb(void *arg)
 	char d[32], msg[160];
 	r->slow_armed = false;
 	/* a job removed while it ran has no warn_duration any more, and nobody to alert about */
-	if (!r->job->conf || r->job->removed)
+	if (r->job->removed)
 		return;
 	r->slow_alerted = true;
-	duration_format(r->job->conf ? r->job->conf->more->alerts.warn_duration_ms : 0, d,
-	                sizeof(d));
+	duration_format(r->job->conf->more->alerts.warn_duration_ms, d, sizeof(d));
 	snprintf(msg, sizeof(msg), "running for more than %s (warn_duration); still running", d);
 	condition(r->job, ALERT_SLOW, true, msg);
 }
@@ -534,7 +527,8 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 		clock_disarm(s->clock, &r->slow_ev);
 		r->slow_armed = false;
 	}
-	if (j->fresh || j->n_downs) /* its own freshness, its downstreams' sources */
+	if (j->fresh ||
+	    (j->graph && j->graph->n_downs)) /* its own freshness, its downstreams' sources */
 		fresh_run_end(r, o->ok, end_us);
 	if (r->slow_alerted) {
 		char msg[96];
@@ -558,22 +552,21 @@ static void stale_cb(void *arg)
 	struct job *j = arg;
 	struct sched *s = j->s;
 	char d[32], age[32], msg[256];
-	int64_t max_ms = j->conf ? j->conf->more->alerts.max_staleness_ms : 0;
-	if (max_ms <= 0 || !j->enabled || j->removed || s->draining)
+	int64_t max_ms = j->conf->more->alerts.max_staleness_ms;
+	if (max_ms <= 0 || !j->conf->enabled || j->removed || s->draining)
 		return;
 	/* freshness: sources seen unchanged since the last success count as one */
 	struct fresh_view fv;
-	int64_t now = sched_now_us(s);
+	int64_t now = sched_now_us(s), ok_us = j->last ? j->last->success_us : 0;
 	fresh_view(j, now, &fv);
-	if (fv.fresh_as_of_us > j->last_success_us && now - fv.fresh_as_of_us < max_ms * 1000) {
+	if (fv.fresh_as_of_us > ok_us && now - fv.fresh_as_of_us < max_ms * 1000) {
 		arm_ms(s, &j->stale->ev, (fv.fresh_as_of_us - now) / 1000 + max_ms);
 		return;
 	}
 	duration_format(max_ms, d, sizeof(d));
-	if (j->last_success_us) {
+	if (ok_us) {
 		/* whole seconds: "1h2s", not "1h2s13ms" */
-		duration_format((sched_now_us(s) - j->last_success_us) / 1000000 * 1000, age,
-		                sizeof(age));
+		duration_format((sched_now_us(s) - ok_us) / 1000000 * 1000, age, sizeof(age));
 		snprintf(msg, sizeof(msg), "last success %s ago, older than max_staleness (%s)",
 		         age, d);
 	} else {
@@ -593,8 +586,8 @@ static void stale_cb(void *arg)
 
 static bool catchup_wanted(const struct job *j)
 {
-	return j->conf && j->conf->catchup == CATCHUP_ONCE && j->enabled && !j->removed &&
-	       j->schedule && j->cron->kind != CRON_REBOOT && !j->s->draining;
+	return j->conf->catchup == CATCHUP_ONCE && j->conf->enabled && !j->removed &&
+	       j->conf->schedule && j->conf->cron.kind != CRON_REBOOT && !j->s->draining;
 }
 
 static void fire_catchup(struct job *j, int64_t instant_s, const char *why)
@@ -620,21 +613,22 @@ static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s,
 	if (!j)
 		return;
 	/* staleness counts from the last success any earlier process saw, not from our start */
-	if (last_success_us > j->last_success_us) {
-		j->last_success_us = last_success_us;
-		if (j->conf && j->conf->more->alerts.max_staleness_ms > 0)
-			stale_arm(j);
+	struct job_last *l = last_success_us > 0 ? sched_job_last(j) : NULL;
+	if (l && last_success_us > l->success_us) {
+		l->success_us = last_success_us;
+		stale_arm(j);
 	}
 	if (!catchup_wanted(j) || last_fire_s <= 0)
 		return;
 	/* a fire served since pgcrond started already ran "as soon as it could"; so did a fire
 	 * after the last one recorded that a killed process claimed and never ran, which this
 	 * one served as its catch-up (sched_input.c) */
-	if (j->last_fire > last_fire_s || j->catchup_s > last_fire_s)
+	if (j->last_fire > last_fire_s || (j->last && j->last->catchup_s > last_fire_s))
 		return;
 	long missed = 0;
 	int64_t now = sched_now_us(s) / 1000000;
-	int64_t at = flow_catchup_instant(j->cron, j->tz, last_fire_s, now, &missed);
+	int64_t at =
+	    flow_catchup_instant(&j->conf->cron, sched_job_tz(j), last_fire_s, now, &missed);
 	if (at == CRON_NEVER)
 		return;
 	char why[160];
@@ -647,7 +641,7 @@ void flow_db_reachable(void *arg, const char *database)
 {
 	struct sched *s = arg;
 	for (struct job *j = s->jobs; j; j = j->next) {
-		if (!j->owed_catchup || strcmp(j->database, database) != 0)
+		if (!j->owed_catchup || strcmp(j->conf->database, database) != 0)
 			continue;
 		j->owed_catchup = false;
 		if (!catchup_wanted(j))

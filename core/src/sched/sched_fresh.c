@@ -165,8 +165,8 @@ static int64_t sla_in_force(const struct job *j, int depth)
 	int64_t sla = j->fresh ? j->fresh->sla_us : INT64_MAX;
 	if (depth > 8)
 		return sla;
-	for (size_t i = 0; i < j->n_downs; i++) {
-		const struct job *d = j->downs[i];
+	for (size_t i = 0; j->graph && i < j->graph->n_downs; i++) {
+		const struct job *d = j->graph->downs[i];
 		int64_t ds = sla_in_force(d, depth + 1);
 		if (ds == INT64_MAX)
 			continue;
@@ -187,7 +187,7 @@ static void fmt_time(int64_t us, char *out, size_t len)
 
 static bool can_run(const struct job *j)
 {
-	return j->conf && j->enabled && !j->removed && !j->paused && !j->active && !j->s->draining;
+	return j->conf->enabled && !j->removed && !j->paused && !j->active && !j->s->draining;
 }
 
 /* Seed 000's alerts: the lag over the SLA (warning), over twice the SLA. Judged at each
@@ -195,21 +195,21 @@ static bool can_run(const struct job *j)
 static void lag_alerts(struct fresh_job *f)
 {
 	struct job *j = f->j;
-	if (!j->s->alerts || !j->conf)
+	if (!j->s->alerts || j->removed)
 		return;
 	struct fresh_view v;
 	fresh_view(j, sched_now_us(j->s), &v);
 	char sla[32], lag[32], msg[160];
 	duration_format(v.sla_ms, sla, sizeof(sla));
 	duration_format(v.lag_us / 1000000 * 1000, lag, sizeof(lag));
-	bool on = j->enabled && !j->paused && !j->removed;
+	bool on = j->conf->enabled && !j->paused && !j->removed;
 	bool over = on && v.lag_us > v.sla_ms * 1000;
 	bool over2 = on && v.lag_us > 2 * v.sla_ms * 1000;
 	snprintf(msg, sizeof(msg), "freshness lag %s, over its SLA (%s)", lag, sla);
-	alert_condition(j->s->alerts, ALERT_FRESHNESS_LAG, j->name, over,
+	alert_condition(j->s->alerts, ALERT_FRESHNESS_LAG, j->conf->name, over,
 	                over ? msg : "freshness lag back under its SLA");
 	snprintf(msg, sizeof(msg), "freshness lag %s, over twice its SLA (%s)", lag, sla);
-	alert_condition(j->s->alerts, ALERT_FRESHNESS_LAG_2X, j->name, over2,
+	alert_condition(j->s->alerts, ALERT_FRESHNESS_LAG_2X, j->conf->name, over2,
 	                over2 ? msg : "freshness lag back under twice its SLA");
 }
 
@@ -240,7 +240,7 @@ static void plan(void *arg)
 	int64_t at = fresh_plan(&in);
 	clock_disarm(s->clock, &f->ev);
 	f->planned_us = at == INT64_MAX ? 0 : at;
-	if (at == INT64_MAX || s->draining || !j->conf)
+	if (at == INT64_MAX || s->draining || j->removed)
 		return;
 	if (at <= now) {
 		if (!can_run(j))
@@ -263,7 +263,7 @@ static void quiet_row(struct fresh_job *f, int64_t now)
 	int64_t last = f->last_row_us > f->last_ok_start_us ? f->last_row_us : f->last_ok_start_us;
 	if (!last)
 		last = f->created_us;
-	if (now - last < every || !j->enabled || j->paused || j->removed)
+	if (now - last < every || !j->conf->enabled || j->paused || j->removed)
 		return;
 	struct run *r = sched_run_new(j, now, TRIGGER_FRESHNESS);
 	if (!r)
@@ -359,7 +359,7 @@ static json_t *state_json(const struct job *j, const struct fresh_view *v, int64
 	if (!why)
 		why = json_string("its sources cannot be read (the reason is not UTF-8)");
 	return json_pack(
-	    "{s:s, s:I, s:o, s:I, s:o}", "job", j->name, "sla_ms", (json_int_t)v->sla_ms,
+	    "{s:s, s:I, s:o, s:I, s:o}", "job", j->conf->name, "sla_ms", (json_int_t)v->sla_ms,
 	    "changed_since", v->changed_since_us ? json_integer(v->changed_since_us) : json_null(),
 	    "checked_at", (json_int_t)(f->ups_only ? now : f->checked_us), "fallback", why);
 }
@@ -379,7 +379,7 @@ static void publish(struct sched *s)
 		char key[64];
 		snprintf(key, sizeof(key), "%lld %lld", (long long)v.changed_since_us,
 		         (long long)v.sla_ms);
-		sig = (sig ^ strmap_hash(j->name)) * 1099511628211ULL;
+		sig = (sig ^ strmap_hash(j->conf->name)) * 1099511628211ULL;
 		sig = (sig ^ strmap_hash(key)) * 1099511628211ULL;
 		sig = (sig ^ (v.fallback ? strmap_hash(v.fallback) : 0)) * 1099511628211ULL;
 		if (a && json_array_append_new(a, state_json(j, &v, now)) < 0) {
@@ -579,7 +579,7 @@ static void check_cb(void *arg)
 static void job_state(struct job *j, int64_t now)
 {
 	const struct conf_job *c = j->conf;
-	if (!c || c->more->fresh.sla_ms <= 0) {
+	if (c->more->fresh.sla_ms <= 0) {
 		fresh_job_free(j);
 		return;
 	}
@@ -617,7 +617,7 @@ static size_t job_sources(const struct job *j, const char **out)
 static uint64_t def_hash(const struct job *j, const char *const *srcs, size_t n)
 {
 	const struct conf_job *c = j->conf;
-	const char *text[] = {j->database, c->command, c->plugin};
+	const char *text[] = {j->conf->database, c->command, c->plugin};
 	uint64_t h = 1;
 	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
 		h = (h ^ strmap_hash(text[i] ? text[i] : "")) * 1099511628211ULL;
@@ -679,7 +679,7 @@ static bool db_add_job(struct fresh_db *d, const struct job *j, const char **src
 		return false;
 	d->jobs = jobs;
 	size_t *idx = calloc(n ? n : 1, sizeof(*idx));
-	char *name = strdup(j->name);
+	char *name = strdup(j->conf->name);
 	if (!idx || !name) {
 		free(idx);
 		free(name);
@@ -734,7 +734,7 @@ void fresh_applied(struct sched *s)
 			continue;
 		const char *srcs[MAX_SOURCES];
 		size_t n = job_sources(j, srcs);
-		j->fresh->ups_only = n == 0 && j->n_ups > 0;
+		j->fresh->ups_only = n == 0 && j->graph && j->graph->n_ups > 0;
 		def_applied(j, def_hash(j, srcs, n), now);
 		if (n == 0) {
 			/* nothing to watch: its upstreams' successes are its changes (after); with
@@ -745,7 +745,7 @@ void fresh_applied(struct sched *s)
 				 * its upstreams changed when it was made, so it runs once within
 				 * its SLA */
 				j->fresh->change_since_us = j->fresh->created_us;
-			if (j->n_ups == 0 && !j->fresh->fallback) {
+			if ((!j->graph || !j->graph->n_ups) && !j->fresh->fallback) {
 				j->fresh->fallback =
 				    strdup("no sources declared (neither its plugin nor "
 				           "sources = [ ... ] names a table)");
@@ -758,7 +758,7 @@ void fresh_applied(struct sched *s)
 			plan(j->fresh);
 			continue;
 		}
-		struct fresh_db *d = j->database ? db_for(s, j->database) : NULL;
+		struct fresh_db *d = j->conf->database ? db_for(s, j->conf->database) : NULL;
 		if (!d || !db_add_job(d, j, srcs, n))
 			sched_job_log(j, LOG_LVL_ERROR,
 			              "out of memory; its sources are not watched");
@@ -842,15 +842,15 @@ void fresh_run_end(struct run *r, bool ok, int64_t end_us)
 	 * oldest change it reflected */
 	if (ok) {
 		int64_t since = f && f->run.since_us ? f->run.since_us : r->start_us;
-		for (size_t i = 0; i < j->n_downs; i++) {
-			struct fresh_job *df = j->downs[i]->fresh;
+		for (size_t i = 0; j->graph && i < j->graph->n_downs; i++) {
+			struct fresh_job *df = j->graph->downs[i]->fresh;
 			if (!df)
 				continue;
 			if (!df->up_since_us || since < df->up_since_us)
 				df->up_since_us = since;
 			df->fresh_as_of_us = 0;
 			/* gathered like a change of its own sources: planned, not run at once */
-			fresh_replan(j->downs[i]);
+			fresh_replan(j->graph->downs[i]);
 		}
 	}
 	fresh_replan(j); /* planned from the loop */

@@ -62,7 +62,7 @@ void sched_http_outcome(const struct run *r, const struct httpc_response *resp,
                         struct flow_outcome *out, char *msg, size_t msglen)
 {
 	/* the job's expect as configured now (a reload may have changed it; removed: 2xx) */
-	const struct conf_http_call *h = r->job->http;
+	const struct conf_http_call *h = r->job->conf->http;
 	char body[BODY_SHOWN * 3 + 8], exp[64] = "";
 	struct flow_outcome fo = {.message = msg};
 
@@ -98,7 +98,7 @@ void sched_http_outcome(const struct run *r, const struct httpc_response *resp,
 int sched_http_submit(struct run *r, httpc_done_fn on_done, char *err, size_t errlen)
 {
 	const struct job *j = r->job;
-	const struct conf_http_call *h = j->http;
+	const struct conf_http_call *h = j->conf->http;
 	struct sched *s = j->s;
 
 	if (!s->http) {
@@ -124,7 +124,7 @@ int sched_http_submit(struct run *r, httpc_done_fn on_done, char *err, size_t er
 	    .n_headers = n,
 	    .body = h->body,
 	    .body_len = h->body ? strlen(h->body) : 0,
-	    .timeout_ms = j->conf ? j->conf->timeout_ms : 0,
+	    .timeout_ms = j->conf->timeout_ms,
 	    .on_done = on_done,
 	    .arg = r,
 	};
@@ -146,9 +146,9 @@ bool sched_http_cancel(struct run *r, const char *why)
 {
 	if (sched_http_unsent(r)) {
 		r->cancelled = true;
-		if (!r->mark_why)
-			r->mark_why = strdup(why ? why : "cancelled");
-		event_active(&r->mark_ev, 0, 0); /* sched.c ends it, having sent nothing */
+		if (!r->mark_ev->why)
+			r->mark_ev->why = strdup(why ? why : "cancelled");
+		event_active(&r->mark_ev->ev, 0, 0); /* sched.c ends it, having sent nothing */
 		return true;
 	}
 	if (!r->hc)

@@ -27,7 +27,7 @@
 static bool served_here(const struct job *j, int64_t us)
 {
 	const struct run *mine[] = {j->active, j->pending, j->parked};
-	if (j->catchup_s >= us / 1000000)
+	if (j->last && j->last->catchup_s >= us / 1000000)
 		return true;
 	for (size_t i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
 		if (mine[i] &&
@@ -56,7 +56,7 @@ static void serve_unserved(struct job *j, const struct cluster_orphan *o)
 		         (o->stopped && !o->died) || strcmp(o->dead, j->s->instance) == 0
 		             ? "was stopped"
 		             : "died");
-	if (!j->enabled)
+	if (!j->conf->enabled)
 		return;
 	if (served_here(j, o->scheduled_us)) {
 		sched_job_log(j, LOG_LVL_INFO, "%s; a run here serves it", why);
@@ -89,7 +89,7 @@ static void serve_unserved(struct job *j, const struct cluster_orphan *o)
  * which the others take when this instance's stop wakes them. */
 static void hand_over_retry(struct job *j, const struct cluster_orphan *o)
 {
-	struct coord_work w = {.job = j->name,
+	struct coord_work w = {.job = j->conf->name,
 	                       .kind = TRIGGER_RETRY,
 	                       .graph_run = o->graph_run,
 	                       .scheduled_us = o->scheduled_us,
@@ -105,7 +105,7 @@ void sched_takeover(struct sched *s, const struct cluster_orphan *o)
 {
 	struct job *j = sched_job_find(s, o->job_name);
 	if (o->unserved) {
-		if (j && j->conf && !j->removed && !s->draining)
+		if (j && !j->removed && !s->draining)
 			serve_unserved(j, o);
 		else
 			log_warning(
@@ -116,7 +116,7 @@ void sched_takeover(struct sched *s, const struct cluster_orphan *o)
 			                : "the job is not configured here");
 		return;
 	}
-	if (!j || !j->conf || j->removed) {
+	if (!j || j->removed) {
 		log_info("cluster: instance %s died running job %s, which is not configured here; "
 		         "not retried here",
 		         o->dead, o->job_name);
@@ -153,7 +153,7 @@ void sched_takeover(struct sched *s, const struct cluster_orphan *o)
 void sched_take_work(struct sched *s, const struct coord_work *w)
 {
 	struct job *j = sched_job_find(s, w->job);
-	if (!j || !j->conf || j->removed || s->draining) {
+	if (!j || j->removed || s->draining) {
 		log_info("cluster: pending %s work of job %s taken over from a dead instance is "
 		         "dropped: %s",
 		         run_trigger_names[w->kind], w->job,
@@ -317,9 +317,9 @@ int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t 
 
 static bool upstream_in(const struct job *j, struct job *const *set, size_t n)
 {
-	for (size_t i = 0; i < j->n_ups; i++)
+	for (size_t i = 0; j->graph && i < j->graph->n_ups; i++)
 		for (size_t k = 0; k < n; k++)
-			if (j->ups[i] == set[k])
+			if (j->graph->ups[i] == set[k])
 				return true;
 	return false;
 }
@@ -349,7 +349,7 @@ int sched_notify_catchup(struct sched *s, const char *const *names, size_t n)
 			              "runs after its upstream jobs' catch-up runs");
 			continue;
 		}
-		int r = sched_notify_run(s, j->name, NULL, 0);
+		int r = sched_notify_run(s, j->conf->name, NULL, 0);
 		if (r < 0 && rc == 0)
 			rc = r;
 	}
@@ -364,7 +364,7 @@ int sched_trigger_check(struct sched *s, const char *name, bool force)
 	struct job *j = sched_job_find(s, name);
 	if (!j || j->removed)
 		return -ENOENT;
-	return !j->enabled && !force ? -EPERM : 0;
+	return !j->conf->enabled && !force ? -EPERM : 0;
 }
 
 int sched_trigger(struct sched *s, const char *name, enum run_trigger trigger, bool force)

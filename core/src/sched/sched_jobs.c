@@ -39,7 +39,8 @@ void sched_set_metrics(struct sched *s, struct metrics *m)
 	s->metrics = m;
 	/* the counters a job keeps were the old metrics' */
 	for (struct job *j = s->jobs; j; j = j->next)
-		j->counters = NULL;
+		if (j->last)
+			j->last->counters = NULL;
 }
 
 void sched_set_context(struct sched *s, struct alerter *alerts, const char *instance)
@@ -210,7 +211,7 @@ static void claiming_again(void *arg)
 	struct sched *s = arg;
 	for (struct job *j = s->jobs; j; j = j->next)
 		if (j->active)
-			admit_claim_again(s->admit, &j->active->adm, j->name);
+			admit_claim_again(s->admit, &j->active->adm, j->conf->name);
 }
 
 /* admit_hooks.now_us and record */

@@ -128,7 +128,8 @@ int sched_resume(struct sched *s, const char *name)
 	sched_job_owes_not(j);
 	int64_t latest = now / 1000000;
 	if (due) {
-		int64_t l = flow_catchup_instant(j->cron, j->tz, j->next_fire, now / 1000000, NULL);
+		int64_t l = flow_catchup_instant(&j->conf->cron, sched_job_tz(j), j->next_fire,
+		                                 now / 1000000, NULL);
 		latest = l == CRON_NEVER ? j->next_fire : l;
 		j->last_fire = latest;
 		sched_job_schedule(j, latest);
@@ -136,7 +137,7 @@ int sched_resume(struct sched *s, const char *name)
 		sched_job_arm(j, sched_now_us(s)); /* after the runs it admitted */
 	}
 	if (owed && !served) {
-		if (j->conf && j->conf->catchup == CATCHUP_ONCE) {
+		if (!j->removed && j->conf->catchup == CATCHUP_ONCE) {
 			sched_job_log(j, LOG_LVL_NOTICE,
 			              "fires came due while paused; running once (catchup = once)");
 			sched_job_fire(j, latest * 1000000, TRIGGER_CATCHUP);

@@ -17,8 +17,8 @@ int sched_plugin_stmts(struct run *r, struct run_stmts *b, char *command, size_t
 	/* built by its plugin (values as parameters) */
 	const struct plugin *p = j->plug;
 	int rc = -1;
-	if (!p || !j->conf)
-		snprintf(err, errlen, "plugin \"%s\" is not loaded", j->plugin);
+	if (!p)
+		snprintf(err, errlen, "plugin \"%s\" is not loaded", j->conf->plugin);
 	else if (plugin_build_run(p, j->conf, (const char *const *)r->payloads, r->n_payloads,
 	                          &b->pr, err, errlen) == 0)
 		rc = 0;
@@ -65,7 +65,7 @@ int sched_plugin_stmts(struct run *r, struct run_stmts *b, char *command, size_t
 		                       .params = (const char *const *)b->pr->stmts[i].params,
 		                       .n_params = b->pr->stmts[i].n_params};
 	b->n = rc == 0 ? g + b->pr->n_stmts : 0;
-	snprintf(command, cmdlen, "plugin %s: %s", j->plugin,
+	snprintf(command, cmdlen, "plugin %s: %s", j->conf->plugin,
 	         b->pr && b->pr->n_stmts ? b->pr->stmts[0].sql : "");
 	return rc;
 }

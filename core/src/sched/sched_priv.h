@@ -73,68 +73,46 @@ struct sched_apply_state {
 
 struct job {
 	struct sched *s;
-	/* The configuration's strings (conf's, or the config's history database), not copies:
-	 * 100,000 jobs would keep 400,000 of them twice. A removed job, whose configuration goes,
-	 * gets copies of its own (own_strs). */
-	const char *name;
-	const char *command;
-	const struct conf_http_call *http; /* an HTTP job's request (conf's; NULL once removed) */
-	const char *plugin;
+	/* Its entry in the configuration in force, read there (its name, command, schedule ...),
+	 * not copied: 100,000 jobs would keep it twice. A removed job, whose configuration goes,
+	 * gets a copy of what its run reads (own_conf). Never NULL. */
+	const struct conf_job *conf;
 	const struct plugin *plug; /* found once in the registry in force (NULL: not loaded) */
-	const char *database;
-	const char *schedule;
-	const cron_expr *cron; /* conf's compiled schedule (valid when schedule is set) */
-	const cron_tz *tz;     /* its zone: its own, else the daemon's (job_update) */
-	int64_t timeout_ms;
-	enum overlap_policy overlap;
-	enum job_kind kind; /* conf's (kept once removed), */
-	const char *fenced; /* and its class if fenced (config_fenced) */
-	bool enabled;
-	bool removed;  /* gone from the config; freed when its run ends */
-	bool seen;     /* == s->ap.parity: the apply under way has visited it */
-	bool own_strs; /* name ... schedule are the job's own (removed) */
-	/* pause (sched_pause) */
-	bool paused;
-	bool paused_owed;            /* a notification or upstream fire came while paused */
-	const struct conf_job *conf; /* NULL once removed */
 	struct clock_timer
 	    timer;           /* armed and disarmed only by sched_job_arm / sched_timer_disarm */
 	int64_t next_fire;   /* Unix seconds or CRON_NEVER */
 	int64_t last_fire;   /* the last scheduled instant fired (Unix seconds), 0 if none */
-	int64_t catchup_s;   /* the latest instant a catch-up run of this process served */
 	struct run *active;  /* the run started, waiting for a slot, or waiting to retry */
 	struct run *pending; /* overlap = queue | replace: the fire to run after it */
 	struct job *prev, *next;
-	struct strmap_node hnode; /* in the sched's name index: its key is name, and moves
-	                           * with it to an equal string (job_update, own_strs) */
+	struct strmap_node hnode; /* in the sched's name index: its key is conf's name,
+	                           * and moves with it to an equal string (job_update, own_conf) */
 	int64_t
 	    early_us; /* the instant its timer woke before, to claim it (sched.c: preclaim_ask) */
-	struct metrics_job *counters; /* its counters in s->metrics, kept at its first recorded
-	                               * run: no lookup by name on every run (metrics_run) */
-	struct exec_pool *pool;       /* its database's pool, kept at its first run (exec.h) */
+	struct exec_pool *pool; /* its database's pool, kept at its first run (exec.h) */
 
 	/* ---- sched_flow.c ---- */
 	/* (fields grouped by size so that the struct has no holes: 100,000 jobs) */
-	struct job **ups, **downs; /* the job graph (upstreams / downstreams) */
-	size_t n_ups, n_downs;
-	uint64_t success_seq; /* flow sequence number of the last success */
-	uint64_t start_seq;   /* ... of the last start */
-	uint64_t mark;        /* upstream_failed propagation visit mark */
-	struct run *parked;   /* a fire waiting for a running upstream */
-	char *graph_again_id; /* the graph-run id for that run */
+	struct job_graph *graph; /* made at its first edge: most jobs have none */
+	uint64_t success_seq;    /* flow sequence number of the last success */
+	uint64_t start_seq;      /* ... of the last start */
+	struct run *parked;      /* a fire waiting for a running upstream */
 	/* made at first use: most jobs never retry and set no max_staleness */
 	struct job_retry *retry; /* for RUN_RETRY_WAIT, which needs it (sched.c retry) */
 	struct job_stale *stale; /* sched_flow.c stale_arm */
-	int64_t last_success_us;
 	struct run *notify_wait; /* a notification run waiting for the active run to end */
 	struct fresh_job *fresh; /* sched_fresh.c: NULL for a job without freshness */
 	int consecutive;         /* final failures since the last success */
+	bool removed;            /* gone from the config; freed when its run ends */
+	bool seen;               /* == s->ap.parity: the apply under way has visited it */
+	bool own_conf;           /* conf is the job's own copy (removed) */
+	bool paused;             /* sched_pause */
+	bool paused_owed;        /* a notification or upstream fire came while paused */
 	bool alerts_clear;       /* none of the alerts a success ends is raised (on_success
 	                          * ended them, condition() raised none since): a success
 	                          * asks the alerter nothing */
 	bool notify_pending;     /* notifications not yet served: a run comes within max_delay,
 	                          * so downstreams wait for it as for a running job (triggers.c) */
-	bool graph_again;        /* upstreams succeeded while it ran: run again after */
 	bool owed_catchup;       /* its database was unreachable across a fire */
 	bool reconnect_owed;     /* a listener reconnect owes it a run, which comes after its
 	                          * upstreams' catch-up runs, in their graph run */
@@ -144,6 +122,15 @@ struct job {
 	struct job_last *last; /* NULL before its first result (job_last) */
 	struct sched_recent
 	    *recent; /* its last runs (sched_recent_priv.h); NULL before the first */
+};
+
+/* A job's place in the job graph, made at its first edge (kept when it has none again). */
+struct job_graph {
+	struct job **ups, **downs; /* upstreams / downstreams */
+	size_t n_ups, n_downs;
+	uint64_t mark;        /* upstream_failed propagation visit mark */
+	char *graph_again_id; /* the graph-run id for the run graph_again owes */
+	bool graph_again;     /* upstreams succeeded while it ran: run again after */
 };
 
 /* A job's retry timer and when it fires. */
@@ -164,8 +151,13 @@ struct job_last {
 	char *message; /* its return_message */
 	int64_t start_us, end_us;
 	int64_t ran_end_us; /* the end of this process's last run of it (run_start) */
-	int64_t runid;      /* its row's runid once known; 0 */
-	uint64_t hist_key;  /* its history key (hist_start); 0 if read back */
+	int64_t catchup_s;  /* the latest instant a catch-up run of this process served */
+	int64_t success_us; /* its last success (here or in the history); 0 if none known */
+	/* its counters in s->metrics, kept at its first recorded run: no lookup by name on
+	 * every run (metrics_run) */
+	struct metrics_job *counters;
+	int64_t runid;     /* its row's runid once known; 0 */
+	uint64_t hist_key; /* its history key (hist_start); 0 if read back */
 	int attempt;
 	int32_t backend_ms; /* how long its last run had a connection (sched.c NAMED_RUN_MS) */
 	const char *status; /* one of sched_recent_statuses; NULL before the first */
@@ -204,6 +196,14 @@ enum run_state {
 /* run.skipped */
 enum { SKIPPED_NONE, SKIPPED_ROW, SKIPPED_ROWLESS };
 
+/* An HTTP run's wait for its start mark (several instances), made as it starts waiting: woken
+ * by the mark's answer (sched_state.c) or a cancel (sched_http.c), it sends the request or ends
+ * the run from the loop (sched.c). */
+struct run_mark_wait {
+	struct event ev;
+	char *why; /* why it must send nothing (NULL: it may) */
+};
+
 struct run {
 	struct job *job;
 	enum run_state state; /* sched_run_to() only */
@@ -222,13 +222,8 @@ struct run {
 	                 * connection or its start mark (sched_drop): it ends skipped, having
 	                 * sent nothing */
 	bool cancelled; /* an HTTP run cancelled while it waited for its start mark */
-	/* an HTTP run's wait for its start mark: woken by the mark's answer (sched_state.c)
-	 * or a cancel (sched_http.c), it sends the request or ends the run from the loop
-	 * (sched.c); MARK_WHY: why it must send nothing (NULL: it may) */
-	bool mark_ev_set;
-	struct event mark_ev;
-	char *mark_why;
-	bool waited; /* already waited for its upstreams */
+	struct run_mark_wait *mark_ev; /* NULL: not waiting for its start mark */
+	bool waited;                   /* already waited for its upstreams */
 	/* the fires skipped behind it (overlap = skip): the first has its row; of those after it
 	 * (sched_skip_rowless), the last has one written as this run ends, from its instant and
 	 * trigger and the state this run was in then, whose message it says again
@@ -343,6 +338,8 @@ int64_t sched_mono_us(const struct sched *s);
  * (hist_backlogged): they wait for a slot until it catches up. */
 bool sched_held_back(const struct sched *s);
 struct job *sched_job_find(struct sched *s, const char *name);
+/* sched_state.c: J's zone: its own, else the daemon's. */
+const cron_tz *sched_job_tz(const struct job *j);
 /* sched_state.c: a run of J's fire at SCHEDULED_US (0 for a manual run) with TRIGGER, due
  * (NULL: out of memory, logged) / R ended if it was not, and
  * freed with what it holds: its job lock, its pending work (coord.h), its marks, its waiter (told

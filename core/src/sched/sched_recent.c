@@ -159,12 +159,12 @@ void sched_recent_job_added(struct job *j)
 	size_t lo = 0, hi = st->n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (strcmp(st->v[mid].job, j->name) < 0)
+		if (strcmp(st->v[mid].job, j->conf->name) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	for (size_t i = lo; i < st->n && strcmp(st->v[i].job, j->name) == 0; i++) {
+	for (size_t i = lo; i < st->n && strcmp(st->v[i].job, j->conf->name) == 0; i++) {
 		if (!st->v[i].taken) {
 			take(j, &st->v[i]);
 			st->left--;

@@ -150,7 +150,7 @@ bool sched_run_to(struct run *r, enum run_state to)
 	else if (out.slot && *out.slot && *out.slot != r)
 		why = "finds another run where it would go as";
 	if (why) {
-		log_error("job %s: internal error: a run %s %s %s; please report it", j->name,
+		log_error("job %s: internal error: a run %s %s %s; please report it", j->conf->name,
 		          sched_run_state_name(from), why, sched_run_state_name(to));
 		return false;
 	}
@@ -226,7 +226,7 @@ void sched_job_log(const struct job *j, enum log_level level, const char *fmt, .
 {
 	va_list ap;
 	va_start(ap, fmt);
-	log_vmsg(level, j->name, fmt, ap);
+	log_vmsg(level, j->conf->name, fmt, ap);
 	va_end(ap);
 }
 
@@ -367,9 +367,11 @@ void sched_run_free(struct run **rp)
 	if (r->waiter)
 		sched_run_answer(r, "cancelled",
 		                 "the run was dropped before it ended (shutdown or reload)", NULL);
-	if (r->mark_ev_set)
-		event_del(&r->mark_ev);
-	free(r->mark_why);
+	if (r->mark_ev) {
+		event_del(&r->mark_ev->ev);
+		free(r->mark_ev->why);
+	}
+	free(r->mark_ev);
 	if (r->slow_armed)
 		clock_disarm(r->job->s->clock, &r->slow_ev);
 	for (size_t i = 0; i < r->n_payloads; i++)
@@ -388,7 +390,7 @@ void sched_run_answer(struct run *r, const char *status, const char *message, co
 		return;
 	r->waiter = NULL;
 	struct sched_result res = {
-	    .job = r->job->name,
+	    .job = r->job->conf->name,
 	    .status = status,
 	    .message = message ? message : "",
 	    .sqlstate = sqlstate,
@@ -403,17 +405,18 @@ uint64_t sched_hist_put(const struct run *r, int64_t start_us, const char *shown
 {
 	const struct job *j = r->job;
 	/* what a SQL job is in cron.job (a removed job: nothing) */
-	const struct conf_job_sql *sql = j->conf ? &j->conf->more->sql : NULL;
+	const struct conf_job_sql *sql = &j->conf->more->sql;
 	char command[COMMAND_KEEP];
 	if (!j->s->hist)
 		return 0;
 	struct hist_run hr = {
-	    .job_name = j->name,
+	    .job_name = j->conf->name,
 	    /* a SQL job's rows name its real database and its owner, as pg_cron's do */
-	    .database = sql && sql->database ? sql->database : j->database,
-	    .username = sql ? sql->username : NULL,
-	    .command =
-	        shown ? shown : sched_command_kept(j->command ? j->command : j->plugin, command),
+	    .database = sql->database ? sql->database : j->conf->database,
+	    .username = sql->username,
+	    .command = shown ? shown
+	                     : sched_command_kept(
+	                           j->conf->command ? j->conf->command : j->conf->plugin, command),
 	    .trigger = run_trigger_names[r->trigger],
 	    .graph_run = r->graph_run,
 	    .scheduled_us = r->scheduled_us,
@@ -446,8 +449,9 @@ static void record(struct run **rp, enum sched_status st, const char *message, b
 	int64_t now = sched_now_us(s);
 	sched_run_answer(r, status, message, NULL);
 	uint64_t key = rowless ? 0 : sched_hist_put(r, now, NULL, status, message);
-	struct metrics_run mr = {.job = r->job->name,
-	                         .counters = &r->job->counters,
+	struct job_last *l = sched_job_last(r->job);
+	struct metrics_run mr = {.job = r->job->conf->name,
+	                         .counters = l ? &l->counters : NULL,
 	                         .status = status,
 	                         .duration_us = -1,
 	                         .lateness_us = -1,
@@ -535,11 +539,11 @@ static void on_marked(void *arg, bool ok, const char *why)
 		r->unmarked = true;
 	if (r->er) /* else it ended already, or it is an HTTP run's request */
 		s->ex.release(r->er, ok, why);
-	else if (r->mark_ev_set && r->state == RUN_RUNNING && !r->hc) {
-		if (!ok && !r->mark_why)
-			r->mark_why =
+	else if (r->mark_ev && r->state == RUN_RUNNING && !r->hc) {
+		if (!ok && !r->mark_ev->why)
+			r->mark_ev->why =
 			    strdup(why ? why : "not started: its start mark was not written");
-		event_active(&r->mark_ev, 0, 0); /* sched.c sends its request, or ends it */
+		event_active(&r->mark_ev->ev, 0, 0); /* sched.c sends its request, or ends it */
 	}
 }
 
@@ -559,7 +563,7 @@ int sched_mark_start(struct run *r)
 	char key[96];
 	hist_run_key(s->hist, r->hist_key, key, sizeof(key));
 	/* (a command whose commit a takeover cannot ask about: its class, for the history) */
-	int w = admit_mark_start(s->admit, &f, r->adm, key, r->job->fenced, on_marked, r);
+	int w = admit_mark_start(s->admit, &f, r->adm, key, r->job->conf->fenced, on_marked, r);
 	/* (with its FN, a mark noted is always waited for) */
 	r->mark_wait = r->marked = w == 1;
 	s->n_marked += r->marked;
@@ -602,15 +606,15 @@ struct admit_fire sched_admit_fire(const struct run *r)
 {
 	const struct job *j = r->job;
 	return (struct admit_fire){
-	    .job = j->name,
+	    .job = j->conf->name,
 	    .trigger = r->trigger,
 	    .graph_run = r->graph_run,
 	    .scheduled_us = r->scheduled_us,
-	    .debounce_ms = j->conf ? j->conf->more->notify.debounce_ms : 0,
+	    .debounce_ms = j->conf->more->notify.debounce_ms,
 	    .attempt = r->attempt,
 	    /* not answered in the call while draining, nor with a fire held for R's answer
 	     * (OVERLAP_SKIP): sched.c decides those on the answer */
-	    .later = j->s->draining || (j->overlap == OVERLAP_SKIP && j->pending),
+	    .later = j->s->draining || (j->conf->overlap == OVERLAP_SKIP && j->pending),
 	    .noted = r->noted,
 	};
 }
@@ -626,7 +630,7 @@ static bool work_note(struct sched *s, const struct coord_work *w)
 
 void sched_work_note(struct run *r, int64_t due_us)
 {
-	struct coord_work w = {.job = r->job->name,
+	struct coord_work w = {.job = r->job->conf->name,
 	                       .kind = r->trigger,
 	                       .graph_run = r->graph_run,
 	                       .scheduled_us = r->scheduled_us,
@@ -649,7 +653,8 @@ const char *sched_work_keep(struct run *r, const char *why)
 
 void sched_job_owes(struct job *j, const char *graph_run)
 {
-	struct coord_work w = {.job = j->name, .kind = TRIGGER_UPSTREAM, .graph_run = graph_run};
+	struct coord_work w = {
+	    .job = j->conf->name, .kind = TRIGGER_UPSTREAM, .graph_run = graph_run};
 	if (work_note(j->s, &w))
 		j->up_noted = true;
 }
@@ -658,7 +663,7 @@ void sched_job_owes_not(struct job *j)
 {
 	if (!j->up_noted)
 		return;
-	admit_work_done(j->s->admit, j->name, TRIGGER_UPSTREAM);
+	admit_work_done(j->s->admit, j->conf->name, TRIGGER_UPSTREAM);
 	j->up_noted = false;
 }
 
@@ -666,7 +671,7 @@ void sched_job_owes_not(struct job *j)
  * asks it, and sched_http.c stays off a SQL run's way) */
 bool sched_http_unsent(const struct run *r)
 {
-	return r->state == RUN_RUNNING && !r->hc && r->mark_ev_set && r->mark_wait && !r->cancelled;
+	return r->state == RUN_RUNNING && !r->hc && r->mark_ev && r->mark_wait && !r->cancelled;
 }
 
 /* ---- what waits (the backlog: status, pgcrond drop, pgcrond.view_backlog) ------------- */
@@ -764,11 +769,11 @@ void sched_backlog_cb(void *arg)
 				young = true;
 				continue;
 			}
-			snprintf(key, sizeof(key), "%s %d %lld %d", j->name, (int)w[i].why,
+			snprintf(key, sizeof(key), "%s %d %lld %d", j->conf->name, (int)w[i].why,
 			         (long long)w[i].scheduled_us, w[i].attempt);
 			sig = (sig ^ strmap_hash(key)) * 1099511628211ULL;
 			json_t *o =
-			    json_pack("{s:s, s:s, s:s, s:I, s:I, s:i}", "job", j->name, "for",
+			    json_pack("{s:s, s:s, s:s, s:I, s:I, s:i}", "job", j->conf->name, "for",
 			              sched_wait_names[w[i].why], "trigger", w[i].trigger, "since",
 			              (json_int_t)w[i].since_us, "scheduled_for",
 			              (json_int_t)w[i].scheduled_us, "attempt", w[i].attempt);
@@ -808,6 +813,11 @@ int64_t sched_mono_us(const struct sched *s)
 bool sched_held_back(const struct sched *s)
 {
 	return hist_backlogged(s->hist);
+}
+
+const cron_tz *sched_job_tz(const struct job *j)
+{
+	return j->conf->more->cal.tz ? j->conf->more->cal.tz : j->s->tz;
 }
 
 struct job *sched_job_find(struct sched *s, const char *name)

@@ -56,8 +56,8 @@ void sched_warm_stop(struct sched *s)
 
 static int by_database(const void *a, const void *b)
 {
-	return strcmp((*(const struct job *const *)a)->database,
-	              (*(const struct job *const *)b)->database);
+	return strcmp((*(const struct job *const *)a)->conf->database,
+	              (*(const struct job *const *)b)->conf->database);
 }
 
 /* Warm each database of the N jobs DUE (sorted here) for as many runs as it has jobs there. */
@@ -67,9 +67,10 @@ static void warm_dbs(struct sched *s, const struct job **due, size_t n)
 		return;
 	qsort(due, n, sizeof(*due), by_database);
 	for (size_t i = 0, k; i < n; i = k) {
-		for (k = i + 1; k < n && strcmp(due[k]->database, due[i]->database) == 0; k++)
+		for (k = i + 1;
+		     k < n && strcmp(due[k]->conf->database, due[i]->conf->database) == 0; k++)
 			;
-		s->ex.warm(s->ex.ctx, due[i]->database, k - i);
+		s->ex.warm(s->ex.ctx, due[i]->conf->database, k - i);
 	}
 }
 
@@ -87,7 +88,7 @@ void sched_warm_cb(void *arg)
 	s->warm_startup = false;
 	int64_t until = startup ? now / 1000000 + WARM_STARTUP_S : instant;
 	for (struct job *j = s->jobs; j; j = j->next) {
-		if (!j->database || !clock_armed(&j->timer) || j->next_fire == CRON_NEVER)
+		if (!j->conf->database || !clock_armed(&j->timer) || j->next_fire == CRON_NEVER)
 			continue;
 		if (j->next_fire > instant && (next == CRON_NEVER || j->next_fire < next))
 			next = j->next_fire;
