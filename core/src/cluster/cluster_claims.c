@@ -246,7 +246,7 @@ int cluster_claim(struct cluster *c, const char *job, const char *key, int64_t w
 	c->st.claims++;
 	/* answered from the loop, never from inside this call */
 	if (!evtimer_pending(&c->flush_ev, NULL))
-		clock_event_in(&c->flush_ev, 0);
+		event_active(&c->flush_ev, EV_TIMEOUT, 1);
 	return 0;
 }
 
@@ -357,7 +357,7 @@ static bool claims_send(struct cluster *c)
 	if (cluster_lone(c)) {
 		/* answered from the loop without a statement (cluster_on_flush) */
 		if (!evtimer_pending(&c->flush_ev, NULL))
-			clock_event_in(&c->flush_ev, 0);
+			event_active(&c->flush_ev, EV_TIMEOUT, 1);
 		return false;
 	}
 	if (first->window_ms > 0) { /* a turn goes alone: its condition is its own */

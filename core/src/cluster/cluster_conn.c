@@ -70,9 +70,10 @@ static void arm_tick(struct cluster *c, int64_t at)
 	    (evtimer_pending(&c->tick_ev, NULL) && c->tick_at_ms <= at))
 		return;
 	int64_t wait = at - clock_mono_ms();
-	evtimer_del(&c->tick_ev);
+	wait = wait > 0 ? wait : 0;
+	struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
 	c->tick_at_ms = at;
-	clock_event_in(&c->tick_ev, wait > 0 ? wait : 0);
+	evtimer_add(&c->tick_ev, &tv); /* (moves a pending one) */
 }
 
 void cluster_due_at(struct cluster *c, enum op op, int64_t at)
@@ -417,9 +418,14 @@ static void unlock_gather(struct cluster *c)
 
 void cluster_unlock(struct cluster *c, const char *job)
 {
-	/* out of memory: the row stays until this process ends (then it holds nothing) */
-	if (array_grow(&c->unlock, c->n_unlock, &c->cap_unlock, sizeof(*c->unlock), 16) < 0)
-		return;
+	if (c->n_unlock == c->cap_unlock) {
+		size_t cap = c->cap_unlock ? 2 * c->cap_unlock : 16;
+		char **u = realloc(c->unlock, cap * sizeof(*u));
+		if (!u)
+			return; /* the row stays until this process ends (then it holds nothing) */
+		c->unlock = u;
+		c->cap_unlock = cap;
+	}
 	char *name = strdup(job);
 	if (!name)
 		return;

@@ -348,7 +348,7 @@ static void on_lone(void *arg, const PGresult *res, const char *err, const char 
 	}
 	/* claims waiting: answered now, without their statement */
 	if (!TAILQ_EMPTY(&c->claims) && !evtimer_pending(&c->flush_ev, NULL))
-		clock_event_in(&c->flush_ev, 0);
+		event_active(&c->flush_ev, EV_TIMEOUT, 1);
 }
 
 static void go_lone(struct cluster *c)

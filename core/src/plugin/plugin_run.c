@@ -184,7 +184,9 @@ void plugin_run_free(struct pgc_run **run)
 	if (!r)
 		return;
 	for (size_t i = 0; i < r->n_stmts; i++) {
-		text_free_list(r->stmts[i].params, (size_t)r->stmts[i].n_params);
+		for (int j = 0; j < r->stmts[i].n_params; j++)
+			free(r->stmts[i].params[j]);
+		free(r->stmts[i].params);
 		free(r->stmts[i].sql);
 	}
 	free(r->stmts);
