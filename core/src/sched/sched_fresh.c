@@ -190,7 +190,7 @@ static bool can_run(const struct job *j)
 	return j->conf->enabled && !j->removed && !j->paused && !j->active && !j->s->draining;
 }
 
-/* Seed 000's alerts: the lag over the SLA (warning), over twice the SLA. Judged at each
+/* The freshness alerts: the lag over the SLA (warning), over twice the SLA. Judged at each
  * check and each run's end; recovery is told when the lag is back under. */
 static void lag_alerts(struct fresh_job *f)
 {
