@@ -25,6 +25,7 @@
 #include <event2/event_struct.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <malloc.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -266,6 +267,10 @@ static bool send_next(struct ownsess_item *it)
 {
 	struct hist *h = HIST_OF(it);
 
+	if (h->trim) { /* the read-back's answer is cleared by now: its pages go back */
+		malloc_trim(0);
+		h->trim = false;
+	}
 	if (h->writes == WRITES_WAIT)
 		h->writes = WRITES_RETRY; /* its wait is over */
 	for (;;) {
@@ -488,6 +493,7 @@ static void last_results_answered(struct hist *h, const struct stmtq_result *r)
 	if (h->last_results_fn)
 		h->last_results_fn(h->last_results_arg, HIST_PAST_LAST, NULL);
 	h->last_results_fn = NULL;
+	h->trim = true; /* (a row for each of every job's last runs: tens of MB) */
 }
 
 /* OP_PARTITION: made, or there already: the batch goes again (a failure is the retention's
