@@ -170,7 +170,7 @@ static const struct cluster_row row_purge = {.op = OP_PURGE,
                                              .sql = sql_purge,
                                              .done = purge_done};
 static const struct cluster_row row_jobs = {
-    .op = OP_JOBS, .skip = jobs_skip, .send = jobs_send, .done = jobs_done};
+    .op = OP_JOBS, .flags = ROW_BULK, .skip = jobs_skip, .send = jobs_send, .done = jobs_done};
 static const struct cluster_row row_stop = {
     .op = OP_STOP, .flags = ROW_CLOSING, .sql = sql_stop, .n = 2};
 
