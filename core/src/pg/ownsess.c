@@ -30,7 +30,7 @@ struct ownsess {
 	int64_t later_ms;                     /* ... at this monotonic time */
 	struct ownsess_item *flight;          /* the item whose statement is in flight */
 	int64_t flight_ms;                    /* when it was sent (monotonic) */
-	int64_t bulk_at_ms; /* no bulk item before: 3 times the last one's time after its end */
+	int64_t bulk_at_ms; /* no bulk item before: 7 times the last one's time after its end */
 	bool full;          /* the last connect was refused because the server takes no more
 	                     * (conndrv_server_full): ownsess_starved() (set_full) */
 	const char *steps;  /* ownsess_need_steps' (NULL: none needed) ... */
@@ -755,7 +755,7 @@ static void item_done(void *arg, const struct stmtq_result *r)
 
 	int64_t now = clock_mono_ms();
 	if (it->bulk)
-		s->bulk_at_ms = now + 3 * (now - s->flight_ms);
+		s->bulk_at_ms = now + 7 * (now - s->flight_ms);
 	s->flight = NULL;
 	s->q.last_arg = it->cl->arg; /* its client had the turn (on_idle) */
 	if (!r->lost)

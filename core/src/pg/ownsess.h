@@ -16,8 +16,8 @@
  * starting after the client whose statement completed last (after a connect: with the first
  * to join), one statement each, so that no client's stream of statements starves another's
  * (a large history batch and then the heartbeat). The statements that can wait (items marked
- * bulk: the parts of a publication of 100,000 jobs) take at most a quarter of the session's
- * time: the next waits three times as long as the last one took, so that under a load of runs
+ * bulk: the parts of a publication of 100,000 jobs) take at most an eighth of the session's
+ * time: the next waits seven times as long as the last one took, so that under a load of runs
  * the history goes on being written while the registry of jobs is brought up to date. A
  * notification goes to the client that claimed its channel (ownsess_claim_channel).
  *
