@@ -284,6 +284,7 @@ struct sched {
 	size_t n_running;
 	size_t n_claiming;   /* fires waiting for their claim (they hold no run slot) */
 	uint64_t unrecorded; /* fires skipped without a row behind a run held for the history */
+	long catchups;       /* the start's catch-ups so far (sched_flow.c: CATCHUPS_TOLD) */
 	struct sched_queue queue;
 	uint64_t seq;
 	uint64_t flow_seq;
