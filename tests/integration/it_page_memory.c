@@ -3,7 +3,7 @@
  * `pgcrond status` and the page (headless chromium: DOM and screenshot) still show each
  * job's last result, the strip of its last runs coloured by outcome, and the recent
  * failures with their text, all with the run ids `pgcrond history --run` takes, as the
- * history table has them, read back a page of 10,000 jobs at a time. */
+ * history table has them, read back a page of 1,000 jobs at a time. */
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
@@ -233,12 +233,12 @@ START_TEST(status_and_page_remember_after_restart)
 	itest_exec(e.db, alter);
 	free(sql_id);
 	PQfinish(app);
-	/* 10,000 other jobs' rows, named before these: the start reads the history back a page
-	 * of 10,000 jobs at a time, and these jobs' results come with the second page */
+	/* 1,000 other jobs' rows, named before these: the start reads the history back a page
+	 * of 1,000 jobs at a time, and these jobs' results come with the second page */
 	itest_exec(e.db, "INSERT INTO pgcrond.job_run_details (job_name, status, start_time,"
 	                 " end_time, instance, run_key) SELECT 'aaa-' || lpad(g::text, 5, '0'),"
 	                 " 'succeeded', now(), now(), 'other', 'o.' || g"
-	                 " FROM generate_series(1, 10000) g;"
+	                 " FROM generate_series(1, 1000) g;"
 	                 "ALTER DATABASE it_page_memory SET log_statement = 'all'");
 	char *slog = itest_server_log();
 	long from = itest_file_size(slog);

@@ -23,7 +23,7 @@ long long hist_orphans_closed(const PGresult *res);
 /* What the status showed before a restart (hist_request_last_results), a page of jobs at a
  * time: $1 floor, $2 how many failures, $3 how many runs of each job, $4 the last job of the
  * page before (NULL: the first page). */
-#define HIST_RESULTS_PAGE "10000"
+#define HIST_RESULTS_PAGE "1000"
 extern const char hist_sql_last_results[];
 
 /* The oldest start_time the history still keeps at NOW_US (Unix µs) with RETAIN_MS of

@@ -398,6 +398,9 @@ void sched_backlog_cb(void *arg);
 void sched_backlog_changed(struct sched *s, const struct run *r);
 /* A change is published within this (one statement for all the changes meanwhile). */
 #define BACKLOG_PUBLISH_US 1000000
+/* The runs published at most (in the jobs' order): the 15,000 catch-up runs of a restart
+ * would make a statement of a second, every second, on the history's session. */
+#define BACKLOG_PUBLISH_MAX 1000
 /* sched_state.c: move R to state TO (the table there), out of its state's holder and into
  * TO's. False if R keeps its state and holder: a move the table does not allow, or into a
  * job's slot another run holds (a bug: logged), or the queue out of memory (the caller drops
