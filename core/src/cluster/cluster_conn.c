@@ -126,8 +126,10 @@ void cluster_kick(struct cluster *c)
 	const struct cluster_row *const *w = c->rows;
 	while (*w && !row_goes(c, *w, now))
 		w++;
-	/* the turn can wait while what it would send first can (the publication's parts) */
-	c->turn.bulk = c->state == CS_LOCKED && !c->n_tasks && *w && ((*w)->flags & ROW_BULK);
+	/* the turn can wait while what it would send first can (the publication's parts), on
+	 * an instance alone: with others, a reap of a dead one waits for the publication */
+	c->turn.bulk = c->state == CS_LOCKED && !c->n_tasks && cluster_lone_on(c) && *w &&
+	               ((*w)->flags & ROW_BULK);
 	ownsess_queue(&c->sess, &c->turn);
 }
 
