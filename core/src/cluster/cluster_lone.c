@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,17 +38,23 @@
 #define LONE_RECENT_MAX 100000
 
 /* A fire granted lone, its job's name and text in one block: noting it at each fire takes one
- * allocation, no lookup of its job and no key (made at the switch: fire_key). */
+ * allocation, no lookup of its job and no key (made at the switch: fire_key). Up to
+ * LONE_RECENT_MAX are kept (15,000 fires a second fill it): the text follows the name, with no
+ * pointer to it. */
 struct lone_fire {
 	STAILQ_ENTRY(lone_fire) link;
 	int64_t at_ms; /* monotonic */
 	int64_t scheduled_us;
 	int attempt;
-	enum run_trigger trigger; /* the run's */
-	bool keyed;               /* TEXT is a queued claim's key */
-	const char *text;         /* after the name, in its block: the graph run ("" if none) */
-	char name[];
+	uint8_t trigger; /* the run's enum run_trigger */
+	bool keyed;      /* its text is a queued claim's key */
+	char name[];     /* then its text (fire_text): the graph run, "" if none */
 };
+
+static const char *fire_text(const struct lone_fire *f)
+{
+	return f->name + strlen(f->name) + 1;
+}
 
 /* A job that had fires granted lone. */
 struct lone_job {
@@ -180,18 +187,17 @@ bool cluster_lone_undecided(const struct cluster *c)
 /* Note fire F of JOB granted lone at NOW_MS (monotonic), for the switch to claiming
  * (switch_send); false when out of memory: not remembered, it could not be claimed when
  * claiming again, so not run. */
-static bool note_fire(struct cluster_lone *l, const char *job, const struct lone_fire *f,
-                      int64_t now_ms)
+static bool note_fire(struct cluster_lone *l, const char *job, const char *text,
+                      const struct lone_fire *f, int64_t now_ms)
 {
-	size_t nj = strlen(job) + 1, nt = strlen(f->text) + 1;
-	struct lone_fire *n = malloc(sizeof(*n) + nj + nt);
+	size_t nj = strlen(job) + 1, nt = strlen(text) + 1;
+	struct lone_fire *n = malloc(offsetof(struct lone_fire, name) + nj + nt);
 	if (!n)
 		return false;
-	*n = *f;
+	memcpy(n, f, offsetof(struct lone_fire, name));
 	n->at_ms = now_ms;
-	n->text = n->name + nj;
 	memcpy(n->name, job, nj);
-	memcpy(n->name + nj, f->text, nt);
+	memcpy(n->name + nj, text, nt);
 	STAILQ_INSERT_TAIL(&l->fires, n, link);
 	l->n_fires++;
 	return true;
@@ -228,13 +234,14 @@ int cluster_fire_key(enum run_trigger trigger, int64_t scheduled_us, const char 
 /* F's claim key, as its claim's would have been (allocated; NULL when out of memory) */
 static char *fire_key(const struct lone_fire *f)
 {
-	size_t n = strlen(f->text) + 1;
+	const char *text = fire_text(f);
+	size_t n = strlen(text) + 1;
 	char *k = malloc(n + 48);
 	int64_t window = 0;
 	if (k && f->keyed)
-		memcpy(k, f->text, n);
-	else if (k && cluster_fire_key(f->trigger, f->scheduled_us, f->text, f->attempt, 0, k,
-	                               n + 48, &window) <= 0)
+		memcpy(k, text, n);
+	else if (k && cluster_fire_key(f->trigger, f->scheduled_us, text, f->attempt, 0, k, n + 48,
+	                               &window) <= 0)
 		k[0] = '\0'; /* (admission grants only a fire with a key) */
 	return k;
 }
@@ -242,8 +249,8 @@ static char *fire_key(const struct lone_fire *f)
 enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, char *why, size_t len)
 {
 	struct lone_job *j = job_get(&c->lone, q->job, true);
-	struct lone_fire f = {.text = q->key, .keyed = true};
-	if (j && note_fire(&c->lone, q->job, &f, clock_mono_ms())) {
+	struct lone_fire f = {.keyed = true};
+	if (j && note_fire(&c->lone, q->job, q->key, &f, clock_mono_ms())) {
 		j->held++; /* its run gives "its lock" back as a claim's does (cluster_release) */
 		return CLUSTER_GRANTED;
 	}
@@ -255,11 +262,9 @@ bool cluster_lone_grant(struct cluster *c, const char *job, enum run_trigger tri
                         int64_t scheduled_us, const char *graph_run, int attempt)
 {
 	int64_t now = clock_mono_us(); /* one reading: the lease's and the note's */
-	struct lone_fire f = {.scheduled_us = scheduled_us,
-	                      .attempt = attempt,
-	                      .trigger = trigger,
-	                      .text = graph_run ? graph_run : ""};
-	if (!answers_at(c, now) || !note_fire(&c->lone, job, &f, now / 1000))
+	struct lone_fire f = {.scheduled_us = scheduled_us, .attempt = attempt, .trigger = trigger};
+	if (!answers_at(c, now) ||
+	    !note_fire(&c->lone, job, graph_run ? graph_run : "", &f, now / 1000))
 		return false;
 	c->st.claims++;
 	c->st.granted++;
