@@ -37,26 +37,21 @@
 #define LONE_RECENT_MS (2 * 60 * 1000)
 #define LONE_RECENT_MAX 100000
 
-/* A fire granted lone, its job's name and text in one block: noting it at each fire takes one
- * allocation, no lookup of its job and no key (made at the switch: fire_key). Up to
- * LONE_RECENT_MAX are kept (15,000 fires a second fill it): the text follows the name, with no
- * pointer to it. */
+/* A fire granted lone, with its text in one block: noting it at each fire takes one allocation
+ * and no key (made at the switch: fire_key). Up to LONE_RECENT_MAX are kept (15,000 fires a
+ * second fill it): a scheduled fire's is 48 bytes, whatever its job's name. */
 struct lone_fire {
 	STAILQ_ENTRY(lone_fire) link;
+	struct lone_job *job;
 	int64_t at_ms; /* monotonic */
 	int64_t scheduled_us;
 	int attempt;
 	uint8_t trigger; /* the run's enum run_trigger */
-	bool keyed;      /* its text is a queued claim's key */
-	char name[];     /* then its text (fire_text): the graph run, "" if none */
+	bool keyed;      /* TEXT is a queued claim's key */
+	char text[];     /* the graph run, "" if none */
 };
 
-static const char *fire_text(const struct lone_fire *f)
-{
-	return f->name + strlen(f->name) + 1;
-}
-
-/* A job that had fires granted lone. */
+/* A job that had fires granted lone (its fires point at it: it goes only with them, forget). */
 struct lone_job {
 	struct strmap_node node;
 	char *name;
@@ -146,13 +141,10 @@ static void prune(struct cluster_lone *l, int64_t now_ms)
 	for (struct lone_fire *f;
 	     (f = STAILQ_FIRST(&l->fires)) &&
 	     (now_ms - f->at_ms > LONE_RECENT_MS || l->n_fires > LONE_RECENT_MAX);) {
-		struct lone_job *j = job_get(l, f->name, true);
-		if (!j) /* out of memory: it stays a recent one, claimed again as those are */
-			return;
 		STAILQ_REMOVE_HEAD(&l->fires, link);
 		l->n_fires--;
-		free(j->last);
-		j->last = f;
+		free(f->job->last);
+		f->job->last = f;
 	}
 }
 
@@ -184,20 +176,20 @@ bool cluster_lone_undecided(const struct cluster *c)
 	return !c->lone.known;
 }
 
-/* Note fire F of JOB granted lone at NOW_MS (monotonic), for the switch to claiming
- * (switch_send); false when out of memory: not remembered, it could not be claimed when
- * claiming again, so not run. */
-static bool note_fire(struct cluster_lone *l, const char *job, const char *text,
+/* Note fire F of job J (NULL: out of memory) granted lone at NOW_MS (monotonic), with TEXT,
+ * for the switch to claiming (switch_send); false when out of memory: not remembered, it could
+ * not be claimed when claiming again, so not run. */
+static bool note_fire(struct cluster_lone *l, struct lone_job *j, const char *text,
                       const struct lone_fire *f, int64_t now_ms)
 {
-	size_t nj = strlen(job) + 1, nt = strlen(text) + 1;
-	struct lone_fire *n = malloc(offsetof(struct lone_fire, name) + nj + nt);
+	size_t nt = strlen(text) + 1;
+	struct lone_fire *n = j ? malloc(offsetof(struct lone_fire, text) + nt) : NULL;
 	if (!n)
 		return false;
-	memcpy(n, f, offsetof(struct lone_fire, name));
+	memcpy(n, f, offsetof(struct lone_fire, text));
+	n->job = j;
 	n->at_ms = now_ms;
-	memcpy(n->name, job, nj);
-	memcpy(n->name + nj, text, nt);
+	memcpy(n->text, text, nt);
 	STAILQ_INSERT_TAIL(&l->fires, n, link);
 	l->n_fires++;
 	return true;
@@ -234,14 +226,13 @@ int cluster_fire_key(enum run_trigger trigger, int64_t scheduled_us, const char 
 /* F's claim key, as its claim's would have been (allocated; NULL when out of memory) */
 static char *fire_key(const struct lone_fire *f)
 {
-	const char *text = fire_text(f);
-	size_t n = strlen(text) + 1;
+	size_t n = strlen(f->text) + 1;
 	char *k = malloc(n + 48);
 	int64_t window = 0;
 	if (k && f->keyed)
-		memcpy(k, text, n);
-	else if (k && cluster_fire_key(f->trigger, f->scheduled_us, text, f->attempt, 0, k, n + 48,
-	                               &window) <= 0)
+		memcpy(k, f->text, n);
+	else if (k && cluster_fire_key(f->trigger, f->scheduled_us, f->text, f->attempt, 0, k,
+	                               n + 48, &window) <= 0)
 		k[0] = '\0'; /* (admission grants only a fire with a key) */
 	return k;
 }
@@ -250,7 +241,7 @@ enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, ch
 {
 	struct lone_job *j = job_get(&c->lone, q->job, true);
 	struct lone_fire f = {.keyed = true};
-	if (j && note_fire(&c->lone, q->job, q->key, &f, clock_mono_ms())) {
+	if (note_fire(&c->lone, j, q->key, &f, clock_mono_ms())) {
 		j->held++; /* its run gives "its lock" back as a claim's does (cluster_release) */
 		return CLUSTER_GRANTED;
 	}
@@ -263,8 +254,8 @@ bool cluster_lone_grant(struct cluster *c, const char *job, enum run_trigger tri
 {
 	int64_t now = clock_mono_us(); /* one reading: the lease's and the note's */
 	struct lone_fire f = {.scheduled_us = scheduled_us, .attempt = attempt, .trigger = trigger};
-	if (!answers_at(c, now) ||
-	    !note_fire(&c->lone, job, graph_run ? graph_run : "", &f, now / 1000))
+	if (!answers_at(c, now) || !note_fire(&c->lone, job_get(&c->lone, job, true),
+	                                      graph_run ? graph_run : "", &f, now / 1000))
 		return false;
 	c->st.claims++;
 	c->st.granted++;
@@ -451,12 +442,10 @@ static void switch_send(struct cluster *c)
 	if (!fj || !fk || !hj || !age || !held)
 		goto out;
 	for (struct lone_fire *f = STAILQ_FIRST(&l->fires); f; f = STAILQ_NEXT(f, link), i++) {
-		fj[i] = f->name;
+		fj[i] = f->job->name;
 		fk[i] = fire_key(f);
 		age[i] = now - f->at_ms;
-		struct lone_job *j = job_get(l, f->name, false);
-		if (j)
-			j->listed = true;
+		f->job->listed = true;
 	}
 	for (struct strmap_node *n = strmap_first(&l->jobs); n; n = strmap_next(&l->jobs, n)) {
 		struct lone_job *j = STRMAP_ENTRY(n, struct lone_job, node);
