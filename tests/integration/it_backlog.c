@@ -416,6 +416,52 @@ START_TEST(owner_reads_the_outcome_of_her_drop)
 }
 END_TEST
 
+/* 1,200 runs wait for the one max_running slot, which a long run holds:
+ * pgcrond.view_backlog shows 1,000 of them (a restart's catch-up of 15,000 jobs would
+ * otherwise be a statement of a second, every second), `pgcrond status` all of them. */
+START_TEST(a_large_backlog_shows_a_thousand)
+{
+	struct itest_env e;
+	int status;
+	itest_env_init(&e, "backlog-large", DB);
+	itest_env_main(&e, "max_running = 1;\n");
+	size_t cap = 1300 * 120, len = 0;
+	char *jobs = malloc(cap);
+	ck_assert_ptr_nonnull(jobs);
+	len += (size_t)snprintf(jobs + len, cap - len,
+	                        "jobs = ( { name = \"hog\"; database = \"app\"; schedule = "
+	                        "\"* * * * * *\"; command = \"SELECT pg_sleep(120)\"; }");
+	for (int i = 0; i < 1200; i++)
+		len += (size_t)snprintf(jobs + len, cap - len,
+		                        ",\n  { name = \"w%04d\"; database = \"app\"; schedule = "
+		                        "\"* * * * * *\"; command = \"SELECT 1\"; }",
+		                        i);
+	snprintf(jobs + len, cap - len, " );\n");
+	char *path = itest_env_path(&e, "conf.d/10-many.conf");
+	itest_write_file(path, "%s", jobs);
+	free(path);
+	free(jobs);
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "pgcrond install: %d %s", status, out);
+	free(out);
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 20, "SELECT count(*) = 1000 FROM pgcrond.view_backlog"),
+	              "view_backlog holds %lld runs:\n%s",
+	              itest_scalar_ll(e.db, "SELECT count(*) FROM pgcrond.view_backlog"),
+	              itest_tail(e.log));
+	out = itest_cli(&status, "status", "-c", e.conf, "--json", NULL);
+	ck_assert_msg(status == 0 && out, "pgcrond status --json: %d", status);
+	json_t *st = json_loads(out, 0, NULL);
+	long long queued = json_integer_value(json_object_get(st, "queued"));
+	ck_assert_msg(queued >= 1200, "pgcrond status counts %lld runs waiting for a slot: %.300s",
+	              queued, out);
+	json_decref(st);
+	free(out);
+	itest_env_stop(&e, SIGTERM, 20);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("backlog");
@@ -425,6 +471,7 @@ int main(void)
 	tcase_add_test(tc, connection_wait_dropped_and_stop);
 	tcase_add_test(tc, a_burst_publishes_nothing);
 	tcase_add_test(tc, owner_reads_the_outcome_of_her_drop);
+	tcase_add_test(tc, a_large_backlog_shows_a_thousand);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

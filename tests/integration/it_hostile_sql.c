@@ -334,10 +334,10 @@ START_TEST(own_statements_unpinned)
 	own_statement(&e, own, "history update, any partition", HIST_SQL_UPD(""), 8, upd, 0);
 	/* the start-up reads: every job's last fires and results, then the rows an earlier
 	 * process of this instance left running */
-	const char *since[] = {"2000-01-01", "10", "10"},
+	const char *since[] = {"2000-01-01", "10", "10", NULL},
 	           *orphans[] = {"it", "boot", "closed", "2000-01-01", "{\"sql\": \"\"}"};
 	own_statement(&e, own, "last fires", hist_sql_last_fires, 1, since, 1);
-	own_statement(&e, own, "last results", hist_sql_last_results, 3, since, 2);
+	own_statement(&e, own, "last results", hist_sql_last_results, 4, since, 2);
 	itest_exec(e.db, "INSERT INTO pgcrond.job_run_details (job_name, status, start_time,"
 	                 " instance, run_key, boot_id) VALUES ('two', 'running',"
 	                 " pg_catalog.now(), 'it', 'old.1', 'old')");

@@ -131,6 +131,50 @@ START_TEST(stopped_daemon_once_runs_one_catchup)
 }
 END_TEST
 
+/* A restart after downtime: fifteen every-second jobs missed fires while no pgcrond ran. Each
+ * runs once; ten are logged one a line, and one line counts the other five, so that a restart
+ * of thousands of jobs does not bury the log. */
+START_TEST(restart_counts_the_catchups_past_ten)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "it_missed_many", "it_missed_many");
+	itest_exec(e.db, "CREATE TABLE ticks (job int, at timestamptz DEFAULT clock_timestamp())");
+	for (int i = 0; i < 15; i++) {
+		char file[32];
+		snprintf(file, sizeof(file), "10-tick%d.conf", i);
+		itest_env_job(
+		    &e, file,
+		    "job = { name = \"tick%d\"; schedule = \"* * * * * *\";"
+		    " catchup = \"once\"; command = \"INSERT INTO ticks (job) VALUES (%d)\"; };\n",
+		    i, i);
+	}
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(DISTINCT job_name) = 15 FROM "
+	                             "pgcrond.job_run_details WHERE status = 'succeeded'"),
+	              "the jobs do not run:\n%s", itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_sleep(3);
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(DISTINCT job_name) = 15 FROM "
+	                             "pgcrond.job_run_details WHERE trigger = 'catchup'"
+	                             " AND status = 'succeeded'"),
+	              "not every job caught up once:\n%s", itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                                     "WHERE trigger = 'catchup'"),
+	                 15);
+	ck_assert_int_eq(itest_count_in_file(e.log, "passed while pgcrond was not running; "
+	                                            "running once (catchup = once)"),
+	                 10);
+	ck_assert_int_eq(itest_count_in_file(e.log, "5 more jobs missed scheduled fires while "
+	                                            "pgcrond was not running; each runs once now"),
+	                 1);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("missed");
@@ -138,6 +182,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, stopped_daemon_skip_records_missed_fires);
 	tcase_add_test(tc, stopped_daemon_once_runs_one_catchup);
+	tcase_add_test(tc, restart_counts_the_catchups_past_ten);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

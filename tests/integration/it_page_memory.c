@@ -3,7 +3,7 @@
  * `pgcrond status` and the page (headless chromium: DOM and screenshot) still show each
  * job's last result, the strip of its last runs coloured by outcome, and the recent
  * failures with their text, all with the run ids `pgcrond history --run` takes, as the
- * history table has them. */
+ * history table has them, read back a page of 1,000 jobs at a time. */
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
@@ -233,6 +233,16 @@ START_TEST(status_and_page_remember_after_restart)
 	itest_exec(e.db, alter);
 	free(sql_id);
 	PQfinish(app);
+	/* 1,000 other jobs' rows, named before these: the start reads the history back a page
+	 * of 1,000 jobs at a time, and these jobs' results come with the second page */
+	itest_exec(e.db, "INSERT INTO pgcrond.job_run_details (job_name, status, start_time,"
+	                 " end_time, instance, run_key) SELECT 'aaa-' || lpad(g::text, 5, '0'),"
+	                 " 'succeeded', now(), now(), 'other', 'o.' || g"
+	                 " FROM generate_series(1, 1000) g;"
+	                 "ALTER DATABASE it_page_memory SET log_statement = 'all'");
+	char *slog = itest_server_log();
+	long from = itest_file_size(slog);
+	free(slog);
 	itest_env_start(&e);
 	int port = 0;
 	for (int i = 0; i < 200 && !(port = logged_port(e.log, 2)); i++)
@@ -241,6 +251,8 @@ START_TEST(status_and_page_remember_after_restart)
 	ck_assert_msg(itest_wait_until(restored, &port, 30),
 	              "the last results were not read back from the history:\n%s",
 	              tail(itest_read_file(e.log)));
+	ck_assert_int_eq(
+	    itest_server_statements(from, "it_page_memory", "WITH RECURSIVE n(job, k)"), 2);
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
 	                                     "WHERE status IN ('starting', 'running')"),
 	                 0);

@@ -4,6 +4,7 @@
  * the pool. At rest, one database with three jobs (one listening) costs at most two
  * sessions: that one and one warm run connection. */
 #include <check.h>
+#include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "itest.h"
+#include "ownsess.h"
 
 /* The own session of a history database whose schema is older, named APP (for
  * itest_env_wait: '%%'): its last statement read pgcrond's schema, or was its connection
@@ -664,6 +666,92 @@ START_TEST(failed_lock_keeps_the_session)
 }
 END_TEST
 
+/* ---- statements that can wait ---------------------------------------------------------- */
+
+/* Two clients of one session: three bulk statements of 0.2 s each (as the parts of the
+ * registry of 100,000 jobs are), and another client's stream of short ones (as the history's
+ * batches are under a load of runs). */
+static struct {
+	struct event_base *base;
+	struct ownsess_client bulk_cl, other_cl;
+	struct ownsess_item bulk[3], other;
+	double sent[3], end[3];
+	int n_bulk, n_other, n_between; /* answers; the other's while a bulk one waited */
+} tn;
+
+static bool bulk_send(struct ownsess_item *it)
+{
+	tn.sent[it - tn.bulk] = itest_now();
+	return ownsess_push(it, 0, "SELECT pg_catalog.pg_sleep(0.2)", 0, NULL);
+}
+
+static void bulk_done(struct ownsess_item *it, const struct stmtq_result *r)
+{
+	ck_assert_msg(!r->failed, "%s", r->err);
+	tn.end[it - tn.bulk] = itest_now();
+	if (++tn.n_bulk == 3)
+		event_base_loopexit(tn.base, NULL);
+}
+
+static bool other_send(struct ownsess_item *it)
+{
+	return ownsess_push(it, 0, "SELECT 1", 0, NULL);
+}
+
+static void other_done(struct ownsess_item *it, const struct stmtq_result *r)
+{
+	ck_assert_msg(!r->failed, "%s", r->err);
+	tn.n_other++;
+	tn.n_between += tn.n_bulk > 0 && tn.n_bulk < 3;
+	if (tn.n_bulk < 3)
+		ownsess_queue(&tn.other_cl, it); /* always one due */
+}
+
+static void turns_lost(struct ownsess_item *it, const char *why)
+{
+	ck_abort_msg("a statement was lost: %s", why);
+}
+
+/* The bulk statements take at most an eighth of the session's time: after one that took T,
+ * the next goes 7 T after its end, and the other client's statements go meanwhile; each of
+ * them is answered. */
+START_TEST(bulk_statements_take_an_eighth_of_the_session)
+{
+	static const struct ownsess_ops ops = {0};
+	char *ci = itest_conninfo_db("postgres");
+	tn.base = event_base_new();
+	ck_assert_int_eq(ownsess_join(&tn.bulk_cl, tn.base, ci, &ops, &tn.bulk_cl), 0);
+	ck_assert_int_eq(ownsess_join(&tn.other_cl, tn.base, ci, &ops, &tn.other_cl), 0);
+	for (int i = 0; i < 3; i++) {
+		tn.bulk[i] = (struct ownsess_item){
+		    .send = bulk_send, .done = bulk_done, .lost = turns_lost, .bulk = true};
+		ownsess_queue(&tn.bulk_cl, &tn.bulk[i]);
+	}
+	tn.other =
+	    (struct ownsess_item){.send = other_send, .done = other_done, .lost = turns_lost};
+	ownsess_queue(&tn.other_cl, &tn.other);
+	struct timeval limit = {20, 0};
+	event_base_loopexit(tn.base, &limit);
+	event_base_dispatch(tn.base);
+
+	ck_assert_msg(tn.n_bulk == 3, "bulk answered %d, other %d", tn.n_bulk, tn.n_other);
+	for (int i = 1; i < 3; i++) {
+		double took = tn.end[i - 1] - tn.sent[i - 1], gap = tn.sent[i] - tn.end[i - 1];
+		ck_assert_msg(
+		    took >= 0.2 && gap >= 7 * took - 0.01,
+		    "bulk statement %d went %.3f s after the one before ended, which took "
+		    "%.3f s (at least 7 times that expected)",
+		    i, gap, took);
+	}
+	ck_assert_msg(tn.n_between > 10, "the other client's statements went %d times meanwhile",
+	              tn.n_between);
+	ownsess_leave(&tn.bulk_cl);
+	ownsess_leave(&tn.other_cl);
+	event_base_free(tn.base);
+	free(ci);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("it_sessions");
@@ -682,6 +770,7 @@ static Suite *suite(void)
 	tcase_add_test(wake, old_schema_install_wakes_the_session);
 	tcase_add_test(wake, old_schema_silent_held_session_is_replaced);
 	tcase_add_test(tc, failed_lock_keeps_the_session);
+	tcase_add_test(tc, bulk_statements_take_an_eighth_of_the_session);
 	suite_add_tcase(s, tc);
 	suite_add_tcase(s, old);
 	suite_add_tcase(s, wake);

@@ -59,9 +59,10 @@ static const char sql_jobs[] =
     "  AND ($5::pg_catalog.text IS NULL"
     "   OR o.job_name COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.<) $5)"
     "  AND NOT EXISTS (SELECT 1 FROM mine WHERE mine.j OPERATOR(pg_catalog.=) o.job_name)),"
-    " upd AS (INSERT INTO pgcrond.instance_job (instance, job_name, def_hash)"
+    " upd AS (INSERT INTO pgcrond.instance_job AS o (instance, job_name, def_hash)"
     "  SELECT $1, j, h FROM mine"
-    "  ON CONFLICT (instance, job_name) DO UPDATE SET def_hash = EXCLUDED.def_hash)"
+    "  ON CONFLICT (instance, job_name) DO UPDATE SET def_hash = EXCLUDED.def_hash"
+    "   WHERE o.def_hash OPERATOR(pg_catalog.<>) EXCLUDED.def_hash)"
     " SELECT o.job_name, pg_catalog.string_agg(o.instance, ', ' ORDER BY o.instance)"
     " FROM pgcrond.instance_job o JOIN pgcrond.instance i"
     "  ON i.name OPERATOR(pg_catalog.=) o.instance AND i.stopped_at IS NULL"
@@ -170,7 +171,7 @@ static const struct cluster_row row_purge = {.op = OP_PURGE,
                                              .sql = sql_purge,
                                              .done = purge_done};
 static const struct cluster_row row_jobs = {
-    .op = OP_JOBS, .skip = jobs_skip, .send = jobs_send, .done = jobs_done};
+    .op = OP_JOBS, .flags = ROW_BULK, .skip = jobs_skip, .send = jobs_send, .done = jobs_done};
 static const struct cluster_row row_stop = {
     .op = OP_STOP, .flags = ROW_CLOSING, .sql = sql_stop, .n = 2};
 

@@ -110,11 +110,24 @@ static void next_due(struct cluster *c, const struct cluster_row *w, int64_t now
 
 #define CLUSTER_OF(it) ((struct cluster *)((char *)(it)-offsetof(struct cluster, turn)))
 
+/* Row W would go now (turn_send): due, not skipped, not held by the stop. */
+static bool row_goes(struct cluster *c, const struct cluster_row *w, int64_t now)
+{
+	return (w->send || w->sql) && (!c->closing || (w->flags & ROW_CLOSING)) &&
+	       ((w->flags & ROW_ITEMS) || c->due[w->op] <= now) && !(w->skip && w->skip(c));
+}
+
 /* Whatever kicks brings work (a row come due, an item queued, an answer): the cluster's turn
  * (an item of the session's outbox), from the loop (never inside a run's state change), until
  * one finds nothing to send (turn_send). */
 void cluster_kick(struct cluster *c)
 {
+	int64_t now = clock_mono_ms();
+	const struct cluster_row *const *w = c->rows;
+	while (*w && !row_goes(c, *w, now))
+		w++;
+	/* the turn can wait while what it would send first can (the publication's parts) */
+	c->turn.bulk = c->state == CS_LOCKED && !c->n_tasks && *w && ((*w)->flags & ROW_BULK);
 	ownsess_queue(&c->sess, &c->turn);
 }
 
@@ -314,11 +327,9 @@ static bool turn_send(struct ownsess_item *it)
 	const char *mine[] = {c->instance, c->boot_id};
 	for (const struct cluster_row *const *r = c->rows; *r; r++) {
 		const struct cluster_row *w = *r;
-		bool timed = !(w->flags & ROW_ITEMS);
-		if ((!w->send && !w->sql) || (c->closing && !(w->flags & ROW_CLOSING)) ||
-		    (timed && c->due[w->op] > now) || (w->skip && w->skip(c)))
+		if (!row_goes(c, w, now))
 			continue;
-		if (timed)
+		if (!(w->flags & ROW_ITEMS))
 			next_due(c, w, now);
 		if (!w->send) {
 			cluster_send_stmt(c, w->op, w->sql, w->n, mine);
@@ -560,7 +571,7 @@ int cluster_submit_closing(struct cluster *c, const char *sql, int n, const char
 	*t = (struct task){.c = c, .fn = fn, .arg = arg};
 	/* sent from the loop, never from inside this call; while closing, before the stop
 	 * (cluster_close's wait runs the session's turns) */
-	if (ownsess_ask(&c->sess, sql, n, params, task_answered, task_lost, t) < 0) {
+	if (ownsess_ask(&c->sess, sql, n, params, task_answered, task_lost, t, false) < 0) {
 		free(t);
 		return -ENOMEM;
 	}

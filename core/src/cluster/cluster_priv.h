@@ -213,6 +213,7 @@ struct cluster_row {
 #define ROW_ITEMS 1u   /* due while items wait (its send: false if none), not by time */
 #define ROW_CLOSING 2u /* sent also once the stop has begun (and only these rows then) */
 #define ROW_AGAIN 4u   /* due again when its answer was lost with the connection */
+#define ROW_BULK 8u    /* can wait behind the session's other statements (ownsess.h) */
 
 /* What the last answer to the name's lock said, kept until the next one; a lock taken goes
  * with its connection (docs/layout.md, "The cluster's states"). */

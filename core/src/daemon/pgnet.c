@@ -303,7 +303,7 @@ static void claim(struct pgnet *pn)
 	if (notify_query(pn->n,
 	                 "SELECT id, method, url, headers, body, timeout_milliseconds, username"
 	                 " FROM pgcrond.net_claim($1::pg_catalog.int4)",
-	                 p, 1, on_claimed, pn) == 0)
+	                 p, 1, on_claimed, pn, false) == 0)
 		pn->claiming = true;
 }
 
@@ -349,7 +349,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 	struct pgnet *pn = arg;
 	claim(pn);
 	if (!pn->expiring && notify_query(pn->n, "SELECT pgcrond.net_expire(" EXPIRE_BATCH ")",
-	                                  NULL, 0, on_expired, pn) == 0)
+	                                  NULL, 0, on_expired, pn, false) == 0)
 		pn->expiring = true;
 }
 

@@ -265,7 +265,7 @@ static void send_part(struct sqljobs *sj)
 	rc = notify_query(sj->n,
 	                  "SELECT pgcrond.record_file_jobs_part($1::pg_catalog.jsonb, $2::boolean,"
 	                  " $3::boolean, $4::integer)",
-	                  p, 4, on_recorded, sj);
+	                  p, 4, on_recorded, sj, true);
 	free(json);
 	sj->rec_busy = rc == 0; /* down: on_listening sends them again once connected */
 	sj->rec_end = end;
@@ -349,7 +349,7 @@ static void send_refused(struct sqljobs *sj)
 	const char *p[] = {sj->refused};
 	if (sj->refused &&
 	    notify_query(sj->n, "SELECT pgcrond.record_refused($1::pg_catalog.jsonb)", p, 1,
-	                 on_refused, sj) == -ENOMEM)
+	                 on_refused, sj, false) == -ENOMEM)
 		log_error("cannot record why jobs made in SQL are not run: out of memory");
 }
 

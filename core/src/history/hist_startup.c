@@ -76,15 +76,20 @@ const char hist_sql_last_fires[] =
  * its last result ('L', with its message), its last $3 ended runs ('S', the strip), and the
  * last $2 failures of all jobs ('F'). The job names come from a skip scan over the index on
  * (job_name, start_time), one probe a name, and each job's rows from that index, newest first:
- * no sort of the whole table, however long the history. Rows: kind, job_name, status,
+ * no sort of the whole table, however long the history. A page holds the jobs named after $4
+ * (NULL: from the first, with the failures), HIST_RESULTS_PAGE of them, and ends with an 'N'
+ * row naming the last if more may follow: a statement of a second or more, and an answer of
+ * tens of MB, would hold the history's batches and the heap. Rows: kind, job_name, status,
  * return_message, sqlstate, trigger, attempt, start and end in Unix µs, runid; newest first
  * within each kind. */
 const char hist_sql_last_results[] =
-    "WITH RECURSIVE n(job) AS ("
-    " SELECT pg_catalog.min(d.job_name) FROM pgcrond.job_run_details d WHERE " SINCE_1 " UNION ALL"
+    "WITH RECURSIVE n(job, k) AS ("
+    " SELECT pg_catalog.min(d.job_name), 1 FROM pgcrond.job_run_details d WHERE " SINCE_1
+    "  AND ($4::pg_catalog.text IS NULL OR d.job_name OPERATOR(pg_catalog.>) $4) UNION ALL"
     " SELECT (SELECT pg_catalog.min(d.job_name) FROM pgcrond.job_run_details d"
-    "   WHERE d.job_name OPERATOR(pg_catalog.>) n.job AND " SINCE_1 ")"
-    " FROM n WHERE n.job IS NOT NULL)"
+    "   WHERE d.job_name OPERATOR(pg_catalog.>) n.job AND " SINCE_1
+    "), n.k OPERATOR(pg_catalog.+) 1"
+    " FROM n WHERE n.job IS NOT NULL AND n.k OPERATOR(pg_catalog.<) " HIST_RESULTS_PAGE ")"
     " SELECT * FROM ("
     " SELECT 'L' AS kind, r.* FROM n CROSS JOIN LATERAL ("
     "  SELECT d.job_name, d.status, d.return_message, d.sqlstate, d.trigger, d.attempt,"
@@ -103,9 +108,12 @@ const char hist_sql_last_results[] =
     " UNION ALL"
     " (SELECT 'F', d.job_name, d.status, d.return_message, d.sqlstate, d.trigger, d.attempt,"
     "  " START_US ", " END_US ", d.runid"
-    "  FROM pgcrond.job_run_details d WHERE " SINCE_1
+    "  FROM pgcrond.job_run_details d WHERE " SINCE_1 " AND $4::pg_catalog.text IS NULL"
     "   AND d.end_time IS NOT NULL AND d.status" EQ "'failed'"
-    "  ORDER BY d.start_time DESC, d.runid DESC LIMIT $2::pg_catalog.int4)) AS p"
+    "  ORDER BY d.start_time DESC, d.runid DESC LIMIT $2::pg_catalog.int4)"
+    " UNION ALL"
+    " SELECT 'N', pg_catalog.max(n.job), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM n"
+    "  HAVING pg_catalog.count(n.job) OPERATOR(pg_catalog.>=) " HIST_RESULTS_PAGE ") AS p"
     " ORDER BY p.kind, p.start_us DESC, p.runid DESC";
 
 long long hist_orphans_closed(const PGresult *res)

@@ -20,8 +20,10 @@ extern const char hist_sql_orphans[];
 extern const char hist_sql_last_fires[];
 /* The answer RES to hist_sql_orphans, logged: returns the rows it closed. */
 long long hist_orphans_closed(const PGresult *res);
-/* What the status showed before a restart (hist_request_last_results): $1 floor, $2 how many
- * failures, $3 how many runs of each job. */
+/* What the status showed before a restart (hist_request_last_results), a page of jobs at a
+ * time: $1 floor, $2 how many failures, $3 how many runs of each job, $4 the last job of the
+ * page before (NULL: the first page). */
+#define HIST_RESULTS_PAGE "1000"
 extern const char hist_sql_last_results[];
 
 /* The oldest start_time the history still keeps at NOW_US (Unix µs) with RETAIN_MS of

@@ -293,14 +293,15 @@ static bool send_next(struct ownsess_item *it)
 			send_stmt(h, OP_LAST_FIRES, hist_sql_last_fires, 1, p);
 			return true;
 		}
-		if (h->orphans == ORPHANS_CLOSED && h->last_results_fn) {
+		if (h->orphans == ORPHANS_CLOSED && h->last_results_fn &&
+		    (!h->results_waits || !hist_spool_head(h->spool))) {
 			char floor[40], fails[16], runs[16];
 			snprintf(fails, sizeof(fails), "%d", h->last_results_failures);
 			snprintf(runs, sizeof(runs), "%d", h->last_results_runs);
 			const char *p[] = {
 			    hist_startup_floor(clock_wall_us(), h->retain_ms, floor, sizeof(floor)),
-			    fails, runs};
-			send_stmt(h, OP_LAST_RESULTS, hist_sql_last_results, 3, p);
+			    fails, runs, h->results_after};
+			send_stmt(h, OP_LAST_RESULTS, hist_sql_last_results, 4, p);
 			return true;
 		}
 		struct hist_spool_line *head = hist_spool_head(h->spool);
@@ -337,6 +338,7 @@ static bool send_next(struct ownsess_item *it)
 		}
 		if (!head)
 			return false;
+		h->results_waits = false;
 		if (send_batch(h, head) != 0)
 			return true;
 	}
@@ -482,16 +484,27 @@ static void last_fires_answered(struct hist *h, const struct stmtq_result *r)
 	h->last_fires_fn = NULL;
 }
 
-/* OP_LAST_RESULTS: the jobs' last results to the asker, as OP_LAST_FIRES'. */
+/* OP_LAST_RESULTS: a page of the jobs' last results to the asker, then the next page, or the
+ * end of the answer as OP_LAST_FIRES'. */
 static void last_results_answered(struct hist *h, const struct stmtq_result *r)
 {
 	if (!write_outcome(h, r))
 		return;
+	char *next = NULL;
 	if (r->failed)
 		log_error("history: cannot read the jobs' last results for the status: %s", r->err);
 	else
 		for (int i = 0; r->res && h->last_results_fn && i < PQntuples(r->res); i++)
-			hist_past_row(h, r->res, i);
+			if (*PQgetvalue(r->res, i, 0) != 'N')
+				hist_past_row(h, r->res, i);
+			else if (!(next = strdup(PQgetvalue(r->res, i, 1))))
+				log_error(
+				    "history: cannot read the jobs' last results: out of memory");
+	free(h->results_after);
+	h->results_after = next;
+	h->results_waits = next != NULL;
+	if (next)
+		return; /* (kicked: the next page) */
 	if (h->last_results_fn)
 		h->last_results_fn(h->last_results_arg, HIST_PAST_LAST, NULL);
 	h->last_results_fn = NULL;
@@ -810,6 +823,8 @@ void hist_request_last_results(struct hist *h, int max_failures, int max_runs,
 	h->last_results_arg = arg;
 	h->last_results_failures = max_failures;
 	h->last_results_runs = max_runs;
+	free(h->results_after); /* from the first page */
+	h->results_after = NULL;
 	kick(h);
 }
 
@@ -879,6 +894,7 @@ void hist_close(struct hist **hp)
 	hist_set_caught_up_fn(h, NULL, NULL);
 	hist_jobids_free(h);
 	free(h->jobids_ask);
+	free(h->results_after);
 	free(h->written);
 	free(h->conninfo);
 	free(h->instance);

@@ -150,6 +150,8 @@ struct hist {
 	hist_last_results_fn last_results_fn; /* asked for and not yet answered */
 	void *last_results_arg;
 	int last_results_failures, last_results_runs;
+	char *results_after; /* the last job of the page answered (NULL: none yet) */
+	bool results_waits;  /* ... and a batch goes before the next page */
 	bool trim; /* the read-back was answered: its pages go back at the next send (send_next) */
 	char *fresh_json;    /* hist_publish_freshness: the latest state, not yet sent ... */
 	int64_t fresh_at_ms; /* ... since then (monotonic) */

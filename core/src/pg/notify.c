@@ -275,11 +275,11 @@ int notify_set_channels(struct notify *n, const char *const *channels, size_t co
 }
 
 int notify_query(struct notify *n, const char *sql, const char *const *params, int n_params,
-                 notify_result_fn cb, void *arg)
+                 notify_result_fn cb, void *arg, bool bulk)
 {
 	if (n->state != NL_LISTENING)
 		return -ENOTCONN;
-	return ownsess_ask(&n->sess, sql, n_params, params, cb, NULL, arg);
+	return ownsess_ask(&n->sess, sql, n_params, params, cb, NULL, arg, bulk);
 }
 
 int notify_queue(struct notify *n, struct ownsess_item *it)

@@ -46,11 +46,11 @@ int notify_set_channels(struct notify *n, const char *const *channels, size_t co
  * PARAMS copied, NULL = SQL NULL), sent from the loop in the order queued. CB(ARG, RES) is
  * called with its first tuples result, or its error result (RES may be NULL: neither; valid
  * during the call only). Queries lost with the connection are dropped without a call: ask
- * again from on_listening. ARG is borrowed. -ENOTCONN until the LISTENs of a connect are in
- * place (so none goes before them), -ENOMEM. */
+ * again from on_listening. ARG is borrowed. BULK: it can wait (ownsess.h). -ENOTCONN until the
+ * LISTENs of a connect are in place (so none goes before them), -ENOMEM. */
 typedef void (*notify_result_fn)(void *arg, const PGresult *res);
 int notify_query(struct notify *n, const char *sql, const char *const *params, int n_params,
-                 notify_result_fn cb, void *arg) __attribute__((warn_unused_result));
+                 notify_result_fn cb, void *arg, bool bulk) __attribute__((warn_unused_result));
 /* IT, an item of the owner's (ownsess.h), queued on the session's outbox as the listener's:
  * -ENOTCONN as notify_query's. */
 int notify_queue(struct notify *n, struct ownsess_item *it);

@@ -29,6 +29,8 @@ struct ownsess {
 	struct event later_ev;                /* the first item queued for later comes due ... */
 	int64_t later_ms;                     /* ... at this monotonic time */
 	struct ownsess_item *flight;          /* the item whose statement is in flight */
+	int64_t flight_ms;                    /* when it was sent (monotonic) */
+	int64_t bulk_at_ms; /* no bulk item before: 7 times the last one's time after its end */
 	bool full;          /* the last connect was refused because the server takes no more
 	                     * (conndrv_server_full): ownsess_starved() (set_full) */
 	const char *steps;  /* ownsess_need_steps' (NULL: none needed) ... */
@@ -447,11 +449,14 @@ static void on_failed(void *arg, const char *why, bool was_ready)
 static struct ownsess_item *due_item(struct ownsess *s, struct ownsess_client *cl)
 {
 	struct ownsess_item *it = STAILQ_FIRST(&cl->outbox);
-	int64_t wait = it ? it->not_before_ms - clock_mono_ms() : 0;
+	int64_t at = it ? it->not_before_ms : 0;
+	if (it && it->bulk && s->bulk_at_ms > at)
+		at = s->bulk_at_ms;
+	int64_t wait = at - clock_mono_ms();
 	if (wait <= 0)
 		return it;
-	if (!evtimer_pending(&s->later_ev, NULL) || it->not_before_ms < s->later_ms) {
-		s->later_ms = it->not_before_ms;
+	if (!evtimer_pending(&s->later_ev, NULL) || at < s->later_ms) {
+		s->later_ms = at;
 		clock_event_in(&s->later_ev, wait);
 	}
 	return NULL;
@@ -748,6 +753,9 @@ static void item_done(void *arg, const struct stmtq_result *r)
 	struct ownsess_item *it = arg;
 	struct ownsess *s = it->cl->s;
 
+	int64_t now = clock_mono_ms();
+	if (it->bulk)
+		s->bulk_at_ms = now + 7 * (now - s->flight_ms);
 	s->flight = NULL;
 	s->q.last_arg = it->cl->arg; /* its client had the turn (on_idle) */
 	if (!r->lost)
@@ -762,6 +770,7 @@ bool ownsess_push(struct ownsess_item *it, int64_t deadline_ms, const char *sql,
 	struct ownsess *s = it->cl->s;
 
 	s->flight = it;
+	s->flight_ms = clock_mono_ms();
 	return send_stmt(&s->q, sql, n, params,
 	                 deadline_ms > 0 ? deadline_ms : s->q.drv.check_ms / 2, NULL, item_done,
 	                 it);
@@ -773,22 +782,24 @@ bool ownsess_begin(struct ownsess_item *it, int64_t deadline_ms,
 	struct ownsess *s = it->cl->s;
 
 	s->flight = it;
+	s->flight_ms = clock_mono_ms();
 	return send_stmt(&s->q, NULL, 0, NULL,
 	                 deadline_ms > 0 ? deadline_ms : s->q.drv.check_ms / 2, each, item_done,
 	                 it);
 }
 
 int ownsess_ask(struct ownsess_client *cl, const char *sql, int n, const char *const *params,
-                ownsess_answer_fn fn, void (*lost)(void *arg), void *arg)
+                ownsess_answer_fn fn, void (*lost)(void *arg), void *arg, bool bulk)
 {
 	struct ask *a = calloc(1, sizeof(*a) + (size_t)n * sizeof(a->params[0]));
 	if (!a)
 		return -ENOMEM;
-	*a = (struct ask){.it = {.send = ask_send, .done = ask_done, .lost = ask_lost},
-	                  .fn = fn,
-	                  .lost = lost,
-	                  .arg = arg,
-	                  .sql = sql};
+	*a =
+	    (struct ask){.it = {.send = ask_send, .done = ask_done, .lost = ask_lost, .bulk = bulk},
+	                 .fn = fn,
+	                 .lost = lost,
+	                 .arg = arg,
+	                 .sql = sql};
 	for (; a->n < n; a->n++)
 		if (params[a->n] && !(a->params[a->n] = strdup(params[a->n]))) {
 			ask_free(&a->it);

@@ -590,14 +590,20 @@ static bool catchup_wanted(const struct job *j)
 	       j->conf->schedule && j->conf->cron.kind != CRON_REBOOT && !j->s->draining;
 }
 
-static void fire_catchup(struct job *j, int64_t instant_s, const char *why)
+/* A start's catch-ups logged one a line; the rest at debug, and one line counts them (a
+ * restart of 15,000 jobs every second would log 15,000 lines). */
+#define CATCHUPS_TOLD 10
+
+static void fire_catchup(struct job *j, int64_t instant_s, const char *why, bool start)
 {
 	if (j->active) {
 		sched_job_log(j, LOG_LVL_INFO, "%s; the run in progress stands for the catch-up",
 		              why);
 		return;
 	}
-	sched_job_log(j, LOG_LVL_NOTICE, "%s; running once (catchup = once)", why);
+	bool told = !start || ++j->s->catchups <= CATCHUPS_TOLD;
+	sched_job_log(j, told ? LOG_LVL_NOTICE : LOG_LVL_DEBUG, "%s; running once (catchup = once)",
+	              why);
 	struct run *r = sched_run_new(j, instant_s * 1000000, TRIGGER_CATCHUP);
 	if (r)
 		sched_run_defer(r);
@@ -607,8 +613,15 @@ static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s,
                           int64_t last_success_us)
 {
 	struct sched *s = arg;
-	if (!job_name)
+	if (!job_name) {
+		if (s->catchups > CATCHUPS_TOLD)
+			log_notice(
+			    "%ld more jobs missed scheduled fires while pgcrond was not running; "
+			    "each runs once now (catchup = once; trigger catchup in the history)",
+			    s->catchups - CATCHUPS_TOLD);
+		s->catchups = 0;
 		return;
+	}
 	struct job *j = sched_job_find(s, job_name);
 	if (!j)
 		return;
@@ -634,7 +647,7 @@ static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s,
 	char why[160];
 	snprintf(why, sizeof(why), "%ld scheduled fire(s) passed while pgcrond was not running",
 	         missed);
-	fire_catchup(j, at, why);
+	fire_catchup(j, at, why, true);
 }
 
 void flow_db_reachable(void *arg, const char *database)
@@ -649,6 +662,7 @@ void flow_db_reachable(void *arg, const char *database)
 		char why[160];
 		snprintf(why, sizeof(why), "database %s is reachable again after failed fires",
 		         database);
-		fire_catchup(j, j->last_fire > 0 ? j->last_fire : sched_now_us(s) / 1000000, why);
+		fire_catchup(j, j->last_fire > 0 ? j->last_fire : sched_now_us(s) / 1000000, why,
+		             false);
 	}
 }

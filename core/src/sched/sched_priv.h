@@ -284,6 +284,7 @@ struct sched {
 	size_t n_running;
 	size_t n_claiming;   /* fires waiting for their claim (they hold no run slot) */
 	uint64_t unrecorded; /* fires skipped without a row behind a run held for the history */
+	long catchups;       /* the start's catch-ups so far (sched_flow.c: CATCHUPS_TOLD) */
 	struct sched_queue queue;
 	uint64_t seq;
 	uint64_t flow_seq;
@@ -397,6 +398,9 @@ void sched_backlog_cb(void *arg);
 void sched_backlog_changed(struct sched *s, const struct run *r);
 /* A change is published within this (one statement for all the changes meanwhile). */
 #define BACKLOG_PUBLISH_US 1000000
+/* The runs published at most (in the jobs' order): the 15,000 catch-up runs of a restart
+ * would make a statement of a second, every second, on the history's session. */
+#define BACKLOG_PUBLISH_MAX 1000
 /* sched_state.c: move R to state TO (the table there), out of its state's holder and into
  * TO's. False if R keeps its state and holder: a move the table does not allow, or into a
  * job's slot another run holds (a bug: logged), or the queue out of memory (the caller drops

@@ -754,10 +754,11 @@ void sched_backlog_cb(void *arg)
 	uint64_t sig = BACKLOG_NONE;
 	int64_t now = sched_now_us(s);
 	bool young = false;
-	for (struct job *j = s->jobs; ok && j; j = j->next) {
+	size_t shown = 0;
+	for (struct job *j = s->jobs; ok && j && shown < BACKLOG_PUBLISH_MAX; j = j->next) {
 		struct sched_waiting w[SCHED_MAX_WAITING];
 		size_t n = sched_waiting_of(j, w);
-		for (size_t i = 0; i < n; i++) {
+		for (size_t i = 0; i < n && shown < BACKLOG_PUBLISH_MAX; i++) {
 			char key[160];
 			/* a run on its way (its slot or connection coming, its claim or mark
 			 * answered) for less than the publishing delay is not a backlog: published
@@ -777,7 +778,7 @@ void sched_backlog_cb(void *arg)
 			              sched_wait_names[w[i].why], "trigger", w[i].trigger, "since",
 			              (json_int_t)w[i].since_us, "scheduled_for",
 			              (json_int_t)w[i].scheduled_us, "attempt", w[i].attempt);
-			ok = ok && o && (ftell(f) == 1 || fputc(',', f) != EOF) &&
+			ok = ok && o && (shown++ == 0 || fputc(',', f) != EOF) &&
 			     json_dumpf(o, f, JSON_COMPACT) == 0;
 			json_decref(o);
 		}

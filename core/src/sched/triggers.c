@@ -432,7 +432,8 @@ static void claimed_all(void *arg, const PGresult *res)
 static void sweep(struct tdb *db)
 {
 	const char *p[] = {db->t->instance};
-	db->sweep_wanted = notify_query(db->n, claim_all_sql, p, 1, claimed_all, db) == -ENOMEM;
+	db->sweep_wanted =
+	    notify_query(db->n, claim_all_sql, p, 1, claimed_all, db, false) == -ENOMEM;
 }
 
 /* A notification on pgcrond_trigger: its payload should be a request id. */
@@ -452,7 +453,7 @@ static void trigger_note(struct tdb *db, const char *payload)
 		db->sweep_wanted = true;
 		return;
 	}
-	int rc = notify_query(db->n, claim_one_sql, p, 2, claimed_one, db);
+	int rc = notify_query(db->n, claim_one_sql, p, 2, claimed_one, db, false);
 	if (rc == 0)
 		db->claims_queued++;
 	else if (rc == -ENOMEM)
