@@ -24,19 +24,16 @@ static const double metrics_lateness_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.
 static const char *const statuses[] = {"succeeded", "failed", "skipped", "upstream_failed"};
 #define N_STATUS (sizeof(statuses) / sizeof(statuses[0]))
 
-struct histo {
-	uint64_t *buckets; /* per bound, not cumulative; the last is +Inf */
-	uint64_t count;
-	double sum;
-};
-
+/* One block a job that ran: 15,000 jobs may run every second. */
 struct metrics_job {
-	char *name;
-	uint64_t runs[N_STATUS];
-	uint64_t dur_b[N_DUR + 1], late_b[N_LATE + 1];
-	struct histo dur, late;
-	int64_t last_failure_us;
 	struct strmap_node node; /* in metrics.jobs, under name */
+	uint64_t runs[N_STATUS];
+	/* the histograms: per bound, not cumulative, the last +Inf (their _count is the sum); 32
+	 * bits, which a job run every second fills in 136 years */
+	uint32_t dur_b[N_DUR + 1], late_b[N_LATE + 1];
+	double dur_sum, late_sum;
+	int64_t last_failure_us;
+	char name[];
 };
 
 struct failure {
@@ -70,7 +67,6 @@ void metrics_free(struct metrics **mp)
 	for (struct strmap_node *n = strmap_first(&m->jobs), *next; n; n = next) {
 		next = strmap_next(&m->jobs, n);
 		struct metrics_job *j = STRMAP_ENTRY(n, struct metrics_job, node);
-		free(j->name);
 		free(j);
 	}
 	for (size_t i = 0; i < METRICS_FAILURES; i++) {
@@ -93,13 +89,10 @@ static struct metrics_job *find_or_add(struct metrics *m, const char *name)
 	struct metrics_job *j = find(m, name);
 	if (j)
 		return j;
-	j = calloc(1, sizeof(*j));
-	if (!j || !(j->name = strdup(name))) {
-		free(j);
+	size_t len = strlen(name) + 1;
+	if (!(j = calloc(1, sizeof(*j) + len)))
 		return NULL;
-	}
-	j->dur.buckets = j->dur_b;
-	j->late.buckets = j->late_b;
+	memcpy(j->name, name, len);
 	strmap_insert(&m->jobs, &j->node, j->name);
 	return j;
 }
@@ -119,22 +112,21 @@ int metrics_copy_counters(const struct metrics *m, struct metrics **out)
 		memcpy(k->runs, j->runs, sizeof(k->runs));
 		memcpy(k->dur_b, j->dur_b, sizeof(k->dur_b));
 		memcpy(k->late_b, j->late_b, sizeof(k->late_b));
-		k->dur = (struct histo){k->dur_b, j->dur.count, j->dur.sum};
-		k->late = (struct histo){k->late_b, j->late.count, j->late.sum};
+		k->dur_sum = j->dur_sum;
+		k->late_sum = j->late_sum;
 		k->last_failure_us = j->last_failure_us;
 	}
 	*out = c;
 	return 0;
 }
 
-static void observe(struct histo *h, const double *bounds, size_t n, double v)
+static void observe(uint32_t *buckets, double *sum, const double *bounds, size_t n, double v)
 {
 	size_t i = 0;
 	while (i < n && v > bounds[i])
 		i++;
-	h->buckets[i]++;
-	h->count++;
-	h->sum += v;
+	buckets[i]++;
+	*sum += v;
 }
 
 /* F holds the failure given, its old strings freed; false (F as it was) when out of memory. */
@@ -239,9 +231,11 @@ void metrics_run_end(struct metrics *m, const struct metrics_run *r)
 		keep_failure(m, r);
 	}
 	if (r->duration_us >= 0)
-		observe(&j->dur, metrics_duration_buckets, N_DUR, (double)r->duration_us / 1e6);
+		observe(j->dur_b, &j->dur_sum, metrics_duration_buckets, N_DUR,
+		        (double)r->duration_us / 1e6);
 	if (r->lateness_us >= 0)
-		observe(&j->late, metrics_lateness_buckets, N_LATE, (double)r->lateness_us / 1e6);
+		observe(j->late_b, &j->late_sum, metrics_lateness_buckets, N_LATE,
+		        (double)r->lateness_us / 1e6);
 }
 
 /* ---- the text format ------------------------------------------------------------------ */
@@ -280,12 +274,13 @@ void metrics_sample(FILE *out, const char *name, const char *key, const char *va
 	fprintf(out, " %.17g\n", v);
 }
 
-static void histogram(FILE *out, const char *name, const char *job, const struct histo *h,
+/* B: the job's buckets (NULL: none yet), SUM their values' sum. */
+static void histogram(FILE *out, const char *name, const char *job, const uint32_t *b, double sum,
                       const double *bounds, size_t n)
 {
-	static const uint64_t zero[N_DUR > N_LATE ? N_DUR + 1 : N_LATE + 1];
-	const uint64_t *b = h ? h->buckets : zero;
+	static const uint32_t zero[N_DUR > N_LATE ? N_DUR + 1 : N_LATE + 1];
 	uint64_t cum = 0;
+	b = b ? b : zero;
 
 	for (size_t i = 0; i <= n; i++) {
 		cum += b[i];
@@ -299,10 +294,10 @@ static void histogram(FILE *out, const char *name, const char *job, const struct
 	}
 	fprintf(out, "%s_sum{job=\"", name);
 	metrics_label(out, job);
-	fprintf(out, "\"} %.17g\n", h ? h->sum : 0.0);
+	fprintf(out, "\"} %.17g\n", sum);
 	fprintf(out, "%s_count{job=\"", name);
 	metrics_label(out, job);
-	fprintf(out, "\"} %" PRIu64 "\n", h ? h->count : 0);
+	fprintf(out, "\"} %" PRIu64 "\n", cum);
 }
 
 void metrics_render_counters(const struct metrics *m, const char *const *jobs, size_t n, FILE *out)
@@ -323,16 +318,16 @@ void metrics_render_counters(const struct metrics *m, const char *const *jobs, s
 	             "How long runs took, from start to end, per job.");
 	for (size_t i = 0; i < n; i++) {
 		const struct metrics_job *c = find(m, jobs[i]);
-		histogram(out, "pgcrond_job_run_duration_seconds", jobs[i], c ? &c->dur : NULL,
-		          metrics_duration_buckets, N_DUR);
+		histogram(out, "pgcrond_job_run_duration_seconds", jobs[i], c ? c->dur_b : NULL,
+		          c ? c->dur_sum : 0, metrics_duration_buckets, N_DUR);
 	}
 	metrics_head(
 	    out, "pgcrond_job_lateness_seconds", "histogram",
 	    "How late scheduled runs started after their instant (first attempts), per job.");
 	for (size_t i = 0; i < n; i++) {
 		const struct metrics_job *c = find(m, jobs[i]);
-		histogram(out, "pgcrond_job_lateness_seconds", jobs[i], c ? &c->late : NULL,
-		          metrics_lateness_buckets, N_LATE);
+		histogram(out, "pgcrond_job_lateness_seconds", jobs[i], c ? c->late_b : NULL,
+		          c ? c->late_sum : 0, metrics_lateness_buckets, N_LATE);
 	}
 }
 

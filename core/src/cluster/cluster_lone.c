@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,20 +37,21 @@
 #define LONE_RECENT_MS (2 * 60 * 1000)
 #define LONE_RECENT_MAX 100000
 
-/* A fire granted lone, its job's name and text in one block: noting it at each fire takes one
- * allocation, no lookup of its job and no key (made at the switch: fire_key). */
+/* A fire granted lone, with its text in one block: noting it at each fire takes one allocation
+ * and no key (made at the switch: fire_key). Up to LONE_RECENT_MAX are kept (15,000 fires a
+ * second fill it): a scheduled fire's is 48 bytes, whatever its job's name. */
 struct lone_fire {
 	STAILQ_ENTRY(lone_fire) link;
+	struct lone_job *job;
 	int64_t at_ms; /* monotonic */
 	int64_t scheduled_us;
 	int attempt;
-	enum run_trigger trigger; /* the run's */
-	bool keyed;               /* TEXT is a queued claim's key */
-	const char *text;         /* after the name, in its block: the graph run ("" if none) */
-	char name[];
+	uint8_t trigger; /* the run's enum run_trigger */
+	bool keyed;      /* TEXT is a queued claim's key */
+	char text[];     /* the graph run, "" if none */
 };
 
-/* A job that had fires granted lone. */
+/* A job that had fires granted lone (its fires point at it: it goes only with them, forget). */
 struct lone_job {
 	struct strmap_node node;
 	char *name;
@@ -139,13 +141,10 @@ static void prune(struct cluster_lone *l, int64_t now_ms)
 	for (struct lone_fire *f;
 	     (f = STAILQ_FIRST(&l->fires)) &&
 	     (now_ms - f->at_ms > LONE_RECENT_MS || l->n_fires > LONE_RECENT_MAX);) {
-		struct lone_job *j = job_get(l, f->name, true);
-		if (!j) /* out of memory: it stays a recent one, claimed again as those are */
-			return;
 		STAILQ_REMOVE_HEAD(&l->fires, link);
 		l->n_fires--;
-		free(j->last);
-		j->last = f;
+		free(f->job->last);
+		f->job->last = f;
 	}
 }
 
@@ -177,21 +176,20 @@ bool cluster_lone_undecided(const struct cluster *c)
 	return !c->lone.known;
 }
 
-/* Note fire F of JOB granted lone at NOW_MS (monotonic), for the switch to claiming
- * (switch_send); false when out of memory: not remembered, it could not be claimed when
- * claiming again, so not run. */
-static bool note_fire(struct cluster_lone *l, const char *job, const struct lone_fire *f,
-                      int64_t now_ms)
+/* Note fire F of job J (NULL: out of memory) granted lone at NOW_MS (monotonic), with TEXT,
+ * for the switch to claiming (switch_send); false when out of memory: not remembered, it could
+ * not be claimed when claiming again, so not run. */
+static bool note_fire(struct cluster_lone *l, struct lone_job *j, const char *text,
+                      const struct lone_fire *f, int64_t now_ms)
 {
-	size_t nj = strlen(job) + 1, nt = strlen(f->text) + 1;
-	struct lone_fire *n = malloc(sizeof(*n) + nj + nt);
+	size_t nt = strlen(text) + 1;
+	struct lone_fire *n = j ? malloc(offsetof(struct lone_fire, text) + nt) : NULL;
 	if (!n)
 		return false;
-	*n = *f;
+	memcpy(n, f, offsetof(struct lone_fire, text));
+	n->job = j;
 	n->at_ms = now_ms;
-	n->text = n->name + nj;
-	memcpy(n->name, job, nj);
-	memcpy(n->name + nj, f->text, nt);
+	memcpy(n->text, text, nt);
 	STAILQ_INSERT_TAIL(&l->fires, n, link);
 	l->n_fires++;
 	return true;
@@ -242,8 +240,8 @@ static char *fire_key(const struct lone_fire *f)
 enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, char *why, size_t len)
 {
 	struct lone_job *j = job_get(&c->lone, q->job, true);
-	struct lone_fire f = {.text = q->key, .keyed = true};
-	if (j && note_fire(&c->lone, q->job, &f, clock_mono_ms())) {
+	struct lone_fire f = {.keyed = true};
+	if (note_fire(&c->lone, j, q->key, &f, clock_mono_ms())) {
 		j->held++; /* its run gives "its lock" back as a claim's does (cluster_release) */
 		return CLUSTER_GRANTED;
 	}
@@ -255,11 +253,9 @@ bool cluster_lone_grant(struct cluster *c, const char *job, enum run_trigger tri
                         int64_t scheduled_us, const char *graph_run, int attempt)
 {
 	int64_t now = clock_mono_us(); /* one reading: the lease's and the note's */
-	struct lone_fire f = {.scheduled_us = scheduled_us,
-	                      .attempt = attempt,
-	                      .trigger = trigger,
-	                      .text = graph_run ? graph_run : ""};
-	if (!answers_at(c, now) || !note_fire(&c->lone, job, &f, now / 1000))
+	struct lone_fire f = {.scheduled_us = scheduled_us, .attempt = attempt, .trigger = trigger};
+	if (!answers_at(c, now) || !note_fire(&c->lone, job_get(&c->lone, job, true),
+	                                      graph_run ? graph_run : "", &f, now / 1000))
 		return false;
 	c->st.claims++;
 	c->st.granted++;
@@ -446,12 +442,10 @@ static void switch_send(struct cluster *c)
 	if (!fj || !fk || !hj || !age || !held)
 		goto out;
 	for (struct lone_fire *f = STAILQ_FIRST(&l->fires); f; f = STAILQ_NEXT(f, link), i++) {
-		fj[i] = f->name;
+		fj[i] = f->job->name;
 		fk[i] = fire_key(f);
 		age[i] = now - f->at_ms;
-		struct lone_job *j = job_get(l, f->name, false);
-		if (j)
-			j->listed = true;
+		f->job->listed = true;
 	}
 	for (struct strmap_node *n = strmap_first(&l->jobs); n; n = strmap_next(&l->jobs, n)) {
 		struct lone_job *j = STRMAP_ENTRY(n, struct lone_job, node);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "hist_spool.h"
+#include "text.h"
 
 /* ---- the batch ----------------------------------------------------------------------- */
 
@@ -247,13 +248,17 @@ int hist_batch_send(PGconn *conn, struct hist_spool_line *head, size_t max, bool
 		return n < 0 ? -1 : 0;
 	*taken = (size_t)n;
 	/* the inserted rows' job ids from memory, and whether each is looked for in claims */
-	ctx->unknown = 0;
+	const char **unknown = calloc(nset[0] + 1, sizeof(*unknown));
+	size_t n_unknown = 0;
 	for (size_t i = 0; i < nset[0]; i++) {
 		struct hist_batch_row *r = order[i];
 		r->f[HB_JOBID] = ctx->jobid ? ctx->jobid(ctx->arg, r->f[HB_JOB_NAME]) : NULL;
-		ctx->unknown += !r->f[HB_JOBID];
+		if (!r->f[HB_JOBID] && unknown)
+			unknown[n_unknown++] = r->f[HB_JOB_NAME];
 		r->f[HB_CLAIMS] = run_lone(ctx, r) ? "f" : "t";
 	}
+	ctx->unknown = n_unknown ? text_pg_array(unknown, n_unknown) : NULL;
+	free(unknown);
 	/* the batch's transaction is bounded (hist_batch.h); a batch of merged lines is this alone
 	 */
 	if (!PQsendQueryParams(conn, sql_timeout, 1, NULL, (const char *const[]){timeout_ms}, NULL,

@@ -156,7 +156,9 @@ struct hist_batch_ctx {
 	const char *boot_id;
 	const char *retain_ms; /* the retention (ms, as text; NULL or "0": none): counts older
 	                        * than it go as counts are added */
-	size_t unknown;        /* set: the rows whose job's id was not known */
+	/* set: the names of the jobs whose id was not known, as a text[] literal (malloc'd;
+	 * NULL: none) */
+	char *unknown;
 };
 
 /* Queue on CONN (in pipeline mode already) the statements of hist_batch_make's batch (the

@@ -152,7 +152,6 @@ static void on_connected(void *arg)
 		           hist_pending(h));
 	else
 		log_debug("history: connected to %s", h->safe_conninfo);
-	h->jobids_due = true;
 	kick(h);
 }
 
@@ -192,9 +191,11 @@ static int send_batch(struct hist *h, struct hist_spool_line *head)
 	if (PQenterPipelineMode(conn))
 		r = hist_batch_send(conn, head, h->batch_cap, !h->head_fresh, BATCH_TIMEOUT, &ctx,
 		                    &taken);
-	/* a job not in the map (made since it was read): read it again, not at every batch */
-	if (ctx.unknown && clock_mono_ms() - h->jobids_read_ms > JOBIDS_REREAD_MS)
-		h->jobids_due = true;
+	/* jobs not in the map: their ids read (after a read that found none, not at every batch) */
+	if (ctx.unknown && !h->jobids_ask && clock_mono_ms() >= h->jobids_next_ms)
+		h->jobids_ask = ctx.unknown;
+	else
+		free(ctx.unknown);
 	if (r < 0) {
 		stmtq_fail(h->q, NULL, 0); /* libpq failed */
 		return -1;
@@ -274,10 +275,11 @@ static bool send_next(struct ownsess_item *it)
 	if (h->writes == WRITES_WAIT)
 		h->writes = WRITES_RETRY; /* its wait is over */
 	for (;;) {
-		if (h->jobids_due) { /* the jobs' ids, so that no row looks its own up */
-			h->jobids_due = false;
-			h->jobids_read_ms = clock_mono_ms();
-			send_stmt(h, OP_JOBIDS, hist_sql_jobids, 0, NULL);
+		if (h->jobids_ask) { /* the jobs' ids, so that no row looks its own up */
+			send_stmt(h, OP_JOBIDS, hist_sql_jobids, 1,
+			          (const char *const[]){h->jobids_ask});
+			free(h->jobids_ask);
+			h->jobids_ask = NULL;
 			return true;
 		}
 		if (h->orphans == ORPHANS_DUE && hist_spool_leftovers_done(h->spool)) {
@@ -582,6 +584,8 @@ static void op_done(struct ownsess_item *it, const struct stmtq_result *r)
 	case OP_JOBIDS: /* unanswered: the insert looks the ids up */
 		if (!r->failed)
 			hist_jobids_read(h, r->res);
+		h->jobids_next_ms =
+		    !r->failed && PQntuples(r->res) > 0 ? 0 : clock_mono_ms() + JOBIDS_REREAD_MS;
 		break;
 	case OP_NONE:
 		break;
@@ -889,6 +893,7 @@ void hist_close(struct hist **hp)
 	evtimer_del(&h->linger_ev);
 	hist_set_caught_up_fn(h, NULL, NULL);
 	hist_jobids_free(h);
+	free(h->jobids_ask);
 	free(h->results_after);
 	free(h->written);
 	free(h->conninfo);

@@ -31,7 +31,8 @@
 /* Records waiting past which new runs are held back (hist_backlogged): two full batches, a
  * second or two of a busy history's writing. */
 #define DEF_BACKLOG_MAX (2 * SET_BATCH_MAX)
-/* A batch naming a job whose id is not known has pgcrond.job read again, at most this often. */
+/* The jobs a batch names without a known id have their ids read from pgcrond.job; after a read
+ * that found none of them, not before this long. */
 #define JOBIDS_REREAD_MS 10000
 /* Runs held back this long without the backlog shrinking are let go (records of the fires
  * skipped behind them, several instances', may alone be more than the history takes). */
@@ -175,10 +176,11 @@ struct hist {
 	int64_t lone_told, lone_until;
 	int64_t lone_since;
 	uint64_t lone_first;
-	/* the jobs' ids by name (hist_jobid), from pgcrond.job and the records */
+	/* the ids of the jobs that wrote rows, by name (hist_jobid), from pgcrond.job and the
+	 * records: not every job's, which 100,000 idle jobs would make megabytes */
 	struct strmap jobids;
-	bool jobids_due;        /* read them (at connect, or a batch named an unknown job) */
-	int64_t jobids_read_ms; /* monotonic: the last read */
+	char *jobids_ask;       /* the names a batch did not know (text[] literal), to read; NULL */
+	int64_t jobids_next_ms; /* monotonic: no read before (one found none of its names); 0 */
 	/* the ended runs of this process the batch in flight wrote, told once it committed */
 	hist_written_fn written_fn;
 	void *written_arg;

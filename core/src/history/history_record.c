@@ -48,7 +48,9 @@ struct jobid {
 	char name[];
 };
 
-const char hist_sql_jobids[] = "SELECT j.jobname, j.jobid FROM pgcrond.job j";
+const char hist_sql_jobids[] =
+    "SELECT j.jobname, j.jobid FROM pgcrond.job j"
+    " WHERE j.jobname OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[])";
 
 static void jobid_set(struct hist *h, const char *name, const char *id)
 {

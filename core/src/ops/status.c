@@ -132,11 +132,11 @@ static json_t *recent_runs_json(const struct sched_job_view *j)
 		}
 		rc |= put_str(o, "status", sched_recent_statuses[x->status]);
 		rc |= put_time(o, "started_at", x->start_us);
-		rc |= put_time(o, "ended_at", x->end_us);
-		rc |= put_int(o, "duration_ms", (x->end_us - x->start_us) / 1000);
+		rc |= put_time(o, "ended_at", x->start_us + (int64_t)x->dur_us);
+		rc |= put_int(o, "duration_ms", (int64_t)x->dur_us / 1000);
 		rc |= put_int(o, "attempt", x->attempt);
-		if (x->runid > 0)
-			rc |= put_int(o, "runid", x->runid);
+		if (x->written)
+			rc |= put_int(o, "runid", (int64_t)x->id);
 	}
 	if (arr && rc == 0)
 		return arr;

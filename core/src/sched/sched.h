@@ -285,13 +285,13 @@ struct fresh_view {
 /* How many runs of each job the strip keeps. */
 #define SCHED_RECENT_RUNS 10
 
-/* One ended run; STATUS indexes sched_recent_statuses. */
+/* One ended run; STATUS indexes sched_recent_statuses. 24 bytes: every job that ran keeps a
+ * strip. It ended at START_US plus DUR_US (a run of more than 2^40 µs, 12.7 days, shows that). */
 struct sched_recent_run {
-	int64_t start_us, end_us; /* Unix µs */
-	int64_t runid;            /* job_run_details.runid, 0 if not known (yet) */
-	uint64_t key;             /* the history's key of a run of this process; 0 */
-	int32_t attempt;
-	uint8_t status;
+	int64_t start_us; /* Unix µs */
+	uint64_t id;      /* WRITTEN: job_run_details.runid; else the history's key of a run of this
+	                   * process, or 0 */
+	uint64_t dur_us : 40, attempt : 20, status : 3, written : 1;
 };
 struct sched_recent {
 	struct sched_recent_run runs[SCHED_RECENT_RUNS]; /* newest first (by start) */

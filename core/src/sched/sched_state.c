@@ -852,12 +852,17 @@ void sched_recent_note(struct job *j, enum sched_status st, int64_t start_us, in
 	struct sched_recent *r = j->recent;
 	if (!r && !(r = j->recent = calloc(1, sizeof(*r))))
 		return; /* out of memory: the page shows fewer runs */
+	uint64_t dur = end_us > start_us ? (uint64_t)(end_us - start_us) : 0,
+	         max = (1ULL << 40) - 1;
+	dur = dur < max ? dur : max;
 	uint32_t at = 0;
 	for (uint32_t i = 0; i < r->n; i++) {
 		struct sched_recent_run *e = &r->runs[i];
-		if (e->start_us == start_us && e->end_us == end_us && e->status == st) {
-			if (!e->runid)
-				e->runid = runid;
+		if (e->start_us == start_us && e->dur_us == dur && e->status == st) {
+			if (!e->written && runid) {
+				e->id = (uint64_t)runid;
+				e->written = 1;
+			}
 			return;
 		}
 		if (e->start_us > start_us)
@@ -867,12 +872,13 @@ void sched_recent_note(struct job *j, enum sched_status st, int64_t start_us, in
 		return; /* older than every run kept */
 	uint32_t n = r->n < SCHED_RECENT_RUNS ? r->n : SCHED_RECENT_RUNS - 1;
 	memmove(&r->runs[at + 1], &r->runs[at], (n - at) * sizeof(r->runs[0]));
-	r->runs[at] = (struct sched_recent_run){.start_us = start_us,
-	                                        .end_us = end_us,
-	                                        .runid = runid,
-	                                        .key = key,
-	                                        .attempt = attempt,
-	                                        .status = (uint8_t)st};
+	r->runs[at] = (struct sched_recent_run){
+	    .start_us = start_us,
+	    .id = runid ? (uint64_t)runid : key,
+	    .dur_us = dur,
+	    .attempt = (uint32_t)attempt < 0xfffff ? (uint32_t)attempt : 0xfffff,
+	    .status = st,
+	    .written = runid != 0};
 	r->n = n + 1;
 }
 
@@ -919,8 +925,10 @@ void sched_recent_written(void *arg, const struct hist_written *w)
 	if (j->last && j->last->hist_key == w->key && !j->last->runid)
 		j->last->runid = w->runid;
 	for (uint32_t i = 0; j->recent && i < j->recent->n; i++)
-		if (j->recent->runs[i].key == w->key && !j->recent->runs[i].runid)
-			j->recent->runs[i].runid = w->runid;
+		if (j->recent->runs[i].id == w->key && !j->recent->runs[i].written) {
+			j->recent->runs[i].id = (uint64_t)w->runid;
+			j->recent->runs[i].written = 1;
+		}
 	if (strcmp(w->status, HIST_FAILED) == 0)
 		metrics_failure_runid(s->metrics, w->job, w->end_us, w->runid);
 }
