@@ -1,9 +1,10 @@
 /* sdnotify: tell systemd about readiness, reloads, shutdown, status and liveness. */
 #include "sdnotify.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
+
+#include "text.h"
 
 #ifdef PGCROND_HAVE_LIBSYSTEMD
 #include <systemd/sd-daemon.h>
@@ -60,16 +61,10 @@ void sdnotify_stopping(void)
 
 void sdnotify_status(const char *fmt, ...)
 {
-	char text[256];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
+	char text[256] = "";
 	/* A status longer than a line of `systemctl status` is cut, not dropped. */
-	if (n >= 0)
-		sd_notifyf(0, "STATUS=%s", text);
+	TEXT_VA_FORMAT(text, sizeof(text), fmt);
+	sd_notifyf(0, "STATUS=%s", text);
 }
 
 uint64_t sdnotify_watchdog_usec(void)
