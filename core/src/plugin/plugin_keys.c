@@ -40,7 +40,7 @@ static void quote_payload(const char *payload, char *out, size_t outlen)
 
 	memcpy(head, payload, cut);
 	head[cut] = '\0';
-	if (log_escape(head, out, outlen) < 0 || n > QUOTE_MAX) {
+	if (text_escape_line(head, out, outlen) < 0 || n > QUOTE_MAX) {
 		size_t len = strlen(out);
 		if (len + 4 < outlen)
 			memcpy(out + len, "...", 4);
