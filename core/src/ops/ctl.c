@@ -231,8 +231,6 @@ static int save_paused(const char *state_dir, const struct sched *s)
 
 /* ---- the server ----------------------------------------------------------------------- */
 
-struct client;
-
 struct ctl {
 	struct event_base *base;
 	const struct status_src *src;
