@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
 #include "plugin.h"
 #include "plugin_priv.h"
 #include "text.h"
