@@ -1,7 +1,6 @@
 /* sdnotify: tell systemd about readiness, reloads, shutdown, status and liveness. */
 #include "sdnotify.h"
 
-#include <stdio.h>
 #include <time.h>
 
 #include "text.h"
