@@ -180,6 +180,10 @@ static const struct {
     /* a backslash is doubled, so "\\n" written by the job is not an escaped newline */
     {"a\\nb", "a\\\\nb"},
     {"caf\xc3\xa9 \xe2\x82\xac", "caf\xc3\xa9 \xe2\x82\xac"},
+    /* a C1 control (CSI in 8 bits) as the other printers of such text write it (text.h) */
+    {"csi\xc2\x9b"
+     "2J",
+     "csi\\u009b2J"},
     {"", ""},
 };
 

@@ -540,22 +540,6 @@ START_TEST(stalled_loop_reports_missed_fires)
 }
 END_TEST
 
-START_TEST(success_message_like_pg_cron)
-{
-	char buf[64];
-	exec_format_success(false, 0, "INSERT 0 1", buf, sizeof(buf));
-	ck_assert_str_eq(buf, "INSERT 0 1");
-	exec_format_success(true, 1, "SELECT 1", buf, sizeof(buf));
-	ck_assert_str_eq(buf, "1 row");
-	exec_format_success(true, 0, "SELECT 0", buf, sizeof(buf));
-	ck_assert_str_eq(buf, "0 rows");
-	exec_format_success(true, 42, "SELECT 42", buf, sizeof(buf));
-	ck_assert_str_eq(buf, "42 rows");
-	exec_format_success(false, 0, "REFRESH MATERIALIZED VIEW", buf, sizeof(buf));
-	ck_assert_str_eq(buf, "REFRESH MATERIALIZED VIEW");
-}
-END_TEST
-
 /* ---- pause and resume, and the live state status.c reads ------------------------------ */
 
 static json_t *h_status(struct harness *h)
@@ -798,7 +782,6 @@ int main(void)
 	tcase_add_test(tc, resume_without_due_fires_and_paused_at_start);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("exec");
-	tcase_add_test(tc, success_message_like_pg_cron);
 	tcase_add_test(tc, status_remembers_runs_read_back);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

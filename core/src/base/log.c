@@ -1,13 +1,10 @@
 #include "log.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "clock.h"
 #include "text.h"
@@ -93,40 +90,7 @@ void log_vmsg(enum log_level level, const char *context, const char *fmt, va_lis
 
 int log_escape(const char *in, char *out, unsigned long outlen)
 {
-	const unsigned char *p = (const unsigned char *)(in ? in : "");
-	size_t o = 0;
-
-	if (outlen == 0)
-		return *p ? -ENOSPC : 0;
-	while (*p) {
-		char unit[8];
-		size_t n = 0, used = 1;
-
-		if (*p == '\n' || *p == '\r' || *p == '\t' || *p == '\\') {
-			unit[n++] = '\\';
-			unit[n++] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : *p == '\t' ? 't' : '\\';
-		} else if (*p < 0x20 || *p == 0x7f) {
-			n = (size_t)snprintf(unit, sizeof(unit), "\\x%02x", *p);
-		} else {
-			/* a whole UTF-8 sequence (lead byte and its continuation bytes), so that a
-			 * cut never splits a character */
-			unit[n++] = (char)*p;
-			while (n < 4 && *p >= 0xc0 && (p[n] & 0xc0) == 0x80) {
-				unit[n] = (char)p[n];
-				n++;
-			}
-			used = n;
-		}
-		if (o + n + 1 > outlen) {
-			out[o] = '\0';
-			return -ENOSPC;
-		}
-		memcpy(out + o, unit, n);
-		o += n;
-		p += used;
-	}
-	out[o] = '\0';
-	return 0;
+	return text_escape_line(in, out, outlen);
 }
 
 /* WHY without its digits, hashed (FNV-1a); never 0 */

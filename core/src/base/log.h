@@ -44,12 +44,7 @@ void log_vmsg(enum log_level level, const char *context, const char *fmt, va_lis
 #define log_info(...) log_job(LOG_LVL_INFO, NULL, __VA_ARGS__)
 #define log_debug(...) log_job(LOG_LVL_DEBUG, NULL, __VA_ARGS__)
 
-/* Copy IN to OUT as text that stays on one log line and cannot pass for another: newline,
- * carriage return and tab become \n \r \t, every other control character (C0 and DEL)
- * \xHH, and a backslash \\, so an escaped sequence is never mistaken for one the
- * sender wrote. Other bytes (UTF-8 text) pass unchanged. Cuts only between whole
- * characters or escapes. Always NUL-terminates (if OUTLEN > 0); returns 0, or -ENOSPC if
- * IN was cut short. For text that does not come from the daemon itself (server notices). */
+/* IN as one log line that cannot pass for another: text_escape_line (text.h). */
 int log_escape(const char *in, char *out, unsigned long outlen);
 
 /* Rate limiting for repeating errors (a lost connection): returns true when the caller

@@ -1,9 +1,9 @@
 /* sdnotify: tell systemd about readiness, reloads, shutdown, status and liveness. */
 #include "sdnotify.h"
 
-#include <stdarg.h>
-#include <stdio.h>
 #include <time.h>
+
+#include "text.h"
 
 #ifdef PGCROND_HAVE_LIBSYSTEMD
 #include <systemd/sd-daemon.h>
@@ -11,22 +11,16 @@
 /* no libsystemd: nothing to tell, the same functions below telling no one */
 static int sd_notify(int unset_environment, const char *state)
 {
-	(void)unset_environment;
-	(void)state;
 	return 0;
 }
 
 static int sd_notifyf(int unset_environment, const char *fmt, ...)
 {
-	(void)unset_environment;
-	(void)fmt;
 	return 0;
 }
 
 static int sd_watchdog_enabled(int unset_environment, uint64_t *usec)
 {
-	(void)unset_environment;
-	(void)usec;
 	return 0;
 }
 #endif
@@ -60,16 +54,10 @@ void sdnotify_stopping(void)
 
 void sdnotify_status(const char *fmt, ...)
 {
-	char text[256];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
+	char text[256] = "";
 	/* A status longer than a line of `systemctl status` is cut, not dropped. */
-	if (n >= 0)
-		sd_notifyf(0, "STATUS=%s", text);
+	TEXT_VA_FORMAT(text, sizeof(text), fmt);
+	sd_notifyf(0, "STATUS=%s", text);
 }
 
 uint64_t sdnotify_watchdog_usec(void)

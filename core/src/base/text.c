@@ -1,6 +1,7 @@
 /* UTF-8 aware cutting and checking of text (see text.h). */
 #include "text.h"
 
+#include <errno.h>
 #include <locale.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -199,8 +200,10 @@ char *text_i64(char *buf, size_t len, int64_t v)
 	return buf;
 }
 
-/* escape_unit's mode for text_quote (beside text.h's TEXT_*): '"' and '\\' backslashed too */
+/* escape_unit's modes (beside text.h's TEXT_*): '"' and '\\' backslashed too (text_quote), or
+ * '\\' only (text_escape_line) */
 #define ESC_QUOTES 0x100u
+#define ESC_BACKSLASH 0x200u
 
 /* What stands for the character at P (AVAIL bytes on) in FLAGS' mode: written to REP (at
  * most 7 bytes, its length returned), *USED set to the bytes it covers. */
@@ -208,7 +211,8 @@ static size_t escape_unit(const unsigned char *p, size_t avail, unsigned flags, 
                           size_t *used)
 {
 	*used = 1;
-	if ((flags & ESC_QUOTES) && (*p == '"' || *p == '\\')) {
+	if ((*p == '\\' && (flags & (ESC_QUOTES | ESC_BACKSLASH))) ||
+	    (*p == '"' && (flags & ESC_QUOTES))) {
 		rep[0] = '\\';
 		rep[1] = (char)*p;
 		return 2;
@@ -239,12 +243,12 @@ static size_t escape_unit(const unsigned char *p, size_t avail, unsigned flags, 
 }
 
 /* S (NULL: "") escaped in FLAGS' mode into OUT, cut before the escape that would leave no
- * room for the NUL in ROOM bytes (ROOM > 0). */
-static void escape_into(const char *s, unsigned flags, char *out, size_t room)
+ * room for the NUL in ROOM bytes (ROOM > 0). Returns whether all of S fit. */
+static bool escape_into(const char *s, unsigned flags, char *out, size_t room)
 {
 	const unsigned char *p = (const unsigned char *)(s ? s : "");
-	size_t len = strlen((const char *)p), o = 0;
-	for (size_t i = 0; i < len;) {
+	size_t len = strlen((const char *)p), o = 0, i = 0;
+	while (i < len) {
 		char rep[8];
 		size_t used, rl = escape_unit(p + i, len - i, flags, rep, &used);
 		if (o + rl >= room)
@@ -254,6 +258,7 @@ static void escape_into(const char *s, unsigned flags, char *out, size_t room)
 		i += used;
 	}
 	out[o] = '\0';
+	return i == len;
 }
 
 char *text_escape_ctl(const char *s, char *out, size_t outlen)
@@ -263,6 +268,16 @@ char *text_escape_ctl(const char *s, char *out, size_t outlen)
 	escape_into(s, 0, out, outlen);
 	text_utf8_trim(out);
 	return out;
+}
+
+int text_escape_line(const char *s, char *out, size_t outlen)
+{
+	if (outlen == 0)
+		return s && *s ? -ENOSPC : 0;
+	if (escape_into(s, ESC_BACKSLASH, out, outlen))
+		return 0;
+	text_utf8_trim(out); /* a character cut short */
+	return -ENOSPC;
 }
 
 char *text_escape_dup(const char *s, unsigned flags)

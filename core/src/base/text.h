@@ -74,6 +74,11 @@ char *text_utf8_fix_dup(const char *s) __attribute__((warn_unused_result));
  * Returns OUT. */
 char *text_escape_ctl(const char *s, char *out, size_t outlen);
 
+/* As text_escape_ctl, with a backslash doubled too, so that an escape the sender wrote is not
+ * mistaken for one of ours (text that does not come from the daemon, bound for a log line).
+ * Returns 0, or -ENOSPC when S was cut to fit. */
+int text_escape_line(const char *s, char *out, size_t outlen);
+
 /* Modes of text_escape_dup. */
 #define TEXT_KEEP_NEWLINES 1u /* newlines and tabs stay (text printed over several lines) */
 #define TEXT_FOLD_NEWLINES 2u /* newlines, carriage returns and tabs become spaces (one line) */

@@ -1,6 +1,4 @@
 /* pgcrond run [-c FILE]: the daemon in the foreground (daemon.h). */
-#include <stdio.h>
-
 #include "cli.h"
 #include "daemon.h"
 

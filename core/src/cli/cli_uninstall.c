@@ -8,8 +8,6 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "cli.h"
 #include "config.h"

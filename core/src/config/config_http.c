@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <libconfig.h>
 #include <netinet/in.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>

@@ -91,13 +91,9 @@ static int load(const char *path, const struct pgc_config *prev, char *const *sk
 	cfg->http_client.pg_net_max_response = CONFIG_PG_NET_MAX_BYTES;
 	cfg->http_client.max_redirects = 5;
 
+	/* PATH's directory: "/" for "/x", "" for "x" */
 	const char *slash = strrchr(path, '/');
-	if (slash == path)
-		L.main_dir = config_dup_str(&L, "/");
-	else if (slash)
-		L.main_dir = strndup(path, (size_t)(slash - path));
-	else
-		L.main_dir = config_dup_str(&L, "");
+	L.main_dir = strndup(path, slash ? (size_t)(slash - path) + (slash == path) : 0);
 	if (!L.main_dir)
 		L.oom = true;
 	L.have_main_st = stat(path, &L.main_st) == 0;

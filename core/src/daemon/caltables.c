@@ -18,8 +18,6 @@
 
 #define CHANNEL "pgcrond_calendars"
 
-struct calreader;
-
 struct cal {                   /* one table calendar */
 	struct notify_read rd; /* its read, on the session (one for many notifications) */
 	struct calreader *r;

@@ -43,78 +43,12 @@
  * normally stops the statement itself and the connection stays usable. */
 #define CLIENT_TIMEOUT_SLACK_MS 500
 
-static void timer_cb(evutil_socket_t fd, short what, void *arg);
-
 /* ---- runs ----------------------------------------------------------------------------- */
 
 /* A run that ended outside a connection's reading (exec_run_complete) is told from here. */
 static void done_cb(evutil_socket_t fd, short what, void *arg)
 {
 	exec_run_report(arg);
-}
-
-static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct exec_run **out)
-{
-	struct exec_run *r = calloc(1, sizeof(*r));
-	if (!r)
-		return -ENOMEM;
-	r->ex = ex;
-	event_assign(&r->done_ev, ex->base, -1, 0, done_cb, r); /* (exec_run_free deletes both) */
-	event_priority_set(&r->done_ev, EXEC_IO_PRIORITY);
-	evtimer_assign(&r->stop.timer_ev, ex->base, timer_cb, r);
-	r->stmts = spec->n_stmts <= 1 ? &r->one : calloc(spec->n_stmts, sizeof(*r->stmts));
-	if (!r->stmts)
-		goto out;
-	r->n_stmts = spec->n_stmts;
-	for (size_t i = 0; i < spec->n_stmts; i++) {
-		const struct exec_stmt *s = &spec->stmts[i];
-		struct run_stmt *d = &r->stmts[i];
-		d->simple = s->simple;
-		d->sql = strdup(s->sql);
-		if (!d->sql)
-			goto out;
-		d->carry = i == 0 ? -1 : 0; /* scanned if ever asked (exec_run_may_carry) */
-		if (s->n_params > 0) {
-			d->params = calloc((size_t)s->n_params, sizeof(char *));
-			if (!d->params)
-				goto out;
-			d->n_params = s->n_params;
-			for (int j = 0; j < s->n_params; j++) {
-				if (s->params[j] && !(d->params[j] = strdup(s->params[j])))
-					goto out;
-			}
-		}
-	}
-	r->timeout_ms = spec->timeout_ms > 0 ? spec->timeout_ms : 0;
-	/* statement_timeout in ms; "0" (none) is set too, since pooled connections are shared
-	 * by jobs with different timeouts. */
-	/* the server takes at most INT_MAX ms (24.8 days); a longer timeout is left to the
-	 * client-side timer alone */
-	snprintf(r->timeout_text, sizeof(r->timeout_text), "%lld",
-	         (long long)(r->timeout_ms > INT_MAX ? 0 : r->timeout_ms));
-	if (spec->name && !(r->name = strdup(spec->name)))
-		goto out;
-	if (spec->name && spec->name_backend) /* the server cuts it at 63 bytes */
-		snprintf(r->app_name, sizeof(r->app_name), PGCONN_JOB_APP_PREFIX "%.63s",
-		         spec->name);
-	r->cb.on_pid = spec->on_pid;
-	r->cb.on_xid = spec->on_xid;
-	r->held = spec->hold;
-	/* its own transaction: a command of several statements, sent as written */
-	if (spec->own_xact && spec->on_xid && r->n_stmts == 1 && r->stmts[0].simple) {
-		r->stmts[0].carry = sqlscan_pipeline_safe(r->stmts[0].sql);
-		if (!r->stmts[0].carry)
-			r->xact = XACT_PLANNED;
-	}
-	r->cb.on_row = spec->on_row;
-	r->cb.on_done = spec->on_done;
-	r->cb.arg = spec->arg;
-	r->start_us = clock_wall_us();
-	*out = r;
-	return 0;
-out:
-	exec_run_free(&r);
-	return -ENOMEM;
 }
 
 static void cancel_done(void *arg, bool ok, const char *message)
@@ -207,6 +141,69 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		exec_conn_release(c, true);
 	}
 	exec_run_complete(r);
+}
+
+static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct exec_run **out)
+{
+	struct exec_run *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->ex = ex;
+	event_assign(&r->done_ev, ex->base, -1, 0, done_cb, r); /* (exec_run_free deletes both) */
+	event_priority_set(&r->done_ev, EXEC_IO_PRIORITY);
+	evtimer_assign(&r->stop.timer_ev, ex->base, timer_cb, r);
+	r->stmts = spec->n_stmts <= 1 ? &r->one : calloc(spec->n_stmts, sizeof(*r->stmts));
+	if (!r->stmts)
+		goto out;
+	r->n_stmts = spec->n_stmts;
+	for (size_t i = 0; i < spec->n_stmts; i++) {
+		const struct exec_stmt *s = &spec->stmts[i];
+		struct run_stmt *d = &r->stmts[i];
+		d->simple = s->simple;
+		d->sql = strdup(s->sql);
+		if (!d->sql)
+			goto out;
+		d->carry = i == 0 ? -1 : 0; /* scanned if ever asked (exec_run_may_carry) */
+		if (s->n_params > 0) {
+			d->params = calloc((size_t)s->n_params, sizeof(char *));
+			if (!d->params)
+				goto out;
+			d->n_params = s->n_params;
+			for (int j = 0; j < s->n_params; j++)
+				if (s->params[j] && !(d->params[j] = strdup(s->params[j])))
+					goto out;
+		}
+	}
+	r->timeout_ms = spec->timeout_ms > 0 ? spec->timeout_ms : 0;
+	/* statement_timeout in ms; "0" (none) is set too, since pooled connections are shared
+	 * by jobs with different timeouts. */
+	/* the server takes at most INT_MAX ms (24.8 days); a longer timeout is left to the
+	 * client-side timer alone */
+	snprintf(r->timeout_text, sizeof(r->timeout_text), "%lld",
+	         (long long)(r->timeout_ms > INT_MAX ? 0 : r->timeout_ms));
+	if (spec->name && !(r->name = strdup(spec->name)))
+		goto out;
+	if (spec->name && spec->name_backend) /* the server cuts it at 63 bytes */
+		snprintf(r->app_name, sizeof(r->app_name), PGCONN_JOB_APP_PREFIX "%.63s",
+		         spec->name);
+	r->cb.on_pid = spec->on_pid;
+	r->cb.on_xid = spec->on_xid;
+	r->held = spec->hold;
+	/* its own transaction: a command of several statements, sent as written */
+	if (spec->own_xact && spec->on_xid && r->n_stmts == 1 && r->stmts[0].simple) {
+		r->stmts[0].carry = sqlscan_pipeline_safe(r->stmts[0].sql);
+		if (!r->stmts[0].carry)
+			r->xact = XACT_PLANNED;
+	}
+	r->cb.on_row = spec->on_row;
+	r->cb.on_done = spec->on_done;
+	r->cb.arg = spec->arg;
+	r->start_us = clock_wall_us();
+	*out = r;
+	return 0;
+out:
+	exec_run_free(&r);
+	return -ENOMEM;
 }
 
 /* P has a connection in STATE (its socket not looked at: exec_pool_idle does that). */

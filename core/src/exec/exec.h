@@ -206,9 +206,4 @@ struct exec_db_stats {
  * are in all. */
 size_t exec_database_stats(const struct exec *ex, struct exec_db_stats *out, size_t max);
 
-/* return_message for a successful result, as pg_cron writes it: the command tag for
- * commands ("INSERT 0 1"), "N row"/"N rows" for queries. Pure; exposed for unit tests. */
-void exec_format_success(bool tuples, long ntuples, const char *cmd_status, char *out,
-                         size_t outlen);
-
 #endif

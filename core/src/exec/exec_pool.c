@@ -59,8 +59,7 @@ void exec_warm(struct exec *ex, const char *database, size_t n)
 
 static void pool_close_idle(struct exec_pool *p)
 {
-	struct conn *c = LIST_FIRST(&p->conns), *next;
-	for (; c; c = next) {
+	for (struct conn *c = LIST_FIRST(&p->conns), *next; c; c = next) {
 		next = LIST_NEXT(c, in_pool);
 		if (c->state != CONN_BUSY)
 			exec_conn_close(&c);

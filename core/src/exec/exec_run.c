@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cancel.h"
 #include "clock.h"
@@ -21,15 +20,6 @@
 #include "text.h"
 
 /* ---- pure helpers --------------------------------------------------------------------- */
-
-void exec_format_success(bool tuples, long ntuples, const char *cmd_status, char *out,
-                         size_t outlen)
-{
-	if (tuples)
-		snprintf(out, outlen, "%ld %s", ntuples, ntuples == 1 ? "row" : "rows");
-	else
-		text_copy(out, outlen, cmd_status); /* every run's: no snprintf */
-}
 
 /* libpq's messages end in a newline and may continue on tab-indented lines ("Is the server
  * running locally ..."); a return_message is one line. */
@@ -204,10 +194,16 @@ void exec_run_take_result(struct exec_run *r, PGresult *res)
 	case PGRES_EMPTY_QUERY:
 		if (r->out.failed)
 			return;
-		/* in single-row mode the set ends with an empty TUPLES_OK; the next set starts
-		 * counting afresh */
-		exec_format_success(st == PGRES_TUPLES_OK, r->read.rows + (long)PQntuples(res),
-		                    PQcmdStatus(res), buf, sizeof(buf));
+		/* return_message as pg_cron writes it: "N row(s)" for a query, the command tag
+		 * ("INSERT 0 1") for a command; in single-row mode the set ends with an empty
+		 * TUPLES_OK, and the next set starts counting afresh */
+		if (st == PGRES_TUPLES_OK) {
+			long n = r->read.rows + (long)PQntuples(res);
+			snprintf(buf, sizeof(buf), "%ld %s", n, n == 1 ? "row" : "rows");
+		} else {
+			text_copy(buf, sizeof(buf),
+			          PQcmdStatus(res)); /* every run's: no snprintf */
+		}
 		r->read.rows = 0;
 		free(r->out.message);
 		r->out.message = strdup(buf);

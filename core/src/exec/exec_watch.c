@@ -21,7 +21,6 @@
  * anyway. No verdict is given where the session cannot be sure it sees the run's backend: it
  * reached another address than the run's connection did, or a pid the server gives it is not
  * the one its connection reported (a pooler between them). */
-#include <errno.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>

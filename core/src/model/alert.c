@@ -263,14 +263,6 @@ static void sink_failed(struct sink *s, const char *what)
 		            what);
 }
 
-static void webhook_send(struct delivery *d);
-
-static void webhook_retry_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct delivery *d = arg;
-	webhook_send(d);
-}
-
 /* Completion of one POST. */
 static void webhook_done(void *arg, const struct httpc_response *resp)
 {
@@ -320,6 +312,11 @@ static void webhook_send(struct delivery *d)
 			sink_failed(d->s, "out of memory");
 		delivery_free(d);
 	}
+}
+
+static void webhook_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	webhook_send(arg);
 }
 
 static void send_webhook(struct alerter *a, struct sink *s, const char *json)

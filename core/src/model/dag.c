@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "diag.h"
 
 static int edge_cmp(const void *a, const void *b)
 {

@@ -1,7 +1,6 @@
 #include "debounce.h"
 #include "array.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include "text.h"

@@ -24,14 +24,6 @@ static int add_edge(struct edges *e, size_t from, size_t to, const struct conf_j
 	return 0;
 }
 
-static long job_index(const struct pgc_config *cfg, const char *name)
-{
-	for (size_t i = 0; i < cfg->n_jobs; i++)
-		if (strcmp(cfg->jobs[i].name, name) == 0)
-			return (long)i;
-	return -1;
-}
-
 /* Edges for "job I's plugin reads plugin R": from every job running R. */
 static int add_read_edges(struct jobgraph *g, struct edges *e, const struct pgc_config *cfg,
                           size_t i, const char *reads)
@@ -68,8 +60,9 @@ int jobgraph_build(const struct pgc_config *cfg, const struct plugin_registry *r
 	for (size_t i = 0; i < cfg->n_jobs; i++) {
 		const struct conf_job *j = &cfg->jobs[i];
 		for (size_t a = 0; a < j->n_after; a++) {
-			long up = job_index(cfg, j->after[a]);
-			if (up >= 0 && add_edge(&e, (size_t)up, i, j, j->after_line, NULL) != 0)
+			const struct conf_job *up = config_job(cfg, j->after[a]);
+			if (up &&
+			    add_edge(&e, (size_t)(up - cfg->jobs), i, j, j->after_line, NULL) != 0)
 				goto out;
 		}
 		const struct plugin *p =

@@ -9,7 +9,6 @@
 #include <event2/listener.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,8 +231,6 @@ static int save_paused(const char *state_dir, const struct sched *s)
 
 /* ---- the server ----------------------------------------------------------------------- */
 
-struct client;
-
 struct ctl {
 	struct event_base *base;
 	const struct status_src *src;
@@ -286,10 +283,7 @@ __attribute__((format(printf, 3, 4))) static void reply_error(struct client *cl,
                                                               const char *fmt, ...)
 {
 	char msg[2048];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	TEXT_VA_FORMAT(msg, sizeof(msg), fmt);
 	reply(cl, json_pack("{s:b, s:s, s:s}", "ok", 0, "code", code, "error", msg));
 }
 

@@ -19,9 +19,6 @@
  * Bearer TOKEN" (/ without it is the page without state, which asks for the token). A
  * control request needs the token or a login; without token_file, only a login. */
 
-#include <stdbool.h>
-#include <stdint.h>
-
 struct event_base;
 struct metrics;
 struct pgc_config;

@@ -5,7 +5,6 @@
  * SCRAM proof with the iteration count the role's verifier names, which the role itself may
  * set as high as it likes. The password is given to libpq and wiped; a session ends on
  * logout, after SESS_IDLE_S without a POST, and when its connection ends. */
-#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/keyvalq_struct.h>

@@ -202,10 +202,6 @@ static const char *api_job_name(const struct pgc_settings *s)
 	return s->job->name;
 }
 
-static int job_relations(const struct plugin *p, const struct conf_job *job, struct diag_list *dl,
-                         int *n_errors, struct pgc_relation_decl **out, size_t *n_out, char *err,
-                         size_t errlen);
-
 /* A run_refresh() failure: the reason goes into the run like run_error()'s, so a plugin that
  * ignores the return value still gets a failed build with a message. */
 __attribute__((format(printf, 3, 4))) static int refresh_failed(struct pgc_run *run, int rc,
@@ -256,10 +252,8 @@ static int api_run_refresh(struct pgc_run *run, const char *relation, unsigned f
 		                      "run_refresh() was given unknown flags 0x%x (a plugin bug)",
 		                      flags & ~(PGC_REFRESH_CONCURRENTLY | PGC_REFRESH_ANALYZE));
 	if (run->plugin && run->job) {
-		rc = job_relations(run->plugin, run->job, NULL, NULL, &rels, &n_rels, err,
-		                   sizeof(err));
-		plugin_set_context(run->plugin,
-		                   run->job); /* job_relations() cleared it: still ours */
+		rc = plugin_job_relations(run->plugin, run->job, &rels, &n_rels, err, sizeof(err));
+		plugin_set_context(run->plugin, run->job); /* the call above cleared it */
 		if (rc < 0)
 			return refresh_failed(run, rc, "%s", err);
 	}

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
 #include "plugin.h"
 #include "plugin_priv.h"
 #include "text.h"
@@ -40,7 +39,7 @@ static void quote_payload(const char *payload, char *out, size_t outlen)
 
 	memcpy(head, payload, cut);
 	head[cut] = '\0';
-	if (log_escape(head, out, outlen) < 0 || n > QUOTE_MAX) {
+	if (text_escape_line(head, out, outlen) < 0 || n > QUOTE_MAX) {
 		size_t len = strlen(out);
 		if (len + 4 < outlen)
 			memcpy(out + len, "...", 4);
