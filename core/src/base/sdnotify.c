@@ -11,16 +11,22 @@
 /* no libsystemd: nothing to tell, the same functions below telling no one */
 static int sd_notify(int unset_environment, const char *state)
 {
+	(void)unset_environment;
+	(void)state;
 	return 0;
 }
 
 static int sd_notifyf(int unset_environment, const char *fmt, ...)
 {
+	(void)unset_environment;
+	(void)fmt;
 	return 0;
 }
 
 static int sd_watchdog_enabled(int unset_environment, uint64_t *usec)
 {
+	(void)unset_environment;
+	(void)usec;
 	return 0;
 }
 #endif

@@ -124,9 +124,10 @@ static bool describe_change(const struct conf_job *a, const struct conf_job *b, 
 		        "setting "))
 			put(l, "\"%s\"", bm->settings[i].key);
 	}
-	for (size_t i = 0; i < am->n_settings; i++)
+	for (size_t i = 0; i < am->n_settings; i++) {
 		if (key(l, &first, !config_job_setting(b, am->settings[i].key), "setting "))
 			put(l, "\"%s\"", am->settings[i].key);
+	}
 	return !first;
 }
 

@@ -169,9 +169,10 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 			if (!d->params)
 				goto out;
 			d->n_params = s->n_params;
-			for (int j = 0; j < s->n_params; j++)
+			for (int j = 0; j < s->n_params; j++) {
 				if (s->params[j] && !(d->params[j] = strdup(s->params[j])))
 					goto out;
+			}
 		}
 	}
 	r->timeout_ms = spec->timeout_ms > 0 ? spec->timeout_ms : 0;

@@ -175,8 +175,9 @@ static void finish(struct httpc_call *k, enum httpc_result result, const char *e
 {
 	struct httpc *c = k->c;
 	list_remove(k);
-	if (k->easy)
+	if (k->easy) {
 		curl_multi_remove_handle(c->multi, k->easy); /* keeps the handle's info */
+	}
 	k->state = CALL_DONE;
 	k->result = result;
 	if (error && !k->error)

@@ -286,12 +286,13 @@ static int check_decl(struct plugin *p, const struct pgc_plugin *d, char *err, s
 			return refuse(p->name, p->path, err, errlen,
 			              ".reads names \"%s\", which is not another plugin's name", r);
 	}
-	for (size_t i = 0; d->sources && d->sources[i]; i++)
+	for (size_t i = 0; d->sources && d->sources[i]; i++) {
 		if (!config_valid_source(d->sources[i]))
 			return refuse(p->name, p->path, err, errlen,
 			              ".sources names \"%s\", which is not a schema-qualified "
 			              "table name; declare it as \"schema.table\"",
 			              d->sources[i]);
+	}
 	for (p->n_settings = 0; d->settings && d->settings[p->n_settings].name; p->n_settings++) {
 		const struct pgc_setting_decl *s = &d->settings[p->n_settings];
 		if (!setting_name_is_valid(s->name))
@@ -304,10 +305,11 @@ static int check_decl(struct plugin *p, const struct pgc_plugin *d, char *err, s
 			              "setting \"%s\" has the name of a job key pgcrond keeps for "
 			              "itself; rename the setting",
 			              s->name);
-		for (size_t j = 0; j < p->n_settings; j++)
+		for (size_t j = 0; j < p->n_settings; j++) {
 			if (strcmp(d->settings[j].name, s->name) == 0)
 				return refuse(p->name, p->path, err, errlen,
 				              "setting \"%s\" is declared twice", s->name);
+		}
 		if (s->type < PGC_SETTING_STRING || s->type > PGC_SETTING_DURATION)
 			return refuse(p->name, p->path, err, errlen,
 			              "setting \"%s\" has unknown type %d", s->name, s->type);
