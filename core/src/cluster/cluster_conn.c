@@ -128,7 +128,7 @@ void cluster_kick(struct cluster *c)
 		w++;
 	/* the turn can wait while what it would send first can (the publication's parts), on
 	 * an instance alone: with others, a reap of a dead one waits for the publication */
-	c->turn.bulk = c->state == CS_LOCKED && !c->n_tasks && cluster_lone_on(c) && *w &&
+	c->turn.bulk = c->state == CS_LOCKED && !c->n_tasks && c->lone.state == LONE_ON && *w &&
 	               ((*w)->flags & ROW_BULK);
 	ownsess_queue(&c->sess, &c->turn);
 }
