@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,6 @@
 
 #include "cron_cal.h"
 #include "cron_tz.h"
-#include "text.h"
 
 /* ---- bit helpers ---- */
 
@@ -82,11 +82,16 @@ static bool word_is(const char *s, size_t len, const char *word)
 __attribute__((format(printf, 3, 4))) static int fail(const struct parser *ps, const char *at,
                                                       const char *fmt, ...)
 {
-	char msg[256] = "";
+	char msg[256];
+	va_list ap;
 
 	if (!ps->err || ps->errlen == 0)
 		return -EINVAL;
-	TEXT_VA_FORMAT(msg, sizeof(msg), fmt);
+	va_start(ap, fmt);
+	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		msg[0] = '\0';
 	/* A very long expression is quoted by its start; the column still counts in full and
 	 * survives any cut, which happens in the middle. */
 	char col[32];
@@ -98,8 +103,8 @@ __attribute__((format(printf, 3, 4))) static int fail(const struct parser *ps, c
 	}
 	size_t room = ps->errlen - clen; /* for the head and its NUL */
 	int qlen = ps->len > 120 ? 117 : (int)ps->len;
-	int n = snprintf(ps->err, room, "\"%.*s%s\": %s", qlen, ps->text,
-	                 ps->len > 120 ? "..." : "", msg);
+	n = snprintf(ps->err, room, "\"%.*s%s\": %s", qlen, ps->text, ps->len > 120 ? "..." : "",
+	             msg);
 	size_t used = n < 0 ? 0 : (size_t)n;
 	if (used >= room) {
 		used = room - 1;
