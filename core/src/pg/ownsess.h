@@ -137,7 +137,8 @@ struct ownsess_item {
 	 * will come (not called when its client leaves). Called once, the item having left the
 	 * outbox. NULL: nothing to do. */
 	void (*lost)(struct ownsess_item *it, const char *why);
-	/* It can wait behind the other clients' statements (above); its owner sets it. */
+	/* It waits seven times as long as the last bulk statement took (above), and its
+	 * client's items queued behind it with it; its owner sets it. */
 	bool bulk;
 	/* private */
 	struct ownsess_client *cl;
