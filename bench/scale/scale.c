@@ -28,7 +28,7 @@
  *
  *   scripts/pg-sandbox run -- build/dev/bench/scale/bench_scale [N ...]   (default 10000 100000)
  *   (SCALE_RUNS=3: an even number is made odd, one run more; SCALE_RELOADS=4: reloads per run;
- * SCALE_TICKS=4 (at most 20,000); SCALE_POOL=8: the pool; SCALE_LOG_LEVEL=notice: the daemon's
+ * SCALE_TICKS=4 (at most 50,000); SCALE_POOL=8: the pool; SCALE_LOG_LEVEL=notice: the daemon's
  * log_level, debug for the time a reload holds the loop; SCALE_FLOORS=bare,raw,hist ("none": none);
  * SCALE_PGBENCH_SECONDS=5 (0: no pgbench); SCALE_PGBENCH=/usr/lib/postgresql/15/bin/pgbench;
  * BENCH_PGCROND=PATH: that pgcrond binary instead of this build's). The bar's setup:
@@ -347,7 +347,7 @@ int main(int argc, char **argv)
 	}
 	PGconn *c = bench_fresh_db(sandbox, DB, db_ci, sizeof(db_ci));
 	int reloads = env_int("SCALE_RELOADS", 4, 1, MAX_RELOADS);
-	int ticks = env_int("SCALE_TICKS", 4, 0, 20000);
+	int ticks = env_int("SCALE_TICKS", 4, 0, 50000);
 	pool = env_int("SCALE_POOL", 8, 1, 100);
 	int pgbench_s = env_int("SCALE_PGBENCH_SECONDS", 5, 0, 600);
 	/* SCALE_FLOORS: the floors' kinds, each run */
