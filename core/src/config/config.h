@@ -170,8 +170,7 @@ struct conf_job_more {
  * at. */
 extern const struct conf_job_more config_job_more_defaults;
 
-/* (Fields grouped by size so that the struct has no holes, and counts and enums no wider than
- * their values need: 100,000 jobs.) */
+/* (Fields grouped by size so that the struct has no holes: 100,000 jobs.) */
 struct conf_job {
 	char *name;
 	char *plugin;                /* exactly one of plugin and command is set */

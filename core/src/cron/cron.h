@@ -33,14 +33,13 @@ enum cron_kind {
 struct cron_rrule; /* a compiled recurrence rule: immutable, kept until the process exits */
 struct cron_dates; /* a set of dates (a calendar's): immutable, kept until the process exits */
 
-/* A compiled expression: one bitset per field. Plain data, copyable. The hour's bits, the
- * interval and the kind share one word, for 48 bytes: a configuration holds one per job. */
+/* A compiled expression: one bitset per field. Plain data, copyable. */
 typedef struct cron_expr {
 	uint64_t sec;            /* bits 0-59 */
 	uint64_t min;            /* bits 0-59 */
-	uint32_t hour : 24;      /* bits 0-23 */
+	uint32_t hour : 24;      /* bits 0-23 (one word with the next two: 100,000 jobs) */
 	uint32_t interval : 6;   /* CRON_INTERVAL: seconds, 1-59 */
-	enum cron_kind kind : 2; /* (the assertion below checks that every kind fits) */
+	enum cron_kind kind : 2; /* (the compiler says when a kind no longer fits) */
 	uint32_t dom;            /* bits 1-31 */
 	uint16_t mon;            /* bits 1-12 */
 	uint8_t dow;             /* bits 0-6, 0 = Sunday */
@@ -52,7 +51,6 @@ typedef struct cron_expr {
 	 * date is not; NULL: none. Ignored for CRON_INTERVAL and CRON_REBOOT. */
 	const struct cron_dates *dates;
 } cron_expr;
-_Static_assert(CRON_RRULE < 4, "cron_expr.kind holds 2 bits");
 
 /* Parse TEXT. On error returns -EINVAL, zeroes *OUT and writes one sentence for a person
  * into ERR, quoting the expression (without its leading and trailing blanks) and naming the
