@@ -53,15 +53,13 @@ char *config_dup_str(struct loader *L, const char *s)
 	return config_dup_or(s, &L->oom);
 }
 
-char **config_dup_strs(char *const *src, size_t *n, bool *oom)
+char **config_dup_strs(char *const *src, size_t n, bool *oom)
 {
-	char **d = *n ? calloc(*n, sizeof(*d)) : NULL;
+	char **d = n ? calloc(n, sizeof(*d)) : NULL;
 
-	if (*n && !d) {
+	if (n && !d)
 		*oom = true;
-		*n = 0;
-	}
-	for (size_t i = 0; d && i < *n; i++)
+	for (size_t i = 0; d && i < n; i++)
 		d[i] = config_dup_or(src[i], oom);
 	return d;
 }

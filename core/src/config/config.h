@@ -15,19 +15,20 @@
 
 /* ---- the config ------------------------------------------------------------------- */
 
-enum overlap_policy { OVERLAP_SKIP, OVERLAP_QUEUE, OVERLAP_REPLACE };
+/* The enums a job holds are packed, one byte each: a configuration holds 100,000 jobs. */
+enum __attribute__((packed)) overlap_policy { OVERLAP_SKIP, OVERLAP_QUEUE, OVERLAP_REPLACE };
 /* Each policy's name as the overlap key takes it ("skip", "queue", "replace"; NULL after). */
 extern const char *const config_overlap_names[];
-enum catchup_policy { CATCHUP_ONCE, CATCHUP_SKIP };
+enum __attribute__((packed)) catchup_policy { CATCHUP_ONCE, CATCHUP_SKIP };
 /* which runs get a history row: all, or failures only (successes are counted) */
-enum history_policy { HISTORY_ALL, HISTORY_FAILURES };
-enum retry_on { RETRY_ON_TRANSIENT, RETRY_ON_ANY };
+enum __attribute__((packed)) history_policy { HISTORY_ALL, HISTORY_FAILURES };
+enum __attribute__((packed)) retry_on { RETRY_ON_TRANSIENT, RETRY_ON_ANY };
 
 /* What a job runs. Set where the job is read (config_job_parse, for job files and jobs made in
  * SQL alike) and never guessed from which fields are set: what each layer needs of a kind is
  * in job_kind.h, and every switch over kinds has no default (-Wswitch-enum), so a kind added
  * here fails the build in each place that must learn it. */
-enum job_kind {
+enum __attribute__((packed)) job_kind {
 	JOB_KIND_SQL,    /* command = "SQL": run on a pooled connection, like pg_cron's */
 	JOB_KIND_PLUGIN, /* plugin = "NAME": a view plugin's statements */
 	JOB_KIND_HTTP,   /* http = { ... }: a request made by pgcrond's own HTTP client */
@@ -126,7 +127,7 @@ struct conf_job_fresh {
 	/* the tables it reads, schema-qualified ("public.submissions"), beside a plugin's own
 	 * (struct pgc_plugin.sources); freshness watches them */
 	char **sources;
-	size_t n_sources;
+	uint32_t n_sources; /* (the type of conf_job.n_after: both are read by one key type) */
 };
 
 /* The zone and the calendar the schedule is read in (docs/calendars.md). */
@@ -179,22 +180,22 @@ struct conf_job {
 	                 * config_own_database) */
 	char *schedule; /* NULL: runs only after its upstreams / on notifications / trigger */
 	cron_expr cron; /* compiled schedule, valid when schedule != NULL */
-	char **after;   /* upstream job names */
-	size_t n_after;
 	int64_t timeout_ms; /* 0 = none */
 	/* the rest of its keys: config_job_more_defaults, or its own (never NULL) */
 	const struct conf_job_more *more;
 	const char *fenced; /* its runs' class if fenced (config_fenced), a static string */
 	char *file;         /* where the job = { } group starts */
+	char **after;       /* upstream job names */
+	uint32_t n_after;   /* (an array's length in the file, an int) */
 	int line;
 	/* where these keys are, for messages (on every job that has them, not in more: most
 	 * jobs have a schedule); 0 if not there */
 	int plugin_line;             /* plugin = "...", for the plugin validator's */
 	int after_line;              /* after = [ ... ], for the DAG's */
 	int schedule_line;           /* schedule = "...", for pgcrond check's warnings */
+	int retries;                 /* default 0 (the rest of retrying: more->retry) */
 	enum overlap_policy overlap; /* default skip */
 	enum job_kind kind;          /* which of plugin, command and http is set */
-	int retries;                 /* default 0 (the rest of retrying: more->retry) */
 	enum catchup_policy catchup; /* default once */
 	enum history_policy history; /* default all */
 	bool enabled;                /* default true */

@@ -377,8 +377,8 @@ struct conf_http_call *config_http_call_dup(const struct conf_http_call *src, bo
 	h->method = config_dup_or(src->method, oom);
 	h->body = config_dup_or(src->body, oom);
 	h->shown = config_dup_or(src->shown, oom);
-	h->n_headers = src->n_headers;
-	h->headers = config_dup_strs(src->headers, &h->n_headers, oom);
+	if ((h->headers = config_dup_strs(src->headers, src->n_headers, oom)))
+		h->n_headers = src->n_headers;
 	if (src->n_expect) {
 		h->expect = calloc(src->n_expect, sizeof(*h->expect));
 		if (!h->expect) {

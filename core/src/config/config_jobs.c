@@ -62,7 +62,8 @@ static struct conf_job_more *more_copy(const struct conf_job_more *src)
 	m->cal.tz = NULL;
 	if (m->cal.timezone && cron_tz_open(m->cal.timezone, &m->cal.tz, NULL, 0) < 0)
 		oom = true; /* it opened when the files were read */
-	m->fresh.sources = config_dup_strs(src->fresh.sources, &m->fresh.n_sources, &oom);
+	if (!(m->fresh.sources = config_dup_strs(src->fresh.sources, src->fresh.n_sources, &oom)))
+		m->fresh.n_sources = 0;
 	m->settings = src->n_settings ? calloc(src->n_settings, sizeof(*m->settings)) : NULL;
 	if (src->n_settings && !m->settings) {
 		oom = true;
@@ -96,7 +97,8 @@ void config_job_copy(struct pgc_config *c, const struct conf_job *src, struct co
 	dst->file = src->file ? config_own_str(c, src->file) : NULL;
 	if (src->file && !dst->file)
 		*oom = true;
-	dst->after = config_dup_strs(src->after, &dst->n_after, oom);
+	if (!(dst->after = config_dup_strs(src->after, src->n_after, oom)))
+		dst->n_after = 0;
 	if (src->more != &config_job_more_defaults && !(dst->more = more_copy(src->more))) {
 		dst->more = &config_job_more_defaults;
 		*oom = true;

@@ -208,11 +208,11 @@ static const char *const catchup_values[] = {"once", "skip", NULL};
 static const char *const retry_on_values[] = {"transient", "any", NULL};
 static const char *const history_values[] = {"all", "failures", NULL};
 
-/* K_ENUM writes through an int: the enums must be int-sized. */
-_Static_assert(sizeof(enum overlap_policy) == sizeof(int), "enum size");
-_Static_assert(sizeof(enum catchup_policy) == sizeof(int), "enum size");
-_Static_assert(sizeof(enum retry_on) == sizeof(int), "enum size");
-_Static_assert(sizeof(enum history_policy) == sizeof(int), "enum size");
+/* K_ENUM writes one byte: the enums must be packed (config.h). */
+_Static_assert(sizeof(enum overlap_policy) == 1, "enum size");
+_Static_assert(sizeof(enum catchup_policy) == 1, "enum size");
+_Static_assert(sizeof(enum retry_on) == 1, "enum size");
+_Static_assert(sizeof(enum history_policy) == 1, "enum size");
 _Static_assert(OVERLAP_SKIP == 0 && OVERLAP_QUEUE == 1 && OVERLAP_REPLACE == 2, "overlap order");
 _Static_assert(CATCHUP_ONCE == 0 && CATCHUP_SKIP == 1, "catchup order");
 _Static_assert(RETRY_ON_TRANSIENT == 0 && RETRY_ON_ANY == 1, "retry_on order");
@@ -392,7 +392,7 @@ bool config_apply_key(struct loader *L, const config_setting_t *s, const struct 
 		if (!config_check_utf8(L, s, file, k->name, v) ||
 		    (i = value_index(L, s, file, k, v)) < 0)
 			return false;
-		memcpy(field, &i, sizeof(i));
+		*(uint8_t *)field = (uint8_t)i;
 		return true;
 	}
 	case K_INT: {
@@ -473,7 +473,7 @@ bool config_apply_key(struct loader *L, const config_setting_t *s, const struct 
 	}
 	case K_NAMES: {
 		char ***dst = (char ***)(void *)field;
-		size_t *count = (size_t *)(void *)(field + sizeof(char **));
+		uint32_t *count = (uint32_t *)(void *)(field + sizeof(char **));
 		int n = config_setting_length(s);
 		bool ok = true;
 

@@ -85,9 +85,9 @@ char *config_dup_str(struct loader *L, const char *s);
 /* strdup(S) (NULL for NULL), setting *OOM when there is no memory: for copies made outside
  * a load (a configuration's jobs merged with those made in SQL, a job's HTTP call). */
 char *config_dup_or(const char *s, bool *oom);
-/* A copy of the *N strings of SRC, each copied with config_dup_or; NULL when *N is 0, and when
- * there is no memory for the array (then *N is set to 0 and *OOM). */
-char **config_dup_strs(char *const *src, size_t *n, bool *oom);
+/* A copy of the N strings of SRC, each copied with config_dup_or; NULL when N is 0, and when
+ * there is no memory for the array (then with *OOM: the caller's count is to be set to 0). */
+char **config_dup_strs(char *const *src, size_t n, bool *oom);
 /* Whether two strings (NULL equals only NULL), or two arrays of NA and NB strings, are equal. */
 bool config_str_eq(const char *a, const char *b);
 bool config_names_eq(char *const *a, size_t na, char *const *b, size_t nb);
@@ -141,12 +141,12 @@ void config_source_free(struct loader *L);
 enum key_type {
 	K_STRING,   /* char *, not blank unless allow_empty */
 	K_CHOICE,   /* char *, one of values[] */
-	K_ENUM,     /* int-sized enum, the index into values[] */
+	K_ENUM,     /* one-byte (packed) enum, the index into values[] */
 	K_INT,      /* int >= min */
 	K_BOOL,     /* bool */
 	K_DURATION, /* int64_t milliseconds */
 	K_FLOAT,    /* double >= min */
-	K_NAMES,    /* char ** + size_t count: an array of strings */
+	K_NAMES,    /* char ** + uint32_t count: an array of strings */
 	K_CUSTOM,   /* handled by fn */
 };
 

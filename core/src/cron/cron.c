@@ -329,7 +329,7 @@ static int parse_interval(const struct parser *ps, const struct token *tok, int 
 		return 1;
 	}
 	out->kind = CRON_INTERVAL;
-	out->interval = (int)v;
+	out->interval = (uint32_t)v;
 	*res = 0;
 	return 1;
 }
@@ -595,7 +595,6 @@ static int64_t next_fire(const cron_expr *e, const cron_tz *tz, int64_t after)
 	cron_expr x = *e;
 	x.sec &= SEC_MASK;
 	x.min &= SEC_MASK;
-	x.hour &= 0xffffff;
 	x.dom &= 0xfffffffe;
 	x.mon &= 0x1ffe;
 	x.dow &= 0x7f;

@@ -35,16 +35,16 @@ struct cron_dates; /* a set of dates (a calendar's): immutable, kept until the p
 
 /* A compiled expression: one bitset per field. Plain data, copyable. */
 typedef struct cron_expr {
-	uint64_t sec;  /* bits 0-59 */
-	uint64_t min;  /* bits 0-59 */
-	uint32_t hour; /* bits 0-23 */
-	uint32_t dom;  /* bits 1-31 */
-	uint16_t mon;  /* bits 1-12 */
-	uint8_t dow;   /* bits 0-6, 0 = Sunday */
-	uint8_t flags; /* CRON_* above */
-	enum cron_kind kind;
-	int interval; /* CRON_INTERVAL: seconds, 1-59 */
-	int offset;   /* seconds added to every fire: the job's spread (cron_spread_offset); 0 */
+	uint64_t sec;            /* bits 0-59 */
+	uint64_t min;            /* bits 0-59 */
+	uint32_t hour : 24;      /* bits 0-23 (one word with the next two: 100,000 jobs) */
+	uint32_t interval : 6;   /* CRON_INTERVAL: seconds, 1-59 */
+	enum cron_kind kind : 2; /* (the compiler says when a kind no longer fits) */
+	uint32_t dom;            /* bits 1-31 */
+	uint16_t mon;            /* bits 1-12 */
+	uint8_t dow;             /* bits 0-6, 0 = Sunday */
+	uint8_t flags;           /* CRON_* above */
+	int offset; /* seconds added to every fire: the job's spread (cron_spread_offset); 0 */
 	const struct cron_rrule *rrule; /* CRON_RRULE: the rule, shared by every copy */
 	/* a calendar (skip_dates, or only_dates with CRON_ONLY_DATES): a fire whose local date
 	 * (in the zone, before OFFSET) is in it does not exist, or with CRON_ONLY_DATES one whose
