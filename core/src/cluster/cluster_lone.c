@@ -42,14 +42,14 @@ _Static_assert(LONE_RECENT_MAX % 32 == 0, "the ring's room doubles from 1/32 to 
 /* A fire granted lone. Up to LONE_RECENT_MAX are kept (15,000 fires a second fill it) in one
  * ring of these, 24 bytes each: a scheduled fire's first attempt (almost every fire) keeps its
  * instant, its key made at the switch (note_key); any other fire's key is made as it is noted,
- * and kept aside unless it is "". */
+ * and kept aside. */
 struct lone_note {
 	struct lone_job *job;
 	int64_t at_ms : 63; /* monotonic (a reading in ms needs far fewer bits) */
 	bool sched : 1;     /* SCHEDULED_US is set, not KEY */
 	union {
 		int64_t scheduled_us;
-		char *key; /* NULL for "" */
+		char *key;
 	};
 };
 
@@ -184,24 +184,21 @@ bool cluster_lone_undecided(const struct cluster *c)
 	return !c->lone.known;
 }
 
-/* Note a fire of job J (NULL: out of memory) granted lone at NOW_MS (monotonic), the first
- * attempt at SCHEDULED_US, or (0) with claim key KEY, for the switch to claiming (switch_send);
- * false when out of memory: not remembered, it could not be claimed when claiming again, so
- * not run. */
-static bool note_fire(struct cluster_lone *l, struct lone_job *j, int64_t scheduled_us,
-                      const char *key, int64_t now_ms)
+/* Note a fire of job J (NULL: out of memory) granted lone at NOW_MS (monotonic), for the
+ * switch to claiming (switch_send): the first attempt at SCHEDULED_US, or (0) the fire whose
+ * claim key is KEY (allocated, taken: NULL when out of memory). False when out of memory: not
+ * remembered, it could not be claimed when claiming again, so not run. */
+static bool note_fire(struct cluster_lone *l, struct lone_job *j, int64_t scheduled_us, char *key,
+                      int64_t now_ms)
 {
+	struct lone_note n = {.job = j, .at_ms = now_ms, .sched = scheduled_us != 0, .key = key};
 	size_t was = l->cap;
-	if (!j)
-		return false;
-	struct lone_note n = {.job = j, .at_ms = now_ms, .sched = scheduled_us != 0, .key = NULL};
 	if (n.sched)
 		n.scheduled_us = scheduled_us;
-	else if (*key && !(n.key = strdup(key)))
-		return false;
 	prune(l, now_ms, LONE_RECENT_MAX - 1);
-	if (array_grow(&l->ring, l->n_fires, &l->cap, sizeof(*l->ring), LONE_RECENT_MAX / 32) < 0) {
-		note_free(&n);
+	if (!j || (!n.sched && !key) ||
+	    array_grow(&l->ring, l->n_fires, &l->cap, sizeof(*l->ring), LONE_RECENT_MAX / 32) < 0) {
+		free(key);
 		return false;
 	}
 	/* grown: the notes from the head to the old end go to the new end */
@@ -258,14 +255,13 @@ static char *fire_key(enum run_trigger trigger, int64_t scheduled_us, const char
 /* F's claim key (allocated; NULL when out of memory) */
 static char *note_key(const struct lone_note *f)
 {
-	return f->sched ? fire_key(TRIGGER_SCHEDULE, f->scheduled_us, NULL, 1)
-	                : strdup(f->key ? f->key : "");
+	return f->sched ? fire_key(TRIGGER_SCHEDULE, f->scheduled_us, NULL, 1) : strdup(f->key);
 }
 
 enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, char *why, size_t len)
 {
 	struct lone_job *j = job_get(&c->lone, q->job, true);
-	if (note_fire(&c->lone, j, 0, q->key, clock_mono_ms())) {
+	if (note_fire(&c->lone, j, 0, strdup(q->key), clock_mono_ms())) {
 		j->held++; /* its run gives "its lock" back as a claim's does (cluster_release) */
 		return CLUSTER_GRANTED;
 	}
@@ -278,14 +274,10 @@ bool cluster_lone_grant(struct cluster *c, const char *job, enum run_trigger tri
 {
 	int64_t now = clock_mono_us();             /* one reading: the lease's and the note's */
 	bool first = scheduled_us && attempt <= 1; /* almost every fire: keyed at the switch */
-	char *key = NULL;
 	if (!answers_at(c, now) ||
-	    (!first && !(key = fire_key(trigger, scheduled_us, graph_run, attempt))))
-		return false;
-	bool noted = note_fire(&c->lone, job_get(&c->lone, job, true), first ? scheduled_us : 0,
-	                       key, now / 1000);
-	free(key);
-	if (!noted)
+	    !note_fire(&c->lone, job_get(&c->lone, job, true), first ? scheduled_us : 0,
+	               first ? NULL : fire_key(trigger, scheduled_us, graph_run, attempt),
+	               now / 1000))
 		return false;
 	c->st.claims++;
 	c->st.granted++;
