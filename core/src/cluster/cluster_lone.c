@@ -201,12 +201,8 @@ static bool note_fire(struct cluster_lone *l, struct lone_job *j, int64_t schedu
 		free(key);
 		return false;
 	}
-	/* grown: the notes from the head to the old end go to the new end */
-	if (l->cap > was && l->head) {
-		memmove(l->ring + l->head + l->cap - was, l->ring + l->head,
-		        (was - l->head) * sizeof(*l->ring));
-		l->head += l->cap - was;
-	}
+	if (l->cap > was) /* doubled: the notes before the head go after the old end */
+		memcpy(l->ring + was, l->ring, l->head * sizeof(*l->ring));
 	l->ring[(l->head + l->n_fires++) % l->cap] = n;
 	return true;
 }
@@ -386,6 +382,7 @@ static void go_lone(struct cluster *c)
 static void forget(struct cluster *c, bool release)
 {
 	struct cluster_lone *l = &c->lone;
+	prune(l, 0, 0); /* each note becomes its job's last, which goes with it */
 	for (struct strmap_node *n = strmap_first(&l->jobs), *next; n; n = next) {
 		next = strmap_next(&l->jobs, n);
 		struct lone_job *j = STRMAP_ENTRY(n, struct lone_job, node);
@@ -397,8 +394,6 @@ static void forget(struct cluster *c, bool release)
 		free(j);
 	}
 	strmap_free(&l->jobs);
-	for (; l->n_fires; l->n_fires--, l->head = (l->head + 1) % l->cap)
-		note_free(&l->ring[l->head]);
 	free(l->ring);
 	l->ring = NULL;
 	l->head = l->cap = 0;
