@@ -136,12 +136,6 @@ static struct lone_job *job_get(struct cluster_lone *l, const char *name, bool m
 	return j;
 }
 
-static void note_free(struct lone_note *n)
-{
-	if (!n->sched)
-		free(n->key);
-}
-
 /* Fires older than LONE_RECENT_MS leave the ring, and the oldest past KEEP, each becoming its
  * job's last (the older last goes). */
 static void prune(struct cluster_lone *l, int64_t now_ms, size_t keep)
@@ -149,7 +143,8 @@ static void prune(struct cluster_lone *l, int64_t now_ms, size_t keep)
 	for (struct lone_note *f;
 	     l->n_fires &&
 	     (now_ms - (f = &l->ring[l->head])->at_ms > LONE_RECENT_MS || l->n_fires > keep);) {
-		note_free(&f->job->last);
+		if (!f->job->last.sched)
+			free(f->job->last.key);
 		f->job->last = *f;
 		l->head = (l->head + 1) % l->cap;
 		l->n_fires--;
@@ -390,7 +385,8 @@ static void forget(struct cluster *c, bool release)
 		for (int i = 0; release && i < j->ended; i++)
 			cluster_unlock(c, j->name);
 		free(j->name);
-		note_free(&j->last);
+		if (!j->last.sched)
+			free(j->last.key);
 		free(j);
 	}
 	strmap_free(&l->jobs);

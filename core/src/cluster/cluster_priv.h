@@ -251,9 +251,8 @@ struct cluster_lone {
 	int64_t since_us;                     /* when it went lone last (wall clock) */
 	int64_t told_since_us, told_until_us; /* what hooks.lone was told last (lone_tell) */
 	struct strmap jobs;
-	/* the fires run lone: N_FIRES from HEAD (the oldest) in a ring with room for CAP */
-	struct lone_note *ring;
-	size_t head, n_fires, cap;
+	struct lone_note *ring;    /* the fires run lone, a ring (cluster_lone.c) */
+	size_t head, n_fires, cap; /* N_FIRES from HEAD (the oldest), room for CAP */
 };
 
 struct cluster {
