@@ -45,7 +45,7 @@ _Static_assert(LONE_RECENT_MAX % 32 == 0, "the ring's room doubles from 1/32 to 
  * and kept aside. */
 struct lone_note {
 	struct lone_job *job;
-	int64_t at_ms : 63; /* monotonic (a reading in ms needs far fewer bits) */
+	int64_t at_ms : 63; /* monotonic (a reading in ms needs far fewer bits: SCHED takes one) */
 	bool sched : 1;     /* SCHEDULED_US is set, not KEY */
 	union {
 		int64_t scheduled_us;
