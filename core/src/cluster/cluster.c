@@ -201,7 +201,6 @@ int cluster_open(struct event_base *base, const char *db_name, const char *conni
 		return -ENOMEM;
 	c->base = base;
 	TAILQ_INIT(&c->claims);
-	STAILQ_INIT(&c->lone.fires);
 	STAILQ_INIT(&c->mark_unsent);
 	STAILQ_INIT(&c->mark_sent);
 	snprintf(c->db_name, sizeof(c->db_name), "%s", db_name);

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "clock.h"
 #include "cluster.h"
 #include "cluster_priv.h"
@@ -33,22 +34,23 @@
 #include "strmap.h"
 
 /* the fires run lone that claiming again claims (with each job's last one, of any age); the
- * older ones leave the list at each heartbeat (prune), not at each fire */
+ * older ones leave the ring from its head (prune), as a fire is noted and at each heartbeat */
 #define LONE_RECENT_MS (2 * 60 * 1000)
 #define LONE_RECENT_MAX 100000
+_Static_assert(LONE_RECENT_MAX % 32 == 0, "the ring's room doubles from 1/32 to it exactly");
 
-/* A fire granted lone, with its text in one block: noting it at each fire takes one allocation
- * and no key (made at the switch: fire_key). Up to LONE_RECENT_MAX are kept (15,000 fires a
- * second fill it): a scheduled fire's is 48 bytes, whatever its job's name. */
-struct lone_fire {
-	STAILQ_ENTRY(lone_fire) link;
+/* A fire granted lone. Up to LONE_RECENT_MAX are kept (15,000 fires a second fill it) in one
+ * ring of these, 24 bytes each: a scheduled fire's first attempt (almost every fire) keeps its
+ * instant, its key made at the switch (note_key); any other fire's key is made as it is noted,
+ * and kept aside. */
+struct lone_note {
 	struct lone_job *job;
-	int64_t at_ms; /* monotonic */
-	int64_t scheduled_us;
-	int attempt;
-	uint8_t trigger; /* the run's enum run_trigger */
-	bool keyed;      /* TEXT is a queued claim's key */
-	char text[];     /* the graph run, "" if none */
+	int64_t at_ms : 63; /* monotonic (a reading in ms needs far fewer bits: SCHED takes one) */
+	bool sched : 1;     /* SCHEDULED_US is set, not KEY */
+	union {
+		int64_t scheduled_us;
+		char *key;
+	};
 };
 
 /* A job that had fires granted lone (its fires point at it: it goes only with them, forget). */
@@ -59,9 +61,9 @@ struct lone_job {
 	 * or as the switch to claiming begins (cluster_lone_hold), not at each grant */
 	int held;
 	int ended; /* ... of those the switch in flight locks, ended meanwhile */
-	/* the newest of its fires that left the list (prune): its last one, unless a newer one
-	 * is still in the list */
-	struct lone_fire *last;
+	/* the newest of its fires that left the ring (prune): its last one, unless a newer one
+	 * is still in the ring (LAST.job NULL: none) */
+	struct lone_note last;
 	bool listed; /* switch_send: a newer one is */
 };
 
@@ -134,17 +136,18 @@ static struct lone_job *job_get(struct cluster_lone *l, const char *name, bool m
 	return j;
 }
 
-/* Fires older than LONE_RECENT_MS leave the list, each becoming its job's last (the older
- * last goes). */
-static void prune(struct cluster_lone *l, int64_t now_ms)
+/* Fires older than LONE_RECENT_MS leave the ring, and the oldest past KEEP, each becoming its
+ * job's last (the older last goes). */
+static void prune(struct cluster_lone *l, int64_t now_ms, size_t keep)
 {
-	for (struct lone_fire *f;
-	     (f = STAILQ_FIRST(&l->fires)) &&
-	     (now_ms - f->at_ms > LONE_RECENT_MS || l->n_fires > LONE_RECENT_MAX);) {
-		STAILQ_REMOVE_HEAD(&l->fires, link);
+	for (struct lone_note *f;
+	     l->n_fires &&
+	     (now_ms - (f = &l->ring[l->head])->at_ms > LONE_RECENT_MS || l->n_fires > keep);) {
+		if (!f->job->last.sched)
+			free(f->job->last.key);
+		f->job->last = *f;
+		l->head = (l->head + 1) % l->cap;
 		l->n_fires--;
-		free(f->job->last);
-		f->job->last = f;
 	}
 }
 
@@ -176,22 +179,26 @@ bool cluster_lone_undecided(const struct cluster *c)
 	return !c->lone.known;
 }
 
-/* Note fire F of job J (NULL: out of memory) granted lone at NOW_MS (monotonic), with TEXT,
- * for the switch to claiming (switch_send); false when out of memory: not remembered, it could
- * not be claimed when claiming again, so not run. */
-static bool note_fire(struct cluster_lone *l, struct lone_job *j, const char *text,
-                      const struct lone_fire *f, int64_t now_ms)
+/* Note a fire of job J (NULL: out of memory) granted lone at NOW_MS (monotonic), for the
+ * switch to claiming (switch_send): the first attempt at SCHEDULED_US, or (0) the fire whose
+ * claim key is KEY (allocated, taken: NULL when out of memory). False when out of memory: not
+ * remembered, it could not be claimed when claiming again, so not run. */
+static bool note_fire(struct cluster_lone *l, struct lone_job *j, int64_t scheduled_us, char *key,
+                      int64_t now_ms)
 {
-	size_t nt = strlen(text) + 1;
-	struct lone_fire *n = j ? malloc(offsetof(struct lone_fire, text) + nt) : NULL;
-	if (!n)
+	struct lone_note n = {.job = j, .at_ms = now_ms, .sched = scheduled_us != 0, .key = key};
+	size_t was = l->cap;
+	if (n.sched)
+		n.scheduled_us = scheduled_us;
+	prune(l, now_ms, LONE_RECENT_MAX - 1);
+	if (!j || (!n.sched && !key) ||
+	    array_grow(&l->ring, l->n_fires, &l->cap, sizeof(*l->ring), LONE_RECENT_MAX / 32) < 0) {
+		free(key);
 		return false;
-	memcpy(n, f, offsetof(struct lone_fire, text));
-	n->job = j;
-	n->at_ms = now_ms;
-	memcpy(n->text, text, nt);
-	STAILQ_INSERT_TAIL(&l->fires, n, link);
-	l->n_fires++;
+	}
+	if (l->cap > was) /* doubled: the notes before the head go after the old end */
+		memcpy(l->ring + was, l->ring, l->head * sizeof(*l->ring));
+	l->ring[(l->head + l->n_fires++) % l->cap] = n;
 	return true;
 }
 
@@ -223,25 +230,29 @@ int cluster_fire_key(enum run_trigger trigger, int64_t scheduled_us, const char 
 	return 1;
 }
 
-/* F's claim key, as its claim's would have been (allocated; NULL when out of memory) */
-static char *fire_key(const struct lone_fire *f)
+/* A fire's claim key, as its claim's would have been (allocated; NULL when out of memory) */
+static char *fire_key(enum run_trigger trigger, int64_t scheduled_us, const char *graph_run,
+                      int attempt)
 {
-	size_t n = strlen(f->text) + 1;
+	size_t n = graph_run ? strlen(graph_run) + 1 : 1;
 	char *k = malloc(n + 48);
 	int64_t window = 0;
-	if (k && f->keyed)
-		memcpy(k, f->text, n);
-	else if (k && cluster_fire_key(f->trigger, f->scheduled_us, f->text, f->attempt, 0, k,
-	                               n + 48, &window) <= 0)
+	if (k &&
+	    cluster_fire_key(trigger, scheduled_us, graph_run, attempt, 0, k, n + 48, &window) <= 0)
 		k[0] = '\0'; /* (admission grants only a fire with a key) */
 	return k;
+}
+
+/* F's claim key (allocated; NULL when out of memory) */
+static char *note_key(const struct lone_note *f)
+{
+	return f->sched ? fire_key(TRIGGER_SCHEDULE, f->scheduled_us, NULL, 1) : strdup(f->key);
 }
 
 enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, char *why, size_t len)
 {
 	struct lone_job *j = job_get(&c->lone, q->job, true);
-	struct lone_fire f = {.keyed = true};
-	if (note_fire(&c->lone, j, q->key, &f, clock_mono_ms())) {
+	if (note_fire(&c->lone, j, 0, strdup(q->key), clock_mono_ms())) {
 		j->held++; /* its run gives "its lock" back as a claim's does (cluster_release) */
 		return CLUSTER_GRANTED;
 	}
@@ -252,10 +263,12 @@ enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, ch
 bool cluster_lone_grant(struct cluster *c, const char *job, enum run_trigger trigger,
                         int64_t scheduled_us, const char *graph_run, int attempt)
 {
-	int64_t now = clock_mono_us(); /* one reading: the lease's and the note's */
-	struct lone_fire f = {.scheduled_us = scheduled_us, .attempt = attempt, .trigger = trigger};
-	if (!answers_at(c, now) || !note_fire(&c->lone, job_get(&c->lone, job, true),
-	                                      graph_run ? graph_run : "", &f, now / 1000))
+	int64_t now = clock_mono_us();             /* one reading: the lease's and the note's */
+	bool first = scheduled_us && attempt <= 1; /* almost every fire: keyed at the switch */
+	if (!answers_at(c, now) ||
+	    !note_fire(&c->lone, job_get(&c->lone, job, true), first ? scheduled_us : 0,
+	               first ? NULL : fire_key(trigger, scheduled_us, graph_run, attempt),
+	               now / 1000))
 		return false;
 	c->st.claims++;
 	c->st.granted++;
@@ -364,6 +377,7 @@ static void go_lone(struct cluster *c)
 static void forget(struct cluster *c, bool release)
 {
 	struct cluster_lone *l = &c->lone;
+	prune(l, 0, 0); /* each note becomes its job's last, which goes with it */
 	for (struct strmap_node *n = strmap_first(&l->jobs), *next; n; n = next) {
 		next = strmap_next(&l->jobs, n);
 		struct lone_job *j = STRMAP_ENTRY(n, struct lone_job, node);
@@ -371,15 +385,14 @@ static void forget(struct cluster *c, bool release)
 		for (int i = 0; release && i < j->ended; i++)
 			cluster_unlock(c, j->name);
 		free(j->name);
-		free(j->last);
+		if (!j->last.sched)
+			free(j->last.key);
 		free(j);
 	}
 	strmap_free(&l->jobs);
-	for (struct lone_fire *f; (f = STAILQ_FIRST(&l->fires));) {
-		STAILQ_REMOVE_HEAD(&l->fires, link);
-		free(f);
-	}
-	l->n_fires = 0;
+	free(l->ring);
+	l->ring = NULL;
+	l->head = l->cap = 0;
 }
 
 static void on_switched(void *arg, const PGresult *res, const char *err, const char *sqlstate)
@@ -432,7 +445,7 @@ static void switch_send(struct cluster *c)
 	if (l->state != LONE_LEAVING || !cluster_ready(c))
 		return;
 	int64_t now = clock_mono_ms();
-	prune(l, now);
+	prune(l, now, LONE_RECENT_MAX);
 	size_t nf = l->n_fires + l->jobs.n, nh = 0, i = 0;
 	const char **fj = calloc(nf + 1, sizeof(*fj));
 	char **fk = calloc(nf + 1, sizeof(*fk));
@@ -441,18 +454,19 @@ static void switch_send(struct cluster *c)
 	char *lit[5] = {NULL}; /* $3 to $7 */
 	if (!fj || !fk || !hj || !age || !held)
 		goto out;
-	for (struct lone_fire *f = STAILQ_FIRST(&l->fires); f; f = STAILQ_NEXT(f, link), i++) {
+	for (; i < l->n_fires; i++) {
+		struct lone_note *f = &l->ring[(l->head + i) % l->cap];
 		fj[i] = f->job->name;
-		fk[i] = fire_key(f);
+		fk[i] = note_key(f);
 		age[i] = now - f->at_ms;
 		f->job->listed = true;
 	}
 	for (struct strmap_node *n = strmap_first(&l->jobs); n; n = strmap_next(&l->jobs, n)) {
 		struct lone_job *j = STRMAP_ENTRY(n, struct lone_job, node);
-		if (j->last && !j->listed) {
+		if (j->last.job && !j->listed) {
 			fj[i] = j->name;
-			fk[i] = fire_key(j->last);
-			age[i++] = now - j->last->at_ms;
+			fk[i] = note_key(&j->last);
+			age[i++] = now - j->last.at_ms;
 		}
 		j->listed = false;
 		if (j->held > 0) {
@@ -523,7 +537,7 @@ void cluster_lone_beat(struct cluster *c, bool told_dead, bool unstopped)
 {
 	struct cluster_lone *l = &c->lone;
 	l->beat_ok_us = c->beat_mono_us;
-	prune(l, clock_mono_ms());
+	prune(l, clock_mono_ms(), LONE_RECENT_MAX);
 	if (l->state == LONE_ON)
 		l->lease_end_us = l->beat_ok_us + lease_us(c);
 	cluster_lone_tell(c); /* the lease, and the clock's step (beat_done) */

@@ -251,8 +251,8 @@ struct cluster_lone {
 	int64_t since_us;                     /* when it went lone last (wall clock) */
 	int64_t told_since_us, told_until_us; /* what hooks.lone was told last (lone_tell) */
 	struct strmap jobs;
-	STAILQ_HEAD(, lone_fire) fires; /* oldest first */
-	size_t n_fires;
+	struct lone_note *ring;    /* the fires run lone, a ring (cluster_lone.c) */
+	size_t head, n_fires, cap; /* N_FIRES from HEAD (the oldest), room for CAP */
 };
 
 struct cluster {
@@ -373,7 +373,6 @@ bool cluster_in_burst(const struct cluster *c);
 bool cluster_jobs_unpublished(const struct cluster *c);
 /* The job's lock of a run that ended goes back (gathered: UNLOCK_GATHER_MS). */
 void cluster_unlock(struct cluster *c, const char *job);
-/* Other modules' statements can get no answer (none is called once closing): they go. */
 
 /* ---- cluster_lone.c: an instance alone (docs/several-instances.md "An
  * instance alone"): while no other instance is live it claims nothing, takes no job lock and
