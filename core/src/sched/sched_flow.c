@@ -177,16 +177,16 @@ void flow_job_free(struct job *j)
 	flow_retry_disarm(j);
 	stale_disarm(j);
 	flow_job_unlink(j);
-	if (j->graph)
+	if (j->graph) {
 		sched_run_free(&j->graph->parked);
+		free(j->graph->graph_again_id);
+	}
 	if (j->more) {
 		sched_run_free(&j->more->notify_wait);
 		free(j->more->retry);
 		free(j->more->stale);
 	}
 	drop_deferred(j, NULL);
-	if (j->graph)
-		free(j->graph->graph_again_id);
 	free(j->graph);
 	j->graph = NULL;
 	free(j->more);

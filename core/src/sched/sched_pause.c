@@ -198,8 +198,7 @@ bool sched_follow_paused(struct sched *s, const char *const *names, size_t n)
 int sched_job_drop_waiting(struct job *j, const char *why)
 {
 	int n = 0;
-	/* the active run before it started (a slot, its retry, its claim, another instance); the
-	 * slots of blocks J does not have are NULL */
+	/* the active run before it started (a slot, its retry, its claim, another instance) */
 	struct run **waiting[] = {&j->pending, j->graph ? &j->graph->parked : NULL,
 	                          j->more ? &j->more->notify_wait : NULL, &j->active};
 	for (size_t w = 0; w < sizeof(waiting) / sizeof(waiting[0]); w++) {

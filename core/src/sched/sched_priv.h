@@ -121,21 +121,20 @@ struct job {
 	    *recent; /* its last runs (sched_recent_priv.h); NULL before the first */
 };
 
-/* A job's place in the job graph, made at its first edge (kept when it has none again). */
+/* A job's place in the job graph, made at its first edge (kept when it has none again), and
+ * its parked fire, which only a job with upstreams has: no slot for it in 100,000 jobs. */
 struct job_graph {
 	struct job **ups, **downs; /* upstreams / downstreams */
 	size_t n_ups, n_downs;
 	uint64_t mark;        /* upstream_failed propagation visit mark */
 	char *graph_again_id; /* the graph-run id for the run graph_again owes */
-	struct run *parked;   /* a fire waiting for a running upstream, which only a job with
-	                       * upstreams has: here, not in every job */
+	struct run *parked;   /* a fire waiting for a running upstream */
 	bool graph_again;     /* upstreams succeeded while it ran: run again after */
 };
 
 /* What only jobs with rare features use, made at first use (sched_job_more) and kept while
  * the job lasts: one pointer in each of 100,000 jobs instead of three. */
 struct job_more {
-	/* made at first use: most jobs never retry and set no max_staleness */
 	struct job_retry *retry; /* for RUN_RETRY_WAIT, which needs it (sched.c retry) */
 	struct job_stale *stale; /* sched_flow.c stale_arm */
 	struct run *notify_wait; /* a notification run waiting for the active run to end */
@@ -510,12 +509,12 @@ void sched_deferred_cb(evutil_socket_t fd, short what, void *arg);
 void sched_apply_finish(struct sched *s);
 void sched_apply_clear(struct sched *s);
 
-/* sched_http.c: an HTTP job's run (its history text is job_kind_http_shown's). Sending R's
- * request, whose response goes to ON_DONE
- * (0, or -1 with ERR: R must end with it); how R ended, read from its response RESP (its
- * message into MSG); whether R started and waits for its start mark, nothing sent
- * (run.mark_ev; defined in sched_state.c, beside the run's states); stopping R (true), its request
- * in flight or its wait for the mark, ending it cancelled with WHY. */
+/* sched_http.c: an HTTP job's run (its history text is job_kind_command's). Sending R's
+ * request, whose response goes to ON_DONE (0, or -1 with ERR: R must end with it); how R
+ * ended, read from its response RESP (its message into MSG); whether R started and waits for
+ * its start mark, nothing sent (run.mark_ev; defined in sched_state.c, beside the run's
+ * states); stopping R (true), its request in flight or its wait for the mark, ending it
+ * cancelled with WHY. */
 struct httpc_response;
 struct flow_outcome;
 int sched_http_submit(struct run *r, void (*on_done)(void *arg, const struct httpc_response *resp),
@@ -524,7 +523,5 @@ void sched_http_outcome(const struct run *r, const struct httpc_response *resp,
                         struct flow_outcome *out, char *msg, size_t msglen);
 bool sched_http_unsent(const struct run *r);
 bool sched_http_cancel(struct run *r, const char *why);
-/* sched.c: R's start mark is written (OK: its request goes now), or refused (WHY: it ends
- * skipped, nothing sent) */
 
 #endif
