@@ -894,10 +894,7 @@ void sched_recent_ended(struct run *r, enum sched_status st, const char *message
 		snprintf(l->trigger, sizeof(l->trigger), "%s", run_trigger_names[r->trigger]);
 		free(l->message);
 		l->message = message ? strdup(message) : NULL;
-		if (sqlstate) /* a success has none */
-			text_copy(l->sqlstate, sizeof(l->sqlstate), sqlstate);
-		else
-			l->sqlstate[0] = '\0';
+		text_copy(l->sqlstate, sizeof(l->sqlstate), sqlstate); /* a success has none: "" */
 		l->start_us = r->start_us;
 		l->end_us = end_us;
 		l->ran_end_us = end_us;
