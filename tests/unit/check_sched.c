@@ -104,7 +104,8 @@ static const unsigned holder[RUN_STATES] = {
 static unsigned held_by(const struct sched *s, const struct job *j, const struct run *r)
 {
 	unsigned h = (j->active == r ? H_ACTIVE : 0) | (j->pending == r ? H_PENDING : 0) |
-	             (j->parked == r ? H_PARKED : 0) | (j->notify_wait == r ? H_NOTIFY : 0);
+	             (j->graph && j->graph->parked == r ? H_PARKED : 0) |
+	             (sched_job_notified(j) == r ? H_NOTIFY : 0);
 	for (size_t i = 0; i < s->queue.n; i++)
 		if (s->queue.items[i].data == r)
 			h |= H_QUEUE;
@@ -143,7 +144,10 @@ START_TEST(run_moves_only_between_allowed_states)
 	for (int from = 0; from < RUN_STATES; from++)
 		for (int to = 0; to < RUN_STATES; to++) {
 			BARE_SCHED(s);
-			struct job j = {.s = &s, .conf = &bare_conf};
+			/* with the blocks a parked and a notified run are held in */
+			struct job_graph g = {0};
+			struct job_more m = {0};
+			struct job j = {.s = &s, .conf = &bare_conf, .graph = &g, .more = &m};
 			struct run r = {.job = &j};
 			reach(&r, (enum run_state)from);
 			ck_assert_uint_eq(held_by(&s, &j, &r), holder[from]);
@@ -170,12 +174,16 @@ START_TEST(run_moves_only_between_allowed_states)
 END_TEST
 
 /* A job's slot holds one run: a second run that would go there is refused and stays where
- * it was; the first one's leaving frees the slot. */
+ * it was; the first one's leaving frees the slot. A job without the blocks that hold a parked
+ * and a notified run (made at first use) takes none. */
 START_TEST(run_slot_holds_one)
 {
 	BARE_SCHED(s);
 	struct job j = {.s = &s, .conf = &bare_conf};
 	struct run a = {.job = &j}, b = {.job = &j};
+	ck_assert(!sched_run_to(&a, RUN_PARKED));
+	ck_assert(!sched_run_to(&a, RUN_NOTIFY_WAIT));
+	ck_assert_int_eq(a.state, RUN_DUE);
 	ck_assert(sched_run_to(&a, RUN_RUNNING));
 	ck_assert(!sched_run_to(&b, RUN_QUEUED));
 	ck_assert_int_eq(b.state, RUN_DUE);

@@ -199,10 +199,11 @@ static void retry(struct run *r, const struct flow_outcome *o)
 	int64_t delay =
 	    retry_delay_ms(c, r->attempt, s->random ? s->random(s->random_arg) : arc4random());
 	struct run *nr = NULL;
-	if (!j->retry && (j->retry = malloc(sizeof(*j->retry))) != NULL)
-		clock_timer_init(&j->retry->ev, retry_cb, j);
+	struct job_more *m = sched_job_more(j);
+	if (m && !m->retry && (m->retry = malloc(sizeof(*m->retry))) != NULL)
+		clock_timer_init(&m->retry->ev, retry_cb, j);
 	/* a retry waits for its timer alone: without one the failure is final */
-	if (!j->retry || clock_arm(s->clock, &j->retry->ev, delay * 1000) < 0)
+	if (!m || !m->retry || clock_arm(s->clock, &m->retry->ev, delay * 1000) < 0)
 		sched_job_log(j, LOG_LVL_ERROR, "out of memory arming the retry: no retry");
 	else if (!(nr = sched_run_new(j, r->scheduled_us, TRIGGER_RETRY)))
 		flow_retry_disarm(j);
@@ -223,8 +224,8 @@ static void retry(struct run *r, const struct flow_outcome *o)
 	duration_format(delay, d, sizeof(d));
 	sched_job_log(j, LOG_LVL_NOTICE, "retrying in %s (attempt %d of %d)", d, nr->attempt,
 	              c->retries + 1);
-	j->retry->at_us = sched_now_us(s) + delay * 1000;
-	sched_work_note(nr, j->retry->at_us); /* a survivor's if we die */
+	m->retry->at_us = sched_now_us(s) + delay * 1000;
+	sched_work_note(nr, m->retry->at_us); /* a survivor's if we die */
 }
 
 /* R is over as O: its history, retries, alerts; what waited for it goes next. */
@@ -302,15 +303,15 @@ static void after_run(struct job *j)
 	struct sched *s = j->s;
 	if (j->paused) {
 		/* what waits for it starts on sched_resume() */
-	} else if (!j->active && (j->notify_wait || j->pending) && !s->draining) {
+	} else if (!j->active && (sched_job_notified(j) || j->pending) && !s->draining) {
 		/* notifications gathered while it ran first: never skipped, they carry payloads */
-		struct run *p = j->notify_wait ? j->notify_wait : j->pending;
+		struct run *p = sched_job_notified(j) ? sched_job_notified(j) : j->pending;
 		sched_run_to(p, RUN_DUE);
 		sched_run_admit(p);
 	}
 	if (!j->active && !s->draining && j->graph)
 		flow_job_idle(j); /* its downstreams, or its own run once more */
-	if (j->removed && !j->active && !j->pending && !j->notify_wait)
+	if (j->removed && !j->active && !j->pending && !sched_job_notified(j))
 		sched_job_unlink_free(j);
 	if (s->queue.n) /* a slot it freed */
 		sched_admit_queued(s);

@@ -120,7 +120,7 @@ static const struct job *upstream_busy(const struct job *j, bool notified, bool 
 	for (size_t i = 0; j->graph && i < j->graph->n_ups; i++) {
 		const struct job *u = j->graph->ups[i];
 		if (u->active || (notified && u->notify_pending) ||
-		    (owed && (u->reconnect_owed || u->notify_wait)))
+		    (owed && (u->reconnect_owed || sched_job_notified(u))))
 			return u;
 	}
 	return NULL;
@@ -150,14 +150,21 @@ static void drop_deferred(struct job *j, const char *why);
  * be 25 MB at 100,000 jobs. */
 void flow_retry_disarm(struct job *j)
 {
-	if (j->retry)
-		clock_disarm(j->s->clock, &j->retry->ev);
+	if (j->more && j->more->retry)
+		clock_disarm(j->s->clock, &j->more->retry->ev);
 }
 
 static void stale_disarm(struct job *j)
 {
-	if (j->stale)
-		clock_disarm(j->s->clock, &j->stale->ev);
+	if (j->more && j->more->stale)
+		clock_disarm(j->s->clock, &j->more->stale->ev);
+}
+
+struct job_more *sched_job_more(struct job *j)
+{
+	if (!j->more)
+		j->more = calloc(1, sizeof(*j->more));
+	return j->more;
 }
 
 void flow_job_drain(struct job *j)
@@ -169,18 +176,21 @@ void flow_job_free(struct job *j)
 {
 	flow_retry_disarm(j);
 	stale_disarm(j);
-	free(j->retry);
-	free(j->stale);
-	j->retry = NULL;
-	j->stale = NULL;
 	flow_job_unlink(j);
-	sched_run_free(&j->parked);
-	sched_run_free(&j->notify_wait);
-	drop_deferred(j, NULL);
-	if (j->graph)
+	if (j->graph) {
+		sched_run_free(&j->graph->parked);
 		free(j->graph->graph_again_id);
+	}
+	if (j->more) {
+		sched_run_free(&j->more->notify_wait);
+		free(j->more->retry);
+		free(j->more->stale);
+	}
+	drop_deferred(j, NULL);
 	free(j->graph);
 	j->graph = NULL;
+	free(j->more);
+	j->more = NULL;
 }
 
 /* ---- the graph ------------------------------------------------------------------------ */
@@ -245,12 +255,13 @@ static void stale_arm(struct job *j)
 	int64_t now = sched_now_us(j->s);
 	/* no success known (here or in the history): counted from when pgcrond started */
 	int64_t base = j->last && j->last->success_us ? j->last->success_us : now;
-	if (!j->stale && (j->stale = malloc(sizeof(*j->stale))) != NULL)
-		clock_timer_init(&j->stale->ev, stale_cb, j);
-	if (!j->stale)
+	struct job_more *m = sched_job_more(j);
+	if (m && !m->stale && (m->stale = malloc(sizeof(*m->stale))) != NULL)
+		clock_timer_init(&m->stale->ev, stale_cb, j);
+	if (!m || !m->stale)
 		return; /* out of memory: no staleness alert */
-	arm_ms(j->s, &j->stale->ev, (base - now) / 1000 + max_ms);
-	j->stale->ms = max_ms;
+	arm_ms(j->s, &m->stale->ev, (base - now) / 1000 + max_ms);
+	m->stale->ms = max_ms;
 }
 
 void flow_job_unlink(struct job *j)
@@ -274,7 +285,8 @@ void flow_job_applied(struct job *j)
 	int64_t want = !j->removed && j->conf->enabled ? j->conf->more->alerts.max_staleness_ms : 0;
 	if (want <= 0)
 		stale_disarm(j);
-	else if (!j->stale || !clock_armed(&j->stale->ev) || j->stale->ms != want)
+	else if (!j->more || !j->more->stale || !clock_armed(&j->more->stale->ev) ||
+	         j->more->stale->ms != want)
 		stale_arm(j);
 }
 
@@ -296,8 +308,8 @@ bool flow_park(struct run *r)
 	if (!u)
 		return false;
 	r->waited = true;
-	if (j->parked)
-		sched_record(&j->parked, SCHED_SKIPPED,
+	if (j->graph->parked) /* (upstream_busy found an upstream: J has its graph) */
+		sched_record(&j->graph->parked, SCHED_SKIPPED,
 		             "superseded by a newer fire while waiting for an upstream job");
 	sched_run_to(r, RUN_PARKED);
 	sched_job_log(j, LOG_LVL_INFO, "waiting for upstream job %s to finish", u->conf->name);
@@ -368,9 +380,9 @@ void flow_job_idle(struct job *j)
 		/* The parked run waited for the upstream runs due when it fired; one that merely
 		 * has notifications pending again does not hold it back, or a downstream of a job
 		 * notified without pause would never run. */
-		if (d->parked && !upstream_busy(d, false, false)) {
+		if (d->graph && d->graph->parked && !upstream_busy(d, false, false)) {
 			sched_job_log(d, LOG_LVL_DEBUG, "upstream jobs done; running");
-			sched_run_defer(d->parked);
+			sched_run_defer(d->graph->parked);
 		}
 	}
 }
@@ -386,11 +398,11 @@ static void fail_downstream(struct job *d, const struct job *u, const struct job
 	if (d->fresh && !d->reconnect_owed) {
 		/* not started by its upstreams: a run of it waiting for U goes on with what it
 		 * has (its own sources' changes, an earlier success of U) */
-		if (d->parked)
-			sched_run_defer(d->parked);
+		if (d->graph->parked)
+			sched_run_defer(d->graph->parked);
 		return;
 	}
-	if (!upstream_driven(d) && !d->parked && !d->reconnect_owed)
+	if (!upstream_driven(d) && !d->graph->parked && !d->reconnect_owed)
 		return;
 	d->reconnect_owed = false;
 	char msg[512];
@@ -399,7 +411,7 @@ static void fail_downstream(struct job *d, const struct job *u, const struct job
 	else
 		snprintf(msg, sizeof(msg), "not run: upstream job %s failed (via %s)",
 		         root->conf->name, u->conf->name);
-	struct run *r = d->parked ? d->parked : sched_run_new(d, 0, TRIGGER_UPSTREAM);
+	struct run *r = d->graph->parked ? d->graph->parked : sched_run_new(d, 0, TRIGGER_UPSTREAM);
 	if (r) {
 		if (!r->graph_run)
 			r->graph_run = dup_or_null(graph_run);
@@ -560,7 +572,7 @@ static void stale_cb(void *arg)
 	int64_t now = sched_now_us(s), ok_us = j->last ? j->last->success_us : 0;
 	fresh_view(j, now, &fv);
 	if (fv.fresh_as_of_us > ok_us && now - fv.fresh_as_of_us < max_ms * 1000) {
-		arm_ms(s, &j->stale->ev, (fv.fresh_as_of_us - now) / 1000 + max_ms);
+		arm_ms(s, &j->more->stale->ev, (fv.fresh_as_of_us - now) / 1000 + max_ms);
 		return;
 	}
 	duration_format(max_ms, d, sizeof(d));
@@ -579,7 +591,7 @@ static void stale_cb(void *arg)
 	/* repeats come from alert_condition at alert_repeat; a success re-arms from scratch */
 	int64_t repeat = s->cfg ? s->cfg->alert_repeat_ms : 0;
 	if (repeat > 0)
-		arm_ms(s, &j->stale->ev, repeat);
+		arm_ms(s, &j->more->stale->ev, repeat);
 }
 
 /* ---- catch-up ------------------------------------------------------------------------- */

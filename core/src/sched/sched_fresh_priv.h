@@ -49,7 +49,7 @@ int64_t fresh_sla_for_downstream(int64_t down_sla_us, int64_t down_run_us);
 /* After an apply: jobs with freshness get their state, those without lose it; each
  * database's check is (re)built from its jobs' sources. */
 void fresh_applied(struct sched *s);
-/* J goes (sched.c job_free). */
+/* J goes (sched.c sched_job_free). */
 void fresh_job_free(struct job *j);
 /* Shutdown and sched_free: stop every timer; a check under way ends unanswered. */
 void fresh_stop(struct sched *s);

@@ -26,7 +26,7 @@
  * by neither). */
 static bool served_here(const struct job *j, int64_t us)
 {
-	const struct run *mine[] = {j->active, j->pending, j->parked};
+	const struct run *mine[] = {j->active, j->pending, j->graph ? j->graph->parked : NULL};
 	if (j->last && j->last->catchup_s >= us / 1000000)
 		return true;
 	for (size_t i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
@@ -181,12 +181,14 @@ void sched_take_work(struct sched *s, const struct coord_work *w)
 	sched_job_log(j, LOG_LVL_NOTICE, "taking over a %s run a dead instance owed (attempt %d)",
 	              run_trigger_names[w->kind], r->attempt);
 	if (notify && j->active) {
-		if (!j->notify_wait) {
+		if (!sched_job_more(j))
+			goto oom;
+		if (!j->more->notify_wait) {
 			sched_run_to(r, RUN_NOTIFY_WAIT);
 			return;
 		}
 		/* one run serves them all */
-		struct run *q = j->notify_wait;
+		struct run *q = j->more->notify_wait;
 		char **all = realloc(q->payloads, (q->n_payloads + r->n_payloads) * sizeof(*all));
 		if (all) {
 			memcpy(all + q->n_payloads, r->payloads, r->n_payloads * sizeof(*all));
@@ -280,7 +282,7 @@ int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t 
 		text_free_list(payloads, n);
 		return s->draining ? -ESHUTDOWN : -ENOENT;
 	}
-	struct run *r = j->notify_wait;
+	struct run *r = sched_job_notified(j);
 	if (r) {
 		char **all = realloc(r->payloads, (r->n_payloads + n + 1) * sizeof(*all));
 		if (!all) {
@@ -297,7 +299,8 @@ int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t 
 		sched_work_note(r, 0);
 		return 0;
 	}
-	r = sched_run_new(j, 0, TRIGGER_NOTIFY);
+	/* (a busy job's run waits in its job_more) */
+	r = j->active && !sched_job_more(j) ? NULL : sched_run_new(j, 0, TRIGGER_NOTIFY);
 	if (!r) {
 		text_free_list(payloads, n);
 		return -ENOMEM;

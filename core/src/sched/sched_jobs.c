@@ -150,9 +150,10 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 		for (struct job *j = s->jobs; j; j = j->next) {
 			sched_timer_disarm(j);
 			flow_job_drain(j);
-			struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait};
+			struct run **waiting[] = {&j->pending, j->graph ? &j->graph->parked : NULL,
+			                          j->more ? &j->more->notify_wait : NULL};
 			for (size_t w = 0; w < sizeof(waiting) / sizeof(waiting[0]); w++) {
-				struct run *r = *waiting[w];
+				struct run *r = waiting[w] ? *waiting[w] : NULL;
 				if (!r)
 					continue;
 				/* a fire this instance never claimed, with other instances live:

@@ -107,8 +107,8 @@ int sched_resume(struct sched *s, const char *name)
 	if (s->draining)
 		return 0;
 	int64_t now = sched_now_us(s);
-	struct run *a = j->active, *p = a ? NULL : j->notify_wait ? j->notify_wait : j->pending;
-	if (a && a->state == RUN_RETRY_WAIT && !clock_armed(&j->retry->ev)) {
+	struct run *a = j->active, *n = sched_job_notified(j), *p = a ? NULL : n ? n : j->pending;
+	if (a && a->state == RUN_RETRY_WAIT && !clock_armed(&j->more->retry->ev)) {
 		p = a; /* its retry came due while paused */
 		p->queue_at_us = now;
 	}
@@ -199,9 +199,10 @@ int sched_job_drop_waiting(struct job *j, const char *why)
 {
 	int n = 0;
 	/* the active run before it started (a slot, its retry, its claim, another instance) */
-	struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait, &j->active};
+	struct run **waiting[] = {&j->pending, j->graph ? &j->graph->parked : NULL,
+	                          j->more ? &j->more->notify_wait : NULL, &j->active};
 	for (size_t w = 0; w < sizeof(waiting) / sizeof(waiting[0]); w++) {
-		struct run *r = *waiting[w];
+		struct run *r = waiting[w] ? *waiting[w] : NULL;
 		if (!r || r->state == RUN_RUNNING || r->state == RUN_ENDING)
 			continue;
 		if (r == j->active)

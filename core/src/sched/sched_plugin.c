@@ -74,6 +74,5 @@ void sched_plugin_stmts_free(struct run_stmts *b)
 {
 	free(b->v);
 	b->v = NULL;
-	if (b->pr)
-		plugin_run_free(&b->pr);
+	plugin_run_free(&b->pr);
 }

@@ -92,31 +92,28 @@ struct job {
 	struct exec_pool *pool; /* its database's pool, kept at its first run (exec.h) */
 
 	/* ---- sched_flow.c ---- */
-	/* (fields grouped by size so that the struct has no holes: 100,000 jobs) */
+	/* (fields grouped by size so that the struct has no holes, its flags one bit each, and
+	 * what few jobs use in blocks made at first use: 100,000 jobs) */
 	struct job_graph *graph; /* made at its first edge: most jobs have none */
 	uint64_t success_seq;    /* flow sequence number of the last success */
 	uint64_t start_seq;      /* ... of the last start */
-	struct run *parked;      /* a fire waiting for a running upstream */
-	/* made at first use: most jobs never retry and set no max_staleness */
-	struct job_retry *retry; /* for RUN_RETRY_WAIT, which needs it (sched.c retry) */
-	struct job_stale *stale; /* sched_flow.c stale_arm */
-	struct run *notify_wait; /* a notification run waiting for the active run to end */
+	struct job_more *more;   /* its retry, staleness, notified run: NULL until the first */
 	struct fresh_job *fresh; /* sched_fresh.c: NULL for a job without freshness */
 	int consecutive;         /* final failures since the last success */
-	bool removed;            /* gone from the config; freed when its run ends */
-	bool seen;               /* == s->ap.parity: the apply under way has visited it */
-	bool own_conf;           /* conf is the job's own copy (removed) */
-	bool paused;             /* sched_pause */
-	bool paused_owed;        /* a notification or upstream fire came while paused */
-	bool alerts_clear;       /* none of the alerts a success ends is raised (on_success
+	bool removed : 1;        /* gone from the config; freed when its run ends */
+	bool seen : 1;           /* == s->ap.parity: the apply under way has visited it */
+	bool own_conf : 1;       /* conf is the job's own copy (removed) */
+	bool paused : 1;         /* sched_pause */
+	bool paused_owed : 1;    /* a notification or upstream fire came while paused */
+	bool alerts_clear : 1;   /* none of the alerts a success ends is raised (on_success
 	                          * ended them, condition() raised none since): a success
 	                          * asks the alerter nothing */
-	bool notify_pending;     /* notifications not yet served: a run comes within max_delay,
+	bool notify_pending : 1; /* notifications not yet served: a run comes within max_delay,
 	                          * so downstreams wait for it as for a running job (triggers.c) */
-	bool owed_catchup;       /* its database was unreachable across a fire */
-	bool reconnect_owed;     /* a listener reconnect owes it a run, which comes after its
+	bool owed_catchup : 1;   /* its database was unreachable across a fire */
+	bool reconnect_owed : 1; /* a listener reconnect owes it a run, which comes after its
 	                          * upstreams' catch-up runs, in their graph run */
-	bool up_noted;           /* an upstream-caused run it owes is in pending_work (coord.h) */
+	bool up_noted : 1;       /* an upstream-caused run it owes is in pending_work (coord.h) */
 
 	/* ---- the last result (status.c) ---- */
 	struct job_last *last; /* NULL before its first result (job_last) */
@@ -124,13 +121,23 @@ struct job {
 	    *recent; /* its last runs (sched_recent_priv.h); NULL before the first */
 };
 
-/* A job's place in the job graph, made at its first edge (kept when it has none again). */
+/* A job's place in the job graph, made at its first edge (kept when it has none again), and
+ * its parked fire, which only a job with upstreams has: no slot for it in 100,000 jobs. */
 struct job_graph {
 	struct job **ups, **downs; /* upstreams / downstreams */
 	size_t n_ups, n_downs;
 	uint64_t mark;        /* upstream_failed propagation visit mark */
 	char *graph_again_id; /* the graph-run id for the run graph_again owes */
+	struct run *parked;   /* a fire waiting for a running upstream */
 	bool graph_again;     /* upstreams succeeded while it ran: run again after */
+};
+
+/* What only jobs with rare features use, made at first use (sched_job_more) and kept while
+ * the job lasts: one pointer in each of 100,000 jobs instead of three. */
+struct job_more {
+	struct job_retry *retry; /* for RUN_RETRY_WAIT, which needs it (sched.c retry) */
+	struct job_stale *stale; /* sched_flow.c stale_arm */
+	struct run *notify_wait; /* a notification run waiting for the active run to end */
 };
 
 /* A job's retry timer and when it fires. */
@@ -176,8 +183,8 @@ enum run_state {
 	                   * only, for as long as the call that decides where it goes */
 	RUN_PENDING,      /* behind the job's active run (job.pending: overlap queue or
 	                   * replace, or overlap skip while the active run's claim is asked) */
-	RUN_PARKED,       /* waiting for a running upstream (job.parked) */
-	RUN_NOTIFY_WAIT,  /* notifications gathered while the job is busy (job.notify_wait) */
+	RUN_PARKED,       /* waiting for a running upstream (job_graph.parked) */
+	RUN_NOTIFY_WAIT,  /* notifications gathered while the job is busy (job_more) */
 	RUN_DEFERRED,     /* handed to the loop (sched.flow list): a downstream fire, or one an
 	                   * upstream's end released */
 	RUN_CLAIMING,     /* the job's active run, waiting for its claim (cluster.h, or a
@@ -185,7 +192,7 @@ enum run_state {
 	RUN_CLUSTER_WAIT, /* the job's active run, claimed; the job's run on another instance
 	                   * must end first */
 	RUN_QUEUED,       /* the job's active run, waiting for a max_running slot (sched.queue) */
-	RUN_RETRY_WAIT,   /* the job's active run, waiting for its retry delay (job.retry) */
+	RUN_RETRY_WAIT,   /* the job's active run, waiting for its retry delay (job_more) */
 	RUN_RUNNING,      /* the job's active run, started: its statements or request are under
 	                   * way */
 	RUN_ENDING,       /* the job's active run, started but not handed to the executor: it
@@ -339,6 +346,13 @@ int64_t sched_mono_us(const struct sched *s);
  * (hist_backlogged): they wait for a slot until it catches up. */
 bool sched_held_back(const struct sched *s);
 struct job *sched_job_find(struct sched *s, const char *name);
+/* sched_flow.c: J's struct job_more, made if it has none yet (NULL: out of memory). / J's
+ * notification run waiting for its active run (NULL: none). */
+struct job_more *sched_job_more(struct job *j);
+static inline struct run *sched_job_notified(const struct job *j)
+{
+	return j->more ? j->more->notify_wait : NULL;
+}
 /* sched_state.c: J's zone: its own, else the daemon's. */
 const cron_tz *sched_job_tz(const struct job *j);
 /* sched_state.c: a run of J's fire at SCHEDULED_US (0 for a manual run) with TRIGGER, due
@@ -403,10 +417,11 @@ void sched_backlog_changed(struct sched *s, const struct run *r);
 #define BACKLOG_PUBLISH_MAX 1000
 /* sched_state.c: move R to state TO (the table there), out of its state's holder and into
  * TO's. False if R keeps its state and holder: a move the table does not allow, or into a
- * job's slot another run holds (a bug: logged), or the queue out of memory (the caller drops
- * R). Keeps sched.n_claiming and sched.n_running; then does what follows the move, as the
- * same table says: admission told the fire runs (admit_ran) or given back what the run holds
- * of several instances (admit_end), the backlog published, a stop's end checked. */
+ * job's slot another run holds or its job has no block for (a bug: logged), or the queue out
+ * of memory (the caller drops R). Keeps sched.n_claiming and sched.n_running; then does what
+ * follows the move, as the same table says: admission told the fire runs (admit_ran) or
+ * given back what the run holds of several instances (admit_end), the backlog published, a
+ * stop's end checked. */
 bool sched_run_to(struct run *r, enum run_state to);
 /* R, due, is fired from the loop (sched_deferred_cb): how the files below sched.c start a run
  * without calling up into it, and a run's end never starts another run inside it. */
@@ -494,12 +509,12 @@ void sched_deferred_cb(evutil_socket_t fd, short what, void *arg);
 void sched_apply_finish(struct sched *s);
 void sched_apply_clear(struct sched *s);
 
-/* sched_http.c: an HTTP job's run (its history text is job_kind_http_shown's). Sending R's
- * request, whose response goes to ON_DONE
- * (0, or -1 with ERR: R must end with it); how R ended, read from its response RESP (its
- * message into MSG); whether R started and waits for its start mark, nothing sent
- * (run.mark_ev; defined in sched_state.c, beside the run's states); stopping R (true), its request
- * in flight or its wait for the mark, ending it cancelled with WHY. */
+/* sched_http.c: an HTTP job's run (its history text is job_kind_command's). Sending R's
+ * request, whose response goes to ON_DONE (0, or -1 with ERR: R must end with it); how R
+ * ended, read from its response RESP (its message into MSG); whether R started and waits for
+ * its start mark, nothing sent (run.mark_ev; defined in sched_state.c, beside the run's
+ * states); stopping R (true), its request in flight or its wait for the mark, ending it
+ * cancelled with WHY. */
 struct httpc_response;
 struct flow_outcome;
 int sched_http_submit(struct run *r, void (*on_done)(void *arg, const struct httpc_response *resp),
@@ -508,7 +523,5 @@ void sched_http_outcome(const struct run *r, const struct httpc_response *resp,
                         struct flow_outcome *out, char *msg, size_t msglen);
 bool sched_http_unsent(const struct run *r);
 bool sched_http_cancel(struct run *r, const char *why);
-/* sched.c: R's start mark is written (OK: its request goes now), or refused (WHY: it ends
- * skipped, nothing sent) */
 
 #endif

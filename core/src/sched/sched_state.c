@@ -86,7 +86,8 @@ bool sched_run_may(enum run_state from, enum run_state to)
 }
 
 /* What holds a run of job J in a state: the job's slot, a list of the loop's (either may be
- * NULL, an ending run is in both), and whether it counts as running (max_running). */
+ * NULL, an ending run is in both), and whether it counts as running (max_running). The slots
+ * of a parked and a notified run are in blocks made at first use: NULL while J has none. */
 struct holder {
 	struct run **slot;
 	struct run_list *list;
@@ -98,8 +99,8 @@ static struct holder holder(struct job *j, enum run_state st)
 	return (struct holder){
 	    .slot = ACTIVE & TO(st)         ? &j->active
 	            : st == RUN_PENDING     ? &j->pending
-	            : st == RUN_PARKED      ? &j->parked
-	            : st == RUN_NOTIFY_WAIT ? &j->notify_wait
+	            : st == RUN_PARKED      ? (j->graph ? &j->graph->parked : NULL)
+	            : st == RUN_NOTIFY_WAIT ? (j->more ? &j->more->notify_wait : NULL)
 	                                    : NULL,
 	    .list = st == RUN_DEFERRED ? &j->s->flow
 	            : st == RUN_ENDING ? &j->s->ended
@@ -149,6 +150,8 @@ bool sched_run_to(struct run *r, enum run_state to)
 		why = "cannot become";
 	else if (out.slot && *out.slot && *out.slot != r)
 		why = "finds another run where it would go as";
+	else if (!out.slot && (to == RUN_PARKED || to == RUN_NOTIFY_WAIT))
+		why = "finds no block of its job's to hold it as";
 	if (why) {
 		log_error("job %s: internal error: a run %s %s %s; please report it", j->conf->name,
 		          sched_run_state_name(from), why, sched_run_state_name(to));
@@ -726,8 +729,8 @@ void sched_backlog_changed(struct sched *s, const struct run *r)
 
 size_t sched_waiting_of(const struct job *j, struct sched_waiting *out)
 {
-	const struct run *runs[SCHED_MAX_WAITING] = {j->active, j->pending, j->parked,
-	                                             j->notify_wait};
+	const struct run *runs[SCHED_MAX_WAITING] = {
+	    j->active, j->pending, j->graph ? j->graph->parked : NULL, sched_job_notified(j)};
 	size_t n = 0;
 	for (size_t i = 0; i < SCHED_MAX_WAITING; i++) {
 		int why = runs[i] ? waits_for(runs[i]) : -1;
@@ -891,10 +894,7 @@ void sched_recent_ended(struct run *r, enum sched_status st, const char *message
 		snprintf(l->trigger, sizeof(l->trigger), "%s", run_trigger_names[r->trigger]);
 		free(l->message);
 		l->message = message ? strdup(message) : NULL;
-		if (sqlstate) /* a success has none */
-			text_copy(l->sqlstate, sizeof(l->sqlstate), sqlstate);
-		else
-			l->sqlstate[0] = '\0';
+		text_copy(l->sqlstate, sizeof(l->sqlstate), sqlstate); /* a success has none: "" */
 		l->start_us = r->start_us;
 		l->end_us = end_us;
 		l->ran_end_us = end_us;
