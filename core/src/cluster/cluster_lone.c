@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "array.h"
 #include "clock.h"
 #include "cluster.h"
 #include "cluster_priv.h"
@@ -179,6 +178,20 @@ bool cluster_lone_undecided(const struct cluster *c)
 	return !c->lone.known;
 }
 
+/* Room for one more note in L's full ring: it doubles (from LONE_RECENT_MAX / 32), the notes
+ * before its head going after the old end, so that they follow the others again. */
+static bool ring_grow(struct cluster_lone *l)
+{
+	size_t cap = l->cap ? 2 * l->cap : LONE_RECENT_MAX / 32;
+	struct lone_note *p = realloc(l->ring, cap * sizeof(*p));
+	if (!p)
+		return false;
+	memcpy(p + l->cap, p, l->head * sizeof(*p));
+	l->ring = p;
+	l->cap = cap;
+	return true;
+}
+
 /* Note a fire of job J (NULL: out of memory) granted lone at NOW_MS (monotonic), for the
  * switch to claiming (switch_send): the first attempt at SCHEDULED_US, or (0) the fire whose
  * claim key is KEY (allocated, taken: NULL when out of memory). False when out of memory: not
@@ -187,17 +200,13 @@ static bool note_fire(struct cluster_lone *l, struct lone_job *j, int64_t schedu
                       int64_t now_ms)
 {
 	struct lone_note n = {.job = j, .at_ms = now_ms, .sched = scheduled_us != 0, .key = key};
-	size_t was = l->cap;
 	if (n.sched)
 		n.scheduled_us = scheduled_us;
 	prune(l, now_ms, LONE_RECENT_MAX - 1);
-	if (!j || (!n.sched && !key) ||
-	    array_grow(&l->ring, l->n_fires, &l->cap, sizeof(*l->ring), LONE_RECENT_MAX / 32) < 0) {
+	if (!j || (!n.sched && !key) || (l->n_fires == l->cap && !ring_grow(l))) {
 		free(key);
 		return false;
 	}
-	if (l->cap > was) /* doubled: the notes before the head go after the old end */
-		memcpy(l->ring + was, l->ring, l->head * sizeof(*l->ring));
 	l->ring[(l->head + l->n_fires++) % l->cap] = n;
 	return true;
 }

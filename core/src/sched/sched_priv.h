@@ -349,10 +349,7 @@ struct job *sched_job_find(struct sched *s, const char *name);
 /* sched_flow.c: J's struct job_more, made if it has none yet (NULL: out of memory). / J's
  * notification run waiting for its active run (NULL: none). */
 struct job_more *sched_job_more(struct job *j);
-static inline struct run *sched_job_notified(const struct job *j)
-{
-	return j->more ? j->more->notify_wait : NULL;
-}
+struct run *sched_job_notified(const struct job *j);
 /* sched_state.c: J's zone: its own, else the daemon's. */
 const cron_tz *sched_job_tz(const struct job *j);
 /* sched_state.c: a run of J's fire at SCHEDULED_US (0 for a manual run) with TRIGGER, due
