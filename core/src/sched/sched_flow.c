@@ -160,11 +160,6 @@ static void stale_disarm(struct job *j)
 		clock_disarm(j->s->clock, &j->more->stale->ev);
 }
 
-struct run *sched_job_notified(const struct job *j)
-{
-	return j->more ? j->more->notify_wait : NULL;
-}
-
 struct job_more *sched_job_more(struct job *j)
 {
 	if (!j->more)

@@ -346,9 +346,9 @@ int64_t sched_mono_us(const struct sched *s);
  * (hist_backlogged): they wait for a slot until it catches up. */
 bool sched_held_back(const struct sched *s);
 struct job *sched_job_find(struct sched *s, const char *name);
-/* sched_flow.c: J's struct job_more, made if it has none yet (NULL: out of memory). / J's
- * notification run waiting for its active run (NULL: none). */
+/* sched_flow.c: J's struct job_more, made if it has none yet (NULL: out of memory). */
 struct job_more *sched_job_more(struct job *j);
+/* sched_state.c: J's notification run waiting for its active run (NULL: none). */
 struct run *sched_job_notified(const struct job *j);
 /* sched_state.c: J's zone: its own, else the daemon's. */
 const cron_tz *sched_job_tz(const struct job *j);

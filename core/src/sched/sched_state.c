@@ -819,6 +819,11 @@ bool sched_held_back(const struct sched *s)
 	return hist_backlogged(s->hist);
 }
 
+struct run *sched_job_notified(const struct job *j)
+{
+	return j->more ? j->more->notify_wait : NULL;
+}
+
 const cron_tz *sched_job_tz(const struct job *j)
 {
 	return j->conf->more->cal.tz ? j->conf->more->cal.tz : j->s->tz;
