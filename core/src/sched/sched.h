@@ -155,13 +155,13 @@ void sched_cluster_cancel(struct sched *s, const char *job, const char *by);
  * changed here. */
 bool sched_follow_paused(struct sched *s, const char *const *names, size_t n);
 
+/* Job NAME has notifications not yet served (PENDING), or no longer: its downstreams wait
+ * for that coming run as they wait for a running one. */
+void sched_notify_pending(struct sched *s, const char *name, bool pending);
 /* Run job NAME for notifications with PAYLOADS (N of them; ownership of the strings and the
  * array passes to the scheduler, also on error). If the job is busy they wait, merged with
  * any others, until its run ends: notification runs are never skipped. -ENOENT, -ESHUTDOWN,
  * -ENOMEM. */
-/* Job NAME has notifications not yet served (PENDING), or no longer: its downstreams wait
- * for that coming run as they wait for a running one. */
-void sched_notify_pending(struct sched *s, const char *name, bool pending);
 int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t n);
 
 /* A listener reconnected: notifications to the listening jobs NAMES (N) may be lost, so each

@@ -85,7 +85,7 @@ static void serve_unserved(struct job *j, const struct cluster_orphan *o)
 }
 
 /* A dead instance's run closed by a reap that answered once this instance began to stop: its
- * retry goes back to the dead instance's pending work (cluster_reap_done, coord_note),
+ * retry goes back to the dead instance's pending work (cluster_lock.c reap_done, coord_note),
  * which the others take when this instance's stop wakes them. */
 static void hand_over_retry(struct job *j, const struct cluster_orphan *o)
 {
