@@ -114,9 +114,9 @@ struct hist_tuning {
 	                            * stops after 1 s without progress */
 	int64_t retry_min_ms;      /* reconnect backoff [the own session's: ownsess.h] */
 	int64_t retry_max_ms;
-	uint64_t backlog_max; /* records waiting, while the database is connected and
-	                       * taking them, past which new runs are held back
-	                       * (hist_backlogged) [8192] */
+	uint64_t backlog_max; /* records waiting behind the batch being written, while the
+	                       * database is connected and taking them, past which new runs are held
+	                       * back (hist_backlogged) [8192] */
 };
 void hist_tune(struct hist *h, const struct hist_tuning *t);
 

@@ -28,8 +28,8 @@
 /* A stop writes what is pending within the close grace, however much, until no batch was
  * acknowledged for CLOSE_STALL_MS (a locked history table): the rest waits in the spill file. */
 #define CLOSE_STALL_MS 1000
-/* Records waiting past which new runs are held back (hist_backlogged): two full batches, a
- * second or two of a busy history's writing. */
+/* Records waiting past which new runs are held back (hist_backlogged): two full batches
+ * behind the one being written. */
 #define DEF_BACKLOG_MAX (2 * SET_BATCH_MAX)
 /* The jobs a batch names without a known id have their ids read from pgcrond.job; after a read
  * that found none of them, not before this long. */

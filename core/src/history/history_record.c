@@ -92,7 +92,10 @@ void hist_jobids_free(struct hist *h)
 
 void hist_backlog_update(struct hist *h, bool on_only)
 {
-	uint64_t n = hist_spool_pending(h->spool), max = h->tun.backlog_max;
+	/* the batch under way is being written: only the records behind it wait */
+	uint64_t out = h->op == OP_BATCH ? h->batch_n : 0, n = hist_spool_pending(h->spool);
+	uint64_t max = h->tun.backlog_max;
+	n = n > out ? n - out : 0;
 	h->hold_futile = h->hold_futile && n > max / 2;
 	if (!h->st.backlogged && n <= max)
 		return; /* what every record finds: nothing to weigh */
