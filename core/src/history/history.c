@@ -293,18 +293,23 @@ static bool send_next(struct ownsess_item *it)
 			send_stmt(h, OP_LAST_FIRES, hist_sql_last_fires, 1, p);
 			return true;
 		}
-		if (h->orphans == ORPHANS_CLOSED && h->last_results_fn &&
-		    (!h->results_waits || !hist_spool_head(h->spool))) {
+		struct hist_spool_line *head = hist_spool_head(h->spool);
+		/* while runs or their records wait, the read-back's pages are paced as bulk
+		 * statements are (by their own time: the publications' parts would take every
+		 * bulk turn of a start), so the records are never held back behind it */
+		bool page = h->orphans == ORPHANS_CLOSED && h->last_results_fn;
+		if (page && (clock_mono_ms() >= h->results_at_ms ||
+		             (!head && !(h->runs && *h->runs > 0)))) {
 			char floor[40], fails[16], runs[16];
 			snprintf(fails, sizeof(fails), "%d", h->last_results_failures);
 			snprintf(runs, sizeof(runs), "%d", h->last_results_runs);
 			const char *p[] = {
 			    hist_startup_floor(clock_wall_us(), h->retain_ms, floor, sizeof(floor)),
 			    fails, runs, h->results_after};
+			h->results_at_ms = clock_mono_ms();
 			send_stmt(h, OP_LAST_RESULTS, hist_sql_last_results, 4, p);
 			return true;
 		}
-		struct hist_spool_line *head = hist_spool_head(h->spool);
 		/* after the records, or between batches under a load that never empties the spool
 		 */
 		if (h->fresh_json && !h->closing &&
@@ -336,9 +341,12 @@ static bool send_next(struct ownsess_item *it)
 		} else {
 			h->defer_since_ms = 0;
 		}
-		if (!head)
+		if (!head) {
+			if (page) /* the next page's time */
+				ownsess_queue_later(&h->sess, &h->out,
+				                    h->results_at_ms - clock_mono_ms());
 			return false;
-		h->results_waits = false;
+		}
 		if (send_batch(h, head) != 0)
 			return true;
 	}
@@ -502,9 +510,10 @@ static void last_results_answered(struct hist *h, const struct stmtq_result *r)
 				    "history: cannot read the jobs' last results: out of memory");
 	free(h->results_after);
 	h->results_after = next;
-	h->results_waits = next != NULL;
+	int64_t now = clock_mono_ms();
+	h->results_at_ms = now + OWNSESS_BULK_WAIT * (now - h->results_at_ms);
 	if (next)
-		return; /* (kicked: the next page) */
+		return; /* (kicked: the next page, at its time) */
 	if (h->last_results_fn)
 		h->last_results_fn(h->last_results_arg, HIST_PAST_LAST, NULL);
 	h->last_results_fn = NULL;
@@ -823,8 +832,9 @@ void hist_request_last_results(struct hist *h, int max_failures, int max_runs,
 	h->last_results_arg = arg;
 	h->last_results_failures = max_failures;
 	h->last_results_runs = max_runs;
-	free(h->results_after); /* from the first page */
+	free(h->results_after); /* from the first page, now */
 	h->results_after = NULL;
+	h->results_at_ms = 0;
 	kick(h);
 }
 

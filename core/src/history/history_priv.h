@@ -151,7 +151,7 @@ struct hist {
 	void *last_results_arg;
 	int last_results_failures, last_results_runs;
 	char *results_after; /* the last job of the page answered (NULL: none yet) */
-	bool results_waits;  /* ... and a batch goes before the next page */
+	int64_t results_at_ms; /* ... its page sent then, or the next not before (monotonic) */
 	bool trim; /* the read-back was answered: its pages go back at the next send (send_next) */
 	char *fresh_json;    /* hist_publish_freshness: the latest state, not yet sent ... */
 	int64_t fresh_at_ms; /* ... since then (monotonic) */

@@ -755,7 +755,7 @@ static void item_done(void *arg, const struct stmtq_result *r)
 
 	int64_t now = clock_mono_ms();
 	if (it->bulk)
-		s->bulk_at_ms = now + 7 * (now - s->flight_ms);
+		s->bulk_at_ms = now + OWNSESS_BULK_WAIT * (now - s->flight_ms);
 	s->flight = NULL;
 	s->q.last_arg = it->cl->arg; /* its client had the turn (on_idle) */
 	if (!r->lost)

@@ -119,6 +119,9 @@ bool stmtq_ready(const struct stmtq *q);
 #define OWNSESS_RETRY_MIN_MS 1000
 #define OWNSESS_RETRY_MAX_MS 4000
 
+/* A bulk statement (struct ownsess_item's bulk) waits this many times as long as the last
+ * one took: they take at most an eighth of the session. */
+#define OWNSESS_BULK_WAIT 7
 struct ownsess; /* the session (ownsess.c) */
 struct ownsess_client;
 
@@ -137,8 +140,8 @@ struct ownsess_item {
 	 * will come (not called when its client leaves). Called once, the item having left the
 	 * outbox. NULL: nothing to do. */
 	void (*lost)(struct ownsess_item *it, const char *why);
-	/* It waits seven times as long as the last bulk statement took (above), and its
-	 * client's items queued behind it with it; its owner sets it. */
+	/* It waits OWNSESS_BULK_WAIT times as long as the last bulk statement took (above), and
+	 * its client's items queued behind it with it; its owner sets it. */
 	bool bulk;
 	/* private */
 	struct ownsess_client *cl;
