@@ -150,7 +150,7 @@ struct hist {
 	hist_last_results_fn last_results_fn; /* asked for and not yet answered */
 	void *last_results_arg;
 	int last_results_failures, last_results_runs;
-	char *results_after; /* the last job of the page answered (NULL: none yet) */
+	char *results_after;   /* the last job of the page answered (NULL: none yet) */
 	int64_t results_at_ms; /* ... its page sent then, or the next not before (monotonic) */
 	bool trim; /* the read-back was answered: its pages go back at the next send (send_next) */
 	char *fresh_json;    /* hist_publish_freshness: the latest state, not yet sent ... */
