@@ -296,7 +296,7 @@ static bool send_next(struct ownsess_item *it)
 		struct hist_spool_line *head = hist_spool_head(h->spool);
 		/* while runs or their records wait, the read-back's pages are paced as bulk
 		 * statements are (by their own time: the publications' parts would take every
-		 * bulk turn of a start), so the records are never held back behind it */
+		 * bulk turn of a start), so the records do not wait behind it */
 		bool page = h->orphans == ORPHANS_CLOSED && h->last_results_fn;
 		if (page && (clock_mono_ms() >= h->results_at_ms ||
 		             (!head && !(h->runs && *h->runs > 0)))) {
