@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -183,7 +184,7 @@ void bench_chown_user(const char *path)
 /* "pgcrond SUB -c CONF" in a child, as bench_user() when root, its output appended to LOG. */
 static pid_t spawn(const char *sub, const char *conf, const char *log)
 {
-	pid_t pid = fork();
+	pid_t parent = getpid(), pid = fork();
 	if (pid < 0)
 		bench_die("fork", strerror(errno));
 	if (pid == 0) {
@@ -198,6 +199,10 @@ static pid_t spawn(const char *sub, const char *conf, const char *log)
 			if (!pw || setgroups(0, NULL) || setgid(pw->pw_gid) || setuid(pw->pw_uid))
 				_exit(127);
 		}
+		/* a bench killed mid-run takes its daemon with it (set after the change of user,
+		 * which clears it) */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
+			_exit(127);
 		/* BENCH_PGCROND: another build of the daemon, to compare two builds back to back
 		 * on the same machine and load */
 		const char *bin = getenv("BENCH_PGCROND");
