@@ -1,18 +1,20 @@
 /* The daemon records its file jobs in the registry (pgcrond.job) in parts
  * (pgcrond.record_file_jobs_part, sql/pgcrond--8.sql), not as one statement of every job that
  * leaves the connection with a send buffer the size of all of them: every job arrives, a job
- * removed at a reload is retired, and a sequence of parts that was cut retires nothing. */
+ * removed at a reload is retired, and a sequence of parts that was cut retires nothing. A
+ * restart that changes one job writes (and locks) no row of the others. */
 #include <check.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "itest.h"
 
 #define DB "it_regparts"
 #define N 4500 /* three parts */
 
-static void write_jobs(const struct itest_env *e, int from, int to)
+static void write_jobs_and(const struct itest_env *e, int from, int to, const char *last)
 {
 	char *path = itest_env_path(e, "conf.d/many.conf");
 	FILE *f = fopen(path, "w");
@@ -22,10 +24,20 @@ static void write_jobs(const struct itest_env *e, int from, int to)
 		fprintf(f,
 		        "  { name = \"tenant-%d\"; database = \"app\"; schedule = \"0 0 1 1 *\";"
 		        " command = \"SELECT %d\"; }%s\n",
-		        i, i, i + 1 < to ? "," : "");
+		        i, i, i + 1 < to || last ? "," : "");
+	if (last) /* last in byte order: in the last part of every sequence */
+		fprintf(f,
+		        "  { name = \"%s\"; database = \"app\"; schedule = \"0 0 1 1 *\";"
+		        " command = \"SELECT 0\"; }\n",
+		        last);
 	fprintf(f, ");\n");
 	fclose(f);
 	free(path);
+}
+
+static void write_jobs(const struct itest_env *e, int from, int to)
+{
+	write_jobs_and(e, from, to, NULL);
 }
 
 START_TEST(file_jobs_are_recorded_in_parts)
@@ -78,12 +90,66 @@ START_TEST(file_jobs_are_recorded_in_parts)
 }
 END_TEST
 
+/* Every row version of the file jobs that stay (pgcrond.job, their cron.job rows, this
+ * instance's definitions): a row written or locked again has another xmin or xmax. */
+#define VERSIONS(tab, key)                                                                         \
+	"(SELECT pg_catalog.md5(pg_catalog.string_agg(" key " || ':' || xmin || ':' || xmax, ','"  \
+	" ORDER BY " key ")) FROM " tab " WHERE " key " LIKE 'tenant-%')"
+
+START_TEST(an_unchanged_job_is_not_written_again)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "regsame", DB "_same");
+	write_jobs_and(&e, 0, N, "zz-gone");
+	itest_env_start(&e);
+	const char *all_there = "SELECT count(*) = 1 FROM pgcrond.instance_job"
+	                        " WHERE job_name = 'zz-gone'";
+	ck_assert_msg(itest_env_wait(&e, 30, "%s", all_there) &&
+	                  itest_env_wait(&e, 30,
+	                                 "SELECT count(*) = %d FROM pgcrond.job"
+	                                 " WHERE source = 'file' AND removed_at IS NULL",
+	                                 N + 1),
+	              "the jobs are not published:\n%s", itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	bool cron = itest_env_count(&e, "SELECT count(*) FROM pg_catalog.pg_class c"
+	                                " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+	                                " WHERE n.nspname = 'cron' AND c.relname = 'job'") == 1;
+	char sql[1024];
+	snprintf(sql, sizeof(sql), "SELECT %s || %s || %s", VERSIONS("pgcrond.job", "jobname"),
+	         VERSIONS("pgcrond.instance_job", "job_name"),
+	         cron ? VERSIONS("cron.job", "jobname::text") : "''");
+	char *before = itest_scalar(e.db, sql);
+
+	/* the same jobs but the last: every part goes again, the last one retires it */
+	write_jobs(&e, 0, N);
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 30,
+	                             "SELECT removed_at IS NOT NULL FROM pgcrond.job"
+	                             " WHERE jobname = 'zz-gone'"),
+	              "the removed job is not retired:\n%s", itest_read_file(e.log));
+	ck_assert_msg(itest_env_wait(&e, 30,
+	                             "SELECT NOT EXISTS (SELECT FROM pgcrond.instance_job"
+	                             " WHERE job_name = 'zz-gone')"),
+	              "the removed job is still published:\n%s", itest_read_file(e.log));
+	char *after = itest_scalar(e.db, sql);
+	ck_assert_msg(strcmp(before, after) == 0,
+	              "a restart that changed one job wrote or locked the rows of the others");
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job"
+	                                     " WHERE source = 'file' AND removed_at IS NULL"),
+	                 N);
+	free(before);
+	free(after);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("registry_parts");
 	TCase *tc = tcase_create("registry_parts");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, file_jobs_are_recorded_in_parts);
+	tcase_add_test(tc, an_unchanged_job_is_not_written_again);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -46,8 +46,9 @@ static const char sql_purge[] =
     "  AND fire_key OPERATOR(pg_catalog.<>) 'n' LIMIT 5000))";
 
 /* A part of this instance's jobs and their definitions' hashes: the jobs named from $4 to
- * before $5 in byte order (NULL: no bound), all of this instance's in that range; answers
- * the jobs some other live instance defines differently, with those instances. 100,000 jobs
+ * before $5 in byte order (NULL: no bound, instance_job_name_idx), all of this instance's in
+ * that range, writing (and locking) only the rows that change; answers the jobs some other
+ * live instance defines differently, with those instances. 100,000 jobs
  * in one statement would keep 8 MB of literals for the next reconnect and 4 MB of libpq's send
  * buffer; a part is made from the configuration as it is sent (JOBS_PART). */
 static const char sql_jobs[] =
@@ -58,17 +59,22 @@ static const char sql_jobs[] =
     "   OR o.job_name COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.>=) $4)"
     "  AND ($5::pg_catalog.text IS NULL"
     "   OR o.job_name COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.<) $5)"
-    "  AND NOT EXISTS (SELECT 1 FROM mine WHERE mine.j OPERATOR(pg_catalog.=) o.job_name)),"
+    "  AND NOT (o.job_name OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.text[]))),"
     " upd AS (INSERT INTO pgcrond.instance_job AS o (instance, job_name, def_hash)"
-    "  SELECT $1, j, h FROM mine"
+    "  SELECT $1, j, h FROM mine WHERE NOT EXISTS (SELECT 1 FROM pgcrond.instance_job x"
+    "   WHERE x.instance OPERATOR(pg_catalog.=) $1"
+    "   AND ($4 IS NULL OR x.job_name COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.>=) $4)"
+    "   AND ($5 IS NULL OR x.job_name COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.<) $5)"
+    "   AND x.job_name OPERATOR(pg_catalog.=) j AND x.def_hash OPERATOR(pg_catalog.=) h)"
     "  ON CONFLICT (instance, job_name) DO UPDATE SET def_hash = EXCLUDED.def_hash"
     "   WHERE o.def_hash OPERATOR(pg_catalog.<>) EXCLUDED.def_hash)"
     " SELECT o.job_name, pg_catalog.string_agg(o.instance, ', ' ORDER BY o.instance)"
     " FROM pgcrond.instance_job o JOIN pgcrond.instance i"
     "  ON i.name OPERATOR(pg_catalog.=) o.instance AND i.stopped_at IS NULL"
+    "  AND i.name OPERATOR(pg_catalog.<>) $1"
     " JOIN mine ON mine.j OPERATOR(pg_catalog.=) o.job_name"
     "  AND mine.h OPERATOR(pg_catalog.<>) o.def_hash"
-    " WHERE o.instance OPERATOR(pg_catalog.<>) $1 GROUP BY 1 ORDER BY 1";
+    " GROUP BY 1 ORDER BY 1";
 
 static const char sql_listen[] = "LISTEN " CLUSTER_CHANNEL;
 /* Sent once listening (after taking the name, or a reconnect): the others beat at once
