@@ -47,8 +47,9 @@ static const char sql_purge[] =
 
 /* A part of this instance's jobs and their definitions' hashes: the jobs named from $4 to
  * before $5 in byte order (NULL: no bound, instance_job_name_idx), all of this instance's in
- * that range, writing (and locking) only the rows that change; answers the jobs some other
- * live instance defines differently, with those instances. 100,000 jobs
+ * that range, writing (and locking) only the rows that change (their lookup bounded by the
+ * range too, whatever the statistics say); answers the jobs another live instance defines
+ * differently, with those instances. 100,000 jobs
  * in one statement would keep 8 MB of literals for the next reconnect and 4 MB of libpq's send
  * buffer; a part is made from the configuration as it is sent (JOBS_PART). */
 static const char sql_jobs[] =
