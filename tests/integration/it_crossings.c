@@ -579,7 +579,39 @@ static void refusals(struct itest_env *e, const char *good)
 	ck_assert_msg(strstr(line, "not run: ") && strstr(line, why), "list: %s", line);
 	free(line);
 	free(out);
+	/* the daemon's state lists it, with why where the reader may see why */
+	out = cli(e, 0, "status", NULL, NULL);
+	ck_assert_msg(strstr(out, "\nnot run (") && strstr(out, said), "status:\n%s", out);
+	free(out);
+	s = itest_scalar(e->db, "SELECT jobid FROM pgcrond.job WHERE jobname = 'sql-refused'");
+	json_t *st = itest_env_status(e, NULL),
+	       *r = json_object_get(json_object_get(st, "refused"), s);
+	ck_assert_msg(r && !strcmp(json_string_value(json_object_get(r, "why")), why) &&
+	                  !strcmp(json_string_value(json_object_get(r, "name")), "sql-refused"),
+	              "status --json has no refused.%s saying %s", s, why);
+	json_decref(st);
+	out = itest_env_http(e, "/status.json", NULL);
+	st = json_loads(out, 0, NULL);
+	r = json_object_get(json_object_get(st, "refused"), s);
+	ck_assert_msg(r && json_object_get(r, "name") && !json_object_get(r, "why"),
+	              "/status.json without a token_file: refused.%s not there or with why:\n%s", s,
+	              out);
+	json_decref(st);
+	free(out);
+	free(s);
+	out = itest_env_metrics(e);
+	ck_assert_msg(strstr(out, "\npgcrond_jobs_refused 1\n"), "/metrics:\n%s", out);
+	free(out);
 	itest_exec(e->db, "SELECT cron.unschedule('sql-refused')");
+	out = itest_env_metrics(e);
+	for (int i = 0; i < 150 && !strstr(out, "\npgcrond_jobs_refused 0\n"); i++) {
+		free(out);
+		usleep(100000);
+		out = itest_env_metrics(e);
+	}
+	ck_assert_msg(strstr(out, "\npgcrond_jobs_refused 0\n"),
+	              "/metrics still counts sql-refused 15 s after cron.unschedule:\n%s", out);
+	free(out);
 
 	/* the calendar writable by others: check and the reload fail, nothing else */
 	char ics[1100];

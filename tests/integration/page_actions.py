@@ -176,6 +176,14 @@ try:
     driver.save_screenshot(shot)
     sched.clear()
 
+    # a job the daemon does not run is named at the top of the page, until it is gone (why
+    # it is not run is shown to a reader with the listener's token only)
+    sql("SELECT cron.schedule('never', '0 0 30 2 *', 'SELECT 1')")
+    wait.until(lambda d: "never (jobid" in d.find_element(By.ID, "banner").text)
+    assert "is not run" in driver.find_element(By.ID, "banner").text
+    sql("SELECT cron.unschedule('never')")
+    wait.until(lambda d: not d.find_element(By.ID, "banner").is_displayed())
+
     # unschedule from the page
     driver.execute_script("window.confirm = () => true")  # the page asks first
     click("ajob", "unschedule")

@@ -376,6 +376,16 @@ static void print_waiting(const json_t *st, const json_t *only)
 	} while (jobs && ++i < json_array_size(jobs));
 }
 
+/* The jobs made in SQL that the daemon leaves out, each with why. */
+static void print_refused(const json_t *st)
+{
+	const char *id;
+	const json_t *r, *all = json_object_get(st, "refused");
+	if (json_object_size(all))
+		printf("\nnot run (cron.alter_job mends a job, cron.unschedule drops it):\n");
+	json_object_foreach((json_t *)all, id, r) printf("  %s\n", jstr(r, "said"));
+}
+
 /* The last failures, newest first (of one job, or of all). */
 static void print_failures(const json_t *st)
 {
@@ -518,7 +528,8 @@ static const char status_usage[] =
     "history spool, loaded plugins, and per job its schedule (spread, calendar), what\n"
     "it does now (running since when on which backend, queued, waiting for another\n"
     "instance's run or an upstream, debouncing, retrying, paused, disabled, idle),\n"
-    "its next fire as the daemon holds it, its last result and staleness. With JOB,\n"
+    "its next fire as the daemon holds it, its last result and staleness; the jobs made\n"
+    "in SQL that it does not run, and why. With JOB,\n"
     "that job in full (the last message whole). Works while the databases are down.\n"
     "Exits 69 if no daemon answers, 64 for an unknown job, 65 for a refused one.\n\n"
     "Options:\n"
@@ -557,6 +568,7 @@ int cli_status(int argc, char **argv)
 			print_daemon(st);
 			print_jobs_table(st);
 			print_waiting(st, NULL);
+			print_refused(st);
 		}
 		print_failures(st);
 	}

@@ -375,8 +375,9 @@ void sqljobs_note_refused(struct sqljobs *sj, const struct diag_list *dl, json_t
 		text_format(said, sizeof(said), "job \"%s\" (jobid %s, role \"%s\") is not run: %s",
 		            r->name, key, r->username ? r->username : "?", why);
 		json_object_set_new(all, key,
-		                    json_pack("{s:s, s:s?, s:s, s:s}", "name", r->name, "cron_name",
-		                              r->cron_name, "why", why, "said", said));
+		                    json_pack("{s:s, s:s?, s:s?, s:s, s:s}", "name", r->name,
+		                              "cron_name", r->cron_name, "role", r->username, "why",
+		                              why, "said", said));
 		free(why);
 	}
 	if (!sj || !all || json_equal(all, *refused)) {

@@ -53,8 +53,8 @@ int sqljobs_merge(const struct sqljobs *sj, const struct pgc_config *files, stru
 /* The jobs made in SQL that DL (a build's, from sqljobs_merge) leaves out: each said in the log
  * once until why changes, recorded in pgcrond.job.refused (now and after every reconnect) for
  * list, next --job and history, and kept in *REFUSED (for the control socket) by jobid: {"42":
- * {"name", "cron_name" (or null), "why", "said": "job \"x\" (jobid 42, role \"app\") is not
- * run: WHY"}}. Nothing when SJ is NULL. */
+ * {"name", "cron_name" (or null), "role", "why", "said": "job \"x\" (jobid 42, role \"app\") is
+ * not run: WHY"}}: status.h's "refused". Nothing when SJ is NULL. */
 void sqljobs_note_refused(struct sqljobs *sj, const struct diag_list *dl, json_t **refused);
 
 /* A copy of the SQL jobs last read, to merge on another thread (reload.h) while the loop

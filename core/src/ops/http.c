@@ -158,13 +158,19 @@ static void serve_metrics(struct http *h, struct evhttp_request *req)
 
 /* Without a token every local user reads the listener, while row-level security hides
  * other roles' runs from them in SQL: they get states and counts, not the text of a failure
- * (a job's last message, the recent failures' messages, a database's last connection error),
- * which may carry data. */
+ * (a job's last message, the recent failures' messages, a database's last connection error,
+ * why a job made in SQL is not run), which may carry data. */
 static void redact(json_t *st)
 {
 	size_t i;
+	const char *k;
 	json_t *o;
 	json_object_set_new(st, "redacted", json_true());
+	json_object_foreach(json_object_get(st, "refused"), k, o)
+	{
+		json_object_del(o, "why");
+		json_object_del(o, "said");
+	}
 	json_array_foreach(json_object_get(st, "jobs"), i, o)
 	    json_object_del(json_object_get(o, "last_result"), "message");
 	json_array_foreach(json_object_get(st, "recent_failures"), i, o)

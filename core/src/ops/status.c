@@ -463,6 +463,11 @@ json_t *status_snapshot(const struct status_src *src, const char *job_or_null)
 		if (!cl || json_object_set_new(o, "cluster", cl) < 0)
 			goto fail;
 	}
+	json_t *refused = src->refused && *src->refused ? *src->refused : NULL;
+	if (!job_or_null &&
+	    json_object_set_new(o, "refused", refused ? json_deep_copy(refused) : json_object()) <
+	        0)
+		goto fail;
 	json_t *fails = failures_json(src, job_or_null);
 	if (!fails || json_object_set_new(o, "recent_failures", fails) < 0)
 		goto fail;
@@ -640,6 +645,10 @@ int status_metrics(const struct metrics *m, const json_t *st, FILE *f)
 	    metrics_sample(f, "pgcrond_database_waiting_runs", "database",
 	                   json_string_value(json_object_get(d, "name")), num(d, "waiting"));
 
+	metrics_head(f, "pgcrond_jobs_refused", "gauge",
+	             "Jobs made in SQL that the daemon does not run (pgcrond status says why).");
+	metrics_sample(f, "pgcrond_jobs_refused", NULL, NULL,
+	               (double)json_object_size(json_object_get(st, "refused")));
 	bool with_hist = json_string_value(json_object_get(hist, "database")) != NULL;
 	for (size_t g = 0; with_hist && g < sizeof(hist_gauges) / sizeof(hist_gauges[0]); g++) {
 		metrics_head(f, hist_gauges[g].name, hist_gauges[g].type, hist_gauges[g].help);

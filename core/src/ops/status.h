@@ -46,6 +46,9 @@
  *                     -- its runs that wait, and for what (sched.h: pgcrond drop drops them,
  *                        one waiting for its connection or its start mark while nothing of
  *                        it was sent) } ],
+ *     "refused": { "<jobid>": { "name", "cron_name", "role", "why", "said" } },
+ *                     -- the jobs made in SQL that the daemon does not run, and why (not
+ *                        with JOB_OR_NULL: a command on such a job gets "said" as its error)
  *     "recent_failures": [ { "job", "ended_at", "message", "sqlstate", "runid" } ] }
  *                     -- the last 20 failed runs (of JOB_OR_NULL only, when given),
  *                        newest first; those from before the start read back from the
