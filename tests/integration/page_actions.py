@@ -22,9 +22,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 url, conninfo, shot, scratch = sys.argv[1:5]
 
 
-def sql(query):
-    """The first value of QUERY, run as the superuser."""
-    return subprocess.run(["psql", "-XAtq", "-d", conninfo, "-c", query], check=True,
+def sql(query, dbname=None):
+    """The first value of QUERY, run as the superuser (in DBNAME, else the test's database)."""
+    ci = conninfo + (f" dbname={dbname}" if dbname else "")
+    return subprocess.run(["psql", "-XAtq", "-d", ci, "-c", query], check=True,
                           capture_output=True, text=True).stdout.strip()
 
 
@@ -175,6 +176,31 @@ try:
     wait.until(lambda d: d.find_element(By.ID, "fires").text.count("06:00:00") == 5)
     driver.save_screenshot(shot)
     sched.clear()
+
+    # a job in another database: refused without the grant pg_cron asks for, then made and
+    # run there as alice once an admin grants it
+    other = sql("SELECT current_database()") + "_other"
+    sql(f"DROP DATABASE IF EXISTS {other}")
+    sql(f"CREATE DATABASE {other}")
+    sql("CREATE TABLE ticks (job text, who text DEFAULT session_user);"
+        " GRANT INSERT, SELECT ON ticks TO PUBLIC", other)
+    for field, value in (("name", "ojob"), ("schedule", "2 seconds"), ("database", other),
+                         ("command", "INSERT INTO ticks (job) VALUES ('ojob')")):
+        form.find_element(By.NAME, field).clear()
+        form.find_element(By.NAME, field).send_keys(value)
+    driver.find_element(By.ID, "save").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "act-result"), "schedule_in_database"))
+    sql("GRANT EXECUTE ON FUNCTION cron.schedule_in_database(text,text,text,text,text,boolean)"
+        " TO page_alice")
+    driver.find_element(By.ID, "save").click()
+    wait.until(lambda d: row("ojob"))
+    assert sql("SELECT database FROM cron.job WHERE jobname = 'ojob'") == other
+    deadline = time.time() + 10
+    while sql("SELECT count(*) FROM ticks WHERE who = 'page_alice'", other) == "0":
+        assert time.time() < deadline, f"the job made in {other} did not run there as alice"
+        time.sleep(0.2)
+    sql("SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = 'ojob'")
+    sql(f"DROP DATABASE {other} WITH (FORCE)")
 
     # a job the daemon does not run is named at the top of the page, until it is gone (why
     # it is not run is shown to a reader with the listener's token only)

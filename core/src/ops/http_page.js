@@ -370,6 +370,7 @@ function editJob(j) {
   f.name.disabled = true;
   f.schedule.value = j.schedule || "";
   f.command.value = j.command || "";
+  f.database.value = j.database || "";
   $("save").textContent = "Save " + j.name;
   $("cancel").hidden = false;
   scheduleTyped();
@@ -447,7 +448,7 @@ $("newjob").onsubmit = async ev => {
   ev.preventDefault();
   schedulePlain();
   const f = ev.target.elements;
-  const fields = {schedule: f.schedule.value, command: f.command.value};
+  const fields = {schedule: f.schedule.value, command: f.command.value, database: f.database.value};
   const r = editing ? await post("jobs/" + encodeURIComponent(editing) + "/edit", fields)
     : await post("jobs", Object.assign({name: f.name.value}, fields));
   say(r.ok ? (editing ? "saved " + editing : "created " + f.name.value + " (jobid " + r.j.value + ")")

@@ -68,8 +68,8 @@ static const struct {
     {"resume", "SELECT cron.alter_job(pgcrond.page_jobid($1), active => true)", 1},
     {"edit",
      "SELECT cron.alter_job(pgcrond.page_jobid($1), schedule => nullif($2, ''),"
-     " command => nullif($3, ''))",
-     3},
+     " command => nullif($3, ''), database => nullif($4, ''))",
+     4},
     {"trigger", "SELECT pgcrond.trigger($1)", 1},
     {"drop", "SELECT pgcrond.drop_waiting($1)", 1},
     {"unschedule", "SELECT cron.unschedule(pgcrond.page_jobid($1))", 1},
@@ -512,11 +512,15 @@ bool http_session_route(struct http *h, struct evhttp_request *req, const char *
 		http_reply_json(req, 200, "OK", json_pack("{s:b}", "ok", 1));
 		sess_free(s);
 	} else if (strcmp(path, "/jobs") == 0) {
-		const char *p[] = {evhttp_find_header(&q, "name"),
-		                   evhttp_find_header(&q, "schedule"),
-		                   evhttp_find_header(&q, "command")};
+		const char *p[] = {
+		    evhttp_find_header(&q, "name"), evhttp_find_header(&q, "schedule"),
+		    evhttp_find_header(&q, "command"), evhttp_find_header(&q, "database")};
+		bool other = p[3] && *p[3]; /* as with pg_cron, a grant decides if the role may */
 		snprintf(s->what, sizeof(s->what), "create job \"%.100s\"", p[0] ? p[0] : "");
-		run(s, req, "SELECT cron.schedule($1, $2, $3)", 3, p, false);
+		run(s, req,
+		    other ? "SELECT cron.schedule_in_database($1, $2, $3, $4)"
+		          : "SELECT cron.schedule($1, $2, $3)",
+		    other ? 4 : 3, p, false);
 	} else {
 		size_t i = 0, n = sizeof(actions) / sizeof(actions[0]);
 		for (; slash && i < n; i++)
@@ -535,7 +539,8 @@ bool http_session_route(struct http *h, struct evhttp_request *req, const char *
 			snprintf(job, sizeof(job), "%s", dec ? dec : "");
 			free(dec);
 			const char *p[] = {job, evhttp_find_header(&q, "schedule"),
-			                   evhttp_find_header(&q, "command")};
+			                   evhttp_find_header(&q, "command"),
+			                   evhttp_find_header(&q, "database")};
 			snprintf(s->what, sizeof(s->what), "%s \"%.120s\"", actions[i].action, job);
 			run(s, req, actions[i].sql, actions[i].nparams, p, false);
 		}
