@@ -217,9 +217,12 @@ function render() {
   if (st.history && st.history.database && !st.history.connected)
     down.push(el("p", null, "The history database " + st.history.database + " is not connected: " +
       st.history.pending + " run record(s) wait to be written."));
-  for (const [id, r] of Object.entries(st.refused || {}))
+  const refused = Object.entries(st.refused || {});
+  for (const [id, r] of refused.slice(0, 10))
     down.push(el("p", {class: "refused", "data-jobid": id}, r.said ||
       "Job " + r.name + " (jobid " + id + ") is not run (why is shown with http.token_file only)."));
+  if (refused.length > 10)
+    down.push(el("p", null, (refused.length - 10) + " more jobs made in SQL are not run: pgcrond status lists them."));
   const banner = document.getElementById("banner");
   banner.replaceChildren(...down);
   banner.hidden = down.length === 0;
