@@ -207,7 +207,11 @@ try:
     sql("SELECT cron.schedule('never', '0 0 30 2 *', 'SELECT 1')")
     wait.until(lambda d: "never (jobid" in d.find_element(By.ID, "banner").text)
     assert "is not run" in driver.find_element(By.ID, "banner").text
-    sql("SELECT cron.unschedule('never')")
+    # past ten, the banner counts the rest
+    sql("SELECT cron.schedule('never' || i, '0 0 30 2 *', 'SELECT 1') FROM generate_series(1, 10) i")
+    wait.until(lambda d: "1 more jobs made in SQL are not run" in d.find_element(By.ID, "banner").text)
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#banner p.refused")) == 10
+    sql("SELECT cron.unschedule(jobname) FROM cron.job WHERE jobname LIKE 'never%'")
     wait.until(lambda d: not d.find_element(By.ID, "banner").is_displayed())
 
     # unschedule from the page
