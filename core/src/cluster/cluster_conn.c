@@ -431,14 +431,8 @@ static void unlock_gather(struct cluster *c)
 
 void cluster_unlock(struct cluster *c, const char *job)
 {
-	if (c->n_unlock == c->cap_unlock) {
-		size_t cap = c->cap_unlock ? 2 * c->cap_unlock : 16;
-		char **u = realloc(c->unlock, cap * sizeof(*u));
-		if (!u)
-			return; /* the row stays until this process ends (then it holds nothing) */
-		c->unlock = u;
-		c->cap_unlock = cap;
-	}
+	if (array_grow(&c->unlock, c->n_unlock, &c->cap_unlock, sizeof(*c->unlock), 16) < 0)
+		return; /* the row stays until this process ends (then it holds nothing) */
 	char *name = strdup(job);
 	if (!name)
 		return;

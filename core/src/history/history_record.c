@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "clock.h"
 #include "conndrv.h"
 #include "hist_spool.h"
@@ -347,14 +348,9 @@ void hist_written_rows(struct hist *h, const PGresult *r)
 		const char *key = PQgetvalue(r, i, 0);
 		if (strncmp(key, h->boot_id, boot) != 0 || key[boot] != '.' || PQgetisnull(r, i, 1))
 			continue; /* a row an earlier process left in the spill file */
-		if (h->n_written == h->cap_written) {
-			size_t cap = h->cap_written ? 2 * h->cap_written : 64;
-			struct written *v = realloc(h->written, cap * sizeof(*v));
-			if (!v)
-				return; /* the status shows these runs without their ids */
-			h->written = v;
-			h->cap_written = cap;
-		}
+		if (array_grow(&h->written, h->n_written, &h->cap_written, sizeof(*h->written),
+		               64) < 0)
+			return; /* the status shows these runs without their ids */
 		struct written *w = &h->written[h->n_written];
 		if (!(w->job = strdup(PQgetvalue(r, i, 2))))
 			return;

@@ -32,11 +32,8 @@ static int add_read_edges(struct jobgraph *g, struct edges *e, const struct pgc_
 	for (size_t k = 0; k < cfg->n_jobs; k++) {
 		if (!cfg->jobs[k].plugin || strcmp(cfg->jobs[k].plugin, reads) != 0)
 			continue;
-		char **whys = realloc(g->whys, (g->n_whys + 1) * sizeof(*whys));
-		if (!whys)
-			return -ENOMEM;
-		g->whys = whys;
-		if (asprintf(&g->whys[g->n_whys], "plugin %s reads %s", j->plugin, reads) < 0)
+		if (array_grow(&g->whys, g->n_whys, &g->cap_whys, sizeof(*g->whys), 8) < 0 ||
+		    asprintf(&g->whys[g->n_whys], "plugin %s reads %s", j->plugin, reads) < 0)
 			return -ENOMEM;
 		if (add_edge(e, k, i, j, j->plugin_line, g->whys[g->n_whys++]) != 0)
 			return -ENOMEM;

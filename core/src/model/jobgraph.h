@@ -15,7 +15,7 @@ struct jobgraph {
 	struct dag dag;     /* node i = cfg->jobs[i] */
 	const char **names; /* borrowed from the config */
 	char **whys;        /* edge explanations the dag points at */
-	size_t n_whys;
+	size_t n_whys, cap_whys;
 };
 
 /* Build CFG's job graph. REG may be NULL (no plugin edges). `after` names that are not jobs

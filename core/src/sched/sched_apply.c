@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "clock.h"
 #include "sched_fresh_priv.h"
 #include "sched_flow_priv.h"
@@ -142,15 +143,9 @@ static void note_edged(struct sched_apply_state *ap, struct job *j)
 {
 	if (ap->edged_all)
 		return;
-	if (ap->n_edged == ap->cap_edged) {
-		size_t cap = ap->cap_edged ? 2 * ap->cap_edged : 64;
-		struct job **v = realloc(ap->edged, cap * sizeof(*v));
-		if (!v) {
-			ap->edged_all = true; /* the edges phase goes through every job instead */
-			return;
-		}
-		ap->edged = v;
-		ap->cap_edged = cap;
+	if (array_grow(&ap->edged, ap->n_edged, &ap->cap_edged, sizeof(*ap->edged), 64) < 0) {
+		ap->edged_all = true; /* the edges phase goes through every job instead */
+		return;
 	}
 	ap->edged[ap->n_edged++] = j;
 }

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "alert.h"
+#include "array.h"
 #include "clock.h"
 #include "config.h"
 #include "duration.h"
@@ -117,11 +118,11 @@ struct fresh_db {
 	bool orphan;
 	char *name;
 	char **sources;
-	size_t n_sources;
+	size_t n_sources, cap_sources;
 	char *param;           /* the text[] of SOURCES */
 	struct fresh_got *got; /* per source */
 	struct fresh_dbjob *jobs;
-	size_t n_jobs;
+	size_t n_jobs, cap_jobs;
 	int64_t every_us;
 	struct clock_timer ev;
 	bool inflight;
@@ -674,10 +675,8 @@ static struct fresh_db *db_for(struct sched *s, const char *name)
 
 static bool db_add_job(struct fresh_db *d, const struct job *j, const char **srcs, size_t n)
 {
-	struct fresh_dbjob *jobs = realloc(d->jobs, (d->n_jobs + 1) * sizeof(*jobs));
-	if (!jobs)
+	if (array_grow(&d->jobs, d->n_jobs, &d->cap_jobs, sizeof(*d->jobs), 8) < 0)
 		return false;
-	d->jobs = jobs;
 	size_t *idx = calloc(n ? n : 1, sizeof(*idx));
 	char *name = strdup(j->conf->name);
 	if (!idx || !name) {
@@ -690,15 +689,13 @@ static bool db_add_job(struct fresh_db *d, const struct job *j, const char **src
 		while (x < d->n_sources && strcmp(d->sources[x], srcs[i]) != 0)
 			x++;
 		if (x == d->n_sources) {
-			char **ns = realloc(d->sources, (d->n_sources + 1) * sizeof(*ns));
-			if (!ns || !(ns[d->n_sources] = strdup(srcs[i]))) {
-				if (ns)
-					d->sources = ns;
+			if (array_grow(&d->sources, d->n_sources, &d->cap_sources,
+			               sizeof(*d->sources), 8) < 0 ||
+			    !(d->sources[d->n_sources] = strdup(srcs[i]))) {
 				free(idx);
 				free(name);
 				return false;
 			}
-			d->sources = ns;
 			d->n_sources++;
 		}
 		idx[i] = x;

@@ -7,6 +7,7 @@
 
 #include "sched_flow_priv.h"
 #include "sched_fresh_priv.h"
+#include "array.h"
 #include "history.h"
 #include "log.h"
 #include "sched.h"
@@ -50,11 +51,8 @@ static int paused_add(struct sched *s, const char *name)
 {
 	if (sched_is_paused(s, name))
 		return 0;
-	char **p = realloc(s->paused, (s->n_paused + 1) * sizeof(*p));
-	if (!p)
-		return -ENOMEM;
-	s->paused = p;
-	if (!(p[s->n_paused] = strdup(name)))
+	if (array_grow(&s->paused, s->n_paused, &s->cap_paused, sizeof(*s->paused), 8) < 0 ||
+	    !(s->paused[s->n_paused] = strdup(name)))
 		return -ENOMEM;
 	s->n_paused++;
 	return 0;

@@ -331,7 +331,7 @@ struct sched {
 	/* jobs paused by name (sched_pause), kept across reloads: a job that comes back by
 	 * that name is paused */
 	char **paused;
-	size_t n_paused;
+	size_t n_paused, cap_paused;
 	/* the runs that wait, published in the history database (pgcrond.view_backlog): armed
 	 * by a run's move (sched_run_to), fired BACKLOG_PUBLISH_US later; what was sent last */
 	struct clock_timer backlog_ev;

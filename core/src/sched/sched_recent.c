@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "history.h"
 #include "log.h"
 #include "metrics.h"
@@ -85,14 +86,8 @@ static void keep_pending(struct sched *s, enum hist_past_kind kind, const struct
 	struct sched_recent_store *st = s->recent_store;
 	if (!st && !(st = s->recent_store = calloc(1, sizeof(*st))))
 		return;
-	if (st->n == st->cap) {
-		size_t cap = st->cap ? 2 * st->cap : 64;
-		struct pending *v = realloc(st->v, cap * sizeof(*v));
-		if (!v)
-			return;
-		st->v = v;
-		st->cap = cap;
-	}
+	if (array_grow(&st->v, st->n, &st->cap, sizeof(*st->v), 64) < 0)
+		return;
 	struct pending *p = &st->v[st->n];
 	*p = (struct pending){.kind = (char)kind,
 	                      .attempt = pr->attempt,

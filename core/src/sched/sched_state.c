@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "admit.h"
+#include "array.h"
 #include "history.h"
 #include "httpc.h"
 #include "job_kind.h"
@@ -304,14 +305,8 @@ static void q_down(struct sched_queue *q, size_t i)
 
 int sched_queue_push(struct sched_queue *q, int64_t at_us, uint64_t seq, void *data)
 {
-	if (q->n == q->cap) {
-		size_t cap = q->cap ? q->cap * 2 : 16;
-		struct sched_qitem *items = realloc(q->items, cap * sizeof(*items));
-		if (!items)
-			return -ENOMEM;
-		q->items = items;
-		q->cap = cap;
-	}
+	if (array_grow(&q->items, q->n, &q->cap, sizeof(*q->items), 16) < 0)
+		return -ENOMEM;
 	q->items[q->n] = (struct sched_qitem){at_us, seq, data};
 	q_up(q, q->n++);
 	return 0;
@@ -377,9 +372,7 @@ void sched_run_free(struct run **rp)
 	free(r->mark_ev);
 	if (r->slow_armed)
 		clock_disarm(r->job->s->clock, &r->slow_ev);
-	for (size_t i = 0; i < r->n_payloads; i++)
-		free(r->payloads[i]);
-	free(r->payloads);
+	text_free_list(r->payloads, r->n_payloads);
 	free(r->graph_run);
 	free(r->start_error);
 	free(r);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "exec.h"
 #include "log.h"
 #include "sched_priv.h"
@@ -94,14 +95,8 @@ void sched_warm_cb(void *arg)
 			next = j->next_fire;
 		if (j->next_fire < instant || j->next_fire > until)
 			continue;
-		if (n_due == cap) {
-			size_t c = cap ? 2 * cap : 64;
-			const struct job **d = realloc(due, c * sizeof(*due));
-			if (!d)
-				continue; /* no memory: the rest connect at their instant */
-			due = d;
-			cap = c;
-		}
+		if (array_grow(&due, n_due, &cap, sizeof(*due), 64) < 0)
+			continue; /* no memory: the rest connect at their instant */
 		due[n_due++] = j;
 	}
 	warm_dbs(s, due, n_due);
