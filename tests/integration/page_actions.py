@@ -199,8 +199,14 @@ try:
     while sql("SELECT count(*) FROM ticks WHERE who = 'page_alice'", other) == "0":
         assert time.time() < deadline, f"the job made in {other} did not run there as alice"
         time.sleep(0.2)
+    # moved back by the edit form with the field emptied: the history database again
+    click("ojob", "edit")
+    assert form.find_element(By.NAME, "database").get_attribute("value") == other
+    form.find_element(By.NAME, "database").clear()
+    driver.find_element(By.ID, "save").click()
+    wait_sql("SELECT database = current_database() FROM cron.job WHERE jobname = 'ojob'", "t",
+             10, "the edit with no database did not move ojob back")
     sql("SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = 'ojob'")
-    sql(f"DROP DATABASE {other} WITH (FORCE)")
 
     # a job the daemon does not run is named at the top of the page, until it is gone (why
     # it is not run is shown to a reader with the listener's token only)
@@ -235,6 +241,7 @@ try:
     wait.until(ec.visibility_of_element_located((By.ID, "signin")))
     wait_sql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'page_alice'"
              " AND application_name = 'pgcrond page'", "0", 10, "logout left the connection")
+    sql(f"DROP DATABASE {other} WITH (FORCE)")
     print("page_actions: all checks passed")
 except (AssertionError, TimeoutException) as e:
     driver.save_screenshot(f"{scratch}/failed.png")

@@ -54,11 +54,12 @@ struct sess {
 	struct evhttp_request *req; /* waiting for the login or the statement */
 	PGresult *res;              /* the statement's first result */
 	bool raw;                   /* reply with its value as the JSON document */
-	char what[160];             /* the action and its job, for the log */
+	char what[200];             /* the action and its job, for the log */
 };
 
 /* The actions on a job: POST /jobs/NAME/ACTION, NAME the first parameter, the form's
- * schedule and command the next (edit). pgcrond.page_jobid finds the jobid of a job made in
+ * schedule, command and database the next (edit; an empty database is the history database,
+ * the one the page logs in to). pgcrond.page_jobid finds the jobid of a job made in
  * SQL; cron.alter_job and cron.unschedule then decide as for any caller. */
 static const struct {
 	const char *action, *sql;
@@ -68,7 +69,8 @@ static const struct {
     {"resume", "SELECT cron.alter_job(pgcrond.page_jobid($1), active => true)", 1},
     {"edit",
      "SELECT cron.alter_job(pgcrond.page_jobid($1), schedule => nullif($2, ''),"
-     " command => nullif($3, ''), database => nullif($4, ''))",
+     " command => nullif($3, ''), database => CASE $4::pg_catalog.text WHEN '' THEN"
+     " pg_catalog.current_database()::pg_catalog.text ELSE $4 END)",
      4},
     {"trigger", "SELECT pgcrond.trigger($1)", 1},
     {"drop", "SELECT pgcrond.drop_waiting($1)", 1},
@@ -516,7 +518,8 @@ bool http_session_route(struct http *h, struct evhttp_request *req, const char *
 		    evhttp_find_header(&q, "name"), evhttp_find_header(&q, "schedule"),
 		    evhttp_find_header(&q, "command"), evhttp_find_header(&q, "database")};
 		bool other = p[3] && *p[3]; /* as with pg_cron, a grant decides if the role may */
-		snprintf(s->what, sizeof(s->what), "create job \"%.100s\"", p[0] ? p[0] : "");
+		snprintf(s->what, sizeof(s->what), "create job \"%.100s\"%s%.64s", p[0] ? p[0] : "",
+		         other ? " in database " : "", other ? p[3] : "");
 		run(s, req,
 		    other ? "SELECT cron.schedule_in_database($1, $2, $3, $4)"
 		          : "SELECT cron.schedule($1, $2, $3)",
