@@ -150,10 +150,14 @@ static bool jobs_skip(struct cluster *c)
 
 static void listen_done(struct cluster *c, const struct stmtq_result *sr)
 {
-	if (sr->failed)
+	if (sr->failed) {
 		log_warning("cluster: cannot listen for other instances: %s", sr->err);
-	else
-		cluster_due_at(c, OP_HELLO, 0);
+		return;
+	}
+	cluster_due_at(c, OP_HELLO, 0);
+	/* the connect's first reads went before the LISTEN: what was notified between them is
+	 * read again now */
+	c->hooks.notified(c->hooks.arg, NULL);
 }
 
 static bool purge_skip(struct cluster *c)

@@ -576,10 +576,14 @@ static bool pass_send(struct coord *co, enum wake_kind kind)
 
 void coord_notified(struct coord *co, const char *payload)
 {
-	if (!co || !payload)
+	if (!co)
 		return;
 	/* wake-ups only: each reads the rows it is about, never takes a fact from PAYLOAD */
-	if (strcmp(payload, "graph") == 0)
+	if (!payload) { /* listening: the rows a notification may have pointed at before it */
+		for (int k = 0; k < WAKE_KINDS; k++)
+			wake(co, (enum wake_kind)k);
+		co->hooks.ended(co->hooks.sched, NULL);
+	} else if (strcmp(payload, "graph") == 0)
 		wake(co, WAKE_GRAPH);
 	else if (strncmp(payload, "end ", 4) == 0)
 		co->hooks.ended(co->hooks.sched, payload + 4); /* claims again: the row decides */
