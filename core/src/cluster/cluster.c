@@ -150,13 +150,12 @@ static bool jobs_skip(struct cluster *c)
 
 static void listen_done(struct cluster *c, const struct stmtq_result *sr)
 {
-	if (sr->failed) {
+	if (sr->failed)
 		log_warning("cluster: cannot listen for other instances: %s", sr->err);
-		return;
-	}
-	cluster_due_at(c, OP_HELLO, 0);
-	/* the connect's first reads went before the LISTEN: what was notified between them is
-	 * read again now */
+	else
+		cluster_due_at(c, OP_HELLO, 0);
+	/* the connect's reads of the shared rows go after the LISTEN, so that a change another
+	 * instance makes meanwhile is in the rows they read or wakes them again */
 	c->hooks.notified(c->hooks.arg, NULL);
 }
 

@@ -65,7 +65,7 @@ struct cluster_hooks {
 	void (*reaped)(void *arg, const char *name);
 	/* A notification on channel CLUSTER_CHANNEL (LISTENed after each connect): PAYLOAD is
 	 * a hint only, never an instruction (coord.h reads the rows it points at); NULL once
-	 * the LISTEN is in place, for every kind. May be NULL. */
+	 * the LISTEN after a connect is answered (or failed): every kind is read. May be NULL. */
 	void (*notified)(void *arg, const char *payload);
 	/* Runs wait for the jobs' connections (a burst): the locks of runs that ended may wait
 	 * (60 ms at most), so that their statement does not take the server's CPU from the runs

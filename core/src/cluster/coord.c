@@ -485,15 +485,7 @@ void coord_identity(struct coord *co)
 		ch->sent = false;
 	/* what an earlier process of this instance left: ours to run */
 	take(co, cluster_instance(co->c), cluster_boot_id(co->c));
-	wake(co, WAKE_GRAPH); /* and drops what was addressed to an earlier process */
-	send_changes(co);
-	wake(co, WAKE_PAUSED);
-	wake(co, WAKE_CANCELS);
-	/* a stop may have been announced while this one was away (or in a wake-up's gap when
-	 * the connection went): what stopped instances left is taken once, by the DELETE */
-	wake(co, WAKE_STOPPED);
-	/* a run waiting for another instance's end may have missed it while we were away */
-	co->hooks.ended(co->hooks.sched, NULL);
+	send_changes(co); /* the reads come once the LISTEN is in place (coord_notified) */
 }
 
 void coord_reaped(struct coord *co, const char *dead)
@@ -579,7 +571,11 @@ void coord_notified(struct coord *co, const char *payload)
 	if (!co)
 		return;
 	/* wake-ups only: each reads the rows it is about, never takes a fact from PAYLOAD */
-	if (!payload) { /* listening: the rows a notification may have pointed at before it */
+	if (!payload) {
+		/* listening after a connect: every kind reads what came while this instance was
+		 * away or not yet listening (the graph's pass also drops what was addressed to an
+		 * earlier process; the stops' takes what stopped instances left, once, by its
+		 * DELETE), and a run waiting for another instance's end looks again */
 		for (int k = 0; k < WAKE_KINDS; k++)
 			wake(co, (enum wake_kind)k);
 		co->hooks.ended(co->hooks.sched, NULL);

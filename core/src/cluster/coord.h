@@ -62,8 +62,8 @@ int coord_open(struct event_base *base, struct cluster *c, const struct coord_ho
 void coord_free(struct coord **co);
 
 /* cluster.h's hooks, forwarded by the daemon: the name is ours again (after a connect), an
- * instance was found dead, a wake-up came (PAYLOAD NULL: the LISTEN is in place, every kind
- * is read again). */
+ * instance was found dead, a wake-up came (PAYLOAD NULL: the LISTEN after a connect is
+ * answered, every kind is read). */
 void coord_identity(struct coord *co);
 void coord_reaped(struct coord *co, const char *dead);
 void coord_notified(struct coord *co, const char *payload);
