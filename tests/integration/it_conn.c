@@ -208,10 +208,10 @@ START_TEST(silent_run_is_found_and_a_long_one_left_alone)
 	const char *active = "SELECT pid FROM pg_stat_activity WHERE datname = 'it_conn_run'"
 	                     " AND state = 'active' AND query LIKE 'SELECT pg_sleep(CASE%'"
 	                     " AND clock_timestamp() - query_start < '0.3 s'::interval";
-	char cond[512];
-	snprintf(cond, sizeof(cond), "SELECT EXISTS (%s)", active);
-	ck_assert_msg(itest_wait_sql(e.db, cond, 10), "no run under way:\n%s", itest_tail(e.log));
-	int stuck = (int)itest_scalar_ll(e.db, active);
+	char *pid = itest_wait_value(e.db, active, 10);
+	ck_assert_msg(pid != NULL, "no run under way:\n%s", itest_tail(e.log));
+	int stuck = atoi(pid);
+	free(pid);
 	kill(relay, SIGUSR1); /* the run's connection is now silent */
 	char *frozen = itest_scalar(e.db, "SELECT clock_timestamp()::text");
 

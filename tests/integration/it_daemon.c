@@ -426,9 +426,11 @@ START_TEST(sigterm_lets_runs_finish_then_cancels)
 	/* the job comes with a reload once the daemon runs (itest_env_reload) */
 	for (int ahead = 2; ahead;) {
 		time_t at = itest_schedule_soon_at(when, sizeof(when), ahead);
+		/* 3 s: both rows show running (a second after the runs' start) well before
+		 * short's end, which still comes within the grace */
 		itest_env_job(&e, "10-short.conf",
 		              "job = { name = \"short\"; database = \"app\"; schedule = \"%s\";\n"
-		              "  command = \"SELECT pg_sleep(1.5)\"; };\n",
+		              "  command = \"SELECT pg_sleep(3)\"; };\n",
 		              when);
 		itest_env_job(&e, "20-long.conf",
 		              "job = { name = \"endless\"; database = \"app\"; schedule = \"%s\";\n"

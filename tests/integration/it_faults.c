@@ -81,14 +81,13 @@ static struct itest_inst *long_run_via(struct itest_env *e, struct itest_inst *a
 		itest_inst_reload(b, jobs);
 		ahead = itest_insts_soon_again(both, 2, at, ahead);
 	}
-	ck_assert_msg(itest_env_wait(e, 20,
-	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
-	                             " WHERE job_name = 'long' AND status = 'running'"
-	                             " AND job_pid IS NOT NULL"),
-	              "no running row with its backend:\n%s\n%s", itest_read_file(a->log),
-	              itest_read_file(b->log));
-	char *runner = itest_scalar(e->db, "SELECT instance FROM pgcrond.job_run_details"
-	                                   " WHERE job_name = 'long' AND status = 'running'");
+	char *runner = itest_wait_value(e->db,
+	                                "SELECT instance FROM pgcrond.job_run_details"
+	                                " WHERE job_name = 'long' AND status = 'running'"
+	                                " AND job_pid IS NOT NULL",
+	                                20);
+	ck_assert_msg(runner != NULL, "no running row with its backend:\n%s\n%s",
+	              itest_read_file(a->log), itest_read_file(b->log));
 	struct itest_inst *x = strcmp(runner, na) == 0 ? a : b;
 	free(runner);
 	*other = x == a ? b : a;
@@ -209,7 +208,7 @@ START_TEST(relay_freeze_in_flight)
 END_TEST
 
 /* A run that committed while its instance was frozen is recorded as succeeded, not retried
- * (a fenced takeover): X's run of one statement (an INSERT that takes 2 s) writes its
+ * (a fenced takeover): X's run of one statement (an INSERT that takes 4 s) writes its
  * transaction id before it runs (pgcrond.run_start); X is stopped (SIGSTOP) while it runs; the
  * statement commits on the server meanwhile; the survivor finds X dead after 5 s, ends the
  * backend, asks the server whether that transaction committed, and records the run as
@@ -224,7 +223,7 @@ START_TEST(committed_run_is_not_retried)
 	struct itest_inst *y,
 	    *x = long_run_in_flight(
 	        &e, &a, &b, "ca", "cb",
-	        "INSERT INTO execs (pid) SELECT pg_backend_pid() FROM pg_sleep(2)",
+	        "INSERT INTO execs (pid) SELECT pg_backend_pid() FROM pg_sleep(4)",
 	        " retries = 1; retry_on = \"any\"; retry_delay = \"1s\";", &y);
 	ck_assert_msg(itest_env_wait(&e, 5,
 	                             "SELECT count(*) = 1 FROM pgcrond.run_start WHERE xid IS NOT "

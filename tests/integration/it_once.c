@@ -121,7 +121,7 @@ static bool backend_busy_with(struct itest_env *e, const char *pattern)
 }
 
 /* Frozen before its COMMIT: X's run has run both its statements (the INSERT, then a sleep of
- * 2 s) when X is stopped. Under pg_cron, or before pgcrond opened the transaction itself, the
+ * 4 s) when X is stopped. Under pg_cron, or before pgcrond opened the transaction itself, the
  * string's implicit transaction committed at its end, and the retry did the work a second
  * time. Now the transaction waits for a COMMIT that never comes: the survivor ends the backend
  * (rolled back) and retries, and the work is done once, by the retry. */
@@ -131,9 +131,9 @@ START_TEST(frozen_before_commit_runs_once)
 	struct itest_inst a, b, *y;
 	setup(&e, "once-frozen");
 	struct itest_inst *x = run_in_flight(
-	    &e, &a, &b, "INSERT INTO execs (pid) VALUES (pg_backend_pid()); SELECT pg_sleep(2)",
+	    &e, &a, &b, "INSERT INTO execs (pid) VALUES (pg_backend_pid()); SELECT pg_sleep(4)",
 	    &y);
-	ck_assert_msg(backend_busy_with(&e, "INSERT INTO execs%pg_sleep(2)"),
+	ck_assert_msg(backend_busy_with(&e, "INSERT INTO execs%pg_sleep(4)"),
 	              "the run's statements were not seen running:\n%s", itest_read_file(x->log));
 	ck_assert_int_eq(kill(x->pid, SIGSTOP), 0);
 	/* found dead after 5 s; its run closed, retried on the survivor */
@@ -472,11 +472,10 @@ static void wait_long_in_flight(struct itest_env *e, struct itest_inst *in, stru
 	" ON a.backend_xid::text::bigint = r.xid %% 4294967296"                                    \
 	" WHERE r.job_name LIKE 'l_' AND r.xid > 0 AND a.state = 'active'"                         \
 	" AND a.query LIKE '%%pg_sleep(3)%%' LIMIT 1"
-	ck_assert_msg(itest_env_wait(e, 30, "SELECT EXISTS (" LONG_RUNNER ")"),
-	              "no long run in flight");
 	char q[512];
 	snprintf(q, sizeof(q), LONG_RUNNER);
-	char *runner = itest_scalar(e->db, q);
+	char *runner = itest_wait_value(e->db, q, 30);
+	ck_assert_msg(runner != NULL, "no long run in flight");
 	*x = NULL;
 	for (int i = 0; runner && i < 3; i++)
 		if (strcmp(runner, in[i].name) == 0)

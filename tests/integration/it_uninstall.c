@@ -193,13 +193,11 @@ START_TEST(uninstall_refuses_while_another_instance_runs)
 	                             " 'active' AND query LIKE 'SELECT pg_sleep(3)%%'"
 	                             " AND datname = '" O_DB "'"),
 	              "no run in flight:\n%s", itest_read_file(b.log));
-	ck_assert_msg(itest_env_wait(&e, 15,
-	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
-	                             " WHERE job_name = 'slow' AND status = 'running'"),
-	              "no row of the run in flight:\n%s", itest_read_file(b.log));
-	char *run = itest_scalar(e.db, "SELECT runid FROM pgcrond.job_run_details"
-	                               " WHERE job_name = 'slow' AND status = 'running'");
-	ck_assert_ptr_nonnull(run);
+	char *run = itest_wait_value(e.db,
+	                             "SELECT runid FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'slow' AND status = 'running'",
+	                             15);
+	ck_assert_msg(run != NULL, "no row of the run in flight:\n%s", itest_read_file(b.log));
 
 	out = itest_cli(&status, "uninstall", "-c", e.conf, NULL);
 	ck_assert_msg(status == 75, "uninstall while another instance runs: %d %s", status, out);

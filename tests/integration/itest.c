@@ -297,6 +297,15 @@ bool itest_wait_sql(PGconn *c, const char *sql, double timeout_s)
 	}
 }
 
+char *itest_wait_value(PGconn *c, const char *sql, double timeout_s)
+{
+	double end = itest_now() + timeout_s;
+	char *v;
+	while (!(v = itest_scalar(c, sql)) && itest_now() <= end)
+		itest_sleep(0.05);
+	return v;
+}
+
 bool itest_wait_until(bool (*cond)(void *), void *arg, double timeout_s)
 {
 	double end = itest_now() + timeout_s;

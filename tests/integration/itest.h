@@ -45,6 +45,10 @@ void itest_assert_scalar_at(const char *file, int line, PGconn *c, const char *s
 /* Poll SQL (returning one boolean) every 50 ms until true or TIMEOUT_S; returns the last
  * value. Polling is fine in a test; the daemon itself never polls. */
 bool itest_wait_sql(PGconn *c, const char *sql, double timeout_s);
+/* Poll SQL (returning one value) every 50 ms until it is not NULL or TIMEOUT_S; returns it
+ * (malloc'd) or NULL. One statement both finds and reads what changes on its own (a run in
+ * flight), which a wait and a second read could see end between them. */
+char *itest_wait_value(PGconn *c, const char *sql, double timeout_s);
 
 /* Call COND(ARG) every 50 ms until it returns true or TIMEOUT_S passed; returns its last
  * value. For conditions neither SQL nor a log line shows (a file, a count read some other
