@@ -82,9 +82,9 @@ static struct itest_inst *long_run_via(struct itest_env *e, struct itest_inst *a
 		ahead = itest_insts_soon_again(both, 2, at, ahead);
 	}
 	char *runner = itest_wait_value(e->db,
-	                                "SELECT instance FROM pgcrond.job_run_details"
+	                                "SELECT min(instance) FROM pgcrond.job_run_details"
 	                                " WHERE job_name = 'long' AND status = 'running'"
-	                                " AND job_pid IS NOT NULL",
+	                                " AND job_pid IS NOT NULL HAVING count(*) = 1",
 	                                20);
 	ck_assert_msg(runner != NULL, "no running row with its backend:\n%s\n%s",
 	              itest_read_file(a->log), itest_read_file(b->log));
