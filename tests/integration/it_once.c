@@ -477,7 +477,7 @@ static void wait_long_in_flight(struct itest_env *e, struct itest_inst *in, stru
 	char *runner = itest_wait_value(e->db, q, 30);
 	ck_assert_msg(runner != NULL, "no long run in flight");
 	*x = NULL;
-	for (int i = 0; runner && i < 3; i++)
+	for (int i = 0; i < 3; i++)
 		if (strcmp(runner, in[i].name) == 0)
 			*x = &in[i];
 	free(runner);

@@ -156,7 +156,8 @@ static void listen_done(struct cluster *c, const struct stmtq_result *sr)
 		cluster_due_at(c, OP_HELLO, 0);
 	/* the connect's reads of the shared rows go after the LISTEN, so that a change another
 	 * instance makes meanwhile is in the rows they read or wakes them again */
-	c->hooks.notified(c->hooks.arg, NULL);
+	if (c->hooks.notified)
+		c->hooks.notified(c->hooks.arg, NULL);
 }
 
 static bool purge_skip(struct cluster *c)
